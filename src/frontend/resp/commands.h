@@ -1,0 +1,122 @@
+// The RESP command table: one declarative entry per command (name, arity, flags, handlers),
+// registered by one file per command family.
+//
+// A command runs in two steps on the connection's thread:
+//   Prepare: parse and check the arguments; either write a reply at once (connection
+//            commands, argument errors) or add calls for the gateway to run on the shards.
+//   Finish:  once every call of the round has its reply, write the command's reply from them.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontend/resp/errors.h"
+#include "frontend/resp/writer.h"
+#include "gateway/gateway.h"
+
+namespace cellar::resp {
+
+// Per-connection state that commands read and change. Owned by the connection's thread.
+struct ConnState {
+  uint64_t id = 0;
+  int proto = 2;
+  bool authed = false;
+  uint32_t cache_id = 0;
+  std::string cache_name;
+  std::string client_name;
+  std::string lib_name, lib_ver;
+  std::string peer;       // "ip:port"
+  int64_t created_ms = 0;
+  bool close_after_reply = false;  // QUIT
+  uint64_t commands = 0;
+};
+
+struct ServerContext {
+  gateway::Gateway* gateway = nullptr;
+  uint64_t max_item_bytes = 0;
+  int64_t start_ms = 0;
+  uint16_t resp_port = 0;
+  uint32_t threads = 0;
+};
+
+struct CommandSpec;
+
+class CommandContext {
+ public:
+  CommandContext(ConnState& conn, ServerContext& server, uint32_t thread, int64_t now_ms,
+                 std::vector<gateway::Call>& calls, ReplyWriter& local)
+      : conn(conn), server(server), thread(thread), now_ms(now_ms), local(local), calls_(calls) {}
+
+  ConnState& conn;
+  ServerContext& server;
+  const uint32_t thread;
+  const int64_t now_ms;
+  std::vector<std::string_view> args;  // args[0] is the command name
+  const CommandSpec* spec = nullptr;
+
+  // Adds a call for the bound cache.
+  api::Request& Add(api::Op op, std::string_view key = {}) {
+    calls_.emplace_back();
+    api::Request& r = calls_.back().req;
+    r.op = op;
+    r.cache_id = conn.cache_id;
+    r.key = key;
+    return r;
+  }
+  // Adds one keyless call per shard (SCAN, DBSIZE, FLUSHDB, INFO).
+  void AddPerShard(api::Op op) {
+    for (uint32_t s = 0; s < server.gateway->num_shards(); ++s) Add(op).shard = static_cast<int16_t>(s);
+  }
+  // For replies written during Prepare.
+  ReplyWriter& local;
+
+ private:
+  std::vector<gateway::Call>& calls_;
+};
+
+using PrepareFn = void (*)(CommandContext& ctx);
+using FinishFn = void (*)(CommandContext& ctx, std::span<gateway::Call> calls, ReplyWriter& w);
+// A second round for commands that must look before they write (MSETNX): given the first
+// round's calls, adds the second round's calls and returns true, or returns false to finish
+// with the first round's calls. Only for commands flagged kEndsRound.
+using FollowupFn = bool (*)(CommandContext& ctx, std::span<gateway::Call> first_round);
+
+enum CommandFlag : uint32_t {
+  kWrite = 1 << 0,
+  kReadOnly = 1 << 1,
+  kNoAuth = 1 << 2,      // allowed before AUTH
+  kConnection = 1 << 3,  // touches only the connection
+  kFast = 1 << 4,
+  kAdmin = 1 << 5,
+  kEndsRound = 1 << 6,   // nothing after it in the pipeline is prepared until it is done
+};
+
+struct CommandSpec {
+  std::string_view name;  // lower case
+  int arity;              // Redis convention: n = exactly n args, -n = at least n
+  uint32_t flags;
+  PrepareFn prepare;
+  FinishFn finish;        // null for commands that always reply in Prepare
+  int first_key, last_key, key_step;  // for COMMAND INFO
+  std::string_view summary;
+  FollowupFn followup = nullptr;
+};
+
+// Looks a command up by name, case-insensitively. Null if unknown.
+const CommandSpec* FindCommand(std::string_view name);
+const std::vector<const CommandSpec*>& AllCommands();
+
+// Family registration (one per family file); called once by the table.
+void RegisterConnectionFamily(std::vector<CommandSpec>& table);
+void RegisterStringFamily(std::vector<CommandSpec>& table);
+void RegisterKeysFamily(std::vector<CommandSpec>& table);
+void RegisterServerFamily(std::vector<CommandSpec>& table);
+
+// Shared argument helpers.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+std::string Lower(std::string_view s);
+
+}  // namespace cellar::resp

@@ -1,0 +1,249 @@
+#include "frontend/resp/connection.h"
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "frontend/resp/metrics.h"
+#include "frontend/resp/resp_server.h"
+
+namespace cellar::resp {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr size_t kReadChunk = 16 * 1024;
+}  // namespace
+
+Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t id)
+    : owner_(owner), socket_(std::move(socket)), parser_(owner->limits_) {
+  state_.id = id;
+  state_.created_ms = SystemClock::Get()->NowMillis();
+  error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec) state_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (owner_->server_->gateway->options().dev_no_auth) {
+    auto cache = owner_->server_->gateway->ResolveCache("default");
+    if (cache.ok()) {
+      state_.authed = true;
+      state_.cache_id = *cache;
+      state_.cache_name = "default";
+    }
+  }
+  owner_->conns_.insert(this);
+  RespServer::LiveConnections().fetch_add(1, std::memory_order_relaxed);
+  Bump(MetricsOf(owner_->thread_).connections_opened);
+}
+
+Connection::~Connection() {
+  owner_->conns_.erase(this);
+  RespServer::LiveConnections().fetch_sub(1, std::memory_order_relaxed);
+  Bump(MetricsOf(owner_->thread_).connections_closed);
+}
+
+void Connection::Start() { Read(); }
+
+void Connection::Shutdown() {
+  closing_ = true;
+  if (!busy_) Close();
+}
+
+void Connection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+}
+
+void Connection::Read() {
+  if (closing_) return Close();
+  // Grow the buffer to what the parser says the current command needs, in chunks.
+  size_t want = std::max(kReadChunk, parser_.Wanted());
+  if (in_.size() - in_len_ < want) {
+    size_t cap = std::max(in_.size() * 2, in_len_ + want);
+    in_.resize(cap);
+  }
+  reading_ = true;
+  socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                          [self = shared_from_this()](error_code ec, size_t n) {
+                            self->reading_ = false;
+                            if (ec) return self->Close();
+                            self->OnRead(n);
+                          });
+}
+
+void Connection::OnRead(size_t n) {
+  in_len_ += n;
+  Bump(MetricsOf(owner_->thread_).bytes_in, n);
+  ProcessRound();
+}
+
+CommandContext Connection::MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls,
+                                       const Pending& p) {
+  CommandContext ctx(state_, *owner_->server_, owner_->thread_, SystemClock::Get()->NowMillis(),
+                     calls, local);
+  std::string_view buf(in_.data(), in_len_);
+  ctx.args.reserve(p.num_args);
+  for (uint32_t i = 0; i < p.num_args; ++i) {
+    const auto& a = args_[p.first_arg + i];
+    ctx.args.push_back(buf.substr(a.offset, a.length));
+  }
+  ctx.spec = p.spec;
+  return ctx;
+}
+
+void Connection::PrepareOne(Pending& p, std::string_view buf) {
+  ReplyWriter w(&local_, state_.proto);
+  std::string_view name = buf.substr(args_[p.first_arg].offset, args_[p.first_arg].length);
+  const CommandSpec* spec = FindCommand(name);
+  p.spec = spec;
+  if (spec == nullptr) {
+    std::string detail = "'" + std::string(name.substr(0, 128)) + "', with args beginning with: ";
+    for (uint32_t i = 1; i < p.num_args && detail.size() < 256; ++i) {
+      const auto& a = args_[p.first_arg + i];
+      detail += "'" + std::string(buf.substr(a.offset, std::min<uint32_t>(a.length, 128))) + "' ";
+    }
+    WriteError(w, RespError::kUnknownCommand, detail);
+  } else if ((spec->arity > 0 && static_cast<int>(p.num_args) != spec->arity) ||
+             (spec->arity < 0 && static_cast<int>(p.num_args) < -spec->arity)) {
+    WriteError(w, RespError::kWrongArity, spec->name);
+  } else if (!(spec->flags & kNoAuth) && !state_.authed) {
+    WriteError(w, RespError::kNoAuth);
+  } else {
+    CommandContext ctx = MakeContext(w, batch_.calls, p);
+    spec->prepare(ctx);
+    p.proto = w.proto();  // HELLO switches protocol for its own reply
+  }
+  p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
+  p.num_calls = static_cast<uint32_t>(batch_.calls.size() - p.first_call);
+  state_.commands++;
+}
+
+void Connection::ProcessRound() {
+  batch_.calls.clear();
+  pending_.clear();
+  local_.clear();
+  args_.clear();
+  std::string_view buf(in_.data(), in_len_);
+  while (pending_.size() < kMaxRound && !state_.close_after_reply) {
+    RespParser::Result r = parser_.Next(buf);
+    if (r == RespParser::Result::kNeedMore) break;
+    if (r == RespParser::Result::kError) {
+      Pending p{nullptr, static_cast<uint32_t>(batch_.calls.size()), 0,
+                static_cast<uint32_t>(local_.size()), 0, 0, 0, state_.proto};
+      ReplyWriter(&local_, state_.proto).Error("ERR " + parser_.error());
+      p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
+      pending_.push_back(p);
+      protocol_error_ = true;
+      Bump(MetricsOf(owner_->thread_).protocol_errors);
+      break;
+    }
+    Pending p{nullptr, static_cast<uint32_t>(batch_.calls.size()), 0,
+              static_cast<uint32_t>(local_.size()), 0, static_cast<uint32_t>(args_.size()),
+              static_cast<uint32_t>(parser_.args().size()), state_.proto};
+    args_.insert(args_.end(), parser_.args().begin(), parser_.args().end());
+    PrepareOne(p, buf);
+    pending_.push_back(p);
+    if (p.spec != nullptr && (p.spec->flags & kEndsRound) && p.num_calls > 0) break;
+  }
+  if (pending_.empty()) {
+    // Nothing complete: drop consumed bytes and wait for more.
+    size_t consumed = parser_.consumed();
+    if (consumed > 0) {
+      std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
+      in_len_ -= consumed;
+      parser_.Shift(consumed);
+    }
+    if (in_.size() > 4 * kReadChunk && in_len_ < kReadChunk) {
+      in_.resize(kReadChunk);  // give back the memory of a past large command
+      in_.shrink_to_fit();
+    }
+    return Read();
+  }
+  busy_ = true;
+  round_start_ns_ = MonotonicNanos();
+  if (batch_.calls.empty()) return FinishRound();
+  owner_->server_->gateway->Submit(owner_->thread_, &batch_,
+                                   [self = shared_from_this()] { self->FinishRound(); });
+}
+
+void Connection::FinishRound() { FinishFrom(0); }
+
+void Connection::FinishFrom(size_t index) {
+  ThreadMetrics& m = MetricsOf(owner_->thread_);
+  const uint64_t elapsed_us = (MonotonicNanos() - round_start_ns_) / 1000;
+  size_t bucket = 0;
+  while (kLatencyBoundsUs[bucket] < elapsed_us) ++bucket;
+  for (size_t i = index; i < pending_.size(); ++i) {
+    const Pending& p = pending_[i];
+    const size_t before = out_.size();
+    if (p.local_len > 0 || p.spec == nullptr || p.spec->finish == nullptr) {
+      out_.append(local_, p.local_off, p.local_len);
+    } else if (p.spec->followup != nullptr) {
+      // Only a round's last command has a follow-up (kEndsRound).
+      ReplyWriter unused(&local_, p.proto);
+      std::span<gateway::Call> first(batch_.calls.data() + p.first_call, p.num_calls);
+      followup_.calls.clear();
+      CommandContext ctx = MakeContext(unused, followup_.calls, p);
+      if (p.spec->followup(ctx, first)) {
+        owner_->server_->gateway->Submit(
+            owner_->thread_, &followup_, [self = shared_from_this(), i] {
+              const Pending& q = self->pending_[i];
+              ReplyWriter w(&self->out_, q.proto);
+              ReplyWriter unused2(&self->local_, q.proto);
+              CommandContext c2 = self->MakeContext(unused2, self->followup_.calls, q);
+              q.spec->finish(c2, std::span<gateway::Call>(self->followup_.calls), w);
+              self->FinishFrom(i + 1);
+            });
+        return;
+      }
+      ReplyWriter w(&out_, p.proto);
+      p.spec->finish(ctx, first, w);
+    } else {
+      ReplyWriter w(&out_, p.proto);
+      ReplyWriter unused(&local_, p.proto);
+      CommandContext ctx = MakeContext(unused, batch_.calls, p);
+      p.spec->finish(ctx, std::span<gateway::Call>(batch_.calls.data() + p.first_call, p.num_calls), w);
+    }
+    if (p.spec != nullptr) {
+      size_t id = CommandIndex(p.spec->name);
+      Bump(m.calls[id]);
+      if (out_.size() > before && out_[before] == '-') Bump(m.errors[id]);
+      Bump(m.latency[bucket]);
+      Bump(m.latency_sum_us, elapsed_us);
+    }
+  }
+  Write();
+}
+
+void Connection::Write() {
+  if (out_.empty()) return AfterWrite();
+  Bump(MetricsOf(owner_->thread_).bytes_out, out_.size());
+  asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+    if (ec) {
+      self->busy_ = false;
+      return self->Close();
+    }
+    self->AfterWrite();
+  });
+}
+
+void Connection::AfterWrite() {
+  out_.clear();
+  busy_ = false;
+  if (protocol_error_ || state_.close_after_reply || closing_) return Close();
+  // The round's borrowed bytes are free now: drop them and go on with what is buffered.
+  size_t consumed = parser_.consumed();
+  if (consumed > 0) {
+    std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
+    in_len_ -= consumed;
+    parser_.Shift(consumed);
+  }
+  ProcessRound();
+}
+
+}  // namespace cellar::resp

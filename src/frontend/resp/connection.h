@@ -1,0 +1,77 @@
+// Connection: one RESP client. Reads into a growable buffer, parses a round of up to
+// kMaxRound pipelined commands, prepares them, submits their calls to the gateway in one
+// batch, and when all replies are in, writes every reply in order with one write.
+//
+// Invariant: while a round is in flight the receive buffer is neither read into nor moved,
+// because the calls borrow their keys and values from it.
+//
+// Thread: owned by the loop thread of its RespServer.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "frontend/resp/commands.h"
+#include "frontend/resp/parser.h"
+#include "gateway/gateway.h"
+
+namespace cellar::resp {
+
+class RespServer;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(RespServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id);
+  ~Connection();
+
+  void Start();
+  // Closes now if idle (waiting for input), else after the current round's replies.
+  void Shutdown();
+
+ private:
+  static constexpr size_t kMaxRound = 1024;  // commands prepared per round
+
+  struct Pending {
+    const CommandSpec* spec;  // null for an unknown command or a protocol error
+    uint32_t first_call, num_calls;
+    uint32_t local_off, local_len;  // reply written during Prepare, if any
+    uint32_t first_arg, num_args;   // into args_
+    int proto;
+  };
+
+  void Read();
+  void OnRead(size_t n);
+  void ProcessRound();
+  void PrepareOne(Pending& p, std::string_view buf);
+  void FinishRound();
+  void RunFollowup(size_t index);
+  void FinishFrom(size_t index);
+  void Write();
+  void AfterWrite();
+  void Close();
+  CommandContext MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls, const Pending& p);
+
+  RespServer* owner_;
+  boost::asio::ip::tcp::socket socket_;
+  ConnState state_;
+  RespParser parser_;
+  std::string in_;     // receive buffer; bytes [0, in_len_) are valid
+  size_t in_len_ = 0;
+  std::string out_;    // replies of the current round
+  std::string local_;  // replies written during Prepare
+  std::vector<RespParser::Arg> args_;
+  std::vector<Pending> pending_;
+  gateway::Batch batch_;
+  gateway::Batch followup_;
+  uint64_t round_start_ns_ = 0;
+  bool reading_ = false;
+  bool busy_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  bool protocol_error_ = false;
+};
+
+}  // namespace cellar::resp

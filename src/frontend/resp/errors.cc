@@ -1,0 +1,57 @@
+#include "frontend/resp/errors.h"
+
+#include <string>
+
+namespace cellar::resp {
+
+void WriteStatus(ReplyWriter& w, const Status& st) {
+  switch (st.code()) {
+    case Code::kOk: return w.Simple("OK");
+    case Code::kNotFound: return w.Error("ERR cache not found");
+    case Code::kAlreadyExists: return w.Error("ERR cache already exists");
+    case Code::kSyntax: return w.Error("ERR syntax error");
+    case Code::kWrongType:
+      return w.Error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    case Code::kNotInteger: return w.Error("ERR value is not an integer or out of range");
+    case Code::kNotFloat: return w.Error("ERR value is not a valid float");
+    case Code::kOverflow: return w.Error("ERR increment or decrement would overflow");
+    case Code::kOutOfMemory:
+      return w.Error("OOM command not allowed when used memory > 'maxmemory'.");
+    case Code::kUnauthenticated: return w.Error("NOAUTH Authentication required.");
+    case Code::kPermissionDenied: return w.Error("NOPERM " + st.message());
+    case Code::kTooLarge:
+    case Code::kInvalidArgument:
+    case Code::kFailedPrecondition:
+    case Code::kResourceExhausted:
+      return w.Error("ERR " + st.message());
+    case Code::kUnavailable: return w.Error("ERR server is shutting down");
+    case Code::kInternal: return w.Error("ERR internal error");
+  }
+  w.Error("ERR internal error");
+}
+
+void WriteError(ReplyWriter& w, RespError e, std::string_view detail) {
+  std::string d(detail);
+  switch (e) {
+    case RespError::kNoAuth: return w.Error("NOAUTH Authentication required.");
+    case RespError::kWrongPass:
+      return w.Error("WRONGPASS invalid username-password pair or user is disabled.");
+    case RespError::kSyntax: return w.Error("ERR syntax error");
+    case RespError::kNotInteger: return w.Error("ERR value is not an integer or out of range");
+    case RespError::kNotFloat: return w.Error("ERR value is not a valid float");
+    case RespError::kInvalidExpire: return w.Error("ERR invalid expire time in '" + d + "' command");
+    case RespError::kWrongArity:
+      return w.Error("ERR wrong number of arguments for '" + d + "' command");
+    case RespError::kUnknownCommand: return w.Error("ERR unknown command " + d);
+    case RespError::kUnknownSubcommand:
+      return w.Error("ERR unknown subcommand or wrong number of arguments for '" + d + "'");
+    case RespError::kNoSuchCache: return w.Error("ERR cache not found");
+    case RespError::kOnlyDbZero: return w.Error("ERR DB index is out of range");
+    case RespError::kCursor: return w.Error("ERR invalid cursor");
+    case RespError::kProtocolVersion: return w.Error("NOPROTO unsupported protocol version");
+    case RespError::kNoDefaultCache:
+      return w.Error("NOAUTH Authentication required.");
+  }
+}
+
+}  // namespace cellar::resp

@@ -1,0 +1,34 @@
+// The one status-to-wire table of the RESP front-end. Every error text a RESP client can see
+// is written here, in Redis's words where Redis has them.
+#pragma once
+
+#include <string_view>
+
+#include "common/status.h"
+#include "frontend/resp/writer.h"
+
+namespace cellar::resp {
+
+enum class RespError {
+  kNoAuth,
+  kWrongPass,
+  kSyntax,
+  kNotInteger,
+  kNotFloat,
+  kInvalidExpire,  // with the command name
+  kWrongArity,     // with the command name
+  kUnknownCommand, // with the command name and args
+  kUnknownSubcommand,
+  kNoSuchCache,
+  kOnlyDbZero,
+  kCursor,
+  kProtocolVersion,
+  kNoDefaultCache,
+};
+
+// Writes a Status from the engine or the gateway.
+void WriteStatus(ReplyWriter& w, const Status& status);
+// Writes a front-end error; `detail` is the command name or other context where one is needed.
+void WriteError(ReplyWriter& w, RespError e, std::string_view detail = {});
+
+}  // namespace cellar::resp

@@ -1,0 +1,55 @@
+// RespServer: the RESP listener of one event loop. Every loop has its own acceptor on the same
+// port (SO_REUSEPORT), so the kernel spreads connections over the loops; a connection lives
+// on the loop that accepted it for its whole life.
+//
+// Thread: each RespServer and its connections belong to one loop thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <absl/container/flat_hash_set.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "frontend/resp/commands.h"
+#include "frontend/resp/parser.h"
+
+namespace cellar::resp {
+
+class Connection;
+
+class RespServer {
+ public:
+  RespServer(boost::asio::io_context& io, uint32_t thread, ServerContext* server,
+             ParserLimits limits);
+  ~RespServer();
+
+  // Binds with SO_REUSEPORT; throws std::runtime_error on failure (start-up only).
+  void Listen(const std::string& address, uint16_t port);
+  uint16_t port() const { return port_; }
+  // Stops accepting; idle connections close now, busy ones after their current replies.
+  void Stop();
+  size_t connections() const { return conns_.size(); }
+
+  // Connections alive on every loop; shutdown waits for this to reach zero.
+  static std::atomic<int64_t>& LiveConnections();
+
+ private:
+  friend class Connection;
+  void Accept();
+
+  boost::asio::io_context& io_;
+  const uint32_t thread_;
+  ServerContext* server_;
+  ParserLimits limits_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  bool stopping_ = false;
+  absl::flat_hash_set<Connection*> conns_;
+  uint64_t next_id_;
+};
+
+}  // namespace cellar::resp

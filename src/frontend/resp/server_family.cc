@@ -1,0 +1,151 @@
+// Server commands: INFO, DBSIZE, FLUSHDB.
+#include <unistd.h>
+
+#include <fstream>
+
+#include "frontend/resp/commands.h"
+#include "frontend/resp/metrics.h"
+
+namespace cellar::resp {
+namespace {
+
+using gateway::Call;
+
+void PrepareDbSize(CommandContext& ctx) { ctx.AddPerShard(api::Op::kCount); }
+
+void FinishSum(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
+  int64_t sum = 0;
+  for (const Call& c : calls) {
+    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
+    sum += c.reply.integer;
+  }
+  w.Int(sum);
+}
+
+void PrepareFlushDb(CommandContext& ctx) {
+  if (ctx.args.size() > 2 ||
+      (ctx.args.size() == 2 && !EqualsIgnoreCase(ctx.args[1], "async") &&
+       !EqualsIgnoreCase(ctx.args[1], "sync"))) {
+    return WriteError(ctx.local, RespError::kSyntax);
+  }
+  ctx.AddPerShard(api::Op::kFlushCache);
+}
+
+void FinishFlushDb(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
+  for (const Call& c : calls) {
+    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
+  }
+  w.Simple("OK");
+}
+
+void PrepareInfo(CommandContext& ctx) { ctx.AddPerShard(api::Op::kStats); }
+
+std::string Human(uint64_t bytes) {
+  const char* units[] = {"B", "K", "M", "G", "T"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  snprintf(buf, sizeof(buf), u == 0 ? "%.0f%s" : "%.2f%s", v, units[u]);
+  return buf;
+}
+
+uint64_t RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+void FinishInfo(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
+  int64_t sum[api::kStatCount] = {};
+  for (const Call& c : calls) {
+    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
+    for (size_t i = 0; i < api::kStatCount && i < c.reply.numbers.size(); ++i) {
+      sum[i] += c.reply.numbers[i];
+    }
+  }
+  uint64_t opened = 0, closed = 0, commands = 0;
+  for (uint32_t t = 0; t < ctx.server.threads; ++t) {
+    ThreadMetrics& m = MetricsOf(t);
+    opened += m.connections_opened.load(std::memory_order_relaxed);
+    closed += m.connections_closed.load(std::memory_order_relaxed);
+    for (const auto& c : m.calls) commands += c.load(std::memory_order_relaxed);
+  }
+  auto want = [&](std::string_view section) {
+    if (ctx.args.size() == 1) return true;
+    for (size_t i = 1; i < ctx.args.size(); ++i) {
+      if (EqualsIgnoreCase(ctx.args[i], section) || EqualsIgnoreCase(ctx.args[i], "all") ||
+          EqualsIgnoreCase(ctx.args[i], "everything") || EqualsIgnoreCase(ctx.args[i], "default")) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::string s;
+  auto line = [&](std::string_view k, const std::string& v) {
+    s.append(k);
+    s.push_back(':');
+    s.append(v);
+    s.append("\r\n");
+  };
+  if (want("server")) {
+    s += "# Server\r\n";
+    line("redis_version", "7.0.0");
+    line("cellar_version", CELLAR_VERSION);
+    line("redis_mode", "standalone");
+    line("os", "Linux");
+    line("process_id", std::to_string(getpid()));
+    line("tcp_port", std::to_string(ctx.server.resp_port));
+    line("uptime_in_seconds", std::to_string((ctx.now_ms - ctx.server.start_ms) / 1000));
+    line("event_loops", std::to_string(ctx.server.threads));
+    s += "\r\n";
+  }
+  if (want("clients")) {
+    s += "# Clients\r\n";
+    line("connected_clients", std::to_string(opened - closed));
+    s += "\r\n";
+  }
+  if (want("memory")) {
+    s += "# Memory\r\n";
+    line("used_memory", std::to_string(sum[api::kStatUsedBytes]));
+    line("used_memory_human", Human(static_cast<uint64_t>(sum[api::kStatUsedBytes])));
+    line("used_memory_rss", std::to_string(RssBytes()));
+    line("used_memory_index", std::to_string(sum[api::kStatIndexBytes]));
+    line("maxmemory", std::to_string(sum[api::kStatMemoryLimit]));
+    line("maxmemory_human", Human(static_cast<uint64_t>(sum[api::kStatMemoryLimit])));
+    line("maxmemory_policy", "allkeys-lru");
+    line("cache_used_memory", std::to_string(sum[api::kStatCacheBytes]));
+    s += "\r\n";
+  }
+  if (want("stats")) {
+    s += "# Stats\r\n";
+    line("total_connections_received", std::to_string(opened));
+    line("total_commands_processed", std::to_string(commands));
+    line("keyspace_hits", std::to_string(sum[api::kStatHits]));
+    line("keyspace_misses", std::to_string(sum[api::kStatMisses]));
+    line("evicted_keys", std::to_string(sum[api::kStatEvictions]));
+    line("expired_keys", std::to_string(sum[api::kStatExpirations]));
+    s += "\r\n";
+  }
+  if (want("keyspace")) {
+    s += "# Keyspace\r\n";
+    if (sum[api::kStatCacheItems] > 0) {
+      line("db0", "keys=" + std::to_string(sum[api::kStatCacheItems]) + ",expires=0,avg_ttl=0");
+    }
+  }
+  w.Verbatim(s);
+}
+
+}  // namespace
+
+void RegisterServerFamily(std::vector<CommandSpec>& t) {
+  t.push_back({"dbsize", 1, kReadOnly | kFast, PrepareDbSize, FinishSum, 0, 0, 0, "Returns the number of keys in the cache."});
+  t.push_back({"flushdb", -1, kWrite, PrepareFlushDb, FinishFlushDb, 0, 0, 0, "Removes every key of the cache."});
+  t.push_back({"info", -1, kReadOnly, PrepareInfo, FinishInfo, 0, 0, 0, "Server, clients, memory, stats and keyspace information."});
+}
+
+}  // namespace cellar::resp

@@ -1,0 +1,192 @@
+#include "gateway/gateway.h"
+
+#include <boost/asio/post.hpp>
+
+#include "control/admin_key.h"
+#include "control/cache_registry.h"
+#include "routing/router.h"
+#include "storage/engine/engine.h"
+
+namespace cellar::gateway {
+
+namespace asio = boost::asio;
+
+Gateway::Gateway(std::vector<asio::io_context*> loops, std::vector<storage::Engine*> engines,
+                 control::CacheRegistry* registry, Options options)
+    : loops_(std::move(loops)),
+      engines_(std::move(engines)),
+      registry_(registry),
+      options_(std::move(options)) {}
+
+Gateway::~Gateway() = default;
+
+void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) {
+  const uint32_t n = num_shards();
+  if (batch->by_shard_.size() != n) batch->by_shard_.resize(n);
+  for (auto& v : batch->by_shard_) v.clear();
+  for (uint32_t i = 0; i < batch->calls.size(); ++i) {
+    const api::Request& req = batch->calls[i].req;
+    uint32_t s = req.shard >= 0 ? static_cast<uint32_t>(req.shard) % n
+                                : routing::ShardOf(req.cache_id, req.key, n);
+    batch->by_shard_[s].push_back(i);
+  }
+  batch->done_ = std::move(done);
+  batch->pending_ = 1;  // held until the local part has run
+  for (uint32_t s = 0; s < n; ++s) {
+    if (s == origin || batch->by_shard_[s].empty()) continue;
+    ++batch->pending_;
+    asio::post(*loops_[s], [this, batch, s, origin] {
+      storage::Engine& engine = *engines_[s];
+      for (uint32_t i : batch->by_shard_[s]) engine.Execute(batch->calls[i].req, batch->calls[i].reply);
+      asio::post(*loops_[origin], [batch] { batch->Finish(); });
+    });
+  }
+  if (origin < n) {
+    storage::Engine& engine = *engines_[origin];
+    for (uint32_t i : batch->by_shard_[origin]) {
+      engine.Execute(batch->calls[i].req, batch->calls[i].reply);
+    }
+  }
+  batch->Finish();
+}
+
+bool Gateway::IsAdminKey(std::string_view secret) const {
+  return control::SecretEquals(secret, options_.admin_key);
+}
+
+StatusOr<uint32_t> Gateway::ResolveCache(std::string_view cache_name) const {
+  auto info = registry_->Find(cache_name);
+  if (!info) return Status(Code::kNotFound, "cache not found");
+  return info->id;
+}
+
+StatusOr<uint32_t> Gateway::Authenticate(std::string_view cache_name,
+                                         std::string_view secret) const {
+  if (!IsAdminKey(secret)) return Status(Code::kUnauthenticated, "invalid key");
+  return ResolveCache(cache_name);
+}
+
+void Gateway::ForEachShard(uint32_t origin, std::function<void(uint32_t, storage::Engine&)> fn,
+                           std::function<void()> done) {
+  struct State {
+    std::function<void(uint32_t, storage::Engine&)> fn;
+    std::function<void()> done;
+    uint32_t pending;
+  };
+  auto state = std::make_shared<State>(State{std::move(fn), std::move(done), num_shards()});
+  for (uint32_t s = 0; s < num_shards(); ++s) {
+    asio::post(*loops_[s], [this, state, s, origin] {
+      state->fn(s, *engines_[s]);
+      asio::post(*loops_[origin], [state] {
+        if (--state->pending == 0) state->done();
+      });
+    });
+  }
+}
+
+void Gateway::LoadCachesAtStart() {
+  for (const auto& info : registry_->List()) {
+    for (auto* engine : engines_) engine->CreateCache(info.id);
+  }
+}
+
+void Gateway::CreateCache(uint32_t origin, std::string name, std::function<void(Status)> done) {
+  auto created = registry_->Create(name);
+  if (!created.ok()) {
+    done(created.status());
+    return;
+  }
+  const uint32_t id = created->id;
+  ForEachShard(
+      origin, [id](uint32_t, storage::Engine& e) { e.CreateCache(id); },
+      [done = std::move(done)] { done(Status::Ok()); });
+}
+
+void Gateway::DeleteCache(uint32_t origin, std::string name, std::function<void(Status)> done) {
+  // Removed from the registry first: no new connection can bind to it while shards drop it.
+  auto removed = registry_->Remove(name);
+  if (!removed.ok()) {
+    done(removed.status());
+    return;
+  }
+  const uint32_t id = removed->id;
+  ForEachShard(
+      origin, [id](uint32_t, storage::Engine& e) { e.FlushCache(id, /*forget=*/true); },
+      [done = std::move(done)] { done(Status::Ok()); });
+}
+
+void Gateway::FlushCache(uint32_t origin, std::string name,
+                         std::function<void(StatusOr<uint64_t>)> done) {
+  auto info = registry_->Find(name);
+  if (!info) {
+    done(Status(Code::kNotFound, "cache not found"));
+    return;
+  }
+  const uint32_t id = info->id;
+  // Each shard writes its own slot; the origin loop sums them.
+  auto per_shard = std::make_shared<std::vector<uint64_t>>(num_shards(), 0);
+  ForEachShard(
+      origin,
+      [id, per_shard](uint32_t s, storage::Engine& e) {
+        (*per_shard)[s] = e.FlushCache(id, /*forget=*/false);
+      },
+      [per_shard, done = std::move(done)] {
+        uint64_t sum = 0;
+        for (uint64_t v : *per_shard) sum += v;
+        done(sum);
+      });
+}
+
+void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
+  struct PerShard {
+    storage::EngineCounters engine;
+    uint64_t memory_limit = 0;
+    std::vector<std::pair<uint32_t, storage::CacheCounters>> caches;
+  };
+  auto caches = registry_->List();
+  auto parts = std::make_shared<std::vector<PerShard>>(num_shards());
+  auto ids = std::make_shared<std::vector<uint32_t>>();
+  for (const auto& c : caches) ids->push_back(c.id);
+  ForEachShard(
+      origin,
+      [parts, ids](uint32_t s, storage::Engine& e) {
+        PerShard& p = (*parts)[s];
+        p.engine = e.Counters();
+        p.memory_limit = e.memory_limit();
+        for (uint32_t id : *ids) {
+          if (const auto* cc = e.Cache(id)) p.caches.emplace_back(id, *cc);
+        }
+      },
+      [this, parts, caches = std::move(caches), done = std::move(done)] {
+        Stats st;
+        st.caches.reserve(caches.size());
+        for (const auto& c : caches) st.caches.push_back(CacheStats{c.name, c.id});
+        for (uint32_t s = 0; s < num_shards(); ++s) {
+          const PerShard& p = (*parts)[s];
+          st.items += p.engine.items;
+          st.used_bytes += p.engine.used_bytes;
+          st.index_bytes += p.engine.index_bytes;
+          st.memory_limit += p.memory_limit;
+          st.hits += p.engine.hits;
+          st.misses += p.engine.misses;
+          st.evictions += p.engine.evictions;
+          st.expirations += p.engine.expirations;
+          st.oom_refusals += p.engine.oom_refusals;
+          for (const auto& [id, cc] : p.caches) {
+            for (auto& out : st.caches) {
+              if (out.id != id) continue;
+              out.ops += cc.ops;
+              out.items += cc.items;
+              out.bytes += cc.bytes;
+              out.hits += cc.hits;
+              out.misses += cc.misses;
+              out.evictions += cc.evictions;
+              out.expirations += cc.expirations;
+            }
+          }
+        }
+        done(std::move(st));
+      });
+}
+
+}  // namespace cellar::gateway

@@ -1,0 +1,109 @@
+// Gateway: the request pipeline between front-ends and shards. Front-ends hand it batches of
+// protocol-neutral calls; it routes each call to the shard owning (cache id, key), runs local
+// calls inline and sends one message per remote shard, and calls back on the origin thread
+// when every reply is in. Authentication, authorization and tenant limits slot in here.
+//
+// Threads: shard i lives on event loop i. Submit and the callbacks run on the caller's loop;
+// a Batch is touched by a remote shard only between the send and the reply message, while its
+// owner waits, so no lock is needed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "api/request.h"
+#include "common/status.h"
+
+namespace cellar::storage {
+class Engine;
+}
+namespace cellar::control {
+class CacheRegistry;
+}
+
+namespace cellar::gateway {
+
+struct Call {
+  api::Request req;
+  api::Reply reply;
+};
+
+// One round of calls from a connection. Reused across rounds to keep allocations off the
+// hot path: clear `calls`, fill it, Submit.
+class Batch {
+ public:
+  std::vector<Call> calls;
+
+ private:
+  friend class Gateway;
+  void Finish() {
+    if (--pending_ == 0) done_();
+  }
+  std::vector<std::vector<uint32_t>> by_shard_;  // call indices per shard
+  int pending_ = 0;
+  std::function<void()> done_;
+};
+
+struct CacheStats {
+  std::string name;
+  uint32_t id = 0;
+  uint64_t ops = 0, items = 0, bytes = 0, hits = 0, misses = 0, evictions = 0, expirations = 0;
+};
+
+struct Stats {
+  uint64_t items = 0, used_bytes = 0, index_bytes = 0, memory_limit = 0;
+  uint64_t hits = 0, misses = 0, evictions = 0, expirations = 0, oom_refusals = 0;
+  std::vector<CacheStats> caches;  // every cache of the registry, sorted by name
+};
+
+struct Options {
+  bool dev_no_auth = false;
+  std::string admin_key;
+};
+
+class Gateway {
+ public:
+  Gateway(std::vector<boost::asio::io_context*> loops, std::vector<storage::Engine*> engines,
+          control::CacheRegistry* registry, Options options);
+  ~Gateway();
+
+  uint32_t num_shards() const { return static_cast<uint32_t>(loops_.size()); }
+  boost::asio::io_context& loop(uint32_t i) { return *loops_[i]; }
+  const Options& options() const { return options_; }
+
+  // Runs batch->calls; calls done() on loop `origin` when all replies are in (possibly inline).
+  void Submit(uint32_t origin, Batch* batch, std::function<void()> done);
+
+  // Identity: which cache a credential may bind to. Today the admin key opens every cache.
+  StatusOr<uint32_t> Authenticate(std::string_view cache_name, std::string_view secret) const;
+  bool IsAdminKey(std::string_view secret) const;
+  StatusOr<uint32_t> ResolveCache(std::string_view cache_name) const;
+
+  // Control plane operations; each answers on loop `origin` once every shard has applied it.
+  void CreateCache(uint32_t origin, std::string name, std::function<void(Status)> done);
+  void DeleteCache(uint32_t origin, std::string name, std::function<void(Status)> done);
+  void FlushCache(uint32_t origin, std::string name,
+                  std::function<void(StatusOr<uint64_t>)> done);
+  void CollectStats(uint32_t origin, std::function<void(Stats)> done);
+
+  // Makes caches of the registry known to every shard; blocking, before loops serve traffic.
+  void LoadCachesAtStart();
+
+ private:
+  // Runs fn(shard index, engine) on every shard's loop, then done() on loop `origin`.
+  void ForEachShard(uint32_t origin, std::function<void(uint32_t, storage::Engine&)> fn,
+                    std::function<void()> done);
+
+  std::vector<boost::asio::io_context*> loops_;
+  std::vector<storage::Engine*> engines_;
+  control::CacheRegistry* registry_;
+  Options options_;
+};
+
+}  // namespace cellar::gateway

@@ -1,0 +1,270 @@
+#include "server/admin_routes.h"
+
+#include <string>
+
+#include "common/numbers.h"
+#include "control/admin_key.h"
+#include "frontend/resp/commands.h"
+#include "frontend/resp/metrics.h"
+
+namespace cellar::server {
+namespace {
+
+// At most this many caches get their own label values on /metrics; the rest are summed
+// under cache="_other", so a tenant with many caches cannot blow up the series count.
+constexpr size_t kMaxCacheSeries = 1000;
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+// Prometheus label values escape backslash, quote and newline.
+std::string LabelEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+HttpResponse Json(int status, std::string body) { return {status, "application/json", std::move(body)}; }
+HttpResponse Error(int status, std::string_view msg) {
+  return Json(status, "{\"error\":\"" + JsonEscape(msg) + "\"}");
+}
+
+int HttpStatusOf(const Status& st) {
+  switch (st.code()) {
+    case Code::kOk: return 200;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kInvalidArgument: return 400;
+    case Code::kUnauthenticated: return 401;
+    case Code::kPermissionDenied: return 403;
+    case Code::kResourceExhausted: return 429;
+    case Code::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+void Metric(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += " ";
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += " ";
+  out += type;
+  out += "\n";
+}
+
+void Sample(std::string& out, std::string_view name, std::string_view labels, uint64_t v) {
+  out += name;
+  if (!labels.empty()) {
+    out += "{";
+    out += labels;
+    out += "}";
+  }
+  out += " ";
+  out += std::to_string(v);
+  out += "\n";
+}
+
+std::string RenderMetrics(const gateway::Stats& st, uint32_t threads) {
+  std::string out;
+  using resp::MetricsOf;
+  const auto& commands = resp::AllCommands();
+  std::vector<uint64_t> calls(resp::kMaxCommandIds), errors(resp::kMaxCommandIds);
+  std::vector<uint64_t> latency(resp::kLatencyBoundsUs.size());
+  uint64_t opened = 0, closed = 0, proto_errors = 0, bytes_in = 0, bytes_out = 0, lat_sum = 0;
+  for (uint32_t t = 0; t < threads; ++t) {
+    resp::ThreadMetrics& m = MetricsOf(t);
+    opened += m.connections_opened.load(std::memory_order_relaxed);
+    closed += m.connections_closed.load(std::memory_order_relaxed);
+    proto_errors += m.protocol_errors.load(std::memory_order_relaxed);
+    bytes_in += m.bytes_in.load(std::memory_order_relaxed);
+    bytes_out += m.bytes_out.load(std::memory_order_relaxed);
+    lat_sum += m.latency_sum_us.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < resp::kMaxCommandIds; ++i) {
+      calls[i] += m.calls[i].load(std::memory_order_relaxed);
+      errors[i] += m.errors[i].load(std::memory_order_relaxed);
+    }
+    for (size_t i = 0; i < latency.size(); ++i) latency[i] += m.latency[i].load(std::memory_order_relaxed);
+  }
+  Metric(out, "cellar_commands_total", "counter", "RESP commands executed, by command.");
+  for (const auto* spec : commands) {
+    size_t id = resp::CommandIndex(spec->name);
+    if (calls[id] == 0) continue;
+    Sample(out, "cellar_commands_total", "command=\"" + std::string(spec->name) + "\"", calls[id]);
+  }
+  Metric(out, "cellar_command_errors_total", "counter", "RESP commands that answered an error.");
+  for (const auto* spec : commands) {
+    size_t id = resp::CommandIndex(spec->name);
+    if (errors[id] == 0) continue;
+    Sample(out, "cellar_command_errors_total", "command=\"" + std::string(spec->name) + "\"", errors[id]);
+  }
+  Metric(out, "cellar_command_latency_seconds", "histogram",
+         "Time from a command's arrival to its reply being ready.");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < latency.size(); ++i) {
+    cumulative += latency[i];
+    std::string le = resp::kLatencyBoundsUs[i] == UINT64_MAX
+                         ? "+Inf"
+                         : std::to_string(resp::kLatencyBoundsUs[i] / 1e6);
+    Sample(out, "cellar_command_latency_seconds_bucket", "le=\"" + le + "\"", cumulative);
+  }
+  out += "cellar_command_latency_seconds_sum " + std::to_string(lat_sum / 1e6) + "\n";
+  Sample(out, "cellar_command_latency_seconds_count", "", cumulative);
+  Metric(out, "cellar_connections", "gauge", "Open client connections.");
+  Sample(out, "cellar_connections", "protocol=\"resp\"", opened - closed);
+  Metric(out, "cellar_connections_total", "counter", "Client connections accepted.");
+  Sample(out, "cellar_connections_total", "protocol=\"resp\"", opened);
+  Metric(out, "cellar_protocol_errors_total", "counter", "Connections closed for malformed input.");
+  Sample(out, "cellar_protocol_errors_total", "protocol=\"resp\"", proto_errors);
+  Metric(out, "cellar_network_bytes_total", "counter", "Bytes received and sent to clients.");
+  Sample(out, "cellar_network_bytes_total", "direction=\"in\"", bytes_in);
+  Sample(out, "cellar_network_bytes_total", "direction=\"out\"", bytes_out);
+
+  Metric(out, "cellar_items", "gauge", "Items stored (expired ones not yet removed included).");
+  Sample(out, "cellar_items", "", st.items);
+  Metric(out, "cellar_memory_used_bytes", "gauge", "Bytes used by items and the key index.");
+  Sample(out, "cellar_memory_used_bytes", "", st.used_bytes);
+  Metric(out, "cellar_memory_limit_bytes", "gauge", "The memory limit; eviction keeps under it.");
+  Sample(out, "cellar_memory_limit_bytes", "", st.memory_limit);
+  Metric(out, "cellar_hits_total", "counter", "Reads that found their key.");
+  Sample(out, "cellar_hits_total", "", st.hits);
+  Metric(out, "cellar_misses_total", "counter", "Reads that did not find their key.");
+  Sample(out, "cellar_misses_total", "", st.misses);
+  Metric(out, "cellar_evictions_total", "counter", "Items evicted to stay within the memory limit.");
+  Sample(out, "cellar_evictions_total", "", st.evictions);
+  Metric(out, "cellar_expirations_total", "counter", "Items removed because their TTL passed.");
+  Sample(out, "cellar_expirations_total", "", st.expirations);
+  Metric(out, "cellar_oom_refusals_total", "counter", "Writes refused because nothing could be evicted.");
+  Sample(out, "cellar_oom_refusals_total", "", st.oom_refusals);
+
+  struct Row {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t gateway::CacheStats::*field;
+  };
+  static const Row kRows[] = {
+      {"cellar_cache_operations_total", "counter", "Operations executed, by cache.", &gateway::CacheStats::ops},
+      {"cellar_cache_items", "gauge", "Items, by cache.", &gateway::CacheStats::items},
+      {"cellar_cache_bytes", "gauge", "Bytes of items, by cache.", &gateway::CacheStats::bytes},
+      {"cellar_cache_hits_total", "counter", "Hits, by cache.", &gateway::CacheStats::hits},
+      {"cellar_cache_misses_total", "counter", "Misses, by cache.", &gateway::CacheStats::misses},
+      {"cellar_cache_evictions_total", "counter", "Evictions, by cache.", &gateway::CacheStats::evictions},
+      {"cellar_cache_expirations_total", "counter", "Expirations, by cache.", &gateway::CacheStats::expirations},
+  };
+  for (const Row& row : kRows) {
+    Metric(out, row.name, row.type, row.help);
+    uint64_t other = 0;
+    for (size_t i = 0; i < st.caches.size(); ++i) {
+      if (i >= kMaxCacheSeries) {
+        other += st.caches[i].*row.field;
+        continue;
+      }
+      Sample(out, row.name, "cache=\"" + LabelEscape(st.caches[i].name) + "\"", st.caches[i].*row.field);
+    }
+    if (st.caches.size() > kMaxCacheSeries) Sample(out, row.name, "cache=\"_other\"", other);
+  }
+  return out;
+}
+
+std::string CacheNameFromPath(std::string_view path, std::string_view prefix, std::string_view suffix) {
+  std::string_view rest = path.substr(prefix.size());
+  if (!suffix.empty()) {
+    if (rest.size() <= suffix.size() || rest.substr(rest.size() - suffix.size()) != suffix) return {};
+    rest.remove_suffix(suffix.size());
+  }
+  return std::string(rest);
+}
+
+}  // namespace
+
+HttpHandler MakeAdminHandler(AdminContext ctx) {
+  return [ctx](const HttpRequest& req, HttpRespond respond) {
+    gateway::Gateway* gw = ctx.gateway;
+    if (req.path == "/healthz") {
+      if (req.method != "GET" && req.method != "HEAD") return respond(Error(405, "use GET"));
+      return respond({200, "text/plain", "ok\n"});
+    }
+    if (req.path == "/metrics") {
+      if (req.method != "GET") return respond(Error(405, "use GET"));
+      uint32_t threads = ctx.threads;
+      return gw->CollectStats(0, [respond, threads](gateway::Stats st) {
+        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads)});
+      });
+    }
+    const std::string_view kCaches = "/v1/caches";
+    if (req.path.rfind("/v1/", 0) != 0) return respond(Error(404, "no such endpoint"));
+    if (!gw->options().dev_no_auth) {
+      std::string_view auth = req.authorization;
+      const std::string_view kBearer = "Bearer ";
+      if (auth.empty()) return respond(Error(401, "missing Authorization: Bearer <admin key>"));
+      if (auth.rfind(kBearer, 0) != 0 || !gw->IsAdminKey(auth.substr(kBearer.size()))) {
+        return respond(Error(403, "invalid admin key"));
+      }
+    }
+    if (req.path == kCaches) {
+      if (req.method != "GET") return respond(Error(405, "use GET to list caches"));
+      return gw->CollectStats(0, [respond](gateway::Stats st) {
+        std::string body = "{\"caches\":[";
+        for (size_t i = 0; i < st.caches.size(); ++i) {
+          const auto& c = st.caches[i];
+          if (i > 0) body += ",";
+          body += "{\"name\":\"" + JsonEscape(c.name) + "\",\"items\":" + std::to_string(c.items) +
+                  ",\"bytes\":" + std::to_string(c.bytes) + "}";
+        }
+        body += "]}";
+        respond(Json(200, std::move(body)));
+      });
+    }
+    if (req.path.rfind(std::string(kCaches) + "/", 0) != 0) {
+      return respond(Error(404, "no such endpoint"));
+    }
+    const std::string prefix = std::string(kCaches) + "/";
+    if (req.method == "POST") {
+      std::string name = CacheNameFromPath(req.path, prefix, "/flush");
+      if (name.empty()) return respond(Error(404, "no such endpoint; POST /v1/caches/NAME/flush"));
+      return gw->FlushCache(0, name, [respond, name](StatusOr<uint64_t> r) {
+        if (!r.ok()) return respond(Error(HttpStatusOf(r.status()), r.status().message()));
+        respond(Json(200, "{\"name\":\"" + JsonEscape(name) + "\",\"flushed\":" +
+                              std::to_string(*r) + "}"));
+      });
+    }
+    std::string name = CacheNameFromPath(req.path, prefix, "");
+    if (req.method == "PUT") {
+      return gw->CreateCache(0, name, [respond, name](Status st) {
+        if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
+        respond(Json(201, "{\"name\":\"" + JsonEscape(name) + "\"}"));
+      });
+    }
+    if (req.method == "DELETE") {
+      return gw->DeleteCache(0, name, [respond, name](Status st) {
+        if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
+        respond(Json(200, "{\"name\":\"" + JsonEscape(name) + "\"}"));
+      });
+    }
+    respond(Error(405, "use PUT to create, DELETE to delete, POST .../flush to flush"));
+  };
+}
+
+}  // namespace cellar::server

@@ -1,0 +1,98 @@
+#include "server/config.h"
+
+#include <cctype>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+namespace cellar::server {
+
+std::optional<uint64_t> ParseSize(std::string_view text) {
+  size_t i = 0;
+  uint64_t v = 0;
+  if (text.empty()) return std::nullopt;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(text[i] - '0');
+    ++i;
+  }
+  if (i == 0) return std::nullopt;
+  std::string unit;
+  for (; i < text.size(); ++i) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
+  uint64_t mult = 1;
+  if (unit.empty() || unit == "b") {
+    mult = 1;
+  } else if (unit == "k" || unit == "kb" || unit == "kib") {
+    mult = 1ull << 10;
+  } else if (unit == "m" || unit == "mb" || unit == "mib") {
+    mult = 1ull << 20;
+  } else if (unit == "g" || unit == "gb" || unit == "gib") {
+    mult = 1ull << 30;
+  } else {
+    return std::nullopt;
+  }
+  uint64_t out;
+  if (__builtin_mul_overflow(v, mult, &out)) return std::nullopt;
+  return out;
+}
+
+std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
+  CLI::App app{"cellar serve: run every role of Cellar (gateway, storage, control plane) in one "
+               "process, on one event loop per core."};
+  app.name("cellar serve");
+  std::string memory_limit, max_item_size;
+  app.add_option("--data-dir", c.data_dir, "Metadata directory: cache list, admin.key, ports.json")
+      ->capture_default_str();
+  app.add_option("--bind", c.bind, "Address every listener binds")->capture_default_str();
+  app.add_option("--resp-port", c.resp_port, "RESP (Redis protocol) port; 0 picks a free one")
+      ->capture_default_str();
+  app.add_option("--api-port", c.api_port,
+                 "gRPC/HTTP API port (served from the Momento API milestone on); 0 picks a free one")
+      ->capture_default_str();
+  app.add_option("--admin-port", c.admin_port, "Admin HTTP port (/healthz, /metrics, /v1/caches)")
+      ->capture_default_str();
+  app.add_option("--memory-limit", memory_limit,
+                 "Memory for items, e.g. 512mb or 4gb (default: half of physical memory)");
+  app.add_option("--max-item-size", max_item_size, "Largest value accepted (default 4883kib)");
+  app.add_option("--threads", c.threads, "Event loops (= shards); 0 means one per core")
+      ->capture_default_str();
+  app.add_flag("--dev-no-auth", c.dev_no_auth,
+               "Development only, loopback only: unauthenticated RESP clients use cache 'default'");
+  app.add_flag("--allow-plaintext-public", c.allow_plaintext_public,
+               "Allow binding beyond loopback without TLS (logs a warning)");
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn or error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.set_config("--config", "", "TOML/INI file with the same keys as the flags (resp-port = 7000)");
+  app.footer(
+      "Examples:\n"
+      "  cellar serve                              # 127.0.0.1: RESP 6379, admin 9090\n"
+      "  cellar serve --dev-no-auth                # redis-cli works without AUTH (cache 'default')\n"
+      "  cellar serve --resp-port 0 --admin-port 0 # free ports, see DATA_DIR/ports.json\n"
+      "  cellar serve --memory-limit 2gb --threads 4");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!memory_limit.empty()) {
+    auto v = ParseSize(memory_limit);
+    if (!v) {
+      std::cerr << "cellar serve: --memory-limit: not a size: " << memory_limit << "\n";
+      return 2;
+    }
+    c.memory_limit = *v;
+  }
+  if (!max_item_size.empty()) {
+    auto v = ParseSize(max_item_size);
+    if (!v || *v == 0 || *v > (512ull << 20)) {
+      std::cerr << "cellar serve: --max-item-size: a size from 1 byte to 512mb, got "
+                << max_item_size << "\n";
+      return 2;
+    }
+    c.max_item_size = *v;
+  }
+  return std::nullopt;
+}
+
+}  // namespace cellar::server

@@ -1,0 +1,33 @@
+// Options of `cellar serve`, from flags and an optional config file (same keys as flags).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cellar::server {
+
+struct Config {
+  std::string data_dir = "./cellar-data";
+  std::string bind = "127.0.0.1";
+  uint16_t resp_port = 6379;
+  uint16_t api_port = 8080;
+  uint16_t admin_port = 9090;
+  uint64_t memory_limit = 0;        // bytes; 0 = half of physical memory
+  uint64_t max_item_size = 4883 * 1024;
+  uint32_t threads = 0;             // 0 = one per core
+  bool dev_no_auth = false;
+  std::string log_level = "info";
+  bool allow_plaintext_public = false;
+};
+
+// "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,
+// as Redis's maxmemory does. nullopt on anything else.
+std::optional<uint64_t> ParseSize(std::string_view text);
+
+// Parses `cellar serve` arguments (argv[0] is "serve"). Returns the exit code to use when the
+// process should stop now (help shown, bad flags), or nullopt to go on.
+std::optional<int> ParseServeArgs(int argc, char** argv, Config& config);
+
+}  // namespace cellar::server

@@ -1,0 +1,225 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "control/admin_key.h"
+#include "control/cache_registry.h"
+#include "frontend/resp/metrics.h"
+#include "frontend/resp/resp_server.h"
+#include "gateway/gateway.h"
+#include "server/admin_http.h"
+#include "server/admin_routes.h"
+#include "server/config.h"
+#include "storage/engine/engine.h"
+
+namespace cellar::server {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// Active expiry: every tick each shard looks at this many slots, and goes on (up to a few
+// times) while more than a quarter of what it saw had expired.
+constexpr auto kExpireTick = std::chrono::milliseconds(100);
+constexpr size_t kExpireBudget = 20000;
+constexpr auto kDrainTimeout = std::chrono::seconds(10);
+
+// One event loop: its io_context, its shard and its RESP listener.
+struct Loop {
+  asio::io_context io{1};
+  std::unique_ptr<storage::Engine> engine;
+  std::unique_ptr<resp::RespServer> resp;
+  std::unique_ptr<asio::steady_timer> expire_timer;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+};
+
+void ScheduleExpiry(Loop* loop) {
+  loop->expire_timer->expires_after(kExpireTick);
+  loop->expire_timer->async_wait([loop](error_code ec) {
+    if (ec) return;
+    for (int round = 0; round < 8; ++round) {
+      size_t removed = loop->engine->ActiveExpire(kExpireBudget);
+      if (removed * 4 < kExpireBudget / 16) break;
+    }
+    ScheduleExpiry(loop);
+  });
+}
+
+uint64_t PhysicalMemory() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+bool IsLoopback(const std::string& bind) {
+  error_code ec;
+  auto addr = asio::ip::make_address(bind, ec);
+  return !ec && addr.is_loopback();
+}
+
+void WritePortsFile(const std::string& dir, const std::string& bind, uint16_t resp,
+                    uint16_t admin) {
+  std::string json = "{\"bind\":\"" + bind + "\",\"resp\":" + std::to_string(resp) +
+                     ",\"api\":null,\"admin\":" + std::to_string(admin) +
+                     ",\"pid\":" + std::to_string(getpid()) + "}\n";
+  std::string tmp = dir + "/ports.json.tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) throw std::runtime_error("cannot write " + tmp);
+  std::fwrite(json.data(), 1, json.size(), f);
+  std::fclose(f);
+  if (std::rename(tmp.c_str(), (dir + "/ports.json").c_str()) != 0) {
+    throw std::runtime_error("cannot write " + dir + "/ports.json");
+  }
+}
+
+}  // namespace
+
+int ServeMain(int argc, char** argv) {
+  Config cfg;
+  if (auto code = ParseServeArgs(argc, argv, cfg)) return *code;
+  InitLogging(cfg.log_level);
+  try {
+    if (!IsLoopback(cfg.bind)) {
+      if (cfg.dev_no_auth) {
+        LOG_ERROR("msg=\"--dev-no-auth is allowed on loopback only\" bind={}", cfg.bind);
+        return 2;
+      }
+      if (!cfg.allow_plaintext_public) {
+        LOG_ERROR(
+            "msg=\"refusing to listen beyond loopback without TLS; pass "
+            "--allow-plaintext-public to do it anyway\" bind={}",
+            cfg.bind);
+        return 2;
+      }
+      LOG_WARN("msg=\"listening beyond loopback in plaintext\" bind={}", cfg.bind);
+    }
+    std::filesystem::create_directories(cfg.data_dir);
+    ::chmod(cfg.data_dir.c_str(), 0700);
+    control::CacheRegistry registry(cfg.data_dir);
+    control::AdminKey admin = control::LoadOrCreateAdminKey(cfg.data_dir);
+    if (admin.created) {
+      std::cout << "cellar: generated the bootstrap admin key (shown once; also in "
+                << cfg.data_dir << "/admin.key):\n  " << admin.key << "\n";
+    }
+    if (cfg.dev_no_auth) {
+      LOG_WARN("msg=\"DEVELOPMENT MODE: --dev-no-auth: unauthenticated RESP clients use cache "
+               "'default' and the admin API needs no key\"");
+      if (!registry.Find("default")) (void)registry.Create("default");
+    }
+
+    const uint32_t threads =
+        cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    if (threads > resp::kMaxThreads) throw std::runtime_error("--threads: at most 256");
+    const uint64_t limit = cfg.memory_limit > 0 ? cfg.memory_limit : PhysicalMemory() / 2;
+
+    std::vector<std::unique_ptr<Loop>> loops;
+    std::vector<asio::io_context*> ios;
+    std::vector<storage::Engine*> engines;
+    for (uint32_t i = 0; i < threads; ++i) {
+      auto loop = std::make_unique<Loop>();
+      loop->engine = std::make_unique<storage::Engine>(SystemClock::Get(), limit / threads, i + 1);
+      loop->engine->set_max_value_bytes(cfg.max_item_size);
+      loop->expire_timer = std::make_unique<asio::steady_timer>(loop->io);
+      loop->guard.emplace(loop->io.get_executor());
+      ios.push_back(&loop->io);
+      engines.push_back(loop->engine.get());
+      loops.push_back(std::move(loop));
+    }
+    gateway::Gateway gateway(ios, engines, &registry, {cfg.dev_no_auth, admin.key});
+    gateway.LoadCachesAtStart();
+
+    resp::ServerContext server_ctx;
+    server_ctx.gateway = &gateway;
+    server_ctx.max_item_bytes = cfg.max_item_size;
+    server_ctx.start_ms = SystemClock::Get()->NowMillis();
+    server_ctx.threads = threads;
+    resp::ParserLimits limits;
+    limits.max_bulk_bytes = cfg.max_item_size;
+
+    uint16_t resp_port = cfg.resp_port;
+    for (uint32_t i = 0; i < threads; ++i) {
+      loops[i]->resp = std::make_unique<resp::RespServer>(loops[i]->io, i, &server_ctx, limits);
+      loops[i]->resp->Listen(cfg.bind, resp_port);
+      resp_port = loops[i]->resp->port();  // port 0: the others join the port the first got
+    }
+    server_ctx.resp_port = resp_port;
+
+    AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads}));
+    admin_http.Listen(cfg.bind, cfg.admin_port);
+
+    WritePortsFile(cfg.data_dir, cfg.bind, resp_port, admin_http.port());
+    LOG_INFO("msg=listening resp={}:{} admin={}:{} threads={} memory_limit={} max_item_size={}",
+             cfg.bind, resp_port, cfg.bind, admin_http.port(), threads, limit, cfg.max_item_size);
+    std::cout << "cellar ready resp=" << cfg.bind << ":" << resp_port << " admin=" << cfg.bind
+              << ":" << admin_http.port() << "\n"
+              << "  try: redis-cli -p " << resp_port << " then AUTH <cache> <admin key>"
+              << (cfg.dev_no_auth ? " (or nothing: --dev-no-auth)" : "") << std::endl;
+
+    for (auto& loop : loops) ScheduleExpiry(loop.get());
+
+    // Shutdown: stop accepting everywhere, let busy connections finish their replies, wait
+    // (bounded) until none is left, then let the loops run dry and exit 0.
+    asio::signal_set signals(loops[0]->io, SIGINT, SIGTERM);
+    auto drain_timer = std::make_shared<asio::steady_timer>(loops[0]->io);
+    signals.async_wait([&](error_code ec, int sig) {
+      if (ec) return;
+      LOG_INFO("msg=\"shutting down\" signal={}", sig);
+      admin_http.Stop();
+      for (auto& loop : loops) {
+        Loop* l = loop.get();
+        asio::post(l->io, [l] { l->resp->Stop(); });
+      }
+      auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+      std::function<void()> wait_drained = [&, deadline, drain_timer]() {
+        if (resp::RespServer::LiveConnections().load() > 0 &&
+            std::chrono::steady_clock::now() < deadline) {
+          drain_timer->expires_after(std::chrono::milliseconds(10));
+          drain_timer->async_wait([&wait_drained](error_code) { wait_drained(); });
+          return;
+        }
+        for (auto& loop : loops) {
+          Loop* l = loop.get();
+          asio::post(l->io, [l] {
+            l->expire_timer->cancel();
+            l->guard.reset();
+          });
+        }
+      };
+      wait_drained();
+    });
+
+    std::vector<std::thread> workers;
+    for (uint32_t i = 1; i < threads; ++i) {
+      workers.emplace_back([l = loops[i].get()] { l->io.run(); });
+    }
+    loops[0]->io.run();
+    for (auto& t : workers) t.join();
+    LOG_INFO("msg=stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    LOG_ERROR("msg=\"cannot start\" error=\"{}\"", e.what());
+    std::cerr << "cellar serve: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace cellar::server

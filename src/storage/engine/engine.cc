@@ -1,0 +1,572 @@
+#include "storage/engine/engine.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/hash.h"
+#include "common/glob.h"
+#include "common/numbers.h"
+
+namespace cellar::storage {
+
+namespace {
+// Items compared per eviction; 5 is Redis's default and approximates LRU well.
+constexpr int kEvictionSamples = 5;
+}  // namespace
+
+Engine::Engine(const Clock* clock, uint64_t memory_limit, uint64_t seed)
+    : clock_(clock), limit_(memory_limit), rng_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+
+Engine::~Engine() {
+  table_.EraseIf([](Item*) { return true; }, [](Item* item) { std::free(item); });
+}
+
+uint64_t Engine::NextRandom() {
+  // xorshift64*: cheap and good enough for sampling.
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 0x2545F4914F6CDD1Dull;
+}
+
+uint32_t Engine::LruClock() const {
+  // 100 ms resolution; 28 bits wrap after about 310 days, and ages are taken modulo that.
+  return static_cast<uint32_t>(clock_->NowMillis() / 100) & Item::kLruMask;
+}
+
+void Engine::CreateCache(uint32_t cache_id) { caches_.try_emplace(cache_id); }
+
+const CacheCounters* Engine::Cache(uint32_t cache_id) const {
+  auto it = caches_.find(cache_id);
+  return it == caches_.end() ? nullptr : &it->second;
+}
+
+EngineCounters Engine::Counters() const {
+  EngineCounters c = counters_;
+  c.items = table_.size();
+  c.used_bytes = used_bytes();
+  c.index_bytes = table_.IndexBytes();
+  return c;
+}
+
+Item* Engine::NewItem(uint32_t cache_id, std::string_view key, size_t val_len,
+                      int64_t expire_at) {
+  void* mem = std::malloc(Item::AllocSize(key.size(), val_len));
+  if (mem == nullptr) return nullptr;
+  Item* item = static_cast<Item*>(mem);
+  item->expire_at = expire_at;
+  item->cache_id = cache_id;
+  item->key_len = static_cast<uint32_t>(key.size());
+  item->val_len = static_cast<uint32_t>(val_len);
+  item->meta = static_cast<uint32_t>(ItemType::kString);
+  item->set_lru(LruClock());
+  std::memcpy(item->data(), key.data(), key.size());
+  size_t bytes = malloc_usable_size(item);
+  used_ += bytes;
+  CacheCounters& cc = caches_[cache_id];
+  cc.items++;
+  cc.bytes += bytes;
+  return item;
+}
+
+void Engine::FreeItem(Item* item) {
+  size_t bytes = malloc_usable_size(item);
+  used_ -= bytes;
+  auto it = caches_.find(item->cache_id);
+  if (it != caches_.end()) {
+    it->second.items--;
+    it->second.bytes -= bytes;
+  }
+  std::free(item);
+}
+
+void Engine::EraseSlot(size_t slot) { FreeItem(table_.Erase(slot)); }
+
+size_t Engine::FindLive(uint32_t cache_id, std::string_view key, uint64_t hash) {
+  size_t slot = table_.Find(cache_id, key, hash);
+  if (slot == Table::kNotFound) return slot;
+  if (table_.At(slot)->ExpiredAt(clock_->NowMillis())) {
+    EraseSlot(slot);
+    counters_.expirations++;
+    caches_[cache_id].expirations++;
+    return Table::kNotFound;
+  }
+  return slot;
+}
+
+bool Engine::EvictOne() {
+  const size_t n = table_.size();
+  if (n == 0) return false;
+  const size_t cap = table_.capacity();
+  const uint32_t now_clock = LruClock();
+  const int64_t now = clock_->NowMillis();
+  size_t best = Table::kNotFound;
+  uint32_t best_age = 0;
+  int sampled = 0;
+  // Random start, walk forward over occupied slots: at load >= 1/4 this touches few slots.
+  size_t i = NextRandom() & (cap - 1);
+  for (size_t visited = 0; visited < cap && sampled < kEvictionSamples; ++visited) {
+    if (table_.Occupied(i)) {
+      Item* item = table_.At(i);
+      uint32_t age = item->ExpiredAt(now) ? Item::kLruMask
+                                          : ((now_clock - item->lru()) & Item::kLruMask);
+      if (best == Table::kNotFound || age > best_age) {
+        best = i;
+        best_age = age;
+      }
+      ++sampled;
+      // Jump elsewhere after each sample so neighbours in one probe run are not favoured.
+      i = NextRandom() & (cap - 1);
+      continue;
+    }
+    i = (i + 1) & (cap - 1);
+  }
+  if (best == Table::kNotFound) return false;
+  Item* victim = table_.At(best);
+  auto it = caches_.find(victim->cache_id);
+  if (it != caches_.end()) it->second.evictions++;
+  counters_.evictions++;
+  EraseSlot(best);
+  return true;
+}
+
+bool Engine::MakeRoom(size_t incoming) {
+  if (limit_ == 0) return true;
+  while (used_bytes() + incoming > limit_) {
+    if (!EvictOne()) {
+      counters_.oom_refusals++;
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<std::string_view> Engine::Get(uint32_t cache_id, std::string_view key) {
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  CacheCounters& cc = caches_[cache_id];
+  if (slot == Table::kNotFound) {
+    counters_.misses++;
+    cc.misses++;
+    return std::nullopt;
+  }
+  Item* item = table_.At(slot);
+  Touch(item);
+  counters_.hits++;
+  cc.hits++;
+  return item->value();
+}
+
+Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view value,
+                   int64_t expire_at, uint16_t flags, bool* stored,
+                   std::optional<std::string>* old_value) {
+  *stored = false;
+  const uint64_t hash = KeyHash(cache_id, key);
+  size_t slot = FindLive(cache_id, key, hash);
+  const bool exists = slot != Table::kNotFound;
+  if (old_value != nullptr && exists) *old_value = std::string(table_.At(slot)->value());
+  if ((flags & api::kNx) && exists) return Status::Ok();
+  if ((flags & api::kXx) && !exists) return Status::Ok();
+
+  int64_t new_expire = 0;
+  if (flags & api::kKeepTtl) {
+    new_expire = exists ? table_.At(slot)->expire_at : 0;
+  } else if (flags & api::kSetTtl) {
+    new_expire = expire_at;
+  }
+  if (new_expire != 0 && new_expire <= clock_->NowMillis()) {
+    // An absolute expiry in the past: the write succeeds and the key is gone at once.
+    if (exists) EraseSlot(slot);
+    *stored = true;
+    return Status::Ok();
+  }
+  if (exists) {
+    Item* item = Rewrite(slot, value);
+    if (item == nullptr) return Status(Code::kOutOfMemory);
+    item->expire_at = new_expire;
+    *stored = true;
+    return Status::Ok();
+  }
+  if (!MakeRoom(Item::AllocSize(key.size(), value.size()) + 16)) {
+    return Status(Code::kOutOfMemory);
+  }
+  Item* item = NewItem(cache_id, key, value.size(), new_expire);
+  if (item == nullptr) return Status(Code::kOutOfMemory);
+  std::memcpy(item->mutable_value(), value.data(), value.size());
+  table_.Insert(item, hash);
+  *stored = true;
+  return Status::Ok();
+}
+
+Item* Engine::Rewrite(size_t slot, std::string_view value) {
+  Item* old = table_.At(slot);
+  Touch(old);
+  size_t old_bytes = malloc_usable_size(old);
+  size_t need = Item::AllocSize(old->key_len, value.size());
+  if (need <= old_bytes && need * 2 >= old_bytes) {
+    // Fits in the block and wastes at most half of it: rewrite in place.
+    std::memmove(old->mutable_value(), value.data(), value.size());
+    old->val_len = static_cast<uint32_t>(value.size());
+    return old;
+  }
+  if (need > old_bytes && !MakeRoom(need - old_bytes)) return nullptr;
+  // Eviction may have moved slots; find the item again by pointer identity through its key.
+  uint64_t hash = KeyHash(old->cache_id, old->key());
+  slot = table_.Find(old->cache_id, old->key(), hash);
+  Item* item = NewItem(old->cache_id, old->key(), value.size(), old->expire_at);
+  if (item == nullptr) return nullptr;
+  std::memcpy(item->mutable_value(), value.data(), value.size());
+  if (slot == Table::kNotFound) {
+    // The old item itself was evicted while making room.
+    table_.Insert(item, hash);
+  } else {
+    FreeItem(table_.Replace(slot, item));
+  }
+  return item;
+}
+
+bool Engine::Delete(uint32_t cache_id, std::string_view key) {
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  if (slot == Table::kNotFound) return false;
+  EraseSlot(slot);
+  return true;
+}
+
+StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_t delta) {
+  const uint64_t hash = KeyHash(cache_id, key);
+  size_t slot = FindLive(cache_id, key, hash);
+  int64_t current = 0;
+  if (slot != Table::kNotFound) {
+    auto v = ParseInt64(table_.At(slot)->value());
+    if (!v) return Status(Code::kNotInteger);
+    current = *v;
+  }
+  int64_t result;
+  if (__builtin_add_overflow(current, delta, &result)) return Status(Code::kOverflow);
+  std::string s;
+  AppendInt(s, result);
+  bool stored = false;
+  Status st = Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr);
+  if (!st.ok()) return st;
+  return result;
+}
+
+StatusOr<std::string> Engine::IncrByFloat(uint32_t cache_id, std::string_view key,
+                                          long double delta) {
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  long double current = 0;
+  if (slot != Table::kNotFound) {
+    auto v = ParseLongDouble(table_.At(slot)->value());
+    if (!v) return Status(Code::kNotFloat);
+    current = *v;
+  }
+  long double result = current + delta;
+  if (std::isnan(result) || std::isinf(result)) {
+    return Status(Code::kInvalidArgument, "increment would produce NaN or Infinity");
+  }
+  std::string s = FormatLongDouble(result);
+  bool stored = false;
+  Status st = Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr);
+  if (!st.ok()) return st;
+  return s;
+}
+
+StatusOr<int64_t> Engine::Append(uint32_t cache_id, std::string_view key,
+                                 std::string_view value) {
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  std::string combined;
+  if (slot != Table::kNotFound) {
+    std::string_view cur = table_.At(slot)->value();
+    if (static_cast<int64_t>(cur.size() + value.size()) > max_value_) {
+      return Status(Code::kTooLarge, "string exceeds the item size limit");
+    }
+    combined.reserve(cur.size() + value.size());
+    combined.append(cur);
+  }
+  combined.append(value);
+  bool stored = false;
+  Status st = Set(cache_id, key, combined, 0, api::kKeepTtl, &stored, nullptr);
+  if (!st.ok()) return st;
+  return static_cast<int64_t>(combined.size());
+}
+
+StatusOr<int64_t> Engine::SetRange(uint32_t cache_id, std::string_view key, int64_t offset,
+                                   std::string_view value) {
+  if (offset < 0) return Status(Code::kInvalidArgument, "offset is out of range");
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  if (slot == Table::kNotFound && value.empty()) return int64_t{0};
+  if (offset + static_cast<int64_t>(value.size()) > max_value_) {
+    return Status(Code::kTooLarge, "string exceeds the item size limit");
+  }
+  std::string s;
+  if (slot != Table::kNotFound) s = std::string(table_.At(slot)->value());
+  if (value.empty()) return static_cast<int64_t>(s.size());
+  size_t end = static_cast<size_t>(offset) + value.size();
+  if (s.size() < end) s.resize(end, '\0');
+  std::memcpy(s.data() + offset, value.data(), value.size());
+  bool stored = false;
+  Status st = Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr);
+  if (!st.ok()) return st;
+  return static_cast<int64_t>(s.size());
+}
+
+int64_t Engine::Expire(uint32_t cache_id, std::string_view key, int64_t expire_at,
+                       uint16_t flags) {
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  if (slot == Table::kNotFound) return 0;
+  Item* item = table_.At(slot);
+  const bool has = item->has_ttl();
+  if ((flags & api::kNx) && has) return 0;
+  if ((flags & api::kXx) && !has) return 0;
+  // No TTL counts as an infinite one: GT never beats it, LT always does.
+  if ((flags & api::kGt) && (!has || expire_at <= item->expire_at)) return 0;
+  if ((flags & api::kLt) && has && expire_at >= item->expire_at) return 0;
+  if (expire_at <= clock_->NowMillis()) {
+    EraseSlot(slot);
+    return 1;
+  }
+  item->expire_at = expire_at;
+  return 1;
+}
+
+int64_t Engine::TtlMillis(uint32_t cache_id, std::string_view key) {
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  if (slot == Table::kNotFound) return -2;
+  const Item* item = table_.At(slot);
+  if (!item->has_ttl()) return -1;
+  return std::max<int64_t>(0, item->expire_at - clock_->NowMillis());
+}
+
+size_t Engine::FlushCache(uint32_t cache_id, bool forget) {
+  size_t n = table_.EraseIf([cache_id](Item* item) { return item->cache_id == cache_id; },
+                            [this](Item* item) { FreeItem(item); });
+  if (forget) caches_.erase(cache_id);
+  return n;
+}
+
+size_t Engine::ActiveExpire(size_t budget) {
+  const int64_t now = clock_->NowMillis();
+  size_t removed = 0;
+  const size_t cap = table_.capacity();
+  for (size_t n = 0; n < budget; ++n) {
+    size_t i = expire_cursor_ & (cap - 1);
+    if (table_.Occupied(i) && table_.At(i)->ExpiredAt(now)) {
+      Item* item = table_.At(i);
+      auto it = caches_.find(item->cache_id);
+      if (it != caches_.end()) it->second.expirations++;
+      counters_.expirations++;
+      EraseSlot(i);  // shifts the next item into i: look at i again
+      ++removed;
+      continue;
+    }
+    expire_cursor_ = i + 1;
+  }
+  return removed;
+}
+
+namespace {
+
+void GetRangeOf(std::string_view v, int64_t start, int64_t end, std::string& out) {
+  const int64_t len = static_cast<int64_t>(v.size());
+  if (start < 0 && end < 0 && start > end) return;
+  if (start < 0) start = len + start;
+  if (end < 0) end = len + end;
+  if (start < 0) start = 0;
+  if (end < 0) end = 0;
+  if (end >= len) end = len - 1;
+  if (len == 0 || start > end) return;
+  out.assign(v.substr(static_cast<size_t>(start), static_cast<size_t>(end - start + 1)));
+}
+
+}  // namespace
+
+void Engine::Execute(const api::Request& req, api::Reply& reply) {
+  const uint32_t cid = req.cache_id;
+  auto cache = caches_.find(cid);
+  if (cache == caches_.end()) {
+    reply.status = Status(Code::kNotFound, "cache not found");
+    return;
+  }
+  cache->second.ops++;
+  switch (req.op) {
+    case api::Op::kGet: {
+      auto v = Get(cid, req.key);
+      reply.found = v.has_value();
+      if (v) reply.value.assign(*v);
+      return;
+    }
+    case api::Op::kSet: {
+      std::optional<std::string> old;
+      reply.status = Set(cid, req.key, req.value, req.expire_at, req.flags, &reply.found,
+                         (req.flags & api::kGetOld) ? &old : nullptr);
+      if (old) {
+        reply.value = std::move(*old);
+        reply.integer = 1;  // an old value exists
+      }
+      return;
+    }
+    case api::Op::kDelete:
+      reply.integer = Delete(cid, req.key) ? 1 : 0;
+      return;
+    case api::Op::kExists:
+      reply.integer =
+          FindLive(cid, req.key, KeyHash(cid, req.key)) != Table::kNotFound ? 1 : 0;
+      return;
+    case api::Op::kType:
+      reply.value = FindLive(cid, req.key, KeyHash(cid, req.key)) != Table::kNotFound
+                        ? "string"
+                        : "none";
+      return;
+    case api::Op::kIncrBy: {
+      auto r = IncrBy(cid, req.key, req.integer);
+      if (r.ok()) reply.integer = *r; else reply.status = r.status();
+      return;
+    }
+    case api::Op::kIncrByFloat: {
+      auto r = IncrByFloat(cid, req.key, req.number);
+      if (r.ok()) reply.value = std::move(*r); else reply.status = r.status();
+      return;
+    }
+    case api::Op::kAppend: {
+      auto r = Append(cid, req.key, req.value);
+      if (r.ok()) reply.integer = *r; else reply.status = r.status();
+      return;
+    }
+    case api::Op::kStrlen: {
+      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      reply.integer = slot == Table::kNotFound ? 0 : table_.At(slot)->val_len;
+      return;
+    }
+    case api::Op::kGetRange: {
+      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      if (slot != Table::kNotFound) {
+        GetRangeOf(table_.At(slot)->value(), req.integer, req.integer2, reply.value);
+      }
+      return;
+    }
+    case api::Op::kSetRange: {
+      auto r = SetRange(cid, req.key, req.integer, req.value);
+      if (r.ok()) reply.integer = *r; else reply.status = r.status();
+      return;
+    }
+    case api::Op::kExpire:
+      reply.integer = Expire(cid, req.key, req.expire_at, req.flags);
+      return;
+    case api::Op::kPersist: {
+      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      if (slot != Table::kNotFound && table_.At(slot)->has_ttl()) {
+        table_.At(slot)->expire_at = 0;
+        reply.integer = 1;
+      }
+      return;
+    }
+    case api::Op::kTtl:
+      reply.integer = TtlMillis(cid, req.key);
+      return;
+    case api::Op::kExpireTime: {
+      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      if (slot == Table::kNotFound) {
+        reply.integer = -2;
+      } else {
+        int64_t at = table_.At(slot)->expire_at;
+        reply.integer = at == 0 ? -1 : at;
+      }
+      return;
+    }
+    case api::Op::kGetDel: {
+      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      if (slot != Table::kNotFound) {
+        reply.found = true;
+        reply.value.assign(table_.At(slot)->value());
+        EraseSlot(slot);
+      }
+      return;
+    }
+    case api::Op::kGetEx: {
+      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      if (slot == Table::kNotFound) return;
+      Item* item = table_.At(slot);
+      reply.found = true;
+      reply.value.assign(item->value());
+      Touch(item);
+      if (req.flags & api::kPersistTtl) {
+        item->expire_at = 0;
+      } else if (req.flags & api::kSetTtl) {
+        if (req.expire_at <= clock_->NowMillis()) {
+          EraseSlot(slot);
+        } else {
+          item->expire_at = req.expire_at;
+        }
+      }
+      return;
+    }
+    case api::Op::kScan: {
+      const int64_t now = clock_->NowMillis();
+      uint64_t cursor = static_cast<uint64_t>(req.integer);
+      int64_t want = std::max<int64_t>(1, req.integer2);
+      // Visit buckets until enough keys or the shard is done; bound the buckets visited too so
+      // a sparse cache in a big table cannot stall the loop.
+      int64_t buckets = 0;
+      do {
+        cursor = table_.ScanBucket(cursor, [&](Item* item) {
+          if (item->cache_id != cid || item->ExpiredAt(now)) return;
+          if (!req.pattern.empty() && !GlobMatch(req.pattern, item->key())) return;
+          reply.keys.emplace_back(item->key());
+        });
+        ++buckets;
+      } while (cursor != 0 && static_cast<int64_t>(reply.keys.size()) < want &&
+               buckets < want * 10);
+      reply.integer = static_cast<int64_t>(cursor);
+      return;
+    }
+    case api::Op::kRandomKey: {
+      const auto* cc = Cache(cid);
+      if (cc == nullptr || cc->items == 0) return;
+      const int64_t now = clock_->NowMillis();
+      const size_t cap = table_.capacity();
+      size_t start = NextRandom() & (cap - 1);
+      // Random probes first; a linear sweep from a random point guarantees an answer.
+      for (int tries = 0; tries < 64; ++tries) {
+        size_t i = NextRandom() & (cap - 1);
+        if (table_.Occupied(i) && table_.At(i)->cache_id == cid && !table_.At(i)->ExpiredAt(now)) {
+          reply.found = true;
+          reply.value.assign(table_.At(i)->key());
+          return;
+        }
+      }
+      for (size_t n = 0; n < cap; ++n) {
+        size_t i = (start + n) & (cap - 1);
+        if (table_.Occupied(i) && table_.At(i)->cache_id == cid && !table_.At(i)->ExpiredAt(now)) {
+          reply.found = true;
+          reply.value.assign(table_.At(i)->key());
+          return;
+        }
+      }
+      return;
+    }
+    case api::Op::kCount: {
+      const auto* cc = Cache(cid);
+      reply.integer = cc == nullptr ? 0 : static_cast<int64_t>(cc->items);
+      return;
+    }
+    case api::Op::kStats: {
+      EngineCounters c = Counters();
+      const auto* cc = Cache(cid);
+      reply.numbers = {static_cast<int64_t>(c.items),      static_cast<int64_t>(c.used_bytes),
+                       static_cast<int64_t>(c.index_bytes), static_cast<int64_t>(limit_),
+                       static_cast<int64_t>(c.hits),       static_cast<int64_t>(c.misses),
+                       static_cast<int64_t>(c.evictions),  static_cast<int64_t>(c.expirations),
+                       static_cast<int64_t>(cc->items),    static_cast<int64_t>(cc->bytes)};
+      return;
+    }
+    case api::Op::kFlushCache:
+      reply.integer = static_cast<int64_t>(FlushCache(cid, /*forget=*/false));
+      return;
+  }
+  reply.status = Status(Code::kInternal, "unknown operation");
+}
+
+}  // namespace cellar::storage
