@@ -16,7 +16,10 @@ Gateway::Gateway(std::vector<asio::io_context*> loops, std::vector<storage::Engi
     : loops_(std::move(loops)),
       engines_(std::move(engines)),
       registry_(registry),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      outboxes_(loops_.size()) {
+  for (auto& o : outboxes_) o.to.resize(loops_.size());
+}
 
 Gateway::~Gateway() = default;
 
@@ -35,11 +38,7 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
   for (uint32_t s = 0; s < n; ++s) {
     if (s == origin || batch->by_shard_[s].empty()) continue;
     ++batch->pending_;
-    asio::post(*loops_[s], [this, batch, s, origin] {
-      storage::Engine& engine = *engines_[s];
-      for (uint32_t i : batch->by_shard_[s]) engine.Execute(batch->calls[i].req, batch->calls[i].reply);
-      asio::post(*loops_[origin], [batch] { batch->Finish(); });
-    });
+    Send(origin, s, Message{batch, origin, false});
   }
   if (origin < n) {
     storage::Engine& engine = *engines_[origin];
@@ -48,6 +47,43 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
     }
   }
   batch->Finish();
+}
+
+void Gateway::Send(uint32_t from, uint32_t to, Message m) {
+  Outbox& box = outboxes_[from];
+  box.to[to].push_back(m);
+  if (!box.flush_scheduled) {
+    box.flush_scheduled = true;
+    // Runs after the handlers that are already ready on this loop (the other reads of this
+    // turn), so their messages leave together.
+    asio::post(*loops_[from], [this, from] { Flush(from); });
+  }
+}
+
+void Gateway::Flush(uint32_t from) {
+  Outbox& box = outboxes_[from];
+  box.flush_scheduled = false;
+  for (uint32_t to = 0; to < box.to.size(); ++to) {
+    if (box.to[to].empty()) continue;
+    asio::post(*loops_[to], [this, to, messages = std::move(box.to[to])]() mutable {
+      Deliver(to, messages);
+    });
+    box.to[to].clear();  // moved-from: make it a valid empty vector again
+  }
+}
+
+void Gateway::Deliver(uint32_t at, std::vector<Message>& messages) {
+  storage::Engine& engine = *engines_[at];
+  for (const Message& m : messages) {
+    if (m.done) {
+      m.batch->Finish();
+      continue;
+    }
+    for (uint32_t i : m.batch->by_shard_[at]) {
+      engine.Execute(m.batch->calls[i].req, m.batch->calls[i].reply);
+    }
+    Send(at, m.origin, Message{m.batch, m.origin, true});
+  }
 }
 
 bool Gateway::IsAdminKey(std::string_view secret) const {

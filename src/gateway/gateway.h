@@ -100,8 +100,25 @@ class Gateway {
   void ForEachShard(uint32_t origin, std::function<void(uint32_t, storage::Engine&)> fn,
                     std::function<void()> done);
 
+  // A message between loops: run a batch's part on shard `to`, or tell `to` (the origin) that
+  // a part is done. Messages are queued per (from, to) pair and sent once per loop turn, so a
+  // loop that serves many connections wakes each other loop once, not once per request.
+  struct Message {
+    Batch* batch;
+    uint32_t origin;
+    bool done;  // false: run the batch's requests for the receiving shard; true: part done
+  };
+  struct alignas(64) Outbox {
+    std::vector<std::vector<Message>> to;  // by destination loop
+    bool flush_scheduled = false;
+  };
+  void Send(uint32_t from, uint32_t to, Message m);
+  void Flush(uint32_t from);
+  void Deliver(uint32_t at, std::vector<Message>& messages);
+
   std::vector<boost::asio::io_context*> loops_;
   std::vector<storage::Engine*> engines_;
+  std::vector<Outbox> outboxes_;  // outboxes_[i] is touched only by loop i
   control::CacheRegistry* registry_;
   Options options_;
 };

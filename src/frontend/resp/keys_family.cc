@@ -162,6 +162,29 @@ void FinishScan(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   for (const auto& k : c.reply.keys) w.Bulk(k);
 }
 
+// KEYS pattern: a whole SCAN of every shard in one call each. O(items) like Redis's KEYS.
+void PrepareKeys(CommandContext& ctx) {
+  for (uint32_t s = 0; s < ctx.server.gateway->num_shards(); ++s) {
+    api::Request& r = ctx.Add(api::Op::kScan);
+    r.shard = static_cast<int16_t>(s);
+    r.integer = 0;
+    r.integer2 = INT64_MAX / 16;  // no count bound: walk the whole shard
+    r.pattern = ctx.args[1] == "*" ? std::string_view() : ctx.args[1];
+  }
+}
+
+void FinishKeys(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
+  size_t n = 0;
+  for (const Call& c : calls) {
+    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
+    n += c.reply.keys.size();
+  }
+  w.Array(n);
+  for (const Call& c : calls) {
+    for (const auto& k : c.reply.keys) w.Bulk(k);
+  }
+}
+
 void PrepareRandomKey(CommandContext& ctx) { ctx.AddPerShard(api::Op::kRandomKey); }
 void FinishRandomKey(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   thread_local std::minstd_rand rng(std::random_device{}());
@@ -191,6 +214,7 @@ void RegisterKeysFamily(std::vector<CommandSpec>& t) {
   t.push_back({"expiretime", 2, kReadOnly | kFast, PrepareExpireTime, FinishExpireTimeSeconds, 1, 1, 1, "Returns a key's expiry as a Unix time in seconds."});
   t.push_back({"pexpiretime", 2, kReadOnly | kFast, PrepareExpireTime, FinishInt, 1, 1, 1, "Returns a key's expiry as a Unix time in milliseconds."});
   t.push_back({"scan", -2, kReadOnly, PrepareScan, FinishScan, 0, 0, 0, "Iterates over the keys of the cache."});
+  t.push_back({"keys", 2, kReadOnly, PrepareKeys, FinishKeys, 0, 0, 0, "Returns every key matching a pattern (O(n): prefer SCAN)."});
   t.push_back({"randomkey", 1, kReadOnly, PrepareRandomKey, FinishRandomKey, 0, 0, 0, "Returns a random key of the cache."});
 }
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what it needs, builds the release and the ASan/UBSan
+# presets, and runs unit, integration (real binary, real clients) and fuzz-corpus tests in both.
+# Usage: scripts/test.sh [--quick]   (--quick: release preset only)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+"$root/scripts/setup.sh"
+(cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+
+presets=(release asan)
+if [[ "${1:-}" == "--quick" ]]; then presets=(release); fi
+
+status=0
+for preset in "${presets[@]}"; do
+  echo "=== preset $preset: build" >&2
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset"
+  echo "=== preset $preset: test" >&2
+  # Integration tests start their own servers on free ports, so they may run in parallel.
+  if ! ctest --preset "$preset" -j2 --timeout 600; then status=1; fi
+done
+exit $status
