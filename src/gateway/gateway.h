@@ -43,7 +43,12 @@ class Batch {
  private:
   friend class Gateway;
   void Finish() {
-    if (--pending_ == 0) done_();
+    if (--pending_ != 0) return;
+    // Moved out first: the callback usually owns the batch's owner (a shared_ptr to the
+    // connection), and keeping it here would make a cycle that never frees either.
+    std::function<void()> done = std::move(done_);
+    done_ = nullptr;
+    done();
   }
   std::vector<std::vector<uint32_t>> by_shard_;  // call indices per shard
   int pending_ = 0;

@@ -179,7 +179,29 @@ int ServeMain(int argc, char** argv) {
     // Shutdown: stop accepting everywhere, let busy connections finish their replies, wait
     // (bounded) until none is left, then let the loops run dry and exit 0.
     asio::signal_set signals(loops[0]->io, SIGINT, SIGTERM);
-    auto drain_timer = std::make_shared<asio::steady_timer>(loops[0]->io);
+    asio::steady_timer drain_timer(loops[0]->io);
+    std::chrono::steady_clock::time_point drain_deadline;
+    // Lives in this frame (which outlives the loops), so the timer callback may refer to it.
+    std::function<void()> wait_drained = [&]() {
+      if (resp::RespServer::LiveConnections().load() > 0 &&
+          std::chrono::steady_clock::now() < drain_deadline) {
+        drain_timer.expires_after(std::chrono::milliseconds(10));
+        drain_timer.async_wait([&wait_drained](error_code) { wait_drained(); });
+        return;
+      }
+      if (resp::RespServer::LiveConnections().load() > 0) {
+        LOG_WARN("msg=\"closing connections that did not finish in time\" count={}",
+                 resp::RespServer::LiveConnections().load());
+      }
+      for (auto& loop : loops) {
+        Loop* l = loop.get();
+        asio::post(l->io, [l] {
+          l->resp->CloseAll();
+          l->expire_timer->cancel();
+          l->guard.reset();
+        });
+      }
+    };
     signals.async_wait([&](error_code ec, int sig) {
       if (ec) return;
       LOG_INFO("msg=\"shutting down\" signal={}", sig);
@@ -188,22 +210,7 @@ int ServeMain(int argc, char** argv) {
         Loop* l = loop.get();
         asio::post(l->io, [l] { l->resp->Stop(); });
       }
-      auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-      std::function<void()> wait_drained = [&, deadline, drain_timer]() {
-        if (resp::RespServer::LiveConnections().load() > 0 &&
-            std::chrono::steady_clock::now() < deadline) {
-          drain_timer->expires_after(std::chrono::milliseconds(10));
-          drain_timer->async_wait([&wait_drained](error_code) { wait_drained(); });
-          return;
-        }
-        for (auto& loop : loops) {
-          Loop* l = loop.get();
-          asio::post(l->io, [l] {
-            l->expire_timer->cancel();
-            l->guard.reset();
-          });
-        }
-      };
+      drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;
       wait_drained();
     });
 

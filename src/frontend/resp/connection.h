@@ -30,6 +30,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start();
   // Closes now if idle (waiting for input), else after the current round's replies.
   void Shutdown();
+  // Closes the socket now; pending reads and writes end with an error.
+  void ForceClose() { Close(); }
 
  private:
   static constexpr size_t kMaxRound = 1024;  // commands prepared per round

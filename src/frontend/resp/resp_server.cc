@@ -83,3 +83,14 @@ void RespServer::Stop() {
 }
 
 }  // namespace cellar::resp
+
+namespace cellar::resp {
+
+void RespServer::CloseAll() {
+  std::vector<Connection*> conns(conns_.begin(), conns_.end());
+  for (Connection* c : conns) {
+    if (conns_.contains(c)) c->ForceClose();
+  }
+}
+
+}  // namespace cellar::resp

@@ -32,6 +32,8 @@ class RespServer {
   uint16_t port() const { return port_; }
   // Stops accepting; idle connections close now, busy ones after their current replies.
   void Stop();
+  // Closes every connection now, busy or not (the end of a shutdown that ran out of time).
+  void CloseAll();
   size_t connections() const { return conns_.size(); }
 
   // Connections alive on every loop; shutdown waits for this to reach zero.
