@@ -33,6 +33,10 @@ void FinishBulkValue(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   w.Bulk(calls[0].reply.value);
 }
 
+// Redis's words for a string that would outgrow the size limit (proto-max-bulk-len there,
+// --max-item-size here).
+constexpr const char* kStringTooLong = "string exceeds maximum allowed size (proto-max-bulk-len)";
+
 bool CheckSize(CommandContext& ctx, std::string_view value) {
   if (value.size() > ctx.server.max_item_bytes) {
     WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
@@ -64,8 +68,10 @@ void PrepareSet(CommandContext& ctx) {
   const auto& a = ctx.args;
   if (!CheckSize(ctx, a[2])) return;
   uint16_t flags = 0;
-  int64_t expire_at = 0;
   bool have_expiry = false;
+  std::string_view expiry_arg;  // parsed after every option, as Redis reports syntax first
+  int64_t expiry_unit = 0;
+  bool expiry_absolute = false;
   for (size_t i = 3; i < a.size(); ++i) {
     std::string_view o = a[i];
     auto ttl = [&](int64_t unit, bool absolute) -> bool {
@@ -73,9 +79,9 @@ void PrepareSet(CommandContext& ctx) {
         WriteError(ctx.local, RespError::kSyntax);
         return false;
       }
-      auto at = ParseExpiry(ctx, a[++i], unit, absolute, "set");
-      if (!at) return false;
-      expire_at = *at;
+      expiry_arg = a[++i];
+      expiry_unit = unit;
+      expiry_absolute = absolute;
       have_expiry = true;
       flags |= api::kSetTtl;
       return true;
@@ -99,6 +105,12 @@ void PrepareSet(CommandContext& ctx) {
     } else {
       return WriteError(ctx.local, RespError::kSyntax);
     }
+  }
+  int64_t expire_at = 0;
+  if (have_expiry) {
+    auto at = ParseExpiry(ctx, expiry_arg, expiry_unit, expiry_absolute, "set");
+    if (!at) return;
+    expire_at = *at;
   }
   api::Request& r = ctx.Add(api::Op::kSet, a[1]);
   r.value = a[2];
@@ -159,11 +171,16 @@ void FinishOk(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
 
 void PrepareGetDel(CommandContext& ctx) { ctx.Add(api::Op::kGetDel, ctx.args[1]); }
 
-// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]
+// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]. Like Redis, a bad expiry value is reported
+// only when the key exists (a missing key answers nil first): the request then carries
+// kDeferredError and reads without changing the TTL, and Finish reports the error.
+enum GetExDeferred : int64_t { kNoDeferred = 0, kDeferredNotInteger = 1, kDeferredInvalid = 2 };
+
 void PrepareGetEx(CommandContext& ctx) {
   const auto& a = ctx.args;
   uint16_t flags = 0;
   int64_t expire_at = 0;
+  int64_t deferred = kNoDeferred;
   for (size_t i = 2; i < a.size(); ++i) {
     std::string_view o = a[i];
     if (flags != 0) return WriteError(ctx.local, RespError::kSyntax);
@@ -186,14 +203,34 @@ void PrepareGetEx(CommandContext& ctx) {
       return WriteError(ctx.local, RespError::kSyntax);
     }
     if (i + 1 >= a.size()) return WriteError(ctx.local, RespError::kSyntax);
-    auto at = ParseExpiry(ctx, a[++i], unit, absolute, "getex");
-    if (!at) return;
-    expire_at = *at;
+    std::string_view arg = a[++i];
+    auto n = ParseInt64(arg);
+    int64_t ms;
+    if (!n) {
+      deferred = kDeferredNotInteger;
+    } else if (*n <= 0 || __builtin_mul_overflow(*n, unit, &ms) ||
+               (!absolute && __builtin_add_overflow(ms, ctx.now_ms, &ms))) {
+      deferred = kDeferredInvalid;
+    } else {
+      expire_at = ms;
+    }
     flags = api::kSetTtl;
   }
   api::Request& r = ctx.Add(api::Op::kGetEx, a[1]);
-  r.flags = flags;
+  r.flags = deferred != kNoDeferred ? 0 : flags;
   r.expire_at = expire_at;
+  r.integer = deferred;
+}
+
+void FinishGetEx(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
+  const Call& c = calls[0];
+  if (c.reply.status.ok() && c.reply.found && c.req.integer == kDeferredNotInteger) {
+    return WriteError(w, RespError::kNotInteger);
+  }
+  if (c.reply.status.ok() && c.reply.found && c.req.integer == kDeferredInvalid) {
+    return WriteError(w, RespError::kInvalidExpire, "getex");
+  }
+  WriteValueOrNull(w, c);
 }
 
 void PrepareGetSet(CommandContext& ctx) {
@@ -265,7 +302,7 @@ void PrepareDecrBy(CommandContext& ctx) {
 
 void PrepareIncrByFloat(CommandContext& ctx) {
   auto d = ParseLongDouble(ctx.args[2]);
-  if (!d || std::isinf(*d)) return WriteError(ctx.local, RespError::kNotFloat);
+  if (!d) return WriteError(ctx.local, RespError::kNotFloat);
   ctx.Add(api::Op::kIncrByFloat, ctx.args[1]).number = *d;
 }
 
@@ -290,7 +327,7 @@ void PrepareSetRange(CommandContext& ctx) {
   if (!off) return WriteError(ctx.local, RespError::kNotInteger);
   if (*off < 0) return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "offset is out of range"));
   if (static_cast<uint64_t>(*off) + ctx.args[3].size() > ctx.server.max_item_bytes) {
-    return WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
+    return WriteStatus(ctx.local, Status(Code::kTooLarge, kStringTooLong));
   }
   api::Request& r = ctx.Add(api::Op::kSetRange, ctx.args[1]);
   r.integer = *off;
@@ -325,7 +362,7 @@ void RegisterStringFamily(std::vector<CommandSpec>& t) {
   t.push_back({"setex", 4, kWrite, PrepareSetEx, FinishOk, 1, 1, 1, "Sets a key with a TTL in seconds."});
   t.push_back({"psetex", 4, kWrite, PreparePSetEx, FinishOk, 1, 1, 1, "Sets a key with a TTL in milliseconds."});
   t.push_back({"getdel", 2, kWrite | kFast, PrepareGetDel, FinishValue, 1, 1, 1, "Returns a key's value and deletes it."});
-  t.push_back({"getex", -2, kWrite | kFast, PrepareGetEx, FinishValue, 1, 1, 1, "Returns a key's value and changes its TTL."});
+  t.push_back({"getex", -2, kWrite | kFast, PrepareGetEx, FinishGetEx, 1, 1, 1, "Returns a key's value and changes its TTL."});
   t.push_back({"getset", 3, kWrite | kFast, PrepareGetSet, FinishSet, 1, 1, 1, "Sets a key and returns the old value."});
   t.push_back({"mget", -2, kReadOnly | kFast, PrepareMGet, FinishMGet, 1, -1, 1, "Returns the values of many keys."});
   t.push_back({"mset", -3, kWrite, PrepareMSet, FinishOk, 1, -1, 2, "Sets many keys."});

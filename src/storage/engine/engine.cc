@@ -134,9 +134,10 @@ bool Engine::EvictOne() {
   return true;
 }
 
-bool Engine::MakeRoom(size_t incoming) {
+bool Engine::MakeRoom(size_t incoming, bool inserting) {
   if (limit_ == 0) return true;
-  while (used_bytes() + incoming > limit_) {
+  // An insert may double the index: that memory counts against the limit too.
+  while (used_bytes() + incoming + (inserting ? table_.InsertGrowthBytes() : 0) > limit_) {
     if (!EvictOne()) {
       counters_.oom_refusals++;
       return false;
@@ -190,11 +191,17 @@ Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view val
     *stored = true;
     return Status::Ok();
   }
-  if (!MakeRoom(Item::AllocSize(key.size(), value.size()) + 16)) {
+  if (!MakeRoom(Item::AllocSize(key.size(), value.size()), /*inserting=*/true)) {
     return Status(Code::kOutOfMemory);
   }
   Item* item = NewItem(cache_id, key, value.size(), new_expire);
   if (item == nullptr) return Status(Code::kOutOfMemory);
+  // The block may be bigger than asked for (malloc rounding, mmapped chunks): make room for the
+  // difference too. The new item is not in the table yet, so it cannot be evicted here.
+  if (!MakeRoom(0, /*inserting=*/true)) {
+    FreeItem(item);
+    return Status(Code::kOutOfMemory);
+  }
   std::memcpy(item->mutable_value(), value.data(), value.size());
   table_.Insert(item, hash);
   *stored = true;
@@ -212,15 +219,28 @@ Item* Engine::Rewrite(size_t slot, std::string_view value) {
     old->val_len = static_cast<uint32_t>(value.size());
     return old;
   }
-  if (need > old_bytes && !MakeRoom(need - old_bytes)) return nullptr;
-  // Eviction may have moved slots; find the item again by pointer identity through its key.
-  uint64_t hash = KeyHash(old->cache_id, old->key());
-  slot = table_.Find(old->cache_id, old->key(), hash);
+  // Build the new block first: eviction below may free `old` itself (or move it), so nothing
+  // may be read from it afterwards.
   Item* item = NewItem(old->cache_id, old->key(), value.size(), old->expire_at);
   if (item == nullptr) return nullptr;
   std::memcpy(item->mutable_value(), value.data(), value.size());
+  const uint64_t hash = KeyHash(item->cache_id, item->key());
+  old = nullptr;
+  // Evict until the result fits: the new block replaces the old one if it is still there, or
+  // is inserted anew if the old item was evicted.
+  for (;;) {
+    slot = table_.Find(item->cache_id, item->key(), hash);
+    const uint64_t after = slot != Table::kNotFound
+                               ? used_bytes() - malloc_usable_size(table_.At(slot))
+                               : used_bytes() + table_.InsertGrowthBytes();
+    if (limit_ == 0 || after <= limit_) break;
+    if (!EvictOne()) {
+      counters_.oom_refusals++;
+      FreeItem(item);
+      return nullptr;
+    }
+  }
   if (slot == Table::kNotFound) {
-    // The old item itself was evicted while making room.
     table_.Insert(item, hash);
   } else {
     FreeItem(table_.Replace(slot, item));
@@ -281,7 +301,7 @@ StatusOr<int64_t> Engine::Append(uint32_t cache_id, std::string_view key,
   if (slot != Table::kNotFound) {
     std::string_view cur = table_.At(slot)->value();
     if (static_cast<int64_t>(cur.size() + value.size()) > max_value_) {
-      return Status(Code::kTooLarge, "string exceeds the item size limit");
+      return Status(Code::kTooLarge, "string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     combined.reserve(cur.size() + value.size());
     combined.append(cur);
@@ -297,13 +317,17 @@ StatusOr<int64_t> Engine::SetRange(uint32_t cache_id, std::string_view key, int6
                                    std::string_view value) {
   if (offset < 0) return Status(Code::kInvalidArgument, "offset is out of range");
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  if (slot == Table::kNotFound && value.empty()) return int64_t{0};
-  if (offset + static_cast<int64_t>(value.size()) > max_value_) {
-    return Status(Code::kTooLarge, "string exceeds the item size limit");
+  // Nothing to write: the current length, whatever the offset (Redis checks this first).
+  if (value.empty()) {
+    return slot == Table::kNotFound ? int64_t{0} : int64_t{table_.At(slot)->val_len};
+  }
+  // offset + size may not overflow: compare against what is left below the limit instead.
+  if (static_cast<int64_t>(value.size()) > max_value_ ||
+      offset > max_value_ - static_cast<int64_t>(value.size())) {
+    return Status(Code::kTooLarge, "string exceeds maximum allowed size (proto-max-bulk-len)");
   }
   std::string s;
   if (slot != Table::kNotFound) s = std::string(table_.At(slot)->value());
-  if (value.empty()) return static_cast<int64_t>(s.size());
   size_t end = static_cast<size_t>(offset) + value.size();
   if (s.size() < end) s.resize(end, '\0');
   std::memcpy(s.data() + offset, value.data(), value.size());

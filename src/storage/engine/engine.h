@@ -92,8 +92,9 @@ class Engine {
   Item* NewItem(uint32_t cache_id, std::string_view key, size_t val_len, int64_t expire_at);
   void FreeItem(Item* item);
   void EraseSlot(size_t slot);
-  // Evicts until `incoming` more bytes fit under the limit. False if it cannot.
-  bool MakeRoom(size_t incoming);
+  // Evicts until `incoming` more bytes (and, if `inserting`, the index growth one more item
+  // may cause) fit under the limit. False if it cannot.
+  bool MakeRoom(size_t incoming, bool inserting = false);
   bool EvictOne();
   uint32_t LruClock() const;
   void Touch(Item* item) { item->set_lru(LruClock()); }

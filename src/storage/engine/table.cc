@@ -38,7 +38,7 @@ void Table::PlaceNoGrow(uint64_t packed, uint64_t hash) {
 }
 
 void Table::Insert(Item* item, uint64_t hash) {
-  if ((size_ + 1) * 4 > capacity() * 3) Grow();
+  if (NeedsGrowth()) Grow();
   PlaceNoGrow(Pack(item, hash), hash);
   ++size_;
 }

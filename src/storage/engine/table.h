@@ -41,6 +41,8 @@ class Table {
   size_t size() const { return size_; }
   size_t capacity() const { return mask_ + 1; }
   size_t IndexBytes() const { return capacity() * sizeof(uint64_t); }
+  // Index bytes the next Insert would add by growing (0 if it would not grow).
+  size_t InsertGrowthBytes() const { return NeedsGrowth() ? IndexBytes() : 0; }
 
   // SCAN support. Cursor = a home bucket in reverse-binary order, as Redis does, so every
   // item present for a whole iteration is returned at least once even if the table grows.
@@ -60,6 +62,7 @@ class Table {
     return reinterpret_cast<uint64_t>(item) | (hash & 0xFFFF000000000000ull);
   }
   static uint64_t HashOf(const Item* item);
+  bool NeedsGrowth() const { return (size_ + 1) * 4 > capacity() * 3; }
   void Grow();
   void PlaceNoGrow(uint64_t packed, uint64_t hash);
 

@@ -1,0 +1,32 @@
+// Just enough JSON to read the admin API's answers and ports.json: a tree of values, parsed
+// strictly (RFC 8259), with a depth limit so a hostile answer cannot exhaust the stack.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace cellar::cli {
+
+struct Json {
+  enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
+
+  Type type = Type::kNull;
+  bool boolean = false;
+  std::string text;  // a string's value, or a number's literal text (kept exact for printing)
+  std::vector<Json> items;                            // kArray
+  std::vector<std::pair<std::string, Json>> members;  // kObject, in document order
+
+  // The member called key, or nullptr (also when this is not an object).
+  const Json* Find(std::string_view key) const;
+  // The value as a non-negative integer, if it is a number written as one.
+  std::optional<uint64_t> AsUint() const;
+};
+
+// The parsed document, or nullopt when text is not exactly one valid JSON value.
+std::optional<Json> ParseJson(std::string_view text);
+
+}  // namespace cellar::cli

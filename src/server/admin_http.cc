@@ -1,0 +1,375 @@
+#include "server/admin_http.h"
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+
+#include "common/logging.h"
+
+namespace cellar::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr std::uint64_t kBodyLimit = 1024 * 1024;
+// After an error response the connection closes. Reading (and dropping) what the client is still
+// sending first lets it see the response instead of a reset; this bounds that courtesy.
+constexpr std::size_t kDrainLimit = 8 * 1024 * 1024;
+constexpr std::chrono::seconds kDrainTimeout{5};
+// Accept can fail transiently (out of file descriptors); retrying at once would spin.
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes %XX escapes; '+' stays '+' because that rule is for query strings, not paths.
+bool PercentDecode(std::string_view in, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    int hi = HexValue(in[i + 1]);
+    int lo = HexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+std::string ErrorJson(std::string_view message) {
+  // Messages here are fixed ASCII text without quotes or backslashes, so no escaping is needed.
+  return "{\"error\":\"" + std::string(message) + "\"}";
+}
+
+class Session;
+
+}  // namespace
+
+struct AdminHttpServer::State : std::enable_shared_from_this<AdminHttpServer::State> {
+  State(asio::io_context& io_context, HttpHandler h)
+      : io(io_context), handler(std::move(h)), acceptor(io_context), retry_timer(io_context) {}
+
+  void Accept();
+  void StopNow();
+
+  asio::io_context& io;
+  HttpHandler handler;
+  tcp::acceptor acceptor;
+  asio::steady_timer retry_timer;
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
+  bool stopped = false;
+  uint16_t port = 0;
+  // Live connections, so Stop can close the idle ones. Sessions remove themselves on destruction;
+  // everything runs on the one io_context thread.
+  std::unordered_set<Session*> sessions;
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<AdminHttpServer::State> state, tcp::socket socket)
+      : state_(std::move(state)), stream_(std::move(socket)) {
+    state_->sessions.insert(this);
+  }
+  ~Session() { state_->sessions.erase(this); }
+
+  void Start() { ReadHeader(); }
+
+  // Called by Stop: a connection waiting for its next request is closed now; one in the middle of
+  // a request finishes it (the response says "Connection: close").
+  void CloseIfIdle() {
+    if (phase_ == Phase::kReadingHeader && buffer_.size() == 0 && parser_ && !parser_->got_some()) {
+      stream_.close();  // the pending read completes with operation_aborted
+    }
+  }
+
+  // Sends the handler's response; runs on the io_context thread.
+  void Send(HttpResponse response) {
+    if (phase_ != Phase::kHandling) return;
+    if (state_->stopped) keep_alive_ = false;
+    Write(response.status, std::move(response.content_type), std::move(response.body),
+          /*error_close=*/false);
+  }
+
+ private:
+  enum class Phase { kReadingHeader, kReadingBody, kHandling, kWriting, kClosing };
+
+  void ReadHeader() {
+    if (state_->stopped) return Close();
+    phase_ = Phase::kReadingHeader;
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(kBodyLimit);
+    stream_.expires_after(state_->read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, std::size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(error_code ec) {
+    if (ec) return OnReadError(ec);
+    phase_ = Phase::kReadingBody;
+    version_ = parser_->get().version();
+    keep_alive_ = parser_->get().keep_alive();
+    // curl and others wait for "100 Continue" before sending a body; without it they pause.
+    auto expect = parser_->get()[http::field::expect];
+    if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+      continue_.emplace(http::status::continue_, version_);
+      http::async_write(stream_, *continue_,
+                        [self = shared_from_this()](error_code ec, std::size_t) {
+                          if (ec) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    stream_.expires_after(state_->read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, std::size_t) { self->OnBody(ec); });
+  }
+
+  void OnReadError(error_code ec) {
+    if (ec == http::error::body_limit) {
+      return Write(413, "application/json", ErrorJson("request body larger than 1 MiB"), true);
+    }
+    if (ec == http::error::header_limit) {
+      return Write(431, "application/json", ErrorJson("request header larger than 16 KiB"), true);
+    }
+    // Parse errors are in Beast's http category; everything else (a clean close between
+    // requests, a timeout, a reset, Stop) leaves nothing to answer.
+    bool parse_error =
+        ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message;
+    if (!parse_error) {
+      if (ec != http::error::end_of_stream && ec != asio::error::operation_aborted) {
+        LOG_DEBUG("msg=\"admin http read ended\" error=\"{}\"", ec.message());
+      }
+      return Close();
+    }
+    // Any other parse error: the bytes are not HTTP/1.1 we understand.
+    Write(400, "application/json", ErrorJson("malformed HTTP request"), true);
+  }
+
+  void OnBody(error_code ec) {
+    if (ec) return OnReadError(ec);
+    phase_ = Phase::kHandling;
+    stream_.expires_never();  // the handler may take its time; no read is pending meanwhile
+
+    http::request<http::string_body> req = parser_->release();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view raw_path = target;
+    if (auto q = target.find('?'); q != std::string_view::npos) {
+      raw_path = target.substr(0, q);
+      request.query = std::string(target.substr(q + 1));
+    }
+    if (raw_path.empty() || raw_path.front() != '/') {
+      return Write(400, "application/json", ErrorJson("request target must be a path"), true);
+    }
+    if (!PercentDecode(raw_path, &request.path)) {
+      return Write(400, "application/json", ErrorJson("invalid percent-encoding in path"), true);
+    }
+    request.authorization = std::string(req[http::field::authorization]);
+    request.body = std::move(req.body());
+
+    // The respond callback may be copied around and called from elsewhere; the flag keeps it to
+    // one response and the post brings it back to this connection's thread.
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    HttpRespond respond = [self = shared_from_this(), done](HttpResponse response) {
+      if (done->exchange(true)) {
+        LOG_WARN("msg=\"admin http handler responded twice\"");
+        return;
+      }
+      asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->Send(std::move(response));
+      });
+    };
+    try {
+      state_->handler(request, std::move(respond));
+    } catch (const std::exception& e) {
+      // Handlers should not throw; if one does, the client still gets an answer.
+      LOG_ERROR("msg=\"admin http handler threw\" error=\"{}\"", e.what());
+      if (!done->exchange(true)) {
+        Write(500, "application/json", ErrorJson("internal error"), false);
+      }
+    }
+  }
+
+  // error_close: the request was bad, so the connection closes after the response regardless.
+  void Write(int status, std::string content_type, std::string body, bool error_close) {
+    phase_ = Phase::kWriting;
+    if (error_close) keep_alive_ = false;
+    response_.emplace();
+    response_->version(version_);
+    response_->result(static_cast<unsigned>(status));
+    response_->set(http::field::server, "cellar");
+    response_->set(http::field::content_type, content_type);
+    response_->keep_alive(keep_alive_);
+    response_->body() = std::move(body);
+    response_->prepare_payload();
+    stream_.expires_after(state_->read_timeout);
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this(), error_close](error_code ec, std::size_t) {
+                        self->OnWrite(ec, error_close);
+                      });
+  }
+
+  void OnWrite(error_code ec, bool error_close) {
+    response_.reset();
+    if (ec) return Close();
+    if (error_close) return Drain();
+    if (!keep_alive_ || state_->stopped) return Close();
+    ReadHeader();
+  }
+
+  // Half-closes, then discards what the client still sends until it closes too (bounded in bytes
+  // and time), so that our response is not lost to a TCP reset.
+  void Drain() {
+    phase_ = Phase::kClosing;
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::min<std::chrono::milliseconds>(state_->read_timeout, kDrainTimeout));
+    DrainSome();
+  }
+
+  void DrainSome() {
+    stream_.async_read_some(asio::buffer(drain_buf_),
+                            [self = shared_from_this()](error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kDrainLimit) return self->Close();
+                              self->DrainSome();
+                            });
+  }
+
+  void Close() {
+    phase_ = Phase::kClosing;
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  std::shared_ptr<AdminHttpServer::State> state_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  std::optional<http::response<http::string_body>> response_;
+  Phase phase_ = Phase::kReadingHeader;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  std::size_t drained_ = 0;
+  std::array<char, 16 * 1024> drain_buf_;
+};
+
+}  // namespace
+
+void AdminHttpServer::State::Accept() {
+  acceptor.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
+    if (self->stopped || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      LOG_WARN("msg=\"admin http accept failed\" error=\"{}\"", ec.message());
+      self->retry_timer.expires_after(kAcceptRetryDelay);
+      self->retry_timer.async_wait([self](error_code ec) {
+        if (!ec && !self->stopped) self->Accept();
+      });
+      return;
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::make_shared<Session>(self, std::move(socket))->Start();
+    self->Accept();
+  });
+}
+
+void AdminHttpServer::State::StopNow() {
+  if (stopped) return;
+  stopped = true;
+  error_code ignored;
+  acceptor.close(ignored);
+  retry_timer.cancel();
+  // Copy first: closing never destroys a session synchronously, but keep iteration simple.
+  std::vector<Session*> live(sessions.begin(), sessions.end());
+  for (Session* s : live) s->CloseIfIdle();
+}
+
+AdminHttpServer::AdminHttpServer(asio::io_context& io, HttpHandler handler)
+    : state_(std::make_shared<State>(io, std::move(handler))) {}
+
+AdminHttpServer::~AdminHttpServer() { state_->StopNow(); }
+
+void AdminHttpServer::Listen(const std::string& address, uint16_t port) {
+  auto fail = [&](const std::string& why) {
+    throw std::runtime_error("admin HTTP: cannot listen on " + address + ":" +
+                             std::to_string(port) + ": " + why);
+  };
+  error_code ec;
+  asio::ip::address ip = asio::ip::make_address(address, ec);
+  if (ec) {
+    // Not a literal address: resolve it (start-up only, so blocking is fine).
+    tcp::resolver resolver(state_->io);
+    auto results = resolver.resolve(address, std::to_string(port), ec);
+    if (ec || results.empty()) fail("cannot resolve address (" + ec.message() + ")");
+    ip = results.begin()->endpoint().address();
+  }
+  tcp::endpoint endpoint(ip, port);
+  tcp::acceptor& acceptor = state_->acceptor;
+  // (With BOOST_ASIO_NO_DEPRECATED these overloads return void, hence the separate checks.)
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec) fail(ec.message());
+  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error_code ignored;
+    acceptor.close(ignored);
+    fail(ec.message());
+  }
+  state_->port = acceptor.local_endpoint(ec).port();
+  state_->stopped = false;
+  state_->Accept();
+}
+
+uint16_t AdminHttpServer::port() const { return state_->port; }
+
+void AdminHttpServer::Stop() {
+  if (state_->io.get_executor().running_in_this_thread() || state_->io.stopped()) {
+    state_->StopNow();
+  } else {
+    asio::post(state_->io, [state = state_] { state->StopNow(); });
+  }
+}
+
+void AdminHttpServer::set_read_timeout(std::chrono::milliseconds timeout) {
+  state_->read_timeout = timeout;
+}
+
+}  // namespace cellar::server
