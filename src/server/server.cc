@@ -152,8 +152,12 @@ int ServeMain(int argc, char** argv) {
     server_ctx.max_item_bytes = cfg.max_item_size;
     server_ctx.start_ms = SystemClock::Get()->NowMillis();
     server_ctx.threads = threads;
+    // Values a little over the item limit are read and refused with an error, keeping the
+    // connection; only lengths past this protocol limit are a protocol error (closed before
+    // anything is allocated).
     resp::ParserLimits limits;
-    limits.max_bulk_bytes = cfg.max_item_size;
+    limits.max_bulk_bytes =
+        std::min<uint64_t>(512ull << 20, std::max<uint64_t>(2 * cfg.max_item_size, 16ull << 20));
 
     uint16_t resp_port = cfg.resp_port;
     for (uint32_t i = 0; i < threads; ++i) {

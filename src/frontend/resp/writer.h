@@ -16,7 +16,16 @@ class ReplyWriter {
   void set_proto(int proto) { proto_ = proto; }
 
   void Simple(std::string_view s) { Line('+', s); }
-  void Error(std::string_view s) { Line('-', s); }
+  // An error line cannot hold CR or LF; like Redis, they become spaces.
+  void Error(std::string_view s) {
+    out_->push_back('-');
+    size_t start = out_->size();
+    out_->append(s);
+    for (size_t i = start; i < out_->size(); ++i) {
+      if ((*out_)[i] == '\r' || (*out_)[i] == '\n') (*out_)[i] = ' ';
+    }
+    out_->append("\r\n");
+  }
   void Int(int64_t v) {
     out_->push_back(':');
     AppendInt(*out_, v);
