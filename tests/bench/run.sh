@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Benchmark: Cellar (release build) against Debian's redis-server, one after the other.
+#   tests/bench/run.sh            (from anywhere; needs build/release/src/bin/cellar)
+# Env: CELLAR_BIN, BENCH_SECS (measured seconds per kvbench run, default 10),
+#      BENCH_WARMUP (default 2), BENCH_PIN (1 = pin, default 1), CELLAR_THREADS (default 2),
+#      BENCH_ITEMS (items for the memory test, default 1000000), BENCH_ONLY=memory (skip
+#      the throughput runs).
+#
+# Output: a throughput/latency table (kvbench and redis-benchmark workloads) and the bytes
+# per item of 1M keys with 100-byte values, from RSS growth and from INFO used_memory.
+#
+# CPU pinning (when taskset exists and BENCH_PIN=1): the server under test runs on CPU 0
+# and the load generator on CPU 1, for both servers. On a 2-core machine this gives each
+# server the same CPU budget (one core; Redis's main thread is single-threaded anyway) and
+# keeps the load generator from stealing cycles from the server. Cellar's event loops
+# (--threads 2 by default) then share that core; run with BENCH_PIN=0 to let Cellar use
+# both cores (the load generator then competes with it).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
+KVBENCH_SRC=${KVBENCH_SRC:-$repo/../shared/tools/kvbench.c}
+SECS=${BENCH_SECS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+PIN=${BENCH_PIN:-1}
+THREADS=${CELLAR_THREADS:-2}
+ITEMS=${BENCH_ITEMS:-1000000}
+CONNS=50
+KEYSPACE=1000000
+VALUE=100
+
+for tool in redis-server redis-cli redis-benchmark cc awk; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
+done
+[[ -x "$CELLAR_BIN" ]] || { echo "no cellar binary at $CELLAR_BIN (build the release preset)" >&2; exit 2; }
+
+outdir=$repo/build/bench
+mkdir -p "$outdir"
+cc -O2 -o "$outdir/kvbench" "$KVBENCH_SRC"
+KVBENCH=$outdir/kvbench
+
+server_cpu=() client_cpu=()
+if [[ "$PIN" == 1 ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+  server_cpu=(taskset -c 0)
+  client_cpu=(taskset -c 1)
+  echo "pinning: server on CPU 0, load generator on CPU 1"
+else
+  echo "pinning: off"
+fi
+
+tmp=$(mktemp -d /tmp/cellar-bench.XXXXXX)
+server_pid=""
+stop_server() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+cleanup() {
+  local rc=$?
+  if [[ $rc -ne 0 ]]; then
+    for f in "$tmp"/cellar.log "$tmp"/redis.log; do
+      [[ -f "$f" ]] && { echo "--- tail of $f"; tail -n 20 "$f"; }
+    done
+  fi
+  stop_server; rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+used_memory() { timeout 10 redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1=="used_memory" {print $2}'; }
+wait_pong() {
+  for _ in $(seq 1 200); do
+    [[ "$(timeout 2 redis-cli -p "$1" PING 2>/dev/null)" == PONG ]] && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 not answering PING" >&2; return 1
+}
+
+# start_cellar: sets server_pid, port
+start_cellar() {
+  local data=$tmp/cellar-data
+  rm -rf "$data"; mkdir -p "$data"
+  "${server_cpu[@]}" "$CELLAR_BIN" serve --data-dir "$data" --resp-port 0 --admin-port 0 \
+    --api-port 0 --memory-limit 2gb --threads "$THREADS" --dev-no-auth --log-level warn \
+    >"$tmp/cellar.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    [[ -s "$data/ports.json" ]] && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/cellar.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  [[ -s "$data/ports.json" ]] || { echo "cellar: no ports.json" >&2; exit 1; }
+  port=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resp"])' "$data/ports.json")
+  wait_pong "$port"
+}
+start_redis() {
+  port=$(free_port)
+  "${server_cpu[@]}" redis-server --port "$port" --bind 127.0.0.1 --maxmemory 2gb \
+    --save "" --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  server_pid=$!
+  wait_pong "$port"
+}
+
+declare -A OPS P99
+kv() {  # kv NAME PORT OP PIPELINE
+  local line
+  line=$(timeout $((SECS + WARMUP + 30)) "${client_cpu[@]}" "$KVBENCH" -p "$2" -m resp -o "$3" \
+    -c "$CONNS" -d "$4" -t "$SECS" -w "$WARMUP" -r "$KEYSPACE" -v "$VALUE")
+  echo "  $1: $line"
+  OPS[$1]=$(sed -n 's/.*ops_per_s=\([0-9]*\).*/\1/p' <<<"$line")
+  P99[$1]=$(sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' <<<"$line")
+}
+rb() {  # rb PREFIX PORT PIPELINE REQUESTS -> PREFIX.set / PREFIX.get
+  local csv
+  csv=$(timeout 300 "${client_cpu[@]}" redis-benchmark -p "$2" -t set,get -d "$VALUE" \
+    -r "$KEYSPACE" -c "$CONNS" -P "$3" -n "$4" --csv)
+  echo "$csv" | sed 's/^/  /'
+  # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  while IFS=, read -r t rps _ _ _ _ p99 _; do
+    t=${t//\"/}; rps=${rps//\"/}; p99=${p99//\"/}
+    case "$t" in
+      SET|GET) local name="$1.${t,,}"
+               OPS[$name]=${rps%.*}
+               P99[$name]=$(awk -v v="$p99" 'BEGIN {printf "%d", v * 1000}') ;;
+    esac
+  done <<<"$csv"
+}
+
+run_suite() {  # run_suite SERVER(cellar|redis)
+  local s=$1
+  echo "== $s: kvbench (${SECS}s + ${WARMUP}s warmup each) =="
+  kv "$s/kvbench set P1" "$port" set 1
+  kv "$s/kvbench set P16" "$port" set 16
+  kv "$s/kvbench get P1" "$port" get 1
+  kv "$s/kvbench get P16" "$port" get 16
+  echo "== $s: redis-benchmark =="
+  rb "$s/redis-benchmark P1" "$port" 1 300000
+  rb "$s/redis-benchmark P16" "$port" 16 2000000
+}
+
+memory_test() {  # memory_test SERVER -> MEM_RSS[SERVER], MEM_USED[SERVER]
+  local s=$1 rss0 rss1 used0 used1 n
+  sleep 0.5
+  rss0=$(rss_kb "$server_pid"); used0=$(used_memory "$port")
+  # Exactly ITEMS distinct keys "key:%012d" (16 bytes) with 100-byte values.
+  awk -v n="$ITEMS" -v vlen="$VALUE" 'BEGIN {
+      v = sprintf("%*s", vlen, ""); gsub(/ /, "v", v)
+      for (i = 0; i < n; i++) { k = sprintf("key:%012d", i)
+        printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, vlen, v } }' |
+    timeout 300 "${client_cpu[@]}" redis-cli -p "$port" --pipe --pipe-timeout 60 | tail -n 1 | sed 's/^/  /'
+  n=$(timeout 10 redis-cli -p "$port" DBSIZE)
+  sleep 1
+  rss1=$(rss_kb "$server_pid"); used1=$(used_memory "$port")
+  echo "  $s: DBSIZE=$n RSS ${rss0} kB -> ${rss1} kB, used_memory ${used0:-?} -> ${used1:-?}"
+  MEM_N[$s]=$n
+  MEM_RSS[$s]=$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN {printf "%.1f", (b - a) * 1024 / n}')
+  if [[ -n "$used0" && -n "$used1" ]]; then
+    MEM_USED[$s]=$(awk -v a="$used0" -v b="$used1" -v n="$n" 'BEGIN {printf "%.1f", (b - a) / n}')
+  else
+    MEM_USED[$s]="n/a"
+  fi
+}
+declare -A MEM_N MEM_RSS MEM_USED
+
+if [[ "${BENCH_ONLY:-}" != memory ]]; then
+  echo "== cellar: $CELLAR_BIN (--threads $THREADS --memory-limit 2gb --dev-no-auth) =="
+  start_cellar; run_suite cellar; stop_server
+  echo "== redis: $(redis-server --version | awk '{print $3}') =="
+  start_redis; run_suite redis; stop_server
+fi
+
+echo "== memory: $ITEMS keys, ${VALUE}-byte values, fresh servers =="
+start_cellar; memory_test cellar; stop_server
+start_redis; memory_test redis; stop_server
+
+echo
+printf '%-24s %14s %14s %8s %12s %12s\n' workload "cellar ops/s" "redis ops/s" ratio "cellar p99" "redis p99"
+for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16" \
+         "redis-benchmark P1.set" "redis-benchmark P1.get" \
+         "redis-benchmark P16.set" "redis-benchmark P16.get"; do
+  c=${OPS["cellar/$w"]:-0} r=${OPS["redis/$w"]:-0}
+  ratio=$(awk -v c="$c" -v r="$r" 'BEGIN {if (r > 0) printf "%.2f", c / r; else print "n/a"}')
+  printf '%-24s %14s %14s %8s %10sus %10sus\n' "$w" "$c" "$r" "$ratio" \
+    "${P99["cellar/$w"]:-?}" "${P99["redis/$w"]:-?}"
+done
+echo
+printf '%-8s %10s %22s %26s\n' server items "bytes/item (RSS)" "bytes/item (used_memory)"
+for s in cellar redis; do
+  printf '%-8s %10s %22s %26s\n' "$s" "${MEM_N[$s]}" "${MEM_RSS[$s]}" "${MEM_USED[$s]}"
+done
+echo "(key 16 bytes + value ${VALUE} bytes = $((16 + VALUE)) bytes of payload per item)"

@@ -1,0 +1,540 @@
+"""Reusable harness for Cellar integration tests.
+
+Starts `cellar serve` on free ports with a temporary data directory, reads
+DATA_DIR/ports.json and DATA_DIR/admin.key, talks to the admin HTTP API with
+urllib and hands out redis-py clients bound to a cache through
+`AUTH <cache> <admin key>` (redis-py sends exactly that when given
+username=<cache>, password=<key>, on every pooled connection).
+
+Binary: $CELLAR_BIN, else build/release/src/bin/cellar relative to the repo.
+Run with the Debian interpreter (/usr/bin/python3), which has redis-py.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DEFAULT_BIN = os.path.join(REPO_ROOT, "build", "release", "src", "bin", "cellar")
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+
+def cellar_bin():
+    path = os.environ.get("CELLAR_BIN") or DEFAULT_BIN
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise FileNotFoundError(f"cellar binary not found at {path} (set CELLAR_BIN)")
+    return path
+
+
+def free_port():
+    """A port that was free a moment ago (for servers that need an explicit port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid):
+    """VmRSS of a process in bytes (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                parts = line.split()
+                return int(parts[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class AdminError(Exception):
+    def __init__(self, status, body):
+        super().__init__(f"HTTP {status}: {body!r}")
+        self.status = status
+        self.body = body
+
+
+class CellarServer:
+    """One `cellar serve` process. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, extra_args=(), data_dir=None, dev_no_auth=False):
+        self.extra_args = list(extra_args)
+        if dev_no_auth and "--dev-no-auth" not in self.extra_args:
+            self.extra_args.append("--dev-no-auth")
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="cellar-it-")
+        self.proc = None
+        self.ports = None
+        self.admin_key = None
+        self._log_path = os.path.join(self.data_dir, "server.log")
+        self._log = None
+        self._clients = []
+
+    # ---- lifecycle -------------------------------------------------------
+    def start(self):
+        ports_path = os.path.join(self.data_dir, "ports.json")
+        # A stale ports.json from a previous run in the same dir must not be mistaken for ours.
+        try:
+            os.unlink(ports_path)
+        except FileNotFoundError:
+            pass
+        argv = [cellar_bin(), "serve", "--data-dir", self.data_dir, "--resp-port", "0",
+                "--admin-port", "0", "--api-port", "0"] + self.extra_args
+        self._log = open(self._log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cellar exited with {self.proc.returncode} before ready:\n"
+                                   + self.log_tail())
+            if os.path.exists(ports_path):
+                try:
+                    with open(ports_path) as f:
+                        ports = json.load(f)
+                    if ports.get("pid") in (None, self.proc.pid):
+                        self.ports = ports
+                        break
+                except (ValueError, OSError):
+                    pass  # renamed into place atomically per contract; retry anyway
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError(f"no ports.json within {READY_TIMEOUT}s:\n" + self.log_tail())
+            time.sleep(0.02)
+        key_path = os.path.join(self.data_dir, "admin.key")
+        if os.path.exists(key_path):
+            with open(key_path) as f:
+                self.admin_key = f.read().strip()
+        return self
+
+    def stop(self, timeout=STOP_TIMEOUT, check=True):
+        """SIGTERM, wait; kill on timeout. Returns the exit code. check: assert it is 0."""
+        self.close_clients()
+        if self.proc is None:
+            return None
+        rc = self.proc.poll()
+        if rc is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise RuntimeError(f"cellar did not exit within {timeout}s of SIGTERM:\n"
+                                   + self.log_tail())
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+        if check and rc != 0:
+            raise RuntimeError(f"cellar exited with {rc} after SIGTERM:\n" + self.log_tail())
+        return rc
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        if self._log:
+            self._log.close()
+            self._log = None
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            if self.proc is not None:
+                self.stop(check=exc[0] is None)
+        finally:
+            self.cleanup()
+
+    def log_tail(self, n=4000):
+        try:
+            if self._log:
+                self._log.flush()
+            with open(self._log_path, "rb") as f:
+                data = f.read()
+            return data[-n:].decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+    # ---- addresses -------------------------------------------------------
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def host(self):
+        return self.ports.get("bind", "127.0.0.1") if self.ports else "127.0.0.1"
+
+    @property
+    def resp_port(self):
+        return self.ports["resp"]
+
+    @property
+    def admin_port(self):
+        return self.ports["admin"]
+
+    @property
+    def api_port(self):
+        return self.ports["api"]
+
+    # ---- admin HTTP ------------------------------------------------------
+    def admin(self, method, path, body=None, auth=True, key=None):
+        """Returns (status, parsed JSON or text). Does not raise on HTTP errors."""
+        url = f"http://{self.host}:{self.admin_port}{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        if auth:
+            k = key if key is not None else self.admin_key
+            if k:
+                req.add_header("Authorization", f"Bearer {k}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        text = raw.decode("utf-8", "replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def create_cache(self, name, exist_ok=False):
+        status, body = self.admin("PUT", "/v1/caches/" + urllib.parse.quote(name, safe=""))
+        if status == 201 or (exist_ok and status == 409):
+            return body
+        raise AdminError(status, body)
+
+    def delete_cache(self, name):
+        status, body = self.admin("DELETE", "/v1/caches/" + urllib.parse.quote(name, safe=""))
+        if status != 200:
+            raise AdminError(status, body)
+        return body
+
+    def list_caches(self):
+        status, body = self.admin("GET", "/v1/caches")
+        if status != 200:
+            raise AdminError(status, body)
+        return body["caches"]
+
+    # ---- RESP clients ----------------------------------------------------
+    def client(self, cache=None, create=True, **kwargs):
+        """redis-py client; with cache, every connection sends AUTH <cache> <admin key>."""
+        import redis  # imported lazily so the harness loads without redis-py
+        if cache is not None and create:
+            self.create_cache(cache, exist_ok=True)
+        opts = dict(host=self.host, port=self.resp_port, socket_timeout=30,
+                    socket_connect_timeout=10)
+        if cache is not None:
+            opts.update(username=cache, password=self.admin_key)
+        opts.update(kwargs)
+        c = redis.Redis(**opts)
+        self._clients.append(c)
+        return c
+
+    def close_clients(self):
+        for c in self._clients:
+            try:
+                c.close()
+                c.connection_pool.disconnect()
+            except Exception:
+                pass
+        self._clients = []
+
+    def raw(self, timeout=10):
+        """A plain TCP socket to the RESP port."""
+        s = socket.create_connection((self.host, self.resp_port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def info(self, client, section=None):
+        return client.info(section) if section else client.info()
+
+
+def resp_encode(*args):
+    """Encode one command as a RESP array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def recv_until_closed(sock, timeout=5.0, limit=1 << 20):
+    """Read until EOF or timeout. Returns (data, closed)."""
+    sock.settimeout(0.2)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(buf) < limit:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return buf, True
+        if not chunk:
+            return buf, True
+        buf += chunk
+    return buf, False
+
+
+def recv_reply_line(sock, timeout=5.0):
+    """Read one CRLF-terminated line (enough for simple/error/integer replies)."""
+    sock.settimeout(timeout)
+    buf = b""
+    while not buf.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+class Timeout:
+    """Run fn in a thread with a deadline (for 'does this block?' checks)."""
+
+    @staticmethod
+    def run(fn, seconds):
+        result = {}
+
+        def target():
+            try:
+                result["value"] = fn()
+            except BaseException as e:  # noqa: BLE001 - reported to the caller
+                result["error"] = e
+
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        t.join(seconds)
+        if t.is_alive():
+            raise TimeoutError(f"operation did not finish within {seconds}s")
+        if "error" in result:
+            raise result["error"]
+        return result.get("value")
+
+
+class RedisServer:
+    """A real redis-server on a free port (the reference for differential tests).
+
+    Offers the subset of CellarServer's interface the semantic tests use: client(cache)
+    maps each distinct cache name to its own logical database, so namespaces stay apart.
+    """
+
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.port = None
+        self.admin_key = None
+        self._dbs = {}
+        self._clients = []
+        self.data_dir = tempfile.mkdtemp(prefix="redis-ref-")
+
+    def start(self):
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", self.data_dir] + self.extra_args,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            deadline = time.monotonic() + READY_TIMEOUT
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                        s.sendall(b"PING\r\n")
+                        if s.recv(16).startswith(b"+PONG"):
+                            return self
+                except OSError:
+                    time.sleep(0.05)
+            self.kill()  # port race or slow start: try another port
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def stop(self, timeout=STOP_TIMEOUT, check=True):
+        for c in self._clients:
+            try:
+                c.connection_pool.disconnect()
+            except Exception:
+                pass
+        self._clients = []
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            self.stop()
+        finally:
+            self.cleanup()
+
+    host = "127.0.0.1"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def resp_port(self):
+        return self.port
+
+    def create_cache(self, name, exist_ok=False):
+        self._dbs.setdefault(name, len(self._dbs) % 16)
+
+    def client(self, cache=None, create=True, **kwargs):
+        import redis
+        db = 0
+        if cache is not None:
+            # 16 logical databases: reused round-robin (tests flush their own at start).
+            db = self._dbs.setdefault(cache, len(self._dbs) % 16)
+        opts = dict(host="127.0.0.1", port=self.port, db=db, socket_timeout=30)
+        opts.update(kwargs)
+        c = redis.Redis(**opts)
+        self._clients.append(c)
+        return c
+
+    def raw(self, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+
+def target_under_test(extra_args=()):
+    """CellarServer, or a real redis-server when CELLAR_IT_REFERENCE=redis (to check the
+    tests' own expectations against Redis itself)."""
+    if os.environ.get("CELLAR_IT_REFERENCE") == "redis":
+        return RedisServer()
+    return CellarServer(extra_args)
+
+
+def reference_mode():
+    return os.environ.get("CELLAR_IT_REFERENCE") == "redis"
+
+
+class RespError(Exception):
+    """An error reply, with its full text (e.g. 'ERR wrong number of arguments ...')."""
+
+    def __eq__(self, other):
+        return isinstance(other, RespError) and self.args == other.args
+
+    def __hash__(self):
+        return hash(self.args)
+
+    def __repr__(self):
+        return f"RespError({self.args[0]!r})"
+
+
+class RawConn:
+    """Minimal RESP2 client over a socket: exact replies, nothing parsed away.
+
+    call() returns bytes (bulk/simple), int, None (nil), list, or a RespError instance
+    (returned, not raised, so replies can be compared as data)."""
+
+    def __init__(self, host, port, timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.sock.makefile("rb")
+
+    @classmethod
+    def to(cls, server, cache=None, timeout=10):
+        c = cls(server.host, server.resp_port, timeout)
+        if cache is not None and isinstance(server, CellarServer):
+            server.create_cache(cache, exist_ok=True)
+            r = c.call("AUTH", cache, server.admin_key)
+            if r != b"OK":
+                raise RuntimeError(f"AUTH {cache} failed: {r!r}")
+        elif cache is not None and isinstance(server, RedisServer):
+            server.create_cache(cache)
+            r = c.call("SELECT", server._dbs[cache])
+            if r != b"OK":
+                raise RuntimeError(f"SELECT failed: {r!r}")
+        return c
+
+    def send(self, *cmds):
+        self.sock.sendall(b"".join(resp_encode(*c) for c in cmds))
+
+    def call(self, *args):
+        self.send(args)
+        return self.read()
+
+    def pipeline(self, cmds):
+        self.send(*cmds)
+        return [self.read() for _ in cmds]
+
+    def read(self):
+        line = self.f.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError(f"connection closed mid-reply: {line!r}")
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest
+        if t == b"-":
+            return RespError(rest.decode("utf-8", "replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            if len(data) != n + 2:
+                raise ConnectionError("connection closed mid-bulk")
+            return data[:-2]
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read() for _ in range(n)]
+        raise ValueError(f"bad reply type: {line!r}")
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
