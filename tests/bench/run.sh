@@ -1,30 +1,35 @@
 #!/usr/bin/env bash
 # Benchmark: Cellar (release build) against Debian's redis-server, one after the other.
 #   tests/bench/run.sh            (from anywhere; needs build/release/src/bin/cellar)
-# Env: CELLAR_BIN, BENCH_SECS (measured seconds per kvbench run, default 10),
-#      BENCH_WARMUP (default 2), BENCH_PIN (1 = pin, default 1), CELLAR_THREADS (default 2),
+# Env: CELLAR_BIN, BENCH_SECS (measured seconds per kvbench run, default 6),
+#      BENCH_WARMUP (default 1), BENCH_REPS (runs per workload and server, default 3; the
+#      table shows medians), BENCH_MODES ("pinned unpinned" by default),
 #      BENCH_ITEMS (items for the memory test, default 1000000), BENCH_ONLY=memory (skip
 #      the throughput runs).
+#
+# Both servers run at once on their own ports and each workload alternates between them,
+# rep after rep, so a slow minute on this shared machine hits both alike.
 #
 # Output: a throughput/latency table (kvbench and redis-benchmark workloads) and the bytes
 # per item of 1M keys with 100-byte values, from RSS growth and from INFO used_memory.
 #
-# CPU pinning (when taskset exists and BENCH_PIN=1): the server under test runs on CPU 0
-# and the load generator on CPU 1, for both servers. On a 2-core machine this gives each
-# server the same CPU budget (one core; Redis's main thread is single-threaded anyway) and
-# keeps the load generator from stealing cycles from the server. Cellar's event loops
-# (--threads 2 by default) then share that core; run with BENCH_PIN=0 to let Cellar use
-# both cores (the load generator then competes with it).
+# Modes:
+#   pinned:   each server on CPU 0, the load generator on CPU 1. Same CPU budget for both
+#             servers (one core; Redis's main thread is single-threaded anyway), so Cellar
+#             runs one event loop (--threads 1).
+#   unpinned: nothing pinned, Cellar on its default of one loop per core (--threads 2 here);
+#             its loops then compete with the load generator for the two cores.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
 KVBENCH_SRC=${KVBENCH_SRC:-$repo/../shared/tools/kvbench.c}
-SECS=${BENCH_SECS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-PIN=${BENCH_PIN:-1}
-THREADS=${CELLAR_THREADS:-2}
+SECS=${BENCH_SECS:-6}
+WARMUP=${BENCH_WARMUP:-1}
+REPS=${BENCH_REPS:-3}
+MODES=${BENCH_MODES:-pinned unpinned}
+THREADS=1
 ITEMS=${BENCH_ITEMS:-1000000}
 CONNS=50
 KEYSPACE=1000000
@@ -41,25 +46,28 @@ cc -O2 -o "$outdir/kvbench" "$KVBENCH_SRC"
 KVBENCH=$outdir/kvbench
 
 server_cpu=() client_cpu=()
-if [[ "$PIN" == 1 ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
-  server_cpu=(taskset -c 0)
-  client_cpu=(taskset -c 1)
-  echo "pinning: server on CPU 0, load generator on CPU 1"
-else
-  echo "pinning: off"
-fi
+set_mode() {  # set_mode pinned|unpinned
+  if [[ "$1" == pinned ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+    server_cpu=(taskset -c 0); client_cpu=(taskset -c 1); THREADS=1
+  else
+    server_cpu=(); client_cpu=(); THREADS=$(nproc)
+  fi
+}
 
 tmp=$(mktemp -d /tmp/cellar-bench.XXXXXX)
 server_pid=""
-stop_server() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+all_pids=()
+stop_pid() {
+  local pid=$1
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   fi
-  server_pid=""
 }
+stop_server() { stop_pid "$server_pid"; server_pid=""; }
+stop_all() { for p in "${all_pids[@]}"; do stop_pid "$p"; done; all_pids=(); server_pid=""; }
 cleanup() {
   local rc=$?
   if [[ $rc -ne 0 ]]; then
@@ -67,7 +75,7 @@ cleanup() {
       [[ -f "$f" ]] && { echo "--- tail of $f"; tail -n 20 "$f"; }
     done
   fi
-  stop_server; rm -rf "$tmp"
+  stop_all; rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -93,6 +101,7 @@ start_cellar() {
     --api-port 0 --memory-limit 2gb --threads "$THREADS" --dev-no-auth --log-level warn \
     >"$tmp/cellar.log" 2>&1 &
   server_pid=$!
+  all_pids+=("$server_pid")
   for _ in $(seq 1 200); do
     [[ -s "$data/ports.json" ]] && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/cellar.log" >&2; exit 1; }
@@ -107,6 +116,7 @@ start_redis() {
   "${server_cpu[@]}" redis-server --port "$port" --bind 127.0.0.1 --maxmemory 2gb \
     --save "" --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
   server_pid=$!
+  all_pids+=("$server_pid")
   wait_pong "$port"
 }
 
@@ -135,16 +145,32 @@ rb() {  # rb PREFIX PORT PIPELINE REQUESTS -> PREFIX.set / PREFIX.get
   done <<<"$csv"
 }
 
-run_suite() {  # run_suite SERVER(cellar|redis)
-  local s=$1
-  echo "== $s: kvbench (${SECS}s + ${WARMUP}s warmup each) =="
-  kv "$s/kvbench set P1" "$port" set 1
-  kv "$s/kvbench set P16" "$port" set 16
-  kv "$s/kvbench get P1" "$port" get 1
-  kv "$s/kvbench get P16" "$port" get 16
-  echo "== $s: redis-benchmark =="
-  rb "$s/redis-benchmark P1" "$port" 1 300000
-  rb "$s/redis-benchmark P16" "$port" 16 2000000
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
+
+# throughput MODE: both servers up; every workload alternates cellar/redis, REPS times.
+declare -A SAMPLES_OPS SAMPLES_P99
+throughput() {
+  local mode=$1 cport rport rep w s
+  set_mode "$mode"
+  start_cellar; cport=$port
+  start_redis; rport=$port
+  echo "== $mode: cellar --threads $THREADS on ${server_cpu[*]:-any CPU}, redis $(redis-server --version | awk '{print $3}'); kvbench ${SECS}s + ${WARMUP}s warm-up, $REPS reps"
+  for rep in $(seq 1 "$REPS"); do
+    for w in "set 1" "set 16" "get 1" "get 16"; do
+      set -- $w
+      for s in cellar redis; do
+        local p=$cport; [[ $s == redis ]] && p=$rport
+        kv "$mode $s kvbench $1 P$2" "$p" "$1" "$2"
+        SAMPLES_OPS["$mode $s kvbench $1 P$2"]+="${OPS["$mode $s kvbench $1 P$2"]} "
+        SAMPLES_P99["$mode $s kvbench $1 P$2"]+="${P99["$mode $s kvbench $1 P$2"]} "
+      done
+    done
+  done
+  for s in cellar redis; do
+    local p=$cport; [[ $s == redis ]] && p=$rport
+    rb "$mode $s redis-benchmark P16" "$p" 16 1000000
+  done
+  stop_all
 }
 
 memory_test() {  # memory_test SERVER -> MEM_RSS[SERVER], MEM_USED[SERVER]
@@ -172,26 +198,34 @@ memory_test() {  # memory_test SERVER -> MEM_RSS[SERVER], MEM_USED[SERVER]
 declare -A MEM_N MEM_RSS MEM_USED
 
 if [[ "${BENCH_ONLY:-}" != memory ]]; then
-  echo "== cellar: $CELLAR_BIN (--threads $THREADS --memory-limit 2gb --dev-no-auth) =="
-  start_cellar; run_suite cellar; stop_server
-  echo "== redis: $(redis-server --version | awk '{print $3}') =="
-  start_redis; run_suite redis; stop_server
+  for mode in $MODES; do throughput "$mode"; done
 fi
 
-echo "== memory: $ITEMS keys, ${VALUE}-byte values, fresh servers =="
-start_cellar; memory_test cellar; stop_server
-start_redis; memory_test redis; stop_server
+echo "== memory: $ITEMS keys, ${VALUE}-byte values, fresh servers (cellar --threads $(nproc)) =="
+set_mode unpinned
+start_cellar; memory_test cellar; stop_all
+start_redis; memory_test redis; stop_all
 
 echo
-printf '%-24s %14s %14s %8s %12s %12s\n' workload "cellar ops/s" "redis ops/s" ratio "cellar p99" "redis p99"
-for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16" \
-         "redis-benchmark P1.set" "redis-benchmark P1.get" \
-         "redis-benchmark P16.set" "redis-benchmark P16.get"; do
-  c=${OPS["cellar/$w"]:-0} r=${OPS["redis/$w"]:-0}
-  ratio=$(awk -v c="$c" -v r="$r" 'BEGIN {if (r > 0) printf "%.2f", c / r; else print "n/a"}')
-  printf '%-24s %14s %14s %8s %10sus %10sus\n' "$w" "$c" "$r" "$ratio" \
-    "${P99["cellar/$w"]:-?}" "${P99["redis/$w"]:-?}"
-done
+if [[ "${BENCH_ONLY:-}" != memory ]]; then
+  printf '%-9s %-20s %13s %13s %7s %11s %11s\n' mode workload "cellar ops/s" "redis ops/s" ratio \
+    "cellar p99" "redis p99"
+  for mode in $MODES; do
+    for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16"; do
+      c=$(median <<<"${SAMPLES_OPS["$mode cellar $w"]}") r=$(median <<<"${SAMPLES_OPS["$mode redis $w"]}")
+      cp=$(median <<<"${SAMPLES_P99["$mode cellar $w"]}") rp=$(median <<<"${SAMPLES_P99["$mode redis $w"]}")
+      ratio=$(awk -v c="$c" -v r="$r" 'BEGIN {if (r > 0) printf "%.2f", c / r; else print "n/a"}')
+      printf '%-9s %-20s %13s %13s %7s %9sus %9sus\n' "$mode" "$w" "$c" "$r" "$ratio" "$cp" "$rp"
+    done
+    for t in set get; do
+      c=${OPS["$mode cellar redis-benchmark P16.$t"]:-0} r=${OPS["$mode redis redis-benchmark P16.$t"]:-0}
+      ratio=$(awk -v c="$c" -v r="$r" 'BEGIN {if (r > 0) printf "%.2f", c / r; else print "n/a"}')
+      printf '%-9s %-20s %13s %13s %7s %9sus %9sus\n' "$mode" "redis-bench $t P16" "$c" "$r" "$ratio" \
+        "${P99["$mode cellar redis-benchmark P16.$t"]:-?}" "${P99["$mode redis redis-benchmark P16.$t"]:-?}"
+    done
+  done
+  echo "(medians of $REPS runs for kvbench; redis-benchmark runs once and is CPU-bound on 2 cores)"
+fi
 echo
 printf '%-8s %10s %22s %26s\n' server items "bytes/item (RSS)" "bytes/item (used_memory)"
 for s in cellar redis; do

@@ -36,12 +36,13 @@ struct Table {
     RegisterServerFamily(specs);
     RegisterStringFamily(specs);
     RegisterKeysFamily(specs);
+    std::sort(specs.begin(), specs.end(),
+              [](const CommandSpec& a, const CommandSpec& b) { return a.name < b.name; });
+    for (size_t i = 0; i < specs.size(); ++i) specs[i].id = static_cast<uint16_t>(i);
     for (const auto& s : specs) {
       all.push_back(&s);
       by_name[std::string(s.name)] = &s;
     }
-    std::sort(all.begin(), all.end(),
-              [](const CommandSpec* a, const CommandSpec* b) { return a->name < b->name; });
   }
 };
 

@@ -54,7 +54,7 @@ class CommandContext {
   ServerContext& server;
   const uint32_t thread;
   const int64_t now_ms;
-  std::vector<std::string_view> args;  // args[0] is the command name
+  std::span<const std::string_view> args;  // args[0] is the command name
   const CommandSpec* spec = nullptr;
 
   // Adds a call for the bound cache.
@@ -103,6 +103,7 @@ struct CommandSpec {
   int first_key, last_key, key_step;  // for COMMAND INFO
   std::string_view summary;
   FollowupFn followup = nullptr;
+  uint16_t id = 0;  // position in AllCommands(), set by the table; indexes per-command metrics
 };
 
 // Looks a command up by name, case-insensitively. Null if unknown.

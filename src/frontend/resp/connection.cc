@@ -84,28 +84,21 @@ void Connection::OnRead(size_t n) {
 
 CommandContext Connection::MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls,
                                        const Pending& p) {
-  CommandContext ctx(state_, *owner_->server_, owner_->thread_, SystemClock::Get()->NowMillis(),
-                     calls, local);
-  std::string_view buf(in_.data(), in_len_);
-  ctx.args.reserve(p.num_args);
-  for (uint32_t i = 0; i < p.num_args; ++i) {
-    const auto& a = args_[p.first_arg + i];
-    ctx.args.push_back(buf.substr(a.offset, a.length));
-  }
+  CommandContext ctx(state_, *owner_->server_, owner_->thread_, round_now_ms_, calls, local);
+  ctx.args = std::span<const std::string_view>(args_.data() + p.first_arg, p.num_args);
   ctx.spec = p.spec;
   return ctx;
 }
 
 void Connection::PrepareOne(Pending& p, std::string_view buf) {
   ReplyWriter w(&local_, state_.proto);
-  std::string_view name = buf.substr(args_[p.first_arg].offset, args_[p.first_arg].length);
+  std::string_view name = args_[p.first_arg];
   const CommandSpec* spec = FindCommand(name);
   p.spec = spec;
   if (spec == nullptr) {
     std::string detail = "'" + std::string(name.substr(0, 128)) + "', with args beginning with: ";
     for (uint32_t i = 1; i < p.num_args && detail.size() < 256; ++i) {
-      const auto& a = args_[p.first_arg + i];
-      detail += "'" + std::string(buf.substr(a.offset, std::min<uint32_t>(a.length, 128))) + "' ";
+      detail += "'" + std::string(args_[p.first_arg + i].substr(0, 128)) + "' ";
     }
     WriteError(w, RespError::kUnknownCommand, detail);
   } else if ((spec->arity > 0 && static_cast<int>(p.num_args) != spec->arity) ||
@@ -129,6 +122,7 @@ void Connection::ProcessRound() {
   local_.clear();
   args_.clear();
   std::string_view buf(in_.data(), in_len_);
+  round_now_ms_ = SystemClock::Get()->NowMillis();
   while (pending_.size() < kMaxRound && !state_.close_after_reply) {
     RespParser::Result r = parser_.Next(buf);
     if (r == RespParser::Result::kNeedMore) break;
@@ -145,7 +139,7 @@ void Connection::ProcessRound() {
     Pending p{nullptr, static_cast<uint32_t>(batch_.calls.size()), 0,
               static_cast<uint32_t>(local_.size()), 0, static_cast<uint32_t>(args_.size()),
               static_cast<uint32_t>(parser_.args().size()), state_.proto};
-    args_.insert(args_.end(), parser_.args().begin(), parser_.args().end());
+    for (size_t i = 0; i < parser_.args().size(); ++i) args_.push_back(parser_.ArgAt(buf, i));
     PrepareOne(p, buf);
     pending_.push_back(p);
     if (p.spec != nullptr && (p.spec->flags & kEndsRound) && p.num_calls > 0) break;
@@ -210,7 +204,7 @@ void Connection::FinishFrom(size_t index) {
       p.spec->finish(ctx, std::span<gateway::Call>(batch_.calls.data() + p.first_call, p.num_calls), w);
     }
     if (p.spec != nullptr) {
-      size_t id = CommandIndex(p.spec->name);
+      size_t id = p.spec->id % kMaxCommandIds;
       Bump(m.calls[id]);
       if (out_.size() > before && out_[before] == '-') Bump(m.errors[id]);
       Bump(m.latency[bucket]);

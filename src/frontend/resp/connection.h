@@ -64,11 +64,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t in_len_ = 0;
   std::string out_;    // replies of the current round
   std::string local_;  // replies written during Prepare
-  std::vector<RespParser::Arg> args_;
+  std::vector<std::string_view> args_;  // every argument of the round, into in_
   std::vector<Pending> pending_;
   gateway::Batch batch_;
   gateway::Batch followup_;
   uint64_t round_start_ns_ = 0;
+  int64_t round_now_ms_ = 0;  // wall clock read once per round
   bool reading_ = false;
   bool busy_ = false;
   bool closing_ = false;

@@ -10,18 +10,8 @@ ThreadMetrics& MetricsOf(uint32_t thread) {
 }
 
 size_t CommandIndex(std::string_view name) {
-  const auto& all = AllCommands();
-  // The table is small and sorted; binary search keeps this off the profile.
-  size_t lo = 0, hi = all.size();
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (all[mid]->name < name) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo < all.size() && all[lo]->name == name ? lo % kMaxCommandIds : kMaxCommandIds - 1;
+  const CommandSpec* spec = FindCommand(name);
+  return spec == nullptr ? kMaxCommandIds - 1 : spec->id % kMaxCommandIds;
 }
 
 }  // namespace cellar::resp

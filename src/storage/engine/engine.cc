@@ -35,7 +35,8 @@ uint64_t Engine::NextRandom() {
 
 uint32_t Engine::LruClock() const {
   // 100 ms resolution; 28 bits wrap after about 310 days, and ages are taken modulo that.
-  return static_cast<uint32_t>(clock_->NowMillis() / 100) & Item::kLruMask;
+  // Uses the time of the operation's lookup (FindLive), so one operation reads the clock once.
+  return static_cast<uint32_t>(now_ / 100) & Item::kLruMask;
 }
 
 void Engine::CreateCache(uint32_t cache_id) { caches_.try_emplace(cache_id); }
@@ -87,9 +88,10 @@ void Engine::FreeItem(Item* item) {
 void Engine::EraseSlot(size_t slot) { FreeItem(table_.Erase(slot)); }
 
 size_t Engine::FindLive(uint32_t cache_id, std::string_view key, uint64_t hash) {
+  now_ = clock_->NowMillis();
   size_t slot = table_.Find(cache_id, key, hash);
   if (slot == Table::kNotFound) return slot;
-  if (table_.At(slot)->ExpiredAt(clock_->NowMillis())) {
+  if (table_.At(slot)->ExpiredAt(now_)) {
     EraseSlot(slot);
     counters_.expirations++;
     caches_[cache_id].expirations++;
@@ -102,8 +104,9 @@ bool Engine::EvictOne() {
   const size_t n = table_.size();
   if (n == 0) return false;
   const size_t cap = table_.capacity();
-  const uint32_t now_clock = LruClock();
   const int64_t now = clock_->NowMillis();
+  now_ = now;
+  const uint32_t now_clock = LruClock();
   size_t best = Table::kNotFound;
   uint32_t best_age = 0;
   int sampled = 0;
@@ -178,7 +181,7 @@ Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view val
   } else if (flags & api::kSetTtl) {
     new_expire = expire_at;
   }
-  if (new_expire != 0 && new_expire <= clock_->NowMillis()) {
+  if (new_expire != 0 && new_expire <= now_) {
     // An absolute expiry in the past: the write succeeds and the key is gone at once.
     if (exists) EraseSlot(slot);
     *stored = true;

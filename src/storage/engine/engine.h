@@ -107,6 +107,7 @@ class Engine {
   uint64_t used_ = 0;  // allocation bytes of live items
   int64_t max_value_ = 512ll * 1024 * 1024;
   uint64_t rng_;
+  int64_t now_ = 0;  // Unix ms of the current operation, read once by FindLive
   size_t expire_cursor_ = 0;
   Table table_;
   absl::flat_hash_map<uint32_t, CacheCounters> caches_;
