@@ -36,6 +36,19 @@ void RespServer::Listen(const std::string& address, uint16_t port) {
   auto addr = asio::ip::make_address(address, ec);
   if (ec) throw std::runtime_error("invalid bind address '" + address + "'");
   asio::ip::tcp::endpoint ep(addr, port);
+  if (port != 0 && thread_ == 0) {
+    // SO_REUSEPORT would let us share a port another server already listens on (same user)
+    // and silently split its traffic. A probe bind without it fails if the port is taken.
+    asio::ip::tcp::acceptor probe(io_);
+    probe.open(ep.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    probe.bind(ep, ec);
+    if (ec) {
+      throw std::runtime_error("cannot listen for RESP on " + address + ":" + std::to_string(port) +
+                               ": " + ec.message());
+    }
+    probe.close();
+  }
   acceptor_.open(ep.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   int one = 1;
