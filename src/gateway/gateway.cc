@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 
+#include <absl/container/flat_hash_map.h>
 #include <boost/asio/post.hpp>
 
 #include "control/admin_key.h"
@@ -196,7 +197,11 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
       [this, parts, caches = std::move(caches), done = std::move(done)] {
         Stats st;
         st.caches.reserve(caches.size());
-        for (const auto& c : caches) st.caches.push_back(CacheStats{c.name, c.id});
+        absl::flat_hash_map<uint32_t, size_t> index;  // cache id -> position in st.caches
+        for (const auto& c : caches) {
+          index[c.id] = st.caches.size();
+          st.caches.push_back(CacheStats{c.name, c.id});
+        }
         for (uint32_t s = 0; s < num_shards(); ++s) {
           const PerShard& p = (*parts)[s];
           st.items += p.engine.items;
@@ -209,16 +214,16 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
           st.expirations += p.engine.expirations;
           st.oom_refusals += p.engine.oom_refusals;
           for (const auto& [id, cc] : p.caches) {
-            for (auto& out : st.caches) {
-              if (out.id != id) continue;
-              out.ops += cc.ops;
-              out.items += cc.items;
-              out.bytes += cc.bytes;
-              out.hits += cc.hits;
-              out.misses += cc.misses;
-              out.evictions += cc.evictions;
-              out.expirations += cc.expirations;
-            }
+            auto it = index.find(id);
+            if (it == index.end()) continue;
+            CacheStats& out = st.caches[it->second];
+            out.ops += cc.ops;
+            out.items += cc.items;
+            out.bytes += cc.bytes;
+            out.hits += cc.hits;
+            out.misses += cc.misses;
+            out.evictions += cc.evictions;
+            out.expirations += cc.expirations;
           }
         }
         done(std::move(st));

@@ -37,8 +37,8 @@ using boost::system::error_code;
 
 namespace {
 
-// Active expiry: every tick each shard looks at this many slots, and goes on (up to a few
-// times) while more than a quarter of what it saw had expired.
+// Active expiry: every tick each shard looks at this many slots, and goes on (up to 8 times
+// per tick) while more than 1 in 10 of the slots it saw held an expired item.
 constexpr auto kExpireTick = std::chrono::milliseconds(100);
 constexpr size_t kExpireBudget = 20000;
 constexpr auto kDrainTimeout = std::chrono::seconds(10);
@@ -58,7 +58,7 @@ void ScheduleExpiry(Loop* loop) {
     if (ec) return;
     for (int round = 0; round < 8; ++round) {
       size_t removed = loop->engine->ActiveExpire(kExpireBudget);
-      if (removed * 4 < kExpireBudget / 16) break;
+      if (removed * 10 < kExpireBudget) break;
     }
     ScheduleExpiry(loop);
   });
@@ -158,6 +158,7 @@ int ServeMain(int argc, char** argv) {
     resp::ParserLimits limits;
     limits.max_bulk_bytes =
         std::min<uint64_t>(512ull << 20, std::max<uint64_t>(2 * cfg.max_item_size, 16ull << 20));
+    limits.max_command_bytes = std::max<uint64_t>(64ull << 20, 4 * limits.max_bulk_bytes);
 
     uint16_t resp_port = cfg.resp_port;
     for (uint32_t i = 0; i < threads; ++i) {

@@ -123,7 +123,8 @@ void Connection::ProcessRound() {
   args_.clear();
   std::string_view buf(in_.data(), in_len_);
   round_now_ms_ = SystemClock::Get()->NowMillis();
-  while (pending_.size() < kMaxRound && !state_.close_after_reply) {
+  while (pending_.size() < kMaxRound && batch_.calls.size() < kMaxRoundCalls &&
+         !state_.close_after_reply) {
     RespParser::Result r = parser_.Next(buf);
     if (r == RespParser::Result::kNeedMore) break;
     if (r == RespParser::Result::kError) {

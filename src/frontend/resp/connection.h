@@ -34,7 +34,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ForceClose() { Close(); }
 
  private:
-  static constexpr size_t kMaxRound = 1024;  // commands prepared per round
+  static constexpr size_t kMaxRound = 1024;        // commands prepared per round
+  static constexpr size_t kMaxRoundCalls = 16384;  // calls per round (a command may exceed it)
 
   struct Pending {
     const CommandSpec* spec;  // null for an unknown command or a protocol error

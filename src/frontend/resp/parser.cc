@@ -105,6 +105,9 @@ RespParser::Result RespParser::NextOrSkip(std::string_view buf) {
       return Fail("Protocol error: invalid bulk length");
     }
     const size_t need = p + static_cast<size_t>(len) + 2;
+    if (need - consumed_ > limits_.max_command_bytes) {
+      return Fail("Protocol error: command exceeds the size limit");
+    }
     if (buf.size() < need) {
       wanted_ = need - buf.size();
       return Result::kNeedMore;

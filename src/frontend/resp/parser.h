@@ -21,6 +21,7 @@ struct ParserLimits {
   uint64_t max_bulk_bytes = 512ull * 1024 * 1024;  // largest single argument
   uint64_t max_args = 1024 * 1024;                 // arguments in one command
   uint64_t max_inline_bytes = 64 * 1024;           // an inline command line
+  uint64_t max_command_bytes = 64ull * 1024 * 1024;  // one whole command on the wire
 };
 
 class RespParser {

@@ -73,3 +73,18 @@ TEST(RespParser, ManyEmptyLinesDoNotRecurse) {
 
 }  // namespace
 }  // namespace cellar::resp
+
+namespace cellar::resp {
+namespace {
+
+TEST(RespParser, RefusesACommandLargerThanTheCommandLimit) {
+  RespParser p(ParserLimits{.max_bulk_bytes = 100, .max_command_bytes = 250});
+  std::string buf = "*4\r\n$3\r\nSET\r\n$100\r\n" + std::string(100, 'a') + "\r\n$100\r\n";
+  EXPECT_EQ(p.Next(buf), RespParser::Result::kNeedMore);  // 2 args so far: under the limit
+  buf += std::string(100, 'b') + "\r\n$100\r\n";
+  EXPECT_EQ(p.Next(buf), RespParser::Result::kError);     // the 4th would pass 250 bytes
+  EXPECT_NE(p.error().find("size limit"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cellar::resp
