@@ -5,6 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# ccache: paths relative to the checkout, so another clone of the same commit hits the cache.
+export CCACHE_BASEDIR="$root"
 "$root/scripts/setup.sh"
 (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
 
