@@ -90,7 +90,7 @@ CommandContext Connection::MakeContext(ReplyWriter& local, std::vector<gateway::
   return ctx;
 }
 
-void Connection::PrepareOne(Pending& p, std::string_view buf) {
+void Connection::PrepareOne(Pending& p) {
   ReplyWriter w(&local_, state_.proto);
   std::string_view name = args_[p.first_arg];
   const CommandSpec* spec = FindCommand(name);
@@ -141,18 +141,13 @@ void Connection::ProcessRound() {
               static_cast<uint32_t>(local_.size()), 0, static_cast<uint32_t>(args_.size()),
               static_cast<uint32_t>(parser_.args().size()), state_.proto};
     for (size_t i = 0; i < parser_.args().size(); ++i) args_.push_back(parser_.ArgAt(buf, i));
-    PrepareOne(p, buf);
+    PrepareOne(p);
     pending_.push_back(p);
     if (p.spec != nullptr && (p.spec->flags & kEndsRound) && p.num_calls > 0) break;
   }
   if (pending_.empty()) {
     // Nothing complete: drop consumed bytes and wait for more.
-    size_t consumed = parser_.consumed();
-    if (consumed > 0) {
-      std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
-      in_len_ -= consumed;
-      parser_.Shift(consumed);
-    }
+    Compact();
     if (in_.size() > 4 * kReadChunk && in_len_ < kReadChunk) {
       in_.resize(kReadChunk);  // give back the memory of a past large command
       in_.shrink_to_fit();
@@ -232,13 +227,16 @@ void Connection::AfterWrite() {
   busy_ = false;
   if (protocol_error_ || state_.close_after_reply || closing_) return Close();
   // The round's borrowed bytes are free now: drop them and go on with what is buffered.
-  size_t consumed = parser_.consumed();
-  if (consumed > 0) {
-    std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
-    in_len_ -= consumed;
-    parser_.Shift(consumed);
-  }
+  Compact();
   ProcessRound();
+}
+
+void Connection::Compact() {
+  size_t consumed = parser_.consumed();
+  if (consumed == 0) return;
+  std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
+  in_len_ -= consumed;
+  parser_.Shift(consumed);
 }
 
 }  // namespace cellar::resp

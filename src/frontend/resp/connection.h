@@ -48,7 +48,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Read();
   void OnRead(size_t n);
   void ProcessRound();
-  void PrepareOne(Pending& p, std::string_view buf);
+  void PrepareOne(Pending& p);
+  // Drops the bytes of commands already answered from the front of the receive buffer.
+  void Compact();
   void FinishRound();
   void RunFollowup(size_t index);
   void FinishFrom(size_t index);
