@@ -44,7 +44,8 @@ enum class Op : uint8_t {
 // Positions in Reply::numbers for Op::kStats.
 enum StatIndex : uint8_t {
   kStatItems, kStatUsedBytes, kStatIndexBytes, kStatMemoryLimit, kStatHits, kStatMisses,
-  kStatEvictions, kStatExpirations, kStatCacheItems, kStatCacheBytes, kStatCount
+  kStatEvictions, kStatExpirations, kStatCacheItems, kStatCacheBytes, kStatCacheVolatile,
+  kStatCount
 };
 
 // Flag bits for kSet, kExpire and kGetEx.

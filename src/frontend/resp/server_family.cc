@@ -134,7 +134,9 @@ void FinishInfo(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   if (want("keyspace")) {
     s += "# Keyspace\r\n";
     if (sum[api::kStatCacheItems] > 0) {
-      line("db0", "keys=" + std::to_string(sum[api::kStatCacheItems]) + ",expires=0,avg_ttl=0");
+      // avg_ttl is not tracked; Redis itself reports only an estimate.
+      line("db0", "keys=" + std::to_string(sum[api::kStatCacheItems]) +
+                      ",expires=" + std::to_string(sum[api::kStatCacheVolatile]) + ",avg_ttl=0");
     }
   }
   w.Verbatim(s);

@@ -71,6 +71,7 @@ Item* Engine::NewItem(uint32_t cache_id, std::string_view key, size_t val_len,
   CacheCounters& cc = caches_[cache_id];
   cc.items++;
   cc.bytes += bytes;
+  if (expire_at != 0) cc.volatile_items++;
   return item;
 }
 
@@ -81,8 +82,21 @@ void Engine::FreeItem(Item* item) {
   if (it != caches_.end()) {
     it->second.items--;
     it->second.bytes -= bytes;
+    if (item->has_ttl()) it->second.volatile_items--;
   }
   std::free(item);
+}
+
+void Engine::SetExpiry(Item* item, int64_t expire_at) {
+  if (item->has_ttl() != (expire_at != 0)) {
+    CacheCounters& cc = caches_[item->cache_id];
+    if (expire_at != 0) {
+      cc.volatile_items++;
+    } else {
+      cc.volatile_items--;
+    }
+  }
+  item->expire_at = expire_at;
 }
 
 void Engine::EraseSlot(size_t slot) { FreeItem(table_.Erase(slot)); }
@@ -190,7 +204,7 @@ Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view val
   if (exists) {
     Item* item = Rewrite(slot, value);
     if (item == nullptr) return Status(Code::kOutOfMemory);
-    item->expire_at = new_expire;
+    SetExpiry(item, new_expire);
     *stored = true;
     return Status::Ok();
   }
@@ -355,7 +369,7 @@ int64_t Engine::Expire(uint32_t cache_id, std::string_view key, int64_t expire_a
     EraseSlot(slot);
     return 1;
   }
-  item->expire_at = expire_at;
+  SetExpiry(item, expire_at);
   return 1;
 }
 
@@ -485,7 +499,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     case api::Op::kPersist: {
       size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
       if (slot != Table::kNotFound && table_.At(slot)->has_ttl()) {
-        table_.At(slot)->expire_at = 0;
+        SetExpiry(table_.At(slot), 0);
         reply.integer = 1;
       }
       return;
@@ -520,12 +534,12 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       reply.value.assign(item->value());
       Touch(item);
       if (req.flags & api::kPersistTtl) {
-        item->expire_at = 0;
+        SetExpiry(item, 0);
       } else if (req.flags & api::kSetTtl) {
         if (req.expire_at <= clock_->NowMillis()) {
           EraseSlot(slot);
         } else {
-          item->expire_at = req.expire_at;
+          SetExpiry(item, req.expire_at);
         }
       }
       return;
@@ -586,7 +600,8 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
                        static_cast<int64_t>(c.index_bytes), static_cast<int64_t>(limit_),
                        static_cast<int64_t>(c.hits),       static_cast<int64_t>(c.misses),
                        static_cast<int64_t>(c.evictions),  static_cast<int64_t>(c.expirations),
-                       static_cast<int64_t>(cc->items),    static_cast<int64_t>(cc->bytes)};
+                       static_cast<int64_t>(cc->items),    static_cast<int64_t>(cc->bytes),
+                       static_cast<int64_t>(cc->volatile_items)};
       return;
     }
     case api::Op::kFlushCache:

@@ -26,6 +26,7 @@ struct CacheCounters {
   uint64_t ops = 0;    // requests executed for this cache on this shard
   uint64_t items = 0;
   uint64_t bytes = 0;  // allocation bytes of this cache's items
+  uint64_t volatile_items = 0;  // items with a TTL
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t evictions = 0;
@@ -92,6 +93,8 @@ class Engine {
   Item* NewItem(uint32_t cache_id, std::string_view key, size_t val_len, int64_t expire_at);
   void FreeItem(Item* item);
   void EraseSlot(size_t slot);
+  // Every change of an item's expiry goes through here, to keep volatile_items right.
+  void SetExpiry(Item* item, int64_t expire_at);
   // Evicts until `incoming` more bytes (and, if `inserting`, the index growth one more item
   // may cause) fit under the limit. False if it cannot.
   bool MakeRoom(size_t incoming, bool inserting = false);

@@ -1073,5 +1073,41 @@ TEST(EngineMeasure, PerItemOverhead) {
   RecordProperty("bytes_per_item", std::to_string(per_item));
 }
 
+TEST(Engine, CountsItemsWithATtlPerCache) {
+  ManualClock clock;
+  Engine e(&clock, 0);
+  e.CreateCache(1);
+  e.CreateCache(2);
+  auto vol = [&](uint32_t c) { return e.Cache(c)->volatile_items; };
+  bool stored = false;
+  const int64_t later = clock.NowMillis() + 10000;
+  ASSERT_TRUE(e.Set(1, "a", "v", later, api::kSetTtl, &stored, nullptr).ok());
+  ASSERT_TRUE(e.Set(1, "b", "v", 0, 0, &stored, nullptr).ok());
+  ASSERT_TRUE(e.Set(2, "a", "v", later, api::kSetTtl, &stored, nullptr).ok());
+  EXPECT_EQ(vol(1), 1u);
+  EXPECT_EQ(vol(2), 1u);
+  EXPECT_EQ(e.Expire(1, "b", later, 0), 1);           // gains a TTL
+  EXPECT_EQ(vol(1), 2u);
+  ASSERT_TRUE(e.Set(1, "a", "longer value", 0, api::kKeepTtl, &stored, nullptr).ok());
+  EXPECT_EQ(vol(1), 2u);                               // rewritten block keeps its TTL
+  ASSERT_TRUE(e.Set(1, "a", "v", 0, 0, &stored, nullptr).ok());
+  EXPECT_EQ(vol(1), 1u);                               // a plain SET drops the TTL
+  api::Request persist{.op = api::Op::kPersist, .cache_id = 1, .key = "b"};
+  api::Reply r;
+  e.Execute(persist, r);
+  EXPECT_EQ(r.integer, 1);
+  EXPECT_EQ(vol(1), 0u);
+  api::Request getex{.op = api::Op::kGetEx, .flags = api::kSetTtl, .cache_id = 1, .key = "a",
+                     .expire_at = later};
+  api::Reply r2;
+  e.Execute(getex, r2);
+  EXPECT_EQ(vol(1), 1u);
+  clock.Advance(20000);
+  EXPECT_EQ(e.ActiveExpire(1 << 20), 2u);  // cache 1's "a" and cache 2's "a"
+  EXPECT_EQ(vol(1), 0u);
+  EXPECT_EQ(vol(2), 0u);
+  EXPECT_EQ(e.Cache(1)->items, 1u);        // "b" had its TTL removed
+}
+
 }  // namespace
 }  // namespace cellar::storage
