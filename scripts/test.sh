@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what it needs, builds the release and the ASan/UBSan
 # presets, and runs unit, integration (real binary, real clients) and fuzz-corpus tests in both.
-# Usage: scripts/test.sh [--quick]   (--quick: release preset only)
+# Usage: scripts/test.sh [--quick | --with-tsan]
+#   --quick:     release preset only
+#   --with-tsan: also the ThreadSanitizer preset (the threaded parts: loops, gateway, shutdown)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,7 +13,12 @@ export CCACHE_BASEDIR="$root"
 (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
 
 presets=(release asan)
-if [[ "${1:-}" == "--quick" ]]; then presets=(release); fi
+case "${1:-}" in
+  --quick) presets=(release) ;;
+  --with-tsan) presets=(release asan tsan); export TSAN_OPTIONS="halt_on_error=1" ;;
+  "") ;;
+  *) echo "usage: scripts/test.sh [--quick | --with-tsan]" >&2; exit 2 ;;
+esac
 
 status=0
 for preset in "${presets[@]}"; do

@@ -786,8 +786,13 @@ class Eviction(unittest.TestCase):
                     max_rss = max(max_rss, harness.rss_bytes(s.pid))
             self.assertLessEqual(max_used, limit, f"used_memory peaked at {max_used}")
             allowance = 40 * 1024 * 1024
-            self.assertLess(max_rss, baseline + limit + allowance,
-                            f"RSS {max_rss} vs baseline {baseline} + limit {limit} + 40 MiB")
+            if "thread" in os.environ.get("CELLAR_SANITIZER", ""):
+                # TSan keeps shadow memory for every heap address ever touched, so RSS
+                # measures TSan here; used_memory above is still checked.
+                print(f"RSS bound not checked under TSan (RSS {max_rss})")
+            else:
+                self.assertLess(max_rss, baseline + limit + allowance,
+                                f"RSS {max_rss} vs baseline {baseline} + limit {limit} + 40 MiB")
             dbsize = r.dbsize()
             self.assertLess(dbsize, n, "nothing evicted?")
             self.assertGreater(dbsize, 0)
