@@ -123,9 +123,9 @@ class Gateway {
 
   std::vector<boost::asio::io_context*> loops_;
   std::vector<storage::Engine*> engines_;
-  std::vector<Outbox> outboxes_;  // outboxes_[i] is touched only by loop i
   control::CacheRegistry* registry_;
   Options options_;
+  std::vector<Outbox> outboxes_;  // outboxes_[i] is touched only by loop i
 };
 
 }  // namespace cellar::gateway

@@ -96,9 +96,10 @@ void Connection::PrepareOne(Pending& p) {
   const CommandSpec* spec = FindCommand(name);
   p.spec = spec;
   if (spec == nullptr) {
-    std::string detail = "'" + std::string(name.substr(0, 128)) + "', with args beginning with: ";
+    std::string detail;
+    detail.append("'").append(name.substr(0, 128)).append("', with args beginning with: ");
     for (uint32_t i = 1; i < p.num_args && detail.size() < 256; ++i) {
-      detail += "'" + std::string(args_[p.first_arg + i].substr(0, 128)) + "' ";
+      detail.append("'").append(args_[p.first_arg + i].substr(0, 128)).append("' ");
     }
     WriteError(w, RespError::kUnknownCommand, detail);
   } else if ((spec->arity > 0 && static_cast<int>(p.num_args) != spec->arity) ||
