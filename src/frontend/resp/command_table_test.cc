@@ -22,10 +22,16 @@ TEST(CommandTable, EntriesAreWellFormed) {
     EXPECT_NE(s->prepare, nullptr) << s->name;
     EXPECT_EQ(s->id, i) << s->name;
     EXPECT_FALSE(s->summary.empty()) << s->name;
-    if (s->followup != nullptr) EXPECT_TRUE(s->flags & kEndsRound) << s->name;
+    if (s->followup != nullptr) {
+      EXPECT_TRUE(s->flags & kEndsRound) << s->name;
+    }
     // Commands that may answer from shard replies need a finish handler.
-    if (!(s->flags & kConnection)) EXPECT_NE(s->finish, nullptr) << s->name;
-    if (i > 0) EXPECT_LT(all[i - 1]->name, s->name);
+    if (!(s->flags & kConnection)) {
+      EXPECT_NE(s->finish, nullptr) << s->name;
+    }
+    if (i > 0) {
+      EXPECT_LT(all[i - 1]->name, s->name);
+    }
   }
 }
 
