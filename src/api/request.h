@@ -35,6 +35,7 @@ enum class Op : uint8_t {
   kGetEx,        // expire_at/flags (kPersist or kSetTtl) -> found, value
   kScan,         // shard's part of SCAN: integer = bucket cursor, pattern, integer2 = count
                  // -> keys, integer = next bucket cursor (0: this shard done)
+  kKeys,         // shard's part of KEYS: pattern -> keys (a whole sweep, no cursor)
   kRandomKey,    // -> found, value
   kCount,        // items of the cache on this shard -> integer
   kFlushCache,   // drops every item of the cache on this shard -> integer (items removed)

@@ -112,9 +112,11 @@ void Gateway::ForEachShard(uint32_t origin, std::function<void(uint32_t, storage
   };
   auto state = std::make_shared<State>(State{std::move(fn), std::move(done), num_shards()});
   for (uint32_t s = 0; s < num_shards(); ++s) {
-    asio::post(*loops_[s], [this, state, s, origin] {
+    asio::post(*loops_[s], [this, state, s, origin]() mutable {
       state->fn(s, *engines_[s]);
-      asio::post(*loops_[origin], [state] {
+      // Moved, not copied: the last reference (and the callbacks it holds, which may own
+      // objects of the origin loop) must be dropped on the origin loop.
+      asio::post(*loops_[origin], [state = std::move(state)] {
         if (--state->pending == 0) state->done();
       });
     });

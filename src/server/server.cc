@@ -227,13 +227,12 @@ int ServeMain(int argc, char** argv) {
     for (auto& t : workers) t.join();
     // A loop may have received a message after it ran dry (another loop's last reply): run
     // what is left, single-threaded now, so no handler is destroyed after the objects it uses.
-    for (int pass = 0; pass < 4; ++pass) {
-      size_t ran = 0;
+    for (size_t ran = 1; ran > 0;) {  // until a whole pass over the loops runs nothing
+      ran = 0;
       for (auto& loop : loops) {
         loop->io.restart();
         ran += loop->io.poll();
       }
-      if (ran == 0) break;
     }
     LOG_INFO("msg=stopped");
     return 0;

@@ -16,7 +16,8 @@ import urllib.parse
 
 import redis
 
-from harness import CellarServer, cellar_bin
+from harness import (CellarServer, cellar_bin, recv_reply_line, recv_until_closed,
+                     resp_encode)
 
 
 def metric(text, name, labels=""):
@@ -91,10 +92,42 @@ class AdminApi(unittest.TestCase):
         with self.assertRaises(redis.ResponseError) as e:
             c.get("a")
         self.assertIn("cache not found", str(e.exception))
+        # Multi-key replies stay well framed when the cache is gone (error, not a half array).
+        self.s.create_cache("adm_del")
+        sock = self.s.raw()
+        sock.sendall(resp_encode("AUTH", "adm_del", self.s.admin_key))
+        self.assertEqual(recv_reply_line(sock), b"+OK\r\n")
+        self.s.delete_cache("adm_del")
+        sock.sendall(resp_encode("MGET", "a", "b", "c") + resp_encode("PING"))
+        self.assertEqual(recv_reply_line(sock), b"-ERR cache not found\r\n")
+        self.assertEqual(recv_reply_line(sock), b"+PONG\r\n")
+        sock.close()
         # A new cache with the same name is a new, empty namespace.
         self.s.create_cache("adm_del")
         c2 = self.s.client("adm_del", create=False)
         self.assertIsNone(c2.get("a"))
+
+    def test_unauthenticated_clients_cannot_send_large_commands(self):
+        sock = self.s.raw()
+        sock.sendall(b"*1\r\n$16777216\r\n")  # announces 16 MiB, sends nothing more
+        self.assertIn(b"Protocol error", recv_reply_line(sock))
+        self.assertEqual(recv_until_closed(sock), (b"", True))
+        sock = self.s.raw()
+        sock.sendall(resp_encode(*(["ECHO"] * 40)))
+        self.assertIn(b"Protocol error", recv_reply_line(sock))
+        # After AUTH the normal limits apply.
+        c = self.s.client("adm_big")
+        self.assertTrue(c.set("big", b"x" * (1 << 20)))
+        self.assertEqual(len(c.get("big")), 1 << 20)
+
+    def test_msetnx_and_setrange_edges(self):
+        c = self.s.client("adm_edge")
+        self.assertEqual(c.execute_command("SETRANGE", "k", 999999999, ""), 0)
+        self.assertTrue(c.msetnx({"n1": "1", "n2": "2"}))
+        self.assertFalse(c.msetnx({"n2": "x", "n3": "3"}))
+        self.assertIsNone(c.get("n3"))
+        status, text = self.s.admin("GET", "/metrics", auth=False)
+        self.assertEqual(metric(text, "cellar_commands_total", 'command="msetnx"'), 2)
 
     def test_metrics(self):
         self.s.create_cache("adm_m")

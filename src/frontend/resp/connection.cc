@@ -18,7 +18,7 @@ constexpr size_t kReadChunk = 16 * 1024;
 }  // namespace
 
 Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t id)
-    : owner_(owner), socket_(std::move(socket)), parser_(owner->limits_) {
+    : owner_(owner), socket_(std::move(socket)), parser_(kPreAuthLimits) {
   state_.id = id;
   state_.created_ms = SystemClock::Get()->NowMillis();
   error_code ec;
@@ -33,6 +33,7 @@ Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t
       state_.cache_name = "default";
     }
   }
+  parser_.set_limits(Limits());
   owner_->conns_.insert(this);
   RespServer::LiveConnections().fetch_add(1, std::memory_order_relaxed);
   Bump(MetricsOf(owner_->thread_).connections_opened);
@@ -45,6 +46,12 @@ Connection::~Connection() {
 }
 
 void Connection::Start() { Read(); }
+
+ParserLimits Connection::Limits() const {
+  // Before AUTH only small commands are accepted (AUTH, HELLO, PING...), as Redis does for
+  // unauthenticated clients, so a stranger cannot make the server buffer large commands.
+  return state_.authed ? owner_->limits_ : kPreAuthLimits;
+}
 
 void Connection::Shutdown() {
   closing_ = true;
@@ -61,12 +68,10 @@ void Connection::Close() {
 
 void Connection::Read() {
   if (closing_) return Close();
-  // Grow the buffer to what the parser says the current command needs, in chunks.
-  size_t want = std::max(kReadChunk, parser_.Wanted());
-  if (in_.size() - in_len_ < want) {
-    size_t cap = std::max(in_.size() * 2, in_len_ + want);
-    in_.resize(cap);
-  }
+  // Grow toward what the parser says the current command needs, but at most doubling per
+  // read: memory follows the bytes that arrive, not the lengths a client announces.
+  size_t want = std::max(kReadChunk, std::min(parser_.Wanted(), std::max(in_len_, kReadChunk)));
+  if (in_.size() - in_len_ < want) in_.resize(in_len_ + want);
   reading_ = true;
   socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
                           [self = shared_from_this()](error_code ec, size_t n) {
@@ -142,7 +147,9 @@ void Connection::ProcessRound() {
               static_cast<uint32_t>(local_.size()), 0, static_cast<uint32_t>(args_.size()),
               static_cast<uint32_t>(parser_.args().size()), state_.proto};
     for (size_t i = 0; i < parser_.args().size(); ++i) args_.push_back(parser_.ArgAt(buf, i));
+    const bool was_authed = state_.authed;
     PrepareOne(p);
+    if (state_.authed != was_authed) parser_.set_limits(Limits());
     pending_.push_back(p);
     if (p.spec != nullptr && (p.spec->flags & kEndsRound) && p.num_calls > 0) break;
   }
@@ -165,10 +172,6 @@ void Connection::ProcessRound() {
 void Connection::FinishRound() { FinishFrom(0); }
 
 void Connection::FinishFrom(size_t index) {
-  ThreadMetrics& m = MetricsOf(owner_->thread_);
-  const uint64_t elapsed_us = (MonotonicNanos() - round_start_ns_) / 1000;
-  size_t bucket = 0;
-  while (kLatencyBoundsUs[bucket] < elapsed_us) ++bucket;
   for (size_t i = index; i < pending_.size(); ++i) {
     const Pending& p = pending_[i];
     const size_t before = out_.size();
@@ -187,7 +190,9 @@ void Connection::FinishFrom(size_t index) {
               ReplyWriter w(&self->out_, q.proto);
               ReplyWriter unused2(&self->local_, q.proto);
               CommandContext c2 = self->MakeContext(unused2, self->followup_.calls, q);
+              const size_t before = self->out_.size();
               q.spec->finish(c2, std::span<gateway::Call>(self->followup_.calls), w);
+              self->CountCommand(q, before);
               self->FinishFrom(i + 1);
             });
         return;
@@ -200,15 +205,22 @@ void Connection::FinishFrom(size_t index) {
       CommandContext ctx = MakeContext(unused, batch_.calls, p);
       p.spec->finish(ctx, std::span<gateway::Call>(batch_.calls.data() + p.first_call, p.num_calls), w);
     }
-    if (p.spec != nullptr) {
-      size_t id = p.spec->id % kMaxCommandIds;
-      Bump(m.calls[id]);
-      if (out_.size() > before && out_[before] == '-') Bump(m.errors[id]);
-      Bump(m.latency[bucket]);
-      Bump(m.latency_sum_us, elapsed_us);
-    }
+    CountCommand(p, before);
   }
   Write();
+}
+
+void Connection::CountCommand(const Pending& p, size_t reply_start) {
+  if (p.spec == nullptr) return;
+  ThreadMetrics& m = MetricsOf(owner_->thread_);
+  const uint64_t elapsed_us = (MonotonicNanos() - round_start_ns_) / 1000;
+  size_t bucket = 0;
+  while (kLatencyBoundsUs[bucket] < elapsed_us) ++bucket;
+  const size_t id = p.spec->id % kMaxCommandIds;
+  Bump(m.calls[id]);
+  if (out_.size() > reply_start && out_[reply_start] == '-') Bump(m.errors[id]);
+  Bump(m.latency[bucket]);
+  Bump(m.latency_sum_us, elapsed_us);
 }
 
 void Connection::Write() {
@@ -225,11 +237,22 @@ void Connection::Write() {
 
 void Connection::AfterWrite() {
   out_.clear();
+  ReleaseLargeBuffers();
   busy_ = false;
   if (protocol_error_ || state_.close_after_reply || closing_) return Close();
   // The round's borrowed bytes are free now: drop them and go on with what is buffered.
   Compact();
   ProcessRound();
+}
+
+void Connection::ReleaseLargeBuffers() {
+  // One huge command (MGET of a million keys) must not pin its memory to an idle connection.
+  constexpr size_t kKeepCalls = 4096, kKeepBytes = 1 << 20;
+  if (batch_.calls.capacity() > kKeepCalls) std::vector<gateway::Call>().swap(batch_.calls);
+  if (followup_.calls.capacity() > kKeepCalls) std::vector<gateway::Call>().swap(followup_.calls);
+  if (args_.capacity() > kKeepCalls) std::vector<std::string_view>().swap(args_);
+  if (out_.capacity() > kKeepBytes) std::string().swap(out_);
+  if (local_.capacity() > kKeepBytes) std::string().swap(local_);
 }
 
 void Connection::Compact() {

@@ -51,6 +51,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void PrepareOne(Pending& p);
   // Drops the bytes of commands already answered from the front of the receive buffer.
   void Compact();
+  void ReleaseLargeBuffers();
+  // Counts a finished command in the loop's metrics; its reply starts at out_[reply_start].
+  void CountCommand(const Pending& p, size_t reply_start);
+  ParserLimits Limits() const;
+
+  static constexpr ParserLimits kPreAuthLimits{.max_bulk_bytes = 16 * 1024,
+                                                .max_args = 16,
+                                                .max_inline_bytes = 16 * 1024,
+                                                .max_command_bytes = 64 * 1024};
   void FinishRound();
   void RunFollowup(size_t index);
   void FinishFrom(size_t index);

@@ -162,13 +162,11 @@ void FinishScan(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   for (const auto& k : c.reply.keys) w.Bulk(k);
 }
 
-// KEYS pattern: a whole SCAN of every shard in one call each. O(items) like Redis's KEYS.
+// KEYS pattern: one sweep of every shard. O(items) like Redis's KEYS.
 void PrepareKeys(CommandContext& ctx) {
   for (uint32_t s = 0; s < ctx.server.gateway->num_shards(); ++s) {
-    api::Request& r = ctx.Add(api::Op::kScan);
+    api::Request& r = ctx.Add(api::Op::kKeys);
     r.shard = static_cast<int16_t>(s);
-    r.integer = 0;
-    r.integer2 = INT64_MAX / 16;  // no count bound: walk the whole shard
     r.pattern = ctx.args[1] == "*" ? std::string_view() : ctx.args[1];
   }
 }

@@ -38,6 +38,8 @@ class RespParser {
   };
 
   explicit RespParser(ParserLimits limits = {}) : limits_(limits) {}
+  // New limits apply from the next argument on (a connection widens them after AUTH).
+  void set_limits(ParserLimits limits) { limits_ = limits; }
 
   // Parses the next command of buf starting at consumed(). After kCommand, consumed() is past
   // the command; after kNeedMore it is unchanged and the state is kept for the next call

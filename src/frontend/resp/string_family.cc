@@ -245,12 +245,14 @@ void PrepareMGet(CommandContext& ctx) {
 }
 
 void FinishMGet(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
+  // Errors first: once the array header is out, only elements may follow.
+  for (const Call& c : calls) {
+    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
+  }
   w.Array(calls.size());
   for (const Call& c : calls) {
-    if (c.reply.status.ok() && c.reply.found) {
+    if (c.reply.found) {
       w.Bulk(c.reply.value);
-    } else if (!c.reply.status.ok() && c.reply.status.code() == Code::kNotFound) {
-      return WriteStatus(w, c.reply.status);  // only when the cache is gone
     } else {
       w.Null();
     }
@@ -326,7 +328,9 @@ void PrepareSetRange(CommandContext& ctx) {
   auto off = ParseInt64(ctx.args[2]);
   if (!off) return WriteError(ctx.local, RespError::kNotInteger);
   if (*off < 0) return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "offset is out of range"));
-  if (static_cast<uint64_t>(*off) + ctx.args[3].size() > ctx.server.max_item_bytes) {
+  // An empty value writes nothing, whatever the offset: the engine answers the length.
+  if (!ctx.args[3].empty() &&
+      static_cast<uint64_t>(*off) + ctx.args[3].size() > ctx.server.max_item_bytes) {
     return WriteStatus(ctx.local, Status(Code::kTooLarge, kStringTooLong));
   }
   api::Request& r = ctx.Add(api::Op::kSetRange, ctx.args[1]);

@@ -552,15 +552,30 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       // a sparse cache in a big table cannot stall the loop.
       int64_t buckets = 0;
       do {
-        cursor = table_.ScanBucket(cursor, [&](Item* item) {
-          if (item->cache_id != cid || item->ExpiredAt(now)) return;
-          if (!req.pattern.empty() && !GlobMatch(req.pattern, item->key())) return;
-          reply.keys.emplace_back(item->key());
-        });
+        cursor = table_.ScanBucket(
+            cursor,
+            [&](Item* item) {
+              if (item->ExpiredAt(now)) return;
+              if (!req.pattern.empty() && !GlobMatch(req.pattern, item->key())) return;
+              reply.keys.emplace_back(item->key());
+            },
+            [cid](const Item* item) { return item->cache_id == cid; });
         ++buckets;
       } while (cursor != 0 && static_cast<int64_t>(reply.keys.size()) < want &&
                buckets < want * 10);
       reply.integer = static_cast<int64_t>(cursor);
+      return;
+    }
+    case api::Op::kKeys: {
+      // No cursor to honour: one linear sweep of the slots.
+      const int64_t now = clock_->NowMillis();
+      for (size_t i = 0; i < table_.capacity(); ++i) {
+        if (!table_.Occupied(i)) continue;
+        const Item* item = table_.At(i);
+        if (item->cache_id != cid || item->ExpiredAt(now)) continue;
+        if (!req.pattern.empty() && !GlobMatch(req.pattern, item->key())) continue;
+        reply.keys.emplace_back(item->key());
+      }
       return;
     }
     case api::Op::kRandomKey: {

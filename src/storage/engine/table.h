@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -47,8 +48,13 @@ class Table {
   // SCAN support. Cursor = a home bucket in reverse-binary order, as Redis does, so every
   // item present for a whole iteration is returned at least once even if the table grows.
   // Calls fn(item) for items whose home bucket is `cursor`, returns the next cursor (0: done).
+  // `keep` is checked first and cheaply (e.g. the cache id), so items it rejects cost no hash.
+  template <typename Fn, typename Keep>
+  uint64_t ScanBucket(uint64_t cursor, Fn&& fn, Keep&& keep) const;
   template <typename Fn>
-  uint64_t ScanBucket(uint64_t cursor, Fn&& fn) const;
+  uint64_t ScanBucket(uint64_t cursor, Fn&& fn) const {
+    return ScanBucket(cursor, std::forward<Fn>(fn), [](const Item*) { return true; });
+  }
 
   // Removes every item for which pred(item) is true; calls on_erase(item) for each.
   template <typename Pred, typename OnErase>
@@ -78,14 +84,14 @@ inline uint64_t ReverseBits(uint64_t v) {
   return __builtin_bswap64(v);
 }
 
-template <typename Fn>
-uint64_t Table::ScanBucket(uint64_t cursor, Fn&& fn) const {
+template <typename Fn, typename Keep>
+uint64_t Table::ScanBucket(uint64_t cursor, Fn&& fn, Keep&& keep) const {
   const uint64_t home = cursor & mask_;
   for (size_t i = home;; i = (i + 1) & mask_) {
     uint64_t s = slots_[i];
     if (s == 0) break;
     Item* item = Ptr(s);
-    if ((HashOf(item) & mask_) == home) fn(item);
+    if (keep(item) && (HashOf(item) & mask_) == home) fn(item);
   }
   // Reverse-binary increment over the current mask: set the unmasked bits, reverse, add one,
   // reverse back. Wraps to 0 when the whole table has been visited.
