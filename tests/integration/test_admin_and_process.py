@@ -170,6 +170,9 @@ class AdminApi(unittest.TestCase):
             self.assertIn(key, info)
         self.assertEqual(info["db0"]["keys"], 1)
         self.assertEqual(set(c.info("memory")) & {"connected_clients"}, set())
+        self.assertEqual(c.config_get("maxmemory-policy"), {"maxmemory-policy": "allkeys-lru"})
+        with self.assertRaises(redis.ResponseError):
+            c.config_set("maxmemory", "1")
 
 
 class ProcessContract(unittest.TestCase):

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "common/glob.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/metrics.h"
 
@@ -142,11 +143,49 @@ void FinishInfo(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   w.Verbatim(s);
 }
 
+// CONFIG GET answers the few parameters clients and tools ask about (redis-benchmark,
+// queue libraries checking maxmemory-policy); Cellar is configured by `cellar serve` flags.
+void PrepareConfig(CommandContext& ctx) {
+  const auto& a = ctx.args;
+  if (EqualsIgnoreCase(a[1], "get") && a.size() >= 3) {
+    const std::pair<std::string_view, std::string> params[] = {
+        {"maxmemory-policy", "allkeys-lru"},
+        {"save", ""},
+        {"appendonly", "no"},
+        {"databases", "1"},
+        {"proto-max-bulk-len", std::to_string(ctx.server.max_item_bytes)},
+    };
+    std::vector<const std::pair<std::string_view, std::string>*> hits;
+    for (const auto& p : params) {
+      for (size_t i = 2; i < a.size(); ++i) {
+        if (GlobMatch(Lower(a[i]), p.first)) {
+          hits.push_back(&p);
+          break;
+        }
+      }
+    }
+    ctx.local.Map(hits.size());
+    for (const auto* p : hits) {
+      ctx.local.Bulk(p->first);
+      ctx.local.Bulk(p->second);
+    }
+    return;
+  }
+  if (EqualsIgnoreCase(a[1], "set") || EqualsIgnoreCase(a[1], "resetstat") ||
+      EqualsIgnoreCase(a[1], "rewrite")) {
+    return WriteStatus(ctx.local, Status(Code::kInvalidArgument,
+                                         "CONFIG " + Lower(a[1]) +
+                                             " is not supported: configure with cellar serve flags"));
+  }
+  WriteError(ctx.local, RespError::kUnknownSubcommand, "config|" + Lower(a[1]));
+}
+
 }  // namespace
 
 void RegisterServerFamily(std::vector<CommandSpec>& t) {
   t.push_back({"dbsize", 1, kReadOnly | kFast, PrepareDbSize, FinishSum, 0, 0, 0, "Returns the number of keys in the cache."});
   t.push_back({"flushdb", -1, kWrite, PrepareFlushDb, FinishFlushDb, 0, 0, 0, "Removes every key of the cache."});
+  t.push_back({"config", -2, kReadOnly | kConnection, PrepareConfig, nullptr, 0, 0, 0, "CONFIG GET of a few parameters; settings come from flags."});
   t.push_back({"info", -1, kReadOnly, PrepareInfo, FinishInfo, 0, 0, 0, "Server, clients, memory, stats and keyspace information."});
 }
 
