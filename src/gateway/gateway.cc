@@ -41,12 +41,7 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
     ++batch->pending_;
     Send(origin, s, Message{batch, origin, false});
   }
-  if (origin < n) {
-    storage::Engine& engine = *engines_[origin];
-    for (uint32_t i : batch->by_shard_[origin]) {
-      engine.Execute(batch->calls[i].req, batch->calls[i].reply);
-    }
-  }
+  if (origin < n) RunPart(*batch, origin);
   batch->Finish();
 }
 
@@ -73,16 +68,18 @@ void Gateway::Flush(uint32_t from) {
   }
 }
 
+void Gateway::RunPart(Batch& batch, uint32_t shard) {
+  storage::Engine& engine = *engines_[shard];
+  for (uint32_t i : batch.by_shard_[shard]) engine.Execute(batch.calls[i].req, batch.calls[i].reply);
+}
+
 void Gateway::Deliver(uint32_t at, std::vector<Message>& messages) {
-  storage::Engine& engine = *engines_[at];
   for (const Message& m : messages) {
     if (m.done) {
       m.batch->Finish();
       continue;
     }
-    for (uint32_t i : m.batch->by_shard_[at]) {
-      engine.Execute(m.batch->calls[i].req, m.batch->calls[i].reply);
-    }
+    RunPart(*m.batch, at);
     Send(at, m.origin, Message{m.batch, m.origin, true});
   }
 }

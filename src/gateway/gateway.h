@@ -120,6 +120,8 @@ class Gateway {
   void Send(uint32_t from, uint32_t to, Message m);
   void Flush(uint32_t from);
   void Deliver(uint32_t at, std::vector<Message>& messages);
+  // Runs the batch's requests that belong to `shard`, on that shard's loop.
+  void RunPart(Batch& batch, uint32_t shard);
 
   std::vector<boost::asio::io_context*> loops_;
   std::vector<storage::Engine*> engines_;

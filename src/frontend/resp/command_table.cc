@@ -24,6 +24,27 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+void FinishInt(CommandContext&, std::span<gateway::Call> calls, ReplyWriter& w) {
+  if (!calls[0].reply.status.ok()) return WriteStatus(w, calls[0].reply.status);
+  w.Int(calls[0].reply.integer);
+}
+
+void FinishSum(CommandContext&, std::span<gateway::Call> calls, ReplyWriter& w) {
+  int64_t sum = 0;
+  for (const gateway::Call& c : calls) {
+    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
+    sum += c.reply.integer;
+  }
+  w.Int(sum);
+}
+
+void FinishOk(CommandContext&, std::span<gateway::Call> calls, ReplyWriter& w) {
+  for (const gateway::Call& c : calls) {
+    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
+  }
+  w.Simple("OK");
+}
+
 namespace {
 
 struct Table {

@@ -116,6 +116,12 @@ void RegisterStringFamily(std::vector<CommandSpec>& table);
 void RegisterKeysFamily(std::vector<CommandSpec>& table);
 void RegisterServerFamily(std::vector<CommandSpec>& table);
 
+// Finish handlers shared by several families. Each writes the first error status among the
+// calls if there is one, else:
+void FinishInt(CommandContext& ctx, std::span<gateway::Call> calls, ReplyWriter& w);  // calls[0]'s integer
+void FinishSum(CommandContext& ctx, std::span<gateway::Call> calls, ReplyWriter& w);  // sum of integers
+void FinishOk(CommandContext& ctx, std::span<gateway::Call> calls, ReplyWriter& w);   // +OK
+
 // Shared argument helpers.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 std::string Lower(std::string_view s);

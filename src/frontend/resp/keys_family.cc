@@ -18,15 +18,6 @@ void PrepareEachKey(CommandContext& ctx, api::Op op) {
 void PrepareDel(CommandContext& ctx) { PrepareEachKey(ctx, api::Op::kDelete); }
 void PrepareExists(CommandContext& ctx) { PrepareEachKey(ctx, api::Op::kExists); }
 
-void FinishSum(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
-  int64_t sum = 0;
-  for (const Call& c : calls) {
-    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
-    sum += c.reply.integer;
-  }
-  w.Int(sum);
-}
-
 void PrepareType(CommandContext& ctx) { ctx.Add(api::Op::kType, ctx.args[1]); }
 void FinishType(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   if (!calls[0].reply.status.ok()) return WriteStatus(w, calls[0].reply.status);
@@ -85,11 +76,6 @@ void FinishTtlSeconds(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   int64_t v = c.reply.integer;
   w.Int(v < 0 ? v : (v + 500) / 1000);
 }
-void FinishInt(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
-  if (!calls[0].reply.status.ok()) return WriteStatus(w, calls[0].reply.status);
-  w.Int(calls[0].reply.integer);
-}
-
 void PrepareExpireTime(CommandContext& ctx) { ctx.Add(api::Op::kExpireTime, ctx.args[1]); }
 void FinishExpireTimeSeconds(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];

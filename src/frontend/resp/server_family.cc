@@ -14,15 +14,6 @@ using gateway::Call;
 
 void PrepareDbSize(CommandContext& ctx) { ctx.AddPerShard(api::Op::kCount); }
 
-void FinishSum(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
-  int64_t sum = 0;
-  for (const Call& c : calls) {
-    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
-    sum += c.reply.integer;
-  }
-  w.Int(sum);
-}
-
 void PrepareFlushDb(CommandContext& ctx) {
   if (ctx.args.size() > 2 ||
       (ctx.args.size() == 2 && !EqualsIgnoreCase(ctx.args[1], "async") &&
@@ -30,13 +21,6 @@ void PrepareFlushDb(CommandContext& ctx) {
     return WriteError(ctx.local, RespError::kSyntax);
   }
   ctx.AddPerShard(api::Op::kFlushCache);
-}
-
-void FinishFlushDb(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
-  for (const Call& c : calls) {
-    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
-  }
-  w.Simple("OK");
 }
 
 void PrepareInfo(CommandContext& ctx) { ctx.AddPerShard(api::Op::kStats); }
@@ -184,7 +168,7 @@ void PrepareConfig(CommandContext& ctx) {
 
 void RegisterServerFamily(std::vector<CommandSpec>& t) {
   t.push_back({"dbsize", 1, kReadOnly | kFast, PrepareDbSize, FinishSum, 0, 0, 0, "Returns the number of keys in the cache."});
-  t.push_back({"flushdb", -1, kWrite, PrepareFlushDb, FinishFlushDb, 0, 0, 0, "Removes every key of the cache."});
+  t.push_back({"flushdb", -1, kWrite, PrepareFlushDb, FinishOk, 0, 0, 0, "Removes every key of the cache."});
   t.push_back({"config", -2, kReadOnly | kConnection, PrepareConfig, nullptr, 0, 0, 0, "CONFIG GET of a few parameters; settings come from flags."});
   t.push_back({"info", -1, kReadOnly, PrepareInfo, FinishInfo, 0, 0, 0, "Server, clients, memory, stats and keyspace information."});
 }

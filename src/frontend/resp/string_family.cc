@@ -23,11 +23,6 @@ void FinishValue(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   WriteValueOrNull(w, calls[0]);
 }
 
-void FinishInt(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
-  if (!calls[0].reply.status.ok()) return WriteStatus(w, calls[0].reply.status);
-  w.Int(calls[0].reply.integer);
-}
-
 void FinishBulkValue(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   if (!calls[0].reply.status.ok()) return WriteStatus(w, calls[0].reply.status);
   w.Bulk(calls[0].reply.value);
@@ -161,13 +156,6 @@ void PrepareSetExGeneric(CommandContext& ctx, int64_t unit, std::string_view cmd
 }
 void PrepareSetEx(CommandContext& ctx) { PrepareSetExGeneric(ctx, 1000, "setex"); }
 void PreparePSetEx(CommandContext& ctx) { PrepareSetExGeneric(ctx, 1, "psetex"); }
-
-void FinishOk(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
-  for (const Call& c : calls) {
-    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
-  }
-  w.Simple("OK");
-}
 
 void PrepareGetDel(CommandContext& ctx) { ctx.Add(api::Op::kGetDel, ctx.args[1]); }
 

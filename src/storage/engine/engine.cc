@@ -101,6 +101,10 @@ void Engine::SetExpiry(Item* item, int64_t expire_at) {
 
 void Engine::EraseSlot(size_t slot) { FreeItem(table_.Erase(slot)); }
 
+size_t Engine::FindLive(const api::Request& req) {
+  return FindLive(req.cache_id, req.key, KeyHash(req.cache_id, req.key));
+}
+
 size_t Engine::FindLive(uint32_t cache_id, std::string_view key, uint64_t hash) {
   now_ = clock_->NowMillis();
   size_t slot = table_.Find(cache_id, key, hash);
@@ -454,10 +458,10 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       return;
     case api::Op::kExists:
       reply.integer =
-          FindLive(cid, req.key, KeyHash(cid, req.key)) != Table::kNotFound ? 1 : 0;
+          FindLive(req) != Table::kNotFound ? 1 : 0;
       return;
     case api::Op::kType:
-      reply.value = FindLive(cid, req.key, KeyHash(cid, req.key)) != Table::kNotFound
+      reply.value = FindLive(req) != Table::kNotFound
                         ? "string"
                         : "none";
       return;
@@ -477,12 +481,12 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       return;
     }
     case api::Op::kStrlen: {
-      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      size_t slot = FindLive(req);
       reply.integer = slot == Table::kNotFound ? 0 : table_.At(slot)->val_len;
       return;
     }
     case api::Op::kGetRange: {
-      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      size_t slot = FindLive(req);
       if (slot != Table::kNotFound) {
         GetRangeOf(table_.At(slot)->value(), req.integer, req.integer2, reply.value);
       }
@@ -497,7 +501,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       reply.integer = Expire(cid, req.key, req.expire_at, req.flags);
       return;
     case api::Op::kPersist: {
-      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      size_t slot = FindLive(req);
       if (slot != Table::kNotFound && table_.At(slot)->has_ttl()) {
         SetExpiry(table_.At(slot), 0);
         reply.integer = 1;
@@ -508,7 +512,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       reply.integer = TtlMillis(cid, req.key);
       return;
     case api::Op::kExpireTime: {
-      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      size_t slot = FindLive(req);
       if (slot == Table::kNotFound) {
         reply.integer = -2;
       } else {
@@ -518,7 +522,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       return;
     }
     case api::Op::kGetDel: {
-      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      size_t slot = FindLive(req);
       if (slot != Table::kNotFound) {
         reply.found = true;
         reply.value.assign(table_.At(slot)->value());
@@ -527,7 +531,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       return;
     }
     case api::Op::kGetEx: {
-      size_t slot = FindLive(cid, req.key, KeyHash(cid, req.key));
+      size_t slot = FindLive(req);
       if (slot == Table::kNotFound) return;
       Item* item = table_.At(slot);
       reply.found = true;
@@ -583,23 +587,21 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       if (cc == nullptr || cc->items == 0) return;
       const int64_t now = clock_->NowMillis();
       const size_t cap = table_.capacity();
-      size_t start = NextRandom() & (cap - 1);
+      auto take = [&](size_t i) {
+        if (!table_.Occupied(i)) return false;
+        const Item* item = table_.At(i);
+        if (item->cache_id != cid || item->ExpiredAt(now)) return false;
+        reply.found = true;
+        reply.value.assign(item->key());
+        return true;
+      };
       // Random probes first; a linear sweep from a random point guarantees an answer.
       for (int tries = 0; tries < 64; ++tries) {
-        size_t i = NextRandom() & (cap - 1);
-        if (table_.Occupied(i) && table_.At(i)->cache_id == cid && !table_.At(i)->ExpiredAt(now)) {
-          reply.found = true;
-          reply.value.assign(table_.At(i)->key());
-          return;
-        }
+        if (take(NextRandom() & (cap - 1))) return;
       }
+      const size_t start = NextRandom() & (cap - 1);
       for (size_t n = 0; n < cap; ++n) {
-        size_t i = (start + n) & (cap - 1);
-        if (table_.Occupied(i) && table_.At(i)->cache_id == cid && !table_.At(i)->ExpiredAt(now)) {
-          reply.found = true;
-          reply.value.assign(table_.At(i)->key());
-          return;
-        }
+        if (take((start + n) & (cap - 1))) return;
       }
       return;
     }

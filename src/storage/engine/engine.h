@@ -90,6 +90,7 @@ class Engine {
  private:
   // Slot of a live item, expiring it on the way if its TTL has passed.
   size_t FindLive(uint32_t cache_id, std::string_view key, uint64_t hash);
+  size_t FindLive(const api::Request& req);
   Item* NewItem(uint32_t cache_id, std::string_view key, size_t val_len, int64_t expire_at);
   void FreeItem(Item* item);
   void EraseSlot(size_t slot);
