@@ -50,12 +50,15 @@ struct Loop {
   std::unique_ptr<resp::RespServer> resp;
   std::unique_ptr<asio::steady_timer> expire_timer;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  // Set by shutdown on this loop's thread. cancel() cannot recall a tick whose handler is
+  // already queued, so the handler checks this before re-arming (else the loop never runs dry).
+  bool stopping = false;
 };
 
 void ScheduleExpiry(Loop* loop) {
   loop->expire_timer->expires_after(kExpireTick);
   loop->expire_timer->async_wait([loop](error_code ec) {
-    if (ec) return;
+    if (ec || loop->stopping) return;
     for (int round = 0; round < 8; ++round) {
       size_t removed = loop->engine->ActiveExpire(kExpireBudget);
       if (removed * 10 < kExpireBudget) break;
@@ -202,6 +205,7 @@ int ServeMain(int argc, char** argv) {
         Loop* l = loop.get();
         asio::post(l->io, [l] {
           l->resp->CloseAll();
+          l->stopping = true;
           l->expire_timer->cancel();
           l->guard.reset();
         });
