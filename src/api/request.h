@@ -40,6 +40,8 @@ enum class Op : uint8_t {
   kCount,        // items of the cache on this shard -> integer
   kFlushCache,   // drops every item of the cache on this shard -> integer (items removed)
   kStats,        // this shard's counters -> numbers, indexed by StatIndex
+  kSetIf,        // integer = SetIfCondition, check = value or hash to compare, value,
+                 // expire_at/kSetTtl -> found (stored)
 };
 
 // Positions in Reply::numbers for Op::kStats.
@@ -49,7 +51,15 @@ enum StatIndex : uint8_t {
   kStatCount
 };
 
-// Flag bits for kSet, kExpire and kGetEx.
+// Conditions of kSetIf (Momento's SetIf and SetIfHash). "Equal" compares `check` with the
+// stored value; the *Hash* forms compare it with ValueHash(stored value).
+enum class SetIfCondition : uint8_t {
+  kUnconditional, kPresent, kAbsent, kEqual, kNotEqual /* absent or different */,
+  kPresentAndNotEqual, kAbsentOrEqual,
+  kPresentAndHashEqual, kPresentAndNotHashEqual, kAbsentOrHashEqual, kAbsentOrNotHashEqual,
+};
+
+// Flag bits for kSet, kExpire and kGetEx (kIncrBy: kSetTtl gives a new counter expire_at).
 enum : uint16_t {
   kNx = 1 << 0,         // only if the key does not exist (SET) / has no TTL (EXPIRE)
   kXx = 1 << 1,         // only if the key exists / has a TTL
@@ -69,6 +79,7 @@ struct Request {
   std::string_view key;
   std::string_view value;
   std::string_view pattern;  // SCAN MATCH; empty = all
+  std::string_view check;    // kSetIf: the value or hash the condition compares with
   int64_t integer = 0;
   int64_t integer2 = 0;
   int64_t expire_at = 0;     // absolute Unix ms
@@ -77,7 +88,7 @@ struct Request {
 
 struct Reply {
   Status status;
-  bool found = false;
+  bool found = false;  // kExpire: whether the key existed
   int64_t integer = 0;
   std::string value;
   std::vector<std::string> keys;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include <xxhash.h>
@@ -11,6 +12,14 @@ namespace cellar {
 
 inline uint64_t KeyHash(uint32_t cache_id, std::string_view key) {
   return XXH3_64bits_withSeed(key.data(), key.size(), cache_id);
+}
+
+// The opaque hash of a value that Momento's GetWithHash/SetIfHash exchange: 16 bytes of
+// XXH3-128, big-endian. Not a security boundary: it compares a tenant's own values.
+inline std::string ValueHash(std::string_view value) {
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits(value.data(), value.size()));
+  return std::string(reinterpret_cast<const char*>(c.digest), sizeof(c.digest));
 }
 
 }  // namespace cellar

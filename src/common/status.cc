@@ -20,6 +20,8 @@ std::string_view CodeName(Code code) {
     case Code::kFailedPrecondition: return "FAILED_PRECONDITION";
     case Code::kResourceExhausted: return "RESOURCE_EXHAUSTED";
     case Code::kUnavailable: return "UNAVAILABLE";
+    case Code::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case Code::kUnimplemented: return "UNIMPLEMENTED";
     case Code::kInternal: return "INTERNAL";
   }
   return "UNKNOWN";

@@ -29,6 +29,8 @@ enum class Code : uint8_t {
   kFailedPrecondition,
   kResourceExhausted,
   kUnavailable,        // shutting down, not reachable
+  kDeadlineExceeded,   // the caller's deadline passed before the work ran
+  kUnimplemented,      // a method this server does not offer
   kInternal,
 };
 

@@ -25,6 +25,8 @@ void WriteStatus(ReplyWriter& w, const Status& st) {
     case Code::kResourceExhausted:
       return w.Error("ERR " + st.message());
     case Code::kUnavailable: return w.Error("ERR server is shutting down");
+    case Code::kDeadlineExceeded: return w.Error("ERR deadline exceeded");
+    case Code::kUnimplemented: return w.Error("ERR not implemented");
     case Code::kInternal: return w.Error("ERR internal error");
   }
   w.Error("ERR internal error");

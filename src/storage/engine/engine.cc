@@ -276,7 +276,8 @@ bool Engine::Delete(uint32_t cache_id, std::string_view key) {
   return true;
 }
 
-StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_t delta) {
+StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_t delta,
+                                 int64_t expire_at_if_new) {
   const uint64_t hash = KeyHash(cache_id, key);
   size_t slot = FindLive(cache_id, key, hash);
   int64_t current = 0;
@@ -290,7 +291,9 @@ StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_
   std::string s;
   AppendInt(s, result);
   bool stored = false;
-  Status st = Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr);
+  Status st = slot != Table::kNotFound || expire_at_if_new == 0
+                  ? Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr)
+                  : Set(cache_id, key, s, expire_at_if_new, api::kSetTtl, &stored, nullptr);
   if (!st.ok()) return st;
   return result;
 }
@@ -359,8 +362,9 @@ StatusOr<int64_t> Engine::SetRange(uint32_t cache_id, std::string_view key, int6
 }
 
 int64_t Engine::Expire(uint32_t cache_id, std::string_view key, int64_t expire_at,
-                       uint16_t flags) {
+                       uint16_t flags, bool* exists) {
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  if (exists != nullptr) *exists = slot != Table::kNotFound;
   if (slot == Table::kNotFound) return 0;
   Item* item = table_.At(slot);
   const bool has = item->has_ttl();
@@ -375,6 +379,32 @@ int64_t Engine::Expire(uint32_t cache_id, std::string_view key, int64_t expire_a
   }
   SetExpiry(item, expire_at);
   return 1;
+}
+
+Status Engine::SetIf(uint32_t cache_id, std::string_view key, std::string_view value,
+                     int64_t expire_at, api::SetIfCondition cond, std::string_view check,
+                     bool* stored) {
+  using C = api::SetIfCondition;
+  *stored = false;
+  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  const bool present = slot != Table::kNotFound;
+  std::string_view current = present ? table_.At(slot)->value() : std::string_view();
+  bool ok = false;
+  switch (cond) {
+    case C::kUnconditional: ok = true; break;
+    case C::kPresent: ok = present; break;
+    case C::kAbsent: ok = !present; break;
+    case C::kEqual: ok = present && current == check; break;
+    case C::kNotEqual: ok = !present || current != check; break;
+    case C::kPresentAndNotEqual: ok = present && current != check; break;
+    case C::kAbsentOrEqual: ok = !present || current == check; break;
+    case C::kPresentAndHashEqual: ok = present && ValueHash(current) == check; break;
+    case C::kPresentAndNotHashEqual: ok = present && ValueHash(current) != check; break;
+    case C::kAbsentOrHashEqual: ok = !present || ValueHash(current) == check; break;
+    case C::kAbsentOrNotHashEqual: ok = !present || ValueHash(current) != check; break;
+  }
+  if (!ok) return Status::Ok();
+  return Set(cache_id, key, value, expire_at, api::kSetTtl, stored, nullptr);
 }
 
 int64_t Engine::TtlMillis(uint32_t cache_id, std::string_view key) {
@@ -466,7 +496,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
                         : "none";
       return;
     case api::Op::kIncrBy: {
-      auto r = IncrBy(cid, req.key, req.integer);
+      auto r = IncrBy(cid, req.key, req.integer, (req.flags & api::kSetTtl) ? req.expire_at : 0);
       if (r.ok()) reply.integer = *r; else reply.status = r.status();
       return;
     }
@@ -498,7 +528,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       return;
     }
     case api::Op::kExpire:
-      reply.integer = Expire(cid, req.key, req.expire_at, req.flags);
+      reply.integer = Expire(cid, req.key, req.expire_at, req.flags, &reply.found);
       return;
     case api::Op::kPersist: {
       size_t slot = FindLive(req);
@@ -621,6 +651,10 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
                        static_cast<int64_t>(cc->volatile_items)};
       return;
     }
+    case api::Op::kSetIf:
+      reply.status = SetIf(cid, req.key, req.value, req.expire_at,
+                           static_cast<api::SetIfCondition>(req.integer), req.check, &reply.found);
+      return;
     case api::Op::kFlushCache:
       reply.integer = static_cast<int64_t>(FlushCache(cid, /*forget=*/false));
       return;

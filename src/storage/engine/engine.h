@@ -65,13 +65,20 @@ class Engine {
   Status Set(uint32_t cache_id, std::string_view key, std::string_view value, int64_t expire_at,
              uint16_t flags, bool* stored, std::optional<std::string>* old_value);
   bool Delete(uint32_t cache_id, std::string_view key);
-  StatusOr<int64_t> IncrBy(uint32_t cache_id, std::string_view key, int64_t delta);
+  // expire_at_if_new: the TTL a counter created by this call gets (0: none).
+  StatusOr<int64_t> IncrBy(uint32_t cache_id, std::string_view key, int64_t delta,
+                           int64_t expire_at_if_new = 0);
+  // Momento's SetIf/SetIfHash: sets (value, expire_at; 0 = no TTL) when the condition holds.
+  Status SetIf(uint32_t cache_id, std::string_view key, std::string_view value, int64_t expire_at,
+               api::SetIfCondition cond, std::string_view check, bool* stored);
   StatusOr<std::string> IncrByFloat(uint32_t cache_id, std::string_view key, long double delta);
   StatusOr<int64_t> Append(uint32_t cache_id, std::string_view key, std::string_view value);
   StatusOr<int64_t> SetRange(uint32_t cache_id, std::string_view key, int64_t offset,
                              std::string_view value);
   // Returns 1 if the TTL was changed (or the key deleted because expire_at is past), else 0.
-  int64_t Expire(uint32_t cache_id, std::string_view key, int64_t expire_at, uint16_t flags);
+  // exists (optional): set to whether the key was there.
+  int64_t Expire(uint32_t cache_id, std::string_view key, int64_t expire_at, uint16_t flags,
+                 bool* exists = nullptr);
   // -2: missing, -1: no TTL, else ms left.
   int64_t TtlMillis(uint32_t cache_id, std::string_view key);
 

@@ -1,5 +1,7 @@
 #include "storage/engine/engine.h"
 
+#include "common/hash.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -388,6 +390,103 @@ TEST(EngineIncr, IncrByKeepsTheTtl) {
   EXPECT_EQ(env.e.TtlMillis(1, "c"), 2000);
   env.clock.Advance(2000);
   EXPECT_FALSE(env.Get(1, "c"));
+}
+
+TEST(EngineIncr, ANewCounterTakesTheGivenTtlAnExistingOneKeepsItsOwn) {
+  Env env;
+  auto r = env.e.IncrBy(1, "n", 5, env.Now() + 1000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 5);
+  EXPECT_EQ(env.e.TtlMillis(1, "n"), 1000);
+  ASSERT_TRUE(env.Set(1, "old", "1", api::kSetTtl, env.Now() + 9000));
+  ASSERT_TRUE(env.e.IncrBy(1, "old", 1, env.Now() + 1000).ok());
+  EXPECT_EQ(env.e.TtlMillis(1, "old"), 9000);
+  env.clock.Advance(1000);
+  EXPECT_FALSE(env.Get(1, "n"));
+  EXPECT_EQ(env.Get(1, "old"), "2");
+}
+
+TEST(EngineSetIf, EveryConditionBothWays) {
+  using C = api::SetIfCondition;
+  struct Case {
+    C cond;
+    bool present;       // whether "k" holds "cur" before the call
+    std::string check;  // compared value (or hash of it for the hash forms)
+    bool want;
+  };
+  const std::string h_cur = ValueHash("cur");
+  const std::string h_other = ValueHash("other");
+  const std::vector<Case> cases = {
+      {C::kUnconditional, false, "", true},      {C::kUnconditional, true, "", true},
+      {C::kPresent, true, "", true},             {C::kPresent, false, "", false},
+      {C::kAbsent, false, "", true},             {C::kAbsent, true, "", false},
+      {C::kEqual, true, "cur", true},            {C::kEqual, true, "other", false},
+      {C::kEqual, false, "cur", false},          {C::kNotEqual, true, "other", true},
+      {C::kNotEqual, true, "cur", false},        {C::kNotEqual, false, "cur", true},
+      {C::kPresentAndNotEqual, true, "other", true},
+      {C::kPresentAndNotEqual, true, "cur", false},
+      {C::kPresentAndNotEqual, false, "other", false},
+      {C::kAbsentOrEqual, false, "x", true},     {C::kAbsentOrEqual, true, "cur", true},
+      {C::kAbsentOrEqual, true, "other", false},
+      {C::kPresentAndHashEqual, true, h_cur, true},
+      {C::kPresentAndHashEqual, true, h_other, false},
+      {C::kPresentAndHashEqual, false, h_cur, false},
+      {C::kPresentAndNotHashEqual, true, h_other, true},
+      {C::kPresentAndNotHashEqual, true, h_cur, false},
+      {C::kPresentAndNotHashEqual, false, h_other, false},
+      {C::kAbsentOrHashEqual, false, h_cur, true},
+      {C::kAbsentOrHashEqual, true, h_cur, true},
+      {C::kAbsentOrHashEqual, true, h_other, false},
+      {C::kAbsentOrNotHashEqual, false, h_cur, true},
+      {C::kAbsentOrNotHashEqual, true, h_other, true},
+      {C::kAbsentOrNotHashEqual, true, h_cur, false},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    Env env;
+    if (c.present) {
+      ASSERT_TRUE(env.Set(1, "k", "cur"));
+    }
+    bool stored = false;
+    ASSERT_TRUE(env.e.SetIf(1, "k", "new", env.Now() + 500, c.cond, c.check, &stored).ok());
+    EXPECT_EQ(stored, c.want) << "case " << i;
+    EXPECT_EQ(env.Get(1, "k"), c.want ? std::optional<std::string>("new")
+                                      : (c.present ? std::optional<std::string>("cur")
+                                                   : std::nullopt))
+        << "case " << i;
+    if (c.want) {
+      EXPECT_EQ(env.e.TtlMillis(1, "k"), 500) << "case " << i;
+    }
+  }
+}
+
+TEST(EngineSetIf, ThroughExecuteAndAnExpiredKeyIsAbsent) {
+  Env env;
+  ASSERT_TRUE(env.Set(1, "k", "v", api::kSetTtl, env.Now() + 10));
+  env.clock.Advance(10);
+  api::Request req = Req(api::Op::kSetIf, 1, "k");
+  req.value = "w";
+  req.integer = static_cast<int64_t>(api::SetIfCondition::kAbsent);
+  api::Reply r = env.Exec(req);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(env.Get(1, "k"), "w");
+  EXPECT_EQ(env.e.TtlMillis(1, "k"), -1);  // expire_at 0: no TTL
+}
+
+TEST(EngineExpire, ExecuteTellsAMissingKeyFromAnUnchangedOne) {
+  Env env;
+  ASSERT_TRUE(env.Set(1, "k", "v", api::kSetTtl, env.Now() + 1000));
+  api::Request req = Req(api::Op::kExpire, 1, "k");
+  req.expire_at = env.Now() + 500;
+  req.flags = api::kGt;
+  api::Reply r = env.Exec(req);
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(r.integer, 0);
+  req.key = "missing";
+  r = env.Exec(req);
+  EXPECT_FALSE(r.found);
+  EXPECT_EQ(r.integer, 0);
 }
 
 TEST(EngineIncr, IncrByFloat) {
