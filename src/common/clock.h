@@ -46,4 +46,7 @@ inline uint64_t MonotonicNanos() {
       .count();
 }
 
+// Steady-clock milliseconds: deadlines (gRPC's grpc-timeout) are measured on this clock.
+inline int64_t SteadyMillis() { return static_cast<int64_t>(MonotonicNanos() / 1'000'000); }
+
 }  // namespace cellar

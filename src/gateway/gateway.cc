@@ -3,6 +3,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <boost/asio/post.hpp>
 
+#include "common/clock.h"
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
 #include "routing/router.h"
@@ -70,7 +71,18 @@ void Gateway::Flush(uint32_t from) {
 
 void Gateway::RunPart(Batch& batch, uint32_t shard) {
   storage::Engine& engine = *engines_[shard];
-  for (uint32_t i : batch.by_shard_[shard]) engine.Execute(batch.calls[i].req, batch.calls[i].reply);
+  int64_t now = -1;  // read once, and only if some call has a deadline
+  for (uint32_t i : batch.by_shard_[shard]) {
+    Call& call = batch.calls[i];
+    if (call.deadline_ms != 0) {
+      if (now < 0) now = SteadyMillis();
+      if (now >= call.deadline_ms) {
+        call.reply.status = Status(Code::kDeadlineExceeded);
+        continue;
+      }
+    }
+    engine.Execute(call.req, call.reply);
+  }
 }
 
 void Gateway::Deliver(uint32_t at, std::vector<Message>& messages) {
@@ -86,6 +98,12 @@ void Gateway::Deliver(uint32_t at, std::vector<Message>& messages) {
 
 bool Gateway::IsAdminKey(std::string_view secret) const {
   return control::SecretEquals(secret, options_.admin_key);
+}
+
+std::vector<std::string> Gateway::CacheNames() const {
+  std::vector<std::string> names;
+  for (const auto& info : registry_->List()) names.push_back(info.name);
+  return names;
 }
 
 StatusOr<uint32_t> Gateway::ResolveCache(std::string_view cache_name) const {

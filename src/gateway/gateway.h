@@ -32,6 +32,9 @@ namespace cellar::gateway {
 struct Call {
   api::Request req;
   api::Reply reply;
+  // Steady-clock ms after which the caller no longer waits (0: none): the shard then skips
+  // the call and answers kDeadlineExceeded instead of doing work nobody will read.
+  int64_t deadline_ms = 0;
 };
 
 // One round of calls from a connection. Reused across rounds to keep allocations off the
@@ -89,6 +92,8 @@ class Gateway {
   StatusOr<uint32_t> Authenticate(std::string_view cache_name, std::string_view secret) const;
   bool IsAdminKey(std::string_view secret) const;
   StatusOr<uint32_t> ResolveCache(std::string_view cache_name) const;
+  // Every cache's name, sorted.
+  std::vector<std::string> CacheNames() const;
 
   // Control plane operations; each answers on loop `origin` once every shard has applied it.
   void CreateCache(uint32_t origin, std::string name, std::function<void(Status)> done);

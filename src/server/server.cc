@@ -22,6 +22,7 @@
 #include "common/logging.h"
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
+#include "frontend/grpc/grpc_server.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
 #include "gateway/gateway.h"
@@ -48,6 +49,7 @@ struct Loop {
   asio::io_context io{1};
   std::unique_ptr<storage::Engine> engine;
   std::unique_ptr<resp::RespServer> resp;
+  std::unique_ptr<grpc::GrpcServer> grpc;
   std::unique_ptr<asio::steady_timer> expire_timer;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   // Set by shutdown on this loop's thread. cancel() cannot recall a tick whose handler is
@@ -80,9 +82,9 @@ bool IsLoopback(const std::string& bind) {
 }
 
 void WritePortsFile(const std::string& dir, const std::string& bind, uint16_t resp,
-                    uint16_t admin) {
+                    uint16_t api, uint16_t admin) {
   std::string json = "{\"bind\":\"" + bind + "\",\"resp\":" + std::to_string(resp) +
-                     ",\"api\":null,\"admin\":" + std::to_string(admin) +
+                     ",\"api\":" + std::to_string(api) + ",\"admin\":" + std::to_string(admin) +
                      ",\"pid\":" + std::to_string(getpid()) + "}\n";
   std::string tmp = dir + "/ports.json.tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
@@ -171,14 +173,40 @@ int ServeMain(int argc, char** argv) {
     }
     server_ctx.resp_port = resp_port;
 
+    // The API port: gRPC (Momento's services) over HTTP/2.
+    grpc::ServiceContext grpc_ctx;
+    grpc_ctx.gateway = &gateway;
+    grpc_ctx.max_item_bytes = cfg.max_item_size;
+    // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
+    grpc_ctx.max_request_bytes = std::min<uint64_t>(
+        grpc::kMaxWireMessage, std::max<uint64_t>(5ull << 20, cfg.max_item_size + (64 << 10)));
+    uint16_t api_port = cfg.api_port;
+    for (uint32_t i = 0; i < threads; ++i) {
+      loops[i]->grpc = std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx);
+      loops[i]->grpc->Listen(cfg.bind, api_port);
+      api_port = loops[i]->grpc->port();
+    }
+
     AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads}));
     admin_http.Listen(cfg.bind, cfg.admin_port);
 
-    WritePortsFile(cfg.data_dir, cfg.bind, resp_port, admin_http.port());
-    LOG_INFO("msg=listening resp={}:{} admin={}:{} threads={} memory_limit={} max_item_size={}",
-             cfg.bind, resp_port, cfg.bind, admin_http.port(), threads, limit, cfg.max_item_size);
-    std::cout << "cellar ready resp=" << cfg.bind << ":" << resp_port << " admin=" << cfg.bind
-              << ":" << admin_http.port() << "\n"
+    WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http.port());
+    LOG_INFO(
+        "msg=listening resp={}:{} api={}:{} admin={}:{} threads={} memory_limit={} "
+        "max_item_size={}",
+        cfg.bind, resp_port, cfg.bind, api_port, cfg.bind, admin_http.port(), threads, limit,
+        cfg.max_item_size);
+    std::cout << "cellar ready resp=" << cfg.bind << ":" << resp_port << " api=" << cfg.bind
+              << ":" << api_port << " admin=" << cfg.bind << ":" << admin_http.port() << "\n"
+              << "  momento sdk: "
+              << (cfg.dev_no_auth
+                      ? "CredentialProvider.forMomentoLocal({hostname: '" + cfg.bind +
+                            "', port: " + std::to_string(api_port) + "})"
+                      : "CredentialProvider.fromString({apiKey: <v1 key wrapping the admin key>, "
+                        "endpointOverrides: {cacheEndpoint: '" + cfg.bind + ":" +
+                            std::to_string(api_port) + "', ..., secureConnection: false}}) "
+                        "(see README)")
+              << "\n"
               << "  try: redis-cli -p " << resp_port << " then AUTH <cache> <admin key>"
               << (cfg.dev_no_auth ? " (or nothing: --dev-no-auth)" : "") << std::endl;
 
@@ -191,20 +219,24 @@ int ServeMain(int argc, char** argv) {
     std::chrono::steady_clock::time_point drain_deadline;
     // Lives in this frame (which outlives the loops), so the timer callback may refer to it.
     std::function<void()> wait_drained = [&]() {
-      if (resp::RespServer::LiveConnections().load() > 0 &&
+      if (resp::RespServer::LiveConnections().load() +
+                  grpc::GrpcServer::LiveConnections().load() >
+              0 &&
           std::chrono::steady_clock::now() < drain_deadline) {
         drain_timer.expires_after(std::chrono::milliseconds(10));
         drain_timer.async_wait([&wait_drained](error_code) { wait_drained(); });
         return;
       }
-      if (resp::RespServer::LiveConnections().load() > 0) {
-        LOG_WARN("msg=\"closing connections that did not finish in time\" count={}",
-                 resp::RespServer::LiveConnections().load());
+      const int64_t left = resp::RespServer::LiveConnections().load() +
+                           grpc::GrpcServer::LiveConnections().load();
+      if (left > 0) {
+        LOG_WARN("msg=\"closing connections that did not finish in time\" count={}", left);
       }
       for (auto& loop : loops) {
         Loop* l = loop.get();
         asio::post(l->io, [l] {
           l->resp->CloseAll();
+          l->grpc->CloseAll();
           l->stopping = true;
           l->expire_timer->cancel();
           l->guard.reset();
@@ -217,7 +249,10 @@ int ServeMain(int argc, char** argv) {
       admin_http.Stop();
       for (auto& loop : loops) {
         Loop* l = loop.get();
-        asio::post(l->io, [l] { l->resp->Stop(); });
+        asio::post(l->io, [l] {
+          l->resp->Stop();
+          l->grpc->Stop();
+        });
       }
       drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;
       wait_drained();

@@ -1,12 +1,11 @@
 #include "frontend/resp/resp_server.h"
 
-#include <sys/socket.h>
-
 #include <stdexcept>
 
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/logging.h"
+#include "frontend/net/listen.h"
 #include "frontend/resp/connection.h"
 
 namespace cellar::resp {
@@ -32,36 +31,7 @@ RespServer::RespServer(asio::io_context& io, uint32_t thread, ServerContext* ser
 RespServer::~RespServer() = default;
 
 void RespServer::Listen(const std::string& address, uint16_t port) {
-  error_code ec;
-  auto addr = asio::ip::make_address(address, ec);
-  if (ec) throw std::runtime_error("invalid bind address '" + address + "'");
-  asio::ip::tcp::endpoint ep(addr, port);
-  if (port != 0 && thread_ == 0) {
-    // SO_REUSEPORT would let us share a port another server already listens on (same user)
-    // and silently split its traffic. A probe bind without it fails if the port is taken.
-    asio::ip::tcp::acceptor probe(io_);
-    probe.open(ep.protocol());
-    probe.set_option(asio::socket_base::reuse_address(true));
-    probe.bind(ep, ec);
-    if (ec) {
-      throw std::runtime_error("cannot listen for RESP on " + address + ":" + std::to_string(port) +
-                               ": " + ec.message());
-    }
-    probe.close();
-  }
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(asio::socket_base::reuse_address(true));
-  int one = 1;
-  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-    throw std::runtime_error("SO_REUSEPORT is not available");
-  }
-  acceptor_.bind(ep, ec);
-  if (ec) {
-    throw std::runtime_error("cannot listen for RESP on " + address + ":" + std::to_string(port) +
-                             ": " + ec.message());
-  }
-  acceptor_.listen(asio::socket_base::max_listen_connections);
-  port_ = acceptor_.local_endpoint().port();
+  port_ = net::ListenReusePort(acceptor_, address, port, thread_ == 0, "RESP");
   Accept();
 }
 

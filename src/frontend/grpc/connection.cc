@@ -1,0 +1,454 @@
+#include "frontend/grpc/connection.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <boost/asio/write.hpp>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "frontend/grpc/grpc_server.h"
+
+namespace cellar::grpc {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr size_t kMaxHeaderValue = 16 * 1024;
+
+std::string_view View(const uint8_t* p, size_t n) {
+  return {reinterpret_cast<const char*>(p), n};
+}
+
+nghttp2_nv Nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// grpc-status, grpc-message and Momento's err, as trailers or in a trailers-only response.
+struct StatusFields {
+  explicit StatusFields(const WireStatus& st)
+      : code(std::to_string(static_cast<int>(st.code))), message(PercentEncode(st.message)) {}
+  void AppendTo(std::vector<nghttp2_nv>& nva, const WireStatus& st) const {
+    nva.push_back(Nv("grpc-status", code));
+    if (!message.empty()) nva.push_back(Nv("grpc-message", message));
+    if (!st.err.empty()) nva.push_back(Nv("err", st.err));
+  }
+  std::string code, message;
+};
+
+Stream* StreamOf(nghttp2_session* session, int32_t id) {
+  return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
+}
+
+}  // namespace
+
+// nghttp2's C callbacks, forwarding to the Connection (the session's user data).
+struct Callbacks {
+  static Connection* C(void* ud) { return static_cast<Connection*>(ud); }
+
+  static int BeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* ud) {
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    return C(ud)->OnBeginHeaders(f->hd.stream_id);
+  }
+  static int Header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t nlen,
+                    const uint8_t* value, size_t vlen, uint8_t, void* ud) {
+    if (f->hd.type != NGHTTP2_HEADERS) return 0;
+    return C(ud)->OnHeader(f->hd.stream_id, View(name, nlen), View(value, vlen));
+  }
+  static int DataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                       void* ud) {
+    return C(ud)->OnDataChunk(id, data, len);
+  }
+  static int FrameRecv(nghttp2_session*, const nghttp2_frame* f, void* ud) {
+    if (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) return 0;
+    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+    return C(ud)->OnFrameRecv(f->hd.stream_id, true, f->hd.type == NGHTTP2_HEADERS);
+  }
+  static int StreamClose(nghttp2_session*, int32_t id, uint32_t, void* ud) {
+    return C(ud)->OnStreamClose(id);
+  }
+  // Copies the next piece of a stream's framed response; at its end, queues the trailers.
+  static ssize_t ReadData(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                          uint32_t* flags, nghttp2_data_source* source, void* ud) {
+    auto* s = static_cast<Stream*>(source->ptr);
+    const size_t n = std::min(length, s->out.size() - s->out_off);
+    std::memcpy(buf, s->out.data() + s->out_off, n);
+    s->out_off += n;
+    C(ud)->pending_output_ -= n;
+    if (s->out_off == s->out.size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      std::string().swap(s->out);
+      s->out_off = 0;
+      StatusFields fields(s->status);
+      std::vector<nghttp2_nv> nva;
+      fields.AppendTo(nva, s->status);
+      if (nghttp2_submit_trailer(session, id, nva.data(), nva.size()) != 0) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t id)
+    : owner_(owner), socket_(std::move(socket)), id_(id) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::BeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, Callbacks::Header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks::DataChunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Callbacks::FrameRecv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks::StreamClose);
+  nghttp2_session_server_new(&session_, cbs, this);
+  nghttp2_session_callbacks_del(cbs);
+
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, GrpcServer::kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  // A connection-wide receive window large enough for a whole maximal message in flight.
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+  owner_->conns_.insert(this);
+  GrpcServer::LiveConnections().fetch_add(1, std::memory_order_relaxed);
+}
+
+Connection::~Connection() {
+  nghttp2_session_del(session_);
+  GrpcServer::LiveConnections().fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Connection::Start() {
+  error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  Read();
+}
+
+void Connection::Shutdown() {
+  if (closed_ || shutting_down_) return;
+  shutting_down_ = true;
+  if (!saw_preface_) return Close();
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  Flush();
+}
+
+void Connection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  owner_->conns_.erase(this);
+}
+
+void Connection::Read() {
+  if (reading_ || closed_) return;
+  if (pending_output_ > kPausedOutput) return;  // the peer is not reading: resumed by Flush
+  reading_ = true;
+  if (in_.size() < kReadBytes) in_.resize(kReadBytes);
+  socket_.async_read_some(asio::buffer(in_.data(), kReadBytes),
+                          [self = shared_from_this()](error_code ec, size_t n) {
+                            self->reading_ = false;
+                            if (ec) return self->Close();
+                            self->OnRead(n);
+                          });
+}
+
+void Connection::OnRead(size_t n) {
+  if (closed_) return;
+  if (!saw_preface_) {
+    // Tell an HTTP/1.x client (or anything else) from HTTP/2 by the client preface, before
+    // our SETTINGS go out, so it gets a readable answer.
+    const size_t k = std::min(n, kPreface.size());
+    if (std::string_view(in_.data(), k) != kPreface.substr(0, k)) return RejectHttp1();
+    saw_preface_ = true;
+  }
+  const ssize_t rv =
+      nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in_.data()), n);
+  if (rv < 0) {
+    LOG_DEBUG("msg=\"http2 protocol error\" conn={} error=\"{}\"", id_, nghttp2_strerror(rv));
+    Flush();  // nghttp2 queued a GOAWAY saying why
+    shutting_down_ = true;
+    return;
+  }
+  RunRound();
+  Flush();
+  Read();
+}
+
+void Connection::RejectHttp1() {
+  static constexpr std::string_view kBody =
+      "This port serves gRPC over HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS).\n";
+  out_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+         "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + std::string(kBody);
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](error_code, size_t) {
+    self->writing_ = false;
+    self->Close();
+  });
+}
+
+int Connection::OnBeginHeaders(int32_t id) {
+  auto s = std::make_shared<Stream>();
+  s->id = id;
+  nghttp2_session_set_stream_user_data(session_, id, s.get());
+  streams_[id] = std::move(s);
+  return 0;
+}
+
+int Connection::OnHeader(int32_t id, std::string_view name, std::string_view value) {
+  Stream* s = StreamOf(session_, id);
+  if (s == nullptr) return 0;
+  if (value.size() > kMaxHeaderValue) {
+    s->oversized_header = true;
+    return 0;
+  }
+  if (name == ":method") {
+    s->post = value == "POST";
+  } else if (name == ":path") {
+    s->path.assign(value);
+  } else if (name == "content-type") {
+    s->grpc_content_type = value.starts_with("application/grpc");
+  } else if (name == "cache") {
+    s->cache.assign(value);
+  } else if (name == "authorization") {
+    s->authorization.assign(value);
+  } else if (name == "grpc-timeout") {
+    if (auto ms = ParseTimeoutMillis(value)) s->deadline_ms = SteadyMillis() + std::max<int64_t>(*ms, 1);
+  } else if (name == "grpc-encoding") {
+    s->compressed_encoding = value != "identity";
+  }
+  return 0;
+}
+
+int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
+  Stream* s = StreamOf(session_, id);
+  if (s == nullptr || s->ignore_body) return 0;
+  const ServiceContext& ctx = owner_->context();
+  const size_t before = s->body.size();
+  // Refuse an oversized message as soon as its prefix shows it, before buffering it.
+  if (before < kPrefixBytes) {
+    std::string head = s->body;
+    head.append(View(data, std::min(len, kPrefixBytes - before)));
+    if (auto declared = DeclaredLength(head); declared && *declared > ctx.max_request_bytes) {
+      Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
+                            "Request size limit exceeded for this account: the message is " +
+                                std::to_string(*declared) + " bytes, the limit " +
+                                std::to_string(ctx.max_request_bytes),
+                            "request_size_limit_exceeded"});
+      return 0;
+    }
+  }
+  if (before + len > kPrefixBytes + kMaxWireMessage ||
+      buffered_bodies_ + len > kMaxBufferedBodies) {
+    Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
+                          "Request size limit exceeded: too much request data in flight",
+                          "request_size_limit_exceeded"});
+    return 0;
+  }
+  s->body.append(View(data, len));
+  buffered_bodies_ += len;
+  return 0;
+}
+
+int Connection::OnFrameRecv(int32_t id, bool, bool) {
+  auto it = streams_.find(id);
+  if (it == streams_.end() || it->second->ignore_body) return 0;
+  ready_.push_back(it->second);
+  return 0;
+}
+
+int Connection::OnStreamClose(int32_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return 0;
+  Stream& s = *it->second;
+  s.closed = true;
+  buffered_bodies_ -= s.body.size();
+  std::string().swap(s.body);
+  pending_output_ -= s.out.size() - s.out_off;
+  streams_.erase(it);  // a stream in a round stays alive through in_round_
+  return 0;
+}
+
+void Connection::Reject(Stream& s, WireStatus status) {
+  s.status = std::move(status);
+  s.out.clear();
+  Respond(s);
+}
+
+void Connection::Respond(Stream& s) {
+  if (closed_ || s.closed || s.answered) return;
+  s.answered = true;
+  s.ignore_body = true;
+  buffered_bodies_ -= s.body.size();
+  std::string().swap(s.body);
+  if (s.status.code != GrpcCode::kOk) s.out.clear();
+  std::vector<nghttp2_nv> nva = {Nv(":status", "200"), Nv("content-type", "application/grpc")};
+  if (s.out.empty()) {
+    // Trailers-only: the status travels in the one HEADERS frame, which ends the stream.
+    StatusFields fields(s.status);
+    fields.AppendTo(nva, s.status);
+    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
+  } else {
+    pending_output_ += s.out.size();
+    nghttp2_data_provider provider;
+    provider.source.ptr = &s;
+    provider.read_callback = Callbacks::ReadData;
+    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), &provider);
+  }
+}
+
+void Connection::RunRound() {
+  if (round_in_flight_ || ready_.empty() || closed_) return;
+  const ServiceContext& ctx = owner_->context();
+  gateway::Gateway& gw = *ctx.gateway;
+  std::vector<gateway::Call>& calls = batch_.calls;
+  calls.clear();
+  in_round_.clear();
+  const int64_t now_ms = SystemClock::Get()->NowMillis();
+  const int64_t steady = SteadyMillis();
+  std::vector<std::shared_ptr<Stream>> ready;
+  ready.swap(ready_);
+  for (auto& sp : ready) {
+    Stream& s = *sp;
+    if (s.closed || s.answered) continue;
+    auto fail = [&](Code code, std::string message) {
+      Reject(s, ToWire(Status(code, std::move(message))));
+    };
+    if (s.oversized_header) {
+      fail(Code::kInvalidArgument, "a request header value is longer than 16 KiB");
+      continue;
+    }
+    if (!s.post) {
+      fail(Code::kUnimplemented, "gRPC calls use POST");
+      continue;
+    }
+    if (!s.grpc_content_type) {
+      fail(Code::kInvalidArgument, "content-type must be application/grpc");
+      continue;
+    }
+    s.method = FindMethod(s.path);
+    if (s.method == nullptr) {
+      fail(Code::kUnimplemented, "unknown method " + s.path);
+      continue;
+    }
+    if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
+      fail(Code::kDeadlineExceeded, "deadline exceeded before the call ran");
+      continue;
+    }
+    const bool authed = (gw.options().dev_no_auth && s.authorization.empty()) ||
+                        gw.IsAdminKey(s.authorization);
+    if (!authed) {
+      fail(Code::kUnauthenticated, "invalid authorization token");
+      continue;
+    }
+    auto message = UnaryMessage(s.body);
+    if (!message.ok()) {
+      Reject(s, ToWire(message.status()));
+      continue;
+    }
+    if (s.method->kind == MethodKind::kControl) {
+      auto self = shared_from_this();
+      s.method->control(ctx, owner_->thread(), s, *message, [self, sp] {
+        self->Respond(*sp);
+        self->Flush();
+      });
+      continue;
+    }
+    if (s.cache.empty()) {
+      fail(Code::kNotFound, "missing the cache header: name the cache to use");
+      continue;
+    }
+    auto cache_id = gw.ResolveCache(s.cache);
+    if (!cache_id.ok()) {
+      fail(Code::kNotFound, "cache not found: " + s.cache);
+      continue;
+    }
+    s.cache_id = *cache_id;
+    const size_t first = calls.size();
+    Status st = s.method->prepare(ctx, s, *message, calls, now_ms);
+    if (!st.ok()) {
+      calls.resize(first);
+      Reject(s, ToWire(st));
+      continue;
+    }
+    // The calls borrow from the decoded request, not the body: release it now.
+    buffered_bodies_ -= s.body.size();
+    std::string().swap(s.body);
+    s.first_call = static_cast<uint32_t>(first);
+    s.num_calls = static_cast<uint32_t>(calls.size() - first);
+    for (size_t i = first; i < calls.size(); ++i) calls[i].deadline_ms = s.deadline_ms;
+    in_round_.push_back(std::move(sp));
+  }
+  if (in_round_.empty()) return;
+  round_in_flight_ = true;
+  gw.Submit(owner_->thread(), &batch_, [self = shared_from_this()] { self->FinishRound(); });
+}
+
+void Connection::FinishRound() {
+  round_in_flight_ = false;
+  const ServiceContext& ctx = owner_->context();
+  const int64_t steady = SteadyMillis();
+  for (auto& sp : in_round_) {
+    Stream& s = *sp;
+    if (!s.closed && !closed_) {
+      if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
+        s.status = ToWire(Status(Code::kDeadlineExceeded));
+      } else {
+        s.method->finish(ctx, s, &batch_.calls[s.first_call]);
+      }
+      Respond(s);
+    }
+    s.request.reset();
+  }
+  in_round_.clear();
+  if (closed_) return;
+  RunRound();
+  Flush();
+  Read();
+}
+
+void Connection::Flush() {
+  if (writing_ || closed_) return;
+  out_.clear();
+  while (out_.size() < kWriteChunk) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      LOG_DEBUG("msg=\"http2 send failed\" conn={} error=\"{}\"", id_, nghttp2_strerror(n));
+      return Close();
+    }
+    if (n == 0) break;
+    out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  if (out_.empty()) return MaybeFinish();
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+    self->writing_ = false;
+    if (ec) return self->Close();
+    self->Flush();
+    self->Read();
+  });
+}
+
+void Connection::MaybeFinish() {
+  // After a GOAWAY (ours or the peer's) with no stream left, or a fatal protocol error.
+  if (round_in_flight_) return;
+  const bool idle_after_goaway = shutting_down_ && streams_.empty();
+  if (!nghttp2_session_want_write(session_) &&
+      (idle_after_goaway || !nghttp2_session_want_read(session_))) {
+    Close();
+  }
+}
+
+}  // namespace cellar::grpc

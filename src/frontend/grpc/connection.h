@@ -1,0 +1,97 @@
+// Connection: one HTTP/2 client connection carrying gRPC calls, framed by nghttp2 on the
+// connection's own event loop (no threads of nghttp2's or gRPC's).
+//
+// A read feeds nghttp2; every stream whose request ended in that read is handed to the
+// services in one round: data calls of all those streams go to the gateway in one batch, so
+// a client with many streams in flight costs one message per remote shard per round, as RESP
+// pipelining does. Replies are queued on their streams and written when nghttp2 (and the
+// peer's flow-control window) allows.
+//
+// Invariant: a Stream's request message and body stay untouched while its calls are in the
+// gateway (the calls borrow keys and values from them); a stream the peer resets meanwhile is
+// only marked closed and freed when its round returns.
+//
+// Thread: owned by the loop thread of its GrpcServer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "frontend/grpc/framing.h"
+#include "frontend/grpc/services.h"
+#include "gateway/gateway.h"
+
+struct nghttp2_session;
+
+namespace cellar::grpc {
+
+class GrpcServer;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id);
+  ~Connection();
+
+  void Start();
+  // GOAWAY: no new streams; the connection closes once the streams in flight are answered.
+  void Shutdown();
+  // Closes the socket now.
+  void ForceClose() { Close(); }
+
+  // Called by the services when a stream's reply (messages in stream.out, final status) is
+  // ready. Safe on a stream the peer already closed (the reply is dropped).
+  void Respond(Stream& stream);
+
+ private:
+  friend struct Callbacks;
+  static constexpr size_t kReadBytes = 64 * 1024;
+  static constexpr size_t kWriteChunk = 256 * 1024;          // bytes gathered per write
+  static constexpr size_t kPausedOutput = 8 * 1024 * 1024;   // stop reading above this
+  static constexpr size_t kMaxBufferedBodies = 64 * 1024 * 1024;
+
+  void Read();
+  void OnRead(size_t n);
+  void Flush();
+  void Close();
+  void MaybeFinish();
+  void RunRound();
+  void FinishRound();
+  void RejectHttp1();
+
+  // nghttp2 callbacks (see connection.cc).
+  int OnBeginHeaders(int32_t stream_id);
+  int OnHeader(int32_t stream_id, std::string_view name, std::string_view value);
+  int OnDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
+  int OnFrameRecv(int32_t stream_id, bool end_stream, bool headers);
+  int OnStreamClose(int32_t stream_id);
+
+  // Answers at once (trailers-only) and ignores the rest of the stream's request.
+  void Reject(Stream& s, WireStatus status);
+
+  GrpcServer* owner_;
+  boost::asio::ip::tcp::socket socket_;
+  const uint64_t id_;
+  nghttp2_session* session_ = nullptr;
+  std::string in_;
+  std::string out_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool shutting_down_ = false;
+  bool saw_preface_ = false;
+  size_t buffered_bodies_ = 0;  // request bytes held by streams
+  size_t pending_output_ = 0;   // reply bytes queued on streams, not yet given to nghttp2
+
+  absl::flat_hash_map<int32_t, std::shared_ptr<Stream>> streams_;  // open streams
+  std::vector<std::shared_ptr<Stream>> ready_;     // requests complete, not yet run
+  std::vector<std::shared_ptr<Stream>> in_round_;  // streams whose calls are in the gateway
+  gateway::Batch batch_;
+  bool round_in_flight_ = false;
+};
+
+}  // namespace cellar::grpc

@@ -1,0 +1,53 @@
+// GrpcServer: the API-port listener of one event loop (SO_REUSEPORT, like RESP), serving every
+// gRPC service over HTTP/2 on that loop's thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include <absl/container/flat_hash_set.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "frontend/grpc/services.h"
+
+namespace cellar::grpc {
+
+class Connection;
+
+class GrpcServer {
+ public:
+  // Momento's SDK multiplexes up to 100 subscriptions per connection; allow more.
+  static constexpr uint32_t kMaxConcurrentStreams = 1000;
+
+  GrpcServer(boost::asio::io_context& io, uint32_t thread, const ServiceContext* context);
+  ~GrpcServer();
+
+  // Throws std::runtime_error on failure (start-up only).
+  void Listen(const std::string& address, uint16_t port);
+  uint16_t port() const { return port_; }
+  // Stops accepting and sends GOAWAY on every connection; each closes once its streams in
+  // flight are answered.
+  void Stop();
+  void CloseAll();
+
+  uint32_t thread() const { return thread_; }
+  const ServiceContext& context() const { return *context_; }
+  static std::atomic<int64_t>& LiveConnections();
+
+ private:
+  friend class Connection;
+  void Accept();
+
+  boost::asio::io_context& io_;
+  const uint32_t thread_;
+  const ServiceContext* context_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  bool stopping_ = false;
+  absl::flat_hash_set<Connection*> conns_;
+  uint64_t next_id_;
+};
+
+}  // namespace cellar::grpc

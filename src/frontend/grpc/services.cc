@@ -1,0 +1,569 @@
+#include "frontend/grpc/services.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "cacheclient.pb.h"
+#include "cacheping.pb.h"
+#include "common/hash.h"
+#include "controlclient.pb.h"
+
+namespace cellar::grpc {
+
+namespace cc = ::cache_client;
+namespace ctl = ::control_client;
+using gateway::Call;
+
+void AppendMessage(std::string& out, const google::protobuf::MessageLite& m) {
+  const size_t len = m.ByteSizeLong();
+  AppendPrefix(out, len);
+  const size_t at = out.size();
+  out.resize(at + len);
+  m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data() + at));
+}
+
+namespace {
+
+// Momento's published defaults, reported by ListCaches until per-cache limits exist.
+constexpr uint32_t kMaxTrafficRate = 500;
+constexpr uint32_t kMaxThroughputKbps = 10240;
+constexpr uint64_t kMaxTtlSeconds = 86400;
+constexpr uint32_t kMaxPublishRate = 100;
+constexpr uint32_t kMaxSubscriptionCount = 100;
+constexpr uint32_t kMaxPublishMessageSizeKb = 100;
+// Items without a TTL (written through RESP) report this remaining TTL: the largest integer a
+// JavaScript number holds exactly, about 285,000 years.
+constexpr uint64_t kNoTtlRemaining = (uint64_t{1} << 53) - 1;
+
+template <typename T>
+T* Parse(Stream& s, std::string_view message) {
+  auto m = std::make_unique<T>();
+  if (!m->ParseFromArray(message.data(), static_cast<int>(message.size()))) return nullptr;
+  T* raw = m.get();
+  s.request = std::move(m);
+  return raw;
+}
+
+Status BadMessage() { return Status(Code::kInvalidArgument, "cannot decode the request message"); }
+
+Status CheckValue(const ServiceContext& ctx, std::string_view value) {
+  if (value.size() > ctx.max_item_bytes) {
+    return Status(Code::kTooLarge, "item size limit exceeded: the value is " +
+                                       std::to_string(value.size()) + " bytes, the limit " +
+                                       std::to_string(ctx.max_item_bytes));
+  }
+  return Status::Ok();
+}
+
+// ttl_ms 0: no TTL. Otherwise an absolute expiry.
+StatusOr<int64_t> ExpireAt(uint64_t ttl_ms, int64_t now_ms) {
+  if (ttl_ms == 0) return int64_t{0};
+  if (ttl_ms > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - now_ms)) {
+    return Status(Code::kInvalidArgument, "ttl_milliseconds is too large");
+  }
+  return now_ms + static_cast<int64_t>(ttl_ms);
+}
+
+Call& Add(std::vector<Call>& calls, api::Op op, uint32_t cache_id, std::string_view key) {
+  Call& c = calls.emplace_back();
+  c.req.op = op;
+  c.req.cache_id = cache_id;
+  c.req.key = key;
+  return c;
+}
+
+// The first failed call decides the stream's status (e.g. the cache was deleted meanwhile).
+bool Failed(Stream& s, const Call* calls) {
+  for (uint32_t i = 0; i < s.num_calls; ++i) {
+    if (!calls[i].reply.status.ok()) {
+      s.status = ToWire(calls[i].reply.status);
+      return true;
+    }
+  }
+  return false;
+}
+
+Status AddSet(const ServiceContext& ctx, std::vector<Call>& calls, uint32_t cache_id,
+              const cc::_SetRequest& r, int64_t now_ms) {
+  if (Status st = CheckValue(ctx, r.cache_body()); !st.ok()) return st;
+  auto at = ExpireAt(r.ttl_milliseconds(), now_ms);
+  if (!at.ok()) return at.status();
+  Call& c = Add(calls, api::Op::kSet, cache_id, r.cache_key());
+  c.req.value = r.cache_body();
+  c.req.expire_at = *at;
+  c.req.flags = api::kSetTtl;
+  return Status::Ok();
+}
+
+// ---- cache_client.Scs ---------------------------------------------------------------------
+
+Status PrepareGet(const ServiceContext&, Stream& s, std::string_view m, std::vector<Call>& calls,
+                  int64_t) {
+  auto* r = Parse<cc::_GetRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  Add(calls, api::Op::kGet, s.cache_id, r->cache_key());
+  return Status::Ok();
+}
+
+void EncodeGet(std::string& out, const Call& c) {
+  cc::_GetResponse resp;
+  if (c.reply.found) {
+    resp.set_result(cc::Hit);
+    resp.set_cache_body(c.reply.value);
+  } else {
+    resp.set_result(cc::Miss);
+  }
+  AppendMessage(out, resp);
+}
+
+void FinishGet(const ServiceContext&, Stream& s, const Call* calls) {
+  if (!Failed(s, calls)) EncodeGet(s.out, calls[0]);
+}
+
+Status PrepareGetWithHash(const ServiceContext&, Stream& s, std::string_view m,
+                          std::vector<Call>& calls, int64_t) {
+  auto* r = Parse<cc::_GetWithHashRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  Add(calls, api::Op::kGet, s.cache_id, r->cache_key());
+  return Status::Ok();
+}
+
+void FinishGetWithHash(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  cc::_GetWithHashResponse resp;
+  if (calls[0].reply.found) {
+    auto* f = resp.mutable_found();
+    f->set_value(calls[0].reply.value);
+    f->set_hash(ValueHash(calls[0].reply.value));
+  } else {
+    resp.mutable_missing();
+  }
+  AppendMessage(s.out, resp);
+}
+
+Status PrepareGetBatch(const ServiceContext&, Stream& s, std::string_view m,
+                       std::vector<Call>& calls, int64_t) {
+  auto* r = Parse<cc::_GetBatchRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  for (const auto& item : r->items()) Add(calls, api::Op::kGet, s.cache_id, item.cache_key());
+  return Status::Ok();
+}
+
+void FinishGetBatch(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  for (uint32_t i = 0; i < s.num_calls; ++i) EncodeGet(s.out, calls[i]);
+}
+
+Status PrepareSet(const ServiceContext& ctx, Stream& s, std::string_view m,
+                  std::vector<Call>& calls, int64_t now_ms) {
+  auto* r = Parse<cc::_SetRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  return AddSet(ctx, calls, s.cache_id, *r, now_ms);
+}
+
+void EncodeSetOk(std::string& out) {
+  cc::_SetResponse resp;
+  resp.set_result(cc::Ok);
+  AppendMessage(out, resp);
+}
+
+void FinishSet(const ServiceContext&, Stream& s, const Call* calls) {
+  if (!Failed(s, calls)) EncodeSetOk(s.out);
+}
+
+Status PrepareSetBatch(const ServiceContext& ctx, Stream& s, std::string_view m,
+                       std::vector<Call>& calls, int64_t now_ms) {
+  auto* r = Parse<cc::_SetBatchRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  // Validate every item first: a refused batch writes nothing.
+  for (const auto& item : r->items()) {
+    if (Status st = CheckValue(ctx, item.cache_body()); !st.ok()) return st;
+  }
+  for (const auto& item : r->items()) {
+    if (Status st = AddSet(ctx, calls, s.cache_id, item, now_ms); !st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+void FinishSetBatch(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  for (uint32_t i = 0; i < s.num_calls; ++i) EncodeSetOk(s.out);
+}
+
+Status AddSetIf(const ServiceContext& ctx, std::vector<Call>& calls, uint32_t cache_id,
+                std::string_view key, std::string_view value, uint64_t ttl_ms, int64_t now_ms,
+                api::SetIfCondition cond, std::string_view check) {
+  if (Status st = CheckValue(ctx, value); !st.ok()) return st;
+  auto at = ExpireAt(ttl_ms, now_ms);
+  if (!at.ok()) return at.status();
+  Call& c = Add(calls, api::Op::kSetIf, cache_id, key);
+  c.req.value = value;
+  c.req.expire_at = *at;
+  c.req.integer = static_cast<int64_t>(cond);
+  c.req.check = check;
+  return Status::Ok();
+}
+
+Status PrepareSetIf(const ServiceContext& ctx, Stream& s, std::string_view m,
+                    std::vector<Call>& calls, int64_t now_ms) {
+  auto* r = Parse<cc::_SetIfRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  using C = api::SetIfCondition;
+  C cond;
+  std::string_view check;
+  switch (r->condition_case()) {
+    case cc::_SetIfRequest::kPresent: cond = C::kPresent; break;
+    case cc::_SetIfRequest::kAbsent: cond = C::kAbsent; break;
+    case cc::_SetIfRequest::kPresentAndNotEqual:
+      cond = C::kPresentAndNotEqual;
+      check = r->present_and_not_equal().value_to_check();
+      break;
+    case cc::_SetIfRequest::kEqual:
+      cond = C::kEqual;
+      check = r->equal().value_to_check();
+      break;
+    case cc::_SetIfRequest::kAbsentOrEqual:
+      cond = C::kAbsentOrEqual;
+      check = r->absent_or_equal().value_to_check();
+      break;
+    case cc::_SetIfRequest::kNotEqual:
+      cond = C::kNotEqual;
+      check = r->not_equal().value_to_check();
+      break;
+    default:
+      return Status(Code::kInvalidArgument, "SetIf needs a condition");
+  }
+  return AddSetIf(ctx, calls, s.cache_id, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
+                  now_ms, cond, check);
+}
+
+template <typename Resp>
+void FinishStoredOrNot(Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  Resp resp;
+  if (calls[0].reply.found) {
+    resp.mutable_stored();
+  } else {
+    resp.mutable_not_stored();
+  }
+  AppendMessage(s.out, resp);
+}
+
+void FinishSetIf(const ServiceContext&, Stream& s, const Call* calls) {
+  FinishStoredOrNot<cc::_SetIfResponse>(s, calls);
+}
+
+Status PrepareSetIfHash(const ServiceContext& ctx, Stream& s, std::string_view m,
+                        std::vector<Call>& calls, int64_t now_ms) {
+  auto* r = Parse<cc::_SetIfHashRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  using C = api::SetIfCondition;
+  C cond;
+  std::string_view check;
+  switch (r->condition_case()) {
+    case cc::_SetIfHashRequest::kPresentAndNotHashEqual:
+      cond = C::kPresentAndNotHashEqual;
+      check = r->present_and_not_hash_equal().hash_to_check();
+      break;
+    case cc::_SetIfHashRequest::kPresentAndHashEqual:
+      cond = C::kPresentAndHashEqual;
+      check = r->present_and_hash_equal().hash_to_check();
+      break;
+    case cc::_SetIfHashRequest::kAbsentOrHashEqual:
+      cond = C::kAbsentOrHashEqual;
+      check = r->absent_or_hash_equal().hash_to_check();
+      break;
+    case cc::_SetIfHashRequest::kAbsentOrNotHashEqual:
+      cond = C::kAbsentOrNotHashEqual;
+      check = r->absent_or_not_hash_equal().hash_to_check();
+      break;
+    case cc::_SetIfHashRequest::kUnconditional: cond = C::kUnconditional; break;
+    default:
+      return Status(Code::kInvalidArgument, "SetIfHash needs a condition");
+  }
+  return AddSetIf(ctx, calls, s.cache_id, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
+                  now_ms, cond, check);
+}
+
+void FinishSetIfHash(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  cc::_SetIfHashResponse resp;
+  if (calls[0].reply.found) {
+    resp.mutable_stored()->set_new_hash(ValueHash(calls[0].req.value));
+  } else {
+    resp.mutable_not_stored();
+  }
+  AppendMessage(s.out, resp);
+}
+
+Status PrepareSetIfNotExists(const ServiceContext& ctx, Stream& s, std::string_view m,
+                             std::vector<Call>& calls, int64_t now_ms) {
+  auto* r = Parse<cc::_SetIfNotExistsRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  return AddSetIf(ctx, calls, s.cache_id, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
+                  now_ms, api::SetIfCondition::kAbsent, {});
+}
+
+void FinishSetIfNotExists(const ServiceContext&, Stream& s, const Call* calls) {
+  FinishStoredOrNot<cc::_SetIfNotExistsResponse>(s, calls);
+}
+
+Status PrepareDelete(const ServiceContext&, Stream& s, std::string_view m,
+                     std::vector<Call>& calls, int64_t) {
+  auto* r = Parse<cc::_DeleteRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  Add(calls, api::Op::kDelete, s.cache_id, r->cache_key());
+  return Status::Ok();
+}
+
+void FinishDelete(const ServiceContext&, Stream& s, const Call* calls) {
+  if (!Failed(s, calls)) AppendMessage(s.out, cc::_DeleteResponse());
+}
+
+Status PrepareKeysExist(const ServiceContext&, Stream& s, std::string_view m,
+                        std::vector<Call>& calls, int64_t) {
+  auto* r = Parse<cc::_KeysExistRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  for (const auto& k : r->cache_keys()) Add(calls, api::Op::kExists, s.cache_id, k);
+  return Status::Ok();
+}
+
+void FinishKeysExist(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  cc::_KeysExistResponse resp;
+  for (uint32_t i = 0; i < s.num_calls; ++i) resp.add_exists(calls[i].reply.integer == 1);
+  AppendMessage(s.out, resp);
+}
+
+Status PrepareIncrement(const ServiceContext&, Stream& s, std::string_view m,
+                        std::vector<Call>& calls, int64_t now_ms) {
+  auto* r = Parse<cc::_IncrementRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  auto at = ExpireAt(r->ttl_milliseconds(), now_ms);
+  if (!at.ok()) return at.status();
+  Call& c = Add(calls, api::Op::kIncrBy, s.cache_id, r->cache_key());
+  c.req.integer = r->amount();
+  if (*at != 0) {
+    c.req.flags = api::kSetTtl;
+    c.req.expire_at = *at;
+  }
+  return Status::Ok();
+}
+
+void FinishIncrement(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  cc::_IncrementResponse resp;
+  resp.set_value(calls[0].reply.integer);
+  AppendMessage(s.out, resp);
+}
+
+Status PrepareUpdateTtl(const ServiceContext&, Stream& s, std::string_view m,
+                        std::vector<Call>& calls, int64_t now_ms) {
+  auto* r = Parse<cc::_UpdateTtlRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  uint64_t ttl = 0;
+  uint16_t flags = 0;
+  switch (r->update_ttl_case()) {
+    case cc::_UpdateTtlRequest::kIncreaseToMilliseconds:
+      ttl = r->increase_to_milliseconds();
+      flags = api::kGt;
+      break;
+    case cc::_UpdateTtlRequest::kDecreaseToMilliseconds:
+      ttl = r->decrease_to_milliseconds();
+      flags = api::kLt;
+      break;
+    case cc::_UpdateTtlRequest::kOverwriteToMilliseconds:
+      ttl = r->overwrite_to_milliseconds();
+      break;
+    default:
+      return Status(Code::kInvalidArgument, "UpdateTtl needs increase, decrease or overwrite");
+  }
+  auto at = ExpireAt(ttl, now_ms);
+  if (!at.ok()) return at.status();
+  Call& c = Add(calls, api::Op::kExpire, s.cache_id, r->cache_key());
+  c.req.flags = flags;
+  c.req.expire_at = *at == 0 ? now_ms : *at;  // a TTL of 0 expires the item now
+  return Status::Ok();
+}
+
+void FinishUpdateTtl(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  cc::_UpdateTtlResponse resp;
+  if (!calls[0].reply.found) {
+    resp.mutable_missing();
+  } else if (calls[0].reply.integer == 1) {
+    resp.mutable_set();
+  } else {
+    resp.mutable_not_set();
+  }
+  AppendMessage(s.out, resp);
+}
+
+Status PrepareItemGetTtl(const ServiceContext&, Stream& s, std::string_view m,
+                         std::vector<Call>& calls, int64_t) {
+  auto* r = Parse<cc::_ItemGetTtlRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  Add(calls, api::Op::kTtl, s.cache_id, r->cache_key());
+  return Status::Ok();
+}
+
+void FinishItemGetTtl(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  cc::_ItemGetTtlResponse resp;
+  const int64_t ms = calls[0].reply.integer;
+  if (ms == -2) {
+    resp.mutable_missing();
+  } else {
+    resp.mutable_found()->set_remaining_ttl_millis(ms == -1 ? kNoTtlRemaining
+                                                            : static_cast<uint64_t>(ms));
+  }
+  AppendMessage(s.out, resp);
+}
+
+Status PrepareItemGetType(const ServiceContext&, Stream& s, std::string_view m,
+                          std::vector<Call>& calls, int64_t) {
+  auto* r = Parse<cc::_ItemGetTypeRequest>(s, m);
+  if (r == nullptr) return BadMessage();
+  Add(calls, api::Op::kType, s.cache_id, r->cache_key());
+  return Status::Ok();
+}
+
+void FinishItemGetType(const ServiceContext&, Stream& s, const Call* calls) {
+  if (Failed(s, calls)) return;
+  cc::_ItemGetTypeResponse resp;
+  if (calls[0].reply.value == "none") {
+    resp.mutable_missing();
+  } else {
+    resp.mutable_found()->set_item_type(cc::_ItemGetTypeResponse::SCALAR);
+  }
+  AppendMessage(s.out, resp);
+}
+
+// ---- control_client.ScsControl and cache_client.Ping ---------------------------------------
+
+template <typename Req>
+const Req* ParseControl(Stream& s, std::string_view m, const Respond& respond) {
+  auto* r = Parse<Req>(s, m);
+  if (r == nullptr) {
+    s.status = ToWire(BadMessage());
+    respond();
+  }
+  return r;
+}
+
+void CreateCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::string_view m,
+                 Respond respond) {
+  auto* r = ParseControl<ctl::_CreateCacheRequest>(s, m, respond);
+  if (r == nullptr) return;
+  ctx.gateway->CreateCache(origin, r->cache_name(), [&s, respond](Status st) {
+    if (st.ok()) {
+      AppendMessage(s.out, ctl::_CreateCacheResponse());
+    } else {
+      s.status = ToWire(st);
+    }
+    respond();
+  });
+}
+
+void DeleteCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::string_view m,
+                 Respond respond) {
+  auto* r = ParseControl<ctl::_DeleteCacheRequest>(s, m, respond);
+  if (r == nullptr) return;
+  ctx.gateway->DeleteCache(origin, r->cache_name(), [&s, respond](Status st) {
+    if (st.ok()) {
+      AppendMessage(s.out, ctl::_DeleteCacheResponse());
+    } else {
+      s.status = ToWire(st);
+    }
+    respond();
+  });
+}
+
+void FlushCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::string_view m,
+                Respond respond) {
+  auto* r = ParseControl<ctl::_FlushCacheRequest>(s, m, respond);
+  if (r == nullptr) return;
+  ctx.gateway->FlushCache(origin, r->cache_name(), [&s, respond](StatusOr<uint64_t> st) {
+    if (st.ok()) {
+      AppendMessage(s.out, ctl::_FlushCacheResponse());
+    } else {
+      s.status = ToWire(st.status());
+    }
+    respond();
+  });
+}
+
+void ListCaches(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view m,
+                Respond respond) {
+  auto* r = ParseControl<ctl::_ListCachesRequest>(s, m, respond);
+  if (r == nullptr) return;
+  ctl::_ListCachesResponse resp;
+  for (const std::string& name : ctx.gateway->CacheNames()) {
+    ctl::_Cache* c = resp.add_cache();
+    c->set_cache_name(name);
+    auto* lim = c->mutable_cache_limits();
+    lim->set_max_traffic_rate(kMaxTrafficRate);
+    lim->set_max_throughput_kbps(kMaxThroughputKbps);
+    lim->set_max_item_size_kb(static_cast<uint32_t>(ctx.max_item_bytes / 1024));
+    lim->set_max_ttl_seconds(kMaxTtlSeconds);
+    auto* topic = c->mutable_topic_limits();
+    topic->set_max_publish_rate(kMaxPublishRate);
+    topic->set_max_subscription_count(kMaxSubscriptionCount);
+    topic->set_max_publish_message_size_kb(kMaxPublishMessageSizeKb);
+  }
+  AppendMessage(s.out, resp);
+  respond();
+}
+
+void Ping(const ServiceContext&, uint32_t, Stream& s, std::string_view m, Respond respond) {
+  auto* r = ParseControl<cc::_PingRequest>(s, m, respond);
+  if (r == nullptr) return;
+  AppendMessage(s.out, cc::_PingResponse());
+  respond();
+}
+
+constexpr Method Data(std::string_view path,
+                      Status (*prepare)(const ServiceContext&, Stream&, std::string_view,
+                                        std::vector<Call>&, int64_t),
+                      void (*finish)(const ServiceContext&, Stream&, const Call*)) {
+  return Method{path, MethodKind::kData, prepare, finish, nullptr};
+}
+
+constexpr Method Control(std::string_view path,
+                         void (*control)(const ServiceContext&, uint32_t, Stream&,
+                                         std::string_view, Respond)) {
+  return Method{path, MethodKind::kControl, nullptr, nullptr, control};
+}
+
+const Method kMethods[] = {
+    Data("/cache_client.Scs/Get", PrepareGet, FinishGet),
+    Data("/cache_client.Scs/GetWithHash", PrepareGetWithHash, FinishGetWithHash),
+    Data("/cache_client.Scs/GetBatch", PrepareGetBatch, FinishGetBatch),
+    Data("/cache_client.Scs/Set", PrepareSet, FinishSet),
+    Data("/cache_client.Scs/SetBatch", PrepareSetBatch, FinishSetBatch),
+    Data("/cache_client.Scs/SetIf", PrepareSetIf, FinishSetIf),
+    Data("/cache_client.Scs/SetIfHash", PrepareSetIfHash, FinishSetIfHash),
+    Data("/cache_client.Scs/SetIfNotExists", PrepareSetIfNotExists, FinishSetIfNotExists),
+    Data("/cache_client.Scs/Delete", PrepareDelete, FinishDelete),
+    Data("/cache_client.Scs/KeysExist", PrepareKeysExist, FinishKeysExist),
+    Data("/cache_client.Scs/Increment", PrepareIncrement, FinishIncrement),
+    Data("/cache_client.Scs/UpdateTtl", PrepareUpdateTtl, FinishUpdateTtl),
+    Data("/cache_client.Scs/ItemGetTtl", PrepareItemGetTtl, FinishItemGetTtl),
+    Data("/cache_client.Scs/ItemGetType", PrepareItemGetType, FinishItemGetType),
+    Control("/control_client.ScsControl/CreateCache", CreateCache),
+    Control("/control_client.ScsControl/DeleteCache", DeleteCache),
+    Control("/control_client.ScsControl/ListCaches", ListCaches),
+    Control("/control_client.ScsControl/FlushCache", FlushCache),
+    Control("/cache_client.Ping/Ping", Ping),
+};
+
+}  // namespace
+
+const Method* FindMethod(std::string_view path) {
+  for (const Method& m : kMethods) {
+    if (m.path == path) return &m;
+  }
+  return nullptr;
+}
+
+}  // namespace cellar::grpc

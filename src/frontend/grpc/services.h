@@ -1,0 +1,77 @@
+// The gRPC services: a table from method path to handler. Data-plane methods (cache_client.Scs)
+// turn one request message into gateway calls and, when the calls are back, encode the
+// response messages; control-plane methods (control_client.ScsControl) and Ping answer on
+// their own. Wire facts (field numbers, ECacheResult, oneofs) follow PROTOCOL.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <google/protobuf/message_lite.h>
+
+#include "common/status.h"
+#include "frontend/grpc/framing.h"
+#include "gateway/gateway.h"
+
+namespace cellar::grpc {
+
+struct ServiceContext {
+  gateway::Gateway* gateway = nullptr;
+  uint64_t max_item_bytes = 0;     // largest value accepted (item_size_limit_exceeded)
+  uint64_t max_request_bytes = 0;  // largest request message (request_size_limit_exceeded)
+};
+
+struct Method;
+
+// One gRPC call (an HTTP/2 stream): its request headers and body, then its reply.
+struct Stream {
+  int32_t id = 0;
+  std::string path, cache, authorization;
+  bool post = false, grpc_content_type = false, compressed_encoding = false;
+  bool oversized_header = false;
+  int64_t deadline_ms = 0;  // steady-clock ms; 0: none
+  std::string body;         // the request's DATA, framed
+  bool ignore_body = false;  // already answered; further DATA is dropped
+  bool closed = false;       // nghttp2 closed the stream (done or reset by the peer)
+  bool answered = false;     // a reply was given to nghttp2
+
+  const Method* method = nullptr;
+  uint32_t cache_id = 0;
+  std::unique_ptr<google::protobuf::MessageLite> request;
+  uint32_t first_call = 0, num_calls = 0;  // into the round's batch
+
+  std::string out;   // framed response messages
+  size_t out_off = 0;
+  WireStatus status;  // sent as trailers (trailers-only if there is no message)
+};
+
+// Answers a control call later, on the stream's loop.
+using Respond = std::function<void()>;
+
+enum class MethodKind : uint8_t { kData, kControl };
+
+struct Method {
+  std::string_view path;
+  MethodKind kind;
+  // kData: decode the message, append the calls (keys and values borrowed from
+  // stream.request). A non-ok Status is the call's answer; no calls are run then.
+  Status (*prepare)(const ServiceContext&, Stream&, std::string_view message,
+                    std::vector<gateway::Call>& calls, int64_t now_ms) = nullptr;
+  // kData: encode the response from the calls [first_call, first_call + num_calls).
+  void (*finish)(const ServiceContext&, Stream&, const gateway::Call* calls) = nullptr;
+  // kControl: do the work, fill stream.out / stream.status, then call respond() on `origin`.
+  void (*control)(const ServiceContext&, uint32_t origin, Stream&, std::string_view message,
+                  Respond respond) = nullptr;
+};
+
+// nullptr for a path this server does not serve (UNIMPLEMENTED).
+const Method* FindMethod(std::string_view path);
+
+// Appends one framed message.
+void AppendMessage(std::string& out, const google::protobuf::MessageLite& m);
+
+}  // namespace cellar::grpc
