@@ -10,7 +10,9 @@ cd "$root"
 # ccache: paths relative to the checkout, so another clone of the same commit hits the cache.
 export CCACHE_BASEDIR="$root"
 "$root/scripts/setup.sh"
-(cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+for d in tests/clients tests/conformance/momento; do
+  (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+done
 
 presets=(release asan)
 case "${1:-}" in

@@ -559,6 +559,8 @@ const Method kMethods[] = {
 
 }  // namespace
 
+std::span<const Method> AllMethods() { return kMethods; }
+
 const Method* FindMethod(std::string_view path) {
   for (const Method& m : kMethods) {
     if (m.path == path) return &m;

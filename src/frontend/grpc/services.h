@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +71,8 @@ struct Method {
 
 // nullptr for a path this server does not serve (UNIMPLEMENTED).
 const Method* FindMethod(std::string_view path);
+// Every method served (for tests and fuzzing).
+std::span<const Method> AllMethods();
 
 // Appends one framed message.
 void AppendMessage(std::string& out, const google::protobuf::MessageLite& m);
