@@ -47,8 +47,12 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--resp-port", c.resp_port, "RESP (Redis protocol) port; 0 picks a free one")
       ->capture_default_str();
   app.add_option("--api-port", c.api_port,
-                 "gRPC/HTTP API port (served from the Momento API milestone on); 0 picks a free one")
+                 "gRPC API port (Momento's services over HTTP/2: h2c, or TLS with --tls-cert); "
+                 "0 picks a free one")
       ->capture_default_str();
+  app.add_option("--tls-cert", c.tls_cert,
+                 "PEM certificate chain: the API port then also accepts TLS (ALPN h2)");
+  app.add_option("--tls-key", c.tls_key, "PEM private key for --tls-cert");
   app.add_option("--admin-port", c.admin_port, "Admin HTTP port (/healthz, /metrics, /v1/caches)")
       ->capture_default_str();
   app.add_option("--memory-limit", memory_limit,
@@ -74,6 +78,10 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    std::cerr << "cellar serve: --tls-cert and --tls-key go together\n";
+    return 2;
   }
   if (!memory_limit.empty()) {
     auto v = ParseSize(memory_limit);

@@ -20,6 +20,8 @@ struct Config {
   bool dev_no_auth = false;
   std::string log_level = "info";
   bool allow_plaintext_public = false;
+  std::string tls_cert;  // PEM certificate chain; with tls_key, the API port also speaks TLS
+  std::string tls_key;   // PEM private key
 };
 
 // "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,

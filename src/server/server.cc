@@ -23,6 +23,7 @@
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
+#include "frontend/net/tls.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
 #include "gateway/gateway.h"
@@ -180,9 +181,11 @@ int ServeMain(int argc, char** argv) {
     // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
     grpc_ctx.max_request_bytes = std::min<uint64_t>(
         grpc::kMaxWireMessage, std::max<uint64_t>(5ull << 20, cfg.max_item_size + (64 << 10)));
+    std::unique_ptr<asio::ssl::context> tls;
+    if (!cfg.tls_cert.empty()) tls = net::MakeServerTlsContext(cfg.tls_cert, cfg.tls_key);
     uint16_t api_port = cfg.api_port;
     for (uint32_t i = 0; i < threads; ++i) {
-      loops[i]->grpc = std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx);
+      loops[i]->grpc = std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx, tls.get());
       loops[i]->grpc->Listen(cfg.bind, api_port);
       api_port = loops[i]->grpc->port();
     }

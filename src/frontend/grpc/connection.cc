@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "frontend/grpc/grpc_server.h"
+#include "frontend/net/tls.h"
 
 namespace cellar::grpc {
 
@@ -129,7 +130,33 @@ Connection::~Connection() {
 void Connection::Start() {
   error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-  Read();
+  if (owner_->tls() == nullptr) return Read();
+  Sniff();
+}
+
+void Connection::Sniff() {
+  socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+    if (ec || self->closed_) return self->Close();
+    unsigned char first = 0;
+    const size_t n = self->socket_.receive(asio::buffer(&first, 1),
+                                           asio::ip::tcp::socket::message_peek, ec);
+    if (ec || n == 0) return self->Close();
+    if (first == net::kTlsHandshakeByte) return self->StartTls();
+    self->Read();
+  });
+}
+
+void Connection::StartTls() {
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *owner_->tls());
+  tls_->async_handshake(asio::ssl::stream_base::server,
+                        [self = shared_from_this()](error_code ec) {
+                          if (ec) {
+                            LOG_DEBUG("msg=\"tls handshake failed\" conn={} error=\"{}\"",
+                                      self->id_, ec.message());
+                            return self->Close();
+                          }
+                          self->Read();
+                        });
 }
 
 void Connection::Shutdown() {
@@ -156,12 +183,16 @@ void Connection::Read() {
   if (pending_output_ > kPausedOutput) return;  // the peer is not reading: resumed by Flush
   reading_ = true;
   if (in_.size() < kReadBytes) in_.resize(kReadBytes);
-  socket_.async_read_some(asio::buffer(in_.data(), kReadBytes),
-                          [self = shared_from_this()](error_code ec, size_t n) {
-                            self->reading_ = false;
-                            if (ec) return self->Close();
-                            self->OnRead(n);
-                          });
+  auto on_read = [self = shared_from_this()](error_code ec, size_t n) {
+    self->reading_ = false;
+    if (ec) return self->Close();
+    self->OnRead(n);
+  };
+  if (tls_) {
+    tls_->async_read_some(asio::buffer(in_.data(), kReadBytes), std::move(on_read));
+  } else {
+    socket_.async_read_some(asio::buffer(in_.data(), kReadBytes), std::move(on_read));
+  }
 }
 
 void Connection::OnRead(size_t n) {
@@ -192,10 +223,15 @@ void Connection::RejectHttp1() {
   out_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
          "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + std::string(kBody);
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](error_code, size_t) {
+  auto on_written = [self = shared_from_this()](error_code, size_t) {
     self->writing_ = false;
     self->Close();
-  });
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
+  } else {
+    asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
+  }
 }
 
 int Connection::OnBeginHeaders(int32_t id) {
@@ -243,8 +279,8 @@ int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
     if (auto declared = DeclaredLength(head); declared && *declared > ctx.max_request_bytes) {
       Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
                             "Request size limit exceeded for this account: the message is " +
-                                std::to_string(*declared) + " bytes, the limit " +
-                                std::to_string(ctx.max_request_bytes),
+                                std::to_string(*declared) + " bytes, over the request limit of " +
+                                std::to_string(ctx.max_request_bytes) + " bytes",
                             "request_size_limit_exceeded"});
       return 0;
     }
@@ -252,7 +288,8 @@ int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
   if (before + len > kPrefixBytes + kMaxWireMessage ||
       buffered_bodies_ + len > kMaxBufferedBodies) {
     Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
-                          "Request size limit exceeded: too much request data in flight",
+                          "Request size limit exceeded: too much request data in flight on this "
+                          "connection (request limit)",
                           "request_size_limit_exceeded"});
     return 0;
   }
@@ -433,12 +470,17 @@ void Connection::Flush() {
   }
   if (out_.empty()) return MaybeFinish();
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+  auto on_written = [self = shared_from_this()](error_code ec, size_t) {
     self->writing_ = false;
     if (ec) return self->Close();
     self->Flush();
     self->Read();
-  });
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
+  } else {
+    asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
+  }
 }
 
 void Connection::MaybeFinish() {

@@ -21,6 +21,7 @@
 
 #include <absl/container/flat_hash_map.h>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/services.h"
@@ -54,6 +55,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr size_t kPausedOutput = 8 * 1024 * 1024;   // stop reading above this
   static constexpr size_t kMaxBufferedBodies = 64 * 1024 * 1024;
 
+  // With TLS configured: peeks at the first byte to tell a TLS ClientHello from h2c.
+  void Sniff();
+  void StartTls();
   void Read();
   void OnRead(size_t n);
   void Flush();
@@ -75,6 +79,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   GrpcServer* owner_;
   boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
   const uint64_t id_;
   nghttp2_session* session_ = nullptr;
   std::string in_;

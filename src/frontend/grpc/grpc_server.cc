@@ -19,10 +19,12 @@ std::atomic<int64_t>& GrpcServer::LiveConnections() {
   return live;
 }
 
-GrpcServer::GrpcServer(asio::io_context& io, uint32_t thread, const ServiceContext* context)
+GrpcServer::GrpcServer(asio::io_context& io, uint32_t thread, const ServiceContext* context,
+                       asio::ssl::context* tls)
     : io_(io),
       thread_(thread),
       context_(context),
+      tls_(tls),
       acceptor_(io),
       next_id_((static_cast<uint64_t>(thread) << 48) + 1) {}
 

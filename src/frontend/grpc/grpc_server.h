@@ -9,6 +9,7 @@
 #include <absl/container/flat_hash_set.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "frontend/grpc/services.h"
 
@@ -21,7 +22,9 @@ class GrpcServer {
   // Momento's SDK multiplexes up to 100 subscriptions per connection; allow more.
   static constexpr uint32_t kMaxConcurrentStreams = 1000;
 
-  GrpcServer(boost::asio::io_context& io, uint32_t thread, const ServiceContext* context);
+  // tls: when set, the port also accepts TLS (ALPN h2), told apart from h2c by the first byte.
+  GrpcServer(boost::asio::io_context& io, uint32_t thread, const ServiceContext* context,
+             boost::asio::ssl::context* tls = nullptr);
   ~GrpcServer();
 
   // Throws std::runtime_error on failure (start-up only).
@@ -34,6 +37,7 @@ class GrpcServer {
 
   uint32_t thread() const { return thread_; }
   const ServiceContext& context() const { return *context_; }
+  boost::asio::ssl::context* tls() const { return tls_; }
   static std::atomic<int64_t>& LiveConnections();
 
  private:
@@ -43,6 +47,7 @@ class GrpcServer {
   boost::asio::io_context& io_;
   const uint32_t thread_;
   const ServiceContext* context_;
+  boost::asio::ssl::context* tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
   bool stopping_ = false;
