@@ -5,6 +5,8 @@
 #include "common/numbers.h"
 #include "control/admin_key.h"
 #include "frontend/resp/commands.h"
+#include "frontend/grpc/metrics.h"
+#include "frontend/grpc/services.h"
 #include "frontend/resp/metrics.h"
 
 namespace cellar::server {
@@ -131,10 +133,38 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads) {
   }
   out += "cellar_command_latency_seconds_sum " + std::to_string(lat_sum / 1e6) + "\n";
   Sample(out, "cellar_command_latency_seconds_count", "", cumulative);
+  // gRPC calls by method, summed over the loops.
+  std::vector<uint64_t> gcalls(grpc::kMaxMethodIds), gerrors(grpc::kMaxMethodIds);
+  uint64_t gopened = 0, gclosed = 0;
+  for (uint32_t t = 0; t < threads; ++t) {
+    grpc::GrpcThreadMetrics& m = grpc::GrpcMetricsOf(t);
+    gopened += m.connections_opened.load(std::memory_order_relaxed);
+    gclosed += m.connections_closed.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < grpc::kMaxMethodIds; ++i) {
+      gcalls[i] += m.calls[i].load(std::memory_order_relaxed);
+      gerrors[i] += m.errors[i].load(std::memory_order_relaxed);
+    }
+  }
+  auto method_label = [](size_t i) {
+    const auto methods = grpc::AllMethods();
+    return "method=\"" + std::string(i < methods.size() ? methods[i].path : "unknown") + "\"";
+  };
+  Metric(out, "cellar_grpc_calls_total", "counter", "gRPC calls answered, by method.");
+  for (size_t i = 0; i < grpc::kMaxMethodIds; ++i) {
+    if (gcalls[i] != 0) Sample(out, "cellar_grpc_calls_total", method_label(i), gcalls[i]);
+  }
+  Metric(out, "cellar_grpc_call_errors_total", "counter",
+         "gRPC calls answered with a non-OK status, by method.");
+  for (size_t i = 0; i < grpc::kMaxMethodIds; ++i) {
+    if (gerrors[i] != 0) Sample(out, "cellar_grpc_call_errors_total", method_label(i), gerrors[i]);
+  }
+
   Metric(out, "cellar_connections", "gauge", "Open client connections.");
   Sample(out, "cellar_connections", "protocol=\"resp\"", opened - closed);
+  Sample(out, "cellar_connections", "protocol=\"grpc\"", gopened - gclosed);
   Metric(out, "cellar_connections_total", "counter", "Client connections accepted.");
   Sample(out, "cellar_connections_total", "protocol=\"resp\"", opened);
+  Sample(out, "cellar_connections_total", "protocol=\"grpc\"", gopened);
   Metric(out, "cellar_protocol_errors_total", "counter", "Connections closed for malformed input.");
   Sample(out, "cellar_protocol_errors_total", "protocol=\"resp\"", proto_errors);
   Metric(out, "cellar_network_bytes_total", "counter", "Bytes received and sent to clients.");

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "frontend/grpc/grpc_server.h"
+#include "frontend/grpc/metrics.h"
 #include "frontend/net/tls.h"
 
 namespace cellar::grpc {
@@ -120,6 +121,7 @@ Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 << 20);
   owner_->conns_.insert(this);
   GrpcServer::LiveConnections().fetch_add(1, std::memory_order_relaxed);
+  Bump(GrpcMetricsOf(owner_->thread()).connections_opened);
 }
 
 Connection::~Connection() {
@@ -176,6 +178,7 @@ void Connection::Close() {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   owner_->conns_.erase(this);
+  Bump(GrpcMetricsOf(owner_->thread()).connections_closed);
 }
 
 void Connection::Read() {
@@ -327,6 +330,14 @@ void Connection::Respond(Stream& s) {
   if (closed_ || s.closed || s.answered) return;
   s.answered = true;
   s.ignore_body = true;
+  {
+    GrpcThreadMetrics& m = GrpcMetricsOf(owner_->thread());
+    const auto methods = AllMethods();
+    const size_t id = s.method != nullptr ? static_cast<size_t>(s.method - methods.data())
+                                          : kMaxMethodIds - 1;
+    Bump(m.calls[id]);
+    if (s.status.code != GrpcCode::kOk) Bump(m.errors[id]);
+  }
   buffered_bodies_ -= s.body.size();
   std::string().swap(s.body);
   if (s.status.code != GrpcCode::kOk) s.out.clear();

@@ -7,6 +7,7 @@
 #include "cacheping.pb.h"
 #include "common/hash.h"
 #include "controlclient.pb.h"
+#include "frontend/grpc/metrics.h"
 
 namespace cellar::grpc {
 
@@ -558,6 +559,8 @@ const Method kMethods[] = {
 };
 
 }  // namespace
+
+static_assert(std::size(kMethods) < kMaxMethodIds);
 
 std::span<const Method> AllMethods() { return kMethods; }
 
