@@ -96,6 +96,7 @@ StatusOr<CacheInfo> CacheRegistry::Create(std::string_view name) {
     by_name_.erase(info.name);
     return st;
   }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return info;
 }
 
@@ -109,6 +110,7 @@ StatusOr<CacheInfo> CacheRegistry::Remove(std::string_view name) {
     by_name_[info.name] = info;
     return st;
   }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return info;
 }
 

@@ -5,6 +5,7 @@
 // happen once per connection (AUTH), never per command, so the lock is off the hot path.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -38,6 +39,9 @@ class CacheRegistry {
   StatusOr<CacheInfo> Remove(std::string_view name);
   std::optional<CacheInfo> Find(std::string_view name) const;
   std::vector<CacheInfo> List() const;
+  // Changes whenever a cache is created or removed: a name -> id looked up under an unchanged
+  // generation is still right (front-ends cache lookups with it).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   Status PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -46,6 +50,7 @@ class CacheRegistry {
   mutable std::mutex mu_;
   std::map<std::string, CacheInfo, std::less<>> by_name_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;  // ids are never reused
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace cellar::control

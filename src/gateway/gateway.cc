@@ -100,6 +100,8 @@ bool Gateway::IsAdminKey(std::string_view secret) const {
   return control::SecretEquals(secret, options_.admin_key);
 }
 
+uint64_t Gateway::CacheGeneration() const { return registry_->generation(); }
+
 std::vector<std::string> Gateway::CacheNames() const {
   std::vector<std::string> names;
   for (const auto& info : registry_->List()) names.push_back(info.name);

@@ -92,6 +92,8 @@ class Gateway {
   StatusOr<uint32_t> Authenticate(std::string_view cache_name, std::string_view secret) const;
   bool IsAdminKey(std::string_view secret) const;
   StatusOr<uint32_t> ResolveCache(std::string_view cache_name) const;
+  // See CacheRegistry::generation.
+  uint64_t CacheGeneration() const;
   // Every cache's name, sorted.
   std::vector<std::string> CacheNames() const;
 

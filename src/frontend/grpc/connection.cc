@@ -27,10 +27,16 @@ std::string_view View(const uint8_t* p, size_t n) {
   return {reinterpret_cast<const char*>(p), n};
 }
 
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
+// flags: NGHTTP2_NV_FLAG_NO_COPY_* for strings that outlive the frame (literals).
+nghttp2_nv Nv(std::string_view name, std::string_view value,
+              uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_NAME) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
+                    value.size(), flags};
+}
+
+nghttp2_nv Static(std::string_view name, std::string_view value) {
+  return Nv(name, value, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE);
 }
 
 // grpc-status, grpc-message and Momento's err, as trailers or in a trailers-only response.
@@ -86,7 +92,7 @@ struct Callbacks {
     C(ud)->pending_output_ -= n;
     if (s->out_off == s->out.size()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      std::string().swap(s->out);
+      s->out.clear();  // Stream::Reset frees a large buffer
       s->out_off = 0;
       StatusFields fields(s->status);
       std::vector<nghttp2_nv> nva;
@@ -108,10 +114,16 @@ Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks::DataChunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Callbacks::FrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks::StreamClose);
-  nghttp2_session_server_new(&session_, cbs, this);
+  nghttp2_option* options = nullptr;
+  nghttp2_option_new(&options);
+  // gRPC does not use stream priorities: no priority tree, no closed streams kept for it.
+  nghttp2_option_set_no_closed_streams(options, 1);
+  nghttp2_session_server_new2(&session_, cbs, this, options);
+  nghttp2_option_del(options);
   nghttp2_session_callbacks_del(cbs);
 
   const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, GrpcServer::kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
@@ -237,8 +249,37 @@ void Connection::RejectHttp1() {
   }
 }
 
+std::shared_ptr<Stream> Connection::NewStream() {
+  if (free_streams_.empty()) return std::make_shared<Stream>();
+  std::shared_ptr<Stream> s = std::move(free_streams_.back());
+  free_streams_.pop_back();
+  return s;
+}
+
+void Connection::Recycle(std::shared_ptr<Stream>& s) {
+  constexpr size_t kMaxPooled = 128;
+  if (s == nullptr || !s->closed || s.use_count() != 1 || free_streams_.size() >= kMaxPooled) {
+    return;
+  }
+  s->Reset();
+  free_streams_.push_back(std::move(s));
+}
+
+StatusOr<uint32_t> Connection::ResolveCache(const std::string& name) {
+  gateway::Gateway& gw = *owner_->context().gateway;
+  const uint64_t generation = gw.CacheGeneration();
+  if (generation == cached_generation_ && name == cached_cache_name_) return cached_cache_id_;
+  auto id = gw.ResolveCache(name);
+  if (id.ok()) {
+    cached_cache_name_ = name;
+    cached_cache_id_ = *id;
+    cached_generation_ = generation;
+  }
+  return id;
+}
+
 int Connection::OnBeginHeaders(int32_t id) {
-  auto s = std::make_shared<Stream>();
+  auto s = NewStream();
   s->id = id;
   nghttp2_session_set_stream_user_data(session_, id, s.get());
   streams_[id] = std::move(s);
@@ -311,12 +352,15 @@ int Connection::OnFrameRecv(int32_t id, bool, bool) {
 int Connection::OnStreamClose(int32_t id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return 0;
-  Stream& s = *it->second;
+  std::shared_ptr<Stream> sp = std::move(it->second);
+  streams_.erase(it);  // a stream in a round stays alive through in_round_
+  Stream& s = *sp;
   s.closed = true;
   buffered_bodies_ -= s.body.size();
-  std::string().swap(s.body);
+  s.body.clear();
   pending_output_ -= s.out.size() - s.out_off;
-  streams_.erase(it);  // a stream in a round stays alive through in_round_
+  s.out_off = s.out.size();
+  Recycle(sp);
   return 0;
 }
 
@@ -339,20 +383,23 @@ void Connection::Respond(Stream& s) {
     if (s.status.code != GrpcCode::kOk) Bump(m.errors[id]);
   }
   buffered_bodies_ -= s.body.size();
-  std::string().swap(s.body);
+  s.body.clear();
   if (s.status.code != GrpcCode::kOk) s.out.clear();
-  std::vector<nghttp2_nv> nva = {Nv(":status", "200"), Nv("content-type", "application/grpc")};
   if (s.out.empty()) {
     // Trailers-only: the status travels in the one HEADERS frame, which ends the stream.
+    std::vector<nghttp2_nv> nva = {Static(":status", "200"),
+                                   Static("content-type", "application/grpc")};
     StatusFields fields(s.status);
     fields.AppendTo(nva, s.status);
     nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
   } else {
+    const nghttp2_nv nva[] = {Static(":status", "200"),
+                              Static("content-type", "application/grpc")};
     pending_output_ += s.out.size();
     nghttp2_data_provider provider;
     provider.source.ptr = &s;
     provider.read_callback = Callbacks::ReadData;
-    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), &provider);
+    nghttp2_submit_response(session_, s.id, nva, std::size(nva), &provider);
   }
 }
 
@@ -365,7 +412,8 @@ void Connection::RunRound() {
   in_round_.clear();
   const int64_t now_ms = SystemClock::Get()->NowMillis();
   const int64_t steady = SteadyMillis();
-  std::vector<std::shared_ptr<Stream>> ready;
+  std::vector<std::shared_ptr<Stream>>& ready = round_scratch_;
+  ready.clear();
   ready.swap(ready_);
   for (auto& sp : ready) {
     Stream& s = *sp;
@@ -417,7 +465,7 @@ void Connection::RunRound() {
       fail(Code::kNotFound, "missing the cache header: name the cache to use");
       continue;
     }
-    auto cache_id = gw.ResolveCache(s.cache);
+    auto cache_id = ResolveCache(s.cache);
     if (!cache_id.ok()) {
       fail(Code::kNotFound, "cache not found: " + s.cache);
       continue;
@@ -432,12 +480,14 @@ void Connection::RunRound() {
     }
     // The calls borrow from the decoded request, not the body: release it now.
     buffered_bodies_ -= s.body.size();
-    std::string().swap(s.body);
+    s.body.clear();
     s.first_call = static_cast<uint32_t>(first);
     s.num_calls = static_cast<uint32_t>(calls.size() - first);
     for (size_t i = first; i < calls.size(); ++i) calls[i].deadline_ms = s.deadline_ms;
     in_round_.push_back(std::move(sp));
   }
+  for (auto& sp : ready) Recycle(sp);  // answered at once and already closed
+  ready.clear();
   if (in_round_.empty()) return;
   round_in_flight_ = true;
   gw.Submit(owner_->thread(), &batch_, [self = shared_from_this()] { self->FinishRound(); });
@@ -457,8 +507,8 @@ void Connection::FinishRound() {
       }
       Respond(s);
     }
-    s.request.reset();
   }
+  for (auto& sp : in_round_) Recycle(sp);  // closed while in the round
   in_round_.clear();
   if (closed_) return;
   RunRound();

@@ -74,6 +74,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int OnFrameRecv(int32_t stream_id, bool end_stream, bool headers);
   int OnStreamClose(int32_t stream_id);
 
+  std::shared_ptr<Stream> NewStream();
+  // Keeps a stream nghttp2 closed and nothing else holds, for reuse (bounded pool).
+  void Recycle(std::shared_ptr<Stream>& stream);
+  // The cache id of a `cache` header, cached while the registry's generation is unchanged.
+  StatusOr<uint32_t> ResolveCache(const std::string& name);
+
   // Answers at once (trailers-only) and ignores the rest of the stream's request.
   void Reject(Stream& s, WireStatus status);
 
@@ -95,6 +101,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   absl::flat_hash_map<int32_t, std::shared_ptr<Stream>> streams_;  // open streams
   std::vector<std::shared_ptr<Stream>> ready_;     // requests complete, not yet run
   std::vector<std::shared_ptr<Stream>> in_round_;  // streams whose calls are in the gateway
+  std::vector<std::shared_ptr<Stream>> round_scratch_;
+  std::vector<std::shared_ptr<Stream>> free_streams_;  // recycled, Reset()
+  std::string cached_cache_name_;
+  uint32_t cached_cache_id_ = 0;
+  uint64_t cached_generation_ = ~uint64_t{0};
   gateway::Batch batch_;
   bool round_in_flight_ = false;
 };

@@ -1,6 +1,7 @@
 #include "frontend/grpc/services.h"
 
 #include <algorithm>
+#include <typeinfo>
 #include <limits>
 
 #include "cacheclient.pb.h"
@@ -14,6 +15,33 @@ namespace cellar::grpc {
 namespace cc = ::cache_client;
 namespace ctl = ::control_client;
 using gateway::Call;
+
+void Stream::Reset() {
+  constexpr size_t kKeep = 16 * 1024;  // buffers above this are freed, not kept
+  auto clear = [](std::string& str) {
+    if (str.capacity() > kKeep) {
+      std::string().swap(str);
+    } else {
+      str.clear();
+    }
+  };
+  id = 0;
+  clear(path);
+  cache.clear();
+  clear(authorization);
+  post = grpc_content_type = compressed_encoding = oversized_header = false;
+  deadline_ms = 0;
+  clear(body);
+  ignore_body = closed = answered = false;
+  method = nullptr;
+  cache_id = 0;
+  // ParseFromArray clears it before reuse; a large one (a big value) is not kept.
+  if (request != nullptr && request->ByteSizeLong() > kKeep) request.reset();
+  first_call = num_calls = 0;
+  clear(out);
+  out_off = 0;
+  status = WireStatus();
+}
 
 void AppendMessage(std::string& out, const google::protobuf::MessageLite& m) {
   const size_t len = m.ByteSizeLong();
@@ -36,13 +64,20 @@ constexpr uint32_t kMaxPublishMessageSizeKb = 100;
 // JavaScript number holds exactly, about 285,000 years.
 constexpr uint64_t kNoTtlRemaining = (uint64_t{1} << 53) - 1;
 
+// Decodes into the stream's request object, reusing the one a recycled stream kept if it is
+// of the same type (T's are final generated classes; typeid compares exactly).
 template <typename T>
 T* Parse(Stream& s, std::string_view message) {
-  auto m = std::make_unique<T>();
+  T* m;
+  if (s.request != nullptr && typeid(*s.request) == typeid(T)) {
+    m = static_cast<T*>(s.request.get());
+  } else {
+    auto fresh = std::make_unique<T>();
+    m = fresh.get();
+    s.request = std::move(fresh);
+  }
   if (!m->ParseFromArray(message.data(), static_cast<int>(message.size()))) return nullptr;
-  T* raw = m.get();
-  s.request = std::move(m);
-  return raw;
+  return m;
 }
 
 Status BadMessage() { return Status(Code::kInvalidArgument, "cannot decode the request message"); }

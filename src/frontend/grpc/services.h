@@ -48,6 +48,10 @@ struct Stream {
   std::string out;   // framed response messages
   size_t out_off = 0;
   WireStatus status;  // sent as trailers (trailers-only if there is no message)
+
+  // Ready for another call, keeping small buffers and the decoded request object (its
+  // strings' capacity is reused when the next call is of the same method).
+  void Reset();
 };
 
 // Answers a control call later, on the stream's loop.
