@@ -17,18 +17,12 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/services.h"
 
 namespace {
 
-#define FUZZ_CHECK(cond)                                                             \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                  \
-    }                                                                                \
-  } while (0)
 
 using namespace cellar;
 

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "frontend/resp/parser.h"
 
 namespace {
@@ -29,13 +30,6 @@ namespace {
 using cellar::resp::ParserLimits;
 using cellar::resp::RespParser;
 
-#define FUZZ_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                             \
-    }                                                                           \
-  } while (0)
 
 constexpr std::string_view kInlineTooBig = "Protocol error: too big inline request";
 

@@ -12,6 +12,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "frontend/grpc/services.h"
+#include "frontend/net/listen.h"
 
 namespace cellar::grpc {
 
@@ -29,7 +30,7 @@ class GrpcServer {
 
   // Throws std::runtime_error on failure (start-up only).
   void Listen(const std::string& address, uint16_t port);
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return listener_.port(); }
   // Stops accepting and sends GOAWAY on every connection; each closes once its streams in
   // flight are answered.
   void Stop();
@@ -42,15 +43,12 @@ class GrpcServer {
 
  private:
   friend class Connection;
-  void Accept();
 
   boost::asio::io_context& io_;
   const uint32_t thread_;
   const ServiceContext* context_;
   boost::asio::ssl::context* tls_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  uint16_t port_ = 0;
-  bool stopping_ = false;
+  net::Listener listener_;
   absl::flat_hash_set<Connection*> conns_;
   uint64_t next_id_;
 };

@@ -2,7 +2,12 @@
 
 #include <sys/socket.h>
 
+#include <memory>
 #include <stdexcept>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/logging.h"
 
 namespace cellar::net {
 
@@ -37,6 +42,36 @@ uint16_t ListenReusePort(asio::ip::tcp::acceptor& acceptor, const std::string& a
   if (ec) throw fail(ec.message());
   acceptor.listen(asio::socket_base::max_listen_connections);
   return acceptor.local_endpoint().port();
+}
+
+void Listener::Listen(const std::string& address, uint16_t port, bool first,
+                      OnAccept on_accept) {
+  port_ = ListenReusePort(acceptor_, address, port, first, proto_);
+  on_accept_ = std::move(on_accept);
+  Accept();
+}
+
+void Listener::Stop() {
+  stopping_ = true;
+  error_code ignored;
+  acceptor_.close(ignored);
+}
+
+void Listener::Accept() {
+  acceptor_.async_accept([this](error_code ec, asio::ip::tcp::socket socket) {
+    if (stopping_) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      LOG_WARN("msg=\"accept failed\" proto={} error=\"{}\"", proto_, ec.message());
+      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
+      timer->async_wait([this, timer](error_code) {
+        if (!stopping_) Accept();
+      });
+      return;
+    }
+    on_accept_(std::move(socket));
+    Accept();
+  });
 }
 
 }  // namespace cellar::net

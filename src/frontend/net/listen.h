@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -16,5 +18,38 @@ namespace cellar::net {
 // naming `proto` on failure (start-up only). Returns the bound port.
 uint16_t ListenReusePort(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
                          uint16_t port, bool first, std::string_view proto);
+
+// The accept loop of one front-end on one event loop: every accepted socket goes to
+// on_accept; an accept error (out of descriptors, ...) is logged and retried after 50 ms rather
+// than spinning. Thread: the io_context's.
+class Listener {
+ public:
+  using OnAccept = std::function<void(boost::asio::ip::tcp::socket)>;
+  Listener(boost::asio::io_context& io, std::string proto) : io_(io), acceptor_(io), proto_(proto) {}
+
+  // ListenReusePort, then accepts until Stop. Throws like ListenReusePort.
+  void Listen(const std::string& address, uint16_t port, bool first, OnAccept on_accept);
+  uint16_t port() const { return port_; }
+  void Stop();
+
+ private:
+  void Accept();
+
+  boost::asio::io_context& io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  const std::string proto_;
+  OnAccept on_accept_;
+  uint16_t port_ = 0;
+  bool stopping_ = false;
+};
+
+// Calls fn on each connection of a server's live set; fn may close (and so erase) any of them.
+template <typename Set, typename Fn>
+void ForEachLive(Set& live, Fn fn) {
+  std::vector<typename Set::value_type> copy(live.begin(), live.end());
+  for (auto* c : copy) {
+    if (live.contains(c)) fn(c);
+  }
+}
 
 }  // namespace cellar::net

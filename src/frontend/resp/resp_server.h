@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "frontend/net/listen.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/parser.h"
 
@@ -29,7 +30,7 @@ class RespServer {
 
   // Binds with SO_REUSEPORT; throws std::runtime_error on failure (start-up only).
   void Listen(const std::string& address, uint16_t port);
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return listener_.port(); }
   // Stops accepting; idle connections close now, busy ones after their current replies.
   void Stop();
   // Closes every connection now, busy or not (the end of a shutdown that ran out of time).
@@ -41,15 +42,12 @@ class RespServer {
 
  private:
   friend class Connection;
-  void Accept();
 
   boost::asio::io_context& io_;
   const uint32_t thread_;
   ServerContext* server_;
   ParserLimits limits_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  uint16_t port_ = 0;
-  bool stopping_ = false;
+  net::Listener listener_;
   absl::flat_hash_set<Connection*> conns_;
   uint64_t next_id_;
 };
