@@ -487,17 +487,23 @@ const Req* ParseControl(Stream& s, std::string_view m, const Respond& respond) {
   return r;
 }
 
+// Answers a control call with an empty Resp on success, else with the status.
+template <typename Resp>
+void Answer(Stream& s, const Status& st, const Respond& respond) {
+  if (st.ok()) {
+    AppendMessage(s.out, Resp());
+  } else {
+    s.status = ToWire(st);
+  }
+  respond();
+}
+
 void CreateCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::string_view m,
                  Respond respond) {
   auto* r = ParseControl<ctl::_CreateCacheRequest>(s, m, respond);
   if (r == nullptr) return;
   ctx.gateway->CreateCache(origin, r->cache_name(), [&s, respond](Status st) {
-    if (st.ok()) {
-      AppendMessage(s.out, ctl::_CreateCacheResponse());
-    } else {
-      s.status = ToWire(st);
-    }
-    respond();
+    Answer<ctl::_CreateCacheResponse>(s, st, respond);
   });
 }
 
@@ -506,12 +512,7 @@ void DeleteCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::str
   auto* r = ParseControl<ctl::_DeleteCacheRequest>(s, m, respond);
   if (r == nullptr) return;
   ctx.gateway->DeleteCache(origin, r->cache_name(), [&s, respond](Status st) {
-    if (st.ok()) {
-      AppendMessage(s.out, ctl::_DeleteCacheResponse());
-    } else {
-      s.status = ToWire(st);
-    }
-    respond();
+    Answer<ctl::_DeleteCacheResponse>(s, st, respond);
   });
 }
 
@@ -519,13 +520,8 @@ void FlushCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::stri
                 Respond respond) {
   auto* r = ParseControl<ctl::_FlushCacheRequest>(s, m, respond);
   if (r == nullptr) return;
-  ctx.gateway->FlushCache(origin, r->cache_name(), [&s, respond](StatusOr<uint64_t> st) {
-    if (st.ok()) {
-      AppendMessage(s.out, ctl::_FlushCacheResponse());
-    } else {
-      s.status = ToWire(st.status());
-    }
-    respond();
+  ctx.gateway->FlushCache(origin, r->cache_name(), [&s, respond](StatusOr<uint64_t> flushed) {
+    Answer<ctl::_FlushCacheResponse>(s, flushed.status(), respond);
   });
 }
 
