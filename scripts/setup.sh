@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libabsl-dev libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libnghttp2-dev protobuf-compiler libprotobuf-dev nghttp2-client
+  libnghttp2-dev protobuf-compiler libprotobuf-dev nghttp2-client libjansson-dev
   clang libclang-rt-14-dev
   redis-server redis-tools python3 python3-redis
 )

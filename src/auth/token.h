@@ -1,0 +1,40 @@
+// Tokens: compact JWS (RFC 7515) with HMAC-SHA256 (OpenSSL) over a JSON payload. Header
+// {"alg":"HS256","kid":...,"typ":"JWT"}; payload {"tn": tenant, "jti": token id, "k": kind,
+// "iat": issued (Unix s), "exp": expiry (Unix s, absent = never), "p": permissions}.
+// Verification accepts exactly HS256, a known and unrevoked key id, a valid signature (compared
+// in constant time), a well-formed payload, and an unexpired token. Errors never echo the token.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "auth/permissions.h"
+#include "auth/signing_keys.h"
+#include "common/status.h"
+
+namespace cellar::auth {
+
+enum class TokenKind : uint8_t { kApi, kDisposable, kRefresh };
+
+struct Claims {
+  std::string tenant;
+  Permissions perms;
+  TokenKind kind = TokenKind::kApi;
+  std::string token_id;     // Momento's token_id (disposable tokens: echoed as publisher id)
+  int64_t issued_at = 0;    // Unix seconds
+  int64_t expires_at = 0;   // Unix seconds; 0: never
+  std::string key_id;       // filled by Mint and Verify
+};
+
+// The longest token accepted (a bound on what a stranger makes us parse).
+inline constexpr size_t kMaxTokenBytes = 16 * 1024;
+
+// Signs with the store's current key. FAILED_PRECONDITION if every key is revoked.
+StatusOr<std::string> Mint(const SigningKeyStore& keys, Claims claims);
+
+// UNAUTHENTICATED (malformed, bad signature, unknown or revoked key, expired) with a message
+// saying which; never the token itself.
+StatusOr<Claims> Verify(const SigningKeyStore& keys, std::string_view token, int64_t now_s);
+
+}  // namespace cellar::auth

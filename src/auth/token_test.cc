@@ -1,0 +1,210 @@
+#include "auth/token.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "auth/base64.h"
+
+namespace cellar::auth {
+namespace {
+
+constexpr int64_t kNow = 1'800'000'000;
+
+Claims SampleClaims() {
+  Claims c;
+  c.tenant = "acme";
+  c.token_id = "tok-1";
+  c.issued_at = kNow;
+  c.expires_at = kNow + 3600;
+  c.kind = TokenKind::kDisposable;
+  CacheGrant g;
+  g.role = CacheRole::kReadOnly;
+  g.cache = "sessions";
+  g.key_prefix = std::string("user:\0x", 7);
+  c.perms.caches.push_back(g);
+  return c;
+}
+
+std::string Segment(const std::string& token, int i) {
+  size_t a = 0;
+  for (int k = 0; k < i; ++k) a = token.find('.', a) + 1;
+  size_t b = token.find('.', a);
+  return token.substr(a, b == std::string::npos ? std::string::npos : b - a);
+}
+
+TEST(Token, RoundTripCarriesEveryClaim) {
+  SigningKeyStore keys("");
+  auto token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  auto c = Verify(keys, *token, kNow);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tenant, "acme");
+  EXPECT_EQ(c->token_id, "tok-1");
+  EXPECT_EQ(c->kind, TokenKind::kDisposable);
+  EXPECT_EQ(c->expires_at, kNow + 3600);
+  EXPECT_EQ(c->key_id, keys.Current()->id);
+  ASSERT_EQ(c->perms.caches.size(), 1u);
+  EXPECT_EQ(c->perms.caches[0].key_prefix, std::string("user:\0x", 7));
+  EXPECT_EQ(c->perms.caches[0].role, CacheRole::kReadOnly);
+}
+
+TEST(Token, NeverExpiringTokenHasNoExp) {
+  SigningKeyStore keys("");
+  Claims claims = SampleClaims();
+  claims.expires_at = 0;
+  auto token = Mint(keys, claims);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(Base64UrlDecode(Segment(*token, 1))->find("\"exp\""), std::string::npos);
+  EXPECT_TRUE(Verify(keys, *token, kNow + 100LL * 365 * 86400).ok());
+}
+
+TEST(Token, ExpiredIsRefused) {
+  SigningKeyStore keys("");
+  auto token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(token.ok());
+  auto c = Verify(keys, *token, kNow + 3600);
+  EXPECT_EQ(c.status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(c.status().message(), "token expired");
+}
+
+TEST(Token, ForgedPayloadIsRefused) {
+  SigningKeyStore keys("");
+  auto token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(token.ok());
+  // Same header and signature, payload claiming super-user.
+  std::string payload = *Base64UrlDecode(Segment(*token, 1));
+  const size_t p = payload.find("\"p\":");
+  ASSERT_NE(p, std::string::npos);
+  payload = payload.substr(0, p) + "\"p\":{\"su\":true}}";
+  const std::string forged =
+      Segment(*token, 0) + "." + Base64UrlEncode(payload) + "." + Segment(*token, 2);
+  auto c = Verify(keys, forged, kNow);
+  EXPECT_EQ(c.status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(c.status().message(), "invalid token signature");
+}
+
+TEST(Token, TruncatedIsRefused) {
+  SigningKeyStore keys("");
+  auto token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(token.ok());
+  for (size_t cut : {size_t{0}, size_t{5}, token->find('.'), token->rfind('.'),
+                     token->rfind('.') + 1, token->size() - 1}) {
+    auto c = Verify(keys, token->substr(0, cut), kNow);
+    EXPECT_EQ(c.status().code(), Code::kUnauthenticated) << cut;
+    // The message never contains the token.
+    if (cut > 8) {
+      EXPECT_EQ(c.status().message().find(token->substr(0, 8)), std::string::npos);
+    }
+  }
+}
+
+TEST(Token, ResignedWithAnotherKeyIsRefused) {
+  SigningKeyStore keys("");
+  SigningKeyStore other("");
+  auto token = Mint(other, SampleClaims());
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(Verify(keys, *token, kNow).status().message(), "token signed by an unknown key");
+  // Same key id, other secret: a signature made with a key we do not hold.
+  std::string header = *Base64UrlDecode(Segment(*token, 0));
+  const std::string their_kid = other.Current()->id, our_kid = keys.Current()->id;
+  header.replace(header.find(their_kid), their_kid.size(), our_kid);
+  const std::string resigned =
+      Base64UrlEncode(header) + "." + Segment(*token, 1) + "." + Segment(*token, 2);
+  EXPECT_EQ(Verify(keys, resigned, kNow).status().message(), "invalid token signature");
+}
+
+TEST(Token, AlgNoneAndOtherAlgorithmsAreRefused) {
+  SigningKeyStore keys("");
+  auto token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(token.ok());
+  const std::string kid = keys.Current()->id;
+  for (const char* alg : {"none", "None", "HS512", "RS256", "hs256"}) {
+    const std::string header =
+        std::string("{\"alg\":\"") + alg + "\",\"kid\":\"" + kid + "\",\"typ\":\"JWT\"}";
+    for (const std::string& sig : {std::string(), Segment(*token, 2)}) {
+      const std::string t = Base64UrlEncode(header) + "." + Segment(*token, 1) + "." + sig;
+      auto c = Verify(keys, t, kNow);
+      EXPECT_EQ(c.status().code(), Code::kUnauthenticated) << alg;
+      EXPECT_FALSE(c.ok()) << alg;
+    }
+  }
+}
+
+TEST(Token, RevokedKeyStopsItsTokensAtOnceAndRotationKeepsOthers) {
+  SigningKeyStore keys("");
+  auto old_token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(old_token.ok());
+  const std::string old_kid = keys.Current()->id;
+  auto new_kid = keys.Rotate();
+  ASSERT_TRUE(new_kid.ok());
+  EXPECT_NE(*new_kid, old_kid);
+  auto new_token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(new_token.ok());
+  EXPECT_TRUE(Verify(keys, *old_token, kNow).ok());  // rotation alone keeps old tokens
+  ASSERT_TRUE(keys.Revoke(old_kid).ok());
+  EXPECT_EQ(Verify(keys, *old_token, kNow).status().message(), "token's signing key was revoked");
+  EXPECT_TRUE(Verify(keys, *new_token, kNow).ok());
+  EXPECT_EQ(keys.Revoke("k-unknown").code(), Code::kNotFound);
+  ASSERT_TRUE(keys.Revoke(*new_kid).ok());
+  EXPECT_EQ(Mint(keys, SampleClaims()).status().code(), Code::kFailedPrecondition);
+}
+
+TEST(Token, GarbageIsRefusedWithAClearMessage) {
+  SigningKeyStore keys("");
+  for (const char* t : {"", "abc", "a.b", "a.b.c.d", "..", "!!!.###.$$$", "e30.e30.e30",
+                        "eyJhbGciOiJIUzI1NiJ9.e30.AAAA"}) {
+    auto c = Verify(keys, t, kNow);
+    EXPECT_EQ(c.status().code(), Code::kUnauthenticated) << t;
+    EXPECT_FALSE(c.status().message().empty());
+  }
+  EXPECT_EQ(Verify(keys, std::string(kMaxTokenBytes + 1, 'a'), kNow).status().message(),
+            "malformed token: too long");
+}
+
+TEST(SigningKeys, PersistedWithMode0600AndReloaded) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("cellar-keys-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string token, kid;
+  {
+    SigningKeyStore keys(dir.string());
+    kid = keys.Current()->id;
+    auto t = Mint(keys, SampleClaims());
+    ASSERT_TRUE(t.ok());
+    token = *t;
+    ASSERT_TRUE(keys.Rotate().ok());
+    ASSERT_TRUE(keys.Revoke(kid).ok());
+  }
+  const auto perms = std::filesystem::status(dir / "signing_keys.tsv").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  SigningKeyStore again(dir.string());
+  ASSERT_EQ(again.List().size(), 2u);
+  EXPECT_TRUE(again.List()[0].revoked);
+  EXPECT_TRUE(again.List()[0].secret.empty());  // List never hands out secrets
+  EXPECT_EQ(Verify(again, token, kNow).status().message(), "token's signing key was revoked");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Base64, StrictDecoding) {
+  EXPECT_EQ(Base64Decode("aGk="), "hi");
+  EXPECT_EQ(Base64Decode(""), "");
+  EXPECT_FALSE(Base64Decode("aGk"));
+  EXPECT_FALSE(Base64Decode("a=Gk"));
+  EXPECT_FALSE(Base64Decode("aGk*"));
+  EXPECT_EQ(Base64UrlDecode("aGk"), "hi");
+  EXPECT_FALSE(Base64UrlDecode("aGk="));
+  EXPECT_FALSE(Base64UrlDecode("a"));
+  for (int n = 0; n < 40; ++n) {
+    std::string bytes;
+    for (int i = 0; i < n; ++i) bytes.push_back(static_cast<char>(i * 37 + n));
+    EXPECT_EQ(Base64Decode(Base64Encode(bytes)), bytes);
+    EXPECT_EQ(Base64UrlDecode(Base64UrlEncode(bytes)), bytes);
+  }
+}
+
+}  // namespace
+}  // namespace cellar::auth
