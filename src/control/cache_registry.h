@@ -20,25 +20,45 @@
 
 namespace cellar::control {
 
-struct CacheInfo {
+// Tenant 1 is `default`: it always exists, and the bootstrap admin key is its super-user.
+inline constexpr uint32_t kDefaultTenant = 1;
+
+struct TenantInfo {
   uint32_t id = 0;
   std::string name;
   int64_t created_ms = 0;
 };
 
-// 1..255 bytes of printable ASCII (0x21..0x7e): no spaces, no control bytes.
+struct CacheInfo {
+  uint32_t id = 0;  // unique across tenants; the engine and the router know only this
+  std::string name;  // unique within its tenant
+  int64_t created_ms = 0;
+  uint32_t tenant_id = kDefaultTenant;
+};
+
+// 1..255 bytes of printable ASCII (0x21..0x7e): no spaces, no control bytes. Tenant names
+// follow the same rule.
 Status ValidateCacheName(std::string_view name);
 
 class CacheRegistry {
  public:
-  // Loads DIR/caches.tsv if present. Throws std::runtime_error on an unreadable or corrupt
-  // file (start-up only).
+  // Loads DIR/caches.tsv if present (a file from before tenants puts every cache in
+  // `default`). Throws std::runtime_error on an unreadable or corrupt file (start-up only).
   explicit CacheRegistry(std::string metadata_dir);
 
-  StatusOr<CacheInfo> Create(std::string_view name);
-  StatusOr<CacheInfo> Remove(std::string_view name);
-  std::optional<CacheInfo> Find(std::string_view name) const;
-  std::vector<CacheInfo> List() const;
+  StatusOr<TenantInfo> CreateTenant(std::string_view name);
+  std::optional<TenantInfo> FindTenant(std::string_view name) const;
+  std::optional<TenantInfo> FindTenant(uint32_t id) const;
+  std::vector<TenantInfo> ListTenants() const;
+
+  // NOT_FOUND if the tenant does not exist.
+  StatusOr<CacheInfo> Create(uint32_t tenant, std::string_view name);
+  StatusOr<CacheInfo> Remove(uint32_t tenant, std::string_view name);
+  std::optional<CacheInfo> Find(uint32_t tenant, std::string_view name) const;
+  // One tenant's caches, sorted by name.
+  std::vector<CacheInfo> List(uint32_t tenant) const;
+  // Every cache of every tenant, sorted by (tenant id, name).
+  std::vector<CacheInfo> ListAll() const;
   // Changes whenever a cache is created or removed: a name -> id looked up under an unchanged
   // generation is still right (front-ends cache lookups with it).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
@@ -48,8 +68,11 @@ class CacheRegistry {
 
   const std::string path_;
   mutable std::mutex mu_;
-  std::map<std::string, CacheInfo, std::less<>> by_name_ ABSL_GUARDED_BY(mu_);
+  // Key: 4 bytes of tenant id (big-endian, so a tenant's caches sort together) + name.
+  std::map<std::string, CacheInfo, std::less<>> by_key_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, TenantInfo, std::less<>> tenants_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;  // ids are never reused
+  uint32_t next_tenant_id_ ABSL_GUARDED_BY(mu_) = kDefaultTenant + 1;
   std::atomic<uint64_t> generation_{0};
 };
 

@@ -102,14 +102,14 @@ bool Gateway::IsAdminKey(std::string_view secret) const {
 
 uint64_t Gateway::CacheGeneration() const { return registry_->generation(); }
 
-std::vector<std::string> Gateway::CacheNames() const {
+std::vector<std::string> Gateway::CacheNames(uint32_t tenant) const {
   std::vector<std::string> names;
-  for (const auto& info : registry_->List()) names.push_back(info.name);
+  for (const auto& info : registry_->List(tenant)) names.push_back(info.name);
   return names;
 }
 
-StatusOr<uint32_t> Gateway::ResolveCache(std::string_view cache_name) const {
-  auto info = registry_->Find(cache_name);
+StatusOr<uint32_t> Gateway::ResolveCache(uint32_t tenant, std::string_view cache_name) const {
+  auto info = registry_->Find(tenant, cache_name);
   if (!info) return Status(Code::kNotFound, "cache not found");
   return info->id;
 }
@@ -117,7 +117,7 @@ StatusOr<uint32_t> Gateway::ResolveCache(std::string_view cache_name) const {
 StatusOr<uint32_t> Gateway::Authenticate(std::string_view cache_name,
                                          std::string_view secret) const {
   if (!IsAdminKey(secret)) return Status(Code::kUnauthenticated, "invalid key");
-  return ResolveCache(cache_name);
+  return ResolveCache(control::kDefaultTenant, cache_name);
 }
 
 void Gateway::ForEachShard(uint32_t origin, std::function<void(uint32_t, storage::Engine&)> fn,
@@ -141,13 +141,14 @@ void Gateway::ForEachShard(uint32_t origin, std::function<void(uint32_t, storage
 }
 
 void Gateway::LoadCachesAtStart() {
-  for (const auto& info : registry_->List()) {
+  for (const auto& info : registry_->ListAll()) {
     for (auto* engine : engines_) engine->CreateCache(info.id);
   }
 }
 
-void Gateway::CreateCache(uint32_t origin, std::string name, std::function<void(Status)> done) {
-  auto created = registry_->Create(name);
+void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
+                          std::function<void(Status)> done) {
+  auto created = registry_->Create(tenant, name);
   if (!created.ok()) {
     done(created.status());
     return;
@@ -158,9 +159,10 @@ void Gateway::CreateCache(uint32_t origin, std::string name, std::function<void(
       [done = std::move(done)] { done(Status::Ok()); });
 }
 
-void Gateway::DeleteCache(uint32_t origin, std::string name, std::function<void(Status)> done) {
+void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
+                          std::function<void(Status)> done) {
   // Removed from the registry first: no new connection can bind to it while shards drop it.
-  auto removed = registry_->Remove(name);
+  auto removed = registry_->Remove(tenant, name);
   if (!removed.ok()) {
     done(removed.status());
     return;
@@ -171,9 +173,9 @@ void Gateway::DeleteCache(uint32_t origin, std::string name, std::function<void(
       [done = std::move(done)] { done(Status::Ok()); });
 }
 
-void Gateway::FlushCache(uint32_t origin, std::string name,
+void Gateway::FlushCache(uint32_t origin, uint32_t tenant, std::string name,
                          std::function<void(StatusOr<uint64_t>)> done) {
-  auto info = registry_->Find(name);
+  auto info = registry_->Find(tenant, name);
   if (!info) {
     done(Status(Code::kNotFound, "cache not found"));
     return;
@@ -199,7 +201,7 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
     uint64_t memory_limit = 0;
     std::vector<std::pair<uint32_t, storage::CacheCounters>> caches;
   };
-  auto caches = registry_->List();
+  auto caches = registry_->ListAll();
   auto parts = std::make_shared<std::vector<PerShard>>(num_shards());
   auto ids = std::make_shared<std::vector<uint32_t>>();
   for (const auto& c : caches) ids->push_back(c.id);
@@ -217,9 +219,11 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
         Stats st;
         st.caches.reserve(caches.size());
         absl::flat_hash_map<uint32_t, size_t> index;  // cache id -> position in st.caches
+        absl::flat_hash_map<uint32_t, std::string> tenant_names;
+        for (const auto& t : registry_->ListTenants()) tenant_names[t.id] = t.name;
         for (const auto& c : caches) {
           index[c.id] = st.caches.size();
-          st.caches.push_back(CacheStats{c.name, c.id});
+          st.caches.push_back(CacheStats{tenant_names[c.tenant_id], c.name, c.id});
         }
         for (uint32_t s = 0; s < num_shards(); ++s) {
           const PerShard& p = (*parts)[s];

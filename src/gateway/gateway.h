@@ -59,6 +59,7 @@ class Batch {
 };
 
 struct CacheStats {
+  std::string tenant;
   std::string name;
   uint32_t id = 0;
   uint64_t ops = 0, items = 0, bytes = 0, hits = 0, misses = 0, evictions = 0, expirations = 0;
@@ -91,16 +92,21 @@ class Gateway {
   // Identity: which cache a credential may bind to. Today the admin key opens every cache.
   StatusOr<uint32_t> Authenticate(std::string_view cache_name, std::string_view secret) const;
   bool IsAdminKey(std::string_view secret) const;
-  StatusOr<uint32_t> ResolveCache(std::string_view cache_name) const;
+  // A cache of a tenant (control::kDefaultTenant = 1 is `default`).
+  StatusOr<uint32_t> ResolveCache(uint32_t tenant, std::string_view cache_name) const;
   // See CacheRegistry::generation.
   uint64_t CacheGeneration() const;
-  // Every cache's name, sorted.
-  std::vector<std::string> CacheNames() const;
+  // A tenant's caches' names, sorted.
+  std::vector<std::string> CacheNames(uint32_t tenant) const;
+  control::CacheRegistry& registry() { return *registry_; }
 
-  // Control plane operations; each answers on loop `origin` once every shard has applied it.
-  void CreateCache(uint32_t origin, std::string name, std::function<void(Status)> done);
-  void DeleteCache(uint32_t origin, std::string name, std::function<void(Status)> done);
-  void FlushCache(uint32_t origin, std::string name,
+  // Control plane operations on a tenant's cache; each answers on loop `origin` once every
+  // shard has applied it.
+  void CreateCache(uint32_t origin, uint32_t tenant, std::string name,
+                   std::function<void(Status)> done);
+  void DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
+                   std::function<void(Status)> done);
+  void FlushCache(uint32_t origin, uint32_t tenant, std::string name,
                   std::function<void(StatusOr<uint64_t>)> done);
   void CollectStats(uint32_t origin, std::function<void(Stats)> done);
 

@@ -5,6 +5,7 @@
 #include "common/numbers.h"
 #include "control/admin_key.h"
 #include "frontend/resp/commands.h"
+#include "control/cache_registry.h"
 #include "frontend/grpc/metrics.h"
 #include "frontend/grpc/services.h"
 #include "frontend/resp/metrics.h"
@@ -211,7 +212,10 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads) {
         other += st.caches[i].*row.field;
         continue;
       }
-      Sample(out, row.name, "cache=\"" + LabelEscape(st.caches[i].name) + "\"", st.caches[i].*row.field);
+      Sample(out, row.name,
+             "tenant=\"" + LabelEscape(st.caches[i].tenant) + "\",cache=\"" +
+                 LabelEscape(st.caches[i].name) + "\"",
+             st.caches[i].*row.field);
     }
     if (st.caches.size() > kMaxCacheSeries) Sample(out, row.name, "cache=\"_other\"", other);
   }
@@ -257,9 +261,11 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
       if (req.method != "GET") return respond(Error(405, "use GET to list caches"));
       return gw->CollectStats(0, [respond](gateway::Stats st) {
         std::string body = "{\"caches\":[";
-        for (size_t i = 0; i < st.caches.size(); ++i) {
-          const auto& c = st.caches[i];
-          if (i > 0) body += ",";
+        bool first = true;
+        for (const auto& c : st.caches) {
+          if (c.tenant != "default") continue;  // this API manages the default tenant
+          if (!first) body += ",";
+          first = false;
           body += "{\"name\":\"" + JsonEscape(c.name) + "\",\"items\":" + std::to_string(c.items) +
                   ",\"bytes\":" + std::to_string(c.bytes) + "}";
         }
@@ -274,7 +280,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     if (req.method == "POST") {
       std::string name = CacheNameFromPath(req.path, prefix, "/flush");
       if (name.empty()) return respond(Error(404, "no such endpoint; POST /v1/caches/NAME/flush"));
-      return gw->FlushCache(0, name, [respond, name](StatusOr<uint64_t> r) {
+      return gw->FlushCache(0, control::kDefaultTenant, name, [respond, name](StatusOr<uint64_t> r) {
         if (!r.ok()) return respond(Error(HttpStatusOf(r.status()), r.status().message()));
         respond(Json(200, "{\"name\":\"" + JsonEscape(name) + "\",\"flushed\":" +
                               std::to_string(*r) + "}"));
@@ -282,13 +288,13 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     }
     std::string name = CacheNameFromPath(req.path, prefix, "");
     if (req.method == "PUT") {
-      return gw->CreateCache(0, name, [respond, name](Status st) {
+      return gw->CreateCache(0, control::kDefaultTenant, name, [respond, name](Status st) {
         if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
         respond(Json(201, "{\"name\":\"" + JsonEscape(name) + "\"}"));
       });
     }
     if (req.method == "DELETE") {
-      return gw->DeleteCache(0, name, [respond, name](Status st) {
+      return gw->DeleteCache(0, control::kDefaultTenant, name, [respond, name](Status st) {
         if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
         respond(Json(200, "{\"name\":\"" + JsonEscape(name) + "\"}"));
       });

@@ -129,7 +129,9 @@ int ServeMain(int argc, char** argv) {
     if (cfg.dev_no_auth) {
       LOG_WARN("msg=\"DEVELOPMENT MODE: --dev-no-auth: unauthenticated RESP clients use cache "
                "'default' and the admin API needs no key\"");
-      if (!registry.Find("default")) (void)registry.Create("default");
+      if (!registry.Find(control::kDefaultTenant, "default")) {
+        (void)registry.Create(control::kDefaultTenant, "default");
+      }
     }
 
     const uint32_t threads =

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/metrics.h"
 #include "frontend/net/tls.h"
@@ -269,7 +270,7 @@ StatusOr<uint32_t> Connection::ResolveCache(const std::string& name) {
   gateway::Gateway& gw = *owner_->context().gateway;
   const uint64_t generation = gw.CacheGeneration();
   if (generation == cached_generation_ && name == cached_cache_name_) return cached_cache_id_;
-  auto id = gw.ResolveCache(name);
+  auto id = gw.ResolveCache(control::kDefaultTenant, name);
   if (id.ok()) {
     cached_cache_name_ = name;
     cached_cache_id_ = *id;

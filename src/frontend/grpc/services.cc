@@ -34,6 +34,7 @@ void Stream::Reset() {
   clear(body);
   ignore_body = closed = answered = false;
   method = nullptr;
+  tenant = 1;
   cache_id = 0;
   // ParseFromArray clears it before reuse; a large one (a big value) is not kept.
   if (request != nullptr && request->ByteSizeLong() > kKeep) request.reset();
@@ -502,7 +503,7 @@ void CreateCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::str
                  Respond respond) {
   auto* r = ParseControl<ctl::_CreateCacheRequest>(s, m, respond);
   if (r == nullptr) return;
-  ctx.gateway->CreateCache(origin, r->cache_name(), [&s, respond](Status st) {
+  ctx.gateway->CreateCache(origin, s.tenant, r->cache_name(), [&s, respond](Status st) {
     Answer<ctl::_CreateCacheResponse>(s, st, respond);
   });
 }
@@ -511,7 +512,7 @@ void DeleteCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::str
                  Respond respond) {
   auto* r = ParseControl<ctl::_DeleteCacheRequest>(s, m, respond);
   if (r == nullptr) return;
-  ctx.gateway->DeleteCache(origin, r->cache_name(), [&s, respond](Status st) {
+  ctx.gateway->DeleteCache(origin, s.tenant, r->cache_name(), [&s, respond](Status st) {
     Answer<ctl::_DeleteCacheResponse>(s, st, respond);
   });
 }
@@ -520,7 +521,7 @@ void FlushCache(const ServiceContext& ctx, uint32_t origin, Stream& s, std::stri
                 Respond respond) {
   auto* r = ParseControl<ctl::_FlushCacheRequest>(s, m, respond);
   if (r == nullptr) return;
-  ctx.gateway->FlushCache(origin, r->cache_name(), [&s, respond](StatusOr<uint64_t> flushed) {
+  ctx.gateway->FlushCache(origin, s.tenant, r->cache_name(), [&s, respond](StatusOr<uint64_t> flushed) {
     Answer<ctl::_FlushCacheResponse>(s, flushed.status(), respond);
   });
 }
@@ -530,7 +531,7 @@ void ListCaches(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view
   auto* r = ParseControl<ctl::_ListCachesRequest>(s, m, respond);
   if (r == nullptr) return;
   ctl::_ListCachesResponse resp;
-  for (const std::string& name : ctx.gateway->CacheNames()) {
+  for (const std::string& name : ctx.gateway->CacheNames(s.tenant)) {
     ctl::_Cache* c = resp.add_cache();
     c->set_cache_name(name);
     auto* lim = c->mutable_cache_limits();

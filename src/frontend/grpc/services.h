@@ -41,6 +41,7 @@ struct Stream {
   bool answered = false;     // a reply was given to nghttp2
 
   const Method* method = nullptr;
+  uint32_t tenant = 1;  // the caller's tenant (control::kDefaultTenant until tokens)
   uint32_t cache_id = 0;
   std::unique_ptr<google::protobuf::MessageLite> request;
   uint32_t first_call = 0, num_calls = 0;  // into the round's batch

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "control/cache_registry.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
 
@@ -26,7 +27,7 @@ Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t
   if (!ec) state_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   if (owner_->server_->gateway->options().dev_no_auth) {
-    auto cache = owner_->server_->gateway->ResolveCache("default");
+    auto cache = owner_->server_->gateway->ResolveCache(control::kDefaultTenant, "default");
     if (cache.ok()) {
       state_.authed = true;
       state_.cache_id = *cache;
