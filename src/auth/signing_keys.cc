@@ -143,6 +143,7 @@ StatusOr<std::string> SigningKeyStore::Rotate() {
     keys_.pop_back();
     return st;
   }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return key->id;
 }
 
@@ -159,6 +160,7 @@ Status SigningKeyStore::Revoke(std::string_view id) {
       k = old;
       return st;
     }
+    generation_.fetch_add(1, std::memory_order_acq_rel);
     return Status::Ok();
   }
   return Status(Code::kNotFound, "no signing key with id " + std::string(id));

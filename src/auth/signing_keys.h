@@ -43,6 +43,9 @@ class SigningKeyStore {
   Status Revoke(std::string_view id);
   // Every key, newest last, secrets blanked.
   std::vector<SigningKey> List() const;
+  // Changes on every rotation and revocation: a verification made under an unchanged
+  // generation still holds (connections cache verified tokens with it).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   Status PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -51,6 +54,7 @@ class SigningKeyStore {
   const std::string path_;  // empty: memory only
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<const SigningKey>> keys_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace cellar::auth

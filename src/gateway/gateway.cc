@@ -3,6 +3,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <boost/asio/post.hpp>
 
+#include "auth/token.h"
 #include "common/clock.h"
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
@@ -114,10 +115,45 @@ StatusOr<uint32_t> Gateway::ResolveCache(uint32_t tenant, std::string_view cache
   return info->id;
 }
 
-StatusOr<uint32_t> Gateway::Authenticate(std::string_view cache_name,
-                                         std::string_view secret) const {
-  if (!IsAdminKey(secret)) return Status(Code::kUnauthenticated, "invalid key");
-  return ResolveCache(control::kDefaultTenant, cache_name);
+StatusOr<Principal> Gateway::Authenticate(std::string_view secret) const {
+  Principal p;
+  p.tenant = control::kDefaultTenant;
+  if ((options_.dev_no_auth && secret.empty()) || IsAdminKey(secret)) {
+    p.perms.super_user = true;
+    return p;
+  }
+  if (secret.empty()) return Status(Code::kUnauthenticated, "missing token");
+  if (options_.keys == nullptr) return Status(Code::kUnauthenticated, "invalid key");
+  p.key_generation = options_.keys->generation();
+  const int64_t now_s = SystemClock::Get()->NowMillis() / 1000;
+  auto claims = auth::Verify(*options_.keys, secret, now_s);
+  if (!claims.ok()) return claims.status();
+  if (claims->kind == auth::TokenKind::kRefresh) {
+    return Status(Code::kUnauthenticated, "a refresh token only refreshes; use its API key");
+  }
+  auto tenant = registry_->FindTenant(claims->tenant);
+  if (!tenant) return Status(Code::kUnauthenticated, "the token's tenant does not exist");
+  p.tenant = tenant->id;
+  p.perms = std::move(claims->perms);
+  p.expires_at = claims->expires_at;
+  p.token_id = std::move(claims->token_id);
+  p.key_id = std::move(claims->key_id);
+  return p;
+}
+
+Status Gateway::StillValid(Principal& p, int64_t now_s) const {
+  if (p.expires_at != 0 && now_s >= p.expires_at) {
+    return Status(Code::kUnauthenticated, "token expired");
+  }
+  if (p.key_id.empty() || options_.keys == nullptr) return Status::Ok();
+  const uint64_t generation = options_.keys->generation();
+  if (generation == p.key_generation) return Status::Ok();
+  auto key = options_.keys->Find(p.key_id);
+  if (key == nullptr || key->revoked) {
+    return Status(Code::kUnauthenticated, "token's signing key was revoked");
+  }
+  p.key_generation = generation;
+  return Status::Ok();
 }
 
 void Gateway::ForEachShard(uint32_t origin, std::function<void(uint32_t, storage::Engine&)> fn,

@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "api/request.h"
+#include "auth/permissions.h"
 #include "common/status.h"
 
 namespace cellar::storage {
@@ -25,6 +26,9 @@ class Engine;
 }
 namespace cellar::control {
 class CacheRegistry;
+}
+namespace cellar::auth {
+class SigningKeyStore;
 }
 
 namespace cellar::gateway {
@@ -74,6 +78,18 @@ struct Stats {
 struct Options {
   bool dev_no_auth = false;
   std::string admin_key;
+  auth::SigningKeyStore* keys = nullptr;  // tokens; null: only the admin key authenticates
+};
+
+// Who a credential is: the bootstrap admin key is the super-user of tenant `default`; a token
+// is whatever it grants, within its tenant, until it expires or its key is revoked.
+struct Principal {
+  uint32_t tenant = 1;  // control::kDefaultTenant
+  auth::Permissions perms;
+  int64_t expires_at = 0;  // Unix seconds; 0: never
+  std::string token_id;
+  std::string key_id;              // empty for the admin key
+  uint64_t key_generation = 0;     // SigningKeyStore::generation() when verified
 };
 
 class Gateway {
@@ -90,7 +106,11 @@ class Gateway {
   void Submit(uint32_t origin, Batch* batch, std::function<void()> done);
 
   // Identity: which cache a credential may bind to. Today the admin key opens every cache.
-  StatusOr<uint32_t> Authenticate(std::string_view cache_name, std::string_view secret) const;
+  // UNAUTHENTICATED (with what is wrong, never the secret) for anything else.
+  StatusOr<Principal> Authenticate(std::string_view secret) const;
+  // Whether a principal verified earlier still holds at `now_s`: not expired, and, when a
+  // signing key was rotated or revoked since, its key not revoked.
+  Status StillValid(Principal& p, int64_t now_s) const;
   bool IsAdminKey(std::string_view secret) const;
   // A cache of a tenant (control::kDefaultTenant = 1 is `default`).
   StatusOr<uint32_t> ResolveCache(uint32_t tenant, std::string_view cache_name) const;

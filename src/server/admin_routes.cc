@@ -1,7 +1,10 @@
 #include "server/admin_routes.h"
 
+#include <optional>
 #include <string>
 
+#include "auth/token.h"
+#include "common/clock.h"
 #include "common/numbers.h"
 #include "control/admin_key.h"
 #include "frontend/resp/commands.h"
@@ -231,6 +234,123 @@ std::string CacheNameFromPath(std::string_view path, std::string_view prefix, st
   return std::string(rest);
 }
 
+// The value of `name` in a URL query (percent-decoded, '+' as space); nullopt if absent.
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string out;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      if (raw[i] == '%' && i + 2 < raw.size() + 0 && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        out.push_back(static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2])));
+        i += 2;
+      } else {
+        out.push_back(raw[i] == '+' ? ' ' : raw[i]);
+      }
+    }
+    return out;
+  }
+  return std::nullopt;
+}
+
+// Tenants, tokens and signing keys (admin key only):
+//   GET  /v1/tenants                   {"tenants":[{"name":..,"id":..}]}
+//   POST /v1/tenants/NAME              201 {"name":..,"id":..}; 409 exists
+//   POST /v1/tokens?tenant=T&super_user=1 | &role=ro|rw|wo[&cache=C][&key=K|&key_prefix=P]
+//        [&expires_in=SECONDS][&token_id=ID]      201 {"token":..,"expires_at":N|null}
+//   GET  /v1/signing-keys              {"keys":[{"id":..,"created_ms":..,"revoked":..}]}
+//   POST /v1/signing-keys/rotate       {"id":..}
+//   POST /v1/signing-keys/ID/revoke    {"id":..}; 404 unknown
+HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
+  control::CacheRegistry& reg = ctx.gateway->registry();
+  if (req.path == "/v1/tenants") {
+    if (req.method != "GET") return Error(405, "use GET to list tenants");
+    std::string body = "{\"tenants\":[";
+    bool first = true;
+    for (const auto& t : reg.ListTenants()) {
+      body += std::string(first ? "" : ",") + "{\"name\":\"" + JsonEscape(t.name) +
+              "\",\"id\":" + std::to_string(t.id) + "}";
+      first = false;
+    }
+    return Json(200, body + "]}");
+  }
+  if (req.path.rfind("/v1/tenants/", 0) == 0) {
+    if (req.method != "POST") return Error(405, "use POST /v1/tenants/NAME to create a tenant");
+    auto t = reg.CreateTenant(req.path.substr(std::string_view("/v1/tenants/").size()));
+    if (!t.ok()) return Error(HttpStatusOf(t.status()), t.status().message());
+    return Json(201, "{\"name\":\"" + JsonEscape(t->name) + "\",\"id\":" + std::to_string(t->id) + "}");
+  }
+  if (ctx.keys == nullptr) return Error(404, "tokens are not configured");
+  if (req.path == "/v1/tokens") {
+    if (req.method != "POST") return Error(405, "use POST to mint a token");
+    auto tenant = QueryParam(req.query, "tenant");
+    if (!tenant || !reg.FindTenant(*tenant)) return Error(404, "tenant not found (tenant=NAME)");
+    auth::Claims c;
+    c.tenant = *tenant;
+    c.kind = auth::TokenKind::kApi;
+    c.issued_at = SystemClock::Get()->NowMillis() / 1000;
+    if (auto s = QueryParam(req.query, "super_user"); s && (*s == "1" || *s == "true")) {
+      c.perms.super_user = true;
+    } else {
+      auth::CacheGrant g;
+      const auto role = QueryParam(req.query, "role").value_or("");
+      if (role == "ro") g.role = auth::CacheRole::kReadOnly;
+      else if (role == "rw") g.role = auth::CacheRole::kReadWrite;
+      else if (role == "wo") g.role = auth::CacheRole::kWriteOnly;
+      else return Error(400, "role must be ro, rw or wo (or super_user=1)");
+      g.cache = QueryParam(req.query, "cache");
+      g.key = QueryParam(req.query, "key");
+      g.key_prefix = QueryParam(req.query, "key_prefix");
+      c.perms.caches.push_back(std::move(g));
+      if (Status st = auth::Validate(c.perms); !st.ok()) return Error(400, st.message());
+    }
+    if (auto e = QueryParam(req.query, "expires_in")) {
+      auto secs = ParseInt64(*e);
+      if (!secs || *secs <= 0) return Error(400, "expires_in must be a positive number of seconds");
+      c.expires_at = c.issued_at + *secs;
+    }
+    c.token_id = QueryParam(req.query, "token_id").value_or("");
+    auto token = auth::Mint(*ctx.keys, c);
+    if (!token.ok()) return Error(HttpStatusOf(token.status()), token.status().message());
+    return Json(201, "{\"token\":\"" + *token + "\",\"expires_at\":" +
+                         (c.expires_at ? std::to_string(c.expires_at) : std::string("null")) + "}");
+  }
+  if (req.path == "/v1/signing-keys") {
+    if (req.method != "GET") return Error(405, "use GET to list signing keys");
+    std::string body = "{\"keys\":[";
+    bool first = true;
+    for (const auto& k : ctx.keys->List()) {
+      body += std::string(first ? "" : ",") + "{\"id\":\"" + k.id + "\",\"created_ms\":" +
+              std::to_string(k.created_ms) + ",\"revoked\":" + (k.revoked ? "true" : "false") + "}";
+      first = false;
+    }
+    return Json(200, body + "]}");
+  }
+  if (req.path == "/v1/signing-keys/rotate" && req.method == "POST") {
+    auto id = ctx.keys->Rotate();
+    if (!id.ok()) return Error(HttpStatusOf(id.status()), id.status().message());
+    return Json(200, "{\"id\":\"" + *id + "\"}");
+  }
+  const std::string_view kKeys = "/v1/signing-keys/";
+  if (req.method == "POST" && req.path.rfind(kKeys, 0) == 0 && req.path.size() > kKeys.size() + 7 &&
+      req.path.substr(req.path.size() - 7) == "/revoke") {
+    const std::string id = req.path.substr(kKeys.size(), req.path.size() - kKeys.size() - 7);
+    if (Status st = ctx.keys->Revoke(id); !st.ok()) return Error(HttpStatusOf(st), st.message());
+    return Json(200, "{\"id\":\"" + JsonEscape(id) + "\"}");
+  }
+  return Error(404, "no such endpoint");
+}
+
 }  // namespace
 
 HttpHandler MakeAdminHandler(AdminContext ctx) {
@@ -257,13 +377,22 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
         return respond(Error(403, "invalid admin key"));
       }
     }
+    if (req.path.rfind("/v1/tenants", 0) == 0 || req.path.rfind("/v1/tokens", 0) == 0 ||
+        req.path.rfind("/v1/signing-keys", 0) == 0) {
+      return respond(HandleAuthRoute(ctx, req));
+    }
+    // ?tenant=NAME picks the tenant whose caches these routes manage (default: `default`).
+    const std::string tenant_name = QueryParam(req.query, "tenant").value_or("default");
+    const auto tenant = gw->registry().FindTenant(tenant_name);
+    if (!tenant) return respond(Error(404, "tenant not found"));
+    const uint32_t tenant_id = tenant->id;
     if (req.path == kCaches) {
       if (req.method != "GET") return respond(Error(405, "use GET to list caches"));
-      return gw->CollectStats(0, [respond](gateway::Stats st) {
+      return gw->CollectStats(0, [respond, tenant_name](gateway::Stats st) {
         std::string body = "{\"caches\":[";
         bool first = true;
         for (const auto& c : st.caches) {
-          if (c.tenant != "default") continue;  // this API manages the default tenant
+          if (c.tenant != tenant_name) continue;
           if (!first) body += ",";
           first = false;
           body += "{\"name\":\"" + JsonEscape(c.name) + "\",\"items\":" + std::to_string(c.items) +
@@ -280,7 +409,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     if (req.method == "POST") {
       std::string name = CacheNameFromPath(req.path, prefix, "/flush");
       if (name.empty()) return respond(Error(404, "no such endpoint; POST /v1/caches/NAME/flush"));
-      return gw->FlushCache(0, control::kDefaultTenant, name, [respond, name](StatusOr<uint64_t> r) {
+      return gw->FlushCache(0, tenant_id, name, [respond, name](StatusOr<uint64_t> r) {
         if (!r.ok()) return respond(Error(HttpStatusOf(r.status()), r.status().message()));
         respond(Json(200, "{\"name\":\"" + JsonEscape(name) + "\",\"flushed\":" +
                               std::to_string(*r) + "}"));
@@ -288,13 +417,13 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     }
     std::string name = CacheNameFromPath(req.path, prefix, "");
     if (req.method == "PUT") {
-      return gw->CreateCache(0, control::kDefaultTenant, name, [respond, name](Status st) {
+      return gw->CreateCache(0, tenant_id, name, [respond, name](Status st) {
         if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
         respond(Json(201, "{\"name\":\"" + JsonEscape(name) + "\"}"));
       });
     }
     if (req.method == "DELETE") {
-      return gw->DeleteCache(0, control::kDefaultTenant, name, [respond, name](Status st) {
+      return gw->DeleteCache(0, tenant_id, name, [respond, name](Status st) {
         if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
         respond(Json(200, "{\"name\":\"" + JsonEscape(name) + "\"}"));
       });

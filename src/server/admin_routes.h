@@ -1,6 +1,8 @@
-// The admin API's routes: /healthz, /metrics (Prometheus text) and the /v1/caches control API.
+// The admin API's routes: /healthz, /metrics (Prometheus text) and the /v1/ control API
+// (caches of the default tenant, tenants, tokens, signing keys).
 #pragma once
 
+#include "auth/signing_keys.h"
 #include "gateway/gateway.h"
 #include "server/admin_http.h"
 
@@ -9,6 +11,7 @@ namespace cellar::server {
 struct AdminContext {
   gateway::Gateway* gateway;
   uint32_t threads;
+  auth::SigningKeyStore* keys = nullptr;  // tokens and signing keys; null: not offered
 };
 
 // Returns the handler for AdminHttpServer. It runs on loop 0.

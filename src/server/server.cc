@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "control/admin_key.h"
+#include "auth/signing_keys.h"
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/net/tls.h"
@@ -152,7 +153,8 @@ int ServeMain(int argc, char** argv) {
       engines.push_back(loop->engine.get());
       loops.push_back(std::move(loop));
     }
-    gateway::Gateway gateway(ios, engines, &registry, {cfg.dev_no_auth, admin.key});
+    auth::SigningKeyStore signing_keys(cfg.data_dir);
+    gateway::Gateway gateway(ios, engines, &registry, {cfg.dev_no_auth, admin.key, &signing_keys});
     gateway.LoadCachesAtStart();
 
     resp::ServerContext server_ctx;
@@ -192,7 +194,7 @@ int ServeMain(int argc, char** argv) {
       api_port = loops[i]->grpc->port();
     }
 
-    AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads}));
+    AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads, &signing_keys}));
     admin_http.Listen(cfg.bind, cfg.admin_port);
 
     WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http.port());

@@ -266,12 +266,33 @@ void Connection::Recycle(std::shared_ptr<Stream>& s) {
   free_streams_.push_back(std::move(s));
 }
 
-StatusOr<uint32_t> Connection::ResolveCache(const std::string& name) {
+StatusOr<const gateway::Principal*> Connection::Authenticate(const std::string& token,
+                                                              int64_t now_s) {
+  gateway::Gateway& gw = *owner_->context().gateway;
+  if (!auth_valid_ || token != auth_token_) {
+    auto p = gw.Authenticate(token);
+    if (!p.ok()) return p.status();
+    auth_token_ = token;
+    auth_principal_ = std::move(*p);
+    auth_valid_ = true;
+  }
+  if (Status st = gw.StillValid(auth_principal_, now_s); !st.ok()) {
+    auth_valid_ = false;
+    return st;
+  }
+  return &auth_principal_;
+}
+
+StatusOr<uint32_t> Connection::ResolveCache(uint32_t tenant, const std::string& name) {
   gateway::Gateway& gw = *owner_->context().gateway;
   const uint64_t generation = gw.CacheGeneration();
-  if (generation == cached_generation_ && name == cached_cache_name_) return cached_cache_id_;
-  auto id = gw.ResolveCache(control::kDefaultTenant, name);
+  if (generation == cached_generation_ && tenant == cached_cache_tenant_ &&
+      name == cached_cache_name_) {
+    return cached_cache_id_;
+  }
+  auto id = gw.ResolveCache(tenant, name);
   if (id.ok()) {
+    cached_cache_tenant_ = tenant;
     cached_cache_name_ = name;
     cached_cache_id_ = *id;
     cached_generation_ = generation;
@@ -443,18 +464,23 @@ void Connection::RunRound() {
       fail(Code::kDeadlineExceeded, "deadline exceeded before the call ran");
       continue;
     }
-    const bool authed = (gw.options().dev_no_auth && s.authorization.empty()) ||
-                        gw.IsAdminKey(s.authorization);
-    if (!authed) {
-      fail(Code::kUnauthenticated, "invalid authorization token");
+    auto principal = Authenticate(s.authorization, now_ms / 1000);
+    if (!principal.ok()) {
+      Reject(s, ToWire(principal.status()));
       continue;
     }
+    const auth::Permissions& perms = (*principal)->perms;
+    s.tenant = (*principal)->tenant;
     auto message = UnaryMessage(s.body);
     if (!message.ok()) {
       Reject(s, ToWire(message.status()));
       continue;
     }
     if (s.method->kind == MethodKind::kControl) {
+      if (s.method->access == auth::Access::kControl && !perms.super_user) {
+        fail(Code::kPermissionDenied, "this token cannot manage caches (it needs super-user)");
+        continue;
+      }
       auto self = shared_from_this();
       s.method->control(ctx, owner_->thread(), s, *message, [self, sp] {
         self->Respond(*sp);
@@ -466,7 +492,7 @@ void Connection::RunRound() {
       fail(Code::kNotFound, "missing the cache header: name the cache to use");
       continue;
     }
-    auto cache_id = ResolveCache(s.cache);
+    auto cache_id = ResolveCache(s.tenant, s.cache);
     if (!cache_id.ok()) {
       fail(Code::kNotFound, "cache not found: " + s.cache);
       continue;
@@ -478,6 +504,17 @@ void Connection::RunRound() {
       calls.resize(first);
       Reject(s, ToWire(st));
       continue;
+    }
+    if (!perms.super_user) {
+      bool allowed = true;
+      for (size_t i = first; i < calls.size() && allowed; ++i) {
+        allowed = auth::Allows(perms, s.cache, calls[i].req.key, s.method->access);
+      }
+      if (!allowed) {
+        calls.resize(first);
+        fail(Code::kPermissionDenied, "the token does not allow this operation on this cache or key");
+        continue;
+      }
     }
     // The calls borrow from the decoded request, not the body: release it now.
     buffered_bodies_ -= s.body.size();

@@ -78,7 +78,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Keeps a stream nghttp2 closed and nothing else holds, for reuse (bounded pool).
   void Recycle(std::shared_ptr<Stream>& stream);
   // The cache id of a `cache` header, cached while the registry's generation is unchanged.
-  StatusOr<uint32_t> ResolveCache(const std::string& name);
+  StatusOr<uint32_t> ResolveCache(uint32_t tenant, const std::string& name);
+  // The principal of an `authorization` value, cached while it is the same token and still
+  // valid (expiry and key revocation are checked on every call).
+  StatusOr<const gateway::Principal*> Authenticate(const std::string& token, int64_t now_s);
 
   // Answers at once (trailers-only) and ignores the rest of the stream's request.
   void Reject(Stream& s, WireStatus status);
@@ -104,7 +107,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::shared_ptr<Stream>> round_scratch_;
   std::vector<std::shared_ptr<Stream>> free_streams_;  // recycled, Reset()
   std::string cached_cache_name_;
+  uint32_t cached_cache_tenant_ = 0;
   uint32_t cached_cache_id_ = 0;
+  std::string auth_token_;
+  gateway::Principal auth_principal_;
+  bool auth_valid_ = false;
   uint64_t cached_generation_ = ~uint64_t{0};
   gateway::Batch batch_;
   bool round_in_flight_ = false;

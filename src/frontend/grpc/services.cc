@@ -555,39 +555,44 @@ void Ping(const ServiceContext&, uint32_t, Stream& s, std::string_view m, Respon
   respond();
 }
 
-constexpr Method Data(std::string_view path,
+constexpr Method Data(std::string_view path, auth::Access access,
                       Status (*prepare)(const ServiceContext&, Stream&, std::string_view,
                                         std::vector<Call>&, int64_t),
                       void (*finish)(const ServiceContext&, Stream&, const Call*)) {
-  return Method{path, MethodKind::kData, prepare, finish, nullptr};
+  return Method{path, MethodKind::kData, access, prepare, finish, nullptr};
 }
 
-constexpr Method Control(std::string_view path,
+constexpr Method Control(std::string_view path, auth::Access access,
                          void (*control)(const ServiceContext&, uint32_t, Stream&,
                                          std::string_view, Respond)) {
-  return Method{path, MethodKind::kControl, nullptr, nullptr, control};
+  return Method{path, MethodKind::kControl, access, nullptr, nullptr, control};
 }
 
+constexpr auto kR = auth::Access::kRead;
+constexpr auto kW = auth::Access::kWrite;
+constexpr auto kCW = auth::Access::kConditionalWrite;
+constexpr auto kCtl = auth::Access::kControl;
+
 const Method kMethods[] = {
-    Data("/cache_client.Scs/Get", PrepareGet, FinishGet),
-    Data("/cache_client.Scs/GetWithHash", PrepareGetWithHash, FinishGetWithHash),
-    Data("/cache_client.Scs/GetBatch", PrepareGetBatch, FinishGetBatch),
-    Data("/cache_client.Scs/Set", PrepareSet, FinishSet),
-    Data("/cache_client.Scs/SetBatch", PrepareSetBatch, FinishSetBatch),
-    Data("/cache_client.Scs/SetIf", PrepareSetIf, FinishSetIf),
-    Data("/cache_client.Scs/SetIfHash", PrepareSetIfHash, FinishSetIfHash),
-    Data("/cache_client.Scs/SetIfNotExists", PrepareSetIfNotExists, FinishSetIfNotExists),
-    Data("/cache_client.Scs/Delete", PrepareDelete, FinishDelete),
-    Data("/cache_client.Scs/KeysExist", PrepareKeysExist, FinishKeysExist),
-    Data("/cache_client.Scs/Increment", PrepareIncrement, FinishIncrement),
-    Data("/cache_client.Scs/UpdateTtl", PrepareUpdateTtl, FinishUpdateTtl),
-    Data("/cache_client.Scs/ItemGetTtl", PrepareItemGetTtl, FinishItemGetTtl),
-    Data("/cache_client.Scs/ItemGetType", PrepareItemGetType, FinishItemGetType),
-    Control("/control_client.ScsControl/CreateCache", CreateCache),
-    Control("/control_client.ScsControl/DeleteCache", DeleteCache),
-    Control("/control_client.ScsControl/ListCaches", ListCaches),
-    Control("/control_client.ScsControl/FlushCache", FlushCache),
-    Control("/cache_client.Ping/Ping", Ping),
+    Data("/cache_client.Scs/Get", kR, PrepareGet, FinishGet),
+    Data("/cache_client.Scs/GetWithHash", kR, PrepareGetWithHash, FinishGetWithHash),
+    Data("/cache_client.Scs/GetBatch", kR, PrepareGetBatch, FinishGetBatch),
+    Data("/cache_client.Scs/Set", kW, PrepareSet, FinishSet),
+    Data("/cache_client.Scs/SetBatch", kW, PrepareSetBatch, FinishSetBatch),
+    Data("/cache_client.Scs/SetIf", kCW, PrepareSetIf, FinishSetIf),
+    Data("/cache_client.Scs/SetIfHash", kCW, PrepareSetIfHash, FinishSetIfHash),
+    Data("/cache_client.Scs/SetIfNotExists", kCW, PrepareSetIfNotExists, FinishSetIfNotExists),
+    Data("/cache_client.Scs/Delete", kW, PrepareDelete, FinishDelete),
+    Data("/cache_client.Scs/KeysExist", kR, PrepareKeysExist, FinishKeysExist),
+    Data("/cache_client.Scs/Increment", kCW, PrepareIncrement, FinishIncrement),
+    Data("/cache_client.Scs/UpdateTtl", kCW, PrepareUpdateTtl, FinishUpdateTtl),
+    Data("/cache_client.Scs/ItemGetTtl", kR, PrepareItemGetTtl, FinishItemGetTtl),
+    Data("/cache_client.Scs/ItemGetType", kR, PrepareItemGetType, FinishItemGetType),
+    Control("/control_client.ScsControl/CreateCache", kCtl, CreateCache),
+    Control("/control_client.ScsControl/DeleteCache", kCtl, DeleteCache),
+    Control("/control_client.ScsControl/ListCaches", kCtl, ListCaches),
+    Control("/control_client.ScsControl/FlushCache", kCtl, FlushCache),
+    Control("/cache_client.Ping/Ping", kR, Ping),
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include <google/protobuf/message_lite.h>
 
+#include "auth/permissions.h"
 #include "common/status.h"
 #include "frontend/grpc/framing.h"
 #include "gateway/gateway.h"
@@ -63,6 +64,9 @@ enum class MethodKind : uint8_t { kData, kControl };
 struct Method {
   std::string_view path;
   MethodKind kind;
+  // What a token must allow: on every key of a data call's calls; kControl needs super-user.
+  // Ping (kRead, no cache) needs only a valid credential.
+  auth::Access access;
   // kData: decode the message, append the calls (keys and values borrowed from
   // stream.request). A non-ok Status is the call's answer; no calls are run then.
   Status (*prepare)(const ServiceContext&, Stream&, std::string_view message,

@@ -31,6 +31,7 @@ struct ConnState {
   std::string peer;       // "ip:port"
   int64_t created_ms = 0;
   bool close_after_reply = false;  // QUIT
+  gateway::Principal principal;    // who AUTH said this is (checked on every command)
   uint64_t commands = 0;
 };
 

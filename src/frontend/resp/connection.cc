@@ -32,6 +32,7 @@ Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t
       state_.authed = true;
       state_.cache_id = *cache;
       state_.cache_name = "default";
+      state_.principal.perms.super_user = true;
     }
   }
   parser_.set_limits(Limits());
@@ -113,14 +114,69 @@ void Connection::PrepareOne(Pending& p) {
     WriteError(w, RespError::kWrongArity, spec->name);
   } else if (!(spec->flags & kNoAuth) && !state_.authed) {
     WriteError(w, RespError::kNoAuth);
+  } else if (!(spec->flags & kNoAuth) && !PrincipalStillValid(w)) {
+    // written by PrincipalStillValid; the connection is unauthenticated again
   } else {
     CommandContext ctx = MakeContext(w, batch_.calls, p);
     spec->prepare(ctx);
     p.proto = w.proto();  // HELLO switches protocol for its own reply
+    if (!(spec->flags & kNoAuth) && !Permitted(*spec, p)) {
+      // Nothing of a refused command runs or is answered but the error.
+      batch_.calls.resize(p.first_call);
+      local_.resize(p.local_off);
+      WriteError(w, RespError::kNoPerm, spec->name);
+    }
   }
   p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
   p.num_calls = static_cast<uint32_t>(batch_.calls.size() - p.first_call);
   state_.commands++;
+}
+
+bool Connection::PrincipalStillValid(ReplyWriter& w) {
+  Status st = owner_->server_->gateway->StillValid(state_.principal, round_now_ms_ / 1000);
+  if (st.ok()) return true;
+  state_.authed = false;
+  parser_.set_limits(Limits());
+  WriteError(w, RespError::kTokenExpired, st.message());
+  return false;
+}
+
+namespace {
+
+// What a RESP command needs of a token: reads, blind writes (which a write-only token may do),
+// or writes that read or depend on what is there (which it may not).
+auth::Access AccessOf(const CommandSpec& spec, std::span<const std::string_view> args) {
+  if (!(spec.flags & kWrite)) return auth::Access::kRead;
+  const std::string_view n = spec.name;
+  if (n == "setex" || n == "psetex" || n == "mset" || n == "del" || n == "unlink") {
+    return auth::Access::kWrite;
+  }
+  if (n == "set") {
+    for (size_t i = 3; i < args.size(); ++i) {
+      if (EqualsIgnoreCase(args[i], "nx") || EqualsIgnoreCase(args[i], "xx") ||
+          EqualsIgnoreCase(args[i], "get") || EqualsIgnoreCase(args[i], "keepttl")) {
+        return auth::Access::kConditionalWrite;
+      }
+    }
+    return auth::Access::kWrite;
+  }
+  return auth::Access::kConditionalWrite;
+}
+
+}  // namespace
+
+bool Connection::Permitted(const CommandSpec& spec, const Pending& p) {
+  const auth::Permissions& perms = state_.principal.perms;
+  if (perms.super_user) return true;
+  const auth::Access access =
+      AccessOf(spec, std::span<const std::string_view>(args_).subspan(p.first_arg, p.num_args));
+  const size_t end = batch_.calls.size();
+  // Keyless calls (SCAN, DBSIZE, FLUSHDB, ...) ask with the empty key: only a grant on every
+  // item of the cache allows them, so a key-scoped token cannot list or flush other keys.
+  for (size_t i = p.first_call; i < end; ++i) {
+    if (!auth::Allows(perms, state_.cache_name, batch_.calls[i].req.key, access)) return false;
+  }
+  return true;
 }
 
 void Connection::ProcessRound() {

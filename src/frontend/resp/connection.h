@@ -49,6 +49,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnRead(size_t n);
   void ProcessRound();
   void PrepareOne(Pending& p);
+  // Token checks: still valid (else writes the error and unbinds), and allowed to run the
+  // calls a command prepared.
+  bool PrincipalStillValid(ReplyWriter& w);
+  bool Permitted(const CommandSpec& spec, const Pending& p);
   // Drops the bytes of commands already answered from the front of the receive buffer.
   void Compact();
   void ReleaseLargeBuffers();

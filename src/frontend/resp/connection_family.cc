@@ -15,18 +15,21 @@ void PrepareEcho(CommandContext& ctx) { ctx.local.Bulk(ctx.args[1]); }
 
 // Binds the connection to a cache. Returns false after writing the error.
 bool Bind(CommandContext& ctx, std::string_view cache, std::string_view secret) {
-  auto id = ctx.server.gateway->Authenticate(cache, secret);
+  auto principal = ctx.server.gateway->Authenticate(secret);
+  if (!principal.ok()) {
+    // The reason (fixed texts: expired, revoked key, bad signature, ...), never the secret.
+    WriteError(ctx.local, RespError::kWrongPass, principal.status().message());
+    return false;
+  }
+  auto id = ctx.server.gateway->ResolveCache(principal->tenant, cache);
   if (!id.ok()) {
-    if (id.status().code() == Code::kNotFound) {
-      WriteError(ctx.local, RespError::kNoSuchCache);
-    } else {
-      WriteError(ctx.local, RespError::kWrongPass);
-    }
+    WriteError(ctx.local, RespError::kNoSuchCache);
     return false;
   }
   ctx.conn.authed = true;
   ctx.conn.cache_id = *id;
   ctx.conn.cache_name = std::string(cache);
+  ctx.conn.principal = std::move(*principal);
   return true;
 }
 

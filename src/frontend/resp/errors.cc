@@ -37,7 +37,8 @@ void WriteError(ReplyWriter& w, RespError e, std::string_view detail) {
   switch (e) {
     case RespError::kNoAuth: return w.Error("NOAUTH Authentication required.");
     case RespError::kWrongPass:
-      return w.Error("WRONGPASS invalid username-password pair or user is disabled.");
+      return w.Error(d.empty() ? "WRONGPASS invalid username-password pair or user is disabled."
+                               : "WRONGPASS " + d);
     case RespError::kSyntax: return w.Error("ERR syntax error");
     case RespError::kNotInteger: return w.Error("ERR value is not an integer or out of range");
     case RespError::kNotFloat: return w.Error("ERR value is not a valid float");
@@ -53,6 +54,10 @@ void WriteError(ReplyWriter& w, RespError e, std::string_view detail) {
     case RespError::kProtocolVersion: return w.Error("NOPROTO unsupported protocol version");
     case RespError::kNoDefaultCache:
       return w.Error("NOAUTH Authentication required.");
+    case RespError::kNoPerm:
+      return w.Error("NOPERM this token has no permission to run '" + d + "' on this key");
+    case RespError::kTokenExpired:
+      return w.Error("NOAUTH " + d + "; AUTH again with a valid token");
   }
 }
 

@@ -24,6 +24,8 @@ enum class RespError {
   kCursor,
   kProtocolVersion,
   kNoDefaultCache,
+  kNoPerm,          // a command or key outside the token's grants
+  kTokenExpired,    // the connection's token expired or its key was revoked (detail: why)
 };
 
 // Writes a Status from the engine or the gateway.

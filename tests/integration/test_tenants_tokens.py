@@ -1,0 +1,204 @@
+"""Tenants and tokens through RESP (redis-py) and the admin API: tenant isolation, token
+roles and key scopes, expiry on a long-lived connection, signing-key revocation.
+
+Run: cd tests/integration && CELLAR_BIN=... /usr/bin/python3 -m unittest -v test_tenants_tokens
+"""
+
+import time
+import unittest
+import urllib.parse
+
+import redis
+
+from harness import CellarServer
+
+SERVER = None
+
+
+def setUpModule():
+    global SERVER
+    SERVER = CellarServer(["--threads", "2"]).start()
+
+
+def tearDownModule():
+    global SERVER
+    if SERVER is not None:
+        try:
+            SERVER.stop()
+        finally:
+            SERVER.cleanup()
+            SERVER = None
+
+
+def mint(tenant, **params):
+    query = urllib.parse.urlencode(dict(tenant=tenant, **params))
+    status, body = SERVER.admin("POST", "/v1/tokens?" + query)
+    if status != 201:
+        raise AssertionError(f"minting failed: {status} {body}")
+    return body["token"]
+
+
+def ensure_tenant(name):
+    status, body = SERVER.admin("POST", "/v1/tenants/" + name)
+    assert status in (201, 409), (status, body)
+
+
+def ensure_cache(tenant, cache):
+    status, body = SERVER.admin("PUT", f"/v1/caches/{cache}?tenant={tenant}")
+    assert status in (201, 409), (status, body)
+
+
+def connect(cache, token):
+    c = redis.Redis(host="127.0.0.1", port=SERVER.resp_port, socket_timeout=10)
+    c.execute_command("AUTH", cache, token)
+    return c
+
+
+class Tenants(unittest.TestCase):
+    def test_two_tenants_same_cache_name_never_meet(self):
+        ensure_tenant("t_iso_a")
+        ensure_tenant("t_iso_b")
+        ensure_cache("t_iso_a", "sessions")
+        ensure_cache("t_iso_b", "sessions")
+        a = connect("sessions", mint("t_iso_a", super_user=1))
+        b = connect("sessions", mint("t_iso_b", super_user=1))
+        a.set("user:1", "alice")
+        b.set("user:1", "bob")
+        self.assertEqual(a.get("user:1"), b"alice")
+        self.assertEqual(b.get("user:1"), b"bob")
+        self.assertEqual(a.dbsize(), 1)
+        self.assertEqual(sorted(a.keys("*")), [b"user:1"])
+        b.flushdb()
+        self.assertEqual(a.get("user:1"), b"alice")
+        # The admin key belongs to tenant `default`: no cache "sessions" there unless made.
+        status, caches = SERVER.admin("GET", "/v1/caches?tenant=t_iso_a")
+        self.assertEqual((status, [c["name"] for c in caches["caches"]]), (200, ["sessions"]))
+
+    def test_a_token_reaches_only_its_tenants_caches(self):
+        ensure_tenant("t_only")
+        ensure_cache("t_only", "mine")
+        ensure_cache("default", "theirs")
+        token = mint("t_only", super_user=1)
+        with self.assertRaisesRegex(redis.ResponseError, "cache not found"):
+            connect("theirs", token)
+        self.assertEqual(connect("mine", token).ping(), True)
+
+    def test_unknown_tenant_is_refused_when_minting(self):
+        status, _ = SERVER.admin("POST", "/v1/tokens?tenant=nobody&super_user=1")
+        self.assertEqual(status, 404)
+
+
+class Roles(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_tenant("t_roles")
+        ensure_cache("t_roles", "farm")
+        cls.admin = connect("farm", mint("t_roles", super_user=1))
+        cls.admin.set("cow", "moo")
+        cls.admin.set("petunia", "flower")
+        cls.admin.set("horse", "neigh")
+
+    def test_read_only(self):
+        ro = connect("farm", mint("t_roles", role="ro", cache="farm"))
+        self.assertEqual(ro.get("cow"), b"moo")
+        self.assertEqual(ro.mget("cow", "horse"), [b"moo", b"neigh"])
+        self.assertGreaterEqual(ro.dbsize(), 3)  # other tests add keys too
+        for cmd in (("SET", "cow", "x"), ("DEL", "cow"), ("INCR", "n"), ("EXPIRE", "cow", "10"),
+                    ("FLUSHDB",)):
+            with self.assertRaisesRegex(redis.ResponseError, "^this token has no permission"):
+                ro.execute_command(*cmd)
+        self.assertEqual(self.admin.get("cow"), b"moo")
+
+    def test_write_only_blind_writes_only(self):
+        wo = connect("farm", mint("t_roles", role="wo", cache="farm"))
+        self.assertTrue(wo.set("wo:new", "v"))
+        self.assertTrue(wo.mset({"wo:a": "1", "wo:b": "2"}))
+        for cmd in (("GET", "cow"), ("SET", "wo:new", "v", "NX"), ("SET", "wo:new", "v", "GET"),
+                    ("INCR", "wo:n"), ("GETDEL", "cow"), ("EXISTS", "cow")):
+            with self.assertRaisesRegex(redis.ResponseError, "^this token has no permission"):
+                wo.execute_command(*cmd)
+        self.assertEqual(self.admin.get("wo:new"), b"v")
+
+    def test_key_and_prefix_scopes(self):
+        key_tok = connect("farm", mint("t_roles", role="rw", cache="farm", key="cow"))
+        self.assertEqual(key_tok.get("cow"), b"moo")
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            key_tok.get("horse")
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            key_tok.mget("cow", "horse")  # one key outside the grant refuses the command
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            key_tok.keys("*")  # listing needs a grant on every key
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            key_tok.dbsize()
+        pre = connect("farm", mint("t_roles", role="rw", cache="farm", key_prefix="pet"))
+        self.assertEqual(pre.get("petunia"), b"flower")
+        pre.set("pet:1", "dog")
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            pre.set("cow", "x")
+        # A refused command in a pipeline does not stop the others.
+        p = pre.pipeline(transaction=False)
+        p.get("petunia")
+        p.get("cow")
+        p.get("pet:1")
+        out = p.execute(raise_on_error=False)
+        self.assertEqual(out[0], b"flower")
+        self.assertIsInstance(out[1], redis.ResponseError)
+        self.assertEqual(out[2], b"dog")
+
+    def test_cache_scope(self):
+        ensure_cache("t_roles", "other")
+        tok = mint("t_roles", role="rw", cache="farm")
+        c = connect("other", tok)  # AUTH binds; every command is then refused
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            c.get("x")
+
+
+class Lifetimes(unittest.TestCase):
+    def test_expired_token_refused_at_auth_and_on_a_live_connection(self):
+        ensure_tenant("t_life")
+        ensure_cache("t_life", "c")
+        tok = mint("t_life", role="rw", cache="c", expires_in=2)
+        c = connect("c", tok)
+        c.set("k", "v")
+        time.sleep(2.2)
+        # NOAUTH, which redis-py raises as AuthenticationError.
+        with self.assertRaisesRegex(redis.AuthenticationError, "token expired"):
+            c.get("k")
+        with self.assertRaisesRegex(redis.AuthenticationError, "Authentication required"):
+            c.get("k")  # unbound now
+        with self.assertRaisesRegex(redis.ResponseError, "WRONGPASS token expired"):
+            connect("c", tok)
+
+    def test_revoked_signing_key_stops_its_tokens_at_once(self):
+        ensure_tenant("t_rev")
+        ensure_cache("t_rev", "c")
+        old = mint("t_rev", super_user=1)
+        live = connect("c", old)
+        live.set("k", "v")
+        status, body = SERVER.admin("POST", "/v1/signing-keys/rotate")
+        self.assertEqual(status, 200)
+        new = mint("t_rev", super_user=1)
+        self.assertEqual(live.get("k"), b"v")  # rotation alone keeps old tokens working
+        status, keys = SERVER.admin("GET", "/v1/signing-keys")
+        old_ids = [k["id"] for k in keys["keys"] if k["id"] != body["id"] and not k["revoked"]]
+        for kid in old_ids:
+            self.assertEqual(SERVER.admin("POST", f"/v1/signing-keys/{kid}/revoke")[0], 200)
+        with self.assertRaisesRegex(redis.AuthenticationError, "revoked"):
+            live.get("k")
+        with self.assertRaisesRegex(redis.ResponseError, "WRONGPASS"):
+            connect("c", old)
+        self.assertEqual(connect("c", new).get("k"), b"v")
+        self.assertEqual(SERVER.admin("POST", "/v1/signing-keys/knope/revoke")[0], 404)
+
+    def test_garbage_tokens_get_a_clear_error_without_the_secret(self):
+        ensure_cache("default", "g")
+        for bad in ("x", "a.b.c", "e30.e30.e30", "not-a-token-at-all-but-long-enough"):
+            with self.assertRaises(redis.ResponseError) as cm:
+                connect("g", bad)
+            self.assertTrue(str(cm.exception).startswith("WRONGPASS"), str(cm.exception))
+            if len(bad) > 8:
+                self.assertNotIn(bad, str(cm.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
