@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <memory>
 
@@ -58,6 +59,13 @@ StatusOr<std::string> Mint(const SigningKeyStore& keys, Claims c) {
   json_object_set_new(payload.get(), "k",
                       json_string(std::string(kKinds[static_cast<int>(c.kind)]).c_str()));
   json_object_set_new(payload.get(), "iat", json_integer(c.issued_at));
+  // A nonce: two tokens minted with the same claims in the same second still differ.
+  unsigned char nonce[9];
+  if (RAND_bytes(nonce, sizeof(nonce)) != 1) return Status(Code::kInternal, "no randomness");
+  json_object_set_new(
+      payload.get(), "n",
+      json_string(Base64UrlEncode(std::string_view(reinterpret_cast<char*>(nonce), sizeof(nonce)))
+                      .c_str()));
   if (c.expires_at != 0) json_object_set_new(payload.get(), "exp", json_integer(c.expires_at));
   json_error_t err;
   const std::string perms = ToJson(c.perms);

@@ -1,6 +1,7 @@
 // Tokens: compact JWS (RFC 7515) with HMAC-SHA256 (OpenSSL) over a JSON payload. Header
 // {"alg":"HS256","kid":...,"typ":"JWT"}; payload {"tn": tenant, "jti": token id, "k": kind,
-// "iat": issued (Unix s), "exp": expiry (Unix s, absent = never), "p": permissions}.
+// "iat": issued (Unix s), "exp": expiry (Unix s, absent = never), "p": permissions,
+// "n": a random nonce}.
 // Verification accepts exactly HS256, a known and unrevoked key id, a valid signature (compared
 // in constant time), a well-formed payload, and an unexpired token. Errors never echo the token.
 #pragma once

@@ -53,6 +53,9 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--tls-cert", c.tls_cert,
                  "PEM certificate chain: the API port then also accepts TLS (ALPN h2)");
   app.add_option("--tls-key", c.tls_key, "PEM private key for --tls-cert");
+  app.add_option("--public-endpoint", c.public_endpoint,
+                 "The endpoint API keys minted here name (Momento SDKs derive cache.<endpoint>, "
+                 "...); default: the bind address and API port");
   app.add_option("--admin-port", c.admin_port, "Admin HTTP port (/healthz, /metrics, /v1/caches)")
       ->capture_default_str();
   app.add_option("--memory-limit", memory_limit,

@@ -22,6 +22,7 @@ struct Config {
   bool allow_plaintext_public = false;
   std::string tls_cert;  // PEM certificate chain; with tls_key, the API port also speaks TLS
   std::string tls_key;   // PEM private key
+  std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
 };
 
 // "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,

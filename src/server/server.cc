@@ -181,6 +181,7 @@ int ServeMain(int argc, char** argv) {
     // The API port: gRPC (Momento's services) over HTTP/2.
     grpc::ServiceContext grpc_ctx;
     grpc_ctx.gateway = &gateway;
+    grpc_ctx.keys = &signing_keys;
     grpc_ctx.max_item_bytes = cfg.max_item_size;
     // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
     grpc_ctx.max_request_bytes = std::min<uint64_t>(
@@ -193,6 +194,9 @@ int ServeMain(int argc, char** argv) {
       loops[i]->grpc->Listen(cfg.bind, api_port);
       api_port = loops[i]->grpc->port();
     }
+    grpc_ctx.endpoint = cfg.public_endpoint.empty()
+                            ? cfg.bind + ":" + std::to_string(api_port)
+                            : cfg.public_endpoint;
 
     AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads, &signing_keys}));
     admin_http.Listen(cfg.bind, cfg.admin_port);

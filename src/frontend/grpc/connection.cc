@@ -464,6 +464,19 @@ void Connection::RunRound() {
       fail(Code::kDeadlineExceeded, "deadline exceeded before the call ran");
       continue;
     }
+    auto message = UnaryMessage(s.body);
+    if (!message.ok()) {
+      Reject(s, ToWire(message.status()));
+      continue;
+    }
+    if (s.method->kind == MethodKind::kAuth) {  // authenticated by the body's token
+      auto self = shared_from_this();
+      s.method->control(ctx, owner_->thread(), s, *message, [self, sp] {
+        self->Respond(*sp);
+        self->Flush();
+      });
+      continue;
+    }
     auto principal = Authenticate(s.authorization, now_ms / 1000);
     if (!principal.ok()) {
       Reject(s, ToWire(principal.status()));
@@ -471,11 +484,6 @@ void Connection::RunRound() {
     }
     const auth::Permissions& perms = (*principal)->perms;
     s.tenant = (*principal)->tenant;
-    auto message = UnaryMessage(s.body);
-    if (!message.ok()) {
-      Reject(s, ToWire(message.status()));
-      continue;
-    }
     if (s.method->kind == MethodKind::kControl) {
       if (s.method->access == auth::Access::kControl && !perms.super_user) {
         fail(Code::kPermissionDenied, "this token cannot manage caches (it needs super-user)");

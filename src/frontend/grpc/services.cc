@@ -568,6 +568,12 @@ constexpr Method Control(std::string_view path, auth::Access access,
   return Method{path, MethodKind::kControl, access, nullptr, nullptr, control};
 }
 
+constexpr Method Auth(std::string_view path,
+                      void (*control)(const ServiceContext&, uint32_t, Stream&, std::string_view,
+                                      Respond)) {
+  return Method{path, MethodKind::kAuth, auth::Access::kControl, nullptr, nullptr, control};
+}
+
 constexpr auto kR = auth::Access::kRead;
 constexpr auto kW = auth::Access::kWrite;
 constexpr auto kCW = auth::Access::kConditionalWrite;
@@ -593,6 +599,9 @@ const Method kMethods[] = {
     Control("/control_client.ScsControl/ListCaches", kCtl, ListCaches),
     Control("/control_client.ScsControl/FlushCache", kCtl, FlushCache),
     Control("/cache_client.Ping/Ping", kR, Ping),
+    Auth("/auth.Auth/GenerateApiToken", GenerateApiToken),
+    Auth("/auth.Auth/RefreshApiToken", RefreshApiToken),
+    Auth("/token.Token/GenerateDisposableToken", GenerateDisposableToken),
 };
 
 }  // namespace

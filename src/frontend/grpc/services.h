@@ -15,6 +15,7 @@
 #include <google/protobuf/message_lite.h>
 
 #include "auth/permissions.h"
+#include "auth/signing_keys.h"
 #include "common/status.h"
 #include "frontend/grpc/framing.h"
 #include "gateway/gateway.h"
@@ -23,6 +24,9 @@ namespace cellar::grpc {
 
 struct ServiceContext {
   gateway::Gateway* gateway = nullptr;
+  auth::SigningKeyStore* keys = nullptr;  // token minting (auth.Auth, token.Token)
+  std::string endpoint;                   // the base endpoint minted keys name
+  uint32_t max_disposable_seconds = 3600;
   uint64_t max_item_bytes = 0;     // largest value accepted (item_size_limit_exceeded)
   uint64_t max_request_bytes = 0;  // largest request message (request_size_limit_exceeded)
 };
@@ -59,7 +63,9 @@ struct Stream {
 // Answers a control call later, on the stream's loop.
 using Respond = std::function<void()>;
 
-enum class MethodKind : uint8_t { kData, kControl };
+// kAuth: the caller's credential travels in the request body (Momento's auth.Auth and
+// token.Token send no authorization header); otherwise like kControl.
+enum class MethodKind : uint8_t { kData, kControl, kAuth };
 
 struct Method {
   std::string_view path;
@@ -82,6 +88,11 @@ struct Method {
 const Method* FindMethod(std::string_view path);
 // Every method served (for tests and fuzzing).
 std::span<const Method> AllMethods();
+
+// The token services (auth_services.cc), one entry each.
+void GenerateApiToken(const ServiceContext&, uint32_t, Stream&, std::string_view, Respond);
+void RefreshApiToken(const ServiceContext&, uint32_t, Stream&, std::string_view, Respond);
+void GenerateDisposableToken(const ServiceContext&, uint32_t, Stream&, std::string_view, Respond);
 
 // Appends one framed message.
 void AppendMessage(std::string& out, const google::protobuf::MessageLite& m);
