@@ -34,6 +34,11 @@ constexpr char kFooter[] = R"(Examples:
   cellar get --cache sessions user:1           prints the value; exit code 1 when missing
   cellar delete --cache sessions user:1
   cellar --admin-port 9191 cache flush sessions
+  cellar tenant create acme                    a tenant (its caches are its own namespace)
+  cellar key create --tenant acme --super-user prints a token for redis AUTH / the SDK
+  cellar key create --tenant acme --role ro --cache sessions --key-prefix user: --expires-in 3600
+  cellar signing-key rotate                    new tokens are signed with a new key
+  cellar signing-key revoke k0123...           that key's tokens stop working at once
 
 Ports and the admin key come from --resp-port, --admin-port and --key (or CELLAR_ADMIN_KEY);
 those not given are read from DATA_DIR/ports.json and DATA_DIR/admin.key, which `cellar serve`
@@ -196,6 +201,81 @@ int CacheCommand(const Target& t, const std::string& action, const std::string& 
                  flushed->text == "1" ? "item" : "items");
     } else {
       fmt::print("flushed cache '{}'\n", name);
+    }
+  }
+  return 0;
+}
+
+int TenantCommand(const Target& t, const std::string& action, const std::string& name) {
+  AdminClient client(t.host, t.admin_port, t.key);
+  if (action == "create") {
+    CheckedRequest(client, "POST", "/v1/tenants/" + EncodePathSegment(name));
+    fmt::print("created tenant '{}'\n", name);
+    return 0;
+  }
+  Json doc = ParseBody(CheckedRequest(client, "GET", "/v1/tenants"));
+  const Json* tenants = doc.Find("tenants");
+  if (!tenants || tenants->type != Json::Type::kArray) throw CliError("no \"tenants\" array");
+  fmt::print("ID  NAME\n");
+  for (const Json& x : tenants->items) {
+    const Json* id = x.Find("id");
+    const Json* n = x.Find("name");
+    fmt::print("{:<3} {}\n", id ? id->text : "-", n ? n->text : "-");
+  }
+  return 0;
+}
+
+struct KeyRequest {
+  std::string tenant, role, cache, key, key_prefix, token_id;
+  bool super_user = false;
+  uint64_t expires_in = 0;
+};
+
+int KeyCreate(const Target& t, const KeyRequest& k) {
+  if (k.super_user == !k.role.empty()) {
+    throw CliError("give exactly one of --super-user or --role ro|rw|wo");
+  }
+  if (!k.key.empty() && !k.key_prefix.empty()) {
+    throw CliError("give at most one of --key and --key-prefix");
+  }
+  std::string query = "tenant=" + EncodePathSegment(k.tenant);
+  if (k.super_user) {
+    query += "&super_user=1";
+  } else {
+    query += "&role=" + EncodePathSegment(k.role);
+    if (!k.cache.empty()) query += "&cache=" + EncodePathSegment(k.cache);
+    if (!k.key.empty()) query += "&key=" + EncodePathSegment(k.key);
+    if (!k.key_prefix.empty()) query += "&key_prefix=" + EncodePathSegment(k.key_prefix);
+  }
+  if (k.expires_in > 0) query += "&expires_in=" + std::to_string(k.expires_in);
+  if (!k.token_id.empty()) query += "&token_id=" + EncodePathSegment(k.token_id);
+  AdminClient client(t.host, t.admin_port, t.key);
+  Json doc = ParseBody(CheckedRequest(client, "POST", "/v1/tokens?" + query));
+  const Json* token = doc.Find("token");
+  if (!token || token->type != Json::Type::kString) throw CliError("no token in the reply");
+  fmt::print("{}\n", token->text);  // the token alone on stdout, for scripts
+  return 0;
+}
+
+int SigningKeyCommand(const Target& t, const std::string& action, const std::string& id) {
+  AdminClient client(t.host, t.admin_port, t.key);
+  if (action == "rotate") {
+    Json doc = ParseBody(CheckedRequest(client, "POST", "/v1/signing-keys/rotate"));
+    const Json* nid = doc.Find("id");
+    fmt::print("new signing key {}\n", nid ? nid->text : "?");
+  } else if (action == "revoke") {
+    CheckedRequest(client, "POST", "/v1/signing-keys/" + EncodePathSegment(id) + "/revoke");
+    fmt::print("revoked signing key {}: its tokens no longer work\n", id);
+  } else {
+    Json doc = ParseBody(CheckedRequest(client, "GET", "/v1/signing-keys"));
+    const Json* keys = doc.Find("keys");
+    if (!keys || keys->type != Json::Type::kArray) throw CliError("no \"keys\" array");
+    fmt::print("ID                 STATE\n");
+    for (const Json& k : keys->items) {
+      const Json* kid = k.Find("id");
+      const Json* rev = k.Find("revoked");
+      fmt::print("{:<18} {}\n", kid ? kid->text : "-",
+                 rev && rev->text == "true" ? "revoked" : "active");
     }
   }
   return 0;
@@ -366,6 +446,35 @@ int CliMain(int argc, char** argv) {
   CLI::App* del = app.add_subcommand("delete", "delete keys; prints how many existed");
   del->add_option("--cache", data_cache, "cache name")->required();
   del->add_option("KEY", delete_keys, "keys")->required();
+  CLI::App* tenant = app.add_subcommand("tenant", "create or list tenants");
+  tenant->require_subcommand(1);
+  std::string tenant_name;
+  CLI::App* tenant_create = tenant->add_subcommand("create", "create a tenant");
+  tenant_create->add_option("NAME", tenant_name, "tenant name")->required();
+  CLI::App* tenant_list = tenant->add_subcommand("list", "list tenants");
+
+  CLI::App* keys = app.add_subcommand("key", "mint tokens (API keys)");
+  keys->require_subcommand(1);
+  KeyRequest key_req;
+  CLI::App* key_create = keys->add_subcommand("create", "mint a token; prints it on stdout");
+  key_create->add_option("--tenant", key_req.tenant, "the tenant it belongs to")->required();
+  key_create->add_flag("--super-user", key_req.super_user, "every permission in the tenant");
+  key_create->add_option("--role", key_req.role, "ro, rw or wo (write-only)")
+      ->check(CLI::IsMember({"ro", "rw", "wo"}));
+  key_create->add_option("--cache", key_req.cache, "only this cache (default: every cache)");
+  key_create->add_option("--key", key_req.key, "only this key");
+  key_create->add_option("--key-prefix", key_req.key_prefix, "only keys starting with this");
+  key_create->add_option("--expires-in", key_req.expires_in, "seconds until it expires (default: never)");
+  key_create->add_option("--token-id", key_req.token_id, "an id carried in the token");
+
+  CLI::App* skeys = app.add_subcommand("signing-key", "rotate, revoke or list token signing keys");
+  skeys->require_subcommand(1);
+  std::string skey_id;
+  CLI::App* skey_rotate = skeys->add_subcommand("rotate", "sign new tokens with a new key");
+  CLI::App* skey_revoke = skeys->add_subcommand("revoke", "revoke a key: its tokens stop working");
+  skey_revoke->add_option("ID", skey_id, "key id (see `signing-key list`)")->required();
+  CLI::App* skey_list = skeys->add_subcommand("list", "list signing keys");
+
   CLI::App* version = app.add_subcommand("version", "print the version");
   app.footer(kFooter);  // set last: subcommands would inherit it
 
@@ -391,7 +500,7 @@ int CliMain(int argc, char** argv) {
   target.host = host;
   if (resp_opt->count() > 0) target.resp_port = static_cast<uint16_t>(resp_port);
   if (admin_opt->count() > 0) target.admin_port = static_cast<uint16_t>(admin_port);
-  bool need_admin = cache->parsed();
+  bool need_admin = cache->parsed() || tenant->parsed() || keys->parsed() || skeys->parsed();
   ReadPortsFile(data_dir, !need_admin && resp_opt->count() == 0,
                 need_admin && admin_opt->count() == 0, &target);
   target.key = key;
@@ -402,6 +511,12 @@ int CliMain(int argc, char** argv) {
     if (cache_create->parsed()) return CacheCommand(target, "create", cache_name);
     if (cache_delete->parsed()) return CacheCommand(target, "delete", cache_name);
     if (cache_flush->parsed()) return CacheCommand(target, "flush", cache_name);
+    if (tenant_create->parsed()) return TenantCommand(target, "create", tenant_name);
+    if (tenant_list->parsed()) return TenantCommand(target, "list", "");
+    if (key_create->parsed()) return KeyCreate(target, key_req);
+    if (skey_rotate->parsed()) return SigningKeyCommand(target, "rotate", "");
+    if (skey_revoke->parsed()) return SigningKeyCommand(target, "revoke", skey_id);
+    if (skey_list->parsed()) return SigningKeyCommand(target, "list", "");
     if (get->parsed()) return Get(target, data_cache, item_key);
     if (set->parsed()) return Set(target, data_cache, item_key, value, ttl);
     if (del->parsed()) return Delete(target, data_cache, delete_keys);

@@ -164,6 +164,36 @@ out=$(rcli --no-auth-warning --user clitest -a "$key" GET greeting 2>&1)
 if [[ "$out" != "hello world" ]]; then pass "AUTH to a deleted cache is refused"; else
   fail "AUTH to a deleted cache is refused"; echo "  got: $out"; fi
 
+# ---- tenants and tokens through the CLI, used by redis-cli -----------------------
+out=$(cellar --data-dir "$data" tenant create clitenant 2>&1); rc=$?
+check_rc "cellar tenant create" 0 "$rc" "$out"
+out=$(cellar --data-dir "$data" tenant list 2>&1)
+check_contains "cellar tenant list shows it" "clitenant" "$out"
+su=$(cellar --data-dir "$data" key create --tenant clitenant --super-user 2>&1); rc=$?
+check_rc "cellar key create --super-user" 0 "$rc" "$su"
+ro=$(cellar --data-dir "$data" key create --tenant clitenant --role ro --cache tc --expires-in 600 2>&1); rc=$?
+check_rc "cellar key create --role ro" 0 "$rc" "$ro"
+out=$(rcli --no-auth-warning --user tc -a "$su" GET x 2>&1)
+check_contains "a tenant token cannot reach a cache its tenant lacks" "cache not found" "$out"
+out=$(curl -s -X PUT -H "Authorization: Bearer $key" "http://127.0.0.1:$admin_port/v1/caches/tc?tenant=clitenant")
+check_contains "admin API creates a cache in the tenant" '"tc"' "$out"
+out=$(rcli --no-auth-warning --user tc -a "$su" SET x tenant-value 2>&1)
+check_eq "super-user token writes" "OK" "$out"
+out=$(rcli --no-auth-warning --user tc -a "$ro" GET x 2>&1)
+check_eq "read-only token reads" "tenant-value" "$out"
+out=$(rcli --no-auth-warning --user tc -a "$ro" SET x other 2>&1)
+check_contains "read-only token cannot write" "NOPERM" "$out"
+out=$(cellar --data-dir "$data" key create --tenant clitenant --role zz 2>&1); rc=$?
+check_rc "cellar key create refuses a bad role" 2 "$rc" "$out"
+out=$(cellar --data-dir "$data" signing-key list 2>&1)
+kid=$(echo "$out" | awk 'NR==2 {print $1}')
+out=$(cellar --data-dir "$data" signing-key rotate 2>&1); rc=$?
+check_rc "cellar signing-key rotate" 0 "$rc" "$out"
+out=$(cellar --data-dir "$data" signing-key revoke "$kid" 2>&1); rc=$?
+check_rc "cellar signing-key revoke" 0 "$rc" "$out"
+out=$(rcli --no-auth-warning --user tc -a "$ro" GET x 2>&1)
+check_contains "a revoked key's token is refused" "revoked" "$out"
+
 # ---- SIGTERM: clean exit --------------------------------------------------------
 kill -TERM "$server_pid"
 rc=124
