@@ -53,6 +53,9 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--tls-cert", c.tls_cert,
                  "PEM certificate chain: the API port then also accepts TLS (ALPN h2)");
   app.add_option("--tls-key", c.tls_key, "PEM private key for --tls-cert");
+  app.add_flag("--tls-self-signed", c.tls_self_signed,
+               "Development: generate a self-signed certificate into DATA_DIR/tls/ (once) and "
+               "serve TLS with it");
   app.add_option("--public-endpoint", c.public_endpoint,
                  "The endpoint API keys minted here name (Momento SDKs derive cache.<endpoint>, "
                  "...); default: the bind address and API port");
@@ -81,6 +84,10 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (c.tls_self_signed && !c.tls_cert.empty()) {
+    std::cerr << "cellar serve: --tls-self-signed and --tls-cert exclude each other\n";
+    return 2;
   }
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     std::cerr << "cellar serve: --tls-cert and --tls-key go together\n";

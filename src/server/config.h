@@ -22,6 +22,7 @@ struct Config {
   bool allow_plaintext_public = false;
   std::string tls_cert;  // PEM certificate chain; with tls_key, the API port also speaks TLS
   std::string tls_key;   // PEM private key
+  bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
 };
 

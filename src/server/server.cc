@@ -105,22 +105,40 @@ int ServeMain(int argc, char** argv) {
   if (auto code = ParseServeArgs(argc, argv, cfg)) return *code;
   InitLogging(cfg.log_level);
   try {
+    const bool has_tls = !cfg.tls_cert.empty() || cfg.tls_self_signed;
+    // Beyond loopback: TLS only on RESP and the API port, the admin port on loopback, unless
+    // --allow-plaintext-public says otherwise.
+    bool tls_required = false;
+    std::string admin_bind = cfg.bind;
     if (!IsLoopback(cfg.bind)) {
       if (cfg.dev_no_auth) {
         LOG_ERROR("msg=\"--dev-no-auth is allowed on loopback only\" bind={}", cfg.bind);
         return 2;
       }
-      if (!cfg.allow_plaintext_public) {
+      if (cfg.allow_plaintext_public) {
+        LOG_WARN("msg=\"listening beyond loopback with plaintext allowed\" bind={}", cfg.bind);
+      } else if (!has_tls) {
         LOG_ERROR(
-            "msg=\"refusing to listen beyond loopback without TLS; pass "
-            "--allow-plaintext-public to do it anyway\" bind={}",
+            "msg=\"refusing to listen beyond loopback without TLS; pass --tls-cert and "
+            "--tls-key (or --tls-self-signed), or --allow-plaintext-public\" bind={}",
             cfg.bind);
         return 2;
+      } else {
+        tls_required = true;
+        admin_bind = IsLoopback(cfg.bind) ? cfg.bind : "127.0.0.1";
+        LOG_INFO("msg=\"TLS required beyond loopback; the admin port listens on loopback\" "
+                 "admin_bind={}",
+                 admin_bind);
       }
-      LOG_WARN("msg=\"listening beyond loopback in plaintext\" bind={}", cfg.bind);
     }
     std::filesystem::create_directories(cfg.data_dir);
     ::chmod(cfg.data_dir.c_str(), 0700);
+    if (cfg.tls_self_signed) {
+      cfg.tls_cert = cfg.data_dir + "/tls/cert.pem";
+      cfg.tls_key = cfg.data_dir + "/tls/key.pem";
+      net::EnsureSelfSignedCertificate(cfg.tls_cert, cfg.tls_key, cfg.bind);
+      LOG_WARN("msg=\"serving a self-signed development certificate\" cert={}", cfg.tls_cert);
+    }
     control::CacheRegistry registry(cfg.data_dir);
     control::AdminKey admin = control::LoadOrCreateAdminKey(cfg.data_dir);
     if (admin.created) {
@@ -170,9 +188,15 @@ int ServeMain(int argc, char** argv) {
         std::min<uint64_t>(512ull << 20, std::max<uint64_t>(2 * cfg.max_item_size, 16ull << 20));
     limits.max_command_bytes = std::max<uint64_t>(64ull << 20, 4 * limits.max_bulk_bytes);
 
+    // TLS for RESP and the API port (reloaded on SIGHUP).
+    std::unique_ptr<net::TlsConfig> tls;
+    if (!cfg.tls_cert.empty()) {
+      tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required);
+    }
     uint16_t resp_port = cfg.resp_port;
     for (uint32_t i = 0; i < threads; ++i) {
-      loops[i]->resp = std::make_unique<resp::RespServer>(loops[i]->io, i, &server_ctx, limits);
+      loops[i]->resp =
+          std::make_unique<resp::RespServer>(loops[i]->io, i, &server_ctx, limits, tls.get());
       loops[i]->resp->Listen(cfg.bind, resp_port);
       resp_port = loops[i]->resp->port();  // port 0: the others join the port the first got
     }
@@ -186,8 +210,6 @@ int ServeMain(int argc, char** argv) {
     // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
     grpc_ctx.max_request_bytes = std::min<uint64_t>(
         grpc::kMaxWireMessage, std::max<uint64_t>(5ull << 20, cfg.max_item_size + (64 << 10)));
-    std::unique_ptr<asio::ssl::context> tls;
-    if (!cfg.tls_cert.empty()) tls = net::MakeServerTlsContext(cfg.tls_cert, cfg.tls_key);
     uint16_t api_port = cfg.api_port;
     for (uint32_t i = 0; i < threads; ++i) {
       loops[i]->grpc = std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx, tls.get());
@@ -199,7 +221,7 @@ int ServeMain(int argc, char** argv) {
                             : cfg.public_endpoint;
 
     AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads, &signing_keys}));
-    admin_http.Listen(cfg.bind, cfg.admin_port);
+    admin_http.Listen(admin_bind, cfg.admin_port);
 
     WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http.port());
     LOG_INFO(
@@ -254,9 +276,28 @@ int ServeMain(int argc, char** argv) {
         });
       }
     };
+    // SIGHUP: re-read the TLS certificate and key; connections keep the context they began with.
+    asio::signal_set hangup(loops[0]->io, SIGHUP);
+    std::function<void()> wait_hangup = [&]() {
+      hangup.async_wait([&](error_code ec, int) {
+        if (ec) return;
+        if (tls == nullptr) {
+          LOG_INFO("msg=\"SIGHUP: no TLS configured, nothing to reload\"");
+        } else if (std::string err = tls->Reload(); err.empty()) {
+          LOG_INFO("msg=\"SIGHUP: TLS certificate reloaded\" cert={}", cfg.tls_cert);
+        } else {
+          LOG_ERROR("msg=\"SIGHUP: TLS reload failed; keeping the old certificate\" error=\"{}\"",
+                    err);
+        }
+        wait_hangup();
+      });
+    };
+    wait_hangup();
     signals.async_wait([&](error_code ec, int sig) {
       if (ec) return;
       LOG_INFO("msg=\"shutting down\" signal={}", sig);
+      error_code ignored;
+      hangup.cancel(ignored);
       admin_http.Stop();
       for (auto& loop : loops) {
         Loop* l = loop.get();

@@ -107,7 +107,7 @@ struct Callbacks {
 };
 
 Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t id)
-    : owner_(owner), socket_(std::move(socket)), id_(id) {
+    : owner_(owner), stream_(std::move(socket)), id_(id) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::BeginHeaders);
@@ -144,34 +144,11 @@ Connection::~Connection() {
 
 void Connection::Start() {
   error_code ignored;
-  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-  if (owner_->tls() == nullptr) return Read();
-  Sniff();
-}
-
-void Connection::Sniff() {
-  socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
-    if (ec || self->closed_) return self->Close();
-    unsigned char first = 0;
-    const size_t n = self->socket_.receive(asio::buffer(&first, 1),
-                                           asio::ip::tcp::socket::message_peek, ec);
-    if (ec || n == 0) return self->Close();
-    if (first == net::kTlsHandshakeByte) return self->StartTls();
+  stream_.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  stream_.Start(owner_->tls(), [self = shared_from_this()](bool ok) {
+    if (!ok || self->closed_) return self->Close();
     self->Read();
   });
-}
-
-void Connection::StartTls() {
-  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *owner_->tls());
-  tls_->async_handshake(asio::ssl::stream_base::server,
-                        [self = shared_from_this()](error_code ec) {
-                          if (ec) {
-                            LOG_DEBUG("msg=\"tls handshake failed\" conn={} error=\"{}\"",
-                                      self->id_, ec.message());
-                            return self->Close();
-                          }
-                          self->Read();
-                        });
 }
 
 void Connection::Shutdown() {
@@ -187,9 +164,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
-  error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_.Close();
   owner_->conns_.erase(this);
   Bump(GrpcMetricsOf(owner_->thread()).connections_closed);
 }
@@ -204,11 +179,7 @@ void Connection::Read() {
     if (ec) return self->Close();
     self->OnRead(n);
   };
-  if (tls_) {
-    tls_->async_read_some(asio::buffer(in_.data(), kReadBytes), std::move(on_read));
-  } else {
-    socket_.async_read_some(asio::buffer(in_.data(), kReadBytes), std::move(on_read));
-  }
+  stream_.AsyncReadSome(asio::buffer(in_.data(), kReadBytes), std::move(on_read));
 }
 
 void Connection::OnRead(size_t n) {
@@ -243,11 +214,7 @@ void Connection::RejectHttp1() {
     self->writing_ = false;
     self->Close();
   };
-  if (tls_) {
-    asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
-  } else {
-    asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
-  }
+  stream_.AsyncWrite(asio::buffer(out_), std::move(on_written));
 }
 
 std::shared_ptr<Stream> Connection::NewStream() {
@@ -583,11 +550,7 @@ void Connection::Flush() {
     self->Flush();
     self->Read();
   };
-  if (tls_) {
-    asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
-  } else {
-    asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
-  }
+  stream_.AsyncWrite(asio::buffer(out_), std::move(on_written));
 }
 
 void Connection::MaybeFinish() {

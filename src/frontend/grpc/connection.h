@@ -21,10 +21,10 @@
 
 #include <absl/container/flat_hash_map.h>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/services.h"
+#include "frontend/net/stream.h"
 #include "gateway/gateway.h"
 
 struct nghttp2_session;
@@ -55,9 +55,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr size_t kPausedOutput = 8 * 1024 * 1024;   // stop reading above this
   static constexpr size_t kMaxBufferedBodies = 64 * 1024 * 1024;
 
-  // With TLS configured: peeks at the first byte to tell a TLS ClientHello from h2c.
-  void Sniff();
-  void StartTls();
   void Read();
   void OnRead(size_t n);
   void Flush();
@@ -87,8 +84,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Reject(Stream& s, WireStatus status);
 
   GrpcServer* owner_;
-  boost::asio::ip::tcp::socket socket_;
-  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+  net::Stream stream_;  // TCP, or TLS told apart by the first byte
   const uint64_t id_;
   nghttp2_session* session_ = nullptr;
   std::string in_;

@@ -17,7 +17,7 @@ std::atomic<int64_t>& GrpcServer::LiveConnections() {
 }
 
 GrpcServer::GrpcServer(asio::io_context& io, uint32_t thread, const ServiceContext* context,
-                       asio::ssl::context* tls)
+                       net::TlsConfig* tls)
     : io_(io),
       thread_(thread),
       context_(context),

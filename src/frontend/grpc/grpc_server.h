@@ -13,6 +13,7 @@
 
 #include "frontend/grpc/services.h"
 #include "frontend/net/listen.h"
+#include "frontend/net/tls.h"
 
 namespace cellar::grpc {
 
@@ -23,9 +24,10 @@ class GrpcServer {
   // Momento's SDK multiplexes up to 100 subscriptions per connection; allow more.
   static constexpr uint32_t kMaxConcurrentStreams = 1000;
 
-  // tls: when set, the port also accepts TLS (ALPN h2), told apart from h2c by the first byte.
+  // tls: when set, the port also accepts TLS (ALPN h2), told apart from h2c by the first byte
+  // (only TLS if tls->required()).
   GrpcServer(boost::asio::io_context& io, uint32_t thread, const ServiceContext* context,
-             boost::asio::ssl::context* tls = nullptr);
+             net::TlsConfig* tls = nullptr);
   ~GrpcServer();
 
   // Throws std::runtime_error on failure (start-up only).
@@ -38,7 +40,7 @@ class GrpcServer {
 
   uint32_t thread() const { return thread_; }
   const ServiceContext& context() const { return *context_; }
-  boost::asio::ssl::context* tls() const { return tls_; }
+  net::TlsConfig* tls() const { return tls_; }
   static std::atomic<int64_t>& LiveConnections();
 
  private:
@@ -47,7 +49,7 @@ class GrpcServer {
   boost::asio::io_context& io_;
   const uint32_t thread_;
   const ServiceContext* context_;
-  boost::asio::ssl::context* tls_;
+  net::TlsConfig* tls_;
   net::Listener listener_;
   absl::flat_hash_set<Connection*> conns_;
   uint64_t next_id_;

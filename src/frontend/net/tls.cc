@@ -1,8 +1,18 @@
 #include "frontend/net/tls.h"
 
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <filesystem>
 
 #include <stdexcept>
+
+#include <boost/asio/ip/address.hpp>
 
 namespace cellar::net {
 
@@ -42,6 +52,80 @@ std::unique_ptr<ssl::context> MakeServerTlsContext(const std::string& cert_file,
   }
   SSL_CTX_set_alpn_select_cb(ctx->native_handle(), SelectAlpn, nullptr);
   return ctx;
+}
+
+TlsConfig::TlsConfig(std::string cert_file, std::string key_file, bool required)
+    : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)), required_(required) {
+  current_ = MakeServerTlsContext(cert_file_, key_file_);
+}
+
+std::shared_ptr<ssl::context> TlsConfig::Current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+std::string TlsConfig::Reload() {
+  try {
+    std::shared_ptr<ssl::context> fresh = MakeServerTlsContext(cert_file_, key_file_);
+    std::lock_guard lock(mu_);
+    current_ = std::move(fresh);
+    return {};
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+void EnsureSelfSignedCertificate(const std::string& cert_file, const std::string& key_file,
+                                 const std::string& host) {
+  if (std::filesystem::exists(cert_file) && std::filesystem::exists(key_file)) return;
+  auto fail = [](const char* what) { return std::runtime_error(std::string("self-signed certificate: ") + what); };
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(EVP_EC_gen("P-256"), EVP_PKEY_free);
+  if (!pkey) throw fail("cannot generate a key");
+  std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
+  X509_set_version(cert.get(), 2);
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof(serial));
+  serial[0] &= 0x7f;
+  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  BN_free(bn);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600);
+  X509_set_pubkey(cert.get(), pkey.get());
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("cellar development"), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), name);
+  std::string san = "DNS:localhost,IP:127.0.0.1,IP:::1";
+  boost::system::error_code ec;
+  const auto addr = boost::asio::ip::make_address(host, ec);
+  if (!ec && !addr.is_loopback() && !addr.is_unspecified()) san += ",IP:" + host;
+  X509V3_CTX v3;
+  X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
+  for (const auto& [nid, value] : {std::pair<int, std::string>{NID_subject_alt_name, san},
+                                   {NID_basic_constraints, "critical,CA:TRUE"},
+                                   {NID_key_usage, "critical,digitalSignature,keyCertSign"},
+                                   {NID_ext_key_usage, "serverAuth"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str());
+    if (ext == nullptr) throw fail("cannot add an extension");
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (X509_sign(cert.get(), pkey.get(), EVP_sha256()) == 0) throw fail("cannot sign");
+  std::filesystem::create_directories(std::filesystem::path(cert_file).parent_path());
+  const int fd = ::open(key_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  FILE* kf = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
+  if (kf == nullptr || PEM_write_PrivateKey(kf, pkey.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    if (kf) std::fclose(kf);
+    throw fail("cannot write the key file");
+  }
+  std::fclose(kf);
+  FILE* cf = std::fopen(cert_file.c_str(), "w");
+  if (cf == nullptr || PEM_write_X509(cf, cert.get()) != 1) {
+    if (cf) std::fclose(cf);
+    throw fail("cannot write the certificate file");
+  }
+  std::fclose(cf);
 }
 
 }  // namespace cellar::net

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <boost/asio/ssl/context.hpp>
@@ -15,5 +16,31 @@ std::unique_ptr<boost::asio::ssl::context> MakeServerTlsContext(const std::strin
 
 // The first byte of a TLS ClientHello record (content type "handshake").
 inline constexpr unsigned char kTlsHandshakeByte = 0x16;
+
+// The server's TLS settings, reloadable: a connection takes the current context when its
+// handshake starts and keeps it (shared) for its life, so Reload (SIGHUP) never drops a
+// connection. Thread-safe.
+class TlsConfig {
+ public:
+  // Loads the files now; throws like MakeServerTlsContext. required: plaintext connections
+  // on TLS-capable ports are refused (listening beyond loopback).
+  TlsConfig(std::string cert_file, std::string key_file, bool required);
+  std::shared_ptr<boost::asio::ssl::context> Current() const;
+  // Re-reads the files; on failure keeps the old context and returns the error.
+  std::string Reload();
+  bool required() const { return required_; }
+
+ private:
+  const std::string cert_file_, key_file_;
+  const bool required_;
+  mutable std::mutex mu_;
+  std::shared_ptr<boost::asio::ssl::context> current_;
+};
+
+// Writes a self-signed development certificate (EC P-256, valid 1 year, SAN localhost,
+// 127.0.0.1 and `host`) to cert_file/key_file (key mode 0600) unless both exist. Throws
+// std::runtime_error on failure.
+void EnsureSelfSignedCertificate(const std::string& cert_file, const std::string& key_file,
+                                 const std::string& host);
 
 }  // namespace cellar::net

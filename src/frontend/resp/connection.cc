@@ -19,13 +19,13 @@ constexpr size_t kReadChunk = 16 * 1024;
 }  // namespace
 
 Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t id)
-    : owner_(owner), socket_(std::move(socket)), parser_(kPreAuthLimits) {
+    : owner_(owner), stream_(std::move(socket)), parser_(kPreAuthLimits) {
   state_.id = id;
   state_.created_ms = SystemClock::Get()->NowMillis();
   error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
+  auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) state_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  stream_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
   if (owner_->server_->gateway->options().dev_no_auth) {
     auto cache = owner_->server_->gateway->ResolveCache(control::kDefaultTenant, "default");
     if (cache.ok()) {
@@ -47,7 +47,12 @@ Connection::~Connection() {
   Bump(MetricsOf(owner_->thread_).connections_closed);
 }
 
-void Connection::Start() { Read(); }
+void Connection::Start() {
+  stream_.Start(owner_->tls_, [self = shared_from_this()](bool ok) {
+    if (!ok) return self->Close();
+    self->Read();
+  });
+}
 
 ParserLimits Connection::Limits() const {
   // Before AUTH only small commands are accepted (AUTH, HELLO, PING...), as Redis does for
@@ -63,9 +68,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
-  error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  stream_.Close();
 }
 
 void Connection::Read() {
@@ -75,8 +78,8 @@ void Connection::Read() {
   size_t want = std::max(kReadChunk, std::min(parser_.Wanted(), std::max(in_len_, kReadChunk)));
   if (in_.size() - in_len_ < want) in_.resize(in_len_ + want);
   reading_ = true;
-  socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
-                          [self = shared_from_this()](error_code ec, size_t n) {
+  stream_.AsyncReadSome(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                        [self = shared_from_this()](error_code ec, size_t n) {
                             self->reading_ = false;
                             if (ec) return self->Close();
                             self->OnRead(n);
@@ -283,7 +286,7 @@ void Connection::CountCommand(const Pending& p, size_t reply_start) {
 void Connection::Write() {
   if (out_.empty()) return AfterWrite();
   Bump(MetricsOf(owner_->thread_).bytes_out, out_.size());
-  asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+  stream_.AsyncWrite(asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
     if (ec) {
       self->busy_ = false;
       return self->Close();

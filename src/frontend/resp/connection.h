@@ -14,6 +14,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "frontend/net/stream.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/parser.h"
 #include "gateway/gateway.h"
@@ -73,7 +74,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   CommandContext MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls, const Pending& p);
 
   RespServer* owner_;
-  boost::asio::ip::tcp::socket socket_;
+  net::Stream stream_;  // TCP, or TLS told apart by the first byte
   ConnState state_;
   RespParser parser_;
   std::string in_;     // receive buffer; bytes [0, in_len_) are valid

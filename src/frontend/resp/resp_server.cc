@@ -17,12 +17,13 @@ std::atomic<int64_t>& RespServer::LiveConnections() {
 }
 
 RespServer::RespServer(asio::io_context& io, uint32_t thread, ServerContext* server,
-                       ParserLimits limits)
+                       ParserLimits limits, net::TlsConfig* tls)
     : io_(io),
       thread_(thread),
       server_(server),
       limits_(limits),
       listener_(io, "RESP"),
+      tls_(tls),
       // Connection ids are unique across loops: the loop index in the high bits.
       next_id_((static_cast<uint64_t>(thread) << 48) + 1) {}
 

@@ -15,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "frontend/net/listen.h"
+#include "frontend/net/tls.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/parser.h"
 
@@ -24,8 +25,10 @@ class Connection;
 
 class RespServer {
  public:
+  // tls: when set, the port also accepts TLS, told apart by the first byte (only TLS if
+  // tls->required()).
   RespServer(boost::asio::io_context& io, uint32_t thread, ServerContext* server,
-             ParserLimits limits);
+             ParserLimits limits, net::TlsConfig* tls = nullptr);
   ~RespServer();
 
   // Binds with SO_REUSEPORT; throws std::runtime_error on failure (start-up only).
@@ -48,6 +51,7 @@ class RespServer {
   ServerContext* server_;
   ParserLimits limits_;
   net::Listener listener_;
+  net::TlsConfig* tls_;
   absl::flat_hash_set<Connection*> conns_;
   uint64_t next_id_;
 };

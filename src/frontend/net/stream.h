@@ -1,0 +1,57 @@
+// A client connection's byte stream: a TCP socket, optionally wrapped in TLS. With TLS
+// configured, Start peeks at the first byte: a TLS ClientHello (0x16) starts a handshake,
+// anything else stays plaintext (refused when the TLS config says TLS is required). RESP and
+// gRPC both start this way, so one port serves both forms. Thread: the owning loop's.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+
+#include "frontend/net/tls.h"
+
+namespace cellar::net {
+
+class Stream {
+ public:
+  explicit Stream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+
+  boost::asio::ip::tcp::socket& socket() { return socket_; }
+  bool is_tls() const { return tls_ != nullptr; }
+
+  // done(true) once the connection may be read (plaintext, or TLS after its handshake);
+  // done(false) if it should be closed. Without tls, done(true) at once.
+  void Start(TlsConfig* tls, std::function<void(bool)> done);
+
+  template <typename Buffer, typename Handler>
+  void AsyncReadSome(const Buffer& buffer, Handler&& handler) {
+    if (tls_) {
+      tls_->async_read_some(buffer, std::forward<Handler>(handler));
+    } else {
+      socket_.async_read_some(buffer, std::forward<Handler>(handler));
+    }
+  }
+
+  template <typename Buffer, typename Handler>
+  void AsyncWrite(const Buffer& buffer, Handler&& handler) {
+    if (tls_) {
+      boost::asio::async_write(*tls_, buffer, std::forward<Handler>(handler));
+    } else {
+      boost::asio::async_write(socket_, buffer, std::forward<Handler>(handler));
+    }
+  }
+
+  // Closes the socket (no TLS close_notify); pending operations end with an error.
+  void Close();
+
+ private:
+  boost::asio::ip::tcp::socket socket_;
+  std::shared_ptr<boost::asio::ssl::context> ctx_;  // outlives tls_ (declared first)
+  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+};
+
+}  // namespace cellar::net
