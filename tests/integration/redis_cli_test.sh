@@ -204,6 +204,34 @@ done
 check_rc "SIGTERM exits 0" 0 "$rc"
 server_pid=""
 
+# ---- redis-cli --tls against a --tls-self-signed server --------------------------
+tls_data="$tmp/tlsdata"
+mkdir -p "$tls_data"
+"$CELLAR_BIN" serve --data-dir "$tls_data" --resp-port 0 --admin-port 0 --api-port 0 \
+  --threads 1 --tls-self-signed >"$tmp/tls_server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 200); do
+  [[ -s "$tls_data/ports.json" ]] && break
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.1
+done
+tls_port=$(jq -r .resp "$tls_data/ports.json")
+tls_admin=$(jq -r .admin "$tls_data/ports.json")
+tls_key=$(cat "$tls_data/admin.key")
+curl -fsS -X PUT -H "Authorization: Bearer $tls_key" "http://127.0.0.1:$tls_admin/v1/caches/t" >/dev/null
+tcli() { timeout 30 "$REDIS_CLI" --tls --cacert "$tls_data/tls/cert.pem" -h 127.0.0.1 -p "$tls_port" \
+  --no-auth-warning --user t -a "$tls_key" "$@"; }
+out=$(tcli SET greeting "over tls" 2>&1)
+check_eq "redis-cli --tls SET" "OK" "$out"
+out=$(tcli GET greeting 2>&1)
+check_eq "redis-cli --tls GET" "over tls" "$out"
+out=$(timeout 30 "$REDIS_CLI" --tls -h 127.0.0.1 -p "$tls_port" --no-auth-warning --user t \
+  -a "$tls_key" GET greeting 2>&1)
+check_contains "redis-cli --tls without the CA is refused" "certificate" "$out"
+kill -TERM "$server_pid"; wait "$server_pid"; rc=$?
+check_rc "TLS server SIGTERM exits 0" 0 "$rc"
+server_pid=""
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures check(s) failed; server log tail:"; tail -n 30 "$tmp/server.log"
   exit 1
