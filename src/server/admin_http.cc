@@ -6,9 +6,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
+
+#include "frontend/net/tls.h"
 #include <unordered_set>
 #include <utility>
 
@@ -80,6 +83,7 @@ struct AdminHttpServer::State : std::enable_shared_from_this<AdminHttpServer::St
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
+  net::TlsConfig* tls = nullptr;  // TLS beside plaintext (or only TLS if required)
   bool stopped = false;
   uint16_t port = 0;
   // Live connections, so Stop can close the idle ones. Sessions remove themselves on destruction;
@@ -97,7 +101,40 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   ~Session() { state_->sessions.erase(this); }
 
-  void Start() { ReadHeader(); }
+  void Start() {
+    net::TlsConfig* tls = state_->tls;
+    if (tls == nullptr) return ReadHeader();
+    // TLS or plaintext, told apart by the first byte (a ClientHello starts with 0x16).
+    stream_.expires_after(state_->read_timeout);
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), tls](error_code ec) {
+      if (ec) return self->Close();
+      unsigned char first = 0;
+      const size_t n = self->stream_.socket().receive(asio::buffer(&first, 1),
+                                                      tcp::socket::message_peek, ec);
+      if (ec || n == 0) return self->Close();
+      if (first != net::kTlsHandshakeByte) {
+        if (tls->required()) return self->Close();
+        return self->ReadHeader();
+      }
+      self->tls_ctx_ = tls->Current();
+      self->tls_ = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(self->stream_,
+                                                                           *self->tls_ctx_);
+      self->tls_->async_handshake(asio::ssl::stream_base::server, [self](error_code ec) {
+        if (ec) return self->Close();
+        self->ReadHeader();
+      });
+    });
+  }
+
+  // Runs f on the connection's stream: TLS if it negotiated it, else the TCP stream.
+  template <typename F>
+  void Io(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(stream_);
+    }
+  }
 
   // Called by Stop: a connection waiting for its next request is closed now; one in the middle of
   // a request finishes it (the response says "Connection: close").
@@ -125,9 +162,11 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
     stream_.expires_after(state_->read_timeout);
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](error_code ec, std::size_t) { self->OnHeader(ec); });
+    Io([&](auto& io) {
+      http::async_read_header(
+          io, buffer_, *parser_,
+          [self = shared_from_this()](error_code ec, std::size_t) { self->OnHeader(ec); });
+    });
   }
 
   void OnHeader(error_code ec) {
@@ -139,11 +178,12 @@ class Session : public std::enable_shared_from_this<Session> {
     auto expect = parser_->get()[http::field::expect];
     if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
       continue_.emplace(http::status::continue_, version_);
-      http::async_write(stream_, *continue_,
-                        [self = shared_from_this()](error_code ec, std::size_t) {
-                          if (ec) return self->Close();
-                          self->ReadBody();
-                        });
+      Io([&](auto& io) {
+        http::async_write(io, *continue_, [self = shared_from_this()](error_code ec, std::size_t) {
+          if (ec) return self->Close();
+          self->ReadBody();
+        });
+      });
       return;
     }
     ReadBody();
@@ -151,8 +191,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadBody() {
     stream_.expires_after(state_->read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](error_code ec, std::size_t) { self->OnBody(ec); });
+    Io([&](auto& io) {
+      http::async_read(io, buffer_, *parser_,
+                       [self = shared_from_this()](error_code ec, std::size_t) { self->OnBody(ec); });
+    });
   }
 
   void OnReadError(error_code ec) {
@@ -237,10 +279,12 @@ class Session : public std::enable_shared_from_this<Session> {
     response_->body() = std::move(body);
     response_->prepare_payload();
     stream_.expires_after(state_->read_timeout);
-    http::async_write(stream_, *response_,
-                      [self = shared_from_this(), error_close](error_code ec, std::size_t) {
-                        self->OnWrite(ec, error_close);
-                      });
+    Io([&](auto& io) {
+      http::async_write(io, *response_,
+                        [self = shared_from_this(), error_close](error_code ec, std::size_t) {
+                          self->OnWrite(ec, error_close);
+                        });
+    });
   }
 
   void OnWrite(error_code ec, bool error_close) {
@@ -262,12 +306,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void DrainSome() {
-    stream_.async_read_some(asio::buffer(drain_buf_),
-                            [self = shared_from_this()](error_code ec, std::size_t n) {
-                              self->drained_ += n;
-                              if (ec || self->drained_ > kDrainLimit) return self->Close();
-                              self->DrainSome();
-                            });
+    Io([&](auto& io) {
+      io.async_read_some(asio::buffer(drain_buf_),
+                         [self = shared_from_this()](error_code ec, std::size_t n) {
+                           self->drained_ += n;
+                           if (ec || self->drained_ > kDrainLimit) return self->Close();
+                           self->DrainSome();
+                         });
+    });
   }
 
   void Close() {
@@ -279,6 +325,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::shared_ptr<AdminHttpServer::State> state_;
   beast::tcp_stream stream_;
+  std::shared_ptr<asio::ssl::context> tls_ctx_;  // outlives tls_ (declared first)
+  std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> tls_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
@@ -367,6 +415,8 @@ void AdminHttpServer::Stop() {
     asio::post(state_->io, [state = state_] { state->StopNow(); });
   }
 }
+
+void AdminHttpServer::set_tls(net::TlsConfig* tls) { state_->tls = tls; }
 
 void AdminHttpServer::set_read_timeout(std::chrono::milliseconds timeout) {
   state_->read_timeout = timeout;

@@ -14,6 +14,10 @@
 #include <memory>
 #include <string>
 
+namespace cellar::net {
+class TlsConfig;
+}
+
 namespace cellar::server {
 
 struct HttpRequest {
@@ -59,6 +63,8 @@ class AdminHttpServer {
   // How long a client may take to send a request, and how long a connection may sit idle between
   // requests (default 30 s). Tests shorten it; set it before Listen.
   void set_read_timeout(std::chrono::milliseconds timeout);
+  // Accept TLS beside plaintext (HTTPS; or only TLS if tls->required()). Before Listen.
+  void set_tls(net::TlsConfig* tls);
 
   struct State;  // shared with the connections, so they may outlive this object safely
 

@@ -106,10 +106,9 @@ int ServeMain(int argc, char** argv) {
   InitLogging(cfg.log_level);
   try {
     const bool has_tls = !cfg.tls_cert.empty() || cfg.tls_self_signed;
-    // Beyond loopback: TLS only on RESP and the API port, the admin port on loopback, unless
+    // Beyond loopback: every listener (RESP, API, admin) takes TLS only, unless
     // --allow-plaintext-public says otherwise.
     bool tls_required = false;
-    std::string admin_bind = cfg.bind;
     if (!IsLoopback(cfg.bind)) {
       if (cfg.dev_no_auth) {
         LOG_ERROR("msg=\"--dev-no-auth is allowed on loopback only\" bind={}", cfg.bind);
@@ -125,10 +124,7 @@ int ServeMain(int argc, char** argv) {
         return 2;
       } else {
         tls_required = true;
-        admin_bind = IsLoopback(cfg.bind) ? cfg.bind : "127.0.0.1";
-        LOG_INFO("msg=\"TLS required beyond loopback; the admin port listens on loopback\" "
-                 "admin_bind={}",
-                 admin_bind);
+        LOG_INFO("msg=\"TLS required on every listener beyond loopback\" bind={}", cfg.bind);
       }
     }
     std::filesystem::create_directories(cfg.data_dir);
@@ -189,9 +185,11 @@ int ServeMain(int argc, char** argv) {
     limits.max_command_bytes = std::max<uint64_t>(64ull << 20, 4 * limits.max_bulk_bytes);
 
     // TLS for RESP and the API port (reloaded on SIGHUP).
-    std::unique_ptr<net::TlsConfig> tls;
+    std::unique_ptr<net::TlsConfig> tls, admin_tls;  // ALPN h2 / http/1.1
     if (!cfg.tls_cert.empty()) {
       tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required);
+      admin_tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required,
+                                                   /*alpn_h2=*/false);
     }
     uint16_t resp_port = cfg.resp_port;
     for (uint32_t i = 0; i < threads; ++i) {
@@ -221,7 +219,8 @@ int ServeMain(int argc, char** argv) {
                             : cfg.public_endpoint;
 
     AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads, &signing_keys}));
-    admin_http.Listen(admin_bind, cfg.admin_port);
+    admin_http.set_tls(admin_tls.get());
+    admin_http.Listen(cfg.bind, cfg.admin_port);
 
     WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http.port());
     LOG_INFO(
@@ -283,7 +282,8 @@ int ServeMain(int argc, char** argv) {
         if (ec) return;
         if (tls == nullptr) {
           LOG_INFO("msg=\"SIGHUP: no TLS configured, nothing to reload\"");
-        } else if (std::string err = tls->Reload(); err.empty()) {
+        } else if (std::string err = tls->Reload(); err.empty() &&
+                                                    (err = admin_tls->Reload()).empty()) {
           LOG_INFO("msg=\"SIGHUP: TLS certificate reloaded\" cert={}", cfg.tls_cert);
         } else {
           LOG_ERROR("msg=\"SIGHUP: TLS reload failed; keeping the old certificate\" error=\"{}\"",

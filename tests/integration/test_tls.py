@@ -83,6 +83,14 @@ class Tls(unittest.TestCase):
         self.assertEqual(live.get("before"), b"1")  # the old connection lives on
         self.assertEqual(self.tls_client().get("before"), b"1")
 
+    def test_admin_port_speaks_https_and_plain_http_on_loopback(self):
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=self.cert)
+        url = f"https://localhost:{self.s.admin_port}/healthz"
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            self.assertEqual((r.status, r.read()), (200, b"ok\n"))
+        self.assertEqual(self.s.admin("GET", "/healthz", auth=False), (200, "ok\n"))
+
     def test_a_bad_reload_keeps_the_old_certificate(self):
         good = fingerprint(self.s.resp_port, self.cert)
         with open(self.cert) as f:

@@ -23,10 +23,13 @@ namespace {
 // ALPN: h2 if offered; otherwise no protocol is agreed (the connection is then told apart by
 // what the client sends, as on the plaintext port).
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
+               unsigned int inlen, void* arg) {
   static constexpr unsigned char kH2[] = {2, 'h', '2'};
+  static constexpr unsigned char kHttp1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  const bool h2 = arg != nullptr;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kH2, sizeof(kH2), in, inlen) ==
+  if (SSL_select_next_proto(&selected, outlen, h2 ? kH2 : kHttp1,
+                            h2 ? sizeof(kH2) : sizeof(kHttp1), in, inlen) ==
       OPENSSL_NPN_NEGOTIATED) {
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
@@ -37,7 +40,7 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
 }  // namespace
 
 std::unique_ptr<ssl::context> MakeServerTlsContext(const std::string& cert_file,
-                                                   const std::string& key_file) {
+                                                   const std::string& key_file, bool alpn_h2) {
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
@@ -50,13 +53,17 @@ std::unique_ptr<ssl::context> MakeServerTlsContext(const std::string& cert_file,
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     throw std::runtime_error("--tls-key " + key_file + " does not match --tls-cert " + cert_file);
   }
-  SSL_CTX_set_alpn_select_cb(ctx->native_handle(), SelectAlpn, nullptr);
+  static int h2_marker;
+  SSL_CTX_set_alpn_select_cb(ctx->native_handle(), SelectAlpn, alpn_h2 ? &h2_marker : nullptr);
   return ctx;
 }
 
-TlsConfig::TlsConfig(std::string cert_file, std::string key_file, bool required)
-    : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)), required_(required) {
-  current_ = MakeServerTlsContext(cert_file_, key_file_);
+TlsConfig::TlsConfig(std::string cert_file, std::string key_file, bool required, bool alpn_h2)
+    : cert_file_(std::move(cert_file)),
+      key_file_(std::move(key_file)),
+      required_(required),
+      alpn_h2_(alpn_h2) {
+  current_ = MakeServerTlsContext(cert_file_, key_file_, alpn_h2_);
 }
 
 std::shared_ptr<ssl::context> TlsConfig::Current() const {
@@ -66,7 +73,7 @@ std::shared_ptr<ssl::context> TlsConfig::Current() const {
 
 std::string TlsConfig::Reload() {
   try {
-    std::shared_ptr<ssl::context> fresh = MakeServerTlsContext(cert_file_, key_file_);
+    std::shared_ptr<ssl::context> fresh = MakeServerTlsContext(cert_file_, key_file_, alpn_h2_);
     std::lock_guard lock(mu_);
     current_ = std::move(fresh);
     return {};

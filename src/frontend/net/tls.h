@@ -11,8 +11,10 @@
 namespace cellar::net {
 
 // Throws std::runtime_error naming the file on a bad certificate or key (start-up only).
+// alpn_h2: ALPN picks h2 (the API port); otherwise http/1.1 (the admin port).
 std::unique_ptr<boost::asio::ssl::context> MakeServerTlsContext(const std::string& cert_file,
-                                                                const std::string& key_file);
+                                                                const std::string& key_file,
+                                                                bool alpn_h2 = true);
 
 // The first byte of a TLS ClientHello record (content type "handshake").
 inline constexpr unsigned char kTlsHandshakeByte = 0x16;
@@ -24,7 +26,7 @@ class TlsConfig {
  public:
   // Loads the files now; throws like MakeServerTlsContext. required: plaintext connections
   // on TLS-capable ports are refused (listening beyond loopback).
-  TlsConfig(std::string cert_file, std::string key_file, bool required);
+  TlsConfig(std::string cert_file, std::string key_file, bool required, bool alpn_h2 = true);
   std::shared_ptr<boost::asio::ssl::context> Current() const;
   // Re-reads the files; on failure keeps the old context and returns the error.
   std::string Reload();
@@ -33,6 +35,7 @@ class TlsConfig {
  private:
   const std::string cert_file_, key_file_;
   const bool required_;
+  const bool alpn_h2_;
   mutable std::mutex mu_;
   std::shared_ptr<boost::asio::ssl::context> current_;
 };
