@@ -9,11 +9,16 @@ import {
   RefreshApiKey, TokenScopes,
 } from '@gomomento/sdk';
 
+import { createRequire } from 'node:module';
+
 import {
   CellarServer, expectError, expectType, makeCacheClient, tokenCredentials, uid, withServer,
 } from '../lib/harness.mjs';
 
 const TIMEOUT = { timeout: 30000 };
+// The SDK's own super-user scope (what Momento's console mints), not exported at top level.
+const { InternalSuperUserPermissions } = createRequire(import.meta.url)(
+  '@gomomento/sdk-core/dist/src/internal/utils/auth.js');
 
 describe('AuthClient: API keys and disposable tokens', () => {
   let server;
@@ -73,6 +78,20 @@ describe('AuthClient: API keys and disposable tokens', () => {
       const sub = new AuthClient({ credentialProvider: keyCredentials(all.apiKey) });
       expectError(await sub.generateApiKey(AllDataReadWrite, ExpiresIn.minutes(5)),
         GenerateApiKey.Error, MomentoErrorCode.PERMISSION_ERROR, 'AllDataReadWrite minting');
+      sub.close?.();
+    }));
+
+  test('generateApiKey super-user: only the bootstrap key may mint one', TIMEOUT,
+    withServer(() => [server], async () => {
+      const su = await authClient.generateApiKey(new InternalSuperUserPermissions(), ExpiresIn.minutes(10));
+      expectType(su, GenerateApiKey.Success, 'the admin key mints a super-user key');
+      const c = await cacheClientFor(su.apiKey);
+      expectType(await c.createCache(uid('su')), CreateCache.Success, 'a super-user key manages caches');
+      const sub = new AuthClient({ credentialProvider: keyCredentials(su.apiKey) });
+      expectError(await sub.generateApiKey(new InternalSuperUserPermissions(), ExpiresIn.minutes(5)),
+        GenerateApiKey.Error, MomentoErrorCode.PERMISSION_ERROR, 'a super-user key minting super-user');
+      expectType(await sub.generateApiKey(AllDataReadWrite, ExpiresIn.minutes(5)), GenerateApiKey.Success,
+        'a super-user key mints AllDataReadWrite');
       sub.close?.();
     }));
 
