@@ -43,7 +43,16 @@ int HexValue(char c) {
   return -1;
 }
 
-// Decodes %XX escapes; '+' stays '+' because that rule is for query strings, not paths.
+
+std::string ErrorJson(std::string_view message) {
+  // Messages here are fixed ASCII text without quotes or backslashes, so no escaping is needed.
+  return "{\"error\":\"" + std::string(message) + "\"}";
+}
+
+class Session;
+
+}  // namespace
+
 bool PercentDecode(std::string_view in, std::string* out) {
   out->clear();
   out->reserve(in.size());
@@ -62,14 +71,6 @@ bool PercentDecode(std::string_view in, std::string* out) {
   return true;
 }
 
-std::string ErrorJson(std::string_view message) {
-  // Messages here are fixed ASCII text without quotes or backslashes, so no escaping is needed.
-  return "{\"error\":\"" + std::string(message) + "\"}";
-}
-
-class Session;
-
-}  // namespace
 
 struct AdminHttpServer::State : std::enable_shared_from_this<AdminHttpServer::State> {
   State(asio::io_context& io_context, HttpHandler h)

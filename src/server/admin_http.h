@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace cellar::net {
 class TlsConfig;
@@ -39,6 +40,10 @@ struct HttpResponse {
 // are ignored. If every copy is destroyed without a call, the client gets a 500.
 using HttpRespond = std::function<void(HttpResponse)>;
 using HttpHandler = std::function<void(const HttpRequest&, HttpRespond)>;
+
+// Decodes %XX escapes ('+' stays '+': that rule is for query strings, not paths). False on a
+// malformed escape.
+bool PercentDecode(std::string_view in, std::string* out);
 
 class AdminHttpServer {
  public:

@@ -1,5 +1,6 @@
 #include "server/admin_routes.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -242,22 +243,10 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     const size_t eq = pair.find('=');
     if (pair.substr(0, eq) != name) continue;
-    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string raw(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    std::replace(raw.begin(), raw.end(), '+', ' ');  // the query-string rule, before decoding
     std::string out;
-    for (size_t i = 0; i < raw.size(); ++i) {
-      auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-      };
-      if (raw[i] == '%' && i + 2 < raw.size() + 0 && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
-        out.push_back(static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2])));
-        i += 2;
-      } else {
-        out.push_back(raw[i] == '+' ? ' ' : raw[i]);
-      }
-    }
+    if (!PercentDecode(raw, &out)) return raw;  // a malformed escape stays as sent
     return out;
   }
   return std::nullopt;
