@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,94 @@ enum class Op : uint8_t {
   kStats,        // this shard's counters -> numbers, indexed by StatIndex
   kSetIf,        // integer = SetIfCondition, check = value or hash to compare, value,
                  // expire_at/kSetTtl -> found (stored)
+
+  // ---- Collections (see "Collection conventions" below) ----------------------------------
+  // Dictionaries (Redis hashes).
+  kHSet,         // args = field, value, field, value... ; kNx: HSETNX (one pair)
+                 // -> integer = fields added (HSETNX: 1 if set, else 0)
+  kHGet,         // args = fields -> found (dict exists), items[i] = value or "",
+                 // numbers[i] = 1 if field i exists else 0
+  kHGetAll,      // integer = 0 pairs, 1 fields only, 2 values only -> found, items
+                 // (pairs: field, value, field, value...)
+  kHDel,         // args = fields -> integer = fields removed, length = fields left
+  kHLen,         // -> found, integer = number of fields
+  kHExists,      // args[0] = field -> integer (0/1)
+  kHIncrBy,      // args[0] = field, integer = delta -> integer = new value
+                 // (field not an integer: kNotInteger "hash value is not an integer";
+                 // overflow: kOverflow)
+  kHIncrByFloat, // args[0] = field, number = delta -> value = new value, formatted as Redis does
+  kHScan,        // integer = cursor, pattern, integer2 = count -> items (field, value pairs),
+                 // integer = next cursor (0: done)
+  // Lists.
+  kLPush,        // args = values; kXx: only if the list exists (LPUSHX); kKeepOrder: the list
+                 // starts with args in the order given (Momento ListConcatenateFront), else each
+                 // value is pushed in turn (LPUSH a b c -> c b a); integer2 > 0: then truncate
+                 // the other end to integer2 elements -> integer = length after
+  kRPush,        // as kLPush at the back (order is always kept); integer2: truncate the front
+  kLPop,         // integer = count, -1 for "no count" (one element) -> found (list existed),
+                 // items = popped, length = elements left
+  kRPop,         // as kLPop from the back
+  kLRange,       // integer = start, integer2 = stop, both inclusive, negative from the end
+                 // (Redis); with kSlice: integer = start inclusive, integer2 = end exclusive
+                 // (Python slice semantics; kSliceOpenStart / kSliceOpenEnd for unbounded)
+                 // -> found, items
+  kLLen,         // -> found, integer = length
+  kLIndex,       // integer = index (negative from the end) -> found (element exists), value
+  kLSet,         // integer = index, value -> status: kNotFound "no such key" (missing list:
+                 // message "no such key"), kInvalidArgument "index out of range"
+  kLRem,         // integer = count (0 all, >0 from the head, <0 from the tail), value = element
+                 // -> found (list existed), integer = removed, length = elements left
+  kLTrim,        // integer = start, integer2 = stop (Redis, inclusive), or kSlice as kLRange
+                 // -> found (list existed), length = elements left
+  kLInsert,      // integer = 0 before / 1 after, check = pivot, value -> integer = length
+                 // after, -1 pivot not found, 0 no list
+  kLPos,         // value = element, integer = rank (default 1; never 0), integer2 = count
+                 // (-1: no COUNT given; 0: all), integer3 = maxlen (0: no limit)
+                 // -> numbers = positions (0-based)
+  kLErase,       // args unused; numbers = (begin, count) pairs (Momento ListErase ranges);
+                 // integer = 1 to erase all -> found, length = elements left
+  // Sets.
+  kSAdd,         // args = members -> integer = members added
+  kSRem,         // args = members -> found (set existed), integer = removed, length = left
+  kSMembers,     // -> found, items
+  kSContains,    // args = members -> found, numbers[i] = 1 if args[i] is a member
+  kSCard,        // -> found, integer = members
+  kSPop,         // integer = count, -1 for "no count" -> found, items
+  kSRandMember,  // integer = count (negative: may repeat; -1 with kNoCount: one element)
+                 // -> found, items
+  kSScan,        // integer = cursor, pattern, integer2 = count -> items, integer = next cursor
+  kSStore,       // args = members: replaces the key with a set of exactly these members
+                 // (no members: deletes the key) -> integer = members stored
+  // Sorted sets. Scores are doubles; NaN is refused by the front-end.
+  kZAdd,         // args = members, scores[i] = score of args[i]; flags kNx/kXx/kGt/kLt/kCh/
+                 // kIncr (one pair) -> integer = added (or added + changed with kCh); kIncr:
+                 // found (done), scores[0] = new score (not done: found false)
+                 // (kIncr result NaN: kNotFloat "resulting score is not a number (NaN)")
+  kZIncrBy,      // args[0] = member, number = delta -> scores[0] = new score
+  kZRem,         // args = members -> found (set existed), integer = removed, length = left
+  kZScore,       // args = members -> found (set exists), numbers[i] = 1 if args[i] is a
+                 // member, scores[i] = its score (0 if not)
+  kZCard,        // -> found, integer
+  kZCount,       // lo, hi, kLoExclusive / kHiExclusive (infinities for unbounded)
+                 // -> found, integer
+  kZRange,       // one of three ranges; kRev: descending order; kWithScores: also scores.
+                 //   by rank (default): integer = start, integer2 = stop (inclusive, Redis);
+                 //     with kSlice: Python slice as kLRange;
+                 //   kByScore: lo, hi, kLoExclusive/kHiExclusive; integer3 = offset,
+                 //     number = count (-1: all);
+                 //   kByLex: args[0] = min, args[1] = max in Redis's form ("[a", "(a", "-",
+                 //     "+"); integer3 = offset, number = count (-1: all).
+                 //   kAcceptSet: a plain set answers its members with score 1 (ZUNIONSTORE).
+                 // With kByScore/kByLex and kRev, lo/args[0] is still the minimum.
+                 // -> found, items, scores (with kWithScores)
+  kZRank,        // args[0] = member; kRev: descending -> found (member exists), integer =
+                 // rank, scores[0] = score, length = cardinality (0: no such set)
+  kZPopMin,      // integer = count (-1: no count, one element) -> found, items, scores
+  kZPopMax,      // as kZPopMin, highest first
+  kZScan,        // integer = cursor, pattern, integer2 = count -> items (member, score-text
+                 // pairs, score formatted as Redis does), integer = next cursor
+  kZStore,       // args = members, scores: replaces the key with exactly these (no members:
+                 // deletes the key) -> integer = members stored
 };
 
 // Positions in Reply::numbers for Op::kStats.
@@ -59,21 +148,49 @@ enum class SetIfCondition : uint8_t {
   kPresentAndHashEqual, kPresentAndNotHashEqual, kAbsentOrHashEqual, kAbsentOrNotHashEqual,
 };
 
-// Flag bits for kSet, kExpire and kGetEx (kIncrBy: kSetTtl gives a new counter expire_at).
-enum : uint16_t {
-  kNx = 1 << 0,         // only if the key does not exist (SET) / has no TTL (EXPIRE)
-  kXx = 1 << 1,         // only if the key exists / has a TTL
-  kGt = 1 << 2,         // EXPIRE: only if the new expiry is later
-  kLt = 1 << 3,         // EXPIRE: only if the new expiry is earlier
-  kKeepTtl = 1 << 4,    // SET: keep the existing TTL
-  kGetOld = 1 << 5,     // SET: return the previous value
-  kSetTtl = 1 << 6,     // expire_at is meaningful (0 with kSetTtl on SET: no TTL)
-  kPersistTtl = 1 << 7, // GETEX PERSIST
+// Flag bits for kSet, kExpire and kGetEx (kIncrBy: kSetTtl gives a new counter expire_at),
+// and for the collection operations. Every bit has one meaning.
+enum : uint32_t {
+  kNx = 1u << 0,         // only if the key does not exist (SET) / has no TTL (EXPIRE) /
+                         // HSETNX / ZADD NX (only new members)
+  kXx = 1u << 1,         // only if the key exists / has a TTL / LPUSHX / ZADD XX
+  kGt = 1u << 2,         // EXPIRE: only if the new expiry is later; ZADD GT
+  kLt = 1u << 3,         // EXPIRE: only if the new expiry is earlier; ZADD LT
+  kKeepTtl = 1u << 4,    // SET: keep the existing TTL
+  kGetOld = 1u << 5,     // SET: return the previous value
+  kSetTtl = 1u << 6,     // expire_at is meaningful (0 with kSetTtl on SET: no TTL)
+  kPersistTtl = 1u << 7, // GETEX PERSIST
+  // Collections.
+  kRefreshTtl = 1u << 8,   // with kSetTtl: a write to an existing collection also sets its TTL
+                           // (without it, only a collection this call creates gets expire_at)
+  kKeepOrder = 1u << 9,    // kLPush: keep the given order
+  kSlice = 1u << 10,       // kLRange/kLTrim/kZRange: Python slice indices
+  kSliceOpenStart = 1u << 11,
+  kSliceOpenEnd = 1u << 12,
+  kNoCount = 1u << 13,     // kSRandMember: no COUNT argument
+  kCh = 1u << 14,          // kZAdd CH
+  kIncr = 1u << 15,        // kZAdd INCR
+  kRev = 1u << 16,         // kZRange/kZRank: descending
+  kWithScores = 1u << 17,
+  kByScore = 1u << 18,
+  kByLex = 1u << 19,
+  kAcceptSet = 1u << 20,
+  kLoExclusive = 1u << 21, // kZRange kByScore / kZCount
+  kHiExclusive = 1u << 22,
 };
+
+// Collection conventions (kH*, kL*, kS*, kZ*):
+// - `key` is the collection's name; a key holding another type answers kWrongType.
+// - A missing key is an empty collection: reads answer found = false and no items; writes
+//   create it. A write that creates a collection gives it expire_at when kSetTtl is set;
+//   a write to an existing one changes its TTL only with kSetTtl | kRefreshTtl.
+// - A removal that empties a collection deletes the key.
+// - Replies: `items` are element bytes, `scores` sorted-set scores, `numbers` per-argument
+//   flags or positions, `length` the collection's size after the call where the op says so.
 
 struct Request {
   Op op = Op::kGet;
-  uint16_t flags = 0;
+  uint32_t flags = 0;
   int16_t shard = -1;       // keyless ops (scan, count, flush, randomkey): the target shard
   uint32_t cache_id = 0;
   std::string_view key;
@@ -84,6 +201,13 @@ struct Request {
   int64_t integer2 = 0;
   int64_t expire_at = 0;     // absolute Unix ms
   long double number = 0;
+  // Collections: more arguments, borrowed like key and value (the front-end owns the arrays
+  // until the reply is back).
+  std::span<const std::string_view> args;
+  std::span<const double> scores;
+  std::span<const int64_t> numbers;  // kLErase ranges
+  int64_t integer3 = 0;
+  double lo = 0, hi = 0;    // kZCount / kZRange kByScore bounds (may be +-infinity)
 };
 
 struct Reply {
@@ -93,6 +217,10 @@ struct Reply {
   std::string value;
   std::vector<std::string> keys;
   std::vector<int64_t> numbers;
+  // Collections.
+  std::vector<std::string> items;
+  std::vector<double> scores;
+  int64_t length = 0;
 };
 
 }  // namespace cellar::api

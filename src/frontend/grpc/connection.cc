@@ -366,8 +366,10 @@ void Connection::Respond(Stream& s) {
   {
     GrpcThreadMetrics& m = GrpcMetricsOf(owner_->thread());
     const auto methods = AllMethods();
-    const size_t id = s.method != nullptr ? static_cast<size_t>(s.method - methods.data())
-                                          : kMaxMethodIds - 1;
+    const size_t id = s.method != nullptr
+                          ? std::min(static_cast<size_t>(s.method - methods.data()),
+                                     kMaxMethodIds - 1)
+                          : kMaxMethodIds - 1;
     Bump(m.calls[id]);
     if (s.status.code != GrpcCode::kOk) Bump(m.errors[id]);
   }
@@ -410,6 +412,37 @@ void Connection::RunRound() {
     auto fail = [&](Code code, std::string message) {
       Reject(s, ToWire(Status(code, std::move(message))));
     };
+    if (s.phase == 1) {  // the second round of a two-round method: checked in the first
+      if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
+        fail(Code::kDeadlineExceeded, "deadline exceeded before the call ran");
+        continue;
+      }
+      auto principal = Authenticate(s.authorization, now_ms / 1000);
+      if (!principal.ok()) {
+        Reject(s, ToWire(principal.status()));
+        continue;
+      }
+      const size_t first = calls.size();
+      Status st = s.method->prepare2(ctx, s, calls, now_ms);
+      if (st.ok() && !(*principal)->perms.super_user) {
+        for (size_t i = first; i < calls.size() && st.ok(); ++i) {
+          if (!auth::Allows((*principal)->perms, s.cache, calls[i].req.key, s.method->access)) {
+            st = Status(Code::kPermissionDenied,
+                        "the token does not allow this operation on this cache or key");
+          }
+        }
+      }
+      if (!st.ok()) {
+        calls.resize(first);
+        Reject(s, ToWire(st));
+        continue;
+      }
+      s.first_call = static_cast<uint32_t>(first);
+      s.num_calls = static_cast<uint32_t>(calls.size() - first);
+      for (size_t i = first; i < calls.size(); ++i) calls[i].deadline_ms = s.deadline_ms;
+      in_round_.push_back(std::move(sp));
+      continue;
+    }
     if (s.oversized_header) {
       fail(Code::kInvalidArgument, "a request header value is longer than 16 KiB");
       continue;
@@ -515,6 +548,11 @@ void Connection::FinishRound() {
     if (!s.closed && !closed_) {
       if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
         s.status = ToWire(Status(Code::kDeadlineExceeded));
+      } else if (s.phase == 0 && s.method->followup != nullptr &&
+                 s.method->followup(ctx, s, &batch_.calls[s.first_call])) {
+        s.phase = 1;  // answered after a second round
+        ready_.push_back(sp);
+        continue;
       } else {
         s.method->finish(ctx, s, &batch_.calls[s.first_call]);
       }

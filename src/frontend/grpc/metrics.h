@@ -8,7 +8,7 @@
 
 namespace cellar::grpc {
 
-inline constexpr size_t kMaxMethodIds = 64;  // index kMaxMethodIds - 1: unknown methods
+inline constexpr size_t kMaxMethodIds = 128;  // index kMaxMethodIds - 1: unknown methods
 
 struct alignas(64) GrpcThreadMetrics {
   std::atomic<uint64_t> connections_opened{0};

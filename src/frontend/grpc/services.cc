@@ -1,5 +1,7 @@
 #include "frontend/grpc/services.h"
 
+#include <absl/container/flat_hash_map.h>
+
 #include <algorithm>
 #include <typeinfo>
 #include <limits>
@@ -39,6 +41,10 @@ void Stream::Reset() {
   // ParseFromArray clears it before reuse; a large one (a big value) is not kept.
   if (request != nullptr && request->ByteSizeLong() > kKeep) request.reset();
   first_call = num_calls = 0;
+  scratch.Reset();
+  owned.clear();
+  if (owned.capacity() > 1024) std::vector<std::string>().swap(owned);
+  phase = 0;
   clear(out);
   out_off = 0;
   status = WireStatus();
@@ -399,7 +405,7 @@ Status PrepareUpdateTtl(const ServiceContext&, Stream& s, std::string_view m,
   auto* r = Parse<cc::_UpdateTtlRequest>(s, m);
   if (r == nullptr) return BadMessage();
   uint64_t ttl = 0;
-  uint16_t flags = 0;
+  uint32_t flags = 0;
   switch (r->update_ttl_case()) {
     case cc::_UpdateTtlRequest::kIncreaseToMilliseconds:
       ttl = r->increase_to_milliseconds();
@@ -604,17 +610,29 @@ const Method kMethods[] = {
     Auth("/token.Token/GenerateDisposableToken", GenerateDisposableToken),
 };
 
+// Every method, scalar first; a method's position is its metrics id.
+const std::vector<Method>& Table() {
+  static const std::vector<Method> all = [] {
+    std::vector<Method> v(std::begin(kMethods), std::end(kMethods));
+    for (const Method& m : CollectionMethods()) v.push_back(m);
+    for (const Method& m : LeaderboardMethods()) v.push_back(m);
+    return v;
+  }();
+  return all;
+}
+
 }  // namespace
 
-static_assert(std::size(kMethods) < kMaxMethodIds);
-
-std::span<const Method> AllMethods() { return kMethods; }
+std::span<const Method> AllMethods() { return Table(); }
 
 const Method* FindMethod(std::string_view path) {
-  for (const Method& m : kMethods) {
-    if (m.path == path) return &m;
-  }
-  return nullptr;
+  static const absl::flat_hash_map<std::string_view, const Method*> by_path = [] {
+    absl::flat_hash_map<std::string_view, const Method*> m;
+    for (const Method& method : Table()) m.emplace(method.path, &method);
+    return m;
+  }();
+  auto it = by_path.find(path);
+  return it == by_path.end() ? nullptr : it->second;
 }
 
 }  // namespace cellar::grpc

@@ -16,6 +16,7 @@
 
 #include "auth/permissions.h"
 #include "auth/signing_keys.h"
+#include "common/arena.h"
 #include "common/status.h"
 #include "frontend/grpc/framing.h"
 #include "gateway/gateway.h"
@@ -51,6 +52,12 @@ struct Stream {
   std::unique_ptr<google::protobuf::MessageLite> request;
   uint32_t first_call = 0, num_calls = 0;  // into the round's batch
 
+  // Arrays the calls borrow beyond the decoded request (api::Request::args, scores, numbers),
+  // and, for two-round methods, what the first round's replies left for the second.
+  ScratchArena scratch;
+  std::vector<std::string> owned;  // bytes kept from the first round (two-round methods)
+  uint8_t phase = 0;               // 0: first round; 1: second round of a two-round method
+
   std::string out;   // framed response messages
   size_t out_off = 0;
   WireStatus status;  // sent as trailers (trailers-only if there is no message)
@@ -82,7 +89,20 @@ struct Method {
   // kControl: do the work, fill stream.out / stream.status, then call respond() on `origin`.
   void (*control)(const ServiceContext&, uint32_t origin, Stream&, std::string_view message,
                   Respond respond) = nullptr;
+  // Two-round kData methods (SortedSetUnionStore reads its sources, then writes the result):
+  // after the first round, `followup` reads its calls' replies, keeps what the second round
+  // needs in the stream (owned, scratch) and returns true; the connection then runs
+  // `prepare2` in a later round (stream.phase == 1), and `finish` sees that round's calls.
+  // Returning false answers with `finish` on the first round's calls.
+  bool (*followup)(const ServiceContext&, Stream&, const gateway::Call* calls) = nullptr;
+  Status (*prepare2)(const ServiceContext&, Stream&, std::vector<gateway::Call>& calls,
+                     int64_t now_ms) = nullptr;
 };
+
+// Collection methods (collection_services.cc) and leaderboard methods
+// (leaderboard_services.cc), served beside the scalar ones.
+std::span<const Method> CollectionMethods();
+std::span<const Method> LeaderboardMethods();
 
 // nullptr for a path this server does not serve (UNIMPLEMENTED).
 const Method* FindMethod(std::string_view path);

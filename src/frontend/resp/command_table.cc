@@ -57,6 +57,10 @@ struct Table {
     RegisterServerFamily(specs);
     RegisterStringFamily(specs);
     RegisterKeysFamily(specs);
+    RegisterHashFamily(specs);
+    RegisterListFamily(specs);
+    RegisterSetFamily(specs);
+    RegisterZSetFamily(specs);
     std::sort(specs.begin(), specs.end(),
               [](const CommandSpec& a, const CommandSpec& b) { return a.name < b.name; });
     for (size_t i = 0; i < specs.size(); ++i) specs[i].id = static_cast<uint16_t>(i);

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/arena.h"
 #include "frontend/resp/errors.h"
 #include "frontend/resp/writer.h"
 #include "gateway/gateway.h"
@@ -48,8 +49,9 @@ struct CommandSpec;
 class CommandContext {
  public:
   CommandContext(ConnState& conn, ServerContext& server, uint32_t thread, int64_t now_ms,
-                 std::vector<gateway::Call>& calls, ReplyWriter& local)
-      : conn(conn), server(server), thread(thread), now_ms(now_ms), local(local), calls_(calls) {}
+                 std::vector<gateway::Call>& calls, ReplyWriter& local, ScratchArena& scratch)
+      : conn(conn), server(server), thread(thread), now_ms(now_ms), local(local),
+        scratch(scratch), calls_(calls) {}
 
   ConnState& conn;
   ServerContext& server;
@@ -73,6 +75,10 @@ class CommandContext {
   }
   // For replies written during Prepare.
   ReplyWriter& local;
+  // Arrays a Request borrows (args, scores): stable until the round's replies are written.
+  // `args` itself is NOT stable storage for a Request (later commands of the round may move
+  // it); a contiguous run of it must be copied here: scratch.Copy(args.subspan(2)).
+  ScratchArena& scratch;
 
  private:
   std::vector<gateway::Call>& calls_;
@@ -116,6 +122,10 @@ void RegisterConnectionFamily(std::vector<CommandSpec>& table);
 void RegisterStringFamily(std::vector<CommandSpec>& table);
 void RegisterKeysFamily(std::vector<CommandSpec>& table);
 void RegisterServerFamily(std::vector<CommandSpec>& table);
+void RegisterHashFamily(std::vector<CommandSpec>& table);
+void RegisterListFamily(std::vector<CommandSpec>& table);
+void RegisterSetFamily(std::vector<CommandSpec>& table);
+void RegisterZSetFamily(std::vector<CommandSpec>& table);
 
 // Finish handlers shared by several families. Each writes the first error status among the
 // calls if there is one, else:

@@ -94,7 +94,8 @@ void Connection::OnRead(size_t n) {
 
 CommandContext Connection::MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls,
                                        const Pending& p) {
-  CommandContext ctx(state_, *owner_->server_, owner_->thread_, round_now_ms_, calls, local);
+  CommandContext ctx(state_, *owner_->server_, owner_->thread_, round_now_ms_, calls, local,
+                     scratch_);
   ctx.args = std::span<const std::string_view>(args_.data() + p.first_arg, p.num_args);
   ctx.spec = p.spec;
   return ctx;
@@ -187,6 +188,7 @@ void Connection::ProcessRound() {
   pending_.clear();
   local_.clear();
   args_.clear();
+  scratch_.Reset();
   std::string_view buf(in_.data(), in_len_);
   round_now_ms_ = SystemClock::Get()->NowMillis();
   while (pending_.size() < kMaxRound && batch_.calls.size() < kMaxRoundCalls &&

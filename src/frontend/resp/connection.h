@@ -81,7 +81,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t in_len_ = 0;
   std::string out_;    // replies of the current round
   std::string local_;  // replies written during Prepare
-  std::vector<std::string_view> args_;  // every argument of the round, into in_
+  std::vector<std::string_view> args_;
+  ScratchArena scratch_;  // arrays the round's Requests borrow  // every argument of the round, into in_
   std::vector<Pending> pending_;
   gateway::Batch batch_;
   gateway::Batch followup_;

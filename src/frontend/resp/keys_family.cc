@@ -29,7 +29,7 @@ void PrepareExpireGeneric(CommandContext& ctx, int64_t unit_ms, bool absolute) {
   const auto& a = ctx.args;
   auto n = ParseInt64(a[2]);
   if (!n) return WriteError(ctx.local, RespError::kNotInteger);
-  uint16_t flags = 0;
+  uint32_t flags = 0;
   for (size_t i = 3; i < a.size(); ++i) {
     if (EqualsIgnoreCase(a[i], "nx")) {
       flags |= api::kNx;

@@ -11,7 +11,7 @@
 namespace cellar::resp {
 
 constexpr size_t kMaxThreads = 256;
-constexpr size_t kMaxCommandIds = 128;
+constexpr size_t kMaxCommandIds = 256;
 // Latency buckets in microseconds (upper bounds); the last bucket is +Inf.
 constexpr std::array<uint64_t, 16> kLatencyBoundsUs = {10,   25,   50,    100,   250,   500,
                                                        1000, 2500, 5000,  10000, 25000, 50000,

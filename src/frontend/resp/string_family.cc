@@ -62,7 +62,7 @@ std::optional<int64_t> ParseExpiry(CommandContext& ctx, std::string_view arg, in
 void PrepareSet(CommandContext& ctx) {
   const auto& a = ctx.args;
   if (!CheckSize(ctx, a[2])) return;
-  uint16_t flags = 0;
+  uint32_t flags = 0;
   bool have_expiry = false;
   std::string_view expiry_arg;  // parsed after every option, as Redis reports syntax first
   int64_t expiry_unit = 0;
@@ -166,7 +166,7 @@ enum GetExDeferred : int64_t { kNoDeferred = 0, kDeferredNotInteger = 1, kDeferr
 
 void PrepareGetEx(CommandContext& ctx) {
   const auto& a = ctx.args;
-  uint16_t flags = 0;
+  uint32_t flags = 0;
   int64_t expire_at = 0;
   int64_t deferred = kNoDeferred;
   for (size_t i = 2; i < a.size(); ++i) {

@@ -183,7 +183,7 @@ std::optional<std::string_view> Engine::Get(uint32_t cache_id, std::string_view 
 }
 
 Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view value,
-                   int64_t expire_at, uint16_t flags, bool* stored,
+                   int64_t expire_at, uint32_t flags, bool* stored,
                    std::optional<std::string>* old_value) {
   *stored = false;
   const uint64_t hash = KeyHash(cache_id, key);
@@ -362,7 +362,7 @@ StatusOr<int64_t> Engine::SetRange(uint32_t cache_id, std::string_view key, int6
 }
 
 int64_t Engine::Expire(uint32_t cache_id, std::string_view key, int64_t expire_at,
-                       uint16_t flags, bool* exists) {
+                       uint32_t flags, bool* exists) {
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
   if (exists != nullptr) *exists = slot != Table::kNotFound;
   if (slot == Table::kNotFound) return 0;

@@ -63,7 +63,7 @@ class Engine {
   // Typed operations (Execute dispatches to these).
   std::optional<std::string_view> Get(uint32_t cache_id, std::string_view key);
   Status Set(uint32_t cache_id, std::string_view key, std::string_view value, int64_t expire_at,
-             uint16_t flags, bool* stored, std::optional<std::string>* old_value);
+             uint32_t flags, bool* stored, std::optional<std::string>* old_value);
   bool Delete(uint32_t cache_id, std::string_view key);
   // expire_at_if_new: the TTL a counter created by this call gets (0: none).
   StatusOr<int64_t> IncrBy(uint32_t cache_id, std::string_view key, int64_t delta,
@@ -77,7 +77,7 @@ class Engine {
                              std::string_view value);
   // Returns 1 if the TTL was changed (or the key deleted because expire_at is past), else 0.
   // exists (optional): set to whether the key was there.
-  int64_t Expire(uint32_t cache_id, std::string_view key, int64_t expire_at, uint16_t flags,
+  int64_t Expire(uint32_t cache_id, std::string_view key, int64_t expire_at, uint32_t flags,
                  bool* exists = nullptr);
   // -2: missing, -1: no TTL, else ms left.
   int64_t TtlMillis(uint32_t cache_id, std::string_view key);

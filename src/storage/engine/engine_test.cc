@@ -28,7 +28,7 @@ struct Env {
     e.CreateCache(3);
   }
   int64_t Now() const { return clock.NowMillis(); }
-  bool Set(uint32_t cache, std::string_view k, std::string_view v, uint16_t flags = 0,
+  bool Set(uint32_t cache, std::string_view k, std::string_view v, uint32_t flags = 0,
            int64_t expire_at = 0, std::optional<std::string>* old = nullptr) {
     bool stored = false;
     Status st = e.Set(cache, k, v, expire_at, flags, &stored, old);

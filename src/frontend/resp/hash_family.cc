@@ -1,0 +1,8 @@
+// Placeholder: filled in by the collections work.
+#include "frontend/resp/commands.h"
+
+namespace cellar::resp {
+
+void RegisterHashFamily(std::vector<CommandSpec>&) {}
+
+}  // namespace cellar::resp
