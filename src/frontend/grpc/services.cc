@@ -3,14 +3,13 @@
 #include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
-#include <typeinfo>
-#include <limits>
 
 #include "cacheclient.pb.h"
 #include "cacheping.pb.h"
 #include "common/hash.h"
 #include "controlclient.pb.h"
 #include "frontend/grpc/metrics.h"
+#include "frontend/grpc/service_util.h"
 
 namespace cellar::grpc {
 
@@ -60,6 +59,18 @@ void AppendMessage(std::string& out, const google::protobuf::MessageLite& m) {
 
 namespace {
 
+using detail::Add;
+using detail::BadMessage;
+using detail::CheckValue;
+using detail::Data;
+using detail::ExpireAt;
+using detail::Failed;
+using detail::kCtl;
+using detail::kCW;
+using detail::kR;
+using detail::kW;
+using detail::Parse;
+
 // Momento's published defaults, reported by ListCaches until per-cache limits exist.
 constexpr uint32_t kMaxTrafficRate = 500;
 constexpr uint32_t kMaxThroughputKbps = 10240;
@@ -70,61 +81,6 @@ constexpr uint32_t kMaxPublishMessageSizeKb = 100;
 // Items without a TTL (written through RESP) report this remaining TTL: the largest integer a
 // JavaScript number holds exactly, about 285,000 years.
 constexpr uint64_t kNoTtlRemaining = (uint64_t{1} << 53) - 1;
-
-// Decodes into the stream's request object, reusing the one a recycled stream kept if it is
-// of the same type (T's are final generated classes; typeid compares exactly).
-template <typename T>
-T* Parse(Stream& s, std::string_view message) {
-  T* m;
-  if (s.request != nullptr && typeid(*s.request) == typeid(T)) {
-    m = static_cast<T*>(s.request.get());
-  } else {
-    auto fresh = std::make_unique<T>();
-    m = fresh.get();
-    s.request = std::move(fresh);
-  }
-  if (!m->ParseFromArray(message.data(), static_cast<int>(message.size()))) return nullptr;
-  return m;
-}
-
-Status BadMessage() { return Status(Code::kInvalidArgument, "cannot decode the request message"); }
-
-Status CheckValue(const ServiceContext& ctx, std::string_view value) {
-  if (value.size() > ctx.max_item_bytes) {
-    return Status(Code::kTooLarge, "item size limit exceeded: the value is " +
-                                       std::to_string(value.size()) + " bytes, the limit " +
-                                       std::to_string(ctx.max_item_bytes));
-  }
-  return Status::Ok();
-}
-
-// ttl_ms 0: no TTL. Otherwise an absolute expiry.
-StatusOr<int64_t> ExpireAt(uint64_t ttl_ms, int64_t now_ms) {
-  if (ttl_ms == 0) return int64_t{0};
-  if (ttl_ms > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - now_ms)) {
-    return Status(Code::kInvalidArgument, "ttl_milliseconds is too large");
-  }
-  return now_ms + static_cast<int64_t>(ttl_ms);
-}
-
-Call& Add(std::vector<Call>& calls, api::Op op, uint32_t cache_id, std::string_view key) {
-  Call& c = calls.emplace_back();
-  c.req.op = op;
-  c.req.cache_id = cache_id;
-  c.req.key = key;
-  return c;
-}
-
-// The first failed call decides the stream's status (e.g. the cache was deleted meanwhile).
-bool Failed(Stream& s, const Call* calls) {
-  for (uint32_t i = 0; i < s.num_calls; ++i) {
-    if (!calls[i].reply.status.ok()) {
-      s.status = ToWire(calls[i].reply.status);
-      return true;
-    }
-  }
-  return false;
-}
 
 Status AddSet(const ServiceContext& ctx, std::vector<Call>& calls, uint32_t cache_id,
               const cc::_SetRequest& r, int64_t now_ms) {
@@ -561,13 +517,6 @@ void Ping(const ServiceContext&, uint32_t, Stream& s, std::string_view m, Respon
   respond();
 }
 
-constexpr Method Data(std::string_view path, auth::Access access,
-                      Status (*prepare)(const ServiceContext&, Stream&, std::string_view,
-                                        std::vector<Call>&, int64_t),
-                      void (*finish)(const ServiceContext&, Stream&, const Call*)) {
-  return Method{path, MethodKind::kData, access, prepare, finish, nullptr};
-}
-
 constexpr Method Control(std::string_view path, auth::Access access,
                          void (*control)(const ServiceContext&, uint32_t, Stream&,
                                          std::string_view, Respond)) {
@@ -579,11 +528,6 @@ constexpr Method Auth(std::string_view path,
                                       Respond)) {
   return Method{path, MethodKind::kAuth, auth::Access::kControl, nullptr, nullptr, control};
 }
-
-constexpr auto kR = auth::Access::kRead;
-constexpr auto kW = auth::Access::kWrite;
-constexpr auto kCW = auth::Access::kConditionalWrite;
-constexpr auto kCtl = auth::Access::kControl;
 
 const Method kMethods[] = {
     Data("/cache_client.Scs/Get", kR, PrepareGet, FinishGet),

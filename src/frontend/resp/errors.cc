@@ -7,13 +7,19 @@ namespace cellar::resp {
 void WriteStatus(ReplyWriter& w, const Status& st) {
   switch (st.code()) {
     case Code::kOk: return w.Simple("OK");
-    case Code::kNotFound: return w.Error("ERR cache not found");
+    case Code::kNotFound:  // a cache, or (LSET) "no such key"
+      return w.Error(st.message().empty() ? "ERR cache not found" : "ERR " + st.message());
     case Code::kAlreadyExists: return w.Error("ERR cache already exists");
     case Code::kSyntax: return w.Error("ERR syntax error");
     case Code::kWrongType:
       return w.Error("WRONGTYPE Operation against a key holding the wrong kind of value");
-    case Code::kNotInteger: return w.Error("ERR value is not an integer or out of range");
-    case Code::kNotFloat: return w.Error("ERR value is not a valid float");
+    // The engine's own words where it has them ("hash value is not an integer").
+    case Code::kNotInteger:
+      return w.Error(st.message().empty() ? "ERR value is not an integer or out of range"
+                                          : "ERR " + st.message());
+    case Code::kNotFloat:
+      return w.Error(st.message().empty() ? "ERR value is not a valid float"
+                                          : "ERR " + st.message());
     case Code::kOverflow: return w.Error("ERR increment or decrement would overflow");
     case Code::kOutOfMemory:
       return w.Error("OOM command not allowed when used memory > 'maxmemory'.");

@@ -1,0 +1,103 @@
+// Helpers shared by the data-plane service files (services.cc, collection_services.cc,
+// leaderboard_services.cc): decoding into the stream's request object, the common checks, and
+// the building blocks of the method tables.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+#include <vector>
+
+#include "api/request.h"
+#include "common/status.h"
+#include "frontend/grpc/framing.h"
+#include "frontend/grpc/services.h"
+#include "gateway/gateway.h"
+
+namespace cellar::grpc::detail {
+
+// Decodes into the stream's request object, reusing the one a recycled stream kept if it is
+// of the same type (T's are final generated classes; typeid compares exactly).
+template <typename T>
+T* Parse(Stream& s, std::string_view message) {
+  T* m;
+  if (s.request != nullptr && typeid(*s.request) == typeid(T)) {
+    m = static_cast<T*>(s.request.get());
+  } else {
+    auto fresh = std::make_unique<T>();
+    m = fresh.get();
+    s.request = std::move(fresh);
+  }
+  if (!m->ParseFromArray(message.data(), static_cast<int>(message.size()))) return nullptr;
+  return m;
+}
+
+inline Status BadMessage() {
+  return Status(Code::kInvalidArgument, "cannot decode the request message");
+}
+
+inline Status CheckValue(const ServiceContext& ctx, std::string_view value) {
+  if (value.size() > ctx.max_item_bytes) {
+    return Status(Code::kTooLarge, "item size limit exceeded: the value is " +
+                                       std::to_string(value.size()) + " bytes, the limit " +
+                                       std::to_string(ctx.max_item_bytes));
+  }
+  return Status::Ok();
+}
+
+// ttl_ms 0: no TTL. Otherwise an absolute expiry.
+inline StatusOr<int64_t> ExpireAt(uint64_t ttl_ms, int64_t now_ms) {
+  if (ttl_ms == 0) return int64_t{0};
+  if (ttl_ms > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - now_ms)) {
+    return Status(Code::kInvalidArgument, "ttl_milliseconds is too large");
+  }
+  return now_ms + static_cast<int64_t>(ttl_ms);
+}
+
+inline gateway::Call& Add(std::vector<gateway::Call>& calls, api::Op op, uint32_t cache_id,
+                          std::string_view key) {
+  gateway::Call& c = calls.emplace_back();
+  c.req.op = op;
+  c.req.cache_id = cache_id;
+  c.req.key = key;
+  return c;
+}
+
+// The first failed call decides the stream's status (e.g. the cache was deleted meanwhile).
+inline bool Failed(Stream& s, const gateway::Call* calls) {
+  for (uint32_t i = 0; i < s.num_calls; ++i) {
+    if (!calls[i].reply.status.ok()) {
+      s.status = ToWire(calls[i].reply.status);
+      return true;
+    }
+  }
+  return false;
+}
+
+using PrepareFn = Status (*)(const ServiceContext&, Stream&, std::string_view,
+                             std::vector<gateway::Call>&, int64_t);
+using FinishFn = void (*)(const ServiceContext&, Stream&, const gateway::Call*);
+using FollowupFn = bool (*)(const ServiceContext&, Stream&, const gateway::Call*);
+using Prepare2Fn = Status (*)(const ServiceContext&, Stream&, std::vector<gateway::Call>&,
+                              int64_t);
+
+constexpr Method Data(std::string_view path, auth::Access access, PrepareFn prepare,
+                      FinishFn finish) {
+  return Method{path, MethodKind::kData, access, prepare, finish, nullptr};
+}
+
+// A data method answered after a second round (see Method::followup).
+constexpr Method TwoRound(std::string_view path, auth::Access access, PrepareFn prepare,
+                          FollowupFn followup, Prepare2Fn prepare2, FinishFn finish) {
+  return Method{path, MethodKind::kData, access, prepare, finish, nullptr, followup, prepare2};
+}
+
+inline constexpr auto kR = auth::Access::kRead;
+inline constexpr auto kW = auth::Access::kWrite;
+inline constexpr auto kCW = auth::Access::kConditionalWrite;
+inline constexpr auto kCtl = auth::Access::kControl;
+
+}  // namespace cellar::grpc::detail
