@@ -430,10 +430,16 @@ Status PrepareItemGetType(const ServiceContext&, Stream& s, std::string_view m,
 void FinishItemGetType(const ServiceContext&, Stream& s, const Call* calls) {
   if (Failed(s, calls)) return;
   cc::_ItemGetTypeResponse resp;
-  if (calls[0].reply.value == "none") {
+  const std::string& type = calls[0].reply.value;  // Op::kType's names
+  if (type == "none") {
     resp.mutable_missing();
   } else {
-    resp.mutable_found()->set_item_type(cc::_ItemGetTypeResponse::SCALAR);
+    auto t = type == "hash"   ? cc::_ItemGetTypeResponse::DICTIONARY
+             : type == "set"  ? cc::_ItemGetTypeResponse::SET
+             : type == "list" ? cc::_ItemGetTypeResponse::LIST
+             : type == "zset" ? cc::_ItemGetTypeResponse::SORTED_SET
+                              : cc::_ItemGetTypeResponse::SCALAR;
+    resp.mutable_found()->set_item_type(t);
   }
   AppendMessage(s.out, resp);
 }

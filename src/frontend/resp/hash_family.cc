@@ -139,40 +139,27 @@ void PrepareHIncrBy(CommandContext& ctx) {
   r.integer = *d;
 }
 
-// Redis's string2ld refuses what overflows to +-inf or underflows to zero, while it accepts
-// "inf" itself (which HINCRBYFLOAT then refuses with its own words). ParseLongDouble accepts
-// both ends of the range, so the two cases are told apart from the text.
-enum class FloatArg { kOk, kInvalid, kInfinite };
-
-FloatArg CheckIncrFloat(std::string_view s, long double v) {
-  if (std::isinf(v)) {
-    for (char ch : s) {
-      if (ch == 'i' || ch == 'I') return FloatArg::kInfinite;  // "inf", "infinity"
-    }
-    return FloatArg::kInvalid;  // overflow
-  }
-  if (v == 0) {
-    // Underflow: a mantissa with a nonzero digit that still came out as zero.
-    size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
-    const bool hex = s.size() > i + 1 && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X');
-    if (hex) i += 2;
-    for (; i < s.size(); ++i) {
-      const char ch = s[i];
-      if (hex ? (ch == 'p' || ch == 'P') : (ch == 'e' || ch == 'E')) break;
-      if ((ch >= '1' && ch <= '9') ||
-          (hex && ((ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))) {
-        return FloatArg::kInvalid;
-      }
-    }
-  }
-  return FloatArg::kOk;
+// HINCRBYFLOAT's increment, read as Redis's string2ld reads it: strtold, no leading space,
+// nothing trailing, no NaN, and a result out of range (overflow to +-inf, underflow to zero)
+// refused while denormals and a literal "inf" pass. ParseLongDouble differs at those edges
+// (it refuses denormals and accepts out-of-range results), hence this local reading.
+std::optional<long double> ParseIncrement(std::string_view s) {
+  constexpr size_t kMaxChars = 5 * 1024;  // Redis's MAX_LONG_DOUBLE_CHARS
+  if (s.empty() || s.size() >= kMaxChars) return std::nullopt;
+  if (std::isspace(static_cast<unsigned char>(s[0]))) return std::nullopt;
+  std::string buf(s);
+  char* end = nullptr;
+  errno = 0;
+  const long double v = std::strtold(buf.c_str(), &end);
+  if (end != buf.c_str() + buf.size() || std::isnan(v)) return std::nullopt;
+  if (errno == ERANGE && (std::isinf(v) || v == 0)) return std::nullopt;
+  return v;
 }
 
 void PrepareHIncrByFloat(CommandContext& ctx) {
-  auto d = ParseLongDouble(ctx.args[3]);
-  const FloatArg check = d ? CheckIncrFloat(ctx.args[3], *d) : FloatArg::kInvalid;
-  if (check == FloatArg::kInvalid) return WriteError(ctx.local, RespError::kNotFloat);
-  if (check == FloatArg::kInfinite) {
+  auto d = ParseIncrement(ctx.args[3]);
+  if (!d) return WriteError(ctx.local, RespError::kNotFloat);
+  if (std::isinf(*d)) {
     return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "value is NaN or Infinity"));
   }
   if (!CheckSize(ctx, ctx.args[2])) return;

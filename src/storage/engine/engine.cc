@@ -22,7 +22,10 @@ Engine::Engine(const Clock* clock, uint64_t memory_limit, uint64_t seed)
     : clock_(clock), limit_(memory_limit), rng_(seed * 0x9E3779B97F4A7C15ull + 1) {}
 
 Engine::~Engine() {
-  table_.EraseIf([](Item*) { return true; }, [](Item* item) { std::free(item); });
+  table_.EraseIf([](Item*) { return true; }, [this](Item* item) {
+    if (item->is_collection()) DeleteObject(item);
+    std::free(item);
+  });
 }
 
 uint64_t Engine::NextRandom() {
@@ -77,6 +80,10 @@ Item* Engine::NewItem(uint32_t cache_id, std::string_view key, size_t val_len,
 
 void Engine::FreeItem(Item* item) {
   size_t bytes = malloc_usable_size(item);
+  if (item->is_collection()) {
+    bytes += ObjectBytes(item);
+    DeleteObject(item);
+  }
   used_ -= bytes;
   auto it = caches_.find(item->cache_id);
   if (it != caches_.end()) {
@@ -167,7 +174,8 @@ bool Engine::MakeRoom(size_t incoming, bool inserting) {
   return true;
 }
 
-std::optional<std::string_view> Engine::Get(uint32_t cache_id, std::string_view key) {
+std::optional<std::string_view> Engine::Get(uint32_t cache_id, std::string_view key,
+                                            bool* wrong_type) {
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
   CacheCounters& cc = caches_[cache_id];
   if (slot == Table::kNotFound) {
@@ -176,6 +184,10 @@ std::optional<std::string_view> Engine::Get(uint32_t cache_id, std::string_view 
     return std::nullopt;
   }
   Item* item = table_.At(slot);
+  if (item->is_collection()) {
+    if (wrong_type != nullptr) *wrong_type = true;
+    return std::nullopt;
+  }
   Touch(item);
   counters_.hits++;
   cc.hits++;
@@ -189,6 +201,8 @@ Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view val
   const uint64_t hash = KeyHash(cache_id, key);
   size_t slot = FindLive(cache_id, key, hash);
   const bool exists = slot != Table::kNotFound;
+  const bool collection = exists && table_.At(slot)->is_collection();
+  if (collection && old_value != nullptr) return Status(Code::kWrongType);
   if (old_value != nullptr && exists) *old_value = std::string(table_.At(slot)->value());
   if ((flags & api::kNx) && exists) return Status::Ok();
   if ((flags & api::kXx) && !exists) return Status::Ok();
@@ -205,7 +219,11 @@ Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view val
     *stored = true;
     return Status::Ok();
   }
-  if (exists) {
+  if (collection) {  // SET replaces a collection with a string
+    EraseSlot(slot);
+    slot = Table::kNotFound;
+  }
+  if (slot != Table::kNotFound) {
     Item* item = Rewrite(slot, value);
     if (item == nullptr) return Status(Code::kOutOfMemory);
     SetExpiry(item, new_expire);
@@ -282,6 +300,7 @@ StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_
   size_t slot = FindLive(cache_id, key, hash);
   int64_t current = 0;
   if (slot != Table::kNotFound) {
+    if (table_.At(slot)->is_collection()) return Status(Code::kWrongType);
     auto v = ParseInt64(table_.At(slot)->value());
     if (!v) return Status(Code::kNotInteger);
     current = *v;
@@ -303,6 +322,7 @@ StatusOr<std::string> Engine::IncrByFloat(uint32_t cache_id, std::string_view ke
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
   long double current = 0;
   if (slot != Table::kNotFound) {
+    if (table_.At(slot)->is_collection()) return Status(Code::kWrongType);
     auto v = ParseLongDouble(table_.At(slot)->value());
     if (!v) return Status(Code::kNotFloat);
     current = *v;
@@ -323,6 +343,7 @@ StatusOr<int64_t> Engine::Append(uint32_t cache_id, std::string_view key,
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
   std::string combined;
   if (slot != Table::kNotFound) {
+    if (table_.At(slot)->is_collection()) return Status(Code::kWrongType);
     std::string_view cur = table_.At(slot)->value();
     if (static_cast<int64_t>(cur.size() + value.size()) > max_value_) {
       return Status(Code::kTooLarge, "string exceeds maximum allowed size (proto-max-bulk-len)");
@@ -341,6 +362,9 @@ StatusOr<int64_t> Engine::SetRange(uint32_t cache_id, std::string_view key, int6
                                    std::string_view value) {
   if (offset < 0) return Status(Code::kInvalidArgument, "offset is out of range");
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
+  if (slot != Table::kNotFound && table_.At(slot)->is_collection()) {
+    return Status(Code::kWrongType);
+  }
   // Nothing to write: the current length, whatever the offset (Redis checks this first).
   if (value.empty()) {
     return slot == Table::kNotFound ? int64_t{0} : int64_t{table_.At(slot)->val_len};
@@ -388,6 +412,10 @@ Status Engine::SetIf(uint32_t cache_id, std::string_view key, std::string_view v
   *stored = false;
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
   const bool present = slot != Table::kNotFound;
+  if (present && table_.At(slot)->is_collection() && cond != C::kUnconditional &&
+      cond != C::kPresent && cond != C::kAbsent) {
+    return Status(Code::kWrongType);  // a condition on the value of a collection
+  }
   std::string_view current = present ? table_.At(slot)->value() : std::string_view();
   bool ok = false;
   switch (cond) {
@@ -466,9 +494,20 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     return;
   }
   cache->second.ops++;
+  if (req.op >= api::Op::kHSet) return ExecuteCollection(req, reply);
+  auto wrong_type = [&](size_t slot) {
+    if (slot == Table::kNotFound || !table_.At(slot)->is_collection()) return false;
+    reply.status = Status(Code::kWrongType);
+    return true;
+  };
   switch (req.op) {
     case api::Op::kGet: {
-      auto v = Get(cid, req.key);
+      bool wrong = false;
+      auto v = Get(cid, req.key, &wrong);
+      if (wrong) {
+        reply.status = Status(Code::kWrongType);
+        return;
+      }
       reply.found = v.has_value();
       if (v) reply.value.assign(*v);
       return;
@@ -490,11 +529,14 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       reply.integer =
           FindLive(req) != Table::kNotFound ? 1 : 0;
       return;
-    case api::Op::kType:
-      reply.value = FindLive(req) != Table::kNotFound
-                        ? "string"
-                        : "none";
+    case api::Op::kType: {
+      static constexpr const char* kNames[] = {"string", "hash", "list", "set", "zset"};
+      const size_t slot = FindLive(req);
+      reply.value = slot == Table::kNotFound
+                        ? "none"
+                        : kNames[static_cast<size_t>(table_.At(slot)->type()) % 5];
       return;
+    }
     case api::Op::kIncrBy: {
       auto r = IncrBy(cid, req.key, req.integer, (req.flags & api::kSetTtl) ? req.expire_at : 0);
       if (r.ok()) reply.integer = *r; else reply.status = r.status();
@@ -512,11 +554,13 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     }
     case api::Op::kStrlen: {
       size_t slot = FindLive(req);
+      if (wrong_type(slot)) return;
       reply.integer = slot == Table::kNotFound ? 0 : table_.At(slot)->val_len;
       return;
     }
     case api::Op::kGetRange: {
       size_t slot = FindLive(req);
+      if (wrong_type(slot)) return;
       if (slot != Table::kNotFound) {
         GetRangeOf(table_.At(slot)->value(), req.integer, req.integer2, reply.value);
       }
@@ -553,6 +597,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     }
     case api::Op::kGetDel: {
       size_t slot = FindLive(req);
+      if (wrong_type(slot)) return;
       if (slot != Table::kNotFound) {
         reply.found = true;
         reply.value.assign(table_.At(slot)->value());
@@ -562,6 +607,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     }
     case api::Op::kGetEx: {
       size_t slot = FindLive(req);
+      if (wrong_type(slot)) return;
       if (slot == Table::kNotFound) return;
       Item* item = table_.At(slot);
       reply.found = true;
@@ -658,6 +704,8 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     case api::Op::kFlushCache:
       reply.integer = static_cast<int64_t>(FlushCache(cid, /*forget=*/false));
       return;
+    default:  // collections: ExecuteCollection above
+      break;
   }
   reply.status = Status(Code::kInternal, "unknown operation");
 }

@@ -60,8 +60,10 @@ class Engine {
   // Runs one request on this shard and fills the reply. Never throws.
   void Execute(const api::Request& req, api::Reply& reply);
 
-  // Typed operations (Execute dispatches to these).
-  std::optional<std::string_view> Get(uint32_t cache_id, std::string_view key);
+  // Typed operations (Execute dispatches to these). String operations on a key holding a
+  // collection answer kWrongType (Get: std::nullopt with *wrong_type set).
+  std::optional<std::string_view> Get(uint32_t cache_id, std::string_view key,
+                                      bool* wrong_type = nullptr);
   Status Set(uint32_t cache_id, std::string_view key, std::string_view value, int64_t expire_at,
              uint32_t flags, bool* stored, std::optional<std::string>* old_value);
   bool Delete(uint32_t cache_id, std::string_view key);
@@ -112,6 +114,26 @@ class Engine {
   // Replaces the value of the item at slot with `value` (resizing the block if needed).
   Item* Rewrite(size_t slot, std::string_view value);
   uint64_t NextRandom();
+
+  // ---- Collections (engine_collections.cc) ----
+  struct Target {
+    Item* item = nullptr;  // null: the key is missing (and was not created)
+    uint64_t hash = 0;
+    bool created = false;
+    size_t before = 0;     // the object's bytes when opened
+  };
+  void ExecuteCollection(const api::Request& req, api::Reply& reply);
+  // Finds the collection at req.key. False (reply.status set) if the key holds another type.
+  // With create, a missing key gets a new empty collection of `type`.
+  bool Open(const api::Request& req, ItemType type, bool create, api::Reply& reply, Target& t);
+  // After a change: accounts the object's new size, deletes an emptied collection, applies
+  // the collection TTL rules.
+  void Close(const api::Request& req, Target& t);
+  // Evicts ahead of a write that may add about `bytes`. False (reply.status OOM) if it cannot.
+  bool RoomFor(const api::Request& req, api::Reply& reply);
+  size_t ObjectBytes(const Item* item) const;
+  void DeleteObject(Item* item);
+  void Remove(uint32_t cache_id, std::string_view key, uint64_t hash);
 
   const Clock* clock_;
   uint64_t limit_;

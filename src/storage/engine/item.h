@@ -8,7 +8,9 @@
 
 namespace cellar::storage {
 
-enum class ItemType : uint8_t { kString = 0 };
+// kString items hold their value bytes; the collection types hold a pointer to their object
+// (Dict, List, Set, ZSet) as an 8-byte value.
+enum class ItemType : uint8_t { kString = 0, kDict = 1, kList = 2, kSet = 3, kZSet = 4 };
 
 struct Item {
   int64_t expire_at;  // Unix milliseconds; 0 means no TTL
@@ -28,6 +30,13 @@ struct Item {
   ItemType type() const { return static_cast<ItemType>(meta & 0xF); }
   uint32_t lru() const { return meta >> 4; }
   void set_lru(uint32_t clock) { meta = (meta & 0xF) | ((clock & kLruMask) << 4); }
+  void set_type(ItemType t) { meta = (meta & ~0xFu) | static_cast<uint32_t>(t); }
+  bool is_collection() const { return type() != ItemType::kString; }
+  void* object() const {
+    void* p;
+    std::memcpy(&p, value().data(), sizeof p);
+    return p;
+  }
   bool has_ttl() const { return expire_at != 0; }
   bool ExpiredAt(int64_t now_ms) const { return expire_at != 0 && expire_at <= now_ms; }
 
