@@ -220,14 +220,12 @@ uint32_t List::OpenGap(Node*& n, uint32_t off, uint32_t len) {
   size_t need = size_t{n->used()} + len;
   bool at_front = off == n->begin && n->used() != 0;
   if (head + tail >= len) {
+    // nb <= begin: a larger nb would mean tail > len, handled above. So the prefix moves left
+    // (or stays) and can go first without overwriting the suffix.
     uint32_t nb = at_front ? static_cast<uint32_t>(n->cap - need) : 0;
-    if (nb > n->begin) {
-      std::memmove(d + nb + pre + len, d + off, suf);
-      std::memmove(d + nb, d + n->begin, pre);
-    } else {
-      std::memmove(d + nb, d + n->begin, pre);
-      std::memmove(d + nb + pre + len, d + off, suf);
-    }
+    assert(nb <= n->begin);
+    std::memmove(d + nb, d + n->begin, pre);
+    std::memmove(d + nb + pre + len, d + off, suf);
     n->begin = nb;
     n->end = static_cast<uint32_t>(nb + need);
     return nb + pre;
@@ -558,7 +556,7 @@ void List::Trim(size_t start, size_t end) {
 
 size_t List::Remove(std::string_view v, int64_t count) {
   if (size_ == 0) return 0;
-  size_t limit = count == 0 ? SIZE_MAX
+  size_t limit = count == 0  ? SIZE_MAX
                  : count > 0 ? static_cast<size_t>(count)
                              : static_cast<size_t>(0 - static_cast<uint64_t>(count));
   size_t removed = 0;

@@ -30,6 +30,8 @@
 // merged. An empty list holds no heap memory (bytes() == 0).
 //
 // Values passed in (v) must not point into this list's own storage (copy an At() view first).
+// An element must be shorter than 2^31 bytes (node offsets are 32-bit; the engine's value cap
+// is far lower).
 //
 // Thread: owned by one shard thread, like the Engine that holds it; not thread-safe.
 #pragma once
@@ -232,8 +234,8 @@ class List {
 
   list_internal::Devector<Node*> nodes_;
   list_internal::Devector<uint32_t> counts_;  // counts_[j] = elements in nodes_[j]
-  size_t size_ = 0;                            // elements
-  size_t node_bytes_ = 0;                      // sum of malloc_usable_size(nodes_[j])
+  size_t size_ = 0;                           // elements
+  size_t node_bytes_ = 0;                     // sum of malloc_usable_size(nodes_[j])
 };
 
 // ---- templates ----

@@ -1,13 +1,13 @@
 #include "storage/types/list.h"
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdio>
 #include <deque>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace cellar::storage {
 namespace {
@@ -149,8 +149,8 @@ TEST(ListTest, EmptyStringsAndBinary) {
 
 TEST(ListTest, VarintLengthBoundaries) {
   List l;
-  std::vector<size_t> lens = {0, 1, 126, 127, 128, 129, 255, 256, 4095, 4096, 4097,
-                              16383, 16384, 16385, 70000};
+  std::vector<size_t> lens = {0,    1,    126,  127,   128,   129,   255,  256,
+                              4095, 4096, 4097, 16383, 16384, 16385, 70000};
   std::vector<std::string> want;
   for (size_t n : lens) {
     std::string v(n, static_cast<char>('a' + n % 26));
@@ -298,7 +298,7 @@ TEST(ListTest, EraseAcrossNodes) {
     ASSERT_EQ(Contents(l), want);
     ExpectSane(l);
   };
-  erase(120, 20);    // straddles the first node boundary
+  erase(120, 20);  // straddles the first node boundary
   erase(0, 1);
   erase(100, 300);   // several whole nodes
   erase(500, 1000);  // clamped to the end
@@ -468,6 +468,46 @@ TEST(ListTest, SingleNodeShrinksAfterPops) {
   EXPECT_EQ(l.bytes(), l.RecomputeBytesForTest());
 }
 
+// Every small layout of free space around one node's data (pops leave room at the front,
+// pushes use the back) meets pushes and inserts of every size class.
+TEST(ListTest, SweepSmallLayouts) {
+  for (size_t s : {3, 20, 90}) {
+    for (int k = 1; k <= 24; ++k) {
+      for (int j = 0; j < k; ++j) {
+        for (size_t t : {1, 10, 40, 100, 200}) {
+          for (int where = 0; where < 3; ++where) {
+            List l;
+            std::deque<std::string> m;
+            for (int i = 0; i < k; ++i) {
+              std::string v(s, static_cast<char>('a' + i));
+              l.PushBack(v);
+              m.push_back(v);
+            }
+            for (int i = 0; i < j; ++i) {
+              l.PopFront(nullptr);
+              m.pop_front();
+            }
+            std::string v(t, 'T');
+            if (where == 0) {
+              l.PushFront(v);
+              m.push_front(v);
+            } else if (where == 1) {
+              l.PushBack(v);
+              m.push_back(v);
+            } else {
+              l.Insert(m.size() / 2, v);
+              m.insert(m.begin() + m.size() / 2, v);
+            }
+            ASSERT_EQ(Contents(l), std::vector<std::string>(m.begin(), m.end()))
+                << s << " " << k << " " << j << " " << t << " " << where;
+            ASSERT_TRUE(l.CheckInvariantsForTest());
+          }
+        }
+      }
+    }
+  }
+}
+
 // 200,000 random operations against a std::deque model.
 TEST(ListTest, RandomizedAgainstDeque) {
   std::mt19937_64 rng(20240611);
@@ -494,8 +534,8 @@ TEST(ListTest, RandomizedAgainstDeque) {
     size_t n = m.size();
     bool grow = n < target;
     uint64_t kind = rnd(100);
-    if (!grow && kind < 24 && rnd(2)) kind += 24;  // some pushes become pops
-    if (grow && kind >= 24 && kind < 48 && rnd(2)) kind -= 24;  // and the other way
+    if (!grow && kind < 24 && rnd(2)) kind += 24;                   // some pushes become pops
+    if (grow && kind >= 24 && kind < 48 && rnd(2)) kind -= 24;      // and the other way
     if (grow && kind >= 74 && kind < 87 && rnd(3)) kind = rnd(24);  // fewer removals
     if (kind < 12) {
       std::string v = value();
