@@ -24,7 +24,8 @@ namespace cellar::grpc::detail {
 template <typename T>
 T* Parse(Stream& s, std::string_view message) {
   T* m;
-  if (s.request != nullptr && typeid(*s.request) == typeid(T)) {
+  const google::protobuf::MessageLite* old = s.request.get();
+  if (old != nullptr && typeid(*old) == typeid(T)) {
     m = static_cast<T*>(s.request.get());
   } else {
     auto fresh = std::make_unique<T>();
@@ -81,8 +82,7 @@ using PrepareFn = Status (*)(const ServiceContext&, Stream&, std::string_view,
                              std::vector<gateway::Call>&, int64_t);
 using FinishFn = void (*)(const ServiceContext&, Stream&, const gateway::Call*);
 using FollowupFn = bool (*)(const ServiceContext&, Stream&, const gateway::Call*);
-using Prepare2Fn = Status (*)(const ServiceContext&, Stream&, std::vector<gateway::Call>&,
-                              int64_t);
+using Prepare2Fn = Status (*)(const ServiceContext&, Stream&, std::vector<gateway::Call>&, int64_t);
 
 constexpr Method Data(std::string_view path, auth::Access access, PrepareFn prepare,
                       FinishFn finish) {
