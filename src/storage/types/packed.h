@@ -128,11 +128,12 @@ class PackedVec {
   }
 
  private:
+  // Grows to exactly what is needed (plus the allocator's own rounding, which cap_ then
+  // uses): small collections are many, so slack would cost more than the copies, which are of
+  // a few KiB at most (as Redis's listpack does).
   void Reserve(size_t need) {
     if (need <= cap_) return;
-    size_t cap = cap_ < 32 ? 32 : cap_;
-    while (cap < need) cap += cap / 2 + 16;
-    buf_ = static_cast<char*>(std::realloc(buf_, cap));
+    buf_ = static_cast<char*>(std::realloc(buf_, need));
     if (buf_ == nullptr) std::abort();  // as operator new would throw; the engine limits sizes
     cap_ = static_cast<uint32_t>(malloc_usable_size(buf_));
   }
