@@ -145,6 +145,32 @@ class Roles(unittest.TestCase):
         self.assertIsInstance(out[1], redis.ResponseError)
         self.assertEqual(out[2], b"dog")
 
+    def test_collections_under_key_scopes_and_roles(self):
+        pre = connect("farm", mint("t_roles", role="rw", cache="farm", key_prefix="pet"))
+        self.assertEqual(pre.sadd("pets:a", "cat", "dog"), 2)
+        self.assertEqual(pre.hset("pets:h", "name", "rex"), 1)
+        self.assertEqual(pre.sunionstore("pets:u", ["pets:a"]), 2)
+        self.admin.sadd("barn", "hay")
+        # A STORE whose destination or any source lies outside the grant is refused whole,
+        # and nothing is written.
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            pre.sunionstore("barn", ["pets:a"])
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            pre.sunionstore("pets:v", ["pets:a", "barn"])
+        self.assertEqual(self.admin.smembers("barn"), {b"hay"})
+        self.assertEqual(self.admin.exists("pets:v"), 0)
+        self.admin.rpush("pets:l", "x")
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            pre.lmove("pets:l", "barnlist", "LEFT", "RIGHT")
+        self.assertEqual(self.admin.lrange("pets:l", 0, -1), [b"x"])  # not popped
+        ro = connect("farm", mint("t_roles", role="ro", cache="farm"))
+        self.assertEqual(ro.smembers("pets:a"), {b"cat", b"dog"})
+        self.assertEqual(ro.hget("pets:h", "name"), b"rex")
+        for cmd in (("SADD", "pets:a", "x"), ("HSET", "pets:h", "f", "v"), ("LPOP", "pets:l"),
+                    ("ZADD", "pets:z", "1", "m"), ("SPOP", "pets:a")):
+            with self.assertRaisesRegex(redis.ResponseError, "^this token has no permission"):
+                ro.execute_command(*cmd)
+
     def test_cache_scope(self):
         ensure_cache("t_roles", "other")
         tok = mint("t_roles", role="rw", cache="farm")

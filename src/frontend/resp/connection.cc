@@ -170,15 +170,19 @@ auth::Access AccessOf(const CommandSpec& spec, std::span<const std::string_view>
 }  // namespace
 
 bool Connection::Permitted(const CommandSpec& spec, const Pending& p) {
+  return CallsPermitted(spec, p, std::span<const gateway::Call>(batch_.calls).subspan(p.first_call));
+}
+
+bool Connection::CallsPermitted(const CommandSpec& spec, const Pending& p,
+                                std::span<const gateway::Call> calls) {
   const auth::Permissions& perms = state_.principal.perms;
   if (perms.super_user) return true;
   const auth::Access access =
       AccessOf(spec, std::span<const std::string_view>(args_).subspan(p.first_arg, p.num_args));
-  const size_t end = batch_.calls.size();
   // Keyless calls (SCAN, DBSIZE, FLUSHDB, ...) ask with the empty key: only a grant on every
   // item of the cache allows them, so a key-scoped token cannot list or flush other keys.
-  for (size_t i = p.first_call; i < end; ++i) {
-    if (!auth::Allows(perms, state_.cache_name, batch_.calls[i].req.key, access)) return false;
+  for (const gateway::Call& c : calls) {
+    if (!auth::Allows(perms, state_.cache_name, c.req.key, access)) return false;
   }
   return true;
 }
@@ -245,7 +249,16 @@ void Connection::FinishFrom(size_t index) {
       std::span<gateway::Call> first(batch_.calls.data() + p.first_call, p.num_calls);
       followup_.calls.clear();
       CommandContext ctx = MakeContext(unused, followup_.calls, p);
-      if (p.spec->followup(ctx, first)) {
+      const bool second = p.spec->followup(ctx, first);
+      if (second && !(p.spec->flags & kNoAuth) &&
+          !CallsPermitted(*p.spec, p, std::span<const gateway::Call>(followup_.calls))) {
+        // The second round's keys (a STORE destination, LMOVE's target) need the grant too.
+        ReplyWriter w(&out_, p.proto);
+        WriteError(w, RespError::kNoPerm, p.spec->name);
+        CountCommand(p, before);
+        continue;
+      }
+      if (second) {
         owner_->server_->gateway->Submit(
             owner_->thread_, &followup_, [self = shared_from_this(), i] {
               const Pending& q = self->pending_[i];

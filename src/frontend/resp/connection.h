@@ -54,6 +54,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // calls a command prepared.
   bool PrincipalStillValid(ReplyWriter& w);
   bool Permitted(const CommandSpec& spec, const Pending& p);
+  bool CallsPermitted(const CommandSpec& spec, const Pending& p,
+                      std::span<const gateway::Call> calls);
   // Drops the bytes of commands already answered from the front of the receive buffer.
   void Compact();
   void ReleaseLargeBuffers();
