@@ -68,7 +68,7 @@ Item* Engine::NewItem(uint32_t cache_id, std::string_view key, size_t val_len,
   item->val_len = static_cast<uint32_t>(val_len);
   item->meta = static_cast<uint32_t>(ItemType::kString);
   item->set_lru(LruClock());
-  std::memcpy(item->data(), key.data(), key.size());
+  if (!key.empty()) std::memcpy(item->data(), key.data(), key.size());
   size_t bytes = malloc_usable_size(item);
   used_ += bytes;
   CacheCounters& cc = caches_[cache_id];
@@ -241,7 +241,7 @@ Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view val
     FreeItem(item);
     return Status(Code::kOutOfMemory);
   }
-  std::memcpy(item->mutable_value(), value.data(), value.size());
+  if (!value.empty()) std::memcpy(item->mutable_value(), value.data(), value.size());
   table_.Insert(item, hash);
   *stored = true;
   return Status::Ok();
@@ -254,7 +254,7 @@ Item* Engine::Rewrite(size_t slot, std::string_view value) {
   size_t need = Item::AllocSize(old->key_len, value.size());
   if (need <= old_bytes && need * 2 >= old_bytes) {
     // Fits in the block and wastes at most half of it: rewrite in place.
-    std::memmove(old->mutable_value(), value.data(), value.size());
+    if (!value.empty()) std::memmove(old->mutable_value(), value.data(), value.size());
     old->val_len = static_cast<uint32_t>(value.size());
     return old;
   }
@@ -262,7 +262,7 @@ Item* Engine::Rewrite(size_t slot, std::string_view value) {
   // may be read from it afterwards.
   Item* item = NewItem(old->cache_id, old->key(), value.size(), old->expire_at);
   if (item == nullptr) return nullptr;
-  std::memcpy(item->mutable_value(), value.data(), value.size());
+  if (!value.empty()) std::memcpy(item->mutable_value(), value.data(), value.size());
   const uint64_t hash = KeyHash(item->cache_id, item->key());
   old = nullptr;
   // Evict until the result fits: the new block replaces the old one if it is still there, or

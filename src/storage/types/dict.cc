@@ -9,9 +9,9 @@ Dict::~Dict() {
 HEntry* Dict::NewEntry(uint32_t hash, std::string_view f, std::string_view v) {
   HEntry* e = HEntry::New(hash, PayloadSize(f, v));
   char* p = PutVarint(e->payload(), static_cast<uint32_t>(f.size()));
-  std::memcpy(p, f.data(), f.size());
+  if (!f.empty()) std::memcpy(p, f.data(), f.size());
   p = PutVarint(p + f.size(), static_cast<uint32_t>(v.size()));
-  std::memcpy(p, v.data(), v.size());
+  if (!v.empty()) std::memcpy(p, v.data(), v.size());
   entry_bytes_ += HEntry::AllocBytes(e);
   return e;
 }
@@ -67,7 +67,7 @@ bool Dict::Set(std::string_view field, std::string_view value) {
     std::string_view f, v;
     Decode(old, &f, &v);
     if (v.size() == value.size()) {  // same layout: overwrite in place
-      std::memcpy(const_cast<char*>(v.data()), value.data(), value.size());
+      if (!value.empty()) std::memcpy(const_cast<char*>(v.data()), value.data(), value.size());
       return false;
     }
     hash_.Unlink(old);

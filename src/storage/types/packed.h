@@ -93,7 +93,7 @@ class PackedVec {
     char* p = buf_ + pos;
     for (size_t i = 0; i < n; ++i) {
       p = PutVarint(p, static_cast<uint32_t>(s[i].size()));
-      std::memcpy(p, s[i].data(), s[i].size());
+      if (!s[i].empty()) std::memcpy(p, s[i].data(), s[i].size());
       p += s[i].size();
     }
     len_ += static_cast<uint32_t>(add);
@@ -117,7 +117,7 @@ class PackedVec {
     if (now > old) Reserve(len_ + now - old);
     std::memmove(buf_ + pos + now, buf_ + next, len_ - next);
     char* p = PutVarint(buf_ + pos, static_cast<uint32_t>(s.size()));
-    std::memcpy(p, s.data(), s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
     len_ = len_ - old + now;
     if (now < old) MaybeShrink();
   }

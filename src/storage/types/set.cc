@@ -19,7 +19,7 @@ uint32_t Set::FindPacked(std::string_view member) const {
 void Set::InsertLarge(uint32_t hash, std::string_view member) {
   HEntry* e = HEntry::New(hash, VarintSize(static_cast<uint32_t>(member.size())) + member.size());
   char* p = PutVarint(e->payload(), static_cast<uint32_t>(member.size()));
-  std::memcpy(p, member.data(), member.size());
+  if (!member.empty()) std::memcpy(p, member.data(), member.size());
   entry_bytes_ += HEntry::AllocBytes(e);
   hash_.Insert(e);
 }
