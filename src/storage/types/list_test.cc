@@ -680,7 +680,8 @@ TEST(ListTest, RandomizedAgainstDeque) {
 }
 
 // Not asserted: prints the cost of the queue pattern and the memory per element.
-TEST(ListTest, BenchmarkPushBackPopFront) {
+// Printed, not asserted; run with --gtest_also_run_disabled_tests.
+TEST(ListTest, DISABLED_BenchmarkPushBackPopFront) {
   constexpr int kOps = 1000000;
   const std::string v(16, 'v');
   List l;

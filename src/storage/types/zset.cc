@@ -575,7 +575,7 @@ HEntry* NewEntry(uint32_t hash, std::string_view member, double score) {
   HEntry* e = HEntry::New(hash, 8 + VarintSize(len) + len);
   zset_internal::SetEntryScore(e, score);
   char* p = PutVarint(e->payload() + 8, len);
-  std::memcpy(p, member.data(), len);
+  if (len != 0) std::memcpy(p, member.data(), len);
   return e;
 }
 

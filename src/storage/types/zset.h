@@ -102,6 +102,7 @@ class RankTree {
   size_t bytes() const { return bytes_; }  // node allocations
   Leaf* first() const { return first_; }
   Leaf* last() const { return last_; }
+  int height() const { return height_; }
 
   void Insert(HEntry* e);  // e's key is not in the tree yet
   void Erase(HEntry* e);   // e is in the tree
@@ -273,6 +274,7 @@ class ZSet {
 
   size_t RecomputeBytesForTest() const;
   bool CheckInvariantsForTest() const;
+  int TreeHeightForTest() const { return large_ ? large_->tree.height() : -1; }
 
  private:
   struct Large {
