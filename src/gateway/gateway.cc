@@ -73,6 +73,7 @@ void Gateway::Flush(uint32_t from) {
 void Gateway::RunPart(Batch& batch, uint32_t shard) {
   storage::Engine& engine = *engines_[shard];
   int64_t now = -1;  // read once, and only if some call has a deadline
+  engine.BeginBatch();
   for (uint32_t i : batch.by_shard_[shard]) {
     Call& call = batch.calls[i];
     if (call.deadline_ms != 0) {
@@ -84,6 +85,7 @@ void Gateway::RunPart(Batch& batch, uint32_t shard) {
     }
     engine.Execute(call.req, call.reply);
   }
+  engine.EndBatch();
 }
 
 void Gateway::Deliver(uint32_t at, std::vector<Message>& messages) {

@@ -238,6 +238,8 @@ void Connection::ProcessRound() {
 void Connection::FinishRound() { FinishFrom(0); }
 
 void Connection::FinishFrom(size_t index) {
+  // One clock read for the commands finished now (not one per command).
+  round_elapsed_us_ = (MonotonicNanos() - round_start_ns_) / 1000;
   for (size_t i = index; i < pending_.size(); ++i) {
     const Pending& p = pending_[i];
     const size_t before = out_.size();
@@ -266,6 +268,7 @@ void Connection::FinishFrom(size_t index) {
               ReplyWriter unused2(&self->local_, q.proto);
               CommandContext c2 = self->MakeContext(unused2, self->followup_.calls, q);
               const size_t before = self->out_.size();
+              self->round_elapsed_us_ = (MonotonicNanos() - self->round_start_ns_) / 1000;
               q.spec->finish(c2, std::span<gateway::Call>(self->followup_.calls), w);
               self->CountCommand(q, before);
               self->FinishFrom(i + 1);
@@ -288,7 +291,7 @@ void Connection::FinishFrom(size_t index) {
 void Connection::CountCommand(const Pending& p, size_t reply_start) {
   if (p.spec == nullptr) return;
   ThreadMetrics& m = MetricsOf(owner_->thread_);
-  const uint64_t elapsed_us = (MonotonicNanos() - round_start_ns_) / 1000;
+  const uint64_t elapsed_us = round_elapsed_us_;
   size_t bucket = 0;
   while (kLatencyBoundsUs[bucket] < elapsed_us) ++bucket;
   const size_t id = p.spec->id % kMaxCommandIds;

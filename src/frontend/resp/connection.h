@@ -89,6 +89,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   gateway::Batch batch_;
   gateway::Batch followup_;
   uint64_t round_start_ns_ = 0;
+  uint64_t round_elapsed_us_ = 0;  // at the latest FinishFrom: what CountCommand records
   int64_t round_now_ms_ = 0;  // wall clock read once per round
   bool reading_ = false;
   bool busy_ = false;

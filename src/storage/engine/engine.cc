@@ -113,7 +113,7 @@ size_t Engine::FindLive(const api::Request& req) {
 }
 
 size_t Engine::FindLive(uint32_t cache_id, std::string_view key, uint64_t hash) {
-  now_ = clock_->NowMillis();
+  now_ = Now();
   size_t slot = table_.Find(cache_id, key, hash);
   if (slot == Table::kNotFound) return slot;
   if (table_.At(slot)->ExpiredAt(now_)) {
@@ -129,7 +129,7 @@ bool Engine::EvictOne() {
   const size_t n = table_.size();
   if (n == 0) return false;
   const size_t cap = table_.capacity();
-  const int64_t now = clock_->NowMillis();
+  const int64_t now = Now();
   now_ = now;
   const uint32_t now_clock = LruClock();
   size_t best = Table::kNotFound;
@@ -397,7 +397,7 @@ int64_t Engine::Expire(uint32_t cache_id, std::string_view key, int64_t expire_a
   // No TTL counts as an infinite one: GT never beats it, LT always does.
   if ((flags & api::kGt) && (!has || expire_at <= item->expire_at)) return 0;
   if ((flags & api::kLt) && has && expire_at >= item->expire_at) return 0;
-  if (expire_at <= clock_->NowMillis()) {
+  if (expire_at <= Now()) {
     EraseSlot(slot);
     return 1;
   }
@@ -440,7 +440,7 @@ int64_t Engine::TtlMillis(uint32_t cache_id, std::string_view key) {
   if (slot == Table::kNotFound) return -2;
   const Item* item = table_.At(slot);
   if (!item->has_ttl()) return -1;
-  return std::max<int64_t>(0, item->expire_at - clock_->NowMillis());
+  return std::max<int64_t>(0, item->expire_at - Now());
 }
 
 size_t Engine::FlushCache(uint32_t cache_id, bool forget) {
@@ -451,7 +451,7 @@ size_t Engine::FlushCache(uint32_t cache_id, bool forget) {
 }
 
 size_t Engine::ActiveExpire(size_t budget) {
-  const int64_t now = clock_->NowMillis();
+  const int64_t now = Now();
   size_t removed = 0;
   const size_t cap = table_.capacity();
   for (size_t n = 0; n < budget; ++n) {
@@ -616,7 +616,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       if (req.flags & api::kPersistTtl) {
         SetExpiry(item, 0);
       } else if (req.flags & api::kSetTtl) {
-        if (req.expire_at <= clock_->NowMillis()) {
+        if (req.expire_at <= Now()) {
           EraseSlot(slot);
         } else {
           SetExpiry(item, req.expire_at);
@@ -625,7 +625,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       return;
     }
     case api::Op::kScan: {
-      const int64_t now = clock_->NowMillis();
+      const int64_t now = Now();
       uint64_t cursor = static_cast<uint64_t>(req.integer);
       int64_t want = std::max<int64_t>(1, req.integer2);
       // Visit buckets until enough keys or the shard is done; bound the buckets visited too so
@@ -648,7 +648,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     }
     case api::Op::kKeys: {
       // No cursor to honour: one linear sweep of the slots.
-      const int64_t now = clock_->NowMillis();
+      const int64_t now = Now();
       for (size_t i = 0; i < table_.capacity(); ++i) {
         if (!table_.Occupied(i)) continue;
         const Item* item = table_.At(i);
@@ -661,7 +661,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     case api::Op::kRandomKey: {
       const auto* cc = Cache(cid);
       if (cc == nullptr || cc->items == 0) return;
-      const int64_t now = clock_->NowMillis();
+      const int64_t now = Now();
       const size_t cap = table_.capacity();
       auto take = [&](size_t i) {
         if (!table_.Occupied(i)) return false;

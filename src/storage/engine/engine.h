@@ -84,6 +84,14 @@ class Engine {
   // -2: missing, -1: no TTL, else ms left.
   int64_t TtlMillis(uint32_t cache_id, std::string_view key);
 
+  // A batch of calls reads the clock once: between BeginBatch and EndBatch every operation
+  // sees the time BeginBatch read (the gateway brackets each shard's part of a batch).
+  void BeginBatch() {
+    batch_now_ = clock_->NowMillis();
+    in_batch_ = true;
+  }
+  void EndBatch() { in_batch_ = false; }
+
   // Removes expired items, visiting at most `budget` slots. Returns items removed.
   size_t ActiveExpire(size_t budget);
 
@@ -114,6 +122,7 @@ class Engine {
   // Replaces the value of the item at slot with `value` (resizing the block if needed).
   Item* Rewrite(size_t slot, std::string_view value);
   uint64_t NextRandom();
+  int64_t Now() const { return in_batch_ ? batch_now_ : clock_->NowMillis(); }
 
   // ---- Collections (engine_collections.cc) ----
   struct Target {
@@ -141,6 +150,8 @@ class Engine {
   int64_t max_value_ = 512ll * 1024 * 1024;
   uint64_t rng_;
   int64_t now_ = 0;  // Unix ms of the current operation, read once by FindLive
+  int64_t batch_now_ = 0;
+  bool in_batch_ = false;
   size_t expire_cursor_ = 0;
   Table table_;
   absl::flat_hash_map<uint32_t, CacheCounters> caches_;

@@ -269,7 +269,7 @@ TEST(EngineExpire, FlagSemantics) {
   Env env;
   const int64_t now = env.Now();
   auto fresh = [&](std::string_view k, int64_t ttl_at) {
-    ASSERT_TRUE(env.Set(1, k, "v", ttl_at ? api::kSetTtl : 0, ttl_at));
+    ASSERT_TRUE(env.Set(1, k, "v", ttl_at ? uint32_t{api::kSetTtl} : 0u, ttl_at));
   };
   // Missing key: always 0.
   EXPECT_EQ(env.e.Expire(1, "missing", now + 10, 0), 0);
