@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/item_list.h"
 #include "common/status.h"
 
 namespace cellar::api {
@@ -218,7 +219,7 @@ struct Reply {
   std::vector<std::string> keys;
   std::vector<int64_t> numbers;
   // Collections.
-  std::vector<std::string> items;
+  ItemList items;
   std::vector<double> scores;
   int64_t length = 0;
 };

@@ -126,7 +126,7 @@ void FinishElements(const ServiceContext&, Stream& s, const Call* calls) {
   Resp resp;
   if (calls[0].reply.found) {
     auto* f = resp.mutable_found();
-    for (const std::string& e : calls[0].reply.items) f->add_elements(e);
+    for (std::string_view e : calls[0].reply.items) f->add_elements(e.data(), e.size());
   } else {
     resp.mutable_missing();
   }
@@ -194,7 +194,7 @@ void FinishDictionaryGet(const ServiceContext&, Stream& s, const Call* calls) {
       auto* part = f->add_items();
       if (i < rep.numbers.size() && rep.numbers[i] == 1 && i < rep.items.size()) {
         part->set_result(cc::Hit);
-        part->set_cache_body(rep.items[i]);
+        part->set_cache_body(rep.items[i].data(), rep.items[i].size());
       } else {
         part->set_result(cc::Miss);
       }
@@ -222,8 +222,8 @@ void FinishDictionaryFetch(const ServiceContext&, Stream& s, const Call* calls) 
     auto* f = resp.mutable_found();
     for (size_t i = 0; i + 1 < rep.items.size(); i += 2) {
       auto* pair = f->add_items();
-      pair->set_field(rep.items[i]);
-      pair->set_value(rep.items[i + 1]);
+      pair->set_field(rep.items[i].data(), rep.items[i].size());
+      pair->set_value(rep.items[i + 1].data(), rep.items[i + 1].size());
     }
   } else {
     resp.mutable_missing();
@@ -441,9 +441,9 @@ void FinishListPop(const ServiceContext&, Stream& s, const Call* calls) {
   if (rep.found && !rep.items.empty()) {
     auto* f = resp.mutable_found();
     if constexpr (std::is_same_v<Resp, cc::_ListPopFrontResponse>) {
-      f->set_front(rep.items[0]);
+      f->set_front(rep.items[0].data(), rep.items[0].size());
     } else {
-      f->set_back(rep.items[0]);
+      f->set_back(rep.items[0].data(), rep.items[0].size());
     }
     f->set_list_length(Len(rep.length));
   } else {
@@ -509,7 +509,7 @@ void FinishListFetch(const ServiceContext&, Stream& s, const Call* calls) {
   cc::_ListFetchResponse resp;
   if (calls[0].reply.found) {
     auto* f = resp.mutable_found();
-    for (const std::string& v : calls[0].reply.items) f->add_values(v);
+    for (std::string_view v : calls[0].reply.items) f->add_values(v.data(), v.size());
   } else {
     resp.mutable_missing();
   }
@@ -617,12 +617,12 @@ void FinishSortedSetFetch(const ServiceContext&, Stream& s, const Call* calls) {
       auto* vs = f->mutable_values_with_scores();
       for (size_t i = 0; i < rep.items.size(); ++i) {
         auto* e = vs->add_elements();
-        e->set_value(rep.items[i]);
+        e->set_value(rep.items[i].data(), rep.items[i].size());
         e->set_score(i < rep.scores.size() ? rep.scores[i] : 0);
       }
     } else {
       auto* vs = f->mutable_values();
-      for (const std::string& v : rep.items) vs->add_values(v);
+      for (std::string_view v : rep.items) vs->add_values(v.data(), v.size());
     }
   } else {
     resp.mutable_missing();
@@ -820,7 +820,7 @@ bool FollowupUnionStore(const ServiceContext&, Stream& s, const Call* calls) {
       const double v = Weighted(j < rep.scores.size() ? rep.scores[j] : 0, weight);
       auto [it, added] = index.try_emplace(rep.items[j], scores.size());
       if (added) {
-        s.owned.push_back(rep.items[j]);
+        s.owned.emplace_back(rep.items[j]);
         scores.push_back(v);
       } else {
         scores[it->second] = Aggregate(r.aggregate(), scores[it->second], v);

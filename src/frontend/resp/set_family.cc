@@ -24,7 +24,7 @@ using gateway::Call;
 
 void WriteMustBePositive(ReplyWriter& w) { WriteErr(w, "value is out of range, must be positive"); }
 
-void WriteSet(ReplyWriter& w, const std::vector<std::string>& items) {
+void WriteSet(ReplyWriter& w, const api::ItemList& items) {
   w.Set(items.size());
   for (const auto& m : items) w.Bulk(m);
 }

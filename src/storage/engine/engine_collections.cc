@@ -249,15 +249,12 @@ void Engine::ExecuteCollection(const api::Request& req, api::Reply& reply) {
     case Op::kHGet: {
       if (!Open(req, ItemType::kDict, false, reply, t)) return;
       reply.found = t.item != nullptr;
-      reply.items.resize(args.size());
       reply.numbers.assign(args.size(), 0);
-      if (t.item == nullptr) return;
-      const Dict* d = As<Dict>(t.item);
+      const Dict* d = t.item == nullptr ? nullptr : As<Dict>(t.item);
       for (size_t i = 0; i < args.size(); ++i) {
-        if (auto v = d->Get(args[i])) {
-          reply.items[i].assign(*v);
-          reply.numbers[i] = 1;
-        }
+        auto v = d == nullptr ? std::nullopt : d->Get(args[i]);
+        reply.items.push_back(v.value_or(std::string_view()));  // "" for a missing field
+        reply.numbers[i] = v.has_value();
       }
       return;
     }
@@ -412,13 +409,15 @@ void Engine::ExecuteCollection(const api::Request& req, api::Reply& reply) {
       reply.found = true;
       List* l = As<List>(t.item);
       const size_t n = req.integer < 0 ? 1 : std::min<size_t>(req.integer, l->size());
-      reply.items.resize(n);
+      reply.items.reserve(n);
+      std::string element;
       for (size_t i = 0; i < n; ++i) {
         if (req.op == Op::kLPop) {
-          l->PopFront(&reply.items[i]);
+          l->PopFront(&element);
         } else {
-          l->PopBack(&reply.items[i]);
+          l->PopBack(&element);
         }
+        reply.items.push_back(element);
       }
       reply.length = static_cast<int64_t>(l->size());
       return Close(req, t);
@@ -584,7 +583,7 @@ void Engine::ExecuteCollection(const api::Request& req, api::Reply& reply) {
       auto rng = [this] { return NextRandom(); };
       if (n == s->size()) {
         s->ForEach([&](std::string_view m) { reply.items.emplace_back(m); });
-        for (const std::string& m : reply.items) s->Erase(m);
+        for (std::string_view m : reply.items) s->Erase(m);
       } else {
         for (size_t i = 0; i < n; ++i) {
           reply.items.emplace_back(s->Random(rng));
@@ -613,11 +612,13 @@ void Engine::ExecuteCollection(const api::Request& req, api::Reply& reply) {
         return;
       }
       const size_t n = std::min<size_t>(static_cast<size_t>(req.integer), s->size());
-      if (n * 3 >= s->size()) {  // a large share: take all, then drop at random
-        s->ForEach([&](std::string_view m) { reply.items.emplace_back(m); });
-        for (size_t i = reply.items.size(); i > n; --i) {
-          std::swap(reply.items[NextRandom() % i], reply.items[i - 1]);
-          reply.items.pop_back();
+      if (n * 3 >= s->size()) {  // a large share: take all, then keep n at random
+        std::vector<std::string_view> all;
+        all.reserve(s->size());
+        s->ForEach([&](std::string_view m) { all.push_back(m); });
+        for (size_t i = 0; i < n; ++i) {  // partial Fisher-Yates
+          std::swap(all[i], all[i + NextRandom() % (all.size() - i)]);
+          reply.items.push_back(all[i]);
         }
         return;
       }

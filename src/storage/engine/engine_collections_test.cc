@@ -146,7 +146,7 @@ TEST(EngineCollections, ListIndicesRedisAndSlice) {
   auto range = [&](int64_t a, int64_t b, uint32_t flags = 0) {
     auto r = env.Run(api::Op::kLRange, "l", {}, flags, a, b);
     std::string out;
-    for (auto& s : r.items) out += s;
+    for (std::string_view s : r.items) out += s;
     return out;
   };
   EXPECT_EQ(range(0, -1), "abcde");
