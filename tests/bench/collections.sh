@@ -2,26 +2,37 @@
 # Benchmark: collections (hashes, lists, sets, sorted sets), Cellar (release build) against
 # Debian's redis-server, both in one run.
 #   tests/bench/collections.sh    (from anywhere; needs build/release/src/bin/cellar,
-#                                  redis-server, redis-cli, redis-benchmark, /usr/bin/time)
+#                                  redis-server, redis-cli, cc, /usr/bin/time)
 # Env: CELLAR_BIN, BENCH_REPS (runs per workload and server, default 3; the table shows
 #      medians), BENCH_MODES ("pinned" by default; "pinned unpinned" as in run.sh),
-#      BENCH_PIPELINES (default "1 16"), BENCH_N1 / BENCH_N16 (requests per redis-benchmark
-#      run at -P 1 / at -P > 1, default 50000 / 300000), BENCH_KEYSPACE (elements in the
+#      BENCH_PIPELINES (default "1 16"), BENCH_CLIENT (collbench, the default: our lean
+#      load generator tests/bench/collbench.c, built into the temp dir with cc -O2; or
+#      redis-benchmark, which at -c 50 -P 1 used ~100% of its core on the 2-core machine and
+#      so capped both servers), BENCH_SECS / BENCH_WARMUP (collbench: measured and warm-up
+#      seconds per run, default 2 / 0.5), BENCH_N1 / BENCH_N16 (redis-benchmark: requests
+#      per run at -P 1 / at -P > 1, default 50000 / 300000), BENCH_KEYSPACE (elements in the
 #      pre-filled collections and the -r range, default 100000), BENCH_VALUE (bytes of the
 #      hash values and list elements, default 16), BENCH_CMDS (subset of
 #      "hset hget lpush lpop sadd sismember zadd zrange"), BENCH_ITEMS (elements of the big
 #      hash and the big sorted set in the memory test, default 1000000), BENCH_SMALL_KEYS x
 #      BENCH_SMALL_FIELDS (the small-hashes shape, default 10000 x 100), BENCH_ONLY=throughput
 #      or memory, BENCH_ONLY_REDIS=1 (no Cellar: the Redis half alone).
-# Default run: about 3 minutes on the 2-core machine (176 s measured, load average ~7).
+# Default run: about 3 minutes on the 2-core machine with redis-benchmark (176 s measured,
+# load average ~7); with collbench the throughput part takes 96 runs x 2.5 s, ~5 minutes.
 #
-# Throughput: redis-benchmark -c 50 -P 1 and -P 16, bounded by -n, built-in tests where they
-# exist, the command line otherwise:
+# Throughput: 50 connections, pipeline 1 and 16 (a batch of P requests sent at once, all P
+# replies awaited, latency from the batch's send to each reply), with
+#   collbench -c 50 -d P -t BENCH_SECS -w BENCH_WARMUP -r KEYSPACE -- <command line>
+# or redis-benchmark -c 50 -P P -n N -r KEYSPACE -d VALUE, built-in tests where they exist
+# (they send the same commands, values VALUE bytes of 'x'), the command line otherwise:
 #   hset       -t hset      HSET myhash element:__rand_int__ <VALUE bytes>
 #   hget                    HGET myhash element:__rand_int__
 #   lpush      -t lpush     LPUSH mylist <VALUE bytes>
-#   lpop       -t lpop      LPOP mylist              (runs right after lpush: the list keeps
-#                                                     its pre-filled length, never empties)
+#   lpop       -t lpop      LPOP mylist              (runs right after lpush, the list never
+#                                                     empties: redis-benchmark pops as many as
+#                                                     lpush pushed; collbench gets -n LLEN, the
+#                                                     list topped up to KEYSPACE before and
+#                                                     trimmed to KEYSPACE after)
 #   sadd       -t sadd      SADD myset element:__rand_int__
 #   sismember               SISMEMBER myset element:__rand_int__
 #   zadd       -t zadd      ZADD myzset __rand_int__ element:__rand_int__
@@ -32,8 +43,12 @@
 # HGET, SISMEMBER, ZRANGE). Every read is a hit; every write touches an existing element
 # (HSET overwrites, SADD finds the member, ZADD moves it to a new score). __rand_int__ is
 # uniform in [0, KEYSPACE). Both servers run at once; each workload alternates between them,
-# rep after rep, so a slow minute on this shared machine hits both alike. An error reply stops
-# redis-benchmark; the row is then marked and the workload is not repeated on that server.
+# rep after rep, so a slow minute on this shared machine hits both alike. An error reply
+# (which stops redis-benchmark; collbench counts them) marks the row and the workload is not
+# repeated on that server; collbench's nil replies (an HGET miss, an LPOP on an empty list)
+# are noted in the row. The table's "cli %cpu" and "srv %cpu" are the load generator's and
+# the server process's CPU time over the client's wall time (warm-up included), in % of one
+# core: a client near 100 was the limit; a pinned server near 100 was.
 #
 # Memory: a fresh server per shape and server (unpinned, Cellar --threads nproc, as run.sh's
 # memory test), loaded with redis-cli --pipe, 100 elements per command:
@@ -46,7 +61,7 @@
 # port, which both answer; the method of run.sh), before and after, and from RSS growth.
 #
 # Modes (as in run.sh):
-#   pinned:   each server on CPU 0 (Cellar --threads 1), redis-benchmark on CPU 1.
+#   pinned:   each server on CPU 0 (Cellar --threads 1), the load generator on CPU 1.
 #   unpinned: nothing pinned, Cellar on one loop per core.
 set -euo pipefail
 
@@ -57,6 +72,9 @@ PY=/usr/bin/python3
 REPS=${BENCH_REPS:-3}
 MODES=${BENCH_MODES:-pinned}
 PIPELINES=${BENCH_PIPELINES:-1 16}
+CLIENT=${BENCH_CLIENT:-collbench}
+SECS=${BENCH_SECS:-2}
+WARMUP=${BENCH_WARMUP:-0.5}
 N1=${BENCH_N1:-50000}
 N16=${BENCH_N16:-300000}
 KEYSPACE=${BENCH_KEYSPACE:-100000}
@@ -68,10 +86,17 @@ SMALL_FIELDS=${BENCH_SMALL_FIELDS:-100}
 ONLY=${BENCH_ONLY:-}
 ONLY_REDIS=${BENCH_ONLY_REDIS:-0}
 CONNS=50
+CLK_TCK=$(getconf CLK_TCK)
 RUN_TIMEOUT=180
 THREADS=1
 
-for tool in redis-server redis-cli redis-benchmark awk taskset; do
+case $CLIENT in
+  collbench) client_tool=cc ;;
+  redis-benchmark) client_tool=redis-benchmark ;;
+  *) echo "BENCH_CLIENT must be collbench or redis-benchmark, not '$CLIENT'" >&2; exit 2 ;;
+esac
+[[ $ONLY == memory ]] && client_tool=
+for tool in redis-server redis-cli $client_tool awk taskset; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
 done
 [[ -x /usr/bin/time ]] || { echo "missing: /usr/bin/time" >&2; exit 2; }
@@ -86,6 +111,10 @@ fi
 tmp=$(mktemp -d /tmp/cellar-coll-bench.XXXXXX)
 # Run a private copy, so a rebuild during the run changes nothing halfway.
 [[ $ONLY_REDIS == 1 ]] || cp "$CELLAR_BIN" "$tmp/cellar"
+if [[ $CLIENT == collbench && $ONLY != memory ]]; then
+  cc -O2 -Wall -Wextra -o "$tmp/collbench" "$here/collbench.c" ||
+    { echo "cannot build $here/collbench.c" >&2; exit 2; }
+fi
 
 server_cpu=() client_cpu=()
 set_mode() {  # set_mode pinned|unpinned
@@ -125,6 +154,7 @@ trap 'exit 130' INT TERM HUP PIPE
 free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # user+sys
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 used_memory() { timeout 10 redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1=="used_memory" {print $2}'; }
 cli() { timeout 20 redis-cli -p "$@" 2>&1 | tr -d '\r'; }  # cli PORT ARGS...
@@ -222,52 +252,113 @@ fill_and_check() {
   fi
 }
 
-rb_args() {  # rb_args WORKLOAD -> RB_ARGS (test or command line)
+value=$(printf '%*s' "$VALUE" '' | tr ' ' x)  # redis-benchmark -d fills its values with 'x'
+rb_args() {  # rb_args WORKLOAD -> RB_ARGS (redis-benchmark: test or command line), CB_ARGS
   case $1 in
-    hset|lpush|lpop|sadd|zadd) RB_ARGS=(-t "$1") ;;
-    hget) RB_ARGS=(HGET myhash element:__rand_int__) ;;
-    sismember) RB_ARGS=(SISMEMBER myset element:__rand_int__) ;;
-    zrange) RB_ARGS=(ZRANGE myzset 0 9) ;;
+    hset) RB_ARGS=(-t hset); CB_ARGS=(HSET myhash element:__rand_int__ "$value") ;;
+    hget) RB_ARGS=(HGET myhash element:__rand_int__); CB_ARGS=("${RB_ARGS[@]}") ;;
+    lpush) RB_ARGS=(-t lpush); CB_ARGS=(LPUSH mylist "$value") ;;
+    lpop) RB_ARGS=(-t lpop); CB_ARGS=(LPOP mylist) ;;
+    sadd) RB_ARGS=(-t sadd); CB_ARGS=(SADD myset element:__rand_int__) ;;
+    sismember) RB_ARGS=(SISMEMBER myset element:__rand_int__); CB_ARGS=("${RB_ARGS[@]}") ;;
+    zadd) RB_ARGS=(-t zadd); CB_ARGS=(ZADD myzset __rand_int__ element:__rand_int__) ;;
+    zrange) RB_ARGS=(ZRANGE myzset 0 9); CB_ARGS=("${RB_ARGS[@]}") ;;
     *) echo "unknown workload $1 (BENCH_CMDS)" >&2; exit 2 ;;
   esac
 }
 for w in $CMDS; do rb_args "$w"; done
 
-declare -A S ERR  # S["mode|P|workload|side|field"]="v1 v2 ...", ERR["mode|P|workload|side"]
-# rb MODE SIDE PIPE WORKLOAD: one redis-benchmark run, samples into S, an error into ERR.
+# top_up_list SIDE: RPUSH mylist back to KEYSPACE elements if LPOP took more than LPUSH
+# added; sets LIST_LEN (the length after).
+top_up_list() {
+  local p=${PORT[$1]} n
+  n=$(cli "$p" LLEN mylist)
+  [[ $n =~ ^[0-9]+$ ]] || { LIST_LEN=0; return 0; }
+  if ((n < KEYSPACE)); then
+    pipe_load "$p" >/dev/null < <(awk -v n=$((KEYSPACE - n)) -v v="$value" -v b=100 '
+      function bulk(s) { printf "$%d\r\n%s\r\n", length(s), s }
+      BEGIN { for (i = 0; i < n; i += b) { m = (n - i < b) ? n - i : b
+                printf "*%d\r\n", 2 + m; bulk("RPUSH"); bulk("mylist")
+                for (j = 0; j < m; j++) bulk(v) } }')
+    n=$(cli "$p" LLEN mylist)
+    [[ $n =~ ^[0-9]+$ ]] || n=0
+  fi
+  LIST_LEN=$n
+}
+# trim_list SIDE: after an LPOP run, LTRIM mylist back to KEYSPACE elements, so what LPUSH
+# added beyond LPOP's pops does not pile up rep after rep.
+trim_list() {
+  local p=${PORT[$1]} n got
+  n=$(cli "$p" LLEN mylist)
+  if [[ $n =~ ^[0-9]+$ ]] && ((n > KEYSPACE)); then
+    got=$(cli "$p" LTRIM mylist 0 $((KEYSPACE - 1)))
+    [[ $got == OK ]] || echo "  $1: LTRIM mylist 0 $((KEYSPACE - 1)) -> '${got:0:80}'"
+  fi
+}
+
+declare -A S ERR NOTE  # S["mode|P|workload|side|field"]="v1 v2 ...", ERR/NOTE["mode|P|workload|side"]
+# rb MODE SIDE PIPE WORKLOAD: one load generator run, samples into S, an error into ERR.
 rb() {
-  local mode=$1 s=$2 pipe=$3 w=$4 k="$1|$3|$4|$2" n=$N1 out rc=0 rps p99 ct wall err=""
+  local mode=$1 s=$2 pipe=$3 w=$4 k="$1|$3|$4|$2" n=$N1 out rc=0 rps p99 ct wall err="" \
+    errs nils extra=() what cpu scpu t0
   ((pipe > 1)) && n=$N16
   rb_args "$w"
-  out=$(/usr/bin/time -f '%U %S %e' -o "$tmp/client.time" timeout "$RUN_TIMEOUT" \
-    "${client_cpu[@]}" redis-benchmark -p "${PORT[$s]}" -c "$CONNS" -P "$pipe" -n "$n" \
-    -r "$KEYSPACE" -d "$VALUE" --csv "${RB_ARGS[@]}" 2>"$tmp/rb.err") || rc=$?
-  # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  IFS=, read -r _ rps _ _ _ _ p99 _ < <(sed -n 2p <<<"$out") || true
-  rps=${rps//\"/}; p99=${p99//\"/}
-  err=$(grep -m1 -i 'error' "$tmp/rb.err" || true)
-  [[ -z "$err" && $rc -ne 0 ]] && err="redis-benchmark exit $rc"
-  [[ -z "$err" && -z "$rps" ]] && err="no redis-benchmark summary"
+  [[ $CLIENT == collbench && $w == lpop ]] && top_up_list "$s"
+  t0=$(cpu_ticks "${PID[$s]}")
+  if [[ $CLIENT == collbench ]]; then
+    [[ $w == lpop ]] && ((LIST_LEN > 0)) && extra=(-n "$LIST_LEN")
+    what="${SECS}+${WARMUP} s"
+    out=$(/usr/bin/time -f '%U %S %e' -o "$tmp/client.time" timeout "$RUN_TIMEOUT" \
+      "${client_cpu[@]}" "$tmp/collbench" -p "${PORT[$s]}" -c "$CONNS" -d "$pipe" -t "$SECS" \
+      -w "$WARMUP" -r "$KEYSPACE" "${extra[@]}" -- "${CB_ARGS[@]}" 2>"$tmp/rb.err") || rc=$?
+    # cmd=.. ops=.. ops_per_s=.. errors=.. nils=.. p50_us=.. p90_us=.. p99_us=.. ...
+    read -r rps p99 errs nils < <(awk '{for (i = 1; i <= NF; i++) {split($i, a, "="); v[a[1]] = a[2]}
+      print v["ops_per_s"], v["p99_us"], v["errors"], v["nils"]}' <<<"$out") || true
+    if [[ -n "$errs" && "$errs" != 0 ]]; then
+      err="$errs error replies: $(sed -n 's/^collbench: first error reply: //p' "$tmp/rb.err" | head -c 100)"
+    fi
+    [[ -z "$err" && $rc -ne 0 ]] && err="collbench exit $rc: $(head -c 100 "$tmp/rb.err")"
+    [[ -z "$err" && -z "$rps" ]] && err="no collbench summary"
+    if [[ -n "$nils" && "$nils" != 0 ]]; then
+      NOTE[$k]="nil replies"; what+=", $nils nil replies"
+    fi
+  else
+    what="$n requests"
+    out=$(/usr/bin/time -f '%U %S %e' -o "$tmp/client.time" timeout "$RUN_TIMEOUT" \
+      "${client_cpu[@]}" redis-benchmark -p "${PORT[$s]}" -c "$CONNS" -P "$pipe" -n "$n" \
+      -r "$KEYSPACE" -d "$VALUE" --csv "${RB_ARGS[@]}" 2>"$tmp/rb.err") || rc=$?
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    IFS=, read -r _ rps _ _ _ _ p99 _ < <(sed -n 2p <<<"$out") || true
+    rps=${rps//\"/}; p99=${p99//\"/}
+    err=$(grep -m1 -i 'error' "$tmp/rb.err" || true)
+    [[ -z "$err" && $rc -ne 0 ]] && err="redis-benchmark exit $rc"
+    [[ -z "$err" && -z "$rps" ]] && err="no redis-benchmark summary"
+    [[ -n "$err" ]] || p99=$(awk -v v="$p99" 'BEGIN {printf "%d", v * 1000}')
+  fi
+  [[ $CLIENT == collbench && $w == lpop ]] && trim_list "$s"
   if [[ -n "$err" ]]; then
     ERR[$k]=$err
     printf '  %-8s P%-3s %-10s %-6s ERROR: %s\n' "$mode" "$pipe" "$w" "$s" "$err"
     return 0
   fi
-  p99=$(awk -v v="$p99" 'BEGIN {printf "%d", v * 1000}')
   read -r ct wall < <(awk '{print $1 + $2, $3}' "$tmp/client.time")
-  S["$k|ops"]+="${rps%.*} "; S["$k|p99"]+="$p99 "
-  S["$k|ccpu"]+="$(awk -v t="$ct" -v w="$wall" 'BEGIN {printf "%d", (w > 0 ? t * 100 / w : 0)}') "
-  printf '  %-8s P%-3s %-10s %-6s %9s req/s  p99 %6sus  (%s requests)\n' "$mode" "$pipe" "$w" \
-    "$s" "${rps%.*}" "$p99" "$n"
+  cpu=$(awk -v t="$ct" -v w="$wall" 'BEGIN {printf "%d", (w > 0 ? t * 100 / w : 0)}')
+  scpu=$(awk -v a="$t0" -v b="$(cpu_ticks "${PID[$s]}")" -v hz="$CLK_TCK" -v w="$wall" \
+    'BEGIN {printf "%d", (w > 0 ? (b - a) * 100 / hz / w : 0)}')
+  S["$k|ops"]+="${rps%.*} "; S["$k|p99"]+="$p99 "; S["$k|ccpu"]+="$cpu "; S["$k|scpu"]+="$scpu "
+  printf '  %-8s P%-3s %-10s %-6s %9s req/s  p99 %6sus  cli %3s%%  srv %3s%%  (%s)\n' "$mode" \
+    "$pipe" "$w" "$s" "${rps%.*}" "$p99" "$cpu" "$scpu" "$what"
 }
 
 throughput() {  # throughput MODE: both servers up at once
   local mode=$1 rep pipe w s
   set_mode "$mode"
   for s in $SIDES; do start_side "$s"; done
-  echo "== $mode: servers on ${server_cpu[*]:-any CPU} (cellar --threads $THREADS), redis-benchmark" \
-    "on ${client_cpu[*]:-any CPU}; -c $CONNS, -n $N1 at P1 / $N16 at P>1, -r $KEYSPACE," \
-    "-d $VALUE, $REPS reps"
+  local how="-n $N1 at P1 / $N16 at P>1"
+  [[ $CLIENT == collbench ]] && how="-t $SECS -w $WARMUP"
+  echo "== $mode: servers on ${server_cpu[*]:-any CPU} (cellar --threads $THREADS), $CLIENT" \
+    "on ${client_cpu[*]:-any CPU}; -c $CONNS, $how, -r $KEYSPACE, values of $VALUE bytes," \
+    "$REPS reps"
   for s in $SIDES; do fill_and_check "$s"; done
   for rep in $(seq 1 "$REPS"); do
     for pipe in $PIPELINES; do
@@ -377,23 +468,27 @@ fi
 
 echo
 if [[ $ONLY != memory ]]; then
-  echo "Throughput: redis-benchmark -c $CONNS, medians of $REPS runs (req/s, p99 in us; cli %cpu:" \
-    "redis-benchmark's CPU use in % of one core, near 100 = the client was the limit)"
-  printf '%-9s %-4s %-10s %12s %12s %6s %10s %10s %12s %s\n' mode P command "cellar req/s" \
-    "redis req/s" ratio "cellar p99" "redis p99" "cli %cpu c/r" notes
+  echo "Throughput: $CLIENT -c $CONNS, medians of $REPS runs (req/s, p99 in us; cli %cpu:" \
+    "$CLIENT's CPU use in % of one core, near 100 = the client was the limit; srv %cpu: the" \
+    "server's, both over the client's run, cellar/redis)"
+  printf '%-9s %-4s %-10s %12s %12s %6s %10s %10s %12s %12s %s\n' mode P command "cellar req/s" \
+    "redis req/s" ratio "cellar p99" "redis p99" "cli %cpu c/r" "srv %cpu c/r" notes
   for mode in $MODES; do
     for pipe in $PIPELINES; do
       for w in $CMDS; do
         unset M; declare -A M; notes=""
         for s in cellar redis; do
           k="$mode|$pipe|$w|$s"
-          for f in ops p99 ccpu; do M[$s$f]=$(median <<<"${S["$k|$f"]:-}"); done
+          for f in ops p99 ccpu scpu; do M[$s$f]=$(median <<<"${S["$k|$f"]:-}"); done
           [[ -n "${ERR[$k]:-}" ]] && notes+="$s: ${ERR[$k]:0:90} "
-          [[ $s == cellar && $ONLY_REDIS == 1 ]] && M[cellarops]="-" M[cellarp99]="-" M[cellarccpu]="-"
+          [[ -n "${NOTE[$k]:-}" ]] && notes+="$s: ${NOTE[$k]} "
+          [[ $s == cellar && $ONLY_REDIS == 1 ]] && M[cellarops]="-" M[cellarp99]="-" \
+            M[cellarccpu]="-" M[cellarscpu]="-"
         done
-        printf '%-9s P%-3s %-10s %12s %12s %6s %8sus %8sus %5s/%-6s %s\n' "$mode" "$pipe" "$w" \
-          "${M[cellarops]}" "${M[redisops]}" "$(ratio "${M[cellarops]}" "${M[redisops]}")" \
-          "${M[cellarp99]}" "${M[redisp99]}" "${M[cellarccpu]}" "${M[redisccpu]}" "$notes"
+        printf '%-9s P%-3s %-10s %12s %12s %6s %8sus %8sus %5s/%-6s %5s/%-6s %s\n' "$mode" \
+          "$pipe" "$w" "${M[cellarops]}" "${M[redisops]}" \
+          "$(ratio "${M[cellarops]}" "${M[redisops]}")" "${M[cellarp99]}" "${M[redisp99]}" \
+          "${M[cellarccpu]}" "${M[redisccpu]}" "${M[cellarscpu]}" "${M[redisscpu]}" "$notes"
       done
     done
   done
