@@ -21,7 +21,8 @@ namespace cellar {
 
 class ScratchArena {
  public:
-  static constexpr size_t kBlockBytes = 16 * 1024;
+  // Small: every connection that ever sent a collection command keeps one block.
+  static constexpr size_t kBlockBytes = 2 * 1024;
 
   // n value-initialised elements, contiguous, stable until Reset.
   template <typename T>
