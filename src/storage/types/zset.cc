@@ -411,17 +411,23 @@ LeafPos RankTree::Select(size_t rank) const {
   return {static_cast<Leaf*>(const_cast<void*>(node)), static_cast<uint32_t>(rank)};
 }
 
-size_t RankTree::CountBelow(double s, bool inclusive) const {
-  if (root_ == nullptr) return 0;
-  auto below = [s, inclusive](double x) { return inclusive ? x <= s : x < s; };
+namespace {
+
+// Number of elements before the first one for which `below` is false, in a tree whose elements
+// are ordered so that `below` holds on a prefix. `below` sees an inner node and a child index
+// (to read the child's cached minimum) or a leaf entry.
+template <typename InnerBelow, typename EntryBelow>
+size_t CountPrefix(const void* root, int height, InnerBelow&& inner_below,
+                   EntryBelow&& entry_below) {
+  if (root == nullptr) return 0;
   size_t rank = 0;
-  const void* node = root_;
-  for (int level = 0; level < height_; ++level) {
+  const void* node = root;
+  for (int level = 0; level < height; ++level) {
     const Inner* in = static_cast<const Inner*>(node);
     uint32_t lo = 1, hi = in->n;
     while (lo < hi) {
       const uint32_t mid = (lo + hi) / 2;
-      if (below(in->min_score[mid])) {
+      if (inner_below(in, mid)) {
         lo = mid + 1;
       } else {
         hi = mid;
@@ -434,7 +440,7 @@ size_t RankTree::CountBelow(double s, bool inclusive) const {
   uint32_t lo = 0, hi = leaf->n;
   while (lo < hi) {
     const uint32_t mid = (lo + hi) / 2;
-    if (below(EntryScore(leaf->e[mid]))) {
+    if (entry_below(leaf->e[mid])) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -443,41 +449,25 @@ size_t RankTree::CountBelow(double s, bool inclusive) const {
   return rank + lo;
 }
 
+}  // namespace
+
+size_t RankTree::CountBelow(double s, bool inclusive) const {
+  auto below = [s, inclusive](double x) { return inclusive ? x <= s : x < s; };
+  return CountPrefix(
+      root_, height_, [&](const Inner* in, uint32_t i) { return below(in->min_score[i]); },
+      [&](const HEntry* e) { return below(EntryScore(e)); });
+}
+
 // As CountBelow on members. When scores differ the members are not sorted, but the search
 // still ends at a position between 0 and size(), and a larger m never gives a smaller one.
 size_t RankTree::CountBelowLex(std::string_view m, bool inclusive) const {
-  if (root_ == nullptr) return 0;
   auto below = [m, inclusive](const HEntry* e) {
     const int c = EntryMember(e).compare(m);
     return inclusive ? c <= 0 : c < 0;
   };
-  size_t rank = 0;
-  const void* node = root_;
-  for (int level = 0; level < height_; ++level) {
-    const Inner* in = static_cast<const Inner*>(node);
-    uint32_t lo = 1, hi = in->n;
-    while (lo < hi) {
-      const uint32_t mid = (lo + hi) / 2;
-      if (below(in->min_entry[mid])) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    rank += SumCounts(in, lo - 1);
-    node = in->child[lo - 1];
-  }
-  const Leaf* leaf = static_cast<const Leaf*>(node);
-  uint32_t lo = 0, hi = leaf->n;
-  while (lo < hi) {
-    const uint32_t mid = (lo + hi) / 2;
-    if (below(leaf->e[mid])) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return rank + lo;
+  return CountPrefix(
+      root_, height_, [&](const Inner* in, uint32_t i) { return below(in->min_entry[i]); },
+      below);
 }
 
 void RankTree::FreeSubtree(void* node, int level) {
