@@ -132,6 +132,9 @@ enum class Op : uint8_t {
                  // pairs, score formatted as Redis does), integer = next cursor
   kZStore,       // args = members, scores: replaces the key with exactly these (no members:
                  // deletes the key) -> integer = members stored
+  // ---- Topics (handled by topics::Topics on the topic's owner loop, not the engine) --------
+  kPublish,      // key = topic, value = payload, check = publisher id (token id, may be
+                 // empty), flags kPublishBinary -> integer = subscriptions that receive it
 };
 
 // Positions in Reply::numbers for Op::kStats.
@@ -178,6 +181,7 @@ enum : uint32_t {
   kAcceptSet = 1u << 20,
   kLoExclusive = 1u << 21, // kZRange kByScore / kZCount
   kHiExclusive = 1u << 22,
+  kPublishBinary = 1u << 23,  // kPublish: a binary value (Momento _TopicValue.binary)
 };
 
 // Collection conventions (kH*, kL*, kS*, kZ*):

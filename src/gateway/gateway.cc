@@ -9,6 +9,7 @@
 #include "control/cache_registry.h"
 #include "routing/router.h"
 #include "storage/engine/engine.h"
+#include "topics/topics.h"
 
 namespace cellar::gateway {
 
@@ -82,6 +83,14 @@ void Gateway::RunPart(Batch& batch, uint32_t shard) {
         call.reply.status = Status(Code::kDeadlineExceeded);
         continue;
       }
+    }
+    if (call.req.op == api::Op::kPublish) {
+      if (topics_ != nullptr) {
+        topics_->Publish(shard, call.req, call.reply);
+      } else {
+        call.reply.status = Status(Code::kUnimplemented, "topics are not served here");
+      }
+      continue;
     }
     engine.Execute(call.req, call.reply);
   }
@@ -207,7 +216,11 @@ void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
   }
   const uint32_t id = removed->id;
   ForEachShard(
-      origin, [id](uint32_t, storage::Engine& e) { e.FlushCache(id, /*forget=*/true); },
+      origin,
+      [this, id](uint32_t s, storage::Engine& e) {
+        e.FlushCache(id, /*forget=*/true);
+        if (topics_ != nullptr) topics_->DropCache(s, id);
+      },
       [done = std::move(done)] { done(Status::Ok()); });
 }
 

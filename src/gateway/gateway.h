@@ -30,6 +30,9 @@ class CacheRegistry;
 namespace cellar::auth {
 class SigningKeyStore;
 }
+namespace cellar::topics {
+class Topics;
+}
 
 namespace cellar::gateway {
 
@@ -101,6 +104,10 @@ class Gateway {
   uint32_t num_shards() const { return static_cast<uint32_t>(loops_.size()); }
   boost::asio::io_context& loop(uint32_t i) { return *loops_[i]; }
   const Options& options() const { return options_; }
+  // Pub/sub: kPublish calls run on the topic's owner loop through it; deleting a cache ends
+  // its subscriptions. Set before loops serve traffic; may stay null (no topics).
+  void set_topics(topics::Topics* topics) { topics_ = topics; }
+  topics::Topics* topics() const { return topics_; }
 
   // Runs batch->calls; calls done() on loop `origin` when all replies are in (possibly inline).
   void Submit(uint32_t origin, Batch* batch, std::function<void()> done);
@@ -160,6 +167,7 @@ class Gateway {
   std::vector<storage::Engine*> engines_;
   control::CacheRegistry* registry_;
   Options options_;
+  topics::Topics* topics_ = nullptr;
   std::vector<Outbox> outboxes_;  // outboxes_[i] is touched only by loop i
 };
 

@@ -1,6 +1,7 @@
 #include "server/config.h"
 
 #include <cctype>
+#include <tuple>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -73,6 +74,26 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string topic_replay_bytes, topic_max_message, topic_queue;
+  app.add_option("--topic-replay-messages", c.topics.replay_messages,
+                 "Messages each topic keeps for resuming subscribers")
+      ->capture_default_str();
+  app.add_option("--topic-replay-bytes", topic_replay_bytes,
+                 "Bytes each topic keeps for resuming subscribers (default 4mb)");
+  app.add_option("--topic-heartbeat-ms", c.topics.heartbeat_ms,
+                 "Idle gRPC subscriptions get a heartbeat this often")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600'000}));
+  app.add_option("--topic-max-message-size", topic_max_message,
+                 "Largest message a publish may carry (default 100kb)");
+  app.add_option("--topic-max-subscriptions", c.topics.max_subscriptions_per_cache,
+                 "Subscriptions per cache; 0: no limit")
+      ->capture_default_str();
+  app.add_option("--topic-publish-rate", c.topics.publish_rate_per_cache,
+                 "Publishes per second per cache; 0: no limit")
+      ->capture_default_str();
+  app.add_option("--topic-subscriber-queue", topic_queue,
+                 "Bytes a subscriber may fall behind before it is cut off (default 4mb)");
   app.set_config("--config", "", "TOML/INI file with the same keys as the flags (resp-port = 7000)");
   app.footer(
       "Examples:\n"
@@ -100,6 +121,19 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
       return 2;
     }
     c.memory_limit = *v;
+  }
+  for (auto [flag, text, out] :
+       {std::tuple{"--topic-replay-bytes", &topic_replay_bytes, &c.topics.replay_bytes},
+        std::tuple{"--topic-max-message-size", &topic_max_message, &c.topics.max_message_bytes},
+        std::tuple{"--topic-subscriber-queue", &topic_queue, &c.topics.subscriber_queue_bytes}}) {
+    if (text->empty()) continue;
+    auto v = ParseSize(*text);
+    if (!v || *v == 0) {
+      std::cerr << "cellar serve: " << flag << ": a size above 0 (e.g. 64kb), got " << *text
+                << "\n";
+      return 2;
+    }
+    *out = *v;
   }
   if (!max_item_size.empty()) {
     auto v = ParseSize(max_item_size);

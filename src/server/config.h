@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "topics/topics.h"
+
 namespace cellar::server {
 
 struct Config {
@@ -24,6 +26,7 @@ struct Config {
   std::string tls_key;   // PEM private key
   bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
+  topics::Options topics;       // --topic-* flags
 };
 
 // "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,

@@ -32,6 +32,7 @@
 #include "server/admin_routes.h"
 #include "server/config.h"
 #include "storage/engine/engine.h"
+#include "topics/topics.h"
 
 namespace cellar::server {
 
@@ -170,9 +171,12 @@ int ServeMain(int argc, char** argv) {
     auth::SigningKeyStore signing_keys(cfg.data_dir);
     gateway::Gateway gateway(ios, engines, &registry, {cfg.dev_no_auth, admin.key, &signing_keys});
     gateway.LoadCachesAtStart();
+    topics::Topics topics(ios, cfg.topics);
+    gateway.set_topics(&topics);
 
     resp::ServerContext server_ctx;
     server_ctx.gateway = &gateway;
+    server_ctx.topics = &topics;
     server_ctx.max_item_bytes = cfg.max_item_size;
     server_ctx.start_ms = SystemClock::Get()->NowMillis();
     server_ctx.threads = threads;
@@ -203,6 +207,7 @@ int ServeMain(int argc, char** argv) {
     // The API port: gRPC (Momento's services) over HTTP/2.
     grpc::ServiceContext grpc_ctx;
     grpc_ctx.gateway = &gateway;
+    grpc_ctx.topics = &topics;
     grpc_ctx.keys = &signing_keys;
     grpc_ctx.max_item_bytes = cfg.max_item_size;
     // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
@@ -243,6 +248,7 @@ int ServeMain(int argc, char** argv) {
               << (cfg.dev_no_auth ? " (or nothing: --dev-no-auth)" : "") << std::endl;
 
     for (auto& loop : loops) ScheduleExpiry(loop.get());
+    topics.Start();
 
     // Shutdown: stop accepting everywhere, let busy connections finish their replies, wait
     // (bounded) until none is left, then let the loops run dry and exit 0.
@@ -299,6 +305,7 @@ int ServeMain(int argc, char** argv) {
       error_code ignored;
       hangup.cancel(ignored);
       admin_http.Stop();
+      topics.Stop();  // subscriptions end (UNAVAILABLE), so their connections can drain
       for (auto& loop : loops) {
         Loop* l = loop.get();
         asio::post(l->io, [l] {

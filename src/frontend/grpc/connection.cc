@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "common/clock.h"
@@ -87,6 +88,7 @@ struct Callbacks {
   static ssize_t ReadData(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
                           uint32_t* flags, nghttp2_data_source* source, void* ud) {
     auto* s = static_cast<Stream*>(source->ptr);
+    if (s->streaming) return ReadStreaming(session, id, buf, length, flags, s);
     const size_t n = std::min(length, s->out.size() - s->out_off);
     std::memcpy(buf, s->out.data() + s->out_off, n);
     s->out_off += n;
@@ -100,6 +102,39 @@ struct Callbacks {
       fields.AppendTo(nva, s->status);
       if (nghttp2_submit_trailer(session, id, nva.data(), nva.size()) != 0) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+  // A subscription stream: frames from its queue; deferred when the queue is empty, ended
+  // (trailers) once the queue drains after EndSubscription.
+  static ssize_t ReadStreaming(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                               uint32_t* flags, Stream* s) {
+    size_t n = 0;
+    while (n < length && !s->queue.empty()) {
+      const std::string_view b = s->queue.front().bytes();
+      const size_t k = std::min(length - n, b.size() - s->head_off);
+      std::memcpy(buf + n, b.data() + s->head_off, k);
+      n += k;
+      s->head_off += k;
+      if (s->head_off == b.size()) {
+        s->queue_bytes -= b.size();
+        s->queue.pop_front();
+        s->head_off = 0;
+      }
+    }
+    if (s->queue.empty()) {
+      if (s->ending) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        StatusFields fields(s->status);
+        std::vector<nghttp2_nv> nva;
+        fields.AppendTo(nva, s->status);
+        if (nghttp2_submit_trailer(session, id, nva.data(), nva.size()) != 0) {
+          return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+      } else if (n == 0) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
       }
     }
     return static_cast<ssize_t>(n);
@@ -138,6 +173,7 @@ Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t
 }
 
 Connection::~Connection() {
+  UnsubscribeAll();
   nghttp2_session_del(session_);
   GrpcServer::LiveConnections().fetch_sub(1, std::memory_order_relaxed);
 }
@@ -164,6 +200,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
+  UnsubscribeAll();
   stream_.Close();
   owner_->conns_.erase(this);
   Bump(GrpcMetricsOf(owner_->thread()).connections_closed);
@@ -345,6 +382,13 @@ int Connection::OnStreamClose(int32_t id) {
   streams_.erase(it);  // a stream in a round stays alive through in_round_
   Stream& s = *sp;
   s.closed = true;
+  if (s.sub_id != 0) {
+    owner_->context().topics->Unsubscribe(owner_->thread(), s.sub_id);
+    subscriptions_.erase(s.sub_id);
+    s.sub_id = 0;
+    s.queue.clear();
+    s.queue_bytes = 0;
+  }
   buffered_bodies_ -= s.body.size();
   s.body.clear();
   pending_output_ -= s.out.size() - s.out_off;
@@ -484,6 +528,7 @@ void Connection::RunRound() {
     }
     const auth::Permissions& perms = (*principal)->perms;
     s.tenant = (*principal)->tenant;
+    s.publisher_id = (*principal)->token_id;
     if (s.method->kind == MethodKind::kControl) {
       if (s.method->access == auth::Access::kControl && !perms.super_user) {
         fail(Code::kPermissionDenied, "this token cannot manage caches (it needs super-user)");
@@ -496,7 +541,16 @@ void Connection::RunRound() {
       });
       continue;
     }
-    if (s.cache.empty()) {
+    if (s.method->decode != nullptr) {  // Pubsub: the cache is named in the body
+      if (Status st = s.method->decode(s, *message); !st.ok()) {
+        Reject(s, ToWire(st));
+        continue;
+      }
+      if (s.cache.empty()) {
+        fail(Code::kInvalidArgument, "the request names no cache (cache_name is empty)");
+        continue;
+      }
+    } else if (s.cache.empty()) {
       fail(Code::kNotFound, "missing the cache header: name the cache to use");
       continue;
     }
@@ -506,11 +560,33 @@ void Connection::RunRound() {
       continue;
     }
     s.cache_id = *cache_id;
+    if (s.method->kind == MethodKind::kSubscribe) {
+      const SubscribeArgs args = SubscribeRequestOf(s);
+      if (!perms.super_user && !auth::Allows(perms, s.cache, args.topic, s.method->access)) {
+        fail(Code::kPermissionDenied, "the token does not allow subscribing to this topic");
+        continue;
+      }
+      auto sub = ctx.topics == nullptr
+                     ? StatusOr<topics::SubId>(Status(Code::kUnimplemented, "topics are not served here"))
+                     : ctx.topics->Subscribe(owner_->thread(), this, s.cache_id, args.topic,
+                                             args.resume_at, args.page, /*heartbeat=*/true);
+      if (!sub.ok()) {
+        Reject(s, TopicsWireStatus(sub.status()));
+        continue;
+      }
+      // Answered by OnReady once the topic's owner has joined it; the request is done with.
+      s.sub_id = *sub;
+      s.ignore_body = true;
+      buffered_bodies_ -= s.body.size();
+      s.body.clear();
+      subscriptions_[s.sub_id] = std::move(sp);
+      continue;
+    }
     const size_t first = calls.size();
     Status st = s.method->prepare(ctx, s, *message, calls, now_ms);
     if (!st.ok()) {
       calls.resize(first);
-      Reject(s, ToWire(st));
+      Reject(s, TopicsWireStatus(st));
       continue;
     }
     if (!perms.super_user) {
@@ -599,6 +675,126 @@ void Connection::MaybeFinish() {
       (idle_after_goaway || !nghttp2_session_want_read(session_))) {
     Close();
   }
+}
+
+// ---- Subscription streams ----------------------------------------------------------------
+
+Stream* Connection::SubscriptionStream(topics::SubId id) {
+  auto it = subscriptions_.find(id);
+  if (it == subscriptions_.end() || it->second->closed || closed_) return nullptr;
+  return it->second.get();
+}
+
+void Connection::OnReady(topics::SubId id) {
+  Stream* s = SubscriptionStream(id);
+  if (s == nullptr) return;
+  s->answered = true;
+  s->streaming = true;
+  Bump(GrpcMetricsOf(owner_->thread()).calls[std::min(
+      static_cast<size_t>(s->method - AllMethods().data()), kMaxMethodIds - 1)]);
+  const nghttp2_nv nva[] = {Static(":status", "200"), Static("content-type", "application/grpc")};
+  nghttp2_data_provider provider;
+  provider.source.ptr = s;
+  provider.read_callback = Callbacks::ReadData;
+  nghttp2_submit_response(session_, s->id, nva, std::size(nva), &provider);
+  // The SDK's subscribe() resolves on the first message: a heartbeat says "subscribed".
+  Push(*s, Stream::Chunk{nullptr, std::string(topics::GrpcHeartbeatFrame())});
+}
+
+void Connection::OnDiscontinuity(topics::SubId id, uint64_t last_seq, uint64_t new_seq,
+                                 uint64_t new_page) {
+  if (Stream* s = SubscriptionStream(id)) {
+    Push(*s, Stream::Chunk{nullptr, topics::GrpcDiscontinuityFrame(last_seq, new_seq, new_page)});
+  }
+}
+
+void Connection::OnItem(topics::SubId id, const topics::MessagePtr& message) {
+  if (Stream* s = SubscriptionStream(id)) Push(*s, Stream::Chunk{message, {}});
+}
+
+void Connection::OnHeartbeat(topics::SubId id) {
+  if (Stream* s = SubscriptionStream(id); s != nullptr && s->queue.empty()) {
+    Push(*s, Stream::Chunk{nullptr, std::string(topics::GrpcHeartbeatFrame())});
+  }
+}
+
+void Connection::OnEnd(topics::SubId id, const Status& why) {
+  auto it = subscriptions_.find(id);
+  if (it == subscriptions_.end()) return;
+  std::shared_ptr<Stream> sp = std::move(it->second);
+  subscriptions_.erase(it);
+  sp->sub_id = 0;  // already removed by the hub
+  if (sp->closed || closed_) return;
+  EndSubscription(*sp, TopicsWireStatus(why));
+}
+
+void Connection::Push(Stream& s, Stream::Chunk chunk) {
+  if (s.ending) return;
+  const size_t n = chunk.bytes().size();
+  const uint64_t limit = owner_->context().topics->options().subscriber_queue_bytes;
+  if (s.queue_bytes + n > limit && !s.queue.empty()) {
+    // The reader fell behind: cut it off rather than hold the publisher or grow without
+    // bound. It resumes from its last sequence (replayed, or told of the gap).
+    Bump(GrpcMetricsOf(owner_->thread()).slow_subscribers);
+    const std::string message = "the subscriber fell behind: over " + std::to_string(limit) +
+                                " bytes of messages were waiting to be sent; resubscribe to "
+                                "resume from the last sequence number received";
+    if (s.sub_id != 0) {
+      owner_->context().topics->Unsubscribe(owner_->thread(), s.sub_id);
+      subscriptions_.erase(s.sub_id);
+      s.sub_id = 0;
+    }
+    // A frame nghttp2 has started sending must be finished, or the stream's framing breaks.
+    while (s.queue.size() > (s.head_off > 0 ? 1u : 0u)) {
+      s.queue_bytes -= s.queue.back().bytes().size();
+      s.queue.pop_back();
+    }
+    EndSubscription(s, WireStatus{GrpcCode::kResourceExhausted, message, ""});
+    return;
+  }
+  s.queue_bytes += n;
+  s.queue.push_back(std::move(chunk));
+  Wake(s);
+}
+
+void Connection::EndSubscription(Stream& s, WireStatus status) {
+  if (!s.streaming) {  // not answered yet: trailers-only
+    Reject(s, std::move(status));
+    Flush();
+    return;
+  }
+  s.status = std::move(status);
+  s.ending = true;
+  Wake(s);
+}
+
+void Connection::Wake(Stream& s) {
+  if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  ScheduleFlush();
+}
+
+void Connection::ScheduleFlush() {
+  // Many subscriptions of this connection usually get the same message in one delivery: one
+  // flush after all of them, not one write per stream.
+  if (flush_posted_ || closed_) return;
+  flush_posted_ = true;
+  asio::post(stream_.socket().get_executor(), [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->Flush();
+  });
+}
+
+void Connection::UnsubscribeAll() {
+  if (subscriptions_.empty()) return;
+  topics::Topics* t = owner_->context().topics;
+  for (auto& [id, sp] : subscriptions_) {
+    t->Unsubscribe(owner_->thread(), id);
+    sp->sub_id = 0;
+  }
+  subscriptions_.clear();
 }
 
 }  // namespace cellar::grpc

@@ -33,7 +33,7 @@ namespace cellar::grpc {
 
 class GrpcServer;
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>, public topics::Sink {
  public:
   Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id);
   ~Connection();
@@ -47,6 +47,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Called by the services when a stream's reply (messages in stream.out, final status) is
   // ready. Safe on a stream the peer already closed (the reply is dropped).
   void Respond(Stream& stream);
+
+  // topics::Sink: a Pubsub/Subscribe stream's subscription (on this connection's loop).
+  void OnReady(topics::SubId id) override;
+  void OnDiscontinuity(topics::SubId id, uint64_t last_seq, uint64_t new_seq,
+                       uint64_t new_page) override;
+  void OnItem(topics::SubId id, const topics::MessagePtr& message) override;
+  void OnHeartbeat(topics::SubId id) override;
+  void OnEnd(topics::SubId id, const Status& why) override;
 
  private:
   friend struct Callbacks;
@@ -83,6 +91,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Answers at once (trailers-only) and ignores the rest of the stream's request.
   void Reject(Stream& s, WireStatus status);
 
+  // Subscription streams: queue a frame (cutting the subscriber off past its bound), end the
+  // stream with a status after what is queued, and have nghttp2 pull what is queued.
+  Stream* SubscriptionStream(topics::SubId id);
+  void Push(Stream& s, Stream::Chunk chunk);
+  void EndSubscription(Stream& s, WireStatus status);
+  void Wake(Stream& s);
+  void ScheduleFlush();
+  void UnsubscribeAll();
+
   GrpcServer* owner_;
   net::Stream stream_;  // TCP, or TLS told apart by the first byte
   const uint64_t id_;
@@ -111,6 +128,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t cached_generation_ = ~uint64_t{0};
   gateway::Batch batch_;
   bool round_in_flight_ = false;
+  absl::flat_hash_map<topics::SubId, std::shared_ptr<Stream>> subscriptions_;
+  bool flush_posted_ = false;
 };
 
 }  // namespace cellar::grpc

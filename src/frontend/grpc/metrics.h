@@ -13,6 +13,7 @@ inline constexpr size_t kMaxMethodIds = 128;  // index kMaxMethodIds - 1: unknow
 struct alignas(64) GrpcThreadMetrics {
   std::atomic<uint64_t> connections_opened{0};
   std::atomic<uint64_t> connections_closed{0};
+  std::atomic<uint64_t> slow_subscribers{0};  // subscription streams cut off for falling behind
   std::array<std::atomic<uint64_t>, kMaxMethodIds> calls{};
   std::array<std::atomic<uint64_t>, kMaxMethodIds> errors{};
 };

@@ -36,6 +36,7 @@ void Stream::Reset() {
   ignore_body = closed = answered = false;
   method = nullptr;
   tenant = 1;
+  publisher_id.clear();
   cache_id = 0;
   // ParseFromArray clears it before reuse; a large one (a big value) is not kept.
   if (request != nullptr && request->ByteSizeLong() > kKeep) request.reset();
@@ -47,6 +48,10 @@ void Stream::Reset() {
   clear(out);
   out_off = 0;
   status = WireStatus();
+  sub_id = 0;
+  streaming = deferred = ending = false;
+  std::deque<Chunk>().swap(queue);
+  queue_bytes = head_off = 0;
 }
 
 void AppendMessage(std::string& out, const google::protobuf::MessageLite& m) {
@@ -566,6 +571,7 @@ const std::vector<Method>& Table() {
     std::vector<Method> v(std::begin(kMethods), std::end(kMethods));
     for (const Method& m : CollectionMethods()) v.push_back(m);
     for (const Method& m : LeaderboardMethods()) v.push_back(m);
+    for (const Method& m : PubsubMethods()) v.push_back(m);
     return v;
   }();
   return all;

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include <deque>
+
 #include <google/protobuf/message_lite.h>
 
 #include "auth/permissions.h"
@@ -20,6 +22,7 @@
 #include "common/status.h"
 #include "frontend/grpc/framing.h"
 #include "gateway/gateway.h"
+#include "topics/topics.h"
 
 namespace cellar::grpc {
 
@@ -30,6 +33,7 @@ struct ServiceContext {
   uint32_t max_disposable_seconds = 3600;
   uint64_t max_item_bytes = 0;     // largest value accepted (item_size_limit_exceeded)
   uint64_t max_request_bytes = 0;  // largest request message (request_size_limit_exceeded)
+  topics::Topics* topics = nullptr;  // pub/sub (cache_client.pubsub.Pubsub)
 };
 
 struct Method;
@@ -48,6 +52,7 @@ struct Stream {
 
   const Method* method = nullptr;
   uint32_t tenant = 1;  // the caller's tenant (control::kDefaultTenant until tokens)
+  std::string publisher_id;  // the caller's token id (Pubsub/Publish items carry it)
   uint32_t cache_id = 0;
   std::unique_ptr<google::protobuf::MessageLite> request;
   uint32_t first_call = 0, num_calls = 0;  // into the round's batch
@@ -62,6 +67,22 @@ struct Stream {
   size_t out_off = 0;
   WireStatus status;  // sent as trailers (trailers-only if there is no message)
 
+  // A server-streaming call (Pubsub/Subscribe) that stays open: frames queued for nghttp2,
+  // each a shared message's gRPC encoding or a small frame of its own (heartbeat,
+  // discontinuity). Bounded by topics::Options::subscriber_queue_bytes.
+  struct Chunk {
+    topics::MessagePtr message;  // its `grpc` frame, or
+    std::string own;
+    std::string_view bytes() const { return message ? std::string_view(message->grpc) : std::string_view(own); }
+  };
+  topics::SubId sub_id = 0;    // the subscription this stream carries (0: none)
+  bool streaming = false;      // response headers sent; frames flow from `queue`
+  bool deferred = false;       // nghttp2 is waiting for a frame (resume it on the next)
+  bool ending = false;         // once `queue` drains, send the trailers with `status`
+  std::deque<Chunk> queue;
+  size_t queue_bytes = 0;
+  size_t head_off = 0;         // bytes of queue.front() already given to nghttp2
+
   // Ready for another call, keeping small buffers and the decoded request object (its
   // strings' capacity is reused when the next call is of the same method).
   void Reset();
@@ -72,7 +93,8 @@ using Respond = std::function<void()>;
 
 // kAuth: the caller's credential travels in the request body (Momento's auth.Auth and
 // token.Token send no authorization header); otherwise like kControl.
-enum class MethodKind : uint8_t { kData, kControl, kAuth };
+// kSubscribe: a server-streaming subscription (the connection serves it with topics::Topics).
+enum class MethodKind : uint8_t { kData, kControl, kAuth, kSubscribe };
 
 struct Method {
   std::string_view path;
@@ -97,12 +119,26 @@ struct Method {
   bool (*followup)(const ServiceContext&, Stream&, const gateway::Call* calls) = nullptr;
   Status (*prepare2)(const ServiceContext&, Stream&, std::vector<gateway::Call>& calls,
                      int64_t now_ms) = nullptr;
+  // Pubsub methods name their cache in the body, not the `cache` header: decode the message
+  // into stream.request and set stream.cache before the cache is resolved (prepare then
+  // reads stream.request). kSubscribe methods have only this.
+  Status (*decode)(Stream&, std::string_view message) = nullptr;
 };
 
 // Collection methods (collection_services.cc) and leaderboard methods
 // (leaderboard_services.cc), served beside the scalar ones.
 std::span<const Method> CollectionMethods();
 std::span<const Method> LeaderboardMethods();
+std::span<const Method> PubsubMethods();  // pubsub_services.cc
+
+// Pubsub/Subscribe's request as decoded by its Method::decode.
+struct SubscribeArgs {
+  std::string_view topic;
+  uint64_t resume_at = 0, page = 0;
+};
+SubscribeArgs SubscribeRequestOf(const Stream& s);
+// A topics error on the wire, with Momento's `err` for the limits the SDK names.
+WireStatus TopicsWireStatus(const Status& st);
 
 // nullptr for a path this server does not serve (UNIMPLEMENTED).
 const Method* FindMethod(std::string_view path);

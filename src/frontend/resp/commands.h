@@ -18,6 +18,10 @@
 #include "frontend/resp/writer.h"
 #include "gateway/gateway.h"
 
+namespace cellar::topics {
+class Topics;
+}
+
 namespace cellar::resp {
 
 // Per-connection state that commands read and change. Owned by the connection's thread.
@@ -38,6 +42,7 @@ struct ConnState {
 
 struct ServerContext {
   gateway::Gateway* gateway = nullptr;
+  topics::Topics* topics = nullptr;
   uint64_t max_item_bytes = 0;
   int64_t start_ms = 0;
   uint16_t resp_port = 0;

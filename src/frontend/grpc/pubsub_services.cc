@@ -1,0 +1,91 @@
+// cache_client.pubsub.Pubsub: Publish is a data call (routed to the topic's owner loop by the
+// gateway, api::Op::kPublish); Subscribe is a server stream the connection keeps open and feeds
+// from topics::Topics (connection.cc). Both name their cache in the body (PROTOCOL.md §1.4).
+#include "cachepubsub.pb.h"
+#include "frontend/grpc/service_util.h"
+
+namespace cellar::grpc {
+
+namespace pb = cache_client::pubsub;
+using detail::BadMessage;
+using detail::Parse;
+
+namespace {
+
+Status DecodePublish(Stream& s, std::string_view message) {
+  auto* r = Parse<pb::_PublishRequest>(s, message);
+  if (r == nullptr) return BadMessage();
+  s.cache.assign(r->cache_name());
+  return Status::Ok();
+}
+
+Status PreparePublish(const ServiceContext& ctx, Stream& s, std::string_view,
+                      std::vector<gateway::Call>& calls, int64_t) {
+  const auto& r = static_cast<const pb::_PublishRequest&>(*s.request);
+  if (ctx.topics == nullptr) return Status(Code::kUnimplemented, "topics are not served here");
+  if (r.topic().empty()) return Status(Code::kInvalidArgument, "the topic name is empty");
+  std::string_view value;
+  bool binary = false;
+  switch (r.value().kind_case()) {
+    case pb::_TopicValue::kText: value = r.value().text(); break;
+    case pb::_TopicValue::kBinary:
+      value = r.value().binary();
+      binary = true;
+      break;
+    default: return Status(Code::kInvalidArgument, "the message has no value (text or binary)");
+  }
+  if (Status st = ctx.topics->AdmitPublish(s.cache_id, value.size()); !st.ok()) return st;
+  gateway::Call& c = detail::Add(calls, api::Op::kPublish, s.cache_id, r.topic());
+  c.req.value = value;
+  c.req.check = s.publisher_id;
+  if (binary) c.req.flags |= api::kPublishBinary;
+  return Status::Ok();
+}
+
+void FinishPublish(const ServiceContext&, Stream& s, const gateway::Call* calls) {
+  if (detail::Failed(s, calls)) return;
+  AppendMessage(s.out, pb::_PublishRequest());  // an empty message is common._Empty's bytes
+}
+
+Status DecodeSubscribe(Stream& s, std::string_view message) {
+  auto* r = Parse<pb::_SubscriptionRequest>(s, message);
+  if (r == nullptr) return BadMessage();
+  if (r->topic().empty()) return Status(Code::kInvalidArgument, "the topic name is empty");
+  s.cache.assign(r->cache_name());
+  return Status::Ok();
+}
+
+#define CELLAR_PUBSUB(name) "/cache_client.pubsub.Pubsub/" #name
+
+const Method kMethods[] = {
+    Method{CELLAR_PUBSUB(Publish), MethodKind::kData, auth::Access::kPublish, PreparePublish,
+           FinishPublish, nullptr, nullptr, nullptr, DecodePublish},
+    Method{CELLAR_PUBSUB(Subscribe), MethodKind::kSubscribe, auth::Access::kSubscribe, nullptr,
+           nullptr, nullptr, nullptr, nullptr, DecodeSubscribe},
+};
+
+}  // namespace
+
+std::span<const Method> PubsubMethods() { return kMethods; }
+
+SubscribeArgs SubscribeRequestOf(const Stream& s) {
+  const auto& r = static_cast<const pb::_SubscriptionRequest&>(*s.request);
+  return SubscribeArgs{r.topic(), r.resume_at_topic_sequence_number(), r.sequence_page()};
+}
+
+WireStatus TopicsWireStatus(const Status& st) {
+  WireStatus w = ToWire(st);
+  if (st.code() == Code::kResourceExhausted) {
+    const std::string_view m = st.message();
+    if (m.starts_with("Request size")) {
+      w.err = "request_size_limit_exceeded";
+    } else if (m.starts_with("Topic subscriptions")) {
+      w.err = "topic_subscriptions_limit_exceeded";
+    } else if (m.starts_with("Too many operations")) {
+      w.err = "operations_rate_limit_exceeded";
+    }
+  }
+  return w;
+}
+
+}  // namespace cellar::grpc

@@ -1,0 +1,177 @@
+// Topics: pub/sub on (cache id, topic name), shared by the gRPC (Momento Pubsub) and RESP
+// (SUBSCRIBE/PUBLISH) front-ends. Plan and rationale: docs/topics-plan.md.
+//
+// Ownership: a topic's owner is the loop routing::ShardOf(cache id, topic) names (as a key's
+// shard). The owner numbers messages (sequence from 1, a sequence page drawn when the topic's
+// state is created), keeps a replay ring bounded by count and bytes, and knows how many
+// subscriptions each loop has on the topic, so it posts one message per loop, not one per
+// subscriber. Each loop's hub hands the message to its local subscriptions' sinks.
+//
+// A message (TopicMessage) is immutable and shared by every subscriber and the replay ring:
+// it carries its encodings, made once at publish (the framed gRPC _SubscriptionItem and the
+// RESP tail of a `message`/`pmessage` push), so subscribers queue pointers, never payloads.
+//
+// Publishing runs as a gateway call (api::Op::kPublish, key = topic, value = payload,
+// check = publisher id, flags kPublishBinary), so it is batched and routed like any data call
+// and answers the number of subscriptions that receive it (Redis's PUBLISH answer).
+//
+// Subscribing is local: Subscribe registers the subscription on the caller's loop and asks
+// the owner to join it (with the resume point). Until the owner's answer comes back the
+// subscription is "pending" and gets nothing; then the sink hears OnReady, then any
+// discontinuity and replayed items, then live items. Every item a subscription sees has a
+// sequence number greater than the previous one: the join/replay/live interleaving never
+// duplicates or reorders. A publish that starts after the sink heard OnReady reaches it.
+//
+// Threads: every method taking `loop` runs on that loop's thread; sinks are called on the
+// loop they subscribed on. Sink callbacks may call Unsubscribe (even for the subscription
+// being delivered), but not Subscribe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "api/request.h"
+#include "common/status.h"
+
+namespace cellar::topics {
+
+struct Options {
+  uint32_t replay_messages = 4096;         // per topic, the ring's message bound
+  uint64_t replay_bytes = 4 << 20;         // per topic, the ring's payload bound
+  int64_t heartbeat_ms = 3000;             // gRPC subscribers idle this long get a heartbeat
+  uint64_t max_message_bytes = 100 << 10;  // publish payload limit
+  uint32_t max_subscriptions_per_cache = 100000;  // 0: no limit
+  uint32_t publish_rate_per_cache = 100000;       // publishes/s (burst 1 s); 0: no limit
+  // A subscriber (a gRPC stream, a RESP connection) whose outbound queue (messages accepted
+  // but not yet written to its socket) exceeds this is cut off: it fell behind.
+  uint64_t subscriber_queue_bytes = 4 << 20;
+  int64_t idle_topic_ms = 10 * 60 * 1000;  // state of a topic with no subscriber is dropped
+                                           // this long after its last publish
+};
+
+struct TopicMessage {
+  uint32_t cache_id = 0;
+  uint64_t seq = 0;
+  uint64_t page = 0;
+  bool binary = false;
+  std::string topic;
+  std::string publisher_id;
+  // Framed gRPC message (5-byte prefix): _SubscriptionItem { item: _TopicItem {...} }.
+  std::string grpc;
+  // RESP tail shared by `message` and `pmessage` pushes: "$<n>\r\n<topic>\r\n$<m>\r\n<value>\r\n".
+  // A push is a header (see RespHeader*) followed by this tail.
+  std::string resp;
+  size_t value_offset = 0, value_size = 0;  // the payload, inside `resp`
+
+  std::string_view value() const { return std::string_view(resp).substr(value_offset, value_size); }
+  // Bytes this message holds (for queue and ring bounds).
+  size_t footprint() const { return sizeof(*this) + topic.size() + publisher_id.size() + grpc.size() + resp.size(); }
+};
+using MessagePtr = std::shared_ptr<const TopicMessage>;
+
+// RESP push headers: write one, then message->resp.
+//   message:  "*3\r\n$7\r\nmessage\r\n" (RESP2) / ">3\r\n$7\r\nmessage\r\n" (RESP3)
+//   pmessage: "*4\r\n$8\r\npmessage\r\n$<p>\r\n<pattern>\r\n" (">4..." in RESP3)
+std::string_view RespMessageHeader(int proto);
+void AppendRespPMessageHeader(std::string& out, int proto, std::string_view pattern);
+
+// gRPC frames that are not items (framed, ready to send).
+std::string_view GrpcHeartbeatFrame();
+std::string GrpcDiscontinuityFrame(uint64_t last_seq, uint64_t new_seq, uint64_t new_page);
+
+using SubId = uint64_t;  // unique per loop, never 0
+
+// What a subscription's owner (a gRPC stream, a RESP connection) hears. Called on the
+// subscribing loop. The sink bounds its own outbound queue (and unsubscribes itself when a
+// reader falls behind).
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // The owner has joined the subscription: publishes from now on are delivered.
+  virtual void OnReady(SubId id) = 0;
+  // Resume point not available: items from last_seq + 1 to new_seq are lost; the page may
+  // have changed. Only for a Subscribe with resume_at != 0.
+  virtual void OnDiscontinuity(SubId id, uint64_t last_seq, uint64_t new_seq,
+                               uint64_t new_page) = 0;
+  // An item, in sequence order (for pattern subscriptions: any matching topic of the cache).
+  virtual void OnItem(SubId id, const MessagePtr& message) = 0;
+  // A subscription with heartbeats that got nothing for heartbeat_ms.
+  virtual void OnHeartbeat(SubId id) { (void)id; }
+  // The subscription is over and already removed (cache deleted: kNotFound; server stopping:
+  // kUnavailable). Do not Unsubscribe it.
+  virtual void OnEnd(SubId id, const Status& why) = 0;
+};
+
+class Topics {
+ public:
+  Topics(std::vector<boost::asio::io_context*> loops, Options options);
+  ~Topics();
+  Topics(const Topics&) = delete;
+  Topics& operator=(const Topics&) = delete;
+
+  const Options& options() const { return options_; }
+  uint32_t num_loops() const { return static_cast<uint32_t>(loops_.size()); }
+
+  // Starts each loop's heartbeat and sweep timer (posted to the loops).
+  void Start();
+  // Ends every subscription with kUnavailable (posted to each loop) and stops the timers.
+  void Stop();
+
+  // ---- Publishing -----------------------------------------------------------------------
+  // On the caller's loop, before making the gateway call: the size limit
+  // (kResourceExhausted, "request size" text) and the cache's publish rate
+  // (kResourceExhausted, "operations" text).
+  Status AdmitPublish(uint32_t cache_id, size_t value_bytes);
+  // The gateway's kPublish handler, on the owner loop `loop`: numbers, keeps, fans out;
+  // reply.integer = subscriptions that receive it.
+  void Publish(uint32_t loop, const api::Request& req, api::Reply& reply);
+
+  // ---- Subscribing ------------------------------------------------------------------------
+  // A subscription to one topic. resume_at 0: from now; else the first sequence wanted on
+  // `page` (replayed if still in the ring, else a discontinuity first). heartbeat: call
+  // OnHeartbeat when idle. kResourceExhausted when the cache has max_subscriptions_per_cache.
+  StatusOr<SubId> Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view topic,
+                            uint64_t resume_at, uint64_t page, bool heartbeat);
+  // A subscription to every topic of the cache matching a Redis glob pattern (PSUBSCRIBE).
+  StatusOr<SubId> PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view pattern);
+  // Ends a subscription (no callback). Unknown ids are ignored.
+  void Unsubscribe(uint32_t loop, SubId id);
+
+  // ---- Introspection (PUBSUB) ---------------------------------------------------------------
+  // Topics of the cache with at least one topic subscription, matching pattern (empty: all).
+  void Channels(uint32_t origin, uint32_t cache_id, std::string pattern,
+                std::function<void(std::vector<std::string>)> done);
+  // Topic subscriptions per topic (patterns not counted, as Redis).
+  void NumSub(uint32_t origin, uint32_t cache_id, std::vector<std::string> topics,
+              std::function<void(std::vector<int64_t>)> done);
+  // Pattern subscriptions of the cache.
+  void NumPat(uint32_t origin, uint32_t cache_id, std::function<void(int64_t)> done);
+
+  // ---- Control --------------------------------------------------------------------------
+  // On loop `loop`: ends that loop's subscriptions of the cache with kNotFound and drops the
+  // topic state it owns (called on every loop when a cache is deleted).
+  void DropCache(uint32_t loop, uint32_t cache_id);
+
+  // Subscriptions open now (all loops), for metrics.
+  int64_t LiveSubscriptions() const;
+
+  class Hub;  // one per loop (topics.cc)
+
+ private:
+  std::vector<boost::asio::io_context*> loops_;
+  Options options_;
+  std::vector<std::unique_ptr<Hub>> hubs_;
+  struct Limits;
+  std::unique_ptr<Limits> limits_;
+  // Subscriptions per cache (any loop); Admit counts one in or refuses.
+  Status AdmitSubscription(uint32_t cache_id);
+  void ReleaseSubscription(uint32_t cache_id);
+};
+
+}  // namespace cellar::topics
