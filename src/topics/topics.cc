@@ -567,7 +567,10 @@ class Topics::Hub {
     // Items the owner numbered before the join reached this loop only if another local
     // subscription wanted them, and were dropped here while this one was pending; from now on
     // only later ones arrive.
-    if (s->sink != nullptr) s->last_seq = std::max(s->last_seq, latest);
+    if (s->sink != nullptr) {
+      s->last_seq = std::max(s->last_seq, latest);
+      s->sink->OnReplayed(id);
+    }
     EndDelivery();
   }
 
@@ -725,7 +728,7 @@ Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
   if (options_.max_message_bytes != 0 && value_bytes > options_.max_message_bytes) {
     return Status(Code::kResourceExhausted,
                   "Request size limit exceeded for this account: the message is " +
-                      std::to_string(value_bytes) + " bytes, over the publish limit of " +
+                      std::to_string(value_bytes) + " bytes, over the request limit of " +
                       std::to_string(options_.max_message_bytes) + " bytes");
   }
   if (options_.publish_rate_per_cache == 0) return Status::Ok();

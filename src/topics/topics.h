@@ -101,6 +101,9 @@ class Sink {
                                uint64_t new_page) = 0;
   // An item, in sequence order (for pattern subscriptions: any matching topic of the cache).
   virtual void OnItem(SubId id, const MessagePtr& message) = 0;
+  // After OnReady's discontinuity and replayed items (if any): what follows is live. A sink
+  // may exempt the replay from its slow-reader bound (it is bounded by the ring already).
+  virtual void OnReplayed(SubId id) { (void)id; }
   // A subscription with heartbeats that got nothing for heartbeat_ms.
   virtual void OnHeartbeat(SubId id) { (void)id; }
   // The subscription is over and already removed (cache deleted: kNotFound; server stopping:

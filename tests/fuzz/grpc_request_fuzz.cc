@@ -20,6 +20,7 @@
 #include "fuzz_check.h"
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/services.h"
+#include "topics/topics.h"
 
 namespace {
 
@@ -50,13 +51,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!message.status().message().empty());
     return 0;
   }
-  if (m.kind != grpc::MethodKind::kData) return 0;  // control calls need the control plane
+  // Control calls need the control plane.
+  if (m.kind != grpc::MethodKind::kData && m.kind != grpc::MethodKind::kSubscribe) return 0;
 
+  // Publish checks its size and rate with the topics (no loop runs: nothing is delivered).
+  static boost::asio::io_context io;
+  static topics::Topics topics({&io}, topics::Options{.max_message_bytes = 1024,
+                                                      .publish_rate_per_cache = 0});
   grpc::ServiceContext ctx;
   ctx.max_item_bytes = 1024;
   ctx.max_request_bytes = 4096;
+  ctx.topics = &topics;
   grpc::Stream s;
   s.cache_id = 7;
+  if (m.decode != nullptr) {  // Pubsub: decoded (and the cache named) before prepare
+    if (!m.decode(s, *message).ok()) return 0;
+    if (m.kind == grpc::MethodKind::kSubscribe) {
+      const grpc::SubscribeArgs args = grpc::SubscribeRequestOf(s);
+      FUZZ_CHECK(!args.topic.empty());
+      return 0;
+    }
+  }
   std::vector<gateway::Call> calls;
   Status st = m.prepare(ctx, s, *message, calls, /*now_ms=*/1'700'000'000'000);
   if (!st.ok()) return 0;

@@ -119,6 +119,7 @@ struct Callbacks {
       s->head_off += k;
       if (s->head_off == b.size()) {
         s->queue_bytes -= b.size();
+        s->replay_credit -= std::min(s->replay_credit, b.size());
         s->queue.pop_front();
         s->head_off = 0;
       }
@@ -690,6 +691,7 @@ void Connection::OnReady(topics::SubId id) {
   if (s == nullptr) return;
   s->answered = true;
   s->streaming = true;
+  s->replaying = true;
   Bump(GrpcMetricsOf(owner_->thread()).calls[std::min(
       static_cast<size_t>(s->method - AllMethods().data()), kMaxMethodIds - 1)]);
   const nghttp2_nv nva[] = {Static(":status", "200"), Static("content-type", "application/grpc")};
@@ -712,6 +714,15 @@ void Connection::OnItem(topics::SubId id, const topics::MessagePtr& message) {
   if (Stream* s = SubscriptionStream(id)) Push(*s, Stream::Chunk{message, {}});
 }
 
+void Connection::OnReplayed(topics::SubId id) {
+  if (Stream* s = SubscriptionStream(id)) {
+    // The replay is bounded by the topic's ring, and a resuming reader needs all of it: only
+    // what arrives live counts against the slow-reader bound.
+    s->replaying = false;
+    s->replay_credit = s->queue_bytes;
+  }
+}
+
 void Connection::OnHeartbeat(topics::SubId id) {
   if (Stream* s = SubscriptionStream(id); s != nullptr && s->queue.empty()) {
     Push(*s, Stream::Chunk{nullptr, std::string(topics::GrpcHeartbeatFrame())});
@@ -732,7 +743,8 @@ void Connection::Push(Stream& s, Stream::Chunk chunk) {
   if (s.ending) return;
   const size_t n = chunk.bytes().size();
   const uint64_t limit = owner_->context().topics->options().subscriber_queue_bytes;
-  if (s.queue_bytes + n > limit && !s.queue.empty()) {
+  const size_t counted = s.queue_bytes - std::min(s.replay_credit, s.queue_bytes);
+  if (!s.replaying && counted + n > limit && !s.queue.empty()) {
     // The reader fell behind: cut it off rather than hold the publisher or grow without
     // bound. It resumes from its last sequence (replayed, or told of the gap).
     Bump(GrpcMetricsOf(owner_->thread()).slow_subscribers);

@@ -52,6 +52,8 @@ void Stream::Reset() {
   streaming = deferred = ending = false;
   std::deque<Chunk>().swap(queue);
   queue_bytes = head_off = 0;
+  replaying = false;
+  replay_credit = 0;
 }
 
 void AppendMessage(std::string& out, const google::protobuf::MessageLite& m) {
@@ -80,9 +82,6 @@ using detail::Parse;
 constexpr uint32_t kMaxTrafficRate = 500;
 constexpr uint32_t kMaxThroughputKbps = 10240;
 constexpr uint64_t kMaxTtlSeconds = 86400;
-constexpr uint32_t kMaxPublishRate = 100;
-constexpr uint32_t kMaxSubscriptionCount = 100;
-constexpr uint32_t kMaxPublishMessageSizeKb = 100;
 // Items without a TTL (written through RESP) report this remaining TTL: the largest integer a
 // JavaScript number holds exactly, about 285,000 years.
 constexpr uint64_t kNoTtlRemaining = (uint64_t{1} << 53) - 1;
@@ -512,10 +511,13 @@ void ListCaches(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view
     lim->set_max_throughput_kbps(kMaxThroughputKbps);
     lim->set_max_item_size_kb(static_cast<uint32_t>(ctx.max_item_bytes / 1024));
     lim->set_max_ttl_seconds(kMaxTtlSeconds);
-    auto* topic = c->mutable_topic_limits();
-    topic->set_max_publish_rate(kMaxPublishRate);
-    topic->set_max_subscription_count(kMaxSubscriptionCount);
-    topic->set_max_publish_message_size_kb(kMaxPublishMessageSizeKb);
+    if (ctx.topics != nullptr) {  // the limits topics::Topics enforces (0: none)
+      const topics::Options& o = ctx.topics->options();
+      auto* topic = c->mutable_topic_limits();
+      topic->set_max_publish_rate(o.publish_rate_per_cache);
+      topic->set_max_subscription_count(o.max_subscriptions_per_cache);
+      topic->set_max_publish_message_size_kb(static_cast<uint32_t>(o.max_message_bytes / 1024));
+    }
   }
   AppendMessage(s.out, resp);
   respond();

@@ -82,6 +82,8 @@ struct Stream {
   std::deque<Chunk> queue;
   size_t queue_bytes = 0;
   size_t head_off = 0;         // bytes of queue.front() already given to nghttp2
+  bool replaying = false;      // between OnReady and OnReplayed
+  size_t replay_credit = 0;    // queued replay bytes not yet sent: exempt from the bound
 
   // Ready for another call, keeping small buffers and the decoded request object (its
   // strings' capacity is reused when the next call is of the same method).

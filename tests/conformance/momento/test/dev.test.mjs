@@ -129,9 +129,10 @@ describe('control plane', () => {
       maxItemSizeKb: 4883,
       maxTtlSeconds: 86400,
     }, 'cache limits');
+    // The limits the server enforces (cellar serve --topic-* defaults).
     assert.deepEqual({ ...info.getTopicLimits() }, {
-      maxPublishRate: 100,
-      maxSubscriptionCount: 100,
+      maxPublishRate: 100000,
+      maxSubscriptionCount: 100000,
       maxPublishMessageSizeKb: 100,
     }, 'topic limits');
     expectType(await client.deleteCache(name), DeleteCache.Success, 'deleteCache');
