@@ -13,6 +13,7 @@
 #include "frontend/grpc/metrics.h"
 #include "frontend/grpc/services.h"
 #include "frontend/resp/metrics.h"
+#include "topics/topics.h"
 
 namespace cellar::server {
 namespace {
@@ -93,7 +94,7 @@ void Sample(std::string& out, std::string_view name, std::string_view labels, ui
   out += "\n";
 }
 
-std::string RenderMetrics(const gateway::Stats& st, uint32_t threads) {
+std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topics::Topics* topics) {
   std::string out;
   using resp::MetricsOf;
   const auto& commands = resp::AllCommands();
@@ -162,6 +163,19 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads) {
          "gRPC calls answered with a non-OK status, by method.");
   for (size_t i = 0; i < grpc::kMaxMethodIds; ++i) {
     if (gerrors[i] != 0) Sample(out, "cellar_grpc_call_errors_total", method_label(i), gerrors[i]);
+  }
+
+  if (const topics::Topics* t = topics) {
+    const topics::Topics::Counters tc = t->Snapshot();
+    Metric(out, "cellar_topic_subscriptions", "gauge", "Topic subscriptions open (gRPC and RESP, patterns included).");
+    Sample(out, "cellar_topic_subscriptions", "", tc.subscriptions);
+    Metric(out, "cellar_topic_messages_published_total", "counter", "Messages published to topics.");
+    Sample(out, "cellar_topic_messages_published_total", "", tc.published);
+    Metric(out, "cellar_topic_deliveries_total", "counter", "Messages handed to subscriptions.");
+    Sample(out, "cellar_topic_deliveries_total", "", tc.deliveries);
+    Metric(out, "cellar_topic_slow_subscribers_total", "counter",
+           "Subscribers cut off because they fell behind their queue bound.");
+    Sample(out, "cellar_topic_slow_subscribers_total", "", tc.slow_cutoffs);
   }
 
   Metric(out, "cellar_connections", "gauge", "Open client connections.");
@@ -352,8 +366,8 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     if (req.path == "/metrics") {
       if (req.method != "GET") return respond(Error(405, "use GET"));
       uint32_t threads = ctx.threads;
-      return gw->CollectStats(0, [respond, threads](gateway::Stats st) {
-        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads)});
+      return gw->CollectStats(0, [respond, threads, gw](gateway::Stats st) {
+        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads, gw->topics())});
       });
     }
     const std::string_view kCaches = "/v1/caches";

@@ -283,6 +283,7 @@ class Topics::Hub {
       }
     }
     MessagePtr shared = std::move(m);
+    Count(published_);
     for (uint32_t l = 0; l < n; ++l) {
       if (dest[l]) Send(l, Event{shared, nullptr});
     }
@@ -521,6 +522,7 @@ class Topics::Hub {
   }
 
   void DeliverItem(const MessagePtr& m) {
+    uint64_t delivered = 0;
     BeginDelivery();
     if (auto it = local_.find(KeyView{m->cache_id, m->topic}); it != local_.end()) {
       auto& subs = it->second.subs;
@@ -529,6 +531,7 @@ class Topics::Hub {
         if (s == nullptr || !s->ready || m->seq <= s->last_seq) continue;
         s->last_seq = m->seq;
         s->active = true;
+        ++delivered;
         s->sink->OnItem(s->id, m);
       }
     }
@@ -538,9 +541,11 @@ class Topics::Hub {
         Sub* s = subs[i];
         if (s == nullptr || !s->ready || !GlobMatch(s->name, m->topic)) continue;
         s->active = true;
+        ++delivered;
         s->sink->OnItem(s->id, m);
       }
     }
+    Count(deliveries_, delivered);
     EndDelivery();
   }
 
@@ -562,6 +567,7 @@ class Topics::Hub {
       if (s->sink == nullptr) break;  // unsubscribed by a callback
       if (m->seq <= s->last_seq) continue;
       s->last_seq = m->seq;
+      Count(deliveries_);
       s->sink->OnItem(id, m);
     }
     // Items the owner numbered before the join reached this loop only if another local
@@ -676,6 +682,11 @@ class Topics::Hub {
   }
 
   asio::io_context* io() const { return io_; }
+  // Written by this loop only; read by /metrics on another.
+  static void Count(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> published_{0}, deliveries_{0};
 
  private:
   Topics* topics_;
@@ -774,6 +785,19 @@ void Topics::ReleaseSubscription(uint32_t cache_id) {
 }
 
 int64_t Topics::LiveSubscriptions() const { return limits_->live.load(std::memory_order_relaxed); }
+
+Topics::Counters Topics::Snapshot() const {
+  Counters c;
+  c.subscriptions = LiveSubscriptions();
+  for (const auto& h : hubs_) {
+    c.published += h->published_.load(std::memory_order_relaxed);
+    c.deliveries += h->deliveries_.load(std::memory_order_relaxed);
+  }
+  c.slow_cutoffs = slow_cutoffs_.load(std::memory_order_relaxed);
+  return c;
+}
+
+void Topics::NoteSlowSubscriber() { slow_cutoffs_.fetch_add(1, std::memory_order_relaxed); }
 
 void Topics::Publish(uint32_t loop, const api::Request& req, api::Reply& reply) {
   hubs_[loop]->Publish(req, reply);

@@ -27,6 +27,7 @@
 // being delivered), but not Subscribe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -163,6 +164,16 @@ class Topics {
 
   // Subscriptions open now (all loops), for metrics.
   int64_t LiveSubscriptions() const;
+  // Counters for /metrics, summed over the loops.
+  struct Counters {
+    int64_t subscriptions = 0;
+    uint64_t published = 0;    // messages numbered by owners
+    uint64_t deliveries = 0;   // items handed to subscriptions (live and replayed)
+    uint64_t slow_cutoffs = 0; // subscribers cut off for falling behind (sinks report them)
+  };
+  Counters Snapshot() const;
+  // A sink cut a subscriber off for falling behind (any thread).
+  void NoteSlowSubscriber();
 
   class Hub;  // one per loop (topics.cc)
 
@@ -175,6 +186,7 @@ class Topics {
   // Subscriptions per cache (any loop); Admit counts one in or refuses.
   Status AdmitSubscription(uint32_t cache_id);
   void ReleaseSubscription(uint32_t cache_id);
+  std::atomic<uint64_t> slow_cutoffs_{0};
 };
 
 }  // namespace cellar::topics
