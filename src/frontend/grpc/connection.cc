@@ -748,6 +748,7 @@ void Connection::Push(Stream& s, Stream::Chunk chunk) {
     // The reader fell behind: cut it off rather than hold the publisher or grow without
     // bound. It resumes from its last sequence (replayed, or told of the gap).
     Bump(GrpcMetricsOf(owner_->thread()).slow_subscribers);
+    owner_->context().topics->NoteSlowSubscriber();
     const std::string message = "the subscriber fell behind: over " + std::to_string(limit) +
                                 " bytes of messages were waiting to be sent; resubscribe to "
                                 "resume from the last sequence number received";
