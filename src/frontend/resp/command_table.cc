@@ -61,6 +61,7 @@ struct Table {
     RegisterListFamily(specs);
     RegisterSetFamily(specs);
     RegisterZSetFamily(specs);
+    RegisterPubSubFamily(specs);
     std::sort(specs.begin(), specs.end(),
               [](const CommandSpec& a, const CommandSpec& b) { return a.name < b.name; });
     for (size_t i = 0; i < specs.size(); ++i) specs[i].id = static_cast<uint16_t>(i);

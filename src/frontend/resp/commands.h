@@ -5,9 +5,13 @@
 //   Prepare: parse and check the arguments; either write a reply at once (connection
 //            commands, argument errors) or add calls for the gateway to run on the shards.
 //   Finish:  once every call of the round has its reply, write the command's reply from them.
+// Pub/sub commands may instead make the round wait for something that is not a gateway call
+// (a subscription becoming ready, the loops' PUBSUB counts): see ConnectionPort. Such a
+// command ends its round, so a round waits for at most one of them.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,6 +54,57 @@ struct ServerContext {
 };
 
 struct CommandSpec;
+class CommandContext;
+
+// A reply that a command writes after its Prepare (ConnectionPort::Defer). Holds its
+// connection alive until Complete, which must be called exactly once, on the connection's
+// thread.
+class DeferredReply {
+ public:
+  class Target {
+   public:
+    virtual ~Target() = default;
+    virtual std::string& DeferredBuffer() = 0;
+    virtual void DeferredDone() = 0;
+  };
+  DeferredReply(std::shared_ptr<Target> target, int proto)
+      : target_(std::move(target)), proto_(proto) {}
+
+  template <typename Fn>  // void(ReplyWriter&)
+  void Complete(Fn&& write) {
+    ReplyWriter w(&target_->DeferredBuffer(), proto_);
+    write(w);
+    std::shared_ptr<Target> t = std::move(target_);
+    t->DeferredDone();
+  }
+
+ private:
+  std::shared_ptr<Target> target_;
+  int proto_;
+};
+
+// What commands may ask of their connection beyond ConnState: its subscriptions (the
+// connection is the topics sink that receives them) and replies that come later.
+// Implemented by Connection; every call on the connection's thread, during a Prepare.
+class ConnectionPort {
+ public:
+  virtual ~ConnectionPort() = default;
+  // Channel and pattern subscriptions, as Redis counts them in confirmations.
+  virtual size_t SubscriptionCount() const = 0;
+  virtual bool IsSubscribed(std::string_view name, bool pattern) const = 0;
+  // Starts a subscription to a channel (pattern: a glob over the cache's channels). The round
+  // does not finish until it is ready, so a confirmation the client sees means later
+  // publishes reach it.
+  virtual Status AddSubscription(std::string_view name, bool pattern) = 0;
+  // Ends one; false if there was none.
+  virtual bool RemoveSubscription(std::string_view name, bool pattern) = 0;
+  // Names subscribed, oldest first.
+  virtual std::vector<std::string> SubscriptionNames(bool pattern) const = 0;
+  // Ends every subscription without a reply (RESET).
+  virtual void DropSubscriptions() = 0;
+  // The current command answers later through the handle; the round waits for it.
+  virtual DeferredReply Defer() = 0;
+};
 
 class CommandContext {
  public:
@@ -64,6 +119,7 @@ class CommandContext {
   const int64_t now_ms;
   std::span<const std::string_view> args;  // args[0] is the command name
   const CommandSpec* spec = nullptr;
+  ConnectionPort* port = nullptr;  // null in a Finish or a follow-up
 
   // Adds a call for the bound cache.
   api::Request& Add(api::Op op, std::string_view key = {}) {
@@ -104,6 +160,8 @@ enum CommandFlag : uint32_t {
   kFast = 1 << 4,
   kAdmin = 1 << 5,
   kEndsRound = 1 << 6,   // nothing after it in the pipeline is prepared until it is done
+  kPubSubContext = 1 << 7,  // allowed in a RESP2 connection that has subscriptions
+  kPublishCalls = 1 << 8,   // its calls' keys are channels, checked for publishing
 };
 
 struct CommandSpec {
@@ -131,6 +189,7 @@ void RegisterHashFamily(std::vector<CommandSpec>& table);
 void RegisterListFamily(std::vector<CommandSpec>& table);
 void RegisterSetFamily(std::vector<CommandSpec>& table);
 void RegisterZSetFamily(std::vector<CommandSpec>& table);
+void RegisterPubSubFamily(std::vector<CommandSpec>& table);
 
 // Finish handlers shared by several families. Each writes the first error status among the
 // calls if there is one, else:

@@ -1,5 +1,11 @@
 #include "frontend/resp/connection.h"
 
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include <absl/strings/string_view.h>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
@@ -16,11 +22,28 @@ using boost::system::error_code;
 
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
+// Reads start this small and double (to kReadChunk) each time a read fills what was offered:
+// a request-reply client never needs more, a pipelining one gets there in a few reads.
+constexpr size_t kMinReadChunk = 1024;
+// A subscribed TLS connection's idle read buffer (TLS cannot wait for readability without
+// one: OpenSSL may already hold decrypted bytes).
+constexpr size_t kTlsIdleChunk = 1024;
+// Pushes copied into one write at most; the rest wait for the next write.
+constexpr size_t kPushWriteBytes = 256 * 1024;
+// How long a subscriber cut off for falling behind has to take its last bytes and the error.
+constexpr int64_t kFellBehindGraceMs = 2000;
+
+// Commands whose Redis "full name" (in errors) includes the subcommand: "client|id".
+bool HasSubcommands(std::string_view name) {
+  return name == "client" || name == "command" || name == "config" || name == "pubsub";
+}
 }  // namespace
 
 Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t id)
     : owner_(owner), stream_(std::move(socket)), parser_(kPreAuthLimits) {
   state_.id = id;
+  read_epoch_ = owner_->sweep_epoch_;
+  read_chunk_ = kMinReadChunk;
   state_.created_ms = SystemClock::Get()->NowMillis();
   error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
@@ -42,6 +65,7 @@ Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t
 }
 
 Connection::~Connection() {
+  DropSubscriptions();  // the hub refers to this sink by a raw pointer
   owner_->conns_.erase(this);
   RespServer::LiveConnections().fetch_sub(1, std::memory_order_relaxed);
   Bump(MetricsOf(owner_->thread_).connections_closed);
@@ -50,6 +74,12 @@ Connection::~Connection() {
 void Connection::Start() {
   stream_.Start(owner_->tls_, [self = shared_from_this()](bool ok) {
     if (!ok) return self->Close();
+    if (!self->stream_.is_tls()) {
+      // Reads after a readability wait (a wake-up may be spurious) and push writes that try
+      // the socket first must never block the loop.
+      error_code ec;
+      self->stream_.socket().non_blocking(true, ec);
+    }
     self->Read();
   });
 }
@@ -62,33 +92,119 @@ ParserLimits Connection::Limits() const {
 
 void Connection::Shutdown() {
   closing_ = true;
-  if (!busy_) Close();
+  if (busy_ || writing_) return;  // closed once that is written
+  // Pushes still queued (the notice that the server is stopping) go first.
+  FlushPushes();
 }
 
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
+  DropSubscriptions();
+  pushes_.clear();
+  pushes_head_ = 0;
+  if (grace_) grace_->cancel();
   stream_.Close();
+}
+
+void Connection::ResizeIn(size_t n) {
+  if (n == in_size_) return;
+  if (n == 0) {
+    in_.reset();
+  } else {
+    char* p = static_cast<char*>(std::realloc(in_.get(), n));
+    if (p == nullptr) throw std::bad_alloc();
+    (void)in_.release();  // realloc took it
+    in_.reset(p);
+  }
+  in_size_ = n;
 }
 
 void Connection::Read() {
   if (closing_) return Close();
-  // Grow toward what the parser says the current command needs, but at most doubling per
-  // read: memory follows the bytes that arrive, not the lengths a client announces.
-  size_t want = std::max(kReadChunk, std::min(parser_.Wanted(), std::max(in_len_, kReadChunk)));
-  if (in_.size() - in_len_ < want) in_.resize(in_len_ + want);
+  if (in_len_ == 0 && !stream_.is_tls() && (subs_ != nullptr || in_size_ == 0)) {
+    // A subscriber (which mostly listens) or a connection that was parked: no buffer while
+    // waiting. A pipelining client has often sent more already: try before waiting.
+    if (in_size_ > 0) {
+      error_code ec;
+      size_t n = stream_.socket().read_some(asio::buffer(in_.get(), in_size_), ec);
+      read_offer_ = in_size_;
+      if (!ec) return OnRead(n);
+      if (ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+    }
+    return WaitReadable();
+  }
+  if (in_len_ == 0 && subs_ != nullptr) {
+    // An idle TLS subscriber: a small buffer (grown when a command does not fit).
+    ReleaseIdleBuffers();
+    ResizeIn(kTlsIdleChunk);
+  } else {
+    // Grow toward what the parser says the current command needs, but at most doubling per
+    // read: memory follows the bytes that arrive, not the lengths a client announces.
+    size_t want = std::max(read_chunk_, std::min(parser_.Wanted(), std::max(in_len_, kReadChunk)));
+    if (in_size_ - in_len_ < want) ResizeIn(in_len_ + want);
+    read_offer_ = in_size_ - in_len_;
+  }
   reading_ = true;
-  stream_.AsyncReadSome(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+  buffered_read_ = true;
+  stream_.AsyncReadSome(asio::buffer(in_.get() + in_len_, in_size_ - in_len_),
                         [self = shared_from_this()](error_code ec, size_t n) {
-                            self->reading_ = false;
-                            if (ec) return self->Close();
-                            self->OnRead(n);
-                          });
+                          self->reading_ = false;
+                          self->buffered_read_ = false;
+                          const bool parked = std::exchange(self->parking_, false);
+                          if (ec == asio::error::operation_aborted && parked && !self->closed_) {
+                            return self->WaitReadable();
+                          }
+                          if (ec) return self->Close();
+                          self->OnRead(n);
+                        });
+}
+
+void Connection::ParkIfIdle(uint64_t epoch) {
+  if (!buffered_read_ || parking_ || closed_ || writing_ || in_len_ != 0 ||
+      stream_.is_tls() || read_epoch_ + 1 >= epoch) {
+    return;
+  }
+  parking_ = true;
+  error_code ec;
+  stream_.socket().cancel(ec);  // the read ends with operation_aborted, then WaitReadable
+}
+
+void Connection::WaitReadable() {
+  // Nothing is buffered: hold no receive buffer (nor other scratch) while the client is quiet.
+  ReleaseIdleBuffers();
+  reading_ = true;
+  stream_.socket().async_wait(asio::ip::tcp::socket::wait_read,
+                              [self = shared_from_this()](error_code ec) {
+                                self->reading_ = false;
+                                if (ec) return self->Close();
+                                self->ReadAvailable();
+                              });
+}
+
+void Connection::ReadAvailable() {
+  if (closing_) return Close();
+  char* wake = owner_->WakeReadBuffer();
+  error_code ec;
+  size_t n = stream_.socket().read_some(asio::buffer(wake, RespServer::kWakeReadBytes), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
+  if (ec) return Close();
+  // A connection that sends little (a subscriber, a slow client) gets a buffer of what it
+  // sent; one that fills the read gets a full one (it has more to send).
+  if (n == RespServer::kWakeReadBytes) read_chunk_ = kReadChunk;
+  ResizeIn(n == RespServer::kWakeReadBytes ? kReadChunk : n);
+  read_offer_ = 0;
+  std::memcpy(in_.get(), wake, n);
+  OnRead(n);
 }
 
 void Connection::OnRead(size_t n) {
+  if (n == read_offer_ && read_chunk_ < kReadChunk) read_chunk_ *= 2;
   in_len_ += n;
+  read_epoch_ = owner_->sweep_epoch_;
   Bump(MetricsOf(owner_->thread_).bytes_in, n);
+  // A push write is in flight: the round starts when it is done (one write at a time).
+  if (writing_) return;
   ProcessRound();
 }
 
@@ -120,9 +236,23 @@ void Connection::PrepareOne(Pending& p) {
     WriteError(w, RespError::kNoAuth);
   } else if (!(spec->flags & kNoAuth) && !PrincipalStillValid(w)) {
     // written by PrincipalStillValid; the connection is unauthenticated again
+  } else if (state_.proto == 2 && !(spec->flags & kPubSubContext) && SubscriptionCount() > 0) {
+    // A RESP2 connection with subscriptions is a stream of pushes (as Redis).
+    std::string full(spec->name);
+    if (HasSubcommands(spec->name) && p.num_args >= 2) {
+      full.append("|").append(Lower(args_[p.first_arg + 1]));
+    }
+    WriteError(w, RespError::kSubscribeContext, full);
   } else {
     CommandContext ctx = MakeContext(w, batch_.calls, p);
+    ctx.port = this;
     spec->prepare(ctx);
+    if (awaiting_ready_ > 0 && !round_waits_ready_) {
+      // A SUBSCRIBE: its confirmations go out once its subscriptions are ready.
+      round_waits_ready_ = true;
+      ++round_waits_;
+      keep_alive_ = shared_from_this();
+    }
     p.proto = w.proto();  // HELLO switches protocol for its own reply
     if (!(spec->flags & kNoAuth) && !Permitted(*spec, p)) {
       // Nothing of a refused command runs or is answered but the error.
@@ -150,6 +280,7 @@ namespace {
 // What a RESP command needs of a token: reads, blind writes (which a write-only token may do),
 // or writes that read or depend on what is there (which it may not).
 auth::Access AccessOf(const CommandSpec& spec, std::span<const std::string_view> args) {
+  if (spec.flags & kPublishCalls) return auth::Access::kPublish;
   if (!(spec.flags & kWrite)) return auth::Access::kRead;
   const std::string_view n = spec.name;
   if (n == "setex" || n == "psetex" || n == "mset" || n == "del" || n == "unlink") {
@@ -193,8 +324,11 @@ void Connection::ProcessRound() {
   local_.clear();
   args_.clear();
   scratch_.Reset();
-  std::string_view buf(in_.data(), in_len_);
+  std::string_view buf(in_.get(), in_len_);
   round_now_ms_ = SystemClock::Get()->NowMillis();
+  // Prepare's own count: an answer that comes inline cannot finish the round early.
+  round_waits_ = 1;
+  preparing_ = true;
   while (pending_.size() < kMaxRound && batch_.calls.size() < kMaxRoundCalls &&
          !state_.close_after_reply) {
     RespParser::Result r = parser_.Next(buf);
@@ -218,21 +352,37 @@ void Connection::ProcessRound() {
     if (state_.authed != was_authed) parser_.set_limits(Limits());
     pending_.push_back(p);
     if (p.spec != nullptr && (p.spec->flags & kEndsRound) && p.num_calls > 0) break;
+    // A command that answers later ends the round: what follows it may depend on it (a
+    // PUBLISH after a SUBSCRIBE must reach the subscription).
+    if (round_waits_ > 1) break;
   }
+  preparing_ = false;
   if (pending_.empty()) {
+    round_waits_ = 0;
     // Nothing complete: drop consumed bytes and wait for more.
     Compact();
-    if (in_.size() > 4 * kReadChunk && in_len_ < kReadChunk) {
-      in_.resize(kReadChunk);  // give back the memory of a past large command
-      in_.shrink_to_fit();
+    if (in_size_ > 4 * kReadChunk && in_len_ < kReadChunk) {
+      ResizeIn(kReadChunk);  // give back the memory of a past large command
     }
-    return Read();
+    Read();
+    if (HasPushes() && !busy_ && !writing_ && !closed_) FlushPushes();
+    return;
   }
   busy_ = true;
   round_start_ns_ = MonotonicNanos();
-  if (batch_.calls.empty()) return FinishRound();
-  owner_->server_->gateway->Submit(owner_->thread_, &batch_,
-                                   [self = shared_from_this()] { self->FinishRound(); });
+  // Pushes that came before this round go out before its replies.
+  writing_push_bytes_ += SerializePushes(SIZE_MAX);
+  if (!batch_.calls.empty()) {
+    ++round_waits_;
+    owner_->server_->gateway->Submit(owner_->thread_, &batch_,
+                                     [self = shared_from_this()] { self->RoundPartDone(); });
+  }
+  RoundPartDone();
+}
+
+void Connection::RoundPartDone() {
+  if (--round_waits_ > 0) return;
+  FinishRound();
 }
 
 void Connection::FinishRound() { FinishFrom(0); }
@@ -302,9 +452,17 @@ void Connection::CountCommand(const Pending& p, size_t reply_start) {
 }
 
 void Connection::Write() {
+  if (closed_) {
+    busy_ = false;
+    return;
+  }
+  // Pushes that came while the round was in flight follow its replies.
+  writing_push_bytes_ += SerializePushes(kPushWriteBytes);
   if (out_.empty()) return AfterWrite();
   Bump(MetricsOf(owner_->thread_).bytes_out, out_.size());
+  writing_ = true;
   stream_.AsyncWrite(asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+    self->writing_ = false;
     if (ec) {
       self->busy_ = false;
       return self->Close();
@@ -314,10 +472,13 @@ void Connection::Write() {
 }
 
 void Connection::AfterWrite() {
+  queued_bytes_ -= writing_push_bytes_;
+  writing_push_bytes_ = 0;
   out_.clear();
   ReleaseLargeBuffers();
   busy_ = false;
-  if (protocol_error_ || state_.close_after_reply || closing_) return Close();
+  if (protocol_error_ || state_.close_after_reply) return Close();
+  if (closing_) return FlushPushes();  // closes once the queued pushes are out
   // The round's borrowed bytes are free now: drop them and go on with what is buffered.
   Compact();
   ProcessRound();
@@ -336,9 +497,300 @@ void Connection::ReleaseLargeBuffers() {
 void Connection::Compact() {
   size_t consumed = parser_.consumed();
   if (consumed == 0) return;
-  std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
+  std::memmove(in_.get(), in_.get() + consumed, in_len_ - consumed);
   in_len_ -= consumed;
   parser_.Shift(consumed);
+}
+
+
+void Connection::ReleaseIdleBuffers() {
+  ResizeIn(0);
+  // Any connection drops what one large command left; a subscriber, which may idle for
+  // hours, drops the rest too (the memory target is per subscriber).
+  constexpr size_t kKeepBytes = 4096, kKeepItems = 64;
+  const bool all = subs_ != nullptr;
+  if (!writing_ && (all || out_.capacity() > kKeepBytes)) std::string().swap(out_);
+  if (all || local_.capacity() > kKeepBytes) std::string().swap(local_);
+  if (all || args_.capacity() > kKeepItems) std::vector<std::string_view>().swap(args_);
+  if (all || pending_.capacity() > kKeepItems) std::vector<Pending>().swap(pending_);
+  if (all) {
+    std::vector<gateway::Call>().swap(batch_.calls);
+    std::vector<gateway::Call>().swap(followup_.calls);
+    scratch_ = ScratchArena();
+  }
+  if (!HasPushes() && pushes_.capacity() > 0) std::vector<Push>().swap(pushes_);
+}
+
+// ---- Deferred replies -------------------------------------------------------------------------
+
+DeferredReply Connection::Defer() {
+  ++round_waits_;
+  return DeferredReply(std::shared_ptr<DeferredReply::Target>(
+                           shared_from_this(), static_cast<DeferredReply::Target*>(this)),
+                       state_.proto);
+}
+
+void Connection::DeferredDone() {
+  // The deferred command is the round's last (it ended the round); while it is still being
+  // prepared its length is measured when Prepare returns.
+  if (!preparing_) {
+    Pending& p = pending_.back();
+    p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
+  }
+  RoundPartDone();
+}
+
+// ---- Subscriptions ------------------------------------------------------------------------------
+
+size_t Connection::SubscriptionCount() const {
+  return subs_ == nullptr ? 0 : subs_->channels.size() + subs_->patterns.size();
+}
+
+bool Connection::IsSubscribed(std::string_view name, bool pattern) const {
+  if (subs_ == nullptr) return false;
+  const auto& m = pattern ? subs_->patterns : subs_->channels;
+  return m.contains(absl::string_view(name.data(), name.size()));
+}
+
+Status Connection::AddSubscription(std::string_view name, bool pattern) {
+  topics::Topics* t = owner_->server_->topics;
+  subscribing_ = true;
+  StatusOr<topics::SubId> id =
+      pattern ? t->PSubscribe(owner_->thread_, this, state_.cache_id, name)
+              : t->Subscribe(owner_->thread_, this, state_.cache_id, name, 0, 0, false);
+  subscribing_ = false;
+  const bool ready_already =
+      id.ok() && std::find(early_ready_.begin(), early_ready_.end(), *id) != early_ready_.end();
+  early_ready_.clear();
+  if (!id.ok()) return id.status();
+  if (subs_ == nullptr) subs_ = std::make_unique<SubState>();
+  Sub s{std::string(name), pattern, !ready_already, subs_->next_order++,
+        pattern ? std::make_shared<const std::string>(name) : nullptr};
+  if (s.awaited) ++awaiting_ready_;
+  subs_->by_id.emplace(*id, std::move(s));
+  (pattern ? subs_->patterns : subs_->channels).emplace(std::string(name), *id);
+  return Status::Ok();
+}
+
+bool Connection::RemoveSubscription(std::string_view name, bool pattern) {
+  if (subs_ == nullptr) return false;
+  auto& m = pattern ? subs_->patterns : subs_->channels;
+  auto it = m.find(absl::string_view(name.data(), name.size()));
+  if (it == m.end()) return false;
+  const topics::SubId id = it->second;
+  owner_->server_->topics->Unsubscribe(owner_->thread_, id);
+  if (auto s = subs_->by_id.find(id); s != subs_->by_id.end()) Unready(s->second);
+  Forget(id);
+  return true;
+}
+
+std::vector<std::string> Connection::SubscriptionNames(bool pattern) const {
+  std::vector<std::pair<uint64_t, const std::string*>> found;
+  if (subs_ != nullptr) {
+    for (const auto& [id, s] : subs_->by_id) {
+      if (s.pattern == pattern) found.emplace_back(s.order, &s.name);
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> names;
+  names.reserve(found.size());
+  for (const auto& f : found) names.push_back(*f.second);
+  return names;
+}
+
+void Connection::DropSubscriptions() {
+  if (subs_ == nullptr) return;
+  std::unique_ptr<SubState> subs = std::move(subs_);
+  topics::Topics* t = owner_->server_->topics;
+  for (auto& [id, s] : subs->by_id) {
+    t->Unsubscribe(owner_->thread_, id);
+    Unready(s);
+  }
+}
+
+void Connection::Forget(topics::SubId id) {
+  auto it = subs_->by_id.find(id);
+  if (it == subs_->by_id.end()) return;
+  auto& m = it->second.pattern ? subs_->patterns : subs_->channels;
+  m.erase(it->second.name);
+  subs_->by_id.erase(it);
+  if (subs_->by_id.empty()) subs_.reset();  // a connection that left pub/sub keeps nothing of it
+}
+
+void Connection::Unready(Sub& s) {
+  if (!s.awaited) return;
+  s.awaited = false;
+  if (--awaiting_ready_ > 0 || !round_waits_ready_) return;
+  round_waits_ready_ = false;
+  // Posted: this runs inside a hub callback (which may not Subscribe, as a next round could)
+  // or inside Close; the keep-alive moves into the handler.
+  asio::post(owner_->io_, [self = std::move(keep_alive_)] { self->RoundPartDone(); });
+}
+
+void Connection::OnReady(topics::SubId id) {
+  if (subs_ == nullptr || !subs_->by_id.contains(id)) {
+    if (subscribing_) early_ready_.push_back(id);
+    return;
+  }
+  Unready(subs_->by_id.find(id)->second);
+}
+
+void Connection::OnItem(topics::SubId id, const topics::MessagePtr& message) {
+  if (subs_ == nullptr) return;
+  auto it = subs_->by_id.find(id);
+  if (it == subs_->by_id.end()) return;
+  const Sub& s = it->second;
+  // The bytes this push will take in the output (near enough: the header's length digits).
+  const size_t header =
+      s.pattern ? 32 + s.pattern_name->size() : topics::RespMessageHeader(state_.proto).size();
+  Enqueue(Push{message, s.pattern ? s.pattern_name : nullptr,
+               static_cast<uint32_t>(header + message->resp.size())},
+          header + message->resp.size());
+}
+
+void Connection::OnEnd(topics::SubId id, const Status& why) {
+  if (subs_ == nullptr) return;
+  auto it = subs_->by_id.find(id);
+  if (it == subs_->by_id.end()) return;
+  Sub& s = it->second;
+  std::string detail = (s.pattern ? "pattern '" : "channel '") + s.name + "': ";
+  if (why.code() == Code::kNotFound) {
+    detail += "its cache was deleted";
+  } else if (why.code() == Code::kUnavailable) {
+    detail += "the server is shutting down";
+  } else {
+    detail += why.message();
+  }
+  Unready(s);
+  Forget(id);
+  std::string frame;
+  ReplyWriter w(&frame, state_.proto);
+  WriteError(w, RespError::kSubscriptionEnded, detail);
+  // Notices are not counted against the queue bound: a cache with many subscriptions on this
+  // connection ends them all at once.
+  pushes_.push_back(Push{nullptr, std::make_shared<const std::string>(std::move(frame)), 0});
+  if (why.code() == Code::kUnavailable) closing_ = true;  // closed once the notice is out
+  ScheduleFlush();
+}
+
+void Connection::Enqueue(Push push, size_t bytes) {
+  if (closed_ || fell_behind_) return;
+  const uint64_t limit = owner_->server_->topics->options().subscriber_queue_bytes;
+  // Falling behind is messages piling up behind a write the socket has not taken (its
+  // buffers are full). A burst that arrives while the socket keeps up is written, not held
+  // against the reader; it is still bounded (four times the limit), as memory must be.
+  if (limit != 0 && queued_bytes_ + bytes > (writing_ ? limit : 4 * limit)) return FellBehind();
+  queued_bytes_ += bytes;
+  pushes_.push_back(std::move(push));
+  if (!busy_ && !writing_ && queued_bytes_ >= kPushWriteBytes) return FlushPushes();  // a full write
+  ScheduleFlush();
+}
+
+size_t Connection::SerializePushes(size_t limit) {
+  size_t moved = 0;
+  const size_t start = out_.size();
+  while (HasPushes() && out_.size() - start < limit) {
+    Push& p = pushes_[pushes_head_++];
+    if (p.message == nullptr) {
+      out_.append(*p.text);
+    } else {
+      if (p.text != nullptr) {
+        topics::AppendRespPMessageHeader(out_, state_.proto, *p.text);
+      } else {
+        out_.append(topics::RespMessageHeader(state_.proto));
+      }
+      out_.append(p.message->resp);
+    }
+    moved += p.bytes;
+    p = Push{};  // the message is copied: let it go now
+  }
+  if (!HasPushes()) {
+    pushes_.clear();
+    pushes_head_ = 0;
+  } else if (pushes_head_ >= 64 && pushes_head_ * 2 >= pushes_.size()) {
+    pushes_.erase(pushes_.begin(), pushes_.begin() + static_cast<ptrdiff_t>(pushes_head_));
+    pushes_head_ = 0;
+  }
+  return moved;
+}
+
+void Connection::ScheduleFlush() {
+  // Busy or writing: the round's write or the write's completion takes the pushes.
+  if (flush_posted_ || busy_ || writing_ || closed_) return;
+  flush_posted_ = true;
+  // Posted, so that every message delivered in this loop turn goes out in one write.
+  asio::post(owner_->io_, [self = shared_from_this()] { self->FlushPushes(); });
+}
+
+void Connection::FlushPushes() {
+  flush_posted_ = false;
+  if (closed_ || busy_ || writing_) return;
+  while (HasPushes()) {
+    writing_push_bytes_ = SerializePushes(kPushWriteBytes);
+    Bump(MetricsOf(owner_->thread_).bytes_out, out_.size());
+    if (!stream_.is_tls()) {
+      // Written now while the socket takes it all: a write is left pending (and the queue
+      // bound applies) only once the socket's buffer is full.
+      error_code ec;
+      const size_t n = stream_.socket().write_some(asio::buffer(out_), ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+      if (!ec && n == out_.size()) {
+        queued_bytes_ -= writing_push_bytes_;
+        writing_push_bytes_ = 0;
+        out_.clear();
+        continue;
+      }
+      if (!ec) out_.erase(0, n);
+    }
+    writing_ = true;
+    stream_.AsyncWrite(asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+      self->writing_ = false;
+      if (ec) return self->Close();
+      self->AfterPushWrite();
+    });
+    return;
+  }
+  if (out_.capacity() > kPushWriteBytes * 2) std::string().swap(out_);
+  if (closing_) Close();  // what was left to say is said
+}
+
+void Connection::AfterPushWrite() {
+  queued_bytes_ -= writing_push_bytes_;
+  writing_push_bytes_ = 0;
+  out_.clear();
+  if (closed_) return;
+  if (closing_) return FlushPushes();
+  // Input that arrived during the write was left for now (reading_ is false): process it.
+  if (!reading_) return ProcessRound();
+  FlushPushes();
+}
+
+void Connection::FellBehind() {
+  if (fell_behind_) return;
+  fell_behind_ = true;
+  closing_ = true;
+  const uint64_t limit = owner_->server_->topics->options().subscriber_queue_bytes;
+  // What is queued is dropped; what is in the write in flight still goes, then the error.
+  pushes_.clear();
+  pushes_head_ = 0;
+  queued_bytes_ = writing_push_bytes_;
+  std::string frame;
+  ReplyWriter w(&frame, state_.proto);
+  WriteError(w, RespError::kFellBehind,
+             "more than " + std::to_string(limit) +
+                 " bytes of messages were waiting to be written to it");
+  pushes_.push_back(Push{nullptr, std::make_shared<const std::string>(std::move(frame)), 0});
+  owner_->server_->topics->NoteSlowSubscriber();  // cellar_topic_slow_subscribers_total
+  LOG_INFO("msg=resp_subscriber_fell_behind conn={} peer={} limit_bytes={}", state_.id,
+           state_.peer, limit);
+  // A reader that takes nothing more is closed after a grace period, error or not.
+  grace_ = std::make_unique<asio::steady_timer>(owner_->io_);
+  grace_->expires_after(std::chrono::milliseconds(kFellBehindGraceMs));
+  grace_->async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) self->Close();
+  });
+  DropSubscriptions();
+  ScheduleFlush();
 }
 
 }  // namespace cellar::resp

@@ -7,6 +7,12 @@ namespace {
 
 void PreparePing(CommandContext& ctx) {
   if (ctx.args.size() > 2) return WriteError(ctx.local, RespError::kWrongArity, "ping");
+  if (ctx.local.proto() == 2 && ctx.port->SubscriptionCount() > 0) {
+    // Subscribed RESP2 clients read everything as pushes: Redis answers ["pong", message].
+    ctx.local.Array(2);
+    ctx.local.Bulk("pong");
+    return ctx.local.Bulk(ctx.args.size() == 2 ? ctx.args[1] : std::string_view());
+  }
   if (ctx.args.size() == 2) return ctx.local.Bulk(ctx.args[1]);
   ctx.local.Simple("PONG");
 }
@@ -154,6 +160,7 @@ void PrepareQuit(CommandContext& ctx) {
 }
 
 void PrepareReset(CommandContext& ctx) {
+  ctx.port->DropSubscriptions();
   ctx.conn.proto = 2;
   ctx.conn.client_name.clear();
   if (!ctx.server.gateway->options().dev_no_auth) {
@@ -247,14 +254,14 @@ void PrepareCommand(CommandContext& ctx) {
 
 void RegisterConnectionFamily(std::vector<CommandSpec>& t) {
   const uint32_t kConn = kNoAuth | kConnection | kFast;
-  t.push_back({"ping", -1, kConn, PreparePing, nullptr, 0, 0, 0, "Returns PONG or the message."});
+  t.push_back({"ping", -1, kConn | kPubSubContext, PreparePing, nullptr, 0, 0, 0, "Returns PONG or the message."});
   t.push_back({"echo", 2, kConn, PrepareEcho, nullptr, 0, 0, 0, "Returns the message."});
   t.push_back({"hello", -1, kConn, PrepareHello, nullptr, 0, 0, 0, "Handshake: protocol version, AUTH <cache> <key>, SETNAME."});
   t.push_back({"auth", -2, kConn, PrepareAuth, nullptr, 0, 0, 0, "AUTH <cache> <key>: binds the connection to a cache."});
   t.push_back({"client", -2, kConn, PrepareClient, nullptr, 0, 0, 0, "SETNAME, GETNAME, ID, INFO, SETINFO."});
   t.push_back({"select", 2, kConn, PrepareSelect, nullptr, 0, 0, 0, "Only database 0 exists; caches are chosen by AUTH."});
-  t.push_back({"quit", -1, kConn, PrepareQuit, nullptr, 0, 0, 0, "Closes the connection."});
-  t.push_back({"reset", 1, kConn, PrepareReset, nullptr, 0, 0, 0, "Resets the connection state."});
+  t.push_back({"quit", -1, kConn | kPubSubContext, PrepareQuit, nullptr, 0, 0, 0, "Closes the connection."});
+  t.push_back({"reset", 1, kConn | kPubSubContext, PrepareReset, nullptr, 0, 0, 0, "Resets the connection state."});
   t.push_back({"command", -1, kConn, PrepareCommand, nullptr, 0, 0, 0, "COUNT, INFO, DOCS: describes the commands."});
 }
 

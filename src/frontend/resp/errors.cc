@@ -64,6 +64,22 @@ void WriteError(ReplyWriter& w, RespError e, std::string_view detail) {
       return w.Error("NOPERM this token has no permission to run '" + d + "' on this key");
     case RespError::kTokenExpired:
       return w.Error("NOAUTH " + d + "; AUTH again with a valid token");
+    case RespError::kNoPermChannel:
+      return w.Error("NOPERM this token has no permission to run '" + d + "' on this channel");
+    case RespError::kSubscribeContext:
+      return w.Error("ERR Can't execute '" + d +
+                     "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+                     "allowed in this context");
+    case RespError::kPubSubUnknownSub:
+      return w.Error("ERR unknown subcommand '" + d + "'. Try PUBSUB HELP.");
+    case RespError::kPubSubSyntax:
+      return w.Error("ERR unknown subcommand or wrong number of arguments for '" + d +
+                     "'. Try PUBSUB HELP.");
+    case RespError::kPubSubUnavailable: return w.Error("ERR pub/sub is not enabled on this server");
+    case RespError::kFellBehind:
+      return w.Error("ERR subscriber fell behind: " + d +
+                     "; it could not keep up with its messages and was disconnected");
+    case RespError::kSubscriptionEnded: return w.Error("ERR subscription ended: " + d);
   }
 }
 

@@ -26,6 +26,15 @@ enum class RespError {
   kNoDefaultCache,
   kNoPerm,          // a command or key outside the token's grants
   kTokenExpired,    // the connection's token expired or its key was revoked (detail: why)
+  // ---- Pub/sub ------------------------------------------------------------------------------
+  kNoPermChannel,       // a channel or pattern outside the token's topic grants (command name)
+  kSubscribeContext,    // RESP2 with subscriptions: only the pub/sub commands (detail: the
+                        // command's full name, e.g. "get", "client|id")
+  kPubSubUnknownSub,    // PUBSUB FOO (detail: the subcommand as sent)
+  kPubSubSyntax,        // PUBSUB CHANNELS a b (detail: the subcommand as sent)
+  kPubSubUnavailable,   // the server runs without topics
+  kFellBehind,          // a subscriber cut off for not reading (detail: the amounts)
+  kSubscriptionEnded,   // the subscription ended on the server's side (detail: which and why)
 };
 
 // Writes a Status from the engine or the gateway.

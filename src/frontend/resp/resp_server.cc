@@ -25,7 +25,8 @@ RespServer::RespServer(asio::io_context& io, uint32_t thread, ServerContext* ser
       listener_(io, "RESP"),
       tls_(tls),
       // Connection ids are unique across loops: the loop index in the high bits.
-      next_id_((static_cast<uint64_t>(thread) << 48) + 1) {}
+      next_id_((static_cast<uint64_t>(thread) << 48) + 1),
+      sweep_timer_(io) {}
 
 RespServer::~RespServer() = default;
 
@@ -33,9 +34,22 @@ void RespServer::Listen(const std::string& address, uint16_t port) {
   listener_.Listen(address, port, thread_ == 0, [this](asio::ip::tcp::socket socket) {
     std::make_shared<Connection>(this, std::move(socket), next_id_++)->Start();
   });
+  ArmSweep();
+}
+
+void RespServer::ArmSweep() {
+  sweep_timer_.expires_after(std::chrono::milliseconds(kSweepMs));
+  sweep_timer_.async_wait([this](error_code ec) {
+    if (ec || stopped_) return;  // not `this` on abort: the server may be gone
+    const uint64_t epoch = ++sweep_epoch_;
+    for (Connection* c : conns_) c->ParkIfIdle(epoch);  // only cancels reads: conns_ stays
+    ArmSweep();
+  });
 }
 
 void RespServer::Stop() {
+  stopped_ = true;
+  sweep_timer_.cancel();
   listener_.Stop();
   net::ForEachLive(conns_, [](Connection* c) { c->Shutdown(); });
 }

@@ -13,6 +13,7 @@
 #include <absl/container/flat_hash_set.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "frontend/net/listen.h"
 #include "frontend/net/tls.h"
@@ -46,6 +47,19 @@ class RespServer {
  private:
   friend class Connection;
 
+  // Every kSweepMs, connections that have read nothing for a whole period give back their
+  // receive buffer (Connection::ParkIfIdle): busy connections keep theirs between reads.
+  static constexpr int64_t kSweepMs = 1000;
+  void ArmSweep();
+  // A loop-wide buffer for the read after a readability wait: the bytes are copied into a
+  // connection buffer of their size, so a subscriber's occasional command never costs it a
+  // full-size receive buffer.
+  static constexpr size_t kWakeReadBytes = 16 * 1024;
+  char* WakeReadBuffer() {
+    if (!wake_read_) wake_read_ = std::make_unique<char[]>(kWakeReadBytes);
+    return wake_read_.get();
+  }
+
   boost::asio::io_context& io_;
   const uint32_t thread_;
   ServerContext* server_;
@@ -54,6 +68,10 @@ class RespServer {
   net::TlsConfig* tls_;
   absl::flat_hash_set<Connection*> conns_;
   uint64_t next_id_;
+  std::unique_ptr<char[]> wake_read_;
+  boost::asio::steady_timer sweep_timer_;
+  uint64_t sweep_epoch_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace cellar::resp

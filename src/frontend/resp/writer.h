@@ -49,6 +49,8 @@ class ReplyWriter {
     }
   }
   void Set(size_t n) { Header(proto_ >= 3 ? '~' : '*', n); }
+  // Out-of-band data (pub/sub confirmations and messages): a push in RESP3, an array in RESP2.
+  void Push(size_t n) { Header(proto_ >= 3 ? '>' : '*', n); }
   void Double(std::string_view formatted) {
     if (proto_ >= 3) {
       Line(',', formatted);
