@@ -386,6 +386,7 @@ class Topics::Hub {
     uint32_t acks_missing = 0;  // pattern: owners that have not registered it yet
     uint32_t pos = 0;      // index in its LocalTopic / pattern list
     uint64_t last_seq = 0;
+    void* tag = nullptr;   // the sink's, handed back with each item
   };
   struct SubList {
     std::vector<Sub*> subs;
@@ -393,7 +394,7 @@ class Topics::Hub {
   };
 
   StatusOr<SubId> Subscribe(Sink* sink, uint32_t cache, std::string_view name, uint64_t resume_at,
-                            uint64_t page, bool heartbeat, bool pattern) {
+                            uint64_t page, bool heartbeat, bool pattern, void* tag) {
     if (Status st = topics_->AdmitSubscription(cache); !st.ok()) return st;
     auto sub = std::make_unique<Sub>();
     Sub* s = sub.get();
@@ -403,6 +404,7 @@ class Topics::Hub {
     s->name.assign(name);
     s->pattern = pattern;
     s->heartbeat = heartbeat;
+    s->tag = tag;
     subs_[s->id] = std::move(sub);
     SubList& list = pattern ? local_patterns_[cache] : local_[Key{cache, std::string(name)}];
     s->pos = static_cast<uint32_t>(list.subs.size());
@@ -532,7 +534,7 @@ class Topics::Hub {
         s->last_seq = m->seq;
         s->active = true;
         ++delivered;
-        s->sink->OnItem(s->id, m);
+        s->sink->OnItemTagged(s->id, s->tag, m);
       }
     }
     if (auto it = local_patterns_.find(m->cache_id); it != local_patterns_.end()) {
@@ -568,7 +570,7 @@ class Topics::Hub {
       if (m->seq <= s->last_seq) continue;
       s->last_seq = m->seq;
       Count(deliveries_);
-      s->sink->OnItem(id, m);
+      s->sink->OnItemTagged(id, s->tag, m);
     }
     // Items the owner numbered before the join reached this loop only if another local
     // subscription wanted them, and were dropped here while this one was pending; from now on
@@ -805,13 +807,13 @@ void Topics::Publish(uint32_t loop, const api::Request& req, api::Reply& reply) 
 
 StatusOr<SubId> Topics::Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
                                   std::string_view topic, uint64_t resume_at, uint64_t page,
-                                  bool heartbeat) {
-  return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, heartbeat, false);
+                                  bool heartbeat, void* tag) {
+  return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, heartbeat, false, tag);
 }
 
 StatusOr<SubId> Topics::PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
                                    std::string_view pattern) {
-  return hubs_[loop]->Subscribe(sink, cache_id, pattern, 0, 0, false, true);
+  return hubs_[loop]->Subscribe(sink, cache_id, pattern, 0, 0, false, true, nullptr);
 }
 
 void Topics::Unsubscribe(uint32_t loop, SubId id) { hubs_[loop]->Unsubscribe(id); }

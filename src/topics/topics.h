@@ -102,6 +102,12 @@ class Sink {
                                uint64_t new_page) = 0;
   // An item, in sequence order (for pattern subscriptions: any matching topic of the cache).
   virtual void OnItem(SubId id, const MessagePtr& message) = 0;
+  // The same with the tag given to Subscribe (a sink with many subscriptions finds its own
+  // state without a lookup). By default, OnItem.
+  virtual void OnItemTagged(SubId id, void* tag, const MessagePtr& message) {
+    (void)tag;
+    OnItem(id, message);
+  }
   // After OnReady's discontinuity and replayed items (if any): what follows is live. A sink
   // may exempt the replay from its slow-reader bound (it is bounded by the ring already).
   virtual void OnReplayed(SubId id) { (void)id; }
@@ -141,7 +147,8 @@ class Topics {
   // `page` (replayed if still in the ring, else a discontinuity first). heartbeat: call
   // OnHeartbeat when idle. kResourceExhausted when the cache has max_subscriptions_per_cache.
   StatusOr<SubId> Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view topic,
-                            uint64_t resume_at, uint64_t page, bool heartbeat);
+                            uint64_t resume_at, uint64_t page, bool heartbeat,
+                            void* tag = nullptr);
   // A subscription to every topic of the cache matching a Redis glob pattern (PSUBSCRIBE).
   StatusOr<SubId> PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view pattern);
   // Ends a subscription (no callback). Unknown ids are ignored.

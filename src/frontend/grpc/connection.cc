@@ -570,7 +570,8 @@ void Connection::RunRound() {
       auto sub = ctx.topics == nullptr
                      ? StatusOr<topics::SubId>(Status(Code::kUnimplemented, "topics are not served here"))
                      : ctx.topics->Subscribe(owner_->thread(), this, s.cache_id, args.topic,
-                                             args.resume_at, args.page, /*heartbeat=*/true);
+                                             args.resume_at, args.page, /*heartbeat=*/true,
+                                             /*tag=*/&s);
       if (!sub.ok()) {
         Reject(s, TopicsWireStatus(sub.status()));
         continue;
@@ -721,6 +722,13 @@ void Connection::OnReplayed(topics::SubId id) {
     s->replaying = false;
     s->replay_credit = s->queue_bytes;
   }
+}
+
+void Connection::OnItemTagged(topics::SubId id, void* tag, const topics::MessagePtr& message) {
+  // The tag is the stream: subscriptions_ holds it until the subscription is removed.
+  auto* s = static_cast<Stream*>(tag);
+  if (s->sub_id != id || s->closed || closed_) return;
+  Push(*s, Stream::Chunk{message, {}});
 }
 
 void Connection::OnHeartbeat(topics::SubId id) {

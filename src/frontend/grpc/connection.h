@@ -53,6 +53,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public topic
   void OnDiscontinuity(topics::SubId id, uint64_t last_seq, uint64_t new_seq,
                        uint64_t new_page) override;
   void OnItem(topics::SubId id, const topics::MessagePtr& message) override;
+  void OnItemTagged(topics::SubId id, void* tag, const topics::MessagePtr& message) override;
   void OnReplayed(topics::SubId id) override;
   void OnHeartbeat(topics::SubId id) override;
   void OnEnd(topics::SubId id, const Status& why) override;

@@ -50,7 +50,7 @@ void Stream::Reset() {
   status = WireStatus();
   sub_id = 0;
   streaming = deferred = ending = false;
-  std::deque<Chunk>().swap(queue);
+  queue.release();
   queue_bytes = head_off = 0;
   replaying = false;
   replay_credit = 0;

@@ -12,8 +12,6 @@
 #include <string_view>
 #include <vector>
 
-#include <deque>
-
 #include <google/protobuf/message_lite.h>
 
 #include "auth/permissions.h"
@@ -75,11 +73,48 @@ struct Stream {
     std::string own;
     std::string_view bytes() const { return message ? std::string_view(message->grpc) : std::string_view(own); }
   };
+  // A FIFO of chunks that keeps its storage while frames flow (a deque frees and allocates a
+  // block every few messages) and gives it back when it drains with much held.
+  class ChunkQueue {
+   public:
+    bool empty() const { return head_ == v_.size(); }
+    size_t size() const { return v_.size() - head_; }
+    Chunk& front() { return v_[head_]; }
+    Chunk& back() { return v_.back(); }
+    void push_back(Chunk c) {
+      if (head_ > 0 && head_ >= v_.size() / 2 && v_.size() == v_.capacity()) {
+        v_.erase(v_.begin(), v_.begin() + static_cast<std::ptrdiff_t>(head_));
+        head_ = 0;
+      }
+      v_.push_back(std::move(c));
+    }
+    void pop_front() {
+      v_[head_++] = Chunk();
+      if (head_ == v_.size()) clear();
+    }
+    void pop_back() {
+      v_.pop_back();
+      if (head_ == v_.size()) clear();
+    }
+    void clear() {
+      v_.clear();
+      head_ = 0;
+      if (v_.capacity() > 64) std::vector<Chunk>().swap(v_);
+    }
+    void release() {
+      std::vector<Chunk>().swap(v_);
+      head_ = 0;
+    }
+
+   private:
+    std::vector<Chunk> v_;
+    size_t head_ = 0;
+  };
   topics::SubId sub_id = 0;    // the subscription this stream carries (0: none)
   bool streaming = false;      // response headers sent; frames flow from `queue`
   bool deferred = false;       // nghttp2 is waiting for a frame (resume it on the next)
   bool ending = false;         // once `queue` drains, send the trailers with `status`
-  std::deque<Chunk> queue;
+  ChunkQueue queue;
   size_t queue_bytes = 0;
   size_t head_off = 0;         // bytes of queue.front() already given to nghttp2
   bool replaying = false;      // between OnReady and OnReplayed
