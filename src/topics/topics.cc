@@ -824,6 +824,33 @@ void Topics::DropCache(uint32_t loop, uint32_t cache_id) {
   limits_->caches.erase(cache_id);
 }
 
+void Topics::AfterDeliveries(uint32_t origin, std::function<void()> done) {
+  // origin -> every owner -> every loop -> origin, each hop behind what the sender queued
+  // before it (one ordered outbox per loop pair). The last hop's events are posted after the
+  // delivering loop's sink callbacks, so the sinks' posted flushes run before the ack is seen.
+  struct State {
+    uint32_t pending;
+    std::function<void()> done;
+  };
+  const uint32_t n = num_loops();
+  auto state = std::make_shared<State>(State{n * n, std::move(done)});
+  Hub& from = *hubs_[origin];
+  for (uint32_t o = 0; o < n; ++o) {
+    from.Send(o, Hub::Event{nullptr, [state, origin, n](Hub& owner) {
+      for (uint32_t l = 0; l < n; ++l) {
+        owner.Send(l, Hub::Event{nullptr, [state, origin](Hub& loop) {
+          loop.Send(origin, Hub::Event{nullptr, [state](Hub&) {
+            if (--state->pending != 0) return;
+            std::function<void()> d = std::move(state->done);
+            state->done = nullptr;
+            d();
+          }});
+        }});
+      }
+    }});
+  }
+}
+
 namespace {
 // Runs fn on every loop's hub, then done on `origin` (results gathered by the caller).
 template <typename Fn>

@@ -142,6 +142,14 @@ class Topics {
   // reply.integer = subscriptions that receive it.
   void Publish(uint32_t loop, const api::Request& req, api::Reply& reply);
 
+  // Publisher pacing: done() runs on `origin` once every item the owners had queued for any
+  // loop when this is called has been handed to its sinks, and the work those sinks posted
+  // then (their socket writes) has run. A front-end answers a round that published only then,
+  // so a publisher cannot run ahead of the fan-out and grow every subscriber's queue (the
+  // writes themselves are not awaited: a slow reader does not slow the publisher). done
+  // is destroyed on `origin`.
+  void AfterDeliveries(uint32_t origin, std::function<void()> done);
+
   // ---- Subscribing ------------------------------------------------------------------------
   // A subscription to one topic. resume_at 0: from now; else the first sequence wanted on
   // `page` (replayed if still in the ring, else a discontinuity first). heartbeat: call

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "cachepubsub.pb.h"
 #include "routing/router.h"
@@ -259,6 +260,33 @@ TEST_F(TopicsTest, DeletingACacheEndsItsSubscriptionsWithNotFound) {
   EXPECT_EQ(topics->LiveSubscriptions(), 1);
   EXPECT_EQ(Publish(6, "x", "still here"), 1);
   (void)k;
+}
+
+TEST_F(TopicsTest, AfterDeliveriesWaitsForTheItemsAndTheSinksPostedFlushes) {
+  Make();
+  for (uint32_t sub_loop : {0u, 1u}) {
+    for (uint32_t origin : {0u, 1u}) {
+      Recorder r;
+      const std::string t = TopicOwnedBy(1, 1 - sub_loop, "b" + std::to_string(origin));
+      auto id = topics->Subscribe(sub_loop, &r, 1, t, 0, 0, false);
+      Settle();
+      // The sink "flushes" by posting to its loop, as the front-ends do.
+      std::vector<std::string> order;
+      boost::asio::io_context& sink_io = sub_loop == 0 ? io0 : io1;
+      r.on_item = [&](SubId) {
+        order.push_back("item");
+        boost::asio::post(sink_io, [&] { order.push_back("flush"); });
+      };
+      Publish(1, t, "x");
+      Publish(1, t, "y");
+      topics->AfterDeliveries(origin, [&] { order.push_back("barrier"); });
+      Settle();
+      EXPECT_EQ(order, (std::vector<std::string>{"item", "item", "flush", "flush", "barrier"}))
+          << "subscriber loop " << sub_loop << ", origin " << origin;
+      topics->Unsubscribe(sub_loop, *id);
+      Settle();
+    }
+  }
 }
 
 TEST_F(TopicsTest, LimitsRefuseWithTheirOwnMessages) {

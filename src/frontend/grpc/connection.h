@@ -130,6 +130,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public topic
   uint64_t cached_generation_ = ~uint64_t{0};
   gateway::Batch batch_;
   bool round_in_flight_ = false;
+  bool round_paced_ = false;  // the round's publishes' deliveries were awaited
   absl::flat_hash_map<topics::SubId, std::shared_ptr<Stream>> subscriptions_;
   bool flush_posted_ = false;
 };

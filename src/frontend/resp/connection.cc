@@ -374,8 +374,18 @@ void Connection::ProcessRound() {
   writing_push_bytes_ += SerializePushes(SIZE_MAX);
   if (!batch_.calls.empty()) {
     ++round_waits_;
-    owner_->server_->gateway->Submit(owner_->thread_, &batch_,
-                                     [self = shared_from_this()] { self->RoundPartDone(); });
+    owner_->server_->gateway->Submit(owner_->thread_, &batch_, [self = shared_from_this()] {
+      // A round that published is answered once its messages are handed to the subscribers
+      // and flushed, so the publisher is paced by the fan-out (Redis answers PUBLISH in the
+      // event-loop round that writes the subscribers).
+      topics::Topics* topics = self->owner_->server_->topics;
+      for (const gateway::Call& c : self->batch_.calls) {
+        if (c.req.op != api::Op::kPublish || topics == nullptr) continue;
+        topics->AfterDeliveries(self->owner_->thread_, [self] { self->RoundPartDone(); });
+        return;
+      }
+      self->RoundPartDone();
+    });
   }
   RoundPartDone();
 }
