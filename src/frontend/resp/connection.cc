@@ -378,16 +378,35 @@ void Connection::ProcessRound() {
       // A round that published is answered once its messages are handed to the subscribers
       // and flushed, so the publisher is paced by the fan-out (Redis answers PUBLISH in the
       // event-loop round that writes the subscribers).
-      topics::Topics* topics = self->owner_->server_->topics;
       for (const gateway::Call& c : self->batch_.calls) {
-        if (c.req.op != api::Op::kPublish || topics == nullptr) continue;
-        topics->AfterDeliveries(self->owner_->thread_, [self] { self->RoundPartDone(); });
-        return;
+        if (c.req.op != api::Op::kPublish || self->owner_->server_->topics == nullptr) continue;
+        return self->PacePublishes();
       }
       self->RoundPartDone();
     });
   }
   RoundPartDone();
+}
+
+void Connection::PacePublishes() {
+  // One publishing round may run ahead of the fan-out (so the publisher's pipeline does not
+  // drain at every round); the next waits until the deliveries before it are done.
+  if (pace_outstanding_) {
+    pace_waiting_ = true;
+    return;
+  }
+  StartPaceBarrier();
+  RoundPartDone();
+}
+
+void Connection::StartPaceBarrier() {
+  pace_outstanding_ = true;
+  owner_->server_->topics->AfterDeliveries(owner_->thread_, [self = shared_from_this()] {
+    self->pace_outstanding_ = false;
+    if (!std::exchange(self->pace_waiting_, false)) return;
+    self->StartPaceBarrier();  // covers the waiting round's publishes
+    self->RoundPartDone();
+  });
 }
 
 void Connection::RoundPartDone() {

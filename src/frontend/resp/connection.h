@@ -105,6 +105,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
                                                 .max_command_bytes = 64 * 1024};
   // One of the things the round waits for is in.
   void RoundPartDone();
+  // Publisher pacing (Topics::AfterDeliveries): a round that published is answered once the
+  // deliveries of the publishing round before it are done.
+  void PacePublishes();
+  void StartPaceBarrier();
   void FinishRound();
   void FinishFrom(size_t index);
   void Write();
@@ -188,6 +192,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint64_t round_elapsed_us_ = 0;  // at the latest FinishFrom: what CountCommand records
   int64_t round_now_ms_ = 0;  // wall clock read once per round
   uint32_t round_waits_ = 0;
+  bool pace_outstanding_ = false;  // a pacing barrier is running
+  bool pace_waiting_ = false;      // the round waits for it
   uint64_t read_epoch_ = 0;   // the server's sweep epoch at the last read
   size_t read_chunk_;         // the least a buffered read offers (grows with the traffic)
   size_t read_offer_ = 0;     // what the pending read offered
