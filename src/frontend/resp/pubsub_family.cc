@@ -90,22 +90,33 @@ void Subscribe(CommandContext& ctx, bool pattern) {
   }
 }
 
+// The confirmations go out once every owner has taken the removals in, so a PUBLISH that
+// starts after the client saw them no longer counts the subscription (as in Redis).
+void AwaitOwners(CommandContext& ctx) {
+  if (ctx.server.topics == nullptr) return;
+  ctx.server.topics->AfterDeliveries(ctx.thread, [d = ctx.port->Defer()]() mutable {
+    d.Complete([](ReplyWriter&) {});
+  });
+}
+
 void Unsubscribe(CommandContext& ctx, bool pattern) {
   const std::string_view kind = pattern ? "punsubscribe" : "unsubscribe";
+  bool removed = false;
   if (ctx.args.size() == 1) {
     std::vector<std::string> all = ctx.port->SubscriptionNames(pattern);
     if (all.empty()) return WriteConfirmation(ctx.local, kind, nullptr, ctx.port->SubscriptionCount());
     for (const std::string& s : all) {
       std::string_view n = s;
-      ctx.port->RemoveSubscription(n, pattern);
+      removed |= ctx.port->RemoveSubscription(n, pattern);
       WriteConfirmation(ctx.local, kind, &n, ctx.port->SubscriptionCount());
     }
-    return;
+  } else {
+    for (std::string_view n : ctx.args.subspan(1)) {
+      removed |= ctx.port->RemoveSubscription(n, pattern);
+      WriteConfirmation(ctx.local, kind, &n, ctx.port->SubscriptionCount());
+    }
   }
-  for (std::string_view n : ctx.args.subspan(1)) {
-    ctx.port->RemoveSubscription(n, pattern);
-    WriteConfirmation(ctx.local, kind, &n, ctx.port->SubscriptionCount());
-  }
+  if (removed) AwaitOwners(ctx);
 }
 
 void PrepareSubscribe(CommandContext& ctx) { Subscribe(ctx, false); }
