@@ -305,16 +305,35 @@ HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
     if (auto s = QueryParam(req.query, "super_user"); s && (*s == "1" || *s == "true")) {
       c.perms.super_user = true;
     } else {
-      auth::CacheGrant g;
-      const auto role = QueryParam(req.query, "role").value_or("");
-      if (role == "ro") g.role = auth::CacheRole::kReadOnly;
-      else if (role == "rw") g.role = auth::CacheRole::kReadWrite;
-      else if (role == "wo") g.role = auth::CacheRole::kWriteOnly;
-      else return Error(400, "role must be ro, rw or wo (or super_user=1)");
-      g.cache = QueryParam(req.query, "cache");
-      g.key = QueryParam(req.query, "key");
-      g.key_prefix = QueryParam(req.query, "key_prefix");
-      c.perms.caches.push_back(std::move(g));
+      // A cache grant (role), a topic grant (topic_role), or both, on `cache` (all if absent).
+      const auto role = QueryParam(req.query, "role");
+      const auto topic_role = QueryParam(req.query, "topic_role");
+      if (!role && !topic_role) {
+        return Error(400, "role (ro, rw, wo) or topic_role (pubsub, subscribe, publish) is "
+                          "required (or super_user=1)");
+      }
+      if (role) {
+        auth::CacheGrant g;
+        if (*role == "ro") g.role = auth::CacheRole::kReadOnly;
+        else if (*role == "rw") g.role = auth::CacheRole::kReadWrite;
+        else if (*role == "wo") g.role = auth::CacheRole::kWriteOnly;
+        else return Error(400, "role must be ro, rw or wo");
+        g.cache = QueryParam(req.query, "cache");
+        g.key = QueryParam(req.query, "key");
+        g.key_prefix = QueryParam(req.query, "key_prefix");
+        c.perms.caches.push_back(std::move(g));
+      }
+      if (topic_role) {
+        auth::TopicGrant g;
+        if (*topic_role == "pubsub") g.role = auth::TopicRole::kPublishSubscribe;
+        else if (*topic_role == "subscribe") g.role = auth::TopicRole::kSubscribeOnly;
+        else if (*topic_role == "publish") g.role = auth::TopicRole::kPublishOnly;
+        else return Error(400, "topic_role must be pubsub, subscribe or publish");
+        g.cache = QueryParam(req.query, "cache");
+        g.topic = QueryParam(req.query, "topic");
+        g.topic_prefix = QueryParam(req.query, "topic_prefix");
+        c.perms.topics.push_back(std::move(g));
+      }
       if (Status st = auth::Validate(c.perms); !st.ok()) return Error(400, st.message());
     }
     if (auto e = QueryParam(req.query, "expires_in")) {

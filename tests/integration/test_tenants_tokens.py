@@ -119,6 +119,37 @@ class Roles(unittest.TestCase):
                 wo.execute_command(*cmd)
         self.assertEqual(self.admin.get("wo:new"), b"v")
 
+    def test_topic_grants_minted_by_the_admin_api(self):
+        # Subscribe-only on topics starting with "news." of farm; no cache grant at all.
+        # Pub/sub opens its own connections: they AUTH with the client's credentials.
+        sub = redis.Redis(host="127.0.0.1", port=SERVER.resp_port, socket_timeout=10,
+                          username="farm",
+                          password=mint("t_roles", topic_role="subscribe", cache="farm",
+                                        topic_prefix="news."))
+        p = sub.pubsub()
+        p.subscribe("news.cows")
+        self.assertEqual(p.get_message(timeout=5)["type"], "subscribe")
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            sub.publish("news.cows", "x")
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            sub.get("cow")
+        other = sub.pubsub()
+        with self.assertRaisesRegex(redis.ResponseError, "no permission"):
+            other.subscribe("gossip")
+            other.get_message(timeout=5)
+        # Publish-only plus read-only on the cache, in one token.
+        pub = connect("farm", mint("t_roles", role="ro", topic_role="publish", cache="farm"))
+        self.assertEqual(pub.get("cow"), b"moo")
+        self.assertEqual(pub.publish("news.cows", "moo"), 1)
+        msg = p.get_message(timeout=5)
+        self.assertEqual((msg["channel"], msg["data"]), (b"news.cows", b"moo"))
+        status, body = SERVER.admin("POST", "/v1/tokens?tenant=t_roles&topic_role=shout")
+        self.assertEqual(status, 400, body)
+        status, body = SERVER.admin("POST", "/v1/tokens?tenant=t_roles&cache=farm")
+        self.assertEqual(status, 400, body)
+        p.close()
+        other.close()
+
     def test_key_and_prefix_scopes(self):
         key_tok = connect("farm", mint("t_roles", role="rw", cache="farm", key="cow"))
         self.assertEqual(key_tok.get("cow"), b"moo")

@@ -530,6 +530,7 @@ void Connection::RunRound() {
     const auth::Permissions& perms = (*principal)->perms;
     s.tenant = (*principal)->tenant;
     s.publisher_id = (*principal)->token_id;
+    s.perms = perms.super_user ? nullptr : &perms;
     if (s.method->kind == MethodKind::kControl) {
       if (s.method->access == auth::Access::kControl && !perms.super_user) {
         fail(Code::kPermissionDenied, "this token cannot manage caches (it needs super-user)");
@@ -586,6 +587,7 @@ void Connection::RunRound() {
     }
     const size_t first = calls.size();
     Status st = s.method->prepare(ctx, s, *message, calls, now_ms);
+    s.perms = nullptr;  // the principal may change with the next stream's token
     if (!st.ok()) {
       calls.resize(first);
       Reject(s, TopicsWireStatus(st));

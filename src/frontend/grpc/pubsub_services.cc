@@ -1,6 +1,7 @@
 // cache_client.pubsub.Pubsub: Publish is a data call (routed to the topic's owner loop by the
 // gateway, api::Op::kPublish); Subscribe is a server stream the connection keeps open and feeds
 // from topics::Topics (connection.cc). Both name their cache in the body (PROTOCOL.md §1.4).
+#include "auth/permissions.h"
 #include "cachepubsub.pb.h"
 #include "frontend/grpc/service_util.h"
 
@@ -33,6 +34,12 @@ Status PreparePublish(const ServiceContext& ctx, Stream& s, std::string_view,
       binary = true;
       break;
     default: return Status(Code::kInvalidArgument, "the message has no value (text or binary)");
+  }
+  // Checked here too (the connection checks every call after prepare): a refused publish
+  // must not spend the cache's publish rate.
+  if (s.perms != nullptr && !auth::Allows(*s.perms, s.cache, r.topic(), auth::Access::kPublish)) {
+    return Status(Code::kPermissionDenied,
+                  "the token does not allow this operation on this cache or key");
   }
   if (Status st = ctx.topics->AdmitPublish(s.cache_id, value.size()); !st.ok()) return st;
   gateway::Call& c = detail::Add(calls, api::Op::kPublish, s.cache_id, r.topic());

@@ -37,6 +37,7 @@ void Stream::Reset() {
   method = nullptr;
   tenant = 1;
   publisher_id.clear();
+  perms = nullptr;
   cache_id = 0;
   // ParseFromArray clears it before reuse; a large one (a big value) is not kept.
   if (request != nullptr && request->ByteSizeLong() > kKeep) request.reset();

@@ -51,6 +51,9 @@ struct Stream {
   const Method* method = nullptr;
   uint32_t tenant = 1;  // the caller's tenant (control::kDefaultTenant until tokens)
   std::string publisher_id;  // the caller's token id (Pubsub/Publish items carry it)
+  // The caller's permissions, during prepare (a prepare that charges a limit checks them
+  // first, so a refused call spends nothing); null for the super-user.
+  const auth::Permissions* perms = nullptr;
   uint32_t cache_id = 0;
   std::unique_ptr<google::protobuf::MessageLite> request;
   uint32_t first_call = 0, num_calls = 0;  // into the round's batch

@@ -415,7 +415,8 @@ describe('topics: publish rate and subscription limits', () => {
 
 // =============================================================================================
 describe('topics: tokens (roles, topic grants, publisher ids)', () => {
-  const ctx = suite('topics-auth', {});
+  const AUTH_RATE = 30; // per cache: the refused-publish test below checks nothing is spent
+  const ctx = suite('topics-auth', { extraArgs: [FLAG.publishRate, String(AUTH_RATE)] });
   let auth; // AuthClient with the admin key
   let admin; // TopicClient with the admin key
   let cache;
@@ -477,6 +478,20 @@ describe('topics: tokens (roles, topic grants, publisher ids)', () => {
     rec.unsubscribe();
     const denied = await subscribeRecorded(pubOnly, cache, topic);
     assert.ok(denied.response.message().startsWith('Insufficient permissions'), denied.response.message());
+  });
+
+  ctx.it(`a refused publish spends nothing of the cache's publish rate (--topic-publish-rate ${AUTH_RATE})`, async () => {
+    const cc = await ctx.cacheClient(tokenCredentials(ctx.server, ctx.server.adminKey));
+    const c = uid('spend');
+    expectType(await cc.createCache(c), CreateCache.Success);
+    const topic = uid('t');
+    const subOnly = await apiKeyClient(TokenScopes.topicSubscribeOnly(c, AllTopics));
+    const pubOnly = await apiKeyClient(TokenScopes.topicPublishOnly(c, AllTopics));
+    for (let i = 0; i < 3 * AUTH_RATE; i++) {
+      expectError(await subOnly.publish(c, topic, 'no'), TopicPublish.Error, PERMISSION, `refused publish ${i}`);
+    }
+    // The bucket is still full: a whole second's worth passes at once.
+    for (let i = 0; i < AUTH_RATE; i++) await publishOk(pubOnly, c, topic, `yes ${i}`);
   });
 
   ctx.it('topic-scoped and topic-prefix grants allow only their topics; a grant on another cache allows nothing here', async () => {
