@@ -387,6 +387,7 @@ class Topics::Hub {
     uint32_t pos = 0;      // index in its LocalTopic / pattern list
     uint64_t last_seq = 0;
     void* tag = nullptr;   // the sink's, handed back with each item
+    int64_t expires_at_s = 0;  // the subscriber's token expiry (0: never)
   };
   struct SubList {
     std::vector<Sub*> subs;
@@ -394,7 +395,8 @@ class Topics::Hub {
   };
 
   StatusOr<SubId> Subscribe(Sink* sink, uint32_t cache, std::string_view name, uint64_t resume_at,
-                            uint64_t page, bool heartbeat, bool pattern, void* tag) {
+                            uint64_t page, bool heartbeat, bool pattern, void* tag,
+                            int64_t expires_at_s) {
     if (Status st = topics_->AdmitSubscription(cache); !st.ok()) return st;
     auto sub = std::make_unique<Sub>();
     Sub* s = sub.get();
@@ -405,6 +407,8 @@ class Topics::Hub {
     s->pattern = pattern;
     s->heartbeat = heartbeat;
     s->tag = tag;
+    s->expires_at_s = expires_at_s;
+    if (expires_at_s != 0) ++expiring_;
     subs_[s->id] = std::move(sub);
     SubList& list = pattern ? local_patterns_[cache] : local_[Key{cache, std::string(name)}];
     s->pos = static_cast<uint32_t>(list.subs.size());
@@ -432,6 +436,7 @@ class Topics::Hub {
     auto it = subs_.find(id);
     if (it == subs_.end()) return;
     Sub* s = it->second.get();
+    if (s->expires_at_s != 0) --expiring_;
     TellOwners(*s);
     Detach(*s);
     topics_->ReleaseSubscription(s->cache);
@@ -610,6 +615,27 @@ class Topics::Hub {
     EndDelivery();
   }
 
+  // Subscriptions whose token expired end with kUnauthenticated (a disposable token's
+  // subscriber must not keep listening past its expiry).
+  void EndExpired(int64_t now_s) {
+    if (expiring_ == 0) return;
+    std::vector<SubId> ids;
+    for (auto& [id, s] : subs_) {
+      if (s->expires_at_s != 0 && now_s >= s->expires_at_s) ids.push_back(id);
+    }
+    if (ids.empty()) return;
+    const Status why(Code::kUnauthenticated, "token expired");
+    BeginDelivery();
+    for (SubId id : ids) {
+      Sub* s = Live(id);
+      if (s == nullptr || s->sink == nullptr) continue;
+      Sink* sink = s->sink;
+      Unsubscribe(id);
+      sink->OnEnd(id, why);
+    }
+    EndDelivery();
+  }
+
   void DropCache(uint32_t cache) {
     EndSubscriptions(cache, Status(Code::kNotFound, "the cache was deleted"));
     for (auto it = owned_.begin(); it != owned_.end();) {
@@ -637,6 +663,7 @@ class Topics::Hub {
     });
   }
   void Tick() {
+    EndExpired(SystemClock::Get()->NowMillis() / 1000);
     BeginDelivery();
     std::vector<SubId> idle;
     for (auto& [id, s] : subs_) {
@@ -705,6 +732,7 @@ class Topics::Hub {
   absl::flat_hash_map<Key, SubList, KeyHasher, KeyEq> local_;
   absl::flat_hash_map<uint32_t, SubList> local_patterns_;
   SubId next_id_ = 1;
+  uint32_t expiring_ = 0;  // subscriptions with a token expiry
   int delivering_ = 0;
   std::vector<std::unique_ptr<Sub>> graveyard_;
   std::vector<DirtyRef> dirty_;
@@ -807,13 +835,15 @@ void Topics::Publish(uint32_t loop, const api::Request& req, api::Reply& reply) 
 
 StatusOr<SubId> Topics::Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
                                   std::string_view topic, uint64_t resume_at, uint64_t page,
-                                  bool heartbeat, void* tag) {
-  return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, heartbeat, false, tag);
+                                  bool heartbeat, void* tag, int64_t expires_at_s) {
+  return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, heartbeat, false, tag,
+                                expires_at_s);
 }
 
 StatusOr<SubId> Topics::PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
-                                   std::string_view pattern) {
-  return hubs_[loop]->Subscribe(sink, cache_id, pattern, 0, 0, false, true, nullptr);
+                                   std::string_view pattern, int64_t expires_at_s) {
+  return hubs_[loop]->Subscribe(sink, cache_id, pattern, 0, 0, false, true, nullptr,
+                                expires_at_s);
 }
 
 void Topics::Unsubscribe(uint32_t loop, SubId id) { hubs_[loop]->Unsubscribe(id); }

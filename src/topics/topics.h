@@ -114,7 +114,7 @@ class Sink {
   // A subscription with heartbeats that got nothing for heartbeat_ms.
   virtual void OnHeartbeat(SubId id) { (void)id; }
   // The subscription is over and already removed (cache deleted: kNotFound; server stopping:
-  // kUnavailable). Do not Unsubscribe it.
+  // kUnavailable; the subscriber's token expired: kUnauthenticated). Do not Unsubscribe it.
   virtual void OnEnd(SubId id, const Status& why) = 0;
 };
 
@@ -154,11 +154,14 @@ class Topics {
   // A subscription to one topic. resume_at 0: from now; else the first sequence wanted on
   // `page` (replayed if still in the ring, else a discontinuity first). heartbeat: call
   // OnHeartbeat when idle. kResourceExhausted when the cache has max_subscriptions_per_cache.
+  // expires_at_s: the subscriber's token expiry (Unix seconds, 0: never); the subscription
+  // ends with kUnauthenticated within a heartbeat interval after it.
   StatusOr<SubId> Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view topic,
                             uint64_t resume_at, uint64_t page, bool heartbeat,
-                            void* tag = nullptr);
+                            void* tag = nullptr, int64_t expires_at_s = 0);
   // A subscription to every topic of the cache matching a Redis glob pattern (PSUBSCRIBE).
-  StatusOr<SubId> PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view pattern);
+  StatusOr<SubId> PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view pattern,
+                             int64_t expires_at_s = 0);
   // Ends a subscription (no callback). Unknown ids are ignored.
   void Unsubscribe(uint32_t loop, SubId id);
 

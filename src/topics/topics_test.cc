@@ -5,10 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include "cachepubsub.pb.h"
+#include "common/clock.h"
 #include "routing/router.h"
 
 namespace cellar::topics {
@@ -335,6 +338,42 @@ TEST_F(TopicsTest, HeartbeatsOnlyForIdleSubscriptionsThatAskedForThem) {
   EXPECT_EQ(ends, 1);
   for (const auto& e : quiet.events) EXPECT_NE(e.kind, Event::kHeartbeat);
   (void)b;
+}
+
+TEST_F(TopicsTest, SubscriptionsEndWhenTheirTokenExpires) {
+  Make(Options{.heartbeat_ms = 10});
+  Recorder expired, later, never;
+  const int64_t now_s = SystemClock::Get()->NowMillis() / 1000;
+  auto a = topics->Subscribe(0, &expired, 1, "t", 0, 0, false, nullptr, now_s - 1);
+  auto p = topics->PSubscribe(1, &expired, 1, "*", now_s - 1);
+  auto b = topics->Subscribe(0, &later, 1, "t", 0, 0, false, nullptr, now_s + 3600);
+  auto c = topics->Subscribe(1, &never, 1, "t", 0, 0, false);
+  topics->Start();
+  Settle();
+  io0.run_for(std::chrono::milliseconds(30));
+  io0.restart();
+  io1.run_for(std::chrono::milliseconds(30));
+  io1.restart();
+  Settle();
+  std::vector<SubId> ended;
+  for (const auto& e : expired.events) {
+    if (e.kind == Event::kEnd) {
+      EXPECT_EQ(e.code, Code::kUnauthenticated);
+      ended.push_back(e.id);
+    }
+  }
+  std::sort(ended.begin(), ended.end());
+  std::vector<SubId> want{*a, *p};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(ended, want);
+  for (const auto& e : later.events) EXPECT_NE(e.kind, Event::kEnd);
+  for (const auto& e : never.events) EXPECT_NE(e.kind, Event::kEnd);
+  EXPECT_EQ(Publish(1, "t", "still two"), 2);
+  EXPECT_EQ(topics->LiveSubscriptions(), 2);
+  topics->Stop();
+  Settle();
+  (void)b;
+  (void)c;
 }
 
 TEST(TopicsEncoding, FramesDecodeAsTheSdkSeesThem) {

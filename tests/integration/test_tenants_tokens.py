@@ -4,6 +4,7 @@ roles and key scopes, expiry on a long-lived connection, signing-key revocation.
 Run: cd tests/integration && CELLAR_BIN=... /usr/bin/python3 -m unittest -v test_tenants_tokens
 """
 
+import socket
 import time
 import unittest
 import urllib.parse
@@ -149,6 +150,20 @@ class Roles(unittest.TestCase):
         self.assertEqual(status, 400, body)
         p.close()
         other.close()
+
+    def test_subscription_ends_when_the_token_expires(self):
+        token = mint("t_roles", topic_role="subscribe", cache="farm", expires_in=2)
+        with socket.create_connection(("127.0.0.1", SERVER.resp_port), timeout=10) as s:
+            s.sendall(b"AUTH farm " + token.encode() + b"\r\nSUBSCRIBE news.x\r\n")
+            got = b""
+            deadline = time.monotonic() + 10  # expiry (2 s) + one heartbeat tick (3 s) + slack
+            while b"subscription ended" not in got and time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertIn(b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$6\r\nnews.x\r\n:1\r\n", got)
+            self.assertIn(b"subscription ended: channel 'news.x': token expired", got)
 
     def test_key_and_prefix_scopes(self):
         key_tok = connect("farm", mint("t_roles", role="rw", cache="farm", key="cow"))

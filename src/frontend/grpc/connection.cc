@@ -572,7 +572,7 @@ void Connection::RunRound() {
                      ? StatusOr<topics::SubId>(Status(Code::kUnimplemented, "topics are not served here"))
                      : ctx.topics->Subscribe(owner_->thread(), this, s.cache_id, args.topic,
                                              args.resume_at, args.page, /*heartbeat=*/true,
-                                             /*tag=*/&s);
+                                             /*tag=*/&s, (*principal)->expires_at);
       if (!sub.ok()) {
         Reject(s, TopicsWireStatus(sub.status()));
         continue;

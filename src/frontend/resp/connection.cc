@@ -585,8 +585,10 @@ Status Connection::AddSubscription(std::string_view name, bool pattern) {
   topics::Topics* t = owner_->server_->topics;
   subscribing_ = true;
   StatusOr<topics::SubId> id =
-      pattern ? t->PSubscribe(owner_->thread_, this, state_.cache_id, name)
-              : t->Subscribe(owner_->thread_, this, state_.cache_id, name, 0, 0, false);
+      pattern ? t->PSubscribe(owner_->thread_, this, state_.cache_id, name,
+                              state_.principal.expires_at)
+              : t->Subscribe(owner_->thread_, this, state_.cache_id, name, 0, 0, false,
+                             nullptr, state_.principal.expires_at);
   subscribing_ = false;
   const bool ready_already =
       id.ok() && std::find(early_ready_.begin(), early_ready_.end(), *id) != early_ready_.end();

@@ -29,6 +29,7 @@ import {
 
 const NOT_FOUND = MomentoErrorCode.NOT_FOUND_ERROR;
 const PERMISSION = MomentoErrorCode.PERMISSION_ERROR;
+const AUTHENTICATION = MomentoErrorCode.AUTHENTICATION_ERROR;
 const LIMIT = MomentoErrorCode.LIMIT_EXCEEDED_ERROR;
 const RESOURCE_EXHAUSTED = 8;
 const REPLAY_WINDOW = 64;
@@ -416,7 +417,10 @@ describe('topics: publish rate and subscription limits', () => {
 // =============================================================================================
 describe('topics: tokens (roles, topic grants, publisher ids)', () => {
   const AUTH_RATE = 30; // per cache: the refused-publish test below checks nothing is spent
-  const ctx = suite('topics-auth', { extraArgs: [FLAG.publishRate, String(AUTH_RATE)] });
+  // Heartbeat ticks (which also end subscriptions whose token expired) every 500 ms here.
+  const ctx = suite('topics-auth', {
+    extraArgs: [FLAG.publishRate, String(AUTH_RATE), FLAG.heartbeatMs, '500'],
+  });
   let auth; // AuthClient with the admin key
   let admin; // TopicClient with the admin key
   let cache;
@@ -464,6 +468,29 @@ describe('topics: tokens (roles, topic grants, publisher ids)', () => {
     assert.deepEqual(rec.items.map((i) => [i.valueString(), i.tokenId()]), ids.map((id) => [`from ${id}`, id]));
     rec.unsubscribe();
   });
+
+  ctx.it('a subscription ends with AUTHENTICATION_ERROR when its disposable token expires', async () => {
+    const topic = uid('exp');
+    const t = await auth.generateDisposableToken(DisposableTokenScopes.topicPublishSubscribe(cache, topic),
+      ExpiresIn.seconds(2));
+    expectType(t, GenerateDisposableToken.Success, 'generateDisposableToken(2 s)');
+    const t0 = Date.now();
+    const rec = expectSubscribed(await subscribeRecorded(ctx.topicClient(keyCredentials(ctx.server, t.authToken)), cache, topic));
+    await publishOk(admin, cache, topic, 'while valid');
+    await rec.waitItems(1);
+    // The server ends the stream itself (on a heartbeat tick after the expiry), before the
+    // SDK's 5 s first-stream deadline would make it reconnect and be refused anyway.
+    await waitUntil(() => rec.errors.length >= 1, 9000, 'onError once the token expired', rec.describe);
+    const after = Date.now() - t0;
+    assert.ok(after < 4500, `ended by the server ${after} ms after subscribing, before the SDK's deadline`);
+    // The SDK reports every stream error as a lost connection first, then the error.
+    assert.equal(rec.connectionLost, 1, `one stream, ended once (${rec.describe()})`);
+    assert.equal(rec.errors[0].errorCode(), AUTHENTICATION, `error: ${rec.errors[0].message()}`);
+    await publishOk(admin, cache, topic, 'after expiry');
+    await sleep(1000); // past the SDK's 500 ms resubscribe delay: no resubscribe, nothing more
+    assert.equal(rec.items.length, 1, `nothing delivered after the expiry (${rec.describe()})`);
+    assert.equal(rec.errors.length, 1, `one error only (${rec.describe()})`);
+  }, 20000);
 
   ctx.it('publish-only cannot subscribe, subscribe-only cannot publish (PERMISSION_ERROR); subscribe-only receives', async () => {
     const topic = uid('role');
