@@ -50,6 +50,14 @@ class Batch {
  public:
   std::vector<Call> calls;
 
+  // Whether some call of the round is `op` (a round that published is paced: topics.h).
+  bool Has(api::Op op) const {
+    for (const Call& c : calls) {
+      if (c.req.op == op) return true;
+    }
+    return false;
+  }
+
  private:
   friend class Gateway;
   void Finish() {

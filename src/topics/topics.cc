@@ -4,7 +4,6 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
-#include <optional>
 #include <random>
 
 #include <absl/container/flat_hash_map.h>
@@ -163,6 +162,20 @@ std::string GrpcDiscontinuityFrame(uint64_t last_seq, uint64_t new_seq, uint64_t
   PutVarint(out, body.size());
   out.append(body);
   return out;
+}
+
+// The refusals' messages start with these; LimitOf tells them apart.
+constexpr std::string_view kMessageSizeText = "Request size limit exceeded for this account";
+constexpr std::string_view kPublishRateText = "Too many operations";
+constexpr std::string_view kSubscriptionsText = "Topic subscriptions limit exceeded";
+
+Topics::Limit Topics::LimitOf(const Status& st) {
+  if (st.code() != Code::kResourceExhausted) return Limit::kNone;
+  const std::string_view m = st.message();
+  if (m.starts_with(kMessageSizeText)) return Limit::kMessageSize;
+  if (m.starts_with(kPublishRateText)) return Limit::kPublishRate;
+  if (m.starts_with(kSubscriptionsText)) return Limit::kSubscriptions;
+  return Limit::kNone;
 }
 
 // ---- Limits shared by the loops (subscriptions and publish rate per cache) -----------------
@@ -460,14 +473,7 @@ class Topics::Hub {
   // Removes the subscription from its list: swapped out at once, or nulled while a delivery
   // is iterating the list (compacted when it ends).
   void Detach(Sub& s) {
-    SubList* list = nullptr;
-    if (s.pattern) {
-      auto it = local_patterns_.find(s.cache);
-      if (it != local_patterns_.end()) list = &it->second;
-    } else {
-      auto it = local_.find(KeyView{s.cache, s.name});
-      if (it != local_.end()) list = &it->second;
-    }
+    SubList* list = FindList(s.pattern, s.cache, s.name);
     if (list == nullptr || s.pos >= list->subs.size() || list->subs[s.pos] != &s) return;
     if (delivering_ > 0) {
       list->subs[s.pos] = nullptr;
@@ -482,6 +488,16 @@ class Topics::Hub {
     list.subs[pos] = list.subs.back();
     if (list.subs[pos] != nullptr) list.subs[pos]->pos = pos;
     list.subs.pop_back();
+  }
+
+  // The list a subscription is on: its topic's, or its cache's patterns.
+  SubList* FindList(bool pattern, uint32_t cache, std::string_view name) {
+    if (pattern) {
+      auto it = local_patterns_.find(cache);
+      return it == local_patterns_.end() ? nullptr : &it->second;
+    }
+    auto it = local_.find(KeyView{cache, name});
+    return it == local_.end() ? nullptr : &it->second;
   }
 
   void EraseList(bool pattern, uint32_t cache, const std::string& name) {
@@ -505,14 +521,7 @@ class Topics::Hub {
     if (--delivering_ > 0) return;
     graveyard_.clear();
     for (const DirtyRef& d : dirty_) {
-      SubList* list = nullptr;
-      if (d.pattern) {
-        auto it = local_patterns_.find(d.cache);
-        if (it != local_patterns_.end()) list = &it->second;
-      } else {
-        auto it = local_.find(KeyView{d.cache, d.name});
-        if (it != local_.end()) list = &it->second;
-      }
+      SubList* list = FindList(d.pattern, d.cache, d.name);
       if (list == nullptr) continue;
       size_t w = 0;
       for (size_t r = 0; r < list->subs.size(); ++r) {
@@ -598,16 +607,17 @@ class Topics::Hub {
     EndDelivery();
   }
 
-  // Ends local subscriptions (of one cache, or all) with `why`; the sinks hear OnEnd.
-  void EndSubscriptions(std::optional<uint32_t> cache, const Status& why) {
+  // Ends the local subscriptions `matches` picks with `why`; their sinks hear OnEnd.
+  template <typename Pred>
+  void EndWhere(Pred matches, const Status& why) {
     std::vector<SubId> ids;
     for (auto& [id, s] : subs_) {
-      if (!cache || s->cache == *cache) ids.push_back(id);
+      if (matches(*s)) ids.push_back(id);
     }
     BeginDelivery();
     for (SubId id : ids) {
       Sub* s = Live(id);
-      if (s == nullptr) continue;
+      if (s == nullptr) continue;  // ended by an earlier sink's callback
       Sink* sink = s->sink;
       Unsubscribe(id);
       sink->OnEnd(id, why);
@@ -619,25 +629,13 @@ class Topics::Hub {
   // subscriber must not keep listening past its expiry).
   void EndExpired(int64_t now_s) {
     if (expiring_ == 0) return;
-    std::vector<SubId> ids;
-    for (auto& [id, s] : subs_) {
-      if (s->expires_at_s != 0 && now_s >= s->expires_at_s) ids.push_back(id);
-    }
-    if (ids.empty()) return;
-    const Status why(Code::kUnauthenticated, "token expired");
-    BeginDelivery();
-    for (SubId id : ids) {
-      Sub* s = Live(id);
-      if (s == nullptr || s->sink == nullptr) continue;
-      Sink* sink = s->sink;
-      Unsubscribe(id);
-      sink->OnEnd(id, why);
-    }
-    EndDelivery();
+    EndWhere([now_s](const Sub& s) { return s.expires_at_s != 0 && now_s >= s.expires_at_s; },
+             Status(Code::kUnauthenticated, "token expired"));
   }
 
   void DropCache(uint32_t cache) {
-    EndSubscriptions(cache, Status(Code::kNotFound, "the cache was deleted"));
+    EndWhere([cache](const Sub& s) { return s.cache == cache; },
+             Status(Code::kNotFound, "the cache was deleted"));
     for (auto it = owned_.begin(); it != owned_.end();) {
       if (it->first.cache == cache) {
         owned_.erase(it++);
@@ -690,7 +688,8 @@ class Topics::Hub {
   void Stop() {
     stopped_ = true;
     timer_.cancel();
-    EndSubscriptions(std::nullopt, Status(Code::kUnavailable, "the server is shutting down"));
+    EndWhere([](const Sub&) { return true; },
+             Status(Code::kUnavailable, "the server is shutting down"));
   }
 
   // --- Introspection.
@@ -768,7 +767,7 @@ void Topics::Stop() {
 Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
   if (options_.max_message_bytes != 0 && value_bytes > options_.max_message_bytes) {
     return Status(Code::kResourceExhausted,
-                  "Request size limit exceeded for this account: the message is " +
+                  std::string(kMessageSizeText) + ": the message is " +
                       std::to_string(value_bytes) + " bytes, over the request limit of " +
                       std::to_string(options_.max_message_bytes) + " bytes");
   }
@@ -786,7 +785,7 @@ Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
   c.refilled_ns = now;
   if (c.tokens < 1) {
     return Status(Code::kResourceExhausted,
-                  "Too many operations: the cache's publish rate limit is " +
+                  std::string(kPublishRateText) + ": the cache's publish rate limit is " +
                       std::to_string(options_.publish_rate_per_cache) + " per second");
   }
   c.tokens -= 1;
@@ -799,7 +798,7 @@ Status Topics::AdmitSubscription(uint32_t cache_id) {
   if (options_.max_subscriptions_per_cache != 0 &&
       c.subscriptions >= options_.max_subscriptions_per_cache) {
     return Status(Code::kResourceExhausted,
-                  "Topic subscriptions limit exceeded: the cache has " +
+                  std::string(kSubscriptionsText) + ": the cache has " +
                       std::to_string(c.subscriptions) + " subscribers, the limit");
   }
   c.subscriptions++;

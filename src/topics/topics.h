@@ -138,6 +138,10 @@ class Topics {
   // (kResourceExhausted, "request size" text) and the cache's publish rate
   // (kResourceExhausted, "operations" text).
   Status AdmitPublish(uint32_t cache_id, size_t value_bytes);
+  // Which limit a refusal of AdmitPublish or Subscribe is (front-ends name it on their wire,
+  // e.g. Momento's `err` trailer); kNone for any other status.
+  enum class Limit : uint8_t { kNone, kMessageSize, kPublishRate, kSubscriptions };
+  static Limit LimitOf(const Status& st);
   // The gateway's kPublish handler, on the owner loop `loop`: numbers, keeps, fans out;
   // reply.integer = subscriptions that receive it.
   void Publish(uint32_t loop, const api::Request& req, api::Reply& reply);

@@ -620,16 +620,13 @@ void Connection::RunRound() {
 }
 
 void Connection::FinishRound() {
-  if (!round_paced_ && owner_->context().topics != nullptr) {
-    for (const gateway::Call& c : batch_.calls) {
-      if (c.req.op != api::Op::kPublish) continue;
-      // A round that published is answered once its items are handed to the subscribers'
-      // streams and flushed, so the publisher is paced by the fan-out (as Redis's is).
-      round_paced_ = true;
-      owner_->context().topics->AfterDeliveries(owner_->thread(),
-                                                [self = shared_from_this()] { self->FinishRound(); });
-      return;
-    }
+  if (!round_paced_ && owner_->context().topics != nullptr && batch_.Has(api::Op::kPublish)) {
+    // A round that published is answered once its items are handed to the subscribers'
+    // streams and flushed, so the publisher is paced by the fan-out (as Redis's is).
+    round_paced_ = true;
+    owner_->context().topics->AfterDeliveries(owner_->thread(),
+                                              [self = shared_from_this()] { self->FinishRound(); });
+    return;
   }
   round_paced_ = false;
   round_in_flight_ = false;

@@ -82,15 +82,11 @@ SubscribeArgs SubscribeRequestOf(const Stream& s) {
 
 WireStatus TopicsWireStatus(const Status& st) {
   WireStatus w = ToWire(st);
-  if (st.code() == Code::kResourceExhausted) {
-    const std::string_view m = st.message();
-    if (m.starts_with("Request size")) {
-      w.err = "request_size_limit_exceeded";
-    } else if (m.starts_with("Topic subscriptions")) {
-      w.err = "topic_subscriptions_limit_exceeded";
-    } else if (m.starts_with("Too many operations")) {
-      w.err = "operations_rate_limit_exceeded";
-    }
+  switch (topics::Topics::LimitOf(st)) {
+    case topics::Topics::Limit::kMessageSize: w.err = "request_size_limit_exceeded"; break;
+    case topics::Topics::Limit::kSubscriptions: w.err = "topic_subscriptions_limit_exceeded"; break;
+    case topics::Topics::Limit::kPublishRate: w.err = "operations_rate_limit_exceeded"; break;
+    case topics::Topics::Limit::kNone: break;
   }
   return w;
 }

@@ -378,8 +378,7 @@ void Connection::ProcessRound() {
       // A round that published is answered once its messages are handed to the subscribers
       // and flushed, so the publisher is paced by the fan-out (Redis answers PUBLISH in the
       // event-loop round that writes the subscribers).
-      for (const gateway::Call& c : self->batch_.calls) {
-        if (c.req.op != api::Op::kPublish || self->owner_->server_->topics == nullptr) continue;
+      if (self->owner_->server_->topics != nullptr && self->batch_.Has(api::Op::kPublish)) {
         return self->PacePublishes();
       }
       self->RoundPartDone();
