@@ -17,21 +17,27 @@ constexpr std::uint64_t kMaxResponseBody = 64 * 1024 * 1024;
 AdminClient::AdminClient(std::string host, uint16_t port, std::string key)
     : conn_(std::move(host), port, "the admin API"), key_(std::move(key)) {}
 
-AdminResponse AdminClient::Request(const std::string& method, const std::string& target) {
+AdminResponse AdminClient::Request(const std::string& method, const std::string& target,
+                                   const std::string& body, const std::string& content_type) {
   if (!connected_) {
     conn_.stream().close();  // after a "Connection: close" answer; a no-op the first time
     conn_.Connect();
     connected_ = true;
   }
-  http::request<http::empty_body> req;
+  http::request<http::string_body> req;
   req.method_string(method);
   req.target(target);
   req.version(11);
   req.set(http::field::host, conn_.address());
   req.set(http::field::user_agent, "cellar-cli/" CELLAR_VERSION);
   if (!key_.empty()) req.set(http::field::authorization, "Bearer " + key_);
-  // PUT and POST carry no body here, but HTTP/1.1 servers want to be told so.
-  if (method != "GET" && method != "DELETE") req.content_length(0);
+  if (!body.empty()) {
+    req.set(http::field::content_type, content_type);
+    req.body() = body;
+    req.prepare_payload();
+  } else if (method != "GET" && method != "DELETE") {
+    req.content_length(0);  // no body, but HTTP/1.1 servers want to be told so
+  }
 
   error_code ec = conn_.Run([&](auto handler) { http::async_write(conn_.stream(), req, handler); });
   if (ec) conn_.FailIo(ec);

@@ -18,9 +18,12 @@ class AdminClient {
  public:
   AdminClient(std::string host, uint16_t port, std::string key);
 
-  // method: "GET", "PUT", ...; target: the already percent-encoded path. Throws CliError when the
-  // server cannot be reached or the exchange fails; HTTP error statuses are returned.
-  AdminResponse Request(const std::string& method, const std::string& target);
+  // method: "GET", "PUT", ...; target: the already percent-encoded path; body: sent with
+  // content_type when not empty. Throws CliError when the server cannot be reached or the
+  // exchange fails; HTTP error statuses are returned.
+  AdminResponse Request(const std::string& method, const std::string& target,
+                        const std::string& body = {},
+                        const std::string& content_type = "application/json");
 
  private:
   TimedConnection conn_;

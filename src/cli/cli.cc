@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "cli/admin_client.h"
+#include "cli/cli_common.h"
+#include "cli/observe.h"
 #include "cli/json.h"
 #include "cli/net.h"
 #include "cli/resp_client.h"
@@ -22,9 +24,6 @@
 namespace cellar::cli {
 
 namespace {
-
-constexpr uint16_t kDefaultRespPort = 6379;
-constexpr uint16_t kDefaultAdminPort = 9090;
 
 constexpr char kFooter[] = R"(Examples:
   cellar serve --data-dir ./cellar-data        start a server (see `cellar serve --help`)
@@ -39,6 +38,10 @@ constexpr char kFooter[] = R"(Examples:
   cellar key create --tenant acme --role ro --cache sessions --key-prefix user: --expires-in 3600
   cellar signing-key rotate                    new tokens are signed with a new key
   cellar signing-key revoke k0123...           that key's tokens stop working at once
+  cellar limits set --tenant acme requests_per_second=500 max_ttl_seconds=1d
+  cellar limits show --tenant acme --cache sessions   each limit, its value and where it is set
+  cellar stats --interval 2                    live ops/s, hit ratio, bytes, latency per cache
+  cellar usage --tenant acme --minutes 60      requests and bytes per minute (billing)
 
 Ports and the admin key come from --resp-port, --admin-port and --key (or CELLAR_ADMIN_KEY);
 those not given are read from DATA_DIR/ports.json and DATA_DIR/admin.key, which `cellar serve`
@@ -46,27 +49,12 @@ writes, else the ports default to 6379 (RESP) and 9090 (admin).
 Values starting with '-' go after `--`: cellar set --cache c -- key -1
 )";
 
-// Where to reach the server, after flags, environment and connection files are combined.
-struct Target {
-  std::string host;
-  uint16_t resp_port = kDefaultRespPort;
-  uint16_t admin_port = kDefaultAdminPort;
-  std::string key;
-};
-
 std::optional<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
   std::ostringstream content;
   content << in.rdbuf();
   return content.str();
-}
-
-std::string Trim(std::string s) {
-  const char* space = " \t\r\n";
-  s.erase(s.find_last_not_of(space) + 1);
-  s.erase(0, s.find_first_not_of(space));
-  return s;
 }
 
 std::string JoinPath(const std::string& dir, const std::string& file) {
@@ -110,77 +98,41 @@ void ReadKeyFile(const std::string& data_dir, Target* t) {
   if (text) t->key = Trim(*text);
 }
 
-// A second line for authentication failures: where the CLI looks for the admin key.
-std::string KeyHint(bool have_key) {
-  if (have_key) {
-    return "cellar: hint: the admin key given (--key, CELLAR_ADMIN_KEY or DATA_DIR/admin.key) was "
-           "not accepted";
-  }
-  return "cellar: hint: no admin key found; pass --key or set CELLAR_ADMIN_KEY, or point "
-         "--data-dir at the server's data directory (it holds admin.key)";
-}
-
-// The server's {"error":"..."} message, or what we can say without one.
-[[noreturn]] void FailHttp(const AdminResponse& res) {
-  std::string message;
-  if (std::optional<Json> doc = ParseJson(res.body)) {
-    if (const Json* e = doc->Find("error"); e && e->type == Json::Type::kString) message = e->text;
-  }
-  if (message.empty()) {
-    message = Trim(res.body);
-    if (message.size() > 200) message = message.substr(0, 200) + "...";
-    if (message.empty()) message = "request failed";
-  }
-  std::string hint;
-  if (res.status == 401 || res.status == 403) hint = "\n" + KeyHint(/*have_key=*/res.status == 403);
-  throw CliError(fmt::format("{} (HTTP {}){}", message, res.status, hint));
-}
-
-AdminResponse CheckedRequest(AdminClient& client, const std::string& method,
-                             const std::string& target) {
-  AdminResponse res = client.Request(method, target);
-  if (res.status < 200 || res.status >= 300) FailHttp(res);
-  return res;
-}
-
-Json ParseBody(const AdminResponse& res) {
-  std::optional<Json> doc = ParseJson(res.body);
-  if (!doc || doc->type != Json::Type::kObject) {
-    throw CliError("the admin API sent an answer that is not a JSON object");
-  }
-  return *doc;
-}
-
-int CacheList(const Target& t) {
+int CacheList(const Target& t, const std::string& tenant) {
   AdminClient client(t.host, t.admin_port, t.key);
-  Json doc = ParseBody(CheckedRequest(client, "GET", "/v1/caches"));
+  Json doc = ParseBody(
+      CheckedRequest(client, "GET", "/v1/caches?tenant=" + EncodePathSegment(tenant)));
   const Json* caches = doc.Find("caches");
   if (!caches || caches->type != Json::Type::kArray) {
     throw CliError("the admin API's cache list has no \"caches\" array");
   }
-  struct Row {
-    std::string name, items, bytes;
-  };
-  std::vector<Row> rows;
   auto field = [](const Json& cache, const char* name) -> std::string {
     const Json* v = cache.Find(name);
     if (!v) return "-";
     return v->text.empty() && v->type != Json::Type::kString ? "-" : v->text;
   };
+  std::vector<std::vector<std::string>> rows;
   for (const Json& cache : caches->items) {
-    rows.push_back({field(cache, "name"), field(cache, "items"), field(cache, "bytes")});
+    const uint64_t hits = cache.Find("hits") ? cache.Find("hits")->AsUint().value_or(0) : 0;
+    const uint64_t misses = cache.Find("misses") ? cache.Find("misses")->AsUint().value_or(0) : 0;
+    rows.push_back({field(cache, "name"), field(cache, "items"), field(cache, "bytes"),
+                    field(cache, "requests"),
+                    hits + misses == 0
+                        ? "-"
+                        : fmt::format("{:.1f}%", 100.0 * static_cast<double>(hits) /
+                                                     static_cast<double>(hits + misses))});
   }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.name < b.name; });
-  std::size_t w_name = 4, w_items = 5, w_bytes = 5;
-  for (const Row& r : rows) {
-    w_name = std::max(w_name, r.name.size());
-    w_items = std::max(w_items, r.items.size());
-    w_bytes = std::max(w_bytes, r.bytes.size());
+  std::sort(rows.begin(), rows.end());
+  std::vector<std::size_t> w = {4, 5, 5, 8, 4};
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
   }
-  fmt::print("{:<{}}  {:>{}}  {:>{}}\n", "NAME", w_name, "ITEMS", w_items, "BYTES", w_bytes);
-  for (const Row& r : rows) {
-    fmt::print("{:<{}}  {:>{}}  {:>{}}\n", r.name, w_name, r.items, w_items, r.bytes, w_bytes);
-  }
+  auto line = [&w](const std::vector<std::string>& r) {
+    fmt::print("{:<{}}  {:>{}}  {:>{}}  {:>{}}  {:>{}}\n", r[0], w[0], r[1], w[1], r[2], w[2],
+               r[3], w[3], r[4], w[4]);
+  };
+  line({"NAME", "ITEMS", "BYTES", "REQUESTS", "HIT%"});
+  for (const auto& r : rows) line(r);
   return 0;
 }
 
@@ -416,7 +368,11 @@ int CliMain(int argc, char** argv) {
   cache_create->add_option("NAME", cache_name, "cache name")->required();
   CLI::App* cache_delete = cache->add_subcommand("delete", "delete a cache and its items");
   cache_delete->add_option("NAME", cache_name, "cache name")->required();
-  CLI::App* cache_list = cache->add_subcommand("list", "list caches: NAME, ITEMS, BYTES");
+  CLI::App* cache_list =
+      cache->add_subcommand("list", "list caches: NAME, ITEMS, BYTES, REQUESTS, HIT%");
+  std::string list_tenant = "default";
+  cache_list->add_option("--tenant", list_tenant, "the tenant whose caches to list")
+      ->capture_default_str();
   CLI::App* cache_flush = cache->add_subcommand("flush", "remove every item from a cache");
   cache_flush->add_option("NAME", cache_name, "cache name")->required();
 
@@ -475,8 +431,47 @@ int CliMain(int argc, char** argv) {
   skey_revoke->add_option("ID", skey_id, "key id (see `signing-key list`)")->required();
   CLI::App* skey_list = skeys->add_subcommand("list", "list signing keys");
 
+  CLI::App* limits = app.add_subcommand("limits", "show or set a tenant's or a cache's limits");
+  limits->require_subcommand(1);
+  std::string limits_tenant = "default", limits_cache;
+  std::vector<std::string> limit_pairs;
+  CLI::App* limits_show =
+      limits->add_subcommand("show", "each limit in force, its value and where it is set");
+  CLI::App* limits_set = limits->add_subcommand(
+      "set", "set limits: name=value ... ('default' removes an override); prints the result");
+  for (CLI::App* sub : {limits_show, limits_set}) {
+    sub->add_option("--tenant", limits_tenant, "the tenant")->capture_default_str();
+    sub->add_option("--cache", limits_cache, "a cache of the tenant (default: the tenant itself)");
+  }
+  limits_set->add_option("LIMIT", limit_pairs, "name=value pairs, e.g. requests_per_second=500")
+      ->required();
+  CLI::App* limits_defaults =
+      limits->add_subcommand("defaults", "every limit with the server's default and meaning");
+
+  StatsOptions stats_opts;
+  CLI::App* stats = app.add_subcommand(
+      "stats", "live per-cache view: ops/s, hit ratio, bytes in/out per second, items, memory, "
+               "p50/p99 latency, throttles");
+  stats->add_option("--tenant", stats_opts.tenant, "only this tenant's caches");
+  stats->add_option("--cache", stats_opts.cache, "only this cache (of --tenant, else default)");
+  stats->add_option("--interval", stats_opts.interval_s, "seconds between refreshes")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0).description(""))
+      ->type_name("SECONDS");
+  stats->add_option("--count", stats_opts.count, "refreshes before exiting (default: until Ctrl-C)");
+
+  UsageOptions usage_opts;
+  CLI::App* usage = app.add_subcommand(
+      "usage", "requests, bytes in and out, throttled requests per tenant, cache and minute");
+  usage->add_option("--tenant", usage_opts.tenant, "only this tenant");
+  usage->add_option("--cache", usage_opts.cache, "only caches of this name");
+  usage->add_option("--minutes", usage_opts.minutes, "how far back")->capture_default_str();
+  usage->add_flag("--json", usage_opts.json, "print the admin API's JSON");
+
   CLI::App* version = app.add_subcommand("version", "print the version");
   app.footer(kFooter);  // set last: subcommands would inherit it
+  limits->footer(LimitsHelp());
+  limits_set->footer(LimitsHelp());
 
   try {
     app.parse(argc, argv);
@@ -500,14 +495,20 @@ int CliMain(int argc, char** argv) {
   target.host = host;
   if (resp_opt->count() > 0) target.resp_port = static_cast<uint16_t>(resp_port);
   if (admin_opt->count() > 0) target.admin_port = static_cast<uint16_t>(admin_port);
-  bool need_admin = cache->parsed() || tenant->parsed() || keys->parsed() || skeys->parsed();
+  bool need_admin = cache->parsed() || tenant->parsed() || keys->parsed() || skeys->parsed() ||
+                    limits->parsed() || stats->parsed() || usage->parsed();
   ReadPortsFile(data_dir, !need_admin && resp_opt->count() == 0,
                 need_admin && admin_opt->count() == 0, &target);
   target.key = key;
   if (target.key.empty()) ReadKeyFile(data_dir, &target);
 
   try {
-    if (cache_list->parsed()) return CacheList(target);
+    if (cache_list->parsed()) return CacheList(target, list_tenant);
+    if (limits_show->parsed()) return LimitsShow(target, limits_tenant, limits_cache);
+    if (limits_set->parsed()) return LimitsSet(target, limits_tenant, limits_cache, limit_pairs);
+    if (limits_defaults->parsed()) return LimitsDefaults(target);
+    if (stats->parsed()) return Stats(target, stats_opts);
+    if (usage->parsed()) return Usage(target, usage_opts);
     if (cache_create->parsed()) return CacheCommand(target, "create", cache_name);
     if (cache_delete->parsed()) return CacheCommand(target, "delete", cache_name);
     if (cache_flush->parsed()) return CacheCommand(target, "flush", cache_name);

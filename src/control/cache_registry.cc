@@ -68,6 +68,11 @@ CacheRegistry::CacheRegistry(std::string metadata_dir)
         next_id_ = static_cast<uint32_t>(std::stoul(b));
       } else if (a == "next_tenant_id") {
         next_tenant_id_ = static_cast<uint32_t>(std::stoul(b));
+      } else if (a == "tenant_limits" || a == "cache_limits") {
+        auto parsed = ParseLimits(c, /*for_cache=*/a == "cache_limits");
+        if (!parsed.ok()) throw std::invalid_argument("bad limits");
+        (a == "tenant_limits" ? tenant_limits_ : cache_limits_)[static_cast<uint32_t>(std::stoul(b))] =
+            *parsed;
       } else if (a == "tenant") {
         TenantInfo t{static_cast<uint32_t>(std::stoul(b)), c, std::stoll(d)};
         if (!ValidateCacheName(t.name).ok() || t.id == 0) throw std::invalid_argument("bad tenant");
@@ -106,6 +111,12 @@ Status CacheRegistry::PersistLocked() {
     data += "tenant\t" + std::to_string(t.id) + "\t" + name + "\t" +
             std::to_string(t.created_ms) + "\n";
   }
+  for (const auto& [id, o] : tenant_limits_) {
+    if (!o.empty()) data += "tenant_limits\t" + std::to_string(id) + "\t" + FormatLimits(o) + "\n";
+  }
+  for (const auto& [id, o] : cache_limits_) {
+    if (!o.empty()) data += "cache_limits\t" + std::to_string(id) + "\t" + FormatLimits(o) + "\n";
+  }
   for (const auto& [key, info] : by_key_) {
     data += std::to_string(info.id) + "\t" + info.name + "\t" + std::to_string(info.created_ms) +
             "\t" + std::to_string(info.tenant_id) + "\n";
@@ -134,16 +145,20 @@ StatusOr<TenantInfo> CacheRegistry::CreateTenant(std::string_view name) {
     return Status(Code::kInvalidArgument, "tenant name must be 1 to 255 bytes of printable ASCII "
                                           "without spaces");
   }
-  std::lock_guard lock(mu_);
-  if (tenants_.find(name) != tenants_.end()) {
-    return Status(Code::kAlreadyExists, "tenant already exists");
+  TenantInfo t;
+  {
+    std::lock_guard lock(mu_);
+    if (tenants_.find(name) != tenants_.end()) {
+      return Status(Code::kAlreadyExists, "tenant already exists");
+    }
+    t = TenantInfo{next_tenant_id_++, std::string(name), NowMs()};
+    tenants_[t.name] = t;
+    if (Status st = PersistLocked(); !st.ok()) {
+      tenants_.erase(t.name);
+      return st;
+    }
   }
-  TenantInfo t{next_tenant_id_++, std::string(name), NowMs()};
-  tenants_[t.name] = t;
-  if (Status st = PersistLocked(); !st.ok()) {
-    tenants_.erase(t.name);
-    return st;
-  }
+  Changed();
   return t;
 }
 
@@ -171,6 +186,8 @@ std::vector<TenantInfo> CacheRegistry::ListTenants() const {
 
 StatusOr<CacheInfo> CacheRegistry::Create(uint32_t tenant, std::string_view name) {
   if (Status st = ValidateCacheName(name); !st.ok()) return st;
+  CacheInfo info;
+  {
   std::lock_guard lock(mu_);
   bool tenant_known = false;
   for (const auto& [n, t] : tenants_) tenant_known = tenant_known || t.id == tenant;
@@ -179,27 +196,39 @@ StatusOr<CacheInfo> CacheRegistry::Create(uint32_t tenant, std::string_view name
   if (by_key_.find(key) != by_key_.end()) {
     return Status(Code::kAlreadyExists, "cache already exists");
   }
-  CacheInfo info{next_id_++, std::string(name), NowMs(), tenant};
+  info = CacheInfo{next_id_++, std::string(name), NowMs(), tenant};
   by_key_[key] = info;
   if (Status st = PersistLocked(); !st.ok()) {
     by_key_.erase(key);
     return st;
   }
   generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  Changed();
   return info;
 }
 
 StatusOr<CacheInfo> CacheRegistry::Remove(uint32_t tenant, std::string_view name) {
-  std::lock_guard lock(mu_);
-  auto it = by_key_.find(Key(tenant, name));
-  if (it == by_key_.end()) return Status(Code::kNotFound, "cache not found");
-  CacheInfo info = it->second;
-  by_key_.erase(it);
-  if (Status st = PersistLocked(); !st.ok()) {
-    by_key_[Key(tenant, name)] = info;
-    return st;
+  CacheInfo info;
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_key_.find(Key(tenant, name));
+    if (it == by_key_.end()) return Status(Code::kNotFound, "cache not found");
+    info = it->second;
+    by_key_.erase(it);
+    std::optional<LimitOverrides> limits;
+    if (auto l = cache_limits_.find(info.id); l != cache_limits_.end()) {
+      limits = l->second;
+      cache_limits_.erase(l);
+    }
+    if (Status st = PersistLocked(); !st.ok()) {
+      by_key_[Key(tenant, name)] = info;
+      if (limits) cache_limits_[info.id] = *limits;
+      return st;
+    }
+    generation_.fetch_add(1, std::memory_order_acq_rel);
   }
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  Changed();
   return info;
 }
 
@@ -228,6 +257,88 @@ std::vector<CacheInfo> CacheRegistry::ListAll() const {
   out.reserve(by_key_.size());
   for (const auto& [key, info] : by_key_) out.push_back(info);
   return out;
+}
+
+void CacheRegistry::Changed() {
+  if (on_change_) on_change_();
+}
+
+void CacheRegistry::set_server_limits(const Limits& l) {
+  {
+    std::lock_guard lock(mu_);
+    server_limits_ = l;
+    limits_generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  Changed();
+}
+
+Limits CacheRegistry::server_limits() const {
+  std::lock_guard lock(mu_);
+  return server_limits_;
+}
+
+Status CacheRegistry::UpdateTenantLimits(uint32_t tenant, const LimitOverrides& update) {
+  {
+    std::lock_guard lock(mu_);
+    bool known = false;
+    for (const auto& [n, t] : tenants_) known = known || t.id == tenant;
+    if (!known) return Status(Code::kNotFound, "tenant not found");
+    const LimitOverrides before = tenant_limits_[tenant];
+    tenant_limits_[tenant].Merge(update);
+    if (Status st = PersistLocked(); !st.ok()) {
+      tenant_limits_[tenant] = before;
+      return st;
+    }
+    limits_generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  Changed();
+  return Status::Ok();
+}
+
+Status CacheRegistry::UpdateCacheLimits(uint32_t tenant, std::string_view cache,
+                                        const LimitOverrides& update) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_key_.find(Key(tenant, cache));
+    if (it == by_key_.end()) return Status(Code::kNotFound, "cache not found");
+    for (const LimitSpec& s : LimitSpecs()) {
+      if (s.tenant_only && update[s.id]) {
+        return Status(Code::kInvalidArgument,
+                      "'" + std::string(s.name) + "' is a tenant-wide limit; set it on the tenant");
+      }
+    }
+    const uint32_t id = it->second.id;
+    const LimitOverrides before = cache_limits_[id];
+    cache_limits_[id].Merge(update);
+    if (Status st = PersistLocked(); !st.ok()) {
+      cache_limits_[id] = before;
+      return st;
+    }
+    limits_generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  Changed();
+  return Status::Ok();
+}
+
+LimitOverrides CacheRegistry::TenantLimits(uint32_t tenant) const {
+  std::lock_guard lock(mu_);
+  auto it = tenant_limits_.find(tenant);
+  return it == tenant_limits_.end() ? LimitOverrides{} : it->second;
+}
+
+LimitOverrides CacheRegistry::CacheLimits(uint32_t cache_id) const {
+  std::lock_guard lock(mu_);
+  auto it = cache_limits_.find(cache_id);
+  return it == cache_limits_.end() ? LimitOverrides{} : it->second;
+}
+
+Limits CacheRegistry::EffectiveLimits(uint32_t tenant, uint32_t cache_id) const {
+  std::lock_guard lock(mu_);
+  static const LimitOverrides kNone;
+  auto t = tenant_limits_.find(tenant);
+  auto c = cache_limits_.find(cache_id);
+  return Resolve(server_limits_, t == tenant_limits_.end() ? kNone : t->second,
+                 c == cache_limits_.end() ? kNone : c->second);
 }
 
 }  // namespace cellar::control

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include <absl/base/thread_annotations.h>
 
 #include "common/status.h"
+#include "control/limits.h"
 
 namespace cellar::control {
 
@@ -63,8 +65,28 @@ class CacheRegistry {
   // generation is still right (front-ends cache lookups with it).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
+  // ---- Limits (control/limits.h) ----
+  // The server's defaults (`--default-limits`); set before serving.
+  void set_server_limits(const Limits& l);
+  Limits server_limits() const;
+  // Applies `update` (ParseLimits) on top of a tenant's or a cache's overrides and persists.
+  // NOT_FOUND for an unknown tenant or cache.
+  Status UpdateTenantLimits(uint32_t tenant, const LimitOverrides& update);
+  Status UpdateCacheLimits(uint32_t tenant, std::string_view cache, const LimitOverrides& update);
+  LimitOverrides TenantLimits(uint32_t tenant) const;
+  LimitOverrides CacheLimits(uint32_t cache_id) const;
+  // The limits enforced on a cache (server defaults, tenant, cache); the tenant's own
+  // (tenant_*) limits come from its overrides over the server's.
+  Limits EffectiveLimits(uint32_t tenant, uint32_t cache_id) const;
+  // Called (outside the lock) after every change of limits, tenants or caches, so runtime
+  // state follows within the call. Set once, before serving.
+  void set_on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
+  // Changes whenever limits change.
+  uint64_t limits_generation() const { return limits_generation_.load(std::memory_order_acquire); }
+
  private:
   Status PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Changed();
 
   const std::string path_;
   mutable std::mutex mu_;
@@ -74,6 +96,11 @@ class CacheRegistry {
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;  // ids are never reused
   uint32_t next_tenant_id_ ABSL_GUARDED_BY(mu_) = kDefaultTenant + 1;
   std::atomic<uint64_t> generation_{0};
+  Limits server_limits_ ABSL_GUARDED_BY(mu_) = Limits::Defaults();
+  std::map<uint32_t, LimitOverrides> tenant_limits_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, LimitOverrides> cache_limits_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> limits_generation_{0};
+  std::function<void()> on_change_;
 };
 
 }  // namespace cellar::control

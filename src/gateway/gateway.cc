@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
+#include "gateway/tenancy.h"
 #include "routing/router.h"
 #include "storage/engine/engine.h"
 #include "topics/topics.h"
@@ -189,7 +190,7 @@ void Gateway::ForEachShard(uint32_t origin, std::function<void(uint32_t, storage
 
 void Gateway::LoadCachesAtStart() {
   for (const auto& info : registry_->ListAll()) {
-    for (auto* engine : engines_) engine->CreateCache(info.id);
+    for (auto* engine : engines_) engine->CreateCache(info.id, info.tenant_id);
   }
 }
 
@@ -202,7 +203,15 @@ void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
   }
   const uint32_t id = created->id;
   ForEachShard(
-      origin, [id](uint32_t, storage::Engine& e) { e.CreateCache(id); },
+      origin,
+      [this, id, tenant](uint32_t, storage::Engine& e) {
+        e.CreateCache(id, tenant);
+        // The share pushed when the registry changed came before the cache existed here.
+        if (tenancy_ == nullptr) return;
+        if (auto c = tenancy_->Find(id)) {
+          e.SetCacheShare(id, c->limit(control::LimitId::kMemoryShareBytes) / num_shards());
+        }
+      },
       [done = std::move(done)] { done(Status::Ok()); });
 }
 
@@ -274,7 +283,7 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
         for (const auto& t : registry_->ListTenants()) tenant_names[t.id] = t.name;
         for (const auto& c : caches) {
           index[c.id] = st.caches.size();
-          st.caches.push_back(CacheStats{tenant_names[c.tenant_id], c.name, c.id});
+          st.caches.push_back(CacheStats{tenant_names[c.tenant_id], c.name, c.id, c.tenant_id});
         }
         for (uint32_t s = 0; s < num_shards(); ++s) {
           const PerShard& p = (*parts)[s];
@@ -299,6 +308,27 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
             out.evictions += cc.evictions;
             out.expirations += cc.expirations;
           }
+        }
+        // The front-ends' counters (relaxed atomics, read here on the origin loop).
+        for (const auto& c : tenancy_ != nullptr ? tenancy_->All()
+                                                 : std::vector<std::shared_ptr<CacheState>>{}) {
+          auto it = index.find(c->id);
+          if (it == index.end()) continue;
+          CacheStats& out = st.caches[it->second];
+          const CacheUsage& u = c->usage;
+          out.requests = u.requests.load(std::memory_order_relaxed);
+          out.bytes_in = u.bytes_in.load(std::memory_order_relaxed);
+          out.bytes_out = u.bytes_out.load(std::memory_order_relaxed);
+          out.refusals.resize(kNumRefusals);
+          for (size_t i = 0; i < kNumRefusals; ++i) {
+            out.refusals[i] = u.refusals[i].load(std::memory_order_relaxed);
+          }
+          out.latency.resize(kCacheLatencyBoundsUs.size());
+          for (size_t i = 0; i < out.latency.size(); ++i) {
+            out.latency[i] = u.latency[i].load(std::memory_order_relaxed);
+          }
+          out.latency_sum_us = u.latency_sum_us.load(std::memory_order_relaxed);
+          out.latency_count = u.latency_count.load(std::memory_order_relaxed);
         }
         done(std::move(st));
       });

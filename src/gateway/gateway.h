@@ -36,6 +36,9 @@ class Topics;
 
 namespace cellar::gateway {
 
+class Tenancy;
+class LoopScheduler;
+
 struct Call {
   api::Request req;
   api::Reply reply;
@@ -77,7 +80,14 @@ struct CacheStats {
   std::string tenant;
   std::string name;
   uint32_t id = 0;
+  uint32_t tenant_id = 0;
+  // Engine counters, summed over the shards; bytes: allocation bytes of its items.
   uint64_t ops = 0, items = 0, bytes = 0, hits = 0, misses = 0, evictions = 0, expirations = 0;
+  // The front-ends' usage counters (tenancy.h CacheUsage); zero without tenancy.
+  uint64_t requests = 0, bytes_in = 0, bytes_out = 0;
+  std::vector<uint64_t> refusals;  // by Refusal (tenancy.h), kNumRefusals entries
+  std::vector<uint64_t> latency;   // per kCacheLatencyBoundsUs bucket, not cumulative
+  uint64_t latency_sum_us = 0, latency_count = 0;
 };
 
 struct Stats {
@@ -116,6 +126,14 @@ class Gateway {
   // its subscriptions. Set before loops serve traffic; may stay null (no topics).
   void set_topics(topics::Topics* topics) { topics_ = topics; }
   topics::Topics* topics() const { return topics_; }
+  // Limits, admission and usage per cache (tenancy.h); set before loops serve traffic.
+  void set_tenancy(Tenancy* t) { tenancy_ = t; }
+  Tenancy* tenancy() const { return tenancy_; }
+  // The loops' fair schedulers (scheduler.h), one per loop; empty: none.
+  void set_schedulers(std::vector<LoopScheduler*> s) { schedulers_ = std::move(s); }
+  LoopScheduler* scheduler(uint32_t loop) const {
+    return loop < schedulers_.size() ? schedulers_[loop] : nullptr;
+  }
 
   // Runs batch->calls; calls done() on loop `origin` when all replies are in (possibly inline).
   void Submit(uint32_t origin, Batch* batch, std::function<void()> done);
@@ -176,6 +194,8 @@ class Gateway {
   control::CacheRegistry* registry_;
   Options options_;
   topics::Topics* topics_ = nullptr;
+  Tenancy* tenancy_ = nullptr;
+  std::vector<LoopScheduler*> schedulers_;
   std::vector<Outbox> outboxes_;  // outboxes_[i] is touched only by loop i
 };
 

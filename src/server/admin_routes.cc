@@ -8,237 +8,17 @@
 #include "common/clock.h"
 #include "common/numbers.h"
 #include "control/admin_key.h"
-#include "frontend/resp/commands.h"
 #include "control/cache_registry.h"
-#include "frontend/grpc/metrics.h"
-#include "frontend/grpc/services.h"
-#include "frontend/resp/metrics.h"
-#include "topics/topics.h"
+#include "server/admin_limits.h"
+#include "server/admin_util.h"
+#include "server/metrics.h"
+#include "server/usage.h"
 
 namespace cellar::server {
 namespace {
 
-// At most this many caches get their own label values on /metrics; the rest are summed
-// under cache="_other", so a tenant with many caches cannot blow up the series count.
-constexpr size_t kMaxCacheSeries = 1000;
-
-std::string JsonEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
-// Prometheus label values escape backslash, quote and newline.
-std::string LabelEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
-HttpResponse Json(int status, std::string body) { return {status, "application/json", std::move(body)}; }
-HttpResponse Error(int status, std::string_view msg) {
-  return Json(status, "{\"error\":\"" + JsonEscape(msg) + "\"}");
-}
-
-int HttpStatusOf(const Status& st) {
-  switch (st.code()) {
-    case Code::kOk: return 200;
-    case Code::kNotFound: return 404;
-    case Code::kAlreadyExists: return 409;
-    case Code::kInvalidArgument: return 400;
-    case Code::kUnauthenticated: return 401;
-    case Code::kPermissionDenied: return 403;
-    case Code::kResourceExhausted: return 429;
-    case Code::kUnavailable: return 503;
-    default: return 500;
-  }
-}
-
-void Metric(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out += "# HELP ";
-  out += name;
-  out += " ";
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += " ";
-  out += type;
-  out += "\n";
-}
-
-void Sample(std::string& out, std::string_view name, std::string_view labels, uint64_t v) {
-  out += name;
-  if (!labels.empty()) {
-    out += "{";
-    out += labels;
-    out += "}";
-  }
-  out += " ";
-  out += std::to_string(v);
-  out += "\n";
-}
-
-std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topics::Topics* topics) {
-  std::string out;
-  using resp::MetricsOf;
-  const auto& commands = resp::AllCommands();
-  std::vector<uint64_t> calls(resp::kMaxCommandIds), errors(resp::kMaxCommandIds);
-  std::vector<uint64_t> latency(resp::kLatencyBoundsUs.size());
-  uint64_t opened = 0, closed = 0, proto_errors = 0, bytes_in = 0, bytes_out = 0, lat_sum = 0;
-  for (uint32_t t = 0; t < threads; ++t) {
-    resp::ThreadMetrics& m = MetricsOf(t);
-    opened += m.connections_opened.load(std::memory_order_relaxed);
-    closed += m.connections_closed.load(std::memory_order_relaxed);
-    proto_errors += m.protocol_errors.load(std::memory_order_relaxed);
-    bytes_in += m.bytes_in.load(std::memory_order_relaxed);
-    bytes_out += m.bytes_out.load(std::memory_order_relaxed);
-    lat_sum += m.latency_sum_us.load(std::memory_order_relaxed);
-    for (size_t i = 0; i < resp::kMaxCommandIds; ++i) {
-      calls[i] += m.calls[i].load(std::memory_order_relaxed);
-      errors[i] += m.errors[i].load(std::memory_order_relaxed);
-    }
-    for (size_t i = 0; i < latency.size(); ++i) latency[i] += m.latency[i].load(std::memory_order_relaxed);
-  }
-  Metric(out, "cellar_commands_total", "counter", "RESP commands executed, by command.");
-  for (const auto* spec : commands) {
-    size_t id = resp::CommandIndex(spec->name);
-    if (calls[id] == 0) continue;
-    Sample(out, "cellar_commands_total", "command=\"" + std::string(spec->name) + "\"", calls[id]);
-  }
-  Metric(out, "cellar_command_errors_total", "counter", "RESP commands that answered an error.");
-  for (const auto* spec : commands) {
-    size_t id = resp::CommandIndex(spec->name);
-    if (errors[id] == 0) continue;
-    Sample(out, "cellar_command_errors_total", "command=\"" + std::string(spec->name) + "\"", errors[id]);
-  }
-  Metric(out, "cellar_command_latency_seconds", "histogram",
-         "Time from a command's arrival to its reply being ready.");
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < latency.size(); ++i) {
-    cumulative += latency[i];
-    std::string le = resp::kLatencyBoundsUs[i] == UINT64_MAX
-                         ? "+Inf"
-                         : std::to_string(resp::kLatencyBoundsUs[i] / 1e6);
-    Sample(out, "cellar_command_latency_seconds_bucket", "le=\"" + le + "\"", cumulative);
-  }
-  out += "cellar_command_latency_seconds_sum " + std::to_string(lat_sum / 1e6) + "\n";
-  Sample(out, "cellar_command_latency_seconds_count", "", cumulative);
-  // gRPC calls by method, summed over the loops.
-  std::vector<uint64_t> gcalls(grpc::kMaxMethodIds), gerrors(grpc::kMaxMethodIds);
-  uint64_t gopened = 0, gclosed = 0;
-  for (uint32_t t = 0; t < threads; ++t) {
-    grpc::GrpcThreadMetrics& m = grpc::GrpcMetricsOf(t);
-    gopened += m.connections_opened.load(std::memory_order_relaxed);
-    gclosed += m.connections_closed.load(std::memory_order_relaxed);
-    for (size_t i = 0; i < grpc::kMaxMethodIds; ++i) {
-      gcalls[i] += m.calls[i].load(std::memory_order_relaxed);
-      gerrors[i] += m.errors[i].load(std::memory_order_relaxed);
-    }
-  }
-  auto method_label = [](size_t i) {
-    const auto methods = grpc::AllMethods();
-    return "method=\"" + std::string(i < methods.size() ? methods[i].path : "unknown") + "\"";
-  };
-  Metric(out, "cellar_grpc_calls_total", "counter", "gRPC calls answered, by method.");
-  for (size_t i = 0; i < grpc::kMaxMethodIds; ++i) {
-    if (gcalls[i] != 0) Sample(out, "cellar_grpc_calls_total", method_label(i), gcalls[i]);
-  }
-  Metric(out, "cellar_grpc_call_errors_total", "counter",
-         "gRPC calls answered with a non-OK status, by method.");
-  for (size_t i = 0; i < grpc::kMaxMethodIds; ++i) {
-    if (gerrors[i] != 0) Sample(out, "cellar_grpc_call_errors_total", method_label(i), gerrors[i]);
-  }
-
-  if (const topics::Topics* t = topics) {
-    const topics::Topics::Counters tc = t->Snapshot();
-    Metric(out, "cellar_topic_subscriptions", "gauge", "Topic subscriptions open (gRPC and RESP, patterns included).");
-    Sample(out, "cellar_topic_subscriptions", "", tc.subscriptions);
-    Metric(out, "cellar_topic_messages_published_total", "counter", "Messages published to topics.");
-    Sample(out, "cellar_topic_messages_published_total", "", tc.published);
-    Metric(out, "cellar_topic_deliveries_total", "counter", "Messages handed to subscriptions.");
-    Sample(out, "cellar_topic_deliveries_total", "", tc.deliveries);
-    Metric(out, "cellar_topic_slow_subscribers_total", "counter",
-           "Subscribers cut off because they fell behind their queue bound.");
-    Sample(out, "cellar_topic_slow_subscribers_total", "", tc.slow_cutoffs);
-  }
-
-  Metric(out, "cellar_connections", "gauge", "Open client connections.");
-  Sample(out, "cellar_connections", "protocol=\"resp\"", opened - closed);
-  Sample(out, "cellar_connections", "protocol=\"grpc\"", gopened - gclosed);
-  Metric(out, "cellar_connections_total", "counter", "Client connections accepted.");
-  Sample(out, "cellar_connections_total", "protocol=\"resp\"", opened);
-  Sample(out, "cellar_connections_total", "protocol=\"grpc\"", gopened);
-  Metric(out, "cellar_protocol_errors_total", "counter", "Connections closed for malformed input.");
-  Sample(out, "cellar_protocol_errors_total", "protocol=\"resp\"", proto_errors);
-  Metric(out, "cellar_network_bytes_total", "counter", "Bytes received and sent to clients.");
-  Sample(out, "cellar_network_bytes_total", "direction=\"in\"", bytes_in);
-  Sample(out, "cellar_network_bytes_total", "direction=\"out\"", bytes_out);
-
-  Metric(out, "cellar_items", "gauge", "Items stored (expired ones not yet removed included).");
-  Sample(out, "cellar_items", "", st.items);
-  Metric(out, "cellar_memory_used_bytes", "gauge", "Bytes used by items and the key index.");
-  Sample(out, "cellar_memory_used_bytes", "", st.used_bytes);
-  Metric(out, "cellar_memory_limit_bytes", "gauge", "The memory limit; eviction keeps under it.");
-  Sample(out, "cellar_memory_limit_bytes", "", st.memory_limit);
-  Metric(out, "cellar_hits_total", "counter", "Reads that found their key.");
-  Sample(out, "cellar_hits_total", "", st.hits);
-  Metric(out, "cellar_misses_total", "counter", "Reads that did not find their key.");
-  Sample(out, "cellar_misses_total", "", st.misses);
-  Metric(out, "cellar_evictions_total", "counter", "Items evicted to stay within the memory limit.");
-  Sample(out, "cellar_evictions_total", "", st.evictions);
-  Metric(out, "cellar_expirations_total", "counter", "Items removed because their TTL passed.");
-  Sample(out, "cellar_expirations_total", "", st.expirations);
-  Metric(out, "cellar_oom_refusals_total", "counter", "Writes refused because nothing could be evicted.");
-  Sample(out, "cellar_oom_refusals_total", "", st.oom_refusals);
-
-  struct Row {
-    const char* name;
-    const char* type;
-    const char* help;
-    uint64_t gateway::CacheStats::*field;
-  };
-  static const Row kRows[] = {
-      {"cellar_cache_operations_total", "counter", "Operations executed, by cache.", &gateway::CacheStats::ops},
-      {"cellar_cache_items", "gauge", "Items, by cache.", &gateway::CacheStats::items},
-      {"cellar_cache_bytes", "gauge", "Bytes of items, by cache.", &gateway::CacheStats::bytes},
-      {"cellar_cache_hits_total", "counter", "Hits, by cache.", &gateway::CacheStats::hits},
-      {"cellar_cache_misses_total", "counter", "Misses, by cache.", &gateway::CacheStats::misses},
-      {"cellar_cache_evictions_total", "counter", "Evictions, by cache.", &gateway::CacheStats::evictions},
-      {"cellar_cache_expirations_total", "counter", "Expirations, by cache.", &gateway::CacheStats::expirations},
-  };
-  for (const Row& row : kRows) {
-    Metric(out, row.name, row.type, row.help);
-    uint64_t other = 0;
-    for (size_t i = 0; i < st.caches.size(); ++i) {
-      if (i >= kMaxCacheSeries) {
-        other += st.caches[i].*row.field;
-        continue;
-      }
-      Sample(out, row.name,
-             "tenant=\"" + LabelEscape(st.caches[i].tenant) + "\",cache=\"" +
-                 LabelEscape(st.caches[i].name) + "\"",
-             st.caches[i].*row.field);
-    }
-    if (st.caches.size() > kMaxCacheSeries) Sample(out, row.name, "cache=\"_other\"", other);
-  }
-  return out;
-}
+HttpResponse Json(int status, std::string body) { return JsonResponse(status, std::move(body)); }
+HttpResponse Error(int status, std::string_view msg) { return ErrorResponse(status, msg); }
 
 std::string CacheNameFromPath(std::string_view path, std::string_view prefix, std::string_view suffix) {
   std::string_view rest = path.substr(prefix.size());
@@ -247,23 +27,6 @@ std::string CacheNameFromPath(std::string_view path, std::string_view prefix, st
     rest.remove_suffix(suffix.size());
   }
   return std::string(rest);
-}
-
-// The value of `name` in a URL query (percent-decoded, '+' as space); nullopt if absent.
-std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) != name) continue;
-    std::string raw(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-    std::replace(raw.begin(), raw.end(), '+', ' ');  // the query-string rule, before decoding
-    std::string out;
-    if (!PercentDecode(raw, &out)) return raw;  // a malformed escape stays as sent
-    return out;
-  }
-  return std::nullopt;
 }
 
 // Tenants, tokens and signing keys (admin key only):
@@ -373,6 +136,45 @@ HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
   return Error(404, "no such endpoint");
 }
 
+// GET /v1/usage?tenant=T[&cache=C][&from=UNIX&to=UNIX]: minute rows, the minute in progress
+// flagged "partial".
+HttpResponse HandleUsage(const AdminContext& ctx, const HttpRequest& req) {
+  if (req.method != "GET") return Error(405, "use GET /v1/usage");
+  if (ctx.usage == nullptr) return Error(404, "usage accounting is not running");
+  const auto tenant = QueryParam(req.query, "tenant");
+  if (tenant && !ctx.gateway->registry().FindTenant(*tenant)) {
+    return Error(404, "tenant not found");
+  }
+  int64_t bounds[2] = {0, INT64_MAX};
+  const char* names[2] = {"from", "to"};
+  for (int i = 0; i < 2; ++i) {
+    if (auto v = QueryParam(req.query, names[i])) {
+      auto n = ParseInt64(*v);
+      if (!n || *n < 0) {
+        return Error(400, std::string(names[i]) + " must be a Unix time in seconds");
+      }
+      bounds[i] = *n;
+    }
+  }
+  ctx.usage->SampleNow();  // so the minute in progress includes the last second
+  const auto rows =
+      ctx.usage->log().Query(tenant, QueryParam(req.query, "cache"), bounds[0], bounds[1]);
+  std::string body = "{\"minute_seconds\":" + std::to_string(ctx.usage->log().minute_seconds()) +
+                     ",\"usage\":[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const UsageRecord& r = rows[i];
+    if (i > 0) body += ",";
+    body += "{\"minute\":" + std::to_string(r.minute) + ",\"tenant\":\"" + JsonEscape(r.tenant) +
+            "\",\"cache\":\"" + JsonEscape(r.cache) +
+            "\",\"requests\":" + std::to_string(r.usage.requests) +
+            ",\"bytes_in\":" + std::to_string(r.usage.bytes_in) +
+            ",\"bytes_out\":" + std::to_string(r.usage.bytes_out) +
+            ",\"throttled\":" + std::to_string(r.usage.throttled) +
+            ",\"partial\":" + (r.partial ? "true" : "false") + "}";
+  }
+  return Json(200, body + "]}");
+}
+
 }  // namespace
 
 HttpHandler MakeAdminHandler(AdminContext ctx) {
@@ -385,8 +187,8 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     if (req.path == "/metrics") {
       if (req.method != "GET") return respond(Error(405, "use GET"));
       uint32_t threads = ctx.threads;
-      return gw->CollectStats(0, [respond, threads, gw](gateway::Stats st) {
-        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads, gw->topics())});
+      return gw->CollectStats(0, [respond, threads, gw, opts = ctx.metrics](gateway::Stats st) {
+        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads, gw->topics(), opts)});
       });
     }
     const std::string_view kCaches = "/v1/caches";
@@ -399,6 +201,26 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
         return respond(Error(403, "invalid admin key"));
       }
     }
+    control::CacheRegistry& reg = gw->registry();
+    if (req.path == "/v1/limits") return respond(HandleLimitsTable(reg, req));
+    if (auto t = PathSegment(req, "/v1/tenants/", "/limits")) {
+      return respond(HandleTenantLimits(reg, req, *t));
+    }
+    if (req.path == "/v1/usage") return respond(HandleUsage(ctx, req));
+    if (req.path == "/v1/stats") {
+      if (req.method != "GET") return respond(Error(405, "use GET /v1/stats"));
+      auto tenant = QueryParam(req.query, "tenant");
+      auto cache = QueryParam(req.query, "cache");
+      if (cache && !tenant) tenant = "default";
+      if (tenant) {
+        const auto t = reg.FindTenant(*tenant);
+        if (!t) return respond(Error(404, "tenant not found"));
+        if (cache && !reg.Find(t->id, *cache)) return respond(Error(404, "cache not found"));
+      }
+      return gw->CollectStats(0, [respond, tenant, cache](gateway::Stats st) {
+        respond(Json(200, RenderStatsJson(st, SystemClock::Get()->NowMillis(), tenant, cache)));
+      });
+    }
     if (req.path.rfind("/v1/tenants", 0) == 0 || req.path.rfind("/v1/tokens", 0) == 0 ||
         req.path.rfind("/v1/signing-keys", 0) == 0) {
       return respond(HandleAuthRoute(ctx, req));
@@ -408,6 +230,9 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     const auto tenant = gw->registry().FindTenant(tenant_name);
     if (!tenant) return respond(Error(404, "tenant not found"));
     const uint32_t tenant_id = tenant->id;
+    if (auto c = PathSegment(req, "/v1/caches/", "/limits")) {
+      return respond(HandleCacheLimits(reg, req, tenant_name, *c));
+    }
     if (req.path == kCaches) {
       if (req.method != "GET") return respond(Error(405, "use GET to list caches"));
       return gw->CollectStats(0, [respond, tenant_name](gateway::Stats st) {
@@ -418,7 +243,10 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
           if (!first) body += ",";
           first = false;
           body += "{\"name\":\"" + JsonEscape(c.name) + "\",\"items\":" + std::to_string(c.items) +
-                  ",\"bytes\":" + std::to_string(c.bytes) + "}";
+                  ",\"bytes\":" + std::to_string(c.bytes) +
+                  ",\"requests\":" + std::to_string(c.requests) +
+                  ",\"hits\":" + std::to_string(c.hits) +
+                  ",\"misses\":" + std::to_string(c.misses) + "}";
         }
         body += "]}";
         respond(Json(200, std::move(body)));

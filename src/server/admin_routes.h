@@ -1,17 +1,22 @@
 // The admin API's routes: /healthz, /metrics (Prometheus text) and the /v1/ control API
-// (caches of the default tenant, tenants, tokens, signing keys).
+// (caches, tenants, tokens, signing keys, limits, stats, usage).
 #pragma once
 
 #include "auth/signing_keys.h"
 #include "gateway/gateway.h"
 #include "server/admin_http.h"
+#include "server/metrics.h"
 
 namespace cellar::server {
+
+class UsageSampler;
 
 struct AdminContext {
   gateway::Gateway* gateway;
   uint32_t threads;
   auth::SigningKeyStore* keys = nullptr;  // tokens and signing keys; null: not offered
+  MetricsOptions metrics;                 // /metrics label cardinality caps
+  UsageSampler* usage = nullptr;          // GET /v1/usage; null: not offered
 };
 
 // Returns the handler for AdminHttpServer. It runs on loop 0.

@@ -1,10 +1,12 @@
 #include "server/config.h"
 
 #include <cctype>
-#include <tuple>
 #include <iostream>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
+
+#include "control/limits.h"
 
 namespace cellar::server {
 
@@ -94,6 +96,41 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
       ->capture_default_str();
   app.add_option("--topic-subscriber-queue", topic_queue,
                  "Bytes a subscriber may fall behind before it is cut off (default 4mb)");
+  app.add_option("--default-limits", c.default_limits,
+                 "Limits of every cache unless its tenant or itself overrides them, e.g. "
+                 "'requests_per_second=500,max_ttl_seconds=1d' (see `cellar limits --help`)");
+  std::string fair_scheduling = "on", fair_eviction = "on";
+  app.add_option("--fair-scheduling", fair_scheduling,
+                 "Serve tenants round robin by deficit when a loop is busy (on), or first come, "
+                 "first served (off)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--sched-quantum", c.sched_quantum,
+                 "Fair scheduling: commands (or calls) a tenant runs per turn while tenants compete")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 20));
+  app.add_option("--sched-max-queued", c.sched_max_queued,
+                 "Fair scheduling: connections with input queued per tenant per loop; beyond "
+                 "that a round is refused at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 24));
+  app.add_option("--fair-eviction", fair_eviction,
+                 "Under memory pressure evict first from tenants above their share (on), or "
+                 "plain approximate LRU over everything (off)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--metrics-max-caches", c.metrics_max_caches,
+                 "/metrics: the busiest caches get series of their own; the rest are summed "
+                 "under cache=\"_other\"")
+      ->capture_default_str();
+  app.add_option("--metrics-max-tenants", c.metrics_max_tenants,
+                 "/metrics: the busiest tenants get series of their own; the rest are summed "
+                 "under tenant=\"_other\"")
+      ->capture_default_str();
+  // For tests only (hidden): a usage "minute" of this many seconds, so rows roll quickly.
+  app.add_option("--usage-minute-seconds", c.usage_minute_seconds)
+      ->check(CLI::Range(1u, 3600u))
+      ->group("");
   app.set_config("--config", "", "TOML/INI file with the same keys as the flags (resp-port = 7000)");
   app.footer(
       "Examples:\n"
@@ -105,6 +142,15 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  c.fair_scheduling = fair_scheduling == "on";
+  c.fair_eviction = fair_eviction == "on";
+  if (!c.default_limits.empty()) {
+    auto parsed = control::ParseLimits(c.default_limits, /*for_cache=*/false);
+    if (!parsed.ok()) {
+      std::cerr << "cellar serve: --default-limits: " << parsed.status().message() << "\n";
+      return 2;
+    }
   }
   if (c.tls_self_signed && !c.tls_cert.empty()) {
     std::cerr << "cellar serve: --tls-self-signed and --tls-cert exclude each other\n";

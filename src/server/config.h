@@ -27,6 +27,18 @@ struct Config {
   bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
   topics::Options topics;       // --topic-* flags
+  // Limits every cache gets unless its tenant or itself overrides them (control/limits.h):
+  // built-in defaults, then --max-item-size and the --topic-* limits, then --default-limits.
+  std::string default_limits;
+  bool fair_scheduling = true;   // --fair-scheduling on|off (gateway/scheduler.h)
+  uint32_t sched_quantum = 64;
+  uint32_t sched_max_queued = 1024;
+  bool fair_eviction = true;     // --fair-eviction on|off
+  // /metrics: caches and tenants with series of their own; the rest are summed as "_other".
+  uint32_t metrics_max_caches = 100;
+  uint32_t metrics_max_tenants = 100;
+  // Usage accounting (server/usage.h): seconds per "minute" row; 60 except in tests.
+  uint32_t usage_minute_seconds = 60;
 };
 
 // "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,

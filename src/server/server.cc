@@ -28,9 +28,12 @@
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
 #include "gateway/gateway.h"
+#include "gateway/scheduler.h"
+#include "gateway/tenancy.h"
 #include "server/admin_http.h"
 #include "server/admin_routes.h"
 #include "server/config.h"
+#include "server/usage.h"
 #include "storage/engine/engine.h"
 #include "topics/topics.h"
 
@@ -51,6 +54,7 @@ constexpr auto kDrainTimeout = std::chrono::seconds(10);
 struct Loop {
   asio::io_context io{1};
   std::unique_ptr<storage::Engine> engine;
+  std::unique_ptr<gateway::LoopScheduler> scheduler;
   std::unique_ptr<resp::RespServer> resp;
   std::unique_ptr<grpc::GrpcServer> grpc;
   std::unique_ptr<asio::steady_timer> expire_timer;
@@ -150,6 +154,24 @@ int ServeMain(int argc, char** argv) {
       }
     }
 
+    // Every cache's limits unless its tenant or itself overrides them.
+    {
+      control::Limits defaults = control::Limits::Defaults();
+      using control::LimitId;
+      defaults[LimitId::kMaxItemBytes] = cfg.max_item_size;
+      defaults[LimitId::kMaxElementBytes] = cfg.max_item_size;
+      defaults[LimitId::kPublishPerSecond] = cfg.topics.publish_rate_per_cache;
+      defaults[LimitId::kMaxSubscriptions] = cfg.topics.max_subscriptions_per_cache;
+      defaults[LimitId::kMaxMessageBytes] = cfg.topics.max_message_bytes;
+      if (!cfg.default_limits.empty()) {
+        auto o = control::ParseLimits(cfg.default_limits, /*for_cache=*/false);
+        for (size_t i = 0; o.ok() && i < control::kNumLimits; ++i) {
+          if (o->v[i] && *o->v[i] != control::kUnset) defaults.v[i] = *o->v[i];
+        }
+      }
+      registry.set_server_limits(defaults);
+    }
+
     const uint32_t threads =
         cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
     if (threads > resp::kMaxThreads) throw std::runtime_error("--threads: at most 256");
@@ -162,6 +184,11 @@ int ServeMain(int argc, char** argv) {
       auto loop = std::make_unique<Loop>();
       loop->engine = std::make_unique<storage::Engine>(SystemClock::Get(), limit / threads, i + 1);
       loop->engine->set_max_value_bytes(cfg.max_item_size);
+      loop->engine->set_fair_eviction(cfg.fair_eviction);
+      loop->scheduler = std::make_unique<gateway::LoopScheduler>(
+          loop->io, gateway::SchedulerOptions{.enabled = cfg.fair_scheduling,
+                                              .quantum = cfg.sched_quantum,
+                                              .max_queued = cfg.sched_max_queued});
       loop->expire_timer = std::make_unique<asio::steady_timer>(loop->io);
       loop->guard.emplace(loop->io.get_executor());
       ios.push_back(&loop->io);
@@ -173,6 +200,36 @@ int ServeMain(int argc, char** argv) {
     gateway.LoadCachesAtStart();
     topics::Topics topics(ios, cfg.topics);
     gateway.set_topics(&topics);
+    std::vector<gateway::LoopScheduler*> schedulers;
+    for (auto& loop : loops) schedulers.push_back(loop->scheduler.get());
+    gateway.set_schedulers(std::move(schedulers));
+    // Limits in force follow the control plane: every change of caches, tenants or limits
+    // refreshes the runtime copy (at once), which pushes topic limits to topics.
+    gateway::Tenancy tenancy(&registry);
+    tenancy.set_on_refresh([&tenancy, &topics, &loops, threads] {
+      // Memory shares are per process; each shard holds 1/threads of the memory.
+      auto shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
+      auto cache_shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
+      for (const auto& t : tenancy.Tenants()) {
+        shares->emplace_back(t->id, t->memory_share.load(std::memory_order_relaxed) / threads);
+      }
+      for (const auto& c : tenancy.All()) {
+        using control::LimitId;
+        topics.SetCacheLimits(c->id, c->limit(LimitId::kPublishPerSecond),
+                              c->limit(LimitId::kMaxSubscriptions),
+                              c->limit(LimitId::kMaxMessageBytes));
+        cache_shares->emplace_back(c->id, c->limit(LimitId::kMemoryShareBytes) / threads);
+      }
+      for (auto& loop : loops) {
+        asio::post(loop->io, [engine = loop->engine.get(), shares, cache_shares] {
+          for (const auto& [tenant, bytes] : *shares) engine->SetTenantShare(tenant, bytes);
+          for (const auto& [cache, bytes] : *cache_shares) engine->SetCacheShare(cache, bytes);
+        });
+      }
+    });
+    registry.set_on_change([&tenancy] { tenancy.Refresh(); });
+    tenancy.Refresh();
+    gateway.set_tenancy(&tenancy);
 
     resp::ServerContext server_ctx;
     server_ctx.gateway = &gateway;
@@ -223,7 +280,16 @@ int ServeMain(int argc, char** argv) {
                             ? cfg.bind + ":" + std::to_string(api_port)
                             : cfg.public_endpoint;
 
-    AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler({&gateway, threads, &signing_keys}));
+    // Usage accounting (server/usage.h): every second on loop 0, per tenant and cache and minute.
+    UsageLog usage_log({.path = cfg.data_dir + "/usage.tsv",
+                        .minute_seconds = cfg.usage_minute_seconds},
+                       SystemClock::Get()->NowMillis());
+    UsageSampler usage(loops[0]->io, &tenancy, &usage_log);
+    usage.Start();
+    AdminContext admin_ctx{&gateway, threads, &signing_keys};
+    admin_ctx.metrics = {cfg.metrics_max_caches, cfg.metrics_max_tenants};
+    admin_ctx.usage = &usage;
+    AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler(admin_ctx));
     admin_http.set_tls(admin_tls.get());
     admin_http.Listen(cfg.bind, cfg.admin_port);
 
@@ -305,6 +371,7 @@ int ServeMain(int argc, char** argv) {
       error_code ignored;
       hangup.cancel(ignored);
       admin_http.Stop();
+      usage.Stop();  // writes the minute in progress to usage.tsv
       topics.Stop();  // subscriptions end (UNAVAILABLE), so their connections can drain
       for (auto& loop : loops) {
         Loop* l = loop.get();

@@ -185,6 +185,9 @@ struct Topics::Limits {
     int64_t subscriptions = 0;
     double tokens = 0;
     int64_t refilled_ns = 0;
+    // The cache's own limits (SetCacheLimits); until set, Options' server-wide values.
+    bool own = false;
+    uint64_t publish_rate = 0, max_subscriptions = 0, max_message_bytes = 0;
   };
   std::mutex mu;
   absl::flat_hash_map<uint32_t, PerCache> caches;
@@ -764,19 +767,31 @@ void Topics::Stop() {
   }
 }
 
+void Topics::SetCacheLimits(uint32_t cache_id, uint64_t publish_rate, uint64_t max_subscriptions,
+                            uint64_t max_message_bytes) {
+  std::lock_guard lock(limits_->mu);
+  Limits::PerCache& c = limits_->caches[cache_id];
+  c.own = true;
+  c.publish_rate = publish_rate;
+  c.max_subscriptions = max_subscriptions;
+  c.max_message_bytes = max_message_bytes;
+}
+
 Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
-  if (options_.max_message_bytes != 0 && value_bytes > options_.max_message_bytes) {
-    return Status(Code::kResourceExhausted,
-                  std::string(kMessageSizeText) + ": the message is " +
-                      std::to_string(value_bytes) + " bytes, over the request limit of " +
-                      std::to_string(options_.max_message_bytes) + " bytes");
-  }
-  if (options_.publish_rate_per_cache == 0) return Status::Ok();
-  // A token bucket per cache holding at most one second of the rate.
-  const double rate = options_.publish_rate_per_cache;
   const int64_t now = static_cast<int64_t>(MonotonicNanos());
   std::lock_guard lock(limits_->mu);
   Limits::PerCache& c = limits_->caches[cache_id];
+  const uint64_t max_message = c.own ? c.max_message_bytes : options_.max_message_bytes;
+  const uint64_t publish_rate = c.own ? c.publish_rate : options_.publish_rate_per_cache;
+  if (max_message != 0 && value_bytes > max_message) {
+    return Status(Code::kResourceExhausted,
+                  std::string(kMessageSizeText) + ": the message is " +
+                      std::to_string(value_bytes) + " bytes, over the cache's limit of " +
+                      std::to_string(max_message) + " bytes (max_message_bytes)");
+  }
+  if (publish_rate == 0) return Status::Ok();
+  // A token bucket per cache holding at most one second of the rate.
+  const double rate = static_cast<double>(publish_rate);
   if (c.refilled_ns == 0) {
     c.tokens = rate;
   } else {
@@ -786,7 +801,7 @@ Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
   if (c.tokens < 1) {
     return Status(Code::kResourceExhausted,
                   std::string(kPublishRateText) + ": the cache's publish rate limit is " +
-                      std::to_string(options_.publish_rate_per_cache) + " per second");
+                      std::to_string(publish_rate) + " per second (publish_per_second)");
   }
   c.tokens -= 1;
   return Status::Ok();
@@ -795,11 +810,11 @@ Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
 Status Topics::AdmitSubscription(uint32_t cache_id) {
   std::lock_guard lock(limits_->mu);
   Limits::PerCache& c = limits_->caches[cache_id];
-  if (options_.max_subscriptions_per_cache != 0 &&
-      c.subscriptions >= options_.max_subscriptions_per_cache) {
+  const uint64_t max_subs = c.own ? c.max_subscriptions : options_.max_subscriptions_per_cache;
+  if (max_subs != 0 && static_cast<uint64_t>(c.subscriptions) >= max_subs) {
     return Status(Code::kResourceExhausted,
                   std::string(kSubscriptionsText) + ": the cache has " +
-                      std::to_string(c.subscriptions) + " subscribers, the limit");
+                      std::to_string(c.subscriptions) + " subscribers, the limit (max_subscriptions)");
   }
   c.subscriptions++;
   limits_->live.fetch_add(1, std::memory_order_relaxed);

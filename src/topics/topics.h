@@ -138,6 +138,9 @@ class Topics {
   // (kResourceExhausted, "request size" text) and the cache's publish rate
   // (kResourceExhausted, "operations" text).
   Status AdmitPublish(uint32_t cache_id, size_t value_bytes);
+  // A cache's own limits (0: none), replacing Options' server-wide values for it; any thread.
+  void SetCacheLimits(uint32_t cache_id, uint64_t publish_rate, uint64_t max_subscriptions,
+                      uint64_t max_message_bytes);
   // Which limit a refusal of AdmitPublish or Subscribe is (front-ends name it on their wire,
   // e.g. Momento's `err` trailer); kNone for any other status.
   enum class Limit : uint8_t { kNone, kMessageSize, kPublishRate, kSubscriptions };

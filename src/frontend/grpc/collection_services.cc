@@ -25,7 +25,8 @@ namespace {
 namespace cc = ::cache_client;
 using detail::Add;
 using detail::BadMessage;
-using detail::CheckValue;
+using detail::CheckItem;
+using detail::CheckElement;
 using detail::Data;
 using detail::ExpireAt;
 using detail::Failed;
@@ -59,9 +60,9 @@ Status SetCollectionTtl(api::Request& req, uint64_t ttl_ms, bool refresh, int64_
 
 // Refuses any single element above the item limit, as CheckValue does for scalar values.
 template <typename Range>
-Status CheckEach(const ServiceContext& ctx, const Range& elements) {
+Status CheckEach(const ServiceContext& ctx, const Stream& s, const Range& elements) {
   for (const auto& e : elements) {
-    if (Status st = CheckValue(ctx, e); !st.ok()) return st;
+    if (Status st = CheckElement(ctx, s, e); !st.ok()) return st;
   }
   return Status::Ok();
 }
@@ -236,8 +237,8 @@ Status PrepareDictionarySet(const ServiceContext& ctx, Stream& s, std::string_vi
   auto* r = Parse<cc::_DictionarySetRequest>(s, m);
   if (r == nullptr) return BadMessage();
   for (const auto& item : r->items()) {
-    if (Status st = CheckValue(ctx, item.field()); !st.ok()) return st;
-    if (Status st = CheckValue(ctx, item.value()); !st.ok()) return st;
+    if (Status st = CheckElement(ctx, s, item.field()); !st.ok()) return st;
+    if (Status st = CheckElement(ctx, s, item.value()); !st.ok()) return st;
   }
   if (r->items().empty()) return Status::Ok();  // nothing to store: answered without a call
   Call& c = Add(calls, api::Op::kHSet, s.cache_id, r->dictionary_name());
@@ -255,7 +256,7 @@ Status PrepareDictionaryIncrement(const ServiceContext& ctx, Stream& s, std::str
                                   std::vector<Call>& calls, int64_t now_ms) {
   auto* r = Parse<cc::_DictionaryIncrementRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (Status st = CheckValue(ctx, r->field()); !st.ok()) return st;
+  if (Status st = CheckElement(ctx, s, r->field()); !st.ok()) return st;
   Call& c = Add(calls, api::Op::kHIncrBy, s.cache_id, r->dictionary_name());
   c.req.args = One(s, r->field());
   c.req.integer = r->amount();
@@ -305,7 +306,7 @@ Status PrepareSetUnion(const ServiceContext& ctx, Stream& s, std::string_view m,
                        std::vector<Call>& calls, int64_t now_ms) {
   auto* r = Parse<cc::_SetUnionRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (Status st = CheckEach(ctx, r->elements()); !st.ok()) return st;
+  if (Status st = CheckEach(ctx, s, r->elements()); !st.ok()) return st;
   if (r->elements().empty()) return Status::Ok();  // nothing to add
   Call& c = Add(calls, api::Op::kSAdd, s.cache_id, r->set_name());
   c.req.args = Views(s, r->elements());
@@ -401,14 +402,14 @@ Status PrepareListPush(const ServiceContext& ctx, Stream& s, std::string_view m,
   if (r == nullptr) return BadMessage();
   std::span<const std::string_view> values;
   if constexpr (kMany) {
-    if (Status st = CheckEach(ctx, r->values()); !st.ok()) return st;
+    if (Status st = CheckEach(ctx, s, r->values()); !st.ok()) return st;
     if (r->values().empty()) {  // nothing to add: answer the length as it is
       Add(calls, api::Op::kLLen, s.cache_id, r->list_name());
       return Status::Ok();
     }
     values = Views(s, r->values());
   } else {
-    if (Status st = CheckValue(ctx, r->value()); !st.ok()) return st;
+    if (Status st = CheckElement(ctx, s, r->value()); !st.ok()) return st;
     values = One(s, r->value());
   }
   Call& c = Add(calls, kFront ? api::Op::kLPush : api::Op::kRPush, s.cache_id, r->list_name());
@@ -486,7 +487,7 @@ Status PrepareListRemove(const ServiceContext& ctx, Stream& s, std::string_view 
   if (r->remove_case() != cc::_ListRemoveRequest::kAllElementsWithValue) {
     return Invalid("ListRemove needs all_elements_with_value");
   }
-  if (Status st = CheckValue(ctx, r->all_elements_with_value()); !st.ok()) return st;
+  if (Status st = CheckElement(ctx, s, r->all_elements_with_value()); !st.ok()) return st;
   Call& c = Add(calls, api::Op::kLRem, s.cache_id, r->list_name());
   c.req.integer = 0;  // every occurrence
   c.req.value = r->all_elements_with_value();
@@ -540,7 +541,7 @@ Status PrepareSortedSetPut(const ServiceContext& ctx, Stream& s, std::string_vie
   auto* r = Parse<cc::_SortedSetPutRequest>(s, m);
   if (r == nullptr) return BadMessage();
   for (const auto& e : r->elements()) {
-    if (Status st = CheckValue(ctx, e.value()); !st.ok()) return st;
+    if (Status st = CheckElement(ctx, s, e.value()); !st.ok()) return st;
     if (Status st = CheckScore(e.score()); !st.ok()) return st;
   }
   if (r->elements().empty()) return Status::Ok();  // nothing to add
@@ -683,7 +684,7 @@ Status PrepareSortedSetIncrement(const ServiceContext& ctx, Stream& s, std::stri
                                  std::vector<Call>& calls, int64_t now_ms) {
   auto* r = Parse<cc::_SortedSetIncrementRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (Status st = CheckValue(ctx, r->value()); !st.ok()) return st;
+  if (Status st = CheckElement(ctx, s, r->value()); !st.ok()) return st;
   if (Status st = CheckScore(r->amount()); !st.ok()) return st;
   Call& c = Add(calls, api::Op::kZIncrBy, s.cache_id, r->set_name());
   c.req.args = One(s, r->value());

@@ -237,9 +237,65 @@ void Connection::OnRead(size_t n) {
     shutting_down_ = true;
     return;
   }
-  RunRound();
+  ScheduleRound();
   Flush();
   Read();
+}
+
+void Connection::ScheduleRound() {
+  gateway::LoopScheduler* sched = owner_->context().gateway->scheduler(owner_->thread());
+  if (sched == nullptr || !sched->enabled() || ready_.empty() || round_in_flight_ || closed_) {
+    return RunRound();
+  }
+  if (sched_hold_ != nullptr) return;  // queued already
+  switch (sched->Arrive(sched_tenant_, this)) {
+    case gateway::LoopScheduler::Decision::kRunNow: {
+      const size_t n = ready_.size();
+      RunRound();
+      sched->Charge(sched_tenant_, static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX)));
+      return;
+    }
+    case gateway::LoopScheduler::Decision::kQueued:
+      sched_hold_ = shared_from_this();
+      return;
+    case gateway::LoopScheduler::Decision::kRefused:
+      refuse_round_ = true;  // every ready call is answered at once with the overload error
+      RunRound();
+      refuse_round_ = false;
+      return;
+  }
+}
+
+uint32_t Connection::RunScheduled() {
+  std::shared_ptr<Connection> self = std::move(sched_hold_);
+  if (closed_ || round_in_flight_) return 1;  // the round's end schedules what is ready
+  const size_t n = ready_.size();
+  const size_t limit =
+      owner_->context().gateway->scheduler(owner_->thread())->RoundLimit(static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX)));
+  RunRound(limit);
+  Flush();
+  // Calls left over (the round was cut to the quantum) wait for the next turn.
+  if (!round_in_flight_ && !ready_.empty()) ScheduleRound();
+  return static_cast<uint32_t>(std::max<size_t>(1, std::min(n, limit)));
+}
+
+gateway::Refusal Connection::Admit(Stream& s, size_t first_call, size_t body_bytes,
+                                   int64_t now_ms) {
+  gateway::Tenancy* tenancy = owner_->context().gateway->tenancy();
+  gateway::CacheState* c = s.cache_state.get();
+  if (tenancy == nullptr || c == nullptr) return gateway::Refusal::kNone;
+  const uint64_t max_ttl = c->limit(control::LimitId::kMaxTtlSeconds);
+  if (max_ttl != 0) {
+    const int64_t cap = now_ms + static_cast<int64_t>(std::min<uint64_t>(max_ttl, 1ull << 40)) * 1000;
+    const std::vector<gateway::Call>& calls = batch_.calls;
+    for (size_t i = first_call; i < calls.size(); ++i) {
+      if (calls[i].req.expire_at > cap) {
+        gateway::Tenancy::CountRefusal(*c, gateway::Refusal::kTtl);
+        return gateway::Refusal::kTtl;
+      }
+    }
+  }
+  return tenancy->Admit(*c, 1, body_bytes, static_cast<int64_t>(round_start_ns_));
 }
 
 void Connection::RejectHttp1() {
@@ -301,6 +357,8 @@ StatusOr<uint32_t> Connection::ResolveCache(uint32_t tenant, const std::string& 
     cached_cache_name_ = name;
     cached_cache_id_ = *id;
     cached_generation_ = generation;
+    gateway::Tenancy* tenancy = gw.tenancy();
+    cached_cache_state_ = tenancy != nullptr ? tenancy->Find(*id) : nullptr;
   }
   return id;
 }
@@ -439,7 +497,7 @@ void Connection::Respond(Stream& s) {
   }
 }
 
-void Connection::RunRound() {
+void Connection::RunRound(size_t limit) {
   if (round_in_flight_ || ready_.empty() || closed_) return;
   const ServiceContext& ctx = owner_->context();
   gateway::Gateway& gw = *ctx.gateway;
@@ -447,16 +505,31 @@ void Connection::RunRound() {
   calls.clear();
   in_round_.clear();
   const int64_t now_ms = SystemClock::Get()->NowMillis();
-  const int64_t steady = SteadyMillis();
+  round_start_ns_ = MonotonicNanos();
+  const int64_t steady = static_cast<int64_t>(round_start_ns_ / 1'000'000);
   std::vector<std::shared_ptr<Stream>>& ready = round_scratch_;
   ready.clear();
-  ready.swap(ready_);
+  if (ready_.size() <= limit) {
+    ready.swap(ready_);
+  } else {
+    // Cut to the scheduler's quantum: the rest keep their order for the next round.
+    ready.assign(std::make_move_iterator(ready_.begin()),
+                 std::make_move_iterator(ready_.begin() + static_cast<std::ptrdiff_t>(limit)));
+    ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(limit));
+  }
   for (auto& sp : ready) {
     Stream& s = *sp;
     if (s.closed || s.answered) continue;
     auto fail = [&](Code code, std::string message) {
       Reject(s, ToWire(Status(code, std::move(message))));
     };
+    if (refuse_round_) {
+      // Overload: this tenant's queue on this loop is full.
+      fail(Code::kResourceExhausted,
+           "Server overloaded: too many connections of this tenant are waiting on this event "
+           "loop; retry later");
+      continue;
+    }
     if (s.phase == 1) {  // the second round of a two-round method: checked in the first
       if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
         fail(Code::kDeadlineExceeded, "deadline exceeded before the call ran");
@@ -529,6 +602,7 @@ void Connection::RunRound() {
     }
     const auth::Permissions& perms = (*principal)->perms;
     s.tenant = (*principal)->tenant;
+    sched_tenant_ = s.tenant;
     s.publisher_id = (*principal)->token_id;
     s.perms = perms.super_user ? nullptr : &perms;
     if (s.method->kind == MethodKind::kControl) {
@@ -562,6 +636,7 @@ void Connection::RunRound() {
       continue;
     }
     s.cache_id = *cache_id;
+    s.cache_state = cached_cache_state_;
     if (s.method->kind == MethodKind::kSubscribe) {
       const SubscribeArgs args = SubscribeRequestOf(s);
       if (!perms.super_user && !auth::Allows(perms, s.cache, args.topic, s.method->access)) {
@@ -604,6 +679,16 @@ void Connection::RunRound() {
         continue;
       }
     }
+    if (const gateway::Refusal r = Admit(s, first, s.body.size(), now_ms);
+        r != gateway::Refusal::kNone) {
+      calls.resize(first);
+      WireStatus w;
+      w.code = ToWire(Status(gateway::RefusalCode(r))).code;
+      w.message = gateway::Tenancy::Describe(*s.cache_state, r);
+      w.err = gateway::RefusalErr(r);
+      Reject(s, std::move(w));
+      continue;
+    }
     // The calls borrow from the decoded request, not the body: release it now.
     buffered_bodies_ -= s.body.size();
     s.body.clear();
@@ -631,9 +716,14 @@ void Connection::FinishRound() {
   round_paced_ = false;
   round_in_flight_ = false;
   const ServiceContext& ctx = owner_->context();
-  const int64_t steady = SteadyMillis();
+  const uint64_t now_ns = MonotonicNanos();
+  const int64_t steady = static_cast<int64_t>(now_ns / 1'000'000);
+  gateway::Tenancy* tenancy = ctx.gateway->tenancy();
   for (auto& sp : in_round_) {
     Stream& s = *sp;
+    if (tenancy != nullptr && s.cache_state != nullptr && s.phase == 0) {
+      s.cache_state->usage.RecordLatency((now_ns - round_start_ns_) / 1000, 1);
+    }
     if (!s.closed && !closed_) {
       if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
         s.status = ToWire(Status(Code::kDeadlineExceeded));
@@ -643,7 +733,12 @@ void Connection::FinishRound() {
         ready_.push_back(sp);
         continue;
       } else {
+        const size_t before = s.out.size();
         s.method->finish(ctx, s, &batch_.calls[s.first_call]);
+        if (tenancy != nullptr && s.cache_state != nullptr) {
+          tenancy->ChargeRead(*s.cache_state, s.out.size() - before,
+                              static_cast<int64_t>(now_ns));
+        }
       }
       Respond(s);
     }
@@ -651,7 +746,7 @@ void Connection::FinishRound() {
   for (auto& sp : in_round_) Recycle(sp);  // closed while in the round
   in_round_.clear();
   if (closed_) return;
-  RunRound();
+  ScheduleRound();
   Flush();
   Read();
 }

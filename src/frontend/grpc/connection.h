@@ -26,6 +26,8 @@
 #include "frontend/grpc/services.h"
 #include "frontend/net/stream.h"
 #include "gateway/gateway.h"
+#include "gateway/scheduler.h"
+#include "gateway/tenancy.h"
 
 struct nghttp2_session;
 
@@ -33,7 +35,9 @@ namespace cellar::grpc {
 
 class GrpcServer;
 
-class Connection : public std::enable_shared_from_this<Connection>, public topics::Sink {
+class Connection : public std::enable_shared_from_this<Connection>,
+                   public topics::Sink,
+                   private gateway::Schedulable {
  public:
   Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id);
   ~Connection();
@@ -70,8 +74,15 @@ class Connection : public std::enable_shared_from_this<Connection>, public topic
   void Flush();
   void Close();
   void MaybeFinish();
-  void RunRound();
+  // Runs the ready calls now, or queues the connection with the loop's fair scheduler.
+  void ScheduleRound();
+  uint32_t RunScheduled() override;
+  // Runs at most `limit` ready calls (the rest wait for the next round).
+  void RunRound(size_t limit = SIZE_MAX);
   void FinishRound();
+  // Limits and admission (tenancy.h) for a prepared data call: the TTL cap, then the cache's
+  // and tenant's buckets. A refusal is the call's answer.
+  gateway::Refusal Admit(Stream& s, size_t first_call, size_t body_bytes, int64_t now_ms);
   void RejectHttp1();
 
   // nghttp2 callbacks (see connection.cc).
@@ -124,6 +135,11 @@ class Connection : public std::enable_shared_from_this<Connection>, public topic
   std::string cached_cache_name_;
   uint32_t cached_cache_tenant_ = 0;
   uint32_t cached_cache_id_ = 0;
+  std::shared_ptr<gateway::CacheState> cached_cache_state_;
+  uint32_t sched_tenant_ = 0;  // the tenant of the last authenticated call (its queue)
+  bool refuse_round_ = false;  // the tenant's queue was full: refuse the ready calls
+  std::shared_ptr<Connection> sched_hold_;  // held while queued with the scheduler
+  uint64_t round_start_ns_ = 0;
   std::string auth_token_;
   gateway::Principal auth_principal_;
   bool auth_valid_ = false;

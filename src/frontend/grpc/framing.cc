@@ -109,7 +109,9 @@ WireStatus ToWire(const Status& st) {
       break;
     case Code::kTooLarge:
       w.code = GrpcCode::kResourceExhausted;
-      w.err = "item_size_limit_exceeded";
+      // A collection element's limit names itself (Tenancy::Describe).
+      w.err = w.message.starts_with("Element size") ? "element_size_limit_exceeded"
+                                                     : "item_size_limit_exceeded";
       if (w.message.empty()) w.message = "item size limit exceeded";
       break;
     case Code::kUnauthenticated:

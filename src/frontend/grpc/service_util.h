@@ -40,13 +40,32 @@ inline Status BadMessage() {
   return Status(Code::kInvalidArgument, "cannot decode the request message");
 }
 
-inline Status CheckValue(const ServiceContext& ctx, std::string_view value) {
-  if (value.size() > ctx.max_item_bytes) {
-    return Status(Code::kTooLarge, "item size limit exceeded: the value is " +
-                                       std::to_string(value.size()) + " bytes, the limit " +
-                                       std::to_string(ctx.max_item_bytes));
+// Whether a value (element: a collection element) fits the cache's size limit
+// (max_item_bytes, max_element_bytes; the server's item limit before limits are known).
+inline Status CheckSize(const ServiceContext& ctx, const Stream& s, std::string_view value,
+                        bool element) {
+  uint64_t limit = ctx.max_item_bytes;
+  if (s.cache_state != nullptr) {
+    limit = s.cache_state->limit(element ? control::LimitId::kMaxElementBytes
+                                         : control::LimitId::kMaxItemBytes);
+    if (limit == 0) limit = UINT64_MAX;
   }
-  return Status::Ok();
+  if (value.size() <= limit) return Status::Ok();
+  if (s.cache_state != nullptr) {
+    const gateway::Refusal r = element ? gateway::Refusal::kElementSize : gateway::Refusal::kItemSize;
+    gateway::Tenancy::CountRefusal(*s.cache_state, r);
+    return Status(Code::kTooLarge, gateway::Tenancy::Describe(*s.cache_state, r) + ": the value is " +
+                                       std::to_string(value.size()) + " bytes");
+  }
+  return Status(Code::kTooLarge, "item size limit exceeded: the value is " +
+                                     std::to_string(value.size()) + " bytes, the limit " +
+                                     std::to_string(limit));
+}
+inline Status CheckItem(const ServiceContext& ctx, const Stream& s, std::string_view value) {
+  return CheckSize(ctx, s, value, false);
+}
+inline Status CheckElement(const ServiceContext& ctx, const Stream& s, std::string_view value) {
+  return CheckSize(ctx, s, value, true);
 }
 
 // ttl_ms 0: no TTL. Otherwise an absolute expiry.

@@ -1,5 +1,7 @@
 #include "frontend/grpc/services.h"
 
+#include "control/cache_registry.h"
+
 #include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
@@ -39,6 +41,7 @@ void Stream::Reset() {
   publisher_id.clear();
   perms = nullptr;
   cache_id = 0;
+  cache_state.reset();
   // ParseFromArray clears it before reuse; a large one (a big value) is not kept.
   if (request != nullptr && request->ByteSizeLong() > kKeep) request.reset();
   first_call = num_calls = 0;
@@ -69,7 +72,8 @@ namespace {
 
 using detail::Add;
 using detail::BadMessage;
-using detail::CheckValue;
+using detail::CheckItem;
+using detail::CheckElement;
 using detail::Data;
 using detail::ExpireAt;
 using detail::Failed;
@@ -79,17 +83,14 @@ using detail::kR;
 using detail::kW;
 using detail::Parse;
 
-// Momento's published defaults, reported by ListCaches until per-cache limits exist.
-constexpr uint32_t kMaxTrafficRate = 500;
-constexpr uint32_t kMaxThroughputKbps = 10240;
-constexpr uint64_t kMaxTtlSeconds = 86400;
 // Items without a TTL (written through RESP) report this remaining TTL: the largest integer a
 // JavaScript number holds exactly, about 285,000 years.
 constexpr uint64_t kNoTtlRemaining = (uint64_t{1} << 53) - 1;
 
-Status AddSet(const ServiceContext& ctx, std::vector<Call>& calls, uint32_t cache_id,
+Status AddSet(const ServiceContext& ctx, std::vector<Call>& calls, const Stream& s,
               const cc::_SetRequest& r, int64_t now_ms) {
-  if (Status st = CheckValue(ctx, r.cache_body()); !st.ok()) return st;
+  const uint32_t cache_id = s.cache_id;
+  if (Status st = CheckItem(ctx, s, r.cache_body()); !st.ok()) return st;
   auto at = ExpireAt(r.ttl_milliseconds(), now_ms);
   if (!at.ok()) return at.status();
   Call& c = Add(calls, api::Op::kSet, cache_id, r.cache_key());
@@ -162,7 +163,7 @@ Status PrepareSet(const ServiceContext& ctx, Stream& s, std::string_view m,
                   std::vector<Call>& calls, int64_t now_ms) {
   auto* r = Parse<cc::_SetRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  return AddSet(ctx, calls, s.cache_id, *r, now_ms);
+  return AddSet(ctx, calls, s, *r, now_ms);
 }
 
 void EncodeSetOk(std::string& out) {
@@ -181,10 +182,10 @@ Status PrepareSetBatch(const ServiceContext& ctx, Stream& s, std::string_view m,
   if (r == nullptr) return BadMessage();
   // Validate every item first: a refused batch writes nothing.
   for (const auto& item : r->items()) {
-    if (Status st = CheckValue(ctx, item.cache_body()); !st.ok()) return st;
+    if (Status st = CheckItem(ctx, s, item.cache_body()); !st.ok()) return st;
   }
   for (const auto& item : r->items()) {
-    if (Status st = AddSet(ctx, calls, s.cache_id, item, now_ms); !st.ok()) return st;
+    if (Status st = AddSet(ctx, calls, s, item, now_ms); !st.ok()) return st;
   }
   return Status::Ok();
 }
@@ -194,10 +195,11 @@ void FinishSetBatch(const ServiceContext&, Stream& s, const Call* calls) {
   for (uint32_t i = 0; i < s.num_calls; ++i) EncodeSetOk(s.out);
 }
 
-Status AddSetIf(const ServiceContext& ctx, std::vector<Call>& calls, uint32_t cache_id,
+Status AddSetIf(const ServiceContext& ctx, std::vector<Call>& calls, const Stream& s,
                 std::string_view key, std::string_view value, uint64_t ttl_ms, int64_t now_ms,
                 api::SetIfCondition cond, std::string_view check) {
-  if (Status st = CheckValue(ctx, value); !st.ok()) return st;
+  const uint32_t cache_id = s.cache_id;
+  if (Status st = CheckItem(ctx, s, value); !st.ok()) return st;
   auto at = ExpireAt(ttl_ms, now_ms);
   if (!at.ok()) return at.status();
   Call& c = Add(calls, api::Op::kSetIf, cache_id, key);
@@ -237,7 +239,7 @@ Status PrepareSetIf(const ServiceContext& ctx, Stream& s, std::string_view m,
     default:
       return Status(Code::kInvalidArgument, "SetIf needs a condition");
   }
-  return AddSetIf(ctx, calls, s.cache_id, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
+  return AddSetIf(ctx, calls, s, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
                   now_ms, cond, check);
 }
 
@@ -285,7 +287,7 @@ Status PrepareSetIfHash(const ServiceContext& ctx, Stream& s, std::string_view m
     default:
       return Status(Code::kInvalidArgument, "SetIfHash needs a condition");
   }
-  return AddSetIf(ctx, calls, s.cache_id, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
+  return AddSetIf(ctx, calls, s, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
                   now_ms, cond, check);
 }
 
@@ -304,7 +306,7 @@ Status PrepareSetIfNotExists(const ServiceContext& ctx, Stream& s, std::string_v
                              std::vector<Call>& calls, int64_t now_ms) {
   auto* r = Parse<cc::_SetIfNotExistsRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  return AddSetIf(ctx, calls, s.cache_id, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
+  return AddSetIf(ctx, calls, s, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
                   now_ms, api::SetIfCondition::kAbsent, {});
 }
 
@@ -504,21 +506,28 @@ void ListCaches(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view
   auto* r = ParseControl<ctl::_ListCachesRequest>(s, m, respond);
   if (r == nullptr) return;
   ctl::_ListCachesResponse resp;
-  for (const std::string& name : ctx.gateway->CacheNames(s.tenant)) {
+  // The limits in force on each cache (server defaults, its tenant's, its own); 0 (unlimited)
+  // is reported as the field's largest value, since 0 would read as "nothing allowed".
+  auto u32 = [](uint64_t v) {
+    return v == 0 || v > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(v);
+  };
+  using control::LimitId;
+  for (const auto& info : ctx.gateway->registry().List(s.tenant)) {
+    const control::Limits l = ctx.gateway->registry().EffectiveLimits(s.tenant, info.id);
     ctl::_Cache* c = resp.add_cache();
-    c->set_cache_name(name);
+    c->set_cache_name(info.name);
     auto* lim = c->mutable_cache_limits();
-    lim->set_max_traffic_rate(kMaxTrafficRate);
-    lim->set_max_throughput_kbps(kMaxThroughputKbps);
-    lim->set_max_item_size_kb(static_cast<uint32_t>(ctx.max_item_bytes / 1024));
-    lim->set_max_ttl_seconds(kMaxTtlSeconds);
-    if (ctx.topics != nullptr) {  // the limits topics::Topics enforces (0: none)
-      const topics::Options& o = ctx.topics->options();
-      auto* topic = c->mutable_topic_limits();
-      topic->set_max_publish_rate(o.publish_rate_per_cache);
-      topic->set_max_subscription_count(o.max_subscriptions_per_cache);
-      topic->set_max_publish_message_size_kb(static_cast<uint32_t>(o.max_message_bytes / 1024));
-    }
+    lim->set_max_traffic_rate(u32(l[LimitId::kRequestsPerSecond]));
+    const uint64_t read = l[LimitId::kReadBytesPerSecond], write = l[LimitId::kWriteBytesPerSecond];
+    const uint64_t throughput = read == 0 ? write : write == 0 ? read : std::min(read, write);
+    lim->set_max_throughput_kbps(throughput == 0 ? UINT32_MAX : u32(std::max<uint64_t>(1, throughput / 1024)));
+    lim->set_max_item_size_kb(u32(l[LimitId::kMaxItemBytes] == 0 ? 0 : std::max<uint64_t>(1, l[LimitId::kMaxItemBytes] / 1024)));
+    lim->set_max_ttl_seconds(l[LimitId::kMaxTtlSeconds] == 0 ? UINT64_MAX : l[LimitId::kMaxTtlSeconds]);
+    auto* topic = c->mutable_topic_limits();
+    topic->set_max_publish_rate(u32(l[LimitId::kPublishPerSecond]));
+    topic->set_max_subscription_count(u32(l[LimitId::kMaxSubscriptions]));
+    topic->set_max_publish_message_size_kb(
+        u32(l[LimitId::kMaxMessageBytes] == 0 ? 0 : std::max<uint64_t>(1, l[LimitId::kMaxMessageBytes] / 1024)));
   }
   AppendMessage(s.out, resp);
   respond();

@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "frontend/grpc/framing.h"
 #include "gateway/gateway.h"
+#include "gateway/tenancy.h"
 #include "topics/topics.h"
 
 namespace cellar::grpc {
@@ -55,6 +56,8 @@ struct Stream {
   // first, so a refused call spends nothing); null for the super-user.
   const auth::Permissions* perms = nullptr;
   uint32_t cache_id = 0;
+  // The cache's limits, admission buckets and usage (null until the cache is resolved).
+  std::shared_ptr<gateway::CacheState> cache_state;
   std::unique_ptr<google::protobuf::MessageLite> request;
   uint32_t first_call = 0, num_calls = 0;  // into the round's batch
 

@@ -21,6 +21,7 @@
 #include "frontend/resp/errors.h"
 #include "frontend/resp/writer.h"
 #include "gateway/gateway.h"
+#include "gateway/tenancy.h"
 
 namespace cellar::topics {
 class Topics;
@@ -42,6 +43,8 @@ struct ConnState {
   bool close_after_reply = false;  // QUIT
   gateway::Principal principal;    // who AUTH said this is (checked on every command)
   uint64_t commands = 0;
+  // The bound cache's limits, admission buckets and usage (found again when cache_id changes).
+  std::shared_ptr<gateway::CacheState> cache_state;
 };
 
 struct ServerContext {
@@ -105,6 +108,13 @@ class ConnectionPort {
   // The current command answers later through the handle; the round waits for it.
   virtual DeferredReply Defer() = 0;
 };
+
+// The bound cache's value of a size limit (0 there: unlimited); `fallback` before binding.
+inline uint64_t CacheLimit(const ConnState& conn, control::LimitId id, uint64_t fallback) {
+  if (conn.cache_state == nullptr) return fallback;
+  const uint64_t v = conn.cache_state->limit(id);
+  return v == 0 ? UINT64_MAX : v;
+}
 
 class CommandContext {
  public:
@@ -200,5 +210,9 @@ void FinishOk(CommandContext& ctx, std::span<gateway::Call> calls, ReplyWriter& 
 // Shared argument helpers.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 std::string Lower(std::string_view s);
+
+// Whether a value (element: a collection element) fits the bound cache's size limit; if not,
+// writes the error (naming the limit) and counts the refusal.
+bool CheckValueSize(CommandContext& ctx, size_t size, bool element);
 
 }  // namespace cellar::resp

@@ -205,7 +205,38 @@ void Connection::OnRead(size_t n) {
   Bump(MetricsOf(owner_->thread_).bytes_in, n);
   // A push write is in flight: the round starts when it is done (one write at a time).
   if (writing_) return;
+  ScheduleRound();
+}
+
+void Connection::ScheduleRound() {
+  gateway::LoopScheduler* sched = owner_->server_->gateway->scheduler(owner_->thread_);
+  // Nothing buffered: nothing to be fair about (ProcessRound goes back to reading).
+  if (sched == nullptr || !sched->enabled() || in_len_ == 0 || closed_) return ProcessRound();
+  if (sched_hold_ != nullptr) return;  // queued already
+  const uint32_t tenant = state_.authed ? state_.principal.tenant : 0;
+  switch (sched->Arrive(tenant, this)) {
+    case gateway::LoopScheduler::Decision::kRunNow:
+      ProcessRound();
+      sched->Charge(tenant, static_cast<uint32_t>(std::max<size_t>(1, pending_.size())));
+      return;
+    case gateway::LoopScheduler::Decision::kQueued:
+      sched_hold_ = shared_from_this();
+      return;
+    case gateway::LoopScheduler::Decision::kRefused:
+      refuse_round_ = true;  // answered at once with the overload error
+      ProcessRound();
+      return;
+  }
+}
+
+uint32_t Connection::RunScheduled() {
+  std::shared_ptr<Connection> self = std::move(sched_hold_);
+  // A round (or a push write) started meanwhile; its end schedules what is buffered.
+  if (closed_ || busy_ || writing_) return 1;
+  round_limit_ = owner_->server_->gateway->scheduler(owner_->thread_)->RoundLimit(kMaxRound);
   ProcessRound();
+  round_limit_ = kMaxRound;
+  return static_cast<uint32_t>(std::max<size_t>(1, pending_.size()));
 }
 
 CommandContext Connection::MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls,
@@ -244,6 +275,10 @@ void Connection::PrepareOne(Pending& p) {
     }
     WriteError(w, RespError::kSubscribeContext, full);
   } else {
+    if (state_.authed && (state_.cache_state == nullptr || state_.cache_state->id != state_.cache_id)) {
+      gateway::Tenancy* tenancy = owner_->server_->gateway->tenancy();
+      state_.cache_state = tenancy != nullptr ? tenancy->Find(state_.cache_id) : nullptr;
+    }
     CommandContext ctx = MakeContext(w, batch_.calls, p);
     ctx.port = this;
     spec->prepare(ctx);
@@ -259,6 +294,8 @@ void Connection::PrepareOne(Pending& p) {
       batch_.calls.resize(p.first_call);
       local_.resize(p.local_off);
       WriteError(w, RespError::kNoPerm, spec->name);
+    } else if (batch_.calls.size() > p.first_call && !Admitted(p, w)) {
+      // written by Admitted
     }
   }
   p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
@@ -272,6 +309,57 @@ bool Connection::PrincipalStillValid(ReplyWriter& w) {
   state_.authed = false;
   parser_.set_limits(Limits());
   WriteError(w, RespError::kTokenExpired, st.message());
+  return false;
+}
+
+bool Connection::Admitted(const Pending& p, ReplyWriter& w) {
+  gateway::Tenancy* tenancy = owner_->server_->gateway->tenancy();
+  gateway::CacheState* c = state_.cache_state.get();
+  if (tenancy == nullptr || c == nullptr) return true;
+  ++round_data_cmds_;
+  gateway::Refusal r = gateway::Refusal::kNone;
+  const uint64_t max_ttl = c->limit(control::LimitId::kMaxTtlSeconds);
+  if (max_ttl != 0) {
+    const int64_t cap = round_now_ms_ + static_cast<int64_t>(std::min<uint64_t>(max_ttl, 1ull << 40)) * 1000;
+    for (size_t i = p.first_call; i < batch_.calls.size(); ++i) {
+      if (batch_.calls[i].req.expire_at > cap) r = gateway::Refusal::kTtl;
+    }
+    if (r != gateway::Refusal::kNone) gateway::Tenancy::CountRefusal(*c, r);
+  }
+  if (r == gateway::Refusal::kNone) {
+    uint64_t bytes = 0;
+    for (uint32_t i = 1; i < p.num_args; ++i) bytes += args_[p.first_arg + i].size();
+    r = tenancy->Admit(*c, 1, bytes, static_cast<int64_t>(round_start_ns_));
+  }
+  if (r == gateway::Refusal::kNone) return true;
+  --round_data_cmds_;
+  batch_.calls.resize(p.first_call);
+  local_.resize(p.local_off);
+  w.Error("ERR " + gateway::Tenancy::Describe(*c, r));
+  return false;
+}
+
+void Connection::ChargeRound() {
+  gateway::Tenancy* tenancy = owner_->server_->gateway->tenancy();
+  gateway::CacheState* c = state_.cache_state.get();
+  if (tenancy == nullptr || c == nullptr || round_data_cmds_ == 0) return;
+  tenancy->ChargeRead(*c, round_read_bytes_, static_cast<int64_t>(MonotonicNanos()));
+  c->usage.RecordLatency(round_elapsed_us_, round_data_cmds_);
+  round_data_cmds_ = 0;
+  round_read_bytes_ = 0;
+}
+
+bool CheckValueSize(CommandContext& ctx, size_t size, bool element) {
+  const control::LimitId id =
+      element ? control::LimitId::kMaxElementBytes : control::LimitId::kMaxItemBytes;
+  if (size <= CacheLimit(ctx.conn, id, ctx.server.max_item_bytes)) return true;
+  if (ctx.conn.cache_state == nullptr) {
+    WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
+    return false;
+  }
+  const gateway::Refusal r = element ? gateway::Refusal::kElementSize : gateway::Refusal::kItemSize;
+  gateway::Tenancy::CountRefusal(*ctx.conn.cache_state, r);
+  ctx.local.Error("ERR " + gateway::Tenancy::Describe(*ctx.conn.cache_state, r));
   return false;
 }
 
@@ -326,10 +414,13 @@ void Connection::ProcessRound() {
   scratch_.Reset();
   std::string_view buf(in_.get(), in_len_);
   round_now_ms_ = SystemClock::Get()->NowMillis();
+  round_start_ns_ = MonotonicNanos();
+  round_read_bytes_ = 0;
+  round_data_cmds_ = 0;
   // Prepare's own count: an answer that comes inline cannot finish the round early.
   round_waits_ = 1;
   preparing_ = true;
-  while (pending_.size() < kMaxRound && batch_.calls.size() < kMaxRoundCalls &&
+  while (pending_.size() < round_limit_ && batch_.calls.size() < kMaxRoundCalls &&
          !state_.close_after_reply) {
     RespParser::Result r = parser_.Next(buf);
     if (r == RespParser::Result::kNeedMore) break;
@@ -347,6 +438,18 @@ void Connection::ProcessRound() {
               static_cast<uint32_t>(local_.size()), 0, static_cast<uint32_t>(args_.size()),
               static_cast<uint32_t>(parser_.args().size()), state_.proto};
     for (size_t i = 0; i < parser_.args().size(); ++i) args_.push_back(parser_.ArgAt(buf, i));
+    if (refuse_round_) {
+      // Overload: the tenant's queue on this loop is full. Refused without running.
+      ReplyWriter(&local_, state_.proto)
+          .Error("ERR Server overloaded: too many connections of this tenant are waiting on "
+                 "this event loop; retry later");
+      if (state_.cache_state != nullptr) {
+        gateway::Tenancy::CountRefusal(*state_.cache_state, gateway::Refusal::kQueueFull);
+      }
+      p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
+      pending_.push_back(p);
+      continue;
+    }
     const bool was_authed = state_.authed;
     PrepareOne(p);
     if (state_.authed != was_authed) parser_.set_limits(Limits());
@@ -357,6 +460,7 @@ void Connection::ProcessRound() {
     if (round_waits_ > 1) break;
   }
   preparing_ = false;
+  refuse_round_ = false;
   if (pending_.empty()) {
     round_waits_ = 0;
     // Nothing complete: drop consumed bytes and wait for more.
@@ -369,7 +473,6 @@ void Connection::ProcessRound() {
     return;
   }
   busy_ = true;
-  round_start_ns_ = MonotonicNanos();
   // Pushes that came before this round go out before its replies.
   writing_push_bytes_ += SerializePushes(SIZE_MAX);
   if (!batch_.calls.empty()) {
@@ -463,11 +566,13 @@ void Connection::FinishFrom(size_t index) {
     }
     CountCommand(p, before);
   }
+  ChargeRound();
   Write();
 }
 
 void Connection::CountCommand(const Pending& p, size_t reply_start) {
   if (p.spec == nullptr) return;
+  if (p.num_calls > 0) round_read_bytes_ += out_.size() - reply_start;
   ThreadMetrics& m = MetricsOf(owner_->thread_);
   const uint64_t elapsed_us = round_elapsed_us_;
   size_t bucket = 0;
@@ -509,7 +614,7 @@ void Connection::AfterWrite() {
   if (closing_) return FlushPushes();  // closes once the queued pushes are out
   // The round's borrowed bytes are free now: drop them and go on with what is buffered.
   Compact();
-  ProcessRound();
+  ScheduleRound();
 }
 
 void Connection::ReleaseLargeBuffers() {
@@ -791,7 +896,7 @@ void Connection::AfterPushWrite() {
   if (closed_) return;
   if (closing_) return FlushPushes();
   // Input that arrived during the write was left for now (reading_ is false): process it.
-  if (!reading_) return ProcessRound();
+  if (!reading_) return ScheduleRound();
   FlushPushes();
 }
 

@@ -42,6 +42,7 @@
 #include "frontend/resp/commands.h"
 #include "frontend/resp/parser.h"
 #include "gateway/gateway.h"
+#include "gateway/scheduler.h"
 #include "topics/topics.h"
 
 namespace cellar::resp {
@@ -49,6 +50,7 @@ namespace cellar::resp {
 class RespServer;
 
 class Connection : public std::enable_shared_from_this<Connection>,
+                   private gateway::Schedulable,
                    private ConnectionPort,
                    private DeferredReply::Target,
                    private topics::Sink {
@@ -84,7 +86,15 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void WaitReadable();
   void ReadAvailable();
   void OnRead(size_t n);
+  // Runs the next round now, or queues it with the loop's fair scheduler (scheduler.h).
+  void ScheduleRound();
+  uint32_t RunScheduled() override;
   void ProcessRound();
+  // Limits and admission (tenancy.h) for a prepared command with calls: the TTL cap, then the
+  // cache's and tenant's buckets. False after writing the refusal (nothing of it runs).
+  bool Admitted(const Pending& p, ReplyWriter& w);
+  // After a round's replies: bytes read and latency to the cache's usage.
+  void ChargeRound();
   void PrepareOne(Pending& p);
   // Token checks: still valid (else writes the error and unbinds), and allowed to run the
   // calls a command prepared.
@@ -189,6 +199,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   gateway::Batch batch_;
   gateway::Batch followup_;
   uint64_t round_start_ns_ = 0;
+  uint64_t round_read_bytes_ = 0;   // reply bytes of the round's data commands
+  uint32_t round_data_cmds_ = 0;    // commands of the round that ran calls
+  size_t round_limit_ = kMaxRound;  // commands this round may take (the scheduler's quantum)
+  bool refuse_round_ = false;       // the tenant's queue was full: answer the round with errors
+  std::shared_ptr<Connection> sched_hold_;  // held while queued with the scheduler
   uint64_t round_elapsed_us_ = 0;  // at the latest FinishFrom: what CountCommand records
   int64_t round_now_ms_ = 0;  // wall clock read once per round
   uint32_t round_waits_ = 0;

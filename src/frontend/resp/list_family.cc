@@ -16,11 +16,7 @@ namespace {
 using gateway::Call;
 
 bool CheckSize(CommandContext& ctx, std::string_view value) {
-  if (value.size() > ctx.server.max_item_bytes) {
-    WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
-    return false;
-  }
-  return true;
+  return CheckValueSize(ctx, value.size(), /*element=*/true);
 }
 
 void WriteOutOfRange(ReplyWriter& w) {

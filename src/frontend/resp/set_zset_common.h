@@ -35,11 +35,7 @@ inline bool WriteFirstError(std::span<const gateway::Call> calls, ReplyWriter& w
 
 // Members above the item size limit are refused, like string values (string_family).
 inline bool CheckMemberSize(CommandContext& ctx, std::string_view member) {
-  if (member.size() > ctx.server.max_item_bytes) {
-    WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
-    return false;
-  }
-  return true;
+  return CheckValueSize(ctx, member.size(), /*element=*/true);
 }
 
 // SSCAN/ZSCAN cursor as Redis reads it (strtoul, base 10): no leading space, nothing after the

@@ -33,11 +33,7 @@ void FinishBulkValue(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
 constexpr const char* kStringTooLong = "string exceeds maximum allowed size (proto-max-bulk-len)";
 
 bool CheckSize(CommandContext& ctx, std::string_view value) {
-  if (value.size() > ctx.server.max_item_bytes) {
-    WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
-    return false;
-  }
-  return true;
+  return CheckValueSize(ctx, value.size(), /*element=*/false);
 }
 
 // Parses "<n>" as a relative TTL in units of `unit_ms` or an absolute time; returns the
@@ -318,7 +314,8 @@ void PrepareSetRange(CommandContext& ctx) {
   if (*off < 0) return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "offset is out of range"));
   // An empty value writes nothing, whatever the offset: the engine answers the length.
   if (!ctx.args[3].empty() &&
-      static_cast<uint64_t>(*off) + ctx.args[3].size() > ctx.server.max_item_bytes) {
+      static_cast<uint64_t>(*off) + ctx.args[3].size() >
+          CacheLimit(ctx.conn, control::LimitId::kMaxItemBytes, ctx.server.max_item_bytes)) {
     return WriteStatus(ctx.local, Status(Code::kTooLarge, kStringTooLong));
   }
   api::Request& r = ctx.Add(api::Op::kSetRange, ctx.args[1]);

@@ -16,6 +16,14 @@ namespace cellar::storage {
 namespace {
 // Items compared per eviction; 5 is Redis's default and approximates LRU well.
 constexpr int kEvictionSamples = 5;
+// Fair eviction compares up to kEvictionSamples over-share items, but stops looking after this
+// many sampled items: it bounds an eviction's cost when few items are over a share.
+constexpr int kFairSampleLimit = 64;
+// After a search that found nobody over a share, the next 1, 3, 7, ... (at most this many)
+// evictions sample plainly: when nobody is over, searching every time made evictions ~10x
+// slower than plain sampling (measured); this way it costs about one extra sample per
+// eviction, and a tenant going over is noticed within this many evictions.
+constexpr uint32_t kFairMaxBackoff = 64;
 }  // namespace
 
 Engine::Engine(const Clock* clock, uint64_t memory_limit, uint64_t seed)
@@ -42,11 +50,99 @@ uint32_t Engine::LruClock() const {
   return static_cast<uint32_t>(now_ / 100) & Item::kLruMask;
 }
 
-void Engine::CreateCache(uint32_t cache_id) { caches_.try_emplace(cache_id); }
+Engine::TenantState& Engine::TenantFor(uint32_t tenant_id) {
+  auto [it, inserted] = tenants_.try_emplace(tenant_id);
+  if (inserted) it->second = std::make_unique<TenantState>();
+  return *it->second;
+}
+
+Engine::CacheState& Engine::CacheFor(uint32_t cache_id) {
+  auto [it, inserted] = caches_.try_emplace(cache_id);
+  if (inserted) it->second.tenant = &TenantFor(0);
+  return it->second;
+}
+
+void Engine::Charge(CacheState& c, int64_t delta) {
+  // Unsigned wrap-around adds a negative delta correctly.
+  const uint64_t d = static_cast<uint64_t>(delta);
+  used_ += d;
+  c.counters.bytes += d;
+  TenantCounters& t = c.tenant->counters;
+  const bool was_active = t.bytes != 0;
+  t.bytes += d;
+  if (was_active != (t.bytes != 0)) {
+    if (was_active) {
+      --active_tenants_;
+    } else {
+      ++active_tenants_;
+    }
+  }
+}
+
+void Engine::CreateCache(uint32_t cache_id, uint32_t tenant_id) {
+  TenantState* tenant = &TenantFor(tenant_id);
+  auto [it, inserted] = caches_.try_emplace(cache_id);
+  CacheState& c = it->second;
+  if (!inserted && c.tenant != tenant) {
+    // Moved to another tenant: its items go along, so both tenants stay exact. Charge() moves
+    // the bytes (and active_tenants_); used_ is unchanged overall.
+    const int64_t bytes = static_cast<int64_t>(c.counters.bytes);
+    Charge(c, -bytes);
+    c.tenant->counters.items -= c.counters.items;
+    c.tenant = tenant;
+    Charge(c, bytes);
+    c.tenant->counters.items += c.counters.items;
+  }
+  c.tenant = tenant;
+}
+
+void Engine::SetTenantShare(uint32_t tenant_id, uint64_t bytes) {
+  TenantState& t = TenantFor(tenant_id);
+  explicit_shares_ += (bytes != 0);
+  explicit_shares_ -= (t.share != 0);
+  t.share = bytes;
+}
+
+void Engine::SetCacheShare(uint32_t cache_id, uint64_t bytes) {
+  auto it = caches_.find(cache_id);
+  if (it == caches_.end()) return;
+  explicit_shares_ += (bytes != 0);
+  explicit_shares_ -= (it->second.share != 0);
+  it->second.share = bytes;
+}
+
+uint64_t Engine::DefaultShare() const {
+  // The index is shared overhead: splitting only what is left for items means that when the
+  // shard is full, some tenant is at or over its share (with limit_ / n, two tenants both
+  // writing would settle just under theirs, and eviction would search in vain).
+  const uint64_t index = table_.IndexBytes();
+  const uint64_t room = limit_ > index ? limit_ - index : 0;
+  return room / std::max<size_t>(active_tenants_, 1);
+}
+
+uint64_t Engine::TenantShare(uint32_t tenant_id) const {
+  auto it = tenants_.find(tenant_id);
+  if (it != tenants_.end() && it->second->share != 0) return it->second->share;
+  return DefaultShare();
+}
+
+bool Engine::OverShare(const Item* item, uint64_t default_share) const {
+  auto it = caches_.find(item->cache_id);
+  if (it == caches_.end()) return false;
+  const CacheState& c = it->second;
+  if (c.share != 0 && c.counters.bytes > c.share) return true;
+  const TenantState& t = *c.tenant;
+  return t.counters.bytes > (t.share != 0 ? t.share : default_share);
+}
 
 const CacheCounters* Engine::Cache(uint32_t cache_id) const {
   auto it = caches_.find(cache_id);
-  return it == caches_.end() ? nullptr : &it->second;
+  return it == caches_.end() ? nullptr : &it->second.counters;
+}
+
+const TenantCounters* Engine::Tenant(uint32_t tenant_id) const {
+  auto it = tenants_.find(tenant_id);
+  return it == tenants_.end() ? nullptr : &it->second->counters;
 }
 
 EngineCounters Engine::Counters() const {
@@ -69,12 +165,11 @@ Item* Engine::NewItem(uint32_t cache_id, std::string_view key, size_t val_len,
   item->meta = static_cast<uint32_t>(ItemType::kString);
   item->set_lru(LruClock());
   if (!key.empty()) std::memcpy(item->data(), key.data(), key.size());
-  size_t bytes = malloc_usable_size(item);
-  used_ += bytes;
-  CacheCounters& cc = caches_[cache_id];
-  cc.items++;
-  cc.bytes += bytes;
-  if (expire_at != 0) cc.volatile_items++;
+  CacheState& c = CacheFor(cache_id);
+  c.counters.items++;
+  c.tenant->counters.items++;
+  Charge(c, static_cast<int64_t>(malloc_usable_size(item)));
+  if (expire_at != 0) c.counters.volatile_items++;
   return item;
 }
 
@@ -84,19 +179,22 @@ void Engine::FreeItem(Item* item) {
     bytes += ObjectBytes(item);
     DeleteObject(item);
   }
-  used_ -= bytes;
   auto it = caches_.find(item->cache_id);
   if (it != caches_.end()) {
-    it->second.items--;
-    it->second.bytes -= bytes;
-    if (item->has_ttl()) it->second.volatile_items--;
+    CacheState& c = it->second;
+    c.counters.items--;
+    c.tenant->counters.items--;
+    Charge(c, -static_cast<int64_t>(bytes));
+    if (item->has_ttl()) c.counters.volatile_items--;
+  } else {
+    used_ -= bytes;
   }
   std::free(item);
 }
 
 void Engine::SetExpiry(Item* item, int64_t expire_at) {
   if (item->has_ttl() != (expire_at != 0)) {
-    CacheCounters& cc = caches_[item->cache_id];
+    CacheCounters& cc = CacheFor(item->cache_id).counters;
     if (expire_at != 0) {
       cc.volatile_items++;
     } else {
@@ -119,7 +217,7 @@ size_t Engine::FindLive(uint32_t cache_id, std::string_view key, uint64_t hash) 
   if (table_.At(slot)->ExpiredAt(now_)) {
     EraseSlot(slot);
     counters_.expirations++;
-    caches_[cache_id].expirations++;
+    CacheFor(cache_id).counters.expirations++;
     return Table::kNotFound;
   }
   return slot;
@@ -132,19 +230,43 @@ bool Engine::EvictOne() {
   const int64_t now = Now();
   now_ = now;
   const uint32_t now_clock = LruClock();
+  // With one active tenant and no shares set, the only tenant is over its share only when the
+  // shard is over its limit, and plain sampling picks from it anyway: skip the search (and its
+  // hash lookups) in the common single-tenant shard.
+  bool fair = fair_ && (active_tenants_ > 1 || explicit_shares_ > 0);
+  if (fair && fair_skip_ > 0) {
+    --fair_skip_;
+    fair = false;
+  }
+  const uint64_t default_share = fair ? DefaultShare() : 0;
+  const int budget = fair ? kFairSampleLimit : kEvictionSamples;
+  // best: the oldest of the first kEvictionSamples items (exactly the plain sampling);
+  // best_over: the oldest over-share (or expired) item among those seen.
   size_t best = Table::kNotFound;
   uint32_t best_age = 0;
+  size_t best_over = Table::kNotFound;
+  uint32_t best_over_age = 0;
   int sampled = 0;
+  int over = 0;
   // Random start, walk forward over occupied slots: at load >= 1/4 this touches few slots.
   size_t i = NextRandom() & (cap - 1);
-  for (size_t visited = 0; visited < cap && sampled < kEvictionSamples; ++visited) {
+  for (size_t visited = 0; visited < cap && sampled < budget && over < kEvictionSamples;
+       ++visited) {
     if (table_.Occupied(i)) {
       Item* item = table_.At(i);
-      uint32_t age = item->ExpiredAt(now) ? Item::kLruMask
-                                          : ((now_clock - item->lru()) & Item::kLruMask);
-      if (best == Table::kNotFound || age > best_age) {
+      const bool expired = item->ExpiredAt(now);
+      uint32_t age = expired ? Item::kLruMask : ((now_clock - item->lru()) & Item::kLruMask);
+      if (sampled < kEvictionSamples && (best == Table::kNotFound || age > best_age)) {
         best = i;
         best_age = age;
+      }
+      // An expired item is dead already: taking it costs its tenant nothing, whatever its share.
+      if (fair && (expired || OverShare(item, default_share))) {
+        if (best_over == Table::kNotFound || age > best_over_age) {
+          best_over = i;
+          best_over_age = age;
+        }
+        ++over;
       }
       ++sampled;
       // Jump elsewhere after each sample so neighbours in one probe run are not favoured.
@@ -153,10 +275,22 @@ bool Engine::EvictOne() {
     }
     i = (i + 1) & (cap - 1);
   }
+  if (fair) {
+    if (best_over != Table::kNotFound) {
+      best = best_over;
+      fair_backoff_ = 0;
+    } else {
+      fair_backoff_ = std::min(kFairMaxBackoff, fair_backoff_ * 2 + 1);
+      fair_skip_ = fair_backoff_;
+    }
+  }
   if (best == Table::kNotFound) return false;
   Item* victim = table_.At(best);
   auto it = caches_.find(victim->cache_id);
-  if (it != caches_.end()) it->second.evictions++;
+  if (it != caches_.end()) {
+    it->second.counters.evictions++;
+    it->second.tenant->counters.evictions++;
+  }
   counters_.evictions++;
   EraseSlot(best);
   return true;
@@ -177,7 +311,7 @@ bool Engine::MakeRoom(size_t incoming, bool inserting) {
 std::optional<std::string_view> Engine::Get(uint32_t cache_id, std::string_view key,
                                             bool* wrong_type) {
   size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  CacheCounters& cc = caches_[cache_id];
+  CacheCounters& cc = CacheFor(cache_id).counters;
   if (slot == Table::kNotFound) {
     counters_.misses++;
     cc.misses++;
@@ -446,7 +580,14 @@ int64_t Engine::TtlMillis(uint32_t cache_id, std::string_view key) {
 size_t Engine::FlushCache(uint32_t cache_id, bool forget) {
   size_t n = table_.EraseIf([cache_id](Item* item) { return item->cache_id == cache_id; },
                             [this](Item* item) { FreeItem(item); });
-  if (forget) caches_.erase(cache_id);
+  if (forget) {
+    // The items are gone (and uncharged from the tenant) already; only the record is left.
+    auto it = caches_.find(cache_id);
+    if (it != caches_.end()) {
+      explicit_shares_ -= (it->second.share != 0);
+      caches_.erase(it);
+    }
+  }
   return n;
 }
 
@@ -459,7 +600,7 @@ size_t Engine::ActiveExpire(size_t budget) {
     if (table_.Occupied(i) && table_.At(i)->ExpiredAt(now)) {
       Item* item = table_.At(i);
       auto it = caches_.find(item->cache_id);
-      if (it != caches_.end()) it->second.expirations++;
+      if (it != caches_.end()) it->second.counters.expirations++;
       counters_.expirations++;
       EraseSlot(i);  // shifts the next item into i: look at i again
       ++removed;
@@ -493,7 +634,7 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
     reply.status = Status(Code::kNotFound, "cache not found");
     return;
   }
-  cache->second.ops++;
+  cache->second.counters.ops++;
   if (req.op >= api::Op::kHSet) return ExecuteCollection(req, reply);
   auto wrong_type = [&](size_t slot) {
     if (slot == Table::kNotFound || !table_.At(slot)->is_collection()) return false;

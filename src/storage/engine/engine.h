@@ -2,12 +2,19 @@
 //
 // Invariants: used_bytes() == sum of allocation sizes of live Items + the Table's index; every
 // Item's cache id is a known cache (CreateCache before use); per-cache item and byte counts
-// sum to the shard totals. Expired Items are removed lazily on access and by ActiveExpire.
+// sum to the shard totals, and so do per-tenant ones (each cache belongs to one tenant).
+// Expired Items are removed lazily on access and by ActiveExpire.
+//
+// Fair eviction (on by default): under memory pressure, items of a cache above its cache share
+// or of a tenant above its tenant share go first, so a tenant that fills the shard evicts
+// mostly its own items. Shares are per shard and only steer the choice of victim; they never
+// refuse a write.
 //
 // Thread: owned by one shard thread; never shared. Other threads reach it by message.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +40,13 @@ struct CacheCounters {
   uint64_t expirations = 0;
 };
 
+// One tenant's items on this shard: the sums over its caches' CacheCounters.
+struct TenantCounters {
+  uint64_t items = 0;
+  uint64_t bytes = 0;      // allocation bytes, as CacheCounters::bytes
+  uint64_t evictions = 0;
+};
+
 struct EngineCounters {
   uint64_t items = 0;
   uint64_t used_bytes = 0;
@@ -52,10 +66,27 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  void CreateCache(uint32_t cache_id);
-  // Drops every item of the cache; with forget, the cache is unknown afterwards.
+  // tenant_id 0 means none given; it is a tenant of its own for accounting and shares. Calling
+  // again with another tenant moves the cache, with its items and bytes, to that tenant.
+  void CreateCache(uint32_t cache_id, uint32_t tenant_id = 0);
+  // Drops every item of the cache; with forget, the cache (its tenant and share) is unknown
+  // afterwards.
   size_t FlushCache(uint32_t cache_id, bool forget);
   bool HasCache(uint32_t cache_id) const { return caches_.contains(cache_id); }
+
+  // Bytes of this shard's memory the tenant is entitled to before its items are preferred as
+  // victims. 0 (the default): an equal split of the memory left after the index among the
+  // tenants that hold at least one byte here.
+  void SetTenantShare(uint32_t tenant_id, uint64_t bytes);
+  // Bytes of this shard the cache's items may hold before they are preferred as victims; 0 =
+  // no cache share (only its tenant's counts). Ignored for an unknown cache.
+  void SetCacheShare(uint32_t cache_id, uint64_t bytes);
+  // The tenant's share as eviction sees it now (its own, else the default; the default is 0
+  // on a shard without a memory limit, where nothing is evicted).
+  uint64_t TenantShare(uint32_t tenant_id) const;
+  // Off: eviction ignores tenants and shares (plain sampled LRU).
+  void set_fair_eviction(bool on) { fair_ = on; }
+  bool fair_eviction() const { return fair_; }
 
   // Runs one request on this shard and fills the reply. Never throws.
   void Execute(const api::Request& req, api::Reply& reply);
@@ -96,6 +127,10 @@ class Engine {
   size_t ActiveExpire(size_t budget);
 
   const CacheCounters* Cache(uint32_t cache_id) const;
+  // Null for a tenant this shard has never heard of. A tenant is remembered once seen.
+  const TenantCounters* Tenant(uint32_t tenant_id) const;
+  // Tenants holding at least one byte on this shard.
+  size_t active_tenants() const { return active_tenants_; }
   EngineCounters Counters() const;
   uint64_t used_bytes() const { return used_ + table_.IndexBytes(); }
   uint64_t memory_limit() const { return limit_; }
@@ -105,6 +140,26 @@ class Engine {
   size_t size() const { return table_.size(); }
 
  private:
+  struct TenantState {
+    TenantCounters counters;
+    uint64_t share = 0;  // bytes; 0: the default share
+  };
+  struct CacheState {
+    CacheCounters counters;
+    TenantState* tenant = nullptr;  // owned by tenants_ (stable address); set on creation
+    uint64_t share = 0;             // bytes; 0: none
+  };
+  TenantState& TenantFor(uint32_t tenant_id);
+  // The cache's record; an unknown cache gets one under tenant 0 (as caches_[id] used to).
+  CacheState& CacheFor(uint32_t cache_id);
+  // Every change of live bytes goes through here (delta < 0 frees), so the shard, the cache
+  // and its tenant stay equal, and active_tenants_ follows tenants' 0 <-> nonzero changes.
+  void Charge(CacheState& c, int64_t delta);
+  uint64_t DefaultShare() const;
+  // Whether the item's cache or tenant holds more than its share (default_share: DefaultShare()
+  // computed once per eviction).
+  bool OverShare(const Item* item, uint64_t default_share) const;
+
   // Slot of a live item, expiring it on the way if its TTL has passed.
   size_t FindLive(uint32_t cache_id, std::string_view key, uint64_t hash);
   size_t FindLive(const api::Request& req);
@@ -154,7 +209,19 @@ class Engine {
   bool in_batch_ = false;
   size_t expire_cursor_ = 0;
   Table table_;
-  absl::flat_hash_map<uint32_t, CacheCounters> caches_;
+  absl::flat_hash_map<uint32_t, CacheState> caches_;
+  // Boxed so CacheState::tenant stays valid across rehashing. Never erased: a tenant keeps its
+  // eviction count and share, and a shard sees few tenants.
+  absl::flat_hash_map<uint32_t, std::unique_ptr<TenantState>> tenants_;
+  size_t active_tenants_ = 0;  // tenants with bytes > 0
+  // Tenants and caches with a share of their own; with none and one active tenant, eviction
+  // skips the search for over-share items (see EvictOne).
+  size_t explicit_shares_ = 0;
+  bool fair_ = true;
+  // Evictions left to sample plainly after searches found nobody over a share, and the length
+  // of the last such pause (doubles while searches keep failing). See EvictOne.
+  uint32_t fair_skip_ = 0;
+  uint32_t fair_backoff_ = 0;
   EngineCounters counters_;
 };
 

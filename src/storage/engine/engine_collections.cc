@@ -190,8 +190,7 @@ bool Engine::Open(const api::Request& req, ItemType type, bool create, api::Repl
   item->set_type(type);
   // NewItem charged the item block; the object is charged here.
   t.before = ObjectBytes(item);
-  used_ += t.before;
-  caches_[req.cache_id].bytes += t.before;
+  Charge(CacheFor(req.cache_id), static_cast<int64_t>(t.before));
   table_.Insert(item, t.hash);
   t.item = item;
   t.created = true;
@@ -207,9 +206,7 @@ void Engine::Close(const api::Request& req, Target& t) {
   Item* item = t.item;
   if (item == nullptr) return;
   const size_t after = ObjectBytes(item);
-  CacheCounters& cc = caches_[req.cache_id];
-  used_ = used_ - t.before + after;
-  cc.bytes = cc.bytes - t.before + after;
+  Charge(CacheFor(req.cache_id), static_cast<int64_t>(after) - static_cast<int64_t>(t.before));
   t.before = after;
   size_t n = 0;
   switch (item->type()) {

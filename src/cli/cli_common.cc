@@ -1,0 +1,59 @@
+#include "cli/cli_common.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+namespace cellar::cli {
+
+std::string Trim(std::string s) {
+  const char* space = " \t\r\n";
+  s.erase(s.find_last_not_of(space) + 1);
+  s.erase(0, s.find_first_not_of(space));
+  return s;
+}
+
+std::string KeyHint(bool have_key) {
+  if (have_key) {
+    return "cellar: hint: the admin key given (--key, CELLAR_ADMIN_KEY or DATA_DIR/admin.key) was "
+           "not accepted";
+  }
+  return "cellar: hint: no admin key found; pass --key or set CELLAR_ADMIN_KEY, or point "
+         "--data-dir at the server's data directory (it holds admin.key)";
+}
+
+void FailHttp(const AdminResponse& res) {
+  std::string message;
+  if (std::optional<Json> doc = ParseJson(res.body)) {
+    if (const Json* e = doc->Find("error"); e && e->type == Json::Type::kString) message = e->text;
+  }
+  if (message.empty()) {
+    message = Trim(res.body);
+    if (message.size() > 200) message = message.substr(0, 200) + "...";
+    if (message.empty()) message = "request failed";
+  }
+  std::string hint;
+  if (res.status == 401 || res.status == 403) {
+    hint = "\n";
+    hint += KeyHint(/*have_key=*/res.status == 403);
+  }
+  throw CliError(fmt::format("{} (HTTP {}){}", message, res.status, hint));
+}
+
+AdminResponse CheckedRequest(AdminClient& client, const std::string& method,
+                             const std::string& target, const std::string& body,
+                             const std::string& content_type) {
+  AdminResponse res = client.Request(method, target, body, content_type);
+  if (res.status < 200 || res.status >= 300) FailHttp(res);
+  return res;
+}
+
+Json ParseBody(const AdminResponse& res) {
+  std::optional<Json> doc = ParseJson(res.body);
+  if (!doc || doc->type != Json::Type::kObject) {
+    throw CliError("the admin API sent an answer that is not a JSON object");
+  }
+  return *doc;
+}
+
+}  // namespace cellar::cli

@@ -1,0 +1,276 @@
+#include "gateway/tenancy.h"
+
+#include <algorithm>
+
+#include "control/cache_registry.h"
+
+namespace cellar::gateway {
+
+using control::LimitId;
+
+namespace {
+
+struct RefusalInfo {
+  std::string_view name;
+  std::string_view err;
+  Code code;
+};
+
+constexpr std::array<RefusalInfo, kNumRefusals> kRefusals = {{
+    {"none", "", Code::kOk},
+    {"request_rate", "operations_rate_limit_exceeded", Code::kResourceExhausted},
+    {"read_rate", "throughput_rate_limit_exceeded", Code::kResourceExhausted},
+    {"write_rate", "throughput_rate_limit_exceeded", Code::kResourceExhausted},
+    {"tenant_request_rate", "operations_rate_limit_exceeded", Code::kResourceExhausted},
+    {"tenant_read_rate", "throughput_rate_limit_exceeded", Code::kResourceExhausted},
+    {"tenant_write_rate", "throughput_rate_limit_exceeded", Code::kResourceExhausted},
+    {"queue_full", "", Code::kResourceExhausted},
+    {"item_size", "item_size_limit_exceeded", Code::kResourceExhausted},
+    {"element_size", "element_size_limit_exceeded", Code::kResourceExhausted},
+    {"ttl", "", Code::kInvalidArgument},
+    {"publish_rate", "operations_rate_limit_exceeded", Code::kResourceExhausted},
+    {"subscriptions", "topic_subscriptions_limit_exceeded", Code::kResourceExhausted},
+    {"message_size", "request_size_limit_exceeded", Code::kResourceExhausted},
+}};
+
+}  // namespace
+
+std::string_view RefusalName(Refusal r) { return kRefusals[static_cast<size_t>(r)].name; }
+std::string_view RefusalErr(Refusal r) { return kRefusals[static_cast<size_t>(r)].err; }
+Code RefusalCode(Refusal r) { return kRefusals[static_cast<size_t>(r)].code; }
+
+// ---- RateBucket ----------------------------------------------------------------------------
+
+int64_t RateBucket::CostNs(uint64_t n, uint64_t rate) const {
+  const unsigned __int128 ns = static_cast<unsigned __int128>(n) * 1000000000u / rate;
+  return ns > static_cast<unsigned __int128>(INT64_MAX / 4) ? INT64_MAX / 4 : static_cast<int64_t>(ns);
+}
+
+bool RateBucket::TryTake(uint64_t n, int64_t now_ns) {
+  const uint64_t rate = rate_.load(std::memory_order_relaxed);
+  if (rate == 0) return true;
+  const int64_t cost = CostNs(n, rate);
+  const int64_t burst = kBurstMillis * 1000000;
+  int64_t tat = tat_.load(std::memory_order_relaxed);
+  for (;;) {
+    const int64_t next = std::max(tat, now_ns) + cost;
+    // Within the burst: the bucket may run ahead of the clock by at most kBurstMillis (plus
+    // one whole request, so a request bigger than the burst passes when the bucket is full).
+    if (next - now_ns > burst + (tat <= now_ns ? cost : 0)) return false;
+    if (tat_.compare_exchange_weak(tat, next, std::memory_order_relaxed)) return true;
+  }
+}
+
+void RateBucket::Charge(uint64_t n, int64_t now_ns) {
+  const uint64_t rate = rate_.load(std::memory_order_relaxed);
+  if (rate == 0 || n == 0) return;
+  const int64_t cost = CostNs(n, rate);
+  int64_t tat = tat_.load(std::memory_order_relaxed);
+  while (!tat_.compare_exchange_weak(tat, std::max(tat, now_ns) + cost,
+                                     std::memory_order_relaxed)) {
+  }
+}
+
+void RateBucket::Refund(uint64_t n) {
+  const uint64_t rate = rate_.load(std::memory_order_relaxed);
+  if (rate == 0) return;
+  tat_.fetch_sub(CostNs(n, rate), std::memory_order_relaxed);
+}
+
+bool RateBucket::Over(int64_t now_ns) const {
+  if (rate_.load(std::memory_order_relaxed) == 0) return false;
+  return tat_.load(std::memory_order_relaxed) - now_ns > kBurstMillis * 1000000;
+}
+
+void CacheUsage::RecordLatency(uint64_t us, uint64_t count) {
+  size_t b = 0;
+  while (kCacheLatencyBoundsUs[b] < us) ++b;
+  latency[b].fetch_add(count, std::memory_order_relaxed);
+  latency_sum_us.fetch_add(us * count, std::memory_order_relaxed);
+  latency_count.fetch_add(count, std::memory_order_relaxed);
+}
+
+// ---- Tenancy -------------------------------------------------------------------------------
+
+Tenancy::Tenancy(control::CacheRegistry* registry) : registry_(registry) { Refresh(); }
+
+Tenancy::~Tenancy() = default;
+
+void Tenancy::Refresh() {
+  std::lock_guard one(refresh_mu_);
+  const auto tenants = registry_->ListTenants();
+  const auto caches = registry_->ListAll();
+  const control::Limits server = registry_->server_limits();
+  absl::flat_hash_map<uint32_t, std::shared_ptr<TenantState>> new_tenants;
+  absl::flat_hash_map<uint32_t, std::shared_ptr<CacheState>> new_caches;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& t : tenants) {
+      auto it = tenants_.find(t.id);
+      new_tenants[t.id] = it != tenants_.end() ? it->second : std::make_shared<TenantState>();
+      new_tenants[t.id]->id = t.id;
+      if (new_tenants[t.id]->name.empty()) new_tenants[t.id]->name = t.name;
+    }
+    for (const auto& c : caches) {
+      auto it = caches_.find(c.id);
+      std::shared_ptr<CacheState> s;
+      if (it != caches_.end()) {
+        s = it->second;
+      } else {
+        s = std::make_shared<CacheState>();
+        s->id = c.id;
+        s->tenant = c.tenant_id;
+        s->name = c.name;
+        auto t = new_tenants.find(c.tenant_id);
+        s->tenant_state = t != new_tenants.end() ? t->second : std::make_shared<TenantState>();
+      }
+      new_caches[c.id] = std::move(s);
+    }
+  }
+  // Limits: a cache's effective values; a tenant's own caps from its overrides.
+  for (const auto& [id, t] : new_tenants) {
+    const control::Limits l = control::Resolve(server, registry_->TenantLimits(id), {});
+    t->requests.set_rate(l[LimitId::kTenantRequestsPerSecond]);
+    t->read_bytes.set_rate(l[LimitId::kTenantReadBytesPerSecond]);
+    t->write_bytes.set_rate(l[LimitId::kTenantWriteBytesPerSecond]);
+    t->memory_share.store(l[LimitId::kTenantMemoryShareBytes], std::memory_order_relaxed);
+  }
+  for (const auto& [id, c] : new_caches) {
+    const control::Limits l = registry_->EffectiveLimits(c->tenant, id);
+    for (size_t i = 0; i < control::kNumLimits; ++i) {
+      c->limits[i].store(l.v[i], std::memory_order_relaxed);
+    }
+    c->requests.set_rate(l[LimitId::kRequestsPerSecond]);
+    c->read_bytes.set_rate(l[LimitId::kReadBytesPerSecond]);
+    c->write_bytes.set_rate(l[LimitId::kWriteBytesPerSecond]);
+  }
+  {
+    std::unique_lock lock(mu_);
+    for (auto& [id, c] : caches_) {
+      if (!new_caches.contains(id)) c->deleted.store(true, std::memory_order_relaxed);
+    }
+    caches_.swap(new_caches);
+    tenants_.swap(new_tenants);
+  }
+  if (on_refresh_) on_refresh_();
+}
+
+std::shared_ptr<CacheState> Tenancy::Find(uint32_t cache_id) const {
+  std::shared_lock lock(mu_);
+  auto it = caches_.find(cache_id);
+  return it == caches_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<CacheState>> Tenancy::All() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::shared_ptr<CacheState>> out;
+  out.reserve(caches_.size());
+  for (const auto& [id, c] : caches_) out.push_back(c);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
+  return out;
+}
+
+std::vector<std::shared_ptr<TenantState>> Tenancy::Tenants() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::shared_ptr<TenantState>> out;
+  for (const auto& [id, t] : tenants_) out.push_back(t);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
+  return out;
+}
+
+Refusal Tenancy::Admit(CacheState& c, uint64_t requests, uint64_t write_bytes, int64_t now_ns) {
+  c.usage.requests.fetch_add(requests, std::memory_order_relaxed);
+  TenantState* t = c.tenant_state.get();
+  Refusal r = Refusal::kNone;
+  // Reads are paid after the fact: a cache (or tenant) still in debt is refused.
+  if (c.read_bytes.Over(now_ns)) {
+    r = Refusal::kReadRate;
+  } else if (t->read_bytes.Over(now_ns)) {
+    r = Refusal::kTenantReadRate;
+  } else if (!c.requests.TryTake(requests, now_ns)) {
+    r = Refusal::kRequestRate;
+  } else if (!c.write_bytes.TryTake(write_bytes, now_ns)) {
+    c.requests.Refund(requests);
+    r = Refusal::kWriteRate;
+  } else if (!t->requests.TryTake(requests, now_ns)) {
+    c.requests.Refund(requests);
+    c.write_bytes.Refund(write_bytes);
+    r = Refusal::kTenantRequestRate;
+  } else if (!t->write_bytes.TryTake(write_bytes, now_ns)) {
+    c.requests.Refund(requests);
+    c.write_bytes.Refund(write_bytes);
+    t->requests.Refund(requests);
+    r = Refusal::kTenantWriteRate;
+  }
+  if (r != Refusal::kNone) {
+    c.usage.refusals[static_cast<size_t>(r)].fetch_add(requests, std::memory_order_relaxed);
+    return r;
+  }
+  c.usage.bytes_in.fetch_add(write_bytes, std::memory_order_relaxed);
+  return Refusal::kNone;
+}
+
+void Tenancy::ChargeRead(CacheState& c, uint64_t bytes, int64_t now_ns) {
+  if (bytes == 0) return;
+  c.usage.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+  c.read_bytes.Charge(bytes, now_ns);
+  c.tenant_state->read_bytes.Charge(bytes, now_ns);
+}
+
+std::string Tenancy::Describe(const CacheState& c, Refusal r) {
+  auto limit = [&](LimitId id) { return std::to_string(c.limit(id)); };
+  auto tenant_limit = [&](const RateBucket& b) { return std::to_string(b.rate()); };
+  const std::string cache = "cache '" + c.name + "'";
+  const std::string tenant = "tenant '" + (c.tenant_state ? c.tenant_state->name : std::string()) + "'";
+  switch (r) {
+    case Refusal::kNone:
+      return "";
+    case Refusal::kRequestRate:
+      return "Request rate limit exceeded: " + cache + " allows " +
+             limit(LimitId::kRequestsPerSecond) + " operations per second (requests_per_second)";
+    case Refusal::kReadRate:
+      return "Throughput limit exceeded: " + cache + " allows " +
+             limit(LimitId::kReadBytesPerSecond) + " bytes read per second (read_bytes_per_second)";
+    case Refusal::kWriteRate:
+      return "Throughput limit exceeded: " + cache + " allows " +
+             limit(LimitId::kWriteBytesPerSecond) +
+             " bytes written per second (write_bytes_per_second)";
+    case Refusal::kTenantRequestRate:
+      return "Request rate limit exceeded: " + tenant + " allows " +
+             tenant_limit(c.tenant_state->requests) +
+             " operations per second over its caches (tenant_requests_per_second)";
+    case Refusal::kTenantReadRate:
+      return "Throughput limit exceeded: " + tenant + " allows " +
+             tenant_limit(c.tenant_state->read_bytes) +
+             " bytes read per second over its caches (tenant_read_bytes_per_second)";
+    case Refusal::kTenantWriteRate:
+      return "Throughput limit exceeded: " + tenant + " allows " +
+             tenant_limit(c.tenant_state->write_bytes) +
+             " bytes written per second over its caches (tenant_write_bytes_per_second)";
+    case Refusal::kQueueFull:
+      return "Server overloaded: the queue for " + tenant + " is full; retry later";
+    case Refusal::kItemSize:
+      return "Item size limit exceeded: " + cache + " allows values of at most " +
+             limit(LimitId::kMaxItemBytes) + " bytes (max_item_bytes)";
+    case Refusal::kElementSize:
+      return "Element size limit exceeded: " + cache + " allows collection elements of at most " +
+             limit(LimitId::kMaxElementBytes) + " bytes (max_element_bytes)";
+    case Refusal::kTtl:
+      return "TTL too long: " + cache + " allows TTLs of at most " +
+             limit(LimitId::kMaxTtlSeconds) + " seconds (max_ttl_seconds)";
+    case Refusal::kPublishRate:
+      return "Publish rate limit exceeded: " + cache + " allows " +
+             limit(LimitId::kPublishPerSecond) + " publishes per second (publish_per_second)";
+    case Refusal::kSubscriptions:
+      return "Topic subscriptions limit exceeded: " + cache + " allows " +
+             limit(LimitId::kMaxSubscriptions) + " subscriptions (max_subscriptions)";
+    case Refusal::kMessageSize:
+      return "Request size limit exceeded: " + cache + " allows messages of at most " +
+             limit(LimitId::kMaxMessageBytes) + " bytes (max_message_bytes)";
+    case Refusal::kCount:
+      break;
+  }
+  return "limit exceeded";
+}
+
+}  // namespace cellar::gateway
