@@ -4,6 +4,7 @@
 
 #include "cli/admin_client.h"
 #include "cli/json.h"
+#include "cli/observe.h"
 #include "cli/resp_client.h"
 
 namespace cellar::cli {
@@ -66,6 +67,29 @@ TEST(RespTest, EncodesCommands) {
 TEST(AdminClientTest, EncodesPathSegments) {
   EXPECT_EQ(EncodePathSegment("abc-1.2_~"), "abc-1.2_~");
   EXPECT_EQ(EncodePathSegment("a/b c%?#"), "a%2Fb%20c%25%3F%23");
+}
+
+TEST(ObserveTest, HistogramQuantile) {
+  const std::vector<uint64_t> bounds = {100, 200, 400};
+  EXPECT_EQ(HistogramQuantile(bounds, {0, 0, 0, 0}, 0.5), -1);
+  // 10 observations <= 100, 10 in (100, 200]: the median is at the top of the first bucket.
+  EXPECT_DOUBLE_EQ(HistogramQuantile(bounds, {10, 10, 0, 0}, 0.5), 100);
+  EXPECT_DOUBLE_EQ(HistogramQuantile(bounds, {10, 10, 0, 0}, 0.75), 150);
+  EXPECT_DOUBLE_EQ(HistogramQuantile(bounds, {0, 0, 4, 0}, 0.5), 300);
+  // In the open bucket past the last bound.
+  EXPECT_GT(HistogramQuantile(bounds, {1, 0, 0, 99}, 0.99), 400);
+}
+
+TEST(ObserveTest, Formats) {
+  EXPECT_EQ(FormatBytes(0), "0 B");
+  EXPECT_EQ(FormatBytes(1023), "1023 B");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(FormatBytes(3 * 1024 * 1024), "3.0 MiB");
+  EXPECT_EQ(FormatMicros(80), "80us");
+  EXPECT_EQ(FormatMicros(1200), "1.2ms");
+  EXPECT_EQ(FormatMicros(1500000), "1.50s");
+  EXPECT_EQ(FormatUnixMinute(1700000040, false), "2023-11-14 22:14");
+  EXPECT_EQ(FormatUnixMinute(1700000042, true), "2023-11-14 22:14:02");
 }
 
 }  // namespace

@@ -26,7 +26,8 @@ void PrintTable(const std::vector<std::string>& header,
   std::vector<size_t> width(header.size());
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   }
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
@@ -122,7 +123,8 @@ StatsSample FetchStats(const Target& t, const StatsOptions& o) {
   }
   // A fresh connection each time: an interval may outlast the server's idle timeout.
   AdminClient client(t.host, t.admin_port, t.key);
-  Json doc = ParseBody(CheckedRequest(client, "GET", "/v1/stats" + (query.empty() ? "" : "?" + query)));
+  Json doc =
+      ParseBody(CheckedRequest(client, "GET", "/v1/stats" + (query.empty() ? "" : "?" + query)));
   StatsSample s;
   s.time_ms = static_cast<int64_t>(Uint(doc.Find("time_ms")));
   if (const Json* b = doc.Find("latency_bounds_us"); b && b->type == Json::Type::kArray) {
@@ -198,10 +200,9 @@ void PrintStats(const StatsSample& before, const StatsSample& now) {
     rows.push_back(
         {ops,
          {key.first, key.second, Rate(ops),
-          hits + misses == 0
-              ? "-"
-              : fmt::format("{:.1f}%", 100.0 * static_cast<double>(hits) /
-                                           static_cast<double>(hits + misses)),
+          hits + misses == 0 ? "-"
+                             : fmt::format("{:.1f}%", 100.0 * static_cast<double>(hits) /
+                                                          static_cast<double>(hits + misses)),
           FormatBytes(in), FormatBytes(out), std::to_string(c.items),
           FormatBytes(static_cast<double>(c.bytes)), Quantile(now.bounds, lat, 0.5),
           Quantile(now.bounds, lat, 0.99), throttled.empty() ? "-" : throttled}});
@@ -239,8 +240,8 @@ int LimitsSet(const Target& t, const std::string& tenant, const std::string& cac
     body += (body.empty() ? "" : ",") + p;
   }
   AdminClient client(t.host, t.admin_port, t.key);
-  Json doc = ParseBody(
-      CheckedRequest(client, "PATCH", LimitsPath(tenant, cache), body, "text/plain"));
+  Json doc =
+      ParseBody(CheckedRequest(client, "PATCH", LimitsPath(tenant, cache), body, "text/plain"));
   PrintLimits(doc, tenant, cache);
   return 0;
 }
@@ -263,17 +264,19 @@ int LimitsDefaults(const Target& t) {
 }
 
 std::string LimitsHelp() {
-  std::string out = "Limits (a cache's value wins over its tenant's, which wins over the server "
-                    "default):\n";
+  std::string out =
+      "Limits (a cache's value wins over its tenant's, which wins over the server "
+      "default):\n";
   for (const control::LimitSpec& s : control::LimitSpecs()) {
     out += fmt::format("  {:<30} {}{}\n", s.name, s.help, s.tenant_only ? " (tenant only)" : "");
   }
-  out += "Values: numbers; sizes for bytes (64kib, 10mb, 1gib); durations for seconds (30s, 15m,\n"
-         "24h, 7d); 'unlimited' (0); 'default' removes the override.\n"
-         "Examples:\n"
-         "  cellar limits set --tenant acme requests_per_second=500 max_ttl_seconds=1d\n"
-         "  cellar limits set --tenant acme --cache sessions max_item_bytes=64kib\n"
-         "  cellar limits show --tenant acme --cache sessions\n";
+  out +=
+      "Values: numbers; sizes for bytes (64kib, 10mb, 1gib); durations for seconds (30s, 15m,\n"
+      "24h, 7d); 'unlimited' (0); 'default' removes the override.\n"
+      "Examples:\n"
+      "  cellar limits set --tenant acme requests_per_second=500 max_ttl_seconds=1d\n"
+      "  cellar limits set --tenant acme --cache sessions max_item_bytes=64kib\n"
+      "  cellar limits show --tenant acme --cache sessions\n";
   return out;
 }
 
@@ -297,8 +300,8 @@ int Stats(const Target& t, const StatsOptions& o) {
 
 int Usage(const Target& t, const UsageOptions& o) {
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  std::string query = "from=" + std::to_string(now - static_cast<int64_t>(o.minutes) * 60 -
-                                               (now % 60));
+  std::string query =
+      "from=" + std::to_string(now - static_cast<int64_t>(o.minutes) * 60 - (now % 60));
   if (!o.tenant.empty()) query += "&tenant=" + EncodePathSegment(o.tenant);
   if (!o.cache.empty()) query += "&cache=" + EncodePathSegment(o.cache);
   AdminClient client(t.host, t.admin_port, t.key);
@@ -319,11 +322,10 @@ int Usage(const Target& t, const UsageOptions& o) {
     const Json* partial = r.Find("partial");
     const bool p = partial && partial->boolean;
     any_partial = any_partial || p;
-    rows.push_back({FormatUnixMinute(static_cast<int64_t>(Uint(r.Find("minute"))), seconds) +
-                        (p ? "*" : ""),
-                    Text(r.Find("tenant")), Text(r.Find("cache")), Text(r.Find("requests")),
-                    Text(r.Find("bytes_in")), Text(r.Find("bytes_out")),
-                    Text(r.Find("throttled"))});
+    rows.push_back(
+        {FormatUnixMinute(static_cast<int64_t>(Uint(r.Find("minute"))), seconds) + (p ? "*" : ""),
+         Text(r.Find("tenant")), Text(r.Find("cache")), Text(r.Find("requests")),
+         Text(r.Find("bytes_in")), Text(r.Find("bytes_out")), Text(r.Find("throttled"))});
   }
   PrintTable({"MINUTE (UTC)", "TENANT", "CACHE", "REQUESTS", "BYTES IN", "BYTES OUT", "THROTTLED"},
              rows, {false, false, false, true, true, true, true});

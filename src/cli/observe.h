@@ -46,8 +46,8 @@ int Usage(const Target& t, const UsageOptions& o);
 // no observations, and the last bound + 1 when the quantile lies in the open bucket.
 double HistogramQuantile(const std::vector<uint64_t>& bounds, const std::vector<uint64_t>& counts,
                          double q);
-std::string FormatBytes(double bytes);        // "512 B", "1.5 KiB", "3.0 MiB"
-std::string FormatMicros(double us);          // "80us", "1.2ms", "1.50s"
+std::string FormatBytes(double bytes);                            // "512 B", "1.5 KiB", "3.0 MiB"
+std::string FormatMicros(double us);                              // "80us", "1.2ms", "1.50s"
 std::string FormatUnixMinute(int64_t unix_s, bool with_seconds);  // "2024-05-01 12:34" UTC
 
 }  // namespace cellar::cli

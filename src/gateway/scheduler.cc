@@ -34,8 +34,9 @@ uint64_t LoopScheduler::WindowWork(TenantQueue& q, int64_t now) {
 LoopScheduler::Decision LoopScheduler::Arrive(uint32_t tenant, Schedulable* s) {
   const int64_t now = static_cast<int64_t>(MonotonicNanos());
   if (tenant != last_tenant_) {
+    // A second tenant on the loop (the very first arrival is not a switch).
+    if (last_tenant_ != UINT32_MAX) last_switch_ns_ = now;
     last_tenant_ = tenant;
-    last_switch_ns_ = now;
   }
   TenantQueue& q = QueueOf(tenant);
   const bool contended = now - last_switch_ns_ < options_.contended_window_ns;

@@ -53,11 +53,12 @@ bool RateBucket::TryTake(uint64_t n, int64_t now_ns) {
   const int64_t burst = kBurstMillis * 1000000;
   int64_t tat = tat_.load(std::memory_order_relaxed);
   for (;;) {
-    const int64_t next = std::max(tat, now_ns) + cost;
-    // Within the burst: the bucket may run ahead of the clock by at most kBurstMillis (plus
-    // one whole request, so a request bigger than the burst passes when the bucket is full).
-    if (next - now_ns > burst + (tat <= now_ns ? cost : 0)) return false;
-    if (tat_.compare_exchange_weak(tat, next, std::memory_order_relaxed)) return true;
+    // GCRA: conforming while the bucket runs ahead of the clock by at most the burst. So
+    // 1 + burst/interval requests pass back to back, and one request bigger than the burst
+    // passes when the bucket is idle (then the next ones wait until it is paid).
+    const int64_t base = std::max(tat, now_ns);
+    if (base - now_ns > burst) return false;
+    if (tat_.compare_exchange_weak(tat, base + cost, std::memory_order_relaxed)) return true;
   }
 }
 
@@ -217,11 +218,13 @@ void Tenancy::ChargeRead(CacheState& c, uint64_t bytes, int64_t now_ns) {
   c.tenant_state->read_bytes.Charge(bytes, now_ns);
 }
 
-std::string Tenancy::Describe(const CacheState& c, Refusal r) {
+std::string Tenancy::Describe(const CacheState& c, Refusal r, bool name_cache) {
   auto limit = [&](LimitId id) { return std::to_string(c.limit(id)); };
   auto tenant_limit = [&](const RateBucket& b) { return std::to_string(b.rate()); };
-  const std::string cache = "cache '" + c.name + "'";
-  const std::string tenant = "tenant '" + (c.tenant_state ? c.tenant_state->name : std::string()) + "'";
+  const std::string cache = name_cache ? "cache '" + c.name + "'" : std::string("this cache");
+  const std::string tenant =
+      name_cache ? "tenant '" + (c.tenant_state ? c.tenant_state->name : std::string()) + "'"
+                 : std::string("this tenant");
   switch (r) {
     case Refusal::kNone:
       return "";
@@ -234,7 +237,7 @@ std::string Tenancy::Describe(const CacheState& c, Refusal r) {
     case Refusal::kWriteRate:
       return "Throughput limit exceeded: " + cache + " allows " +
              limit(LimitId::kWriteBytesPerSecond) +
-             " bytes written per second (write_bytes_per_second)";
+             " bytes of requests per second (write_bytes_per_second)";
     case Refusal::kTenantRequestRate:
       return "Request rate limit exceeded: " + tenant + " allows " +
              tenant_limit(c.tenant_state->requests) +
@@ -246,7 +249,7 @@ std::string Tenancy::Describe(const CacheState& c, Refusal r) {
     case Refusal::kTenantWriteRate:
       return "Throughput limit exceeded: " + tenant + " allows " +
              tenant_limit(c.tenant_state->write_bytes) +
-             " bytes written per second over its caches (tenant_write_bytes_per_second)";
+             " bytes of requests per second over its caches (tenant_write_bytes_per_second)";
     case Refusal::kQueueFull:
       return "Server overloaded: the queue for " + tenant + " is full; retry later";
     case Refusal::kItemSize:

@@ -67,7 +67,13 @@ Code RefusalCode(Refusal r);
 // A lock-free GCRA bucket. rate 0: unlimited (every take succeeds, nothing is tracked).
 class RateBucket {
  public:
-  void set_rate(uint64_t per_second) { rate_.store(per_second, std::memory_order_relaxed); }
+  // A new rate starts a fresh bucket: debt run up at the old rate does not hold back a
+  // raised limit.
+  void set_rate(uint64_t per_second) {
+    if (rate_.exchange(per_second, std::memory_order_relaxed) != per_second) {
+      tat_.store(0, std::memory_order_relaxed);
+    }
+  }
   uint64_t rate() const { return rate_.load(std::memory_order_relaxed); }
   // Takes n units if the bucket allows them now (within the burst); false leaves it unchanged.
   bool TryTake(uint64_t n, int64_t now_ns);
@@ -151,7 +157,9 @@ class Tenancy {
   }
   // A person-readable reason, naming the limit and its value: "request rate limit exceeded:
   // cache 'x' allows 500 requests per second (requests_per_second)".
-  static std::string Describe(const CacheState& c, Refusal r);
+  // name_cache false: "this cache" instead of its name (Momento SDKs pick their message by
+  // words in it, and a cache's name must not change which).
+  static std::string Describe(const CacheState& c, Refusal r, bool name_cache = true);
 
  private:
   control::CacheRegistry* registry_;

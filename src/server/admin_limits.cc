@@ -15,9 +15,12 @@ using control::LimitSpecs;
 
 std::string_view UnitName(control::LimitUnit u) {
   switch (u) {
-    case control::LimitUnit::kBytes: return "bytes";
-    case control::LimitUnit::kSeconds: return "seconds";
-    case control::LimitUnit::kCount: break;
+    case control::LimitUnit::kBytes:
+      return "bytes";
+    case control::LimitUnit::kSeconds:
+      return "seconds";
+    case control::LimitUnit::kCount:
+      break;
   }
   return "count";
 }
@@ -56,8 +59,7 @@ std::string ValuesJson(const Limits& values, SourceOf source_of) {
     human += sep + key + "\"" + JsonEscape(control::HumanValue(s, values[s.id])) + "\"";
     source += sep + key + "\"" + std::string(source_of(s)) + "\"";
   }
-  return "\"effective\":{" + effective + "},\"human\":{" + human + "},\"source\":{" + source +
-         "}";
+  return "\"effective\":{" + effective + "},\"human\":{" + human + "},\"source\":{" + source + "}";
 }
 
 bool IsSeparator(char c) {
@@ -65,8 +67,8 @@ bool IsSeparator(char c) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' ||
-                        s.front() == '\r')) {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
     s.remove_prefix(1);
   }
   while (!s.empty() &&
@@ -157,11 +159,10 @@ HttpResponse HandleTenantLimits(control::CacheRegistry& reg, const HttpRequest& 
     const LimitOverrides o = reg.TenantLimits(id);
     const Limits values = control::Resolve(reg.server_limits(), o, {});
     return JsonResponse(
-        200, "{\"tenant\":\"" + JsonEscape(tenant) + "\",\"overrides\":" + OverridesJson(o) +
-                 "," + ValuesJson(values, [&o](const LimitSpec& s) {
-                   return o[s.id] ? "tenant" : "server";
-                 }) +
-                 "}");
+        200,
+        "{\"tenant\":\"" + JsonEscape(tenant) + "\",\"overrides\":" + OverridesJson(o) + "," +
+            ValuesJson(values, [&o](const LimitSpec& s) { return o[s.id] ? "tenant" : "server"; }) +
+            "}");
   };
   if (req.method == "GET") return render();
   if (req.method == "PUT" || req.method == "PATCH") {
@@ -186,9 +187,10 @@ HttpResponse HandleCacheLimits(control::CacheRegistry& reg, const HttpRequest& r
     return JsonResponse(
         200, "{\"cache\":\"" + JsonEscape(cache) + "\",\"tenant\":\"" + JsonEscape(tenant) +
                  "\",\"overrides\":" + OverridesJson(mine) + "," +
-                 ValuesJson(values, [&](const LimitSpec& s) {
-                   return mine[s.id] ? "cache" : theirs[s.id] ? "tenant" : "server";
-                 }) +
+                 ValuesJson(values,
+                            [&](const LimitSpec& s) {
+                              return mine[s.id] ? "cache" : theirs[s.id] ? "tenant" : "server";
+                            }) +
                  "}");
   };
   if (!reg.Find(tenant_id, cache)) return ErrorResponse(404, "cache not found");

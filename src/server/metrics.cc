@@ -70,7 +70,8 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
       calls[i] += m.calls[i].load(std::memory_order_relaxed);
       errors[i] += m.errors[i].load(std::memory_order_relaxed);
     }
-    for (size_t i = 0; i < latency.size(); ++i) latency[i] += m.latency[i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < latency.size(); ++i)
+      latency[i] += m.latency[i].load(std::memory_order_relaxed);
   }
   Metric(out, "cellar_commands_total", "counter", "RESP commands executed, by command.");
   for (const auto* spec : commands) {
@@ -82,7 +83,8 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
   for (const auto* spec : commands) {
     size_t id = resp::CommandIndex(spec->name);
     if (errors[id] == 0) continue;
-    Sample(out, "cellar_command_errors_total", "command=\"" + std::string(spec->name) + "\"", errors[id]);
+    Sample(out, "cellar_command_errors_total", "command=\"" + std::string(spec->name) + "\"",
+           errors[id]);
   }
   Metric(out, "cellar_command_latency_seconds", "histogram",
          "Time from a command's arrival to its reply being ready.");
@@ -122,9 +124,11 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
 
   if (topics != nullptr) {
     const topics::Topics::Counters tc = topics->Snapshot();
-    Metric(out, "cellar_topic_subscriptions", "gauge", "Topic subscriptions open (gRPC and RESP, patterns included).");
+    Metric(out, "cellar_topic_subscriptions", "gauge",
+           "Topic subscriptions open (gRPC and RESP, patterns included).");
     Sample(out, "cellar_topic_subscriptions", "", tc.subscriptions);
-    Metric(out, "cellar_topic_messages_published_total", "counter", "Messages published to topics.");
+    Metric(out, "cellar_topic_messages_published_total", "counter",
+           "Messages published to topics.");
     Sample(out, "cellar_topic_messages_published_total", "", tc.published);
     Metric(out, "cellar_topic_deliveries_total", "counter", "Messages handed to subscriptions.");
     Sample(out, "cellar_topic_deliveries_total", "", tc.deliveries);
@@ -155,11 +159,13 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
   Sample(out, "cellar_hits_total", "", st.hits);
   Metric(out, "cellar_misses_total", "counter", "Reads that did not find their key.");
   Sample(out, "cellar_misses_total", "", st.misses);
-  Metric(out, "cellar_evictions_total", "counter", "Items evicted to stay within the memory limit.");
+  Metric(out, "cellar_evictions_total", "counter",
+         "Items evicted to stay within the memory limit.");
   Sample(out, "cellar_evictions_total", "", st.evictions);
   Metric(out, "cellar_expirations_total", "counter", "Items removed because their TTL passed.");
   Sample(out, "cellar_expirations_total", "", st.expirations);
-  Metric(out, "cellar_oom_refusals_total", "counter", "Writes refused because nothing could be evicted.");
+  Metric(out, "cellar_oom_refusals_total", "counter",
+         "Writes refused because nothing could be evicted.");
   Sample(out, "cellar_oom_refusals_total", "", st.oom_refusals);
   return out;
 }
@@ -214,8 +220,7 @@ void RenderFamily(std::string& out, std::string_view family, std::string_view by
       {"bytes_out_total", "counter", "Value bytes answered", &CacheStats::bytes_out},
       {"items", "gauge", "Items stored", &CacheStats::items},
       {"bytes", "gauge", "Memory held by items (allocation bytes)", &CacheStats::bytes},
-      {"evictions_total", "counter", "Items evicted under memory pressure",
-       &CacheStats::evictions},
+      {"evictions_total", "counter", "Items evicted under memory pressure", &CacheStats::evictions},
       {"expirations_total", "counter", "Items removed because their TTL passed",
        &CacheStats::expirations},
   };
@@ -351,8 +356,8 @@ std::string RenderCacheMetrics(const gateway::Stats& st, const MetricsOptions& o
   return out;
 }
 
-std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
-                          const topics::Topics* topics, const MetricsOptions& opts) {
+std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topics::Topics* topics,
+                          const MetricsOptions& opts) {
   return RenderProcessMetrics(st, threads, topics) + RenderCacheMetrics(st, opts);
 }
 
@@ -371,15 +376,14 @@ std::string RenderStatsJson(const gateway::Stats& st, int64_t now_ms,
     if (cache && c.name != *cache) continue;
     if (!first) body += ",";
     first = false;
-    body += "{\"tenant\":\"" + JsonEscape(c.tenant) + "\",\"cache\":\"" + JsonEscape(c.name) +
-            "\",\"requests\":" + std::to_string(c.requests) +
-            ",\"operations\":" + std::to_string(c.ops) + ",\"hits\":" + std::to_string(c.hits) +
-            ",\"misses\":" + std::to_string(c.misses) +
-            ",\"bytes_in\":" + std::to_string(c.bytes_in) +
-            ",\"bytes_out\":" + std::to_string(c.bytes_out) +
-            ",\"items\":" + std::to_string(c.items) + ",\"bytes\":" + std::to_string(c.bytes) +
-            ",\"evictions\":" + std::to_string(c.evictions) +
-            ",\"expirations\":" + std::to_string(c.expirations) + ",\"throttled\":{";
+    body +=
+        "{\"tenant\":\"" + JsonEscape(c.tenant) + "\",\"cache\":\"" + JsonEscape(c.name) +
+        "\",\"requests\":" + std::to_string(c.requests) +
+        ",\"operations\":" + std::to_string(c.ops) + ",\"hits\":" + std::to_string(c.hits) +
+        ",\"misses\":" + std::to_string(c.misses) + ",\"bytes_in\":" + std::to_string(c.bytes_in) +
+        ",\"bytes_out\":" + std::to_string(c.bytes_out) + ",\"items\":" + std::to_string(c.items) +
+        ",\"bytes\":" + std::to_string(c.bytes) + ",\"evictions\":" + std::to_string(c.evictions) +
+        ",\"expirations\":" + std::to_string(c.expirations) + ",\"throttled\":{";
     bool first_reason = true;
     for (size_t r = 1; r < c.refusals.size(); ++r) {
       if (c.refusals[r] == 0) continue;

@@ -27,8 +27,8 @@ struct MetricsOptions {
 
 // The whole /metrics page: process-wide series (RESP, gRPC, topics, engine totals), then the
 // per-cache and per-tenant series.
-std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
-                          const topics::Topics* topics, const MetricsOptions& opts);
+std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topics::Topics* topics,
+                          const MetricsOptions& opts);
 
 // Only the per-cache (`cellar_cache_*`) and per-tenant (`cellar_tenant_*`) series.
 std::string RenderCacheMetrics(const gateway::Stats& st, const MetricsOptions& opts);

@@ -40,16 +40,21 @@ TEST(MetricsTest, PerCacheAndPerTenantSeries) {
   const std::string text = RenderCacheMetrics(st, {});
   EXPECT_TRUE(Has(text, "cellar_cache_requests_total{tenant=\"acme\",cache=\"a\"} 10")) << text;
   EXPECT_TRUE(Has(text, "cellar_cache_bytes_in_total{tenant=\"acme\",cache=\"a\"} 100"));
-  EXPECT_TRUE(Has(text, "cellar_cache_throttled_total{tenant=\"acme\",cache=\"a\",reason=\"request_rate\"} 3"));
-  EXPECT_TRUE(Has(text, "cellar_cache_latency_seconds_bucket{tenant=\"acme\",cache=\"a\",le=\"0.000050\"} 4"));
-  EXPECT_TRUE(Has(text, "cellar_cache_latency_seconds_bucket{tenant=\"acme\",cache=\"a\",le=\"0.001000\"} 5"));
-  EXPECT_TRUE(Has(text, "cellar_cache_latency_seconds_bucket{tenant=\"acme\",cache=\"a\",le=\"+Inf\"} 5"));
+  EXPECT_TRUE(Has(
+      text, "cellar_cache_throttled_total{tenant=\"acme\",cache=\"a\",reason=\"request_rate\"} 3"));
+  EXPECT_TRUE(Has(
+      text, "cellar_cache_latency_seconds_bucket{tenant=\"acme\",cache=\"a\",le=\"0.000050\"} 4"));
+  EXPECT_TRUE(Has(
+      text, "cellar_cache_latency_seconds_bucket{tenant=\"acme\",cache=\"a\",le=\"0.001000\"} 5"));
+  EXPECT_TRUE(
+      Has(text, "cellar_cache_latency_seconds_bucket{tenant=\"acme\",cache=\"a\",le=\"+Inf\"} 5"));
   EXPECT_TRUE(Has(text, "cellar_cache_latency_seconds_count{tenant=\"acme\",cache=\"a\"} 5"));
   EXPECT_TRUE(Has(text, "cellar_cache_latency_seconds_sum{tenant=\"acme\",cache=\"a\"} 0.001200"));
   EXPECT_TRUE(Has(text, "cellar_tenant_requests_total{tenant=\"acme\"} 15"));
   EXPECT_TRUE(Has(text, "cellar_tenant_items{tenant=\"acme\"} 2"));
   EXPECT_TRUE(Has(text, "cellar_tenant_caches{tenant=\"acme\"} 2"));
-  EXPECT_TRUE(Has(text, "cellar_tenant_throttled_total{tenant=\"acme\",reason=\"request_rate\"} 3"));
+  EXPECT_TRUE(
+      Has(text, "cellar_tenant_throttled_total{tenant=\"acme\",reason=\"request_rate\"} 3"));
   EXPECT_EQ(text.find("{tenant=\"_other\""), std::string::npos);
   EXPECT_TRUE(Has(text, "cellar_metrics_folded_caches 0"));
 }

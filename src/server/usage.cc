@@ -46,8 +46,8 @@ UsageLog::UsageLog(UsageOptions options, int64_t now_ms) : opts_(std::move(optio
 
 int64_t UsageLog::MinuteOf(int64_t ms) const {
   const int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-  const int64_t q = s >= 0 ? s / opts_.minute_seconds
-                           : (s - opts_.minute_seconds + 1) / opts_.minute_seconds;
+  const int64_t q =
+      s >= 0 ? s / opts_.minute_seconds : (s - opts_.minute_seconds + 1) / opts_.minute_seconds;
   return q * opts_.minute_seconds;
 }
 
@@ -105,7 +105,8 @@ void UsageLog::Record(int64_t now_ms, const std::vector<UsageSample>& caches) {
   ++stamp_;
   // The growth since the previous sample happened somewhere in between: its middle decides the
   // minute, so a sample just after a minute boundary still credits the minute that ended.
-  const int64_t at = last_ms_ < 0 || now_ms < last_ms_ ? now_ms : last_ms_ + (now_ms - last_ms_) / 2;
+  const int64_t at =
+      last_ms_ < 0 || now_ms < last_ms_ ? now_ms : last_ms_ + (now_ms - last_ms_) / 2;
   const int64_t m = MinuteOf(at);
   if (minute_ < 0) {
     minute_ = m;
@@ -185,8 +186,8 @@ std::vector<UsageRecord> UsageLog::Query(const std::optional<std::string>& tenan
                                          const std::optional<std::string>& cache, int64_t from,
                                          int64_t to) const {
   std::map<std::tuple<int64_t, std::string_view, std::string_view>, UsageRecord> merged;
-  auto add = [&](int64_t minute, const std::string& t, const std::string& c,
-                 const UsageCounters& u, bool partial) {
+  auto add = [&](int64_t minute, const std::string& t, const std::string& c, const UsageCounters& u,
+                 bool partial) {
     if (minute < from || minute >= to) return;
     if ((tenant && t != *tenant) || (cache && c != *cache)) return;
     auto [it, inserted] = merged.try_emplace({minute, t, c});
@@ -224,8 +225,8 @@ void UsageSampler::Arm() {
 }
 
 void UsageSampler::SampleNow() {
-  if (tenancy_ == nullptr) return;
-  const auto caches = tenancy_->All();  // keeps the names alive while the samples view them
+  if (tenancy_ == nullptr || stopped_) return;  // after Stop the last minute is written
+  const auto caches = tenancy_->All();          // keeps the names alive while the samples view them
   std::vector<UsageSample> samples;
   samples.reserve(caches.size());
   for (const auto& c : caches) {
@@ -247,9 +248,9 @@ void UsageSampler::SampleNow() {
 
 void UsageSampler::Stop() {
   if (stopped_) return;
-  stopped_ = true;
   timer_.cancel();
   SampleNow();
+  stopped_ = true;
   log_->CloseMinute();
 }
 

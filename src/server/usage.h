@@ -16,6 +16,10 @@
 // Threads: both live on one loop (loop 0, the admin API's); neither takes a lock.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -23,10 +27,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 namespace cellar::gateway {
 class Tenancy;
@@ -66,10 +66,10 @@ struct UsageRecord {
 };
 
 struct UsageOptions {
-  std::string path;              // the usage.tsv file; empty: memory only
-  int64_t minute_seconds = 60;   // length of a "minute" (tests shorten it)
+  std::string path;                       // the usage.tsv file; empty: memory only
+  int64_t minute_seconds = 60;            // length of a "minute" (tests shorten it)
   int64_t retention_seconds = 24 * 3600;  // the in-memory window
-  size_t max_records = 500000;   // bound on the window's rows (oldest dropped first)
+  size_t max_records = 500000;            // bound on the window's rows (oldest dropped first)
 };
 
 class UsageLog {
@@ -113,7 +113,7 @@ class UsageLog {
   int64_t minute_ = -1;             // the minute in progress (start, Unix seconds); -1: none yet
   absl::flat_hash_map<uint32_t, Current> current_;  // by cache id
   absl::flat_hash_map<uint32_t, Last> last_;        // by cache id
-  int64_t last_ms_ = -1;  // time of the previous Record
+  int64_t last_ms_ = -1;                            // time of the previous Record
   uint64_t stamp_ = 0;
   bool write_failed_ = false;  // logged once until a write succeeds again
 };

@@ -100,7 +100,7 @@ TEST(UsageLogTest, QueryFiltersByTenantCacheAndTime) {
 TEST(UsageLogTest, ANewCacheCountsFromZeroAndAGoneCacheIsForgotten) {
   UsageLog log({}, kT0);
   log.Record(kT0 + 1000, {S(1, "t", "a", 7)});
-  log.Record(kT0 + 2000, {});  // deleted
+  log.Record(kT0 + 2000, {});                   // deleted
   log.Record(kT0 + 3000, {S(1, "t", "a", 2)});  // ids are never reused; counts as new
   auto rows = log.Query(std::nullopt, std::nullopt, 0, INT64_MAX);
   ASSERT_EQ(rows.size(), 1u);
@@ -135,10 +135,9 @@ TEST(UsageLogTest, WritesClosedMinutesAndReadsThemBackAfterARestart) {
     log.Record(kT0 + 63'000, {S(1, "acme", "sessions", 11, 20, 30, 4), S(2, "beta", "x", 1)});
     log.CloseMinute();  // shutdown in the second minute
   }
-  EXPECT_EQ(ReadAll(path),
-            std::to_string(kMinute) + "\tacme\tsessions\t10\t20\t30\t4\n" +
-                std::to_string(kMinute) + "\tbeta\tx\t1\t0\t0\t0\n" +
-                std::to_string(kMinute + 60) + "\tacme\tsessions\t1\t0\t0\t0\n");
+  EXPECT_EQ(ReadAll(path), std::to_string(kMinute) + "\tacme\tsessions\t10\t20\t30\t4\n" +
+                               std::to_string(kMinute) + "\tbeta\tx\t1\t0\t0\t0\n" +
+                               std::to_string(kMinute + 60) + "\tacme\tsessions\t1\t0\t0\t0\n");
   // Restarted in the same minute: counters start over, and the minute's rows are summed.
   UsageLog log({.path = path}, kT0 + 64'000);
   EXPECT_EQ(log.window_size(), 3u);

@@ -786,7 +786,7 @@ Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
   if (max_message != 0 && value_bytes > max_message) {
     return Status(Code::kResourceExhausted,
                   std::string(kMessageSizeText) + ": the message is " +
-                      std::to_string(value_bytes) + " bytes, over the cache's limit of " +
+                      std::to_string(value_bytes) + " bytes, over the request limit of " +
                       std::to_string(max_message) + " bytes (max_message_bytes)");
   }
   if (publish_rate == 0) return Status::Ok();

@@ -250,9 +250,12 @@ void Connection::ScheduleRound() {
   if (sched_hold_ != nullptr) return;  // queued already
   switch (sched->Arrive(sched_tenant_, this)) {
     case gateway::LoopScheduler::Decision::kRunNow: {
-      const size_t n = ready_.size();
-      RunRound();
-      sched->Charge(sched_tenant_, static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX)));
+      // Cut to the quantum while tenants compete; what is left waits for the next turn.
+      const size_t limit = sched->RoundLimit(
+          static_cast<uint32_t>(std::min<size_t>(ready_.size(), UINT32_MAX)));
+      RunRound(limit);
+      sched->Charge(sched_tenant_, static_cast<uint32_t>(limit));
+      if (!round_in_flight_ && !ready_.empty() && sched_hold_ == nullptr) ScheduleRound();
       return;
     }
     case gateway::LoopScheduler::Decision::kQueued:
@@ -684,7 +687,7 @@ void Connection::RunRound(size_t limit) {
       calls.resize(first);
       WireStatus w;
       w.code = ToWire(Status(gateway::RefusalCode(r))).code;
-      w.message = gateway::Tenancy::Describe(*s.cache_state, r);
+      w.message = gateway::Tenancy::Describe(*s.cache_state, r, /*name_cache=*/false);
       w.err = gateway::RefusalErr(r);
       Reject(s, std::move(w));
       continue;

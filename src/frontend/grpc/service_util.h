@@ -54,7 +54,8 @@ inline Status CheckSize(const ServiceContext& ctx, const Stream& s, std::string_
   if (s.cache_state != nullptr) {
     const gateway::Refusal r = element ? gateway::Refusal::kElementSize : gateway::Refusal::kItemSize;
     gateway::Tenancy::CountRefusal(*s.cache_state, r);
-    return Status(Code::kTooLarge, gateway::Tenancy::Describe(*s.cache_state, r) + ": the value is " +
+    return Status(Code::kTooLarge, gateway::Tenancy::Describe(*s.cache_state, r, /*name_cache=*/false) +
+                                       ": the value is " +
                                        std::to_string(value.size()) + " bytes");
   }
   return Status(Code::kTooLarge, "item size limit exceeded: the value is " +

@@ -522,7 +522,10 @@ void ListCaches(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view
     const uint64_t throughput = read == 0 ? write : write == 0 ? read : std::min(read, write);
     lim->set_max_throughput_kbps(throughput == 0 ? UINT32_MAX : u32(std::max<uint64_t>(1, throughput / 1024)));
     lim->set_max_item_size_kb(u32(l[LimitId::kMaxItemBytes] == 0 ? 0 : std::max<uint64_t>(1, l[LimitId::kMaxItemBytes] / 1024)));
-    lim->set_max_ttl_seconds(l[LimitId::kMaxTtlSeconds] == 0 ? UINT64_MAX : l[LimitId::kMaxTtlSeconds]);
+    // Unlimited: the largest integer a JavaScript number holds exactly (the Node SDK reads
+    // this field as a number).
+    lim->set_max_ttl_seconds(l[LimitId::kMaxTtlSeconds] == 0 ? kNoTtlRemaining
+                                                             : l[LimitId::kMaxTtlSeconds]);
     auto* topic = c->mutable_topic_limits();
     topic->set_max_publish_rate(u32(l[LimitId::kPublishPerSecond]));
     topic->set_max_subscription_count(u32(l[LimitId::kMaxSubscriptions]));

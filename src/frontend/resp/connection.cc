@@ -216,7 +216,9 @@ void Connection::ScheduleRound() {
   const uint32_t tenant = state_.authed ? state_.principal.tenant : 0;
   switch (sched->Arrive(tenant, this)) {
     case gateway::LoopScheduler::Decision::kRunNow:
+      round_limit_ = sched->RoundLimit(kMaxRound);  // cut to the quantum while tenants compete
       ProcessRound();
+      round_limit_ = kMaxRound;
       sched->Charge(tenant, static_cast<uint32_t>(std::max<size_t>(1, pending_.size())));
       return;
     case gateway::LoopScheduler::Decision::kQueued:

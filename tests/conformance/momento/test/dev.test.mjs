@@ -123,11 +123,14 @@ describe('control plane', () => {
     const l = expectType(await client.listCaches(), ListCaches.Success, 'listCaches');
     const info = l.getCaches().find((c) => c.getName() === name);
     assert.ok(info, `listCaches contains ${name}; got ${l.getCaches().map((c) => c.getName()).join(',')}`);
+    // The server's defaults (control/limits.cc), at least as generous as Momento's
+    // (500 requests/s, 10240 KiB/s, 4883 KiB items, 86400 s TTL); an unlimited TTL is reported
+    // as the largest integer a JavaScript number holds exactly.
     assert.deepEqual({ ...info.getCacheLimits() }, {
-      maxTrafficRate: 500,
-      maxThroughputKbps: 10240,
+      maxTrafficRate: 100000,
+      maxThroughputKbps: 262144,
       maxItemSizeKb: 4883,
-      maxTtlSeconds: 86400,
+      maxTtlSeconds: Number.MAX_SAFE_INTEGER,
     }, 'cache limits');
     // The limits the server enforces (cellar serve --topic-* defaults).
     assert.deepEqual({ ...info.getTopicLimits() }, {

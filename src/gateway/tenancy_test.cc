@@ -1,0 +1,135 @@
+#include "gateway/tenancy.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "control/cache_registry.h"
+
+namespace cellar::gateway {
+namespace {
+
+constexpr int64_t kSec = 1'000'000'000;
+
+TEST(RateBucket, AllowsTheRateWithAShortBurst) {
+  RateBucket b;
+  b.set_rate(100);  // one every 10 ms; burst: 250 ms ahead, so 26 back to back
+  const int64_t t0 = 10 * kSec;
+  int passed = 0;
+  for (int i = 0; i < 100; ++i) passed += b.TryTake(1, t0);
+  EXPECT_EQ(passed, 26);
+  EXPECT_FALSE(b.TryTake(1, t0));
+  // Over the next second, offered 1000 (one per ms): the rate passes, not more.
+  int later = 0;
+  for (int ms = 1; ms <= 1000; ++ms) later += b.TryTake(1, t0 + ms * (kSec / 1000));
+  EXPECT_GE(later, 99);
+  EXPECT_LE(later, 101);
+}
+
+TEST(RateBucket, UnlimitedAndRefundAndDebt) {
+  RateBucket b;
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(b.TryTake(1'000'000, 0));  // rate 0: unlimited
+  b.set_rate(1000);
+  const int64_t t0 = 5 * kSec;
+  EXPECT_TRUE(b.TryTake(260, t0));  // 260 ms ahead: past the 250 ms burst
+  EXPECT_FALSE(b.TryTake(10, t0));
+  b.Refund(260);
+  EXPECT_TRUE(b.TryTake(10, t0));
+  // A charge after the fact can go past the burst; the bucket is then over until paid.
+  b.Charge(5000, t0);
+  EXPECT_TRUE(b.Over(t0));
+  EXPECT_TRUE(b.Over(t0 + 4 * kSec));
+  EXPECT_FALSE(b.Over(t0 + 5 * kSec));
+  // One request larger than the burst passes when the bucket is full.
+  RateBucket big;
+  big.set_rate(100);
+  EXPECT_TRUE(big.TryTake(1000, t0));
+  EXPECT_FALSE(big.TryTake(1, t0));
+}
+
+class TenancyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/tenancy_test";
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    reg_ = std::make_unique<control::CacheRegistry>(dir_);
+    tenancy_ = std::make_unique<Tenancy>(reg_.get());
+    reg_->set_on_change([this] { tenancy_->Refresh(); });
+    tenant_ = reg_->CreateTenant("acme")->id;
+    a_ = reg_->Create(tenant_, "a")->id;
+    b_ = reg_->Create(tenant_, "b")->id;
+  }
+  std::string dir_;
+  std::unique_ptr<control::CacheRegistry> reg_;
+  std::unique_ptr<Tenancy> tenancy_;
+  uint32_t tenant_ = 0, a_ = 0, b_ = 0;
+};
+
+TEST_F(TenancyTest, ChangesApplyAtOnceAndCachesHaveTheirOwnBuckets) {
+  auto a = tenancy_->Find(a_);
+  auto b = tenancy_->Find(b_);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->limit(control::LimitId::kRequestsPerSecond), 100000u);
+  ASSERT_TRUE(reg_->UpdateCacheLimits(tenant_, "a",
+                                      *control::ParseLimits("requests_per_second=4", true))
+                  .ok());
+  EXPECT_EQ(a->limit(control::LimitId::kRequestsPerSecond), 4u);  // same object, new value
+  const int64_t now = 100 * kSec;
+  int refused = 0;
+  for (int i = 0; i < 10; ++i) refused += tenancy_->Admit(*a, 1, 10, now) != Refusal::kNone;
+  EXPECT_EQ(refused, 8);  // 4/s: one every 250 ms, 250 ms of burst: 2 back to back
+  EXPECT_EQ(a->usage.refusals[static_cast<size_t>(Refusal::kRequestRate)].load(), 8u);
+  EXPECT_EQ(a->usage.requests.load(), 10u);
+  EXPECT_EQ(a->usage.bytes_in.load(), 20u);  // only what was admitted
+  // The other cache of the tenant is not touched.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(tenancy_->Admit(*b, 1, 10, now), Refusal::kNone);
+  // Raising the limit takes effect for the next request.
+  ASSERT_TRUE(reg_->UpdateCacheLimits(tenant_, "a",
+                                      *control::ParseLimits("requests_per_second=default", true))
+                  .ok());
+  EXPECT_EQ(tenancy_->Admit(*a, 1, 10, now), Refusal::kNone);
+}
+
+TEST_F(TenancyTest, TenantWideLimitsAndReadDebt) {
+  ASSERT_TRUE(reg_->UpdateTenantLimits(
+                      tenant_, *control::ParseLimits("tenant_requests_per_second=8", false))
+                  .ok());
+  auto a = tenancy_->Find(a_);
+  auto b = tenancy_->Find(b_);
+  const int64_t now = 100 * kSec;
+  int admitted = 0;
+  for (int i = 0; i < 10; ++i) {
+    admitted += tenancy_->Admit(*a, 1, 0, now) == Refusal::kNone;
+    admitted += tenancy_->Admit(*b, 1, 0, now) == Refusal::kNone;
+  }
+  EXPECT_EQ(admitted, 3);  // 8/s: 1 + 250/125 back to back, over both caches
+  EXPECT_GT(b->usage.refusals[static_cast<size_t>(Refusal::kTenantRequestRate)].load(), 0u);
+  // Reads are charged after the reply; the next request is refused while in debt.
+  ASSERT_TRUE(reg_->UpdateCacheLimits(tenant_, "b",
+                                      *control::ParseLimits("read_bytes_per_second=1000", true))
+                  .ok());
+  ASSERT_TRUE(reg_->UpdateTenantLimits(
+                      tenant_, *control::ParseLimits("tenant_requests_per_second=default", false))
+                  .ok());
+  tenancy_->ChargeRead(*b, 5000, now);
+  EXPECT_EQ(tenancy_->Admit(*b, 1, 0, now), Refusal::kReadRate);
+  EXPECT_EQ(tenancy_->Admit(*b, 1, 0, now + 5 * kSec), Refusal::kNone);
+  EXPECT_EQ(b->usage.bytes_out.load(), 5000u);
+}
+
+TEST_F(TenancyTest, DescribeNamesTheLimitAndDeletedCachesAreMarked) {
+  auto a = tenancy_->Find(a_);
+  EXPECT_EQ(Tenancy::Describe(*a, Refusal::kRequestRate),
+            "Request rate limit exceeded: cache 'a' allows 100000 operations per second "
+            "(requests_per_second)");
+  EXPECT_EQ(RefusalErr(Refusal::kWriteRate), "throughput_rate_limit_exceeded");
+  EXPECT_EQ(RefusalErr(Refusal::kElementSize), "element_size_limit_exceeded");
+  EXPECT_EQ(RefusalCode(Refusal::kTtl), Code::kInvalidArgument);
+  ASSERT_TRUE(reg_->Remove(tenant_, "a").ok());
+  EXPECT_TRUE(a->deleted.load());
+  EXPECT_EQ(tenancy_->Find(a_), nullptr);
+}
+
+}  // namespace
+}  // namespace cellar::gateway

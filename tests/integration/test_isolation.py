@@ -1,0 +1,139 @@
+"""Noisy-neighbour isolation (issue 7), short form: tenant A floods one event loop with
+pipelined SETs from a load generator (as many as it can send, over its requests/s limit), while
+tenant B sends one GET every 2 ms on a connection of the same loop. With the fair scheduler B's
+p99 stays within 1.5x of its p99 alone, B is never throttled and A is. With
+`--fair-scheduling off` (first come, first served) B's p99 grows well past that: the test shows
+the mechanism, not just a quiet machine. The long form is tests/bench/isolation.sh.
+
+Measured client-side (raw RESP, see isolation.py). To keep the client's own CPU contention out
+of B's figures on a 2-core machine, the server is pinned to CPU 0 and both load generators to
+CPU 1, with A's at nice 19 (B's client wakes ahead of it). Phases alternate (alone, flooded,
+three times) and the medians of the per-phase p99s are compared, so one noisy phase does not
+decide.
+
+Run: cd tests/integration && CELLAR_BIN=... /usr/bin/python3 -m unittest -v test_isolation
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+
+import isolation as iso
+from harness import CellarServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SANITIZED = bool(os.environ.get("CELLAR_SANITIZER"))
+PHASES = 3
+SAMPLES = 500          # per phase, one every INTERVAL
+INTERVAL = 0.002
+A_LIMIT = 20000        # tenant A's requests/s: it floods far past this
+A_CONNS, A_PIPELINE = 8, 256
+
+
+def pin(pid, cpu):
+    subprocess.run(["taskset", "-a", "-pc", str(cpu), str(pid)], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
+
+
+class Isolation(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pinned = (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
+        cls.saved_affinity = os.sched_getaffinity(0) if cls.pinned else None
+        if cls.pinned:
+            os.sched_setaffinity(0, {1})
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.saved_affinity:
+            os.sched_setaffinity(0, cls.saved_affinity)
+
+    def run_mode(self, scheduling):
+        srv = CellarServer(["--threads", "1", "--fair-scheduling", scheduling]).start()
+        try:
+            if self.pinned:
+                pin(srv.pid, 0)
+            tokens = {}
+            for tenant, cache in (("tenant_a", "a"), ("tenant_b", "b")):
+                st, body = srv.admin("POST", "/v1/tenants/" + tenant)
+                self.assertEqual(st, 201, body)
+                st, body = srv.admin("PUT", f"/v1/caches/{cache}?tenant={tenant}")
+                self.assertEqual(st, 201, body)
+                query = urllib.parse.urlencode(dict(tenant=tenant, super_user=1))
+                st, body = srv.admin("POST", "/v1/tokens?" + query)
+                self.assertEqual(st, 201, body)
+                tokens[cache] = body["token"]
+            st, body = srv.admin("PATCH", "/v1/caches/a/limits?tenant=tenant_a",
+                                 body={"requests_per_second": A_LIMIT})
+            self.assertEqual(st, 200, body)
+
+            alone, flooded, b_errors, floods = [], [], [], []
+            for _ in range(PHASES):
+                lat, err = iso.probe(srv.resp_port, "b", tokens["b"], SAMPLES, INTERVAL)
+                alone.append(iso.percentile(lat, 99))
+                b_errors += err
+                seconds = SAMPLES * INTERVAL + 1.0
+                gen = subprocess.Popen(
+                    ["nice", "-n", "19", sys.executable, os.path.join(HERE, "isolation.py"),
+                     "flood", str(srv.resp_port), "a", tokens["a"], str(A_CONNS),
+                     str(A_PIPELINE), str(seconds)],
+                    stdout=subprocess.PIPE)
+                try:
+                    time.sleep(0.4)  # the flood is at full speed before B measures
+                    lat, err = iso.probe(srv.resp_port, "b", tokens["b"], SAMPLES, INTERVAL)
+                    out, _ = gen.communicate(timeout=seconds + 30)
+                finally:
+                    if gen.poll() is None:
+                        gen.kill()
+                        gen.wait()
+                self.assertEqual(gen.returncode, 0)
+                flooded.append(iso.percentile(lat, 99))
+                b_errors += err
+                floods.append(json.loads(out))
+            st, metrics = srv.admin("GET", "/metrics")
+            return {
+                "alone_p99": statistics.median(alone),
+                "flooded_p99": statistics.median(flooded),
+                "b_errors": b_errors,
+                "floods": floods,
+                "alone": alone,
+                "flooded": flooded,
+            }
+        finally:
+            srv.stop()
+            srv.cleanup()
+
+    def test_quiet_tenant_keeps_its_latency_and_the_flooder_is_throttled(self):
+        on = self.run_mode("on")
+        off = self.run_mode("off")
+        ratio_on = on["flooded_p99"] / on["alone_p99"]
+        ratio_off = off["flooded_p99"] / off["alone_p99"]
+        summary = (
+            f"B p99 alone/flooded (us): scheduler on {on['alone_p99']*1e6:.0f}/"
+            f"{on['flooded_p99']*1e6:.0f} ({ratio_on:.2f}x), off {off['alone_p99']*1e6:.0f}/"
+            f"{off['flooded_p99']*1e6:.0f} ({ratio_off:.2f}x); phases on "
+            f"{[round(x*1e6) for x in on['alone']]}/{[round(x*1e6) for x in on['flooded']]}, off "
+            f"{[round(x*1e6) for x in off['alone']]}/{[round(x*1e6) for x in off['flooded']]}; "
+            f"A (on): {on['floods']}")
+        print("\n" + summary, file=sys.stderr)
+        # B is never throttled; A is, and still gets its share through.
+        self.assertEqual(on["b_errors"], [], summary)
+        self.assertEqual(off["b_errors"], [], summary)
+        for f in on["floods"] + off["floods"]:
+            self.assertGreater(f["throttled"], 0, summary)
+            self.assertGreater(f["ok"], 0, summary)
+            self.assertEqual(f["other"], 0, summary)
+        # The issue's criterion, with the scheduler on.
+        self.assertLessEqual(ratio_on, 1.5, summary)
+        # And the mechanism: without it the same load breaks the criterion.
+        self.assertGreater(ratio_off, 1.5, summary)
+        self.assertGreater(ratio_off, 2 * ratio_on, summary)
+
+
+if __name__ == "__main__":
+    unittest.main()
