@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "control/cache_registry.h"
@@ -68,7 +70,7 @@ TEST(Limits, DefaultsAreAtLeastMomentos) {
 }
 
 TEST(Limits, RegistryMergesPersistsAndNotifies) {
-  const std::string dir = ::testing::TempDir() + "/limits_registry";
+  const std::string dir = ::testing::TempDir() + "/limits_registry_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   uint32_t cache_id = 0, tenant_id = 0;

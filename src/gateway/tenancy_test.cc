@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "control/cache_registry.h"
@@ -50,7 +52,10 @@ TEST(RateBucket, UnlimitedAndRefundAndDebt) {
 class TenancyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/tenancy_test";
+    // ctest runs each case in its own process, in parallel: one directory per case.
+    dir_ = ::testing::TempDir() + "/tenancy_test_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+           std::to_string(::getpid());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     reg_ = std::make_unique<control::CacheRegistry>(dir_);

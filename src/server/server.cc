@@ -227,6 +227,15 @@ int ServeMain(int argc, char** argv) {
         });
       }
     });
+    topics.set_on_refusal([&tenancy](uint32_t cache_id, topics::Topics::Limit limit) {
+      auto c = tenancy.Find(cache_id);
+      if (c == nullptr) return;
+      using topics::Topics;
+      gateway::Tenancy::CountRefusal(
+          *c, limit == Topics::Limit::kPublishRate     ? gateway::Refusal::kPublishRate
+              : limit == Topics::Limit::kSubscriptions ? gateway::Refusal::kSubscriptions
+                                                       : gateway::Refusal::kMessageSize);
+    });
     registry.set_on_change([&tenancy] { tenancy.Refresh(); });
     tenancy.Refresh();
     gateway.set_tenancy(&tenancy);

@@ -778,6 +778,12 @@ void Topics::SetCacheLimits(uint32_t cache_id, uint64_t publish_rate, uint64_t m
 }
 
 Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
+  Status st = CheckPublish(cache_id, value_bytes);
+  if (!st.ok() && on_refusal_) on_refusal_(cache_id, LimitOf(st));
+  return st;
+}
+
+Status Topics::CheckPublish(uint32_t cache_id, size_t value_bytes) {
   const int64_t now = static_cast<int64_t>(MonotonicNanos());
   std::lock_guard lock(limits_->mu);
   Limits::PerCache& c = limits_->caches[cache_id];
@@ -808,6 +814,12 @@ Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
 }
 
 Status Topics::AdmitSubscription(uint32_t cache_id) {
+  Status st = CheckSubscription(cache_id);
+  if (!st.ok() && on_refusal_) on_refusal_(cache_id, LimitOf(st));
+  return st;
+}
+
+Status Topics::CheckSubscription(uint32_t cache_id) {
   std::lock_guard lock(limits_->mu);
   Limits::PerCache& c = limits_->caches[cache_id];
   const uint64_t max_subs = c.own ? c.max_subscriptions : options_.max_subscriptions_per_cache;

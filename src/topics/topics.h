@@ -145,6 +145,11 @@ class Topics {
   // e.g. Momento's `err` trailer); kNone for any other status.
   enum class Limit : uint8_t { kNone, kMessageSize, kPublishRate, kSubscriptions };
   static Limit LimitOf(const Status& st);
+  // Called (any thread, no lock held) for every publish or subscription a limit refuses, so
+  // refusals are counted per cache. Set before serving.
+  void set_on_refusal(std::function<void(uint32_t cache_id, Limit)> fn) {
+    on_refusal_ = std::move(fn);
+  }
   // The gateway's kPublish handler, on the owner loop `loop`: numbers, keeps, fans out;
   // reply.integer = subscriptions that receive it.
   void Publish(uint32_t loop, const api::Request& req, api::Reply& reply);
@@ -205,11 +210,15 @@ class Topics {
  private:
   std::vector<boost::asio::io_context*> loops_;
   Options options_;
+  std::function<void(uint32_t, Limit)> on_refusal_;
   std::vector<std::unique_ptr<Hub>> hubs_;
   struct Limits;
   std::unique_ptr<Limits> limits_;
   // Subscriptions per cache (any loop); Admit counts one in or refuses.
   Status AdmitSubscription(uint32_t cache_id);
+  // The checks themselves (they take limits_->mu; the refusal hook runs after, unlocked).
+  Status CheckSubscription(uint32_t cache_id);
+  Status CheckPublish(uint32_t cache_id, size_t value_bytes);
   void ReleaseSubscription(uint32_t cache_id);
   std::atomic<uint64_t> slow_cutoffs_{0};
 };

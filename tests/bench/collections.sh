@@ -64,6 +64,9 @@
 #   pinned:   each server on CPU 0 (Cellar --threads 1), the load generator on CPU 1.
 #   unpinned: nothing pinned, Cellar on one loop per core.
 set -euo pipefail
+# Cellar's per-cache limits (issue 7): high enough never to throttle the load generator, but
+# finite, so the admission buckets run as they do in production. BENCH_CELLAR_LIMITS overrides.
+CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_per_second=1tib,write_bytes_per_second=1tib,publish_per_second=1000000000}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -171,6 +174,7 @@ start_cellar() {  # -> PORT[cellar], PID[cellar]
   rm -rf "$data"; mkdir -p "$data"
   "${server_cpu[@]}" "$tmp/cellar" serve --data-dir "$data" --resp-port 0 --admin-port 0 \
     --api-port 0 --memory-limit 2gb --threads "$THREADS" --dev-no-auth --log-level warn \
+    --default-limits "$CELLAR_LIMITS" \
     >"$tmp/cellar.log" 2>&1 &
   pid=$!
   all_pids+=("$pid"); PID[cellar]=$pid

@@ -47,6 +47,9 @@
 # server's and the client's CPU use in % of one core during the run (client near 100%
 # means the load generator, not the server, was the limit).
 set -euo pipefail
+# Cellar's per-cache limits (issue 7): high enough never to throttle the load generator, but
+# finite, so the admission buckets run as they do in production. BENCH_CELLAR_LIMITS overrides.
+CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_per_second=1tib,write_bytes_per_second=1tib,publish_per_second=1000000000}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -132,6 +135,7 @@ start_cellar() {
   rm -rf "$data"; mkdir -p "$data"
   "${server_cpu[@]}" "$tmp/cellar" serve --data-dir "$data" --resp-port 0 --admin-port 0 \
     --api-port 0 --memory-limit 2gb --threads "$THREADS" --dev-no-auth --log-level warn \
+    --default-limits "$CELLAR_LIMITS" \
     >"$tmp/cellar.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 200); do

@@ -5,7 +5,8 @@
 #      BENCH_WARMUP (default 1), BENCH_REPS (runs per workload and server, default 3; the
 #      table shows medians), BENCH_MODES ("pinned unpinned" by default),
 #      BENCH_ITEMS (items for the memory test, default 1000000), BENCH_ONLY=memory (skip
-#      the throughput runs).
+#      the throughput runs), BENCH_CELLAR_ARGS (more `cellar serve` flags, e.g.
+#      "--fair-scheduling off" to measure the scheduler's cost), BENCH_CELLAR_LIMITS.
 #
 # Both servers run at once on their own ports and each workload alternates between them,
 # rep after rep, so a slow minute on this shared machine hits both alike.
@@ -20,6 +21,9 @@
 #   unpinned: nothing pinned, Cellar on its default of one loop per core (--threads 2 here);
 #             its loops then compete with the load generator for the two cores.
 set -euo pipefail
+# Cellar's per-cache limits (issue 7): high enough never to throttle the load generator, but
+# finite, so the admission buckets run as they do in production. BENCH_CELLAR_LIMITS overrides.
+CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_per_second=1tib,write_bytes_per_second=1tib,publish_per_second=1000000000}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -99,6 +103,7 @@ start_cellar() {
   rm -rf "$data"; mkdir -p "$data"
   "${server_cpu[@]}" "$CELLAR_BIN" serve --data-dir "$data" --resp-port 0 --admin-port 0 \
     --api-port 0 --memory-limit 2gb --threads "$THREADS" --dev-no-auth --log-level warn \
+    --default-limits "$CELLAR_LIMITS" ${BENCH_CELLAR_ARGS:-} \
     >"$tmp/cellar.log" 2>&1 &
   server_pid=$!
   all_pids+=("$server_pid")
