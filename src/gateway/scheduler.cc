@@ -1,5 +1,7 @@
 #include "gateway/scheduler.h"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "common/clock.h"
@@ -92,6 +94,7 @@ void LoopScheduler::Drain() {
   posted_ = false;
   counters_.passes++;
   int64_t budget = options_.pass_budget;
+  const int64_t end = static_cast<int64_t>(MonotonicNanos()) + options_.pass_ns;
   while (budget > 0 && (!fresh_.empty() || !active_.empty())) {
     // A tenant that just became active is served first; then the round robin.
     const bool from_fresh = !fresh_.empty();
@@ -101,8 +104,9 @@ void LoopScheduler::Drain() {
     } else {
       active_.pop_front();
     }
-    q->deficit += options_.quantum;
-    while (q->head != nullptr && q->deficit > 0) {
+    // Deficit left by a pass that ended early carries over, up to one more quantum.
+    q->deficit = std::min<int64_t>(q->deficit + options_.quantum, 2 * int64_t{options_.quantum});
+    while (q->head != nullptr && q->deficit > 0 && budget > 0) {
       Schedulable* s = q->head;
       q->head = s->sched_next_;
       if (q->head == nullptr) q->tail = nullptr;
@@ -115,6 +119,7 @@ void LoopScheduler::Drain() {
       q->deficit -= cost;
       q->window_work += cost;
       budget -= cost;
+      if (static_cast<int64_t>(MonotonicNanos()) >= end) budget = 0;
     }
     if (q->head == nullptr) {
       q->active = false;

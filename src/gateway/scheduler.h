@@ -52,10 +52,11 @@ class Schedulable {
 
 struct SchedulerOptions {
   bool enabled = true;
-  uint32_t quantum = 64;          // work per tenant per visit
-  uint32_t pass_budget = 64;      // work per drain pass before the loop polls its sockets
+  uint32_t quantum = 32;          // work per tenant per visit
+  uint32_t pass_budget = 32;      // work per drain pass before the loop polls its sockets
+  int64_t pass_ns = 50'000;       // and time: a pass ends after this much, whatever its work
   uint32_t max_queued = 1024;     // connections queued per tenant; beyond: refused
-  uint32_t light_work = 64;       // work per window below which a tenant is light
+  uint32_t light_work = 32;       // work per window below which a tenant is light
   int64_t window_ns = 10'000'000;             // the light/heavy accounting window
   int64_t contended_window_ns = 100'000'000;  // "lately" for a second tenant
 };

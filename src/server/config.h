@@ -31,7 +31,7 @@ struct Config {
   // built-in defaults, then --max-item-size and the --topic-* limits, then --default-limits.
   std::string default_limits;
   bool fair_scheduling = true;   // --fair-scheduling on|off (gateway/scheduler.h)
-  uint32_t sched_quantum = 64;
+  uint32_t sched_quantum = 32;
   uint32_t sched_max_queued = 1024;
   bool fair_eviction = true;     // --fair-eviction on|off
   // /metrics: caches and tenants with series of their own; the rest are summed as "_other".

@@ -188,7 +188,9 @@ int ServeMain(int argc, char** argv) {
       loop->scheduler = std::make_unique<gateway::LoopScheduler>(
           loop->io, gateway::SchedulerOptions{.enabled = cfg.fair_scheduling,
                                               .quantum = cfg.sched_quantum,
-                                              .max_queued = cfg.sched_max_queued});
+                                              .pass_budget = cfg.sched_quantum,
+                                              .max_queued = cfg.sched_max_queued,
+                                              .light_work = cfg.sched_quantum});
       loop->expire_timer = std::make_unique<asio::steady_timer>(loop->io);
       loop->guard.emplace(loop->io.get_executor());
       ios.push_back(&loop->io);

@@ -8,7 +8,7 @@ the mechanism, not just a quiet machine. The long form is tests/bench/isolation.
 Measured client-side (raw RESP, see isolation.py). To keep the client's own CPU contention out
 of B's figures on a 2-core machine, the server is pinned to CPU 0 and both load generators to
 CPU 1, with A's at nice 19 (B's client wakes ahead of it). Phases alternate (alone, flooded,
-three times) and the medians of the per-phase p99s are compared, so one noisy phase does not
+five times) and the medians of the per-phase p99s are compared, so one noisy phase does not
 decide.
 
 Run: cd tests/integration && CELLAR_BIN=... /usr/bin/python3 -m unittest -v test_isolation
@@ -28,11 +28,11 @@ from harness import CellarServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SANITIZED = bool(os.environ.get("CELLAR_SANITIZER"))
-PHASES = 3
+PHASES = 5
 SAMPLES = 500          # per phase, one every INTERVAL
 INTERVAL = 0.002
 A_LIMIT = 20000        # tenant A's requests/s: it floods far past this
-A_CONNS, A_PIPELINE = 8, 256
+A_CONNS, A_PIPELINE = 16, 512
 
 
 def pin(pid, cpu):

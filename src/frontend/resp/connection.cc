@@ -337,7 +337,16 @@ bool Connection::Admitted(const Pending& p, ReplyWriter& w) {
   --round_data_cmds_;
   batch_.calls.resize(p.first_call);
   local_.resize(p.local_off);
-  w.Error("ERR " + gateway::Tenancy::Describe(*c, r));
+  // A flooding client is refused many times a round: the text is made once per (cache,
+  // reason, limits generation), not per refusal.
+  const uint64_t generation = owner_->server_->gateway->registry().limits_generation();
+  if (c != refusal_cache_ || r != refusal_kind_ || generation != refusal_generation_) {
+    refusal_text_ = "ERR " + gateway::Tenancy::Describe(*c, r);
+    refusal_cache_ = c;
+    refusal_kind_ = r;
+    refusal_generation_ = generation;
+  }
+  w.Error(refusal_text_);
   return false;
 }
 

@@ -203,6 +203,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint32_t round_data_cmds_ = 0;    // commands of the round that ran calls
   size_t round_limit_ = kMaxRound;  // commands this round may take (the scheduler's quantum)
   bool refuse_round_ = false;       // the tenant's queue was full: answer the round with errors
+  // The last limit refusal's text, reused while the cache, reason and limits are the same.
+  std::string refusal_text_;
+  const gateway::CacheState* refusal_cache_ = nullptr;
+  gateway::Refusal refusal_kind_ = gateway::Refusal::kNone;
+  uint64_t refusal_generation_ = 0;
   std::shared_ptr<Connection> sched_hold_;  // held while queued with the scheduler
   uint64_t round_elapsed_us_ = 0;  // at the latest FinishFrom: what CountCommand records
   int64_t round_now_ms_ = 0;  // wall clock read once per round
