@@ -17,7 +17,7 @@
 #include "cli/admin_client.h"
 #include "cli/cli_common.h"
 #include "cli/observe.h"
-#include "cli/json.h"
+#include "common/json.h"
 #include "cli/net.h"
 #include "cli/resp_client.h"
 

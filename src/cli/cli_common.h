@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli/admin_client.h"
-#include "cli/json.h"
+#include "common/json.h"
 #include "cli/net.h"
 
 namespace cellar::cli {

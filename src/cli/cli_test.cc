@@ -3,7 +3,7 @@
 #include <string>
 
 #include "cli/admin_client.h"
-#include "cli/json.h"
+#include "common/json.h"
 #include "cli/observe.h"
 #include "cli/resp_client.h"
 

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/json.h"
+
 namespace cellar::server {
 
 std::string JsonEscape(std::string_view s) {
@@ -102,149 +104,33 @@ std::optional<std::string> PathSegment(const HttpRequest& req, std::string_view 
   return out;
 }
 
-namespace {
-
-// A recursive-descent reader over one flat object; `pos_` is where the next token starts.
-class FlatJsonReader {
- public:
-  explicit FlatJsonReader(std::string_view text) : s_(text) {}
-
-  StatusOr<std::vector<std::pair<std::string, std::string>>> Read() {
-    std::vector<std::pair<std::string, std::string>> out;
-    Space();
-    if (!Eat('{')) return Fail("expected a JSON object");
-    Space();
-    if (Eat('}')) return End(std::move(out));
-    for (;;) {
-      Space();
-      std::string name, value;
-      if (Peek() != '"' || !String(&name)) return Fail("expected a member name in quotes");
-      Space();
-      if (!Eat(':')) return Fail("expected ':'");
-      Space();
-      if (Peek() == '"') {
-        if (!String(&value)) return Fail("bad string");
-      } else if (Peek() == '{' || Peek() == '[') {
-        return Fail("values must be numbers or strings, not objects or arrays");
-      } else {
-        const size_t start = pos_;
-        while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) ||
-                                    s_[pos_] == '-' || s_[pos_] == '+' || s_[pos_] == '.')) {
-          ++pos_;
-        }
-        value = std::string(s_.substr(start, pos_ - start));
-        if (value.empty()) return Fail("expected a value");
-      }
-      out.emplace_back(std::move(name), std::move(value));
-      Space();
-      if (Eat(',')) continue;
-      if (Eat('}')) return End(std::move(out));
-      return Fail("expected ',' or '}'");
-    }
-  }
-
- private:
-  char Peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  bool Eat(char c) {
-    if (Peek() != c) return false;
-    ++pos_;
-    return true;
-  }
-  void Space() {
-    while (pos_ < s_.size() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
-      ++pos_;
-    }
-  }
-  Status Fail(std::string_view what) const {
-    return Status(Code::kInvalidArgument,
-                  "bad JSON body at byte " + std::to_string(pos_) + ": " + std::string(what));
-  }
-  StatusOr<std::vector<std::pair<std::string, std::string>>> End(
-      std::vector<std::pair<std::string, std::string>> out) {
-    Space();
-    if (pos_ != s_.size()) return Fail("text after the object");
-    return out;
-  }
-  // A string literal; \uXXXX is decoded to UTF-8 (surrogate pairs are not needed for limit
-  // names and values, and are refused).
-  bool String(std::string* out) {
-    if (!Eat('"')) return false;
-    while (pos_ < s_.size()) {
-      const char c = s_[pos_++];
-      if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c != '\\') {
-        out->push_back(c);
-        continue;
-      }
-      if (pos_ >= s_.size()) return false;
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          out->push_back(e);
-          break;
-        case 'b':
-          out->push_back('\b');
-          break;
-        case 'f':
-          out->push_back('\f');
-          break;
-        case 'n':
-          out->push_back('\n');
-          break;
-        case 'r':
-          out->push_back('\r');
-          break;
-        case 't':
-          out->push_back('\t');
-          break;
-        case 'u': {
-          if (pos_ + 4 > s_.size()) return false;
-          unsigned cp = 0;
-          for (int i = 0; i < 4; ++i) {
-            const char h = s_[pos_++];
-            cp <<= 4;
-            if (h >= '0' && h <= '9')
-              cp |= static_cast<unsigned>(h - '0');
-            else if (h >= 'a' && h <= 'f')
-              cp |= static_cast<unsigned>(h - 'a' + 10);
-            else if (h >= 'A' && h <= 'F')
-              cp |= static_cast<unsigned>(h - 'A' + 10);
-            else
-              return false;
-          }
-          if (cp >= 0xd800 && cp <= 0xdfff) return false;
-          if (cp < 0x80) {
-            out->push_back(static_cast<char>(cp));
-          } else if (cp < 0x800) {
-            out->push_back(static_cast<char>(0xc0 | (cp >> 6)));
-            out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-          } else {
-            out->push_back(static_cast<char>(0xe0 | (cp >> 12)));
-            out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-            out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-          }
-          break;
-        }
-        default:
-          return false;
-      }
-    }
-    return false;
-  }
-
-  std::string_view s_;
-  size_t pos_ = 0;
-};
-
-}  // namespace
-
 StatusOr<std::vector<std::pair<std::string, std::string>>> ParseFlatJsonObject(
     std::string_view text) {
-  return FlatJsonReader(text).Read();
+  std::optional<Json> doc = ParseJson(text);
+  if (!doc) return Status(Code::kInvalidArgument, "the body is not valid JSON");
+  if (doc->type != Json::Type::kObject) {
+    return Status(Code::kInvalidArgument, "expected a JSON object");
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, value] : doc->members) {
+    switch (value.type) {
+      case Json::Type::kString:
+      case Json::Type::kNumber:
+        out.emplace_back(name, value.text);
+        break;
+      case Json::Type::kBool:
+        out.emplace_back(name, value.boolean ? "true" : "false");
+        break;
+      case Json::Type::kNull:
+        out.emplace_back(name, "null");
+        break;
+      case Json::Type::kArray:
+      case Json::Type::kObject:
+        return Status(Code::kInvalidArgument,
+                      "member '" + name + "': expected a number or a string, not a nested value");
+    }
+  }
+  return out;
 }
 
 }  // namespace cellar::server

@@ -2,11 +2,9 @@
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -33,11 +31,7 @@ def run(scheduling):
         pin(srv.pid, 0)
         tokens = {}
         for tenant, cache in (("tenant_a", "a"), ("tenant_b", "b")):
-            srv.admin("POST", "/v1/tenants/" + tenant)
-            srv.admin("PUT", f"/v1/caches/{cache}?tenant={tenant}")
-            st, body = srv.admin("POST", "/v1/tokens?" + urllib.parse.urlencode(
-                dict(tenant=tenant, super_user=1)))
-            tokens[cache] = body["token"]
+            tokens[cache] = srv.tenant_with_cache(tenant, cache)
         st, body = srv.admin("PATCH", "/v1/caches/a/limits?tenant=tenant_a",
                              body={"requests_per_second": A_LIMIT})
         assert st == 200, body

@@ -220,6 +220,21 @@ class CellarServer:
         except ValueError:
             return status, text
 
+    def tenant_with_cache(self, tenant, cache):
+        """Creates tenant `tenant` with cache `cache` and mints a super-user token of it;
+        returns the token (RESP: AUTH <cache> <token>)."""
+        status, body = self.admin("POST", "/v1/tenants/" + tenant)
+        if status != 201:
+            raise AssertionError(f"creating tenant {tenant}: {status} {body}")
+        status, body = self.admin("PUT", f"/v1/caches/{cache}?tenant={tenant}")
+        if status != 201:
+            raise AssertionError(f"creating cache {cache}: {status} {body}")
+        query = urllib.parse.urlencode(dict(tenant=tenant, super_user=1))
+        status, body = self.admin("POST", "/v1/tokens?" + query)
+        if status != 201:
+            raise AssertionError(f"minting a token of {tenant}: {status} {body}")
+        return body["token"]
+
     def create_cache(self, name, exist_ok=False):
         status, body = self.admin("PUT", "/v1/caches/" + urllib.parse.quote(name, safe=""))
         if status == 201 or (exist_ok and status == 409):

@@ -23,7 +23,6 @@ import os
 import sys
 import time
 import unittest
-import urllib.parse
 
 import redis
 
@@ -92,15 +91,9 @@ class FairEviction(unittest.TestCase):
         self.srv = srv
         self.clients = {}
         for tenant, cache in (("tenant_a", "a"), ("tenant_b", "b")):
-            st, body = srv.admin("POST", "/v1/tenants/" + tenant)
-            self.assertEqual(st, 201, body)
-            st, body = srv.admin("PUT", f"/v1/caches/{cache}?tenant={tenant}")
-            self.assertEqual(st, 201, body)
-            query = urllib.parse.urlencode(dict(tenant=tenant, super_user=1))
-            st, body = srv.admin("POST", "/v1/tokens?" + query)
-            self.assertEqual(st, 201, body)
+            token = srv.tenant_with_cache(tenant, cache)
             c = redis.Redis(host="127.0.0.1", port=srv.resp_port, socket_timeout=30,
-                            socket_connect_timeout=10, username=cache, password=body["token"])
+                            socket_connect_timeout=10, username=cache, password=token)
             self.addCleanup(c.close)
             self.clients[cache] = c
         self.mem_samples = []

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import unittest
-import urllib.parse
 
 import isolation as iso
 from harness import CellarServer
@@ -60,14 +59,7 @@ class Isolation(unittest.TestCase):
                 pin(srv.pid, 0)
             tokens = {}
             for tenant, cache in (("tenant_a", "a"), ("tenant_b", "b")):
-                st, body = srv.admin("POST", "/v1/tenants/" + tenant)
-                self.assertEqual(st, 201, body)
-                st, body = srv.admin("PUT", f"/v1/caches/{cache}?tenant={tenant}")
-                self.assertEqual(st, 201, body)
-                query = urllib.parse.urlencode(dict(tenant=tenant, super_user=1))
-                st, body = srv.admin("POST", "/v1/tokens?" + query)
-                self.assertEqual(st, 201, body)
-                tokens[cache] = body["token"]
+                tokens[cache] = srv.tenant_with_cache(tenant, cache)
             st, body = srv.admin("PATCH", "/v1/caches/a/limits?tenant=tenant_a",
                                  body={"requests_per_second": A_LIMIT})
             self.assertEqual(st, 200, body)

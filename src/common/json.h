@@ -1,5 +1,6 @@
-// Just enough JSON to read the admin API's answers and ports.json: a tree of values, parsed
-// strictly (RFC 8259), with a depth limit so a hostile answer cannot exhaust the stack.
+// Just enough JSON for the CLI (the admin API's answers, ports.json) and the admin API's
+// request bodies: a tree of values, parsed strictly (RFC 8259), with a depth limit so hostile
+// input cannot exhaust the stack.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace cellar::cli {
+namespace cellar {
 
 struct Json {
   enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
@@ -29,4 +30,4 @@ struct Json {
 // The parsed document, or nullopt when text is not exactly one valid JSON value.
 std::optional<Json> ParseJson(std::string_view text);
 
-}  // namespace cellar::cli
+}  // namespace cellar

@@ -1,8 +1,8 @@
-#include "cli/json.h"
+#include "common/json.h"
 
 #include <charconv>
 
-namespace cellar::cli {
+namespace cellar {
 
 namespace {
 
@@ -245,4 +245,4 @@ std::optional<Json> ParseJson(std::string_view text) {
   return doc;
 }
 
-}  // namespace cellar::cli
+}  // namespace cellar
