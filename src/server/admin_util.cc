@@ -107,9 +107,9 @@ std::optional<std::string> PathSegment(const HttpRequest& req, std::string_view 
 StatusOr<std::vector<std::pair<std::string, std::string>>> ParseFlatJsonObject(
     std::string_view text) {
   std::optional<Json> doc = ParseJson(text);
-  if (!doc) return Status(Code::kInvalidArgument, "the body is not valid JSON");
+  if (!doc) return Status(Code::kInvalidArgument, "bad JSON body: not one valid JSON value");
   if (doc->type != Json::Type::kObject) {
-    return Status(Code::kInvalidArgument, "expected a JSON object");
+    return Status(Code::kInvalidArgument, "bad JSON body: expected a JSON object");
   }
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [name, value] : doc->members) {
@@ -126,8 +126,9 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> ParseFlatJsonObject(
         break;
       case Json::Type::kArray:
       case Json::Type::kObject:
-        return Status(Code::kInvalidArgument,
-                      "member '" + name + "': expected a number or a string, not a nested value");
+        return Status(Code::kInvalidArgument, "bad JSON body: member '" + name +
+                                                  "': expected a number or a string, not a "
+                                                  "nested value");
     }
   }
   return out;
