@@ -26,7 +26,6 @@ import isolation as iso
 from harness import CellarServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SANITIZED = bool(os.environ.get("CELLAR_SANITIZER"))
 PHASES = 5
 SAMPLES = 500          # per phase, one every INTERVAL
 INTERVAL = 0.002
@@ -87,7 +86,17 @@ class Isolation(unittest.TestCase):
                 flooded.append(iso.percentile(lat, 99))
                 b_errors += err
                 floods.append(json.loads(out))
+            # Throttles are counted per cache, by reason: A's, and none of B's.
             st, metrics = srv.admin("GET", "/metrics")
+            self.assertEqual(st, 200)
+            throttled = {}
+            for line in metrics.splitlines():
+                if line.startswith("cellar_cache_throttled_total{"):
+                    labels, value = line.rsplit(" ", 1)
+                    throttled[labels] = float(value)
+            a_rate = 'cellar_cache_throttled_total{tenant="tenant_a",cache="a",reason="request_rate"}'
+            self.assertGreater(throttled.get(a_rate, 0), 0, throttled)
+            self.assertFalse([k for k in throttled if 'cache="b"' in k], throttled)
             return {
                 "alone_p99": statistics.median(alone),
                 "flooded_p99": statistics.median(flooded),
