@@ -198,17 +198,22 @@ class CellarServer:
         return self.ports["api"]
 
     # ---- admin HTTP ------------------------------------------------------
-    def admin(self, method, path, body=None, auth=True, key=None):
-        """Returns (status, parsed JSON or text). Does not raise on HTTP errors."""
+    def admin(self, method, path, body=None, auth=True, key=None, raw=None,
+              content_type="application/json"):
+        """Returns (status, parsed JSON or text). Does not raise on HTTP errors. `body` is sent
+        as JSON; `raw` (bytes or str) is sent as it is, with `content_type`."""
         url = f"http://{self.host}:{self.admin_port}{path}"
-        data = json.dumps(body).encode() if body is not None else None
+        if raw is not None:
+            data = raw.encode() if isinstance(raw, str) else raw
+        else:
+            data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
         if auth:
             k = key if key is not None else self.admin_key
             if k:
                 req.add_header("Authorization", f"Bearer {k}")
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 status, raw = r.status, r.read()

@@ -48,23 +48,7 @@ def q(s):
 
 def send(server, method, path, data=None, content_type="application/json"):
     """Admin request with a raw body (bytes or str). Returns (status, JSON or text)."""
-    url = f"http://{server.host}:{server.admin_port}{path}"
-    if isinstance(data, str):
-        data = data.encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {server.admin_key}")
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            status, raw = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    text = raw.decode("utf-8", "replace")
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
+    return server.admin(method, path, raw=data, content_type=content_type)
 
 
 def cli(server, *args, timeout=30):
