@@ -41,8 +41,7 @@ LoopScheduler::Decision LoopScheduler::Arrive(uint32_t tenant, Schedulable* s) {
     last_tenant_ = tenant;
   }
   TenantQueue& q = QueueOf(tenant);
-  const bool contended = now - last_switch_ns_ < options_.contended_window_ns;
-  if (q.head == nullptr && (!contended || WindowWork(q, now) < options_.light_work)) {
+  if (q.head == nullptr && (!ContendedAt(now) || WindowWork(q, now) < options_.light_work)) {
     counters_.inline_rounds++;
     return Decision::kRunNow;
   }
@@ -75,7 +74,11 @@ void LoopScheduler::Charge(uint32_t tenant, uint32_t cost) {
 }
 
 bool LoopScheduler::Contended() const {
-  return static_cast<int64_t>(MonotonicNanos()) - last_switch_ns_ < options_.contended_window_ns;
+  return ContendedAt(static_cast<int64_t>(MonotonicNanos()));
+}
+
+bool LoopScheduler::ContendedAt(int64_t now) const {
+  return now - last_switch_ns_ < options_.contended_window_ns;
 }
 
 uint32_t LoopScheduler::RoundLimit(uint32_t uncontended) const {

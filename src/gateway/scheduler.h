@@ -102,6 +102,8 @@ class LoopScheduler {
     uint64_t window_work = 0;
   };
   TenantQueue& QueueOf(uint32_t tenant);
+  // Whether a second tenant arrived within contended_window_ns of `now` (steady ns).
+  bool ContendedAt(int64_t now) const;
   // Work in the current window (restarting it when it is over).
   uint64_t WindowWork(TenantQueue& q, int64_t now);
   void Post();
