@@ -137,6 +137,18 @@ enum class Op : uint8_t {
                  // empty), flags kPublishBinary -> integer = subscriptions that receive it
 };
 
+// Operations that name no key but act on (or read) the whole cache. A permission check asks
+// for a grant on every item of the cache for them, never one on some key.
+constexpr bool IsCacheWide(Op op) {
+  switch (op) {
+    case Op::kScan: case Op::kKeys: case Op::kRandomKey: case Op::kCount:
+    case Op::kFlushCache: case Op::kStats:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Positions in Reply::numbers for Op::kStats.
 enum StatIndex : uint8_t {
   kStatItems, kStatUsedBytes, kStatIndexBytes, kStatMemoryLimit, kStatHits, kStatMisses,

@@ -125,6 +125,17 @@ bool Allows(const Permissions& p, std::string_view cache, std::string_view key, 
   return false;
 }
 
+bool AllowsWholeCache(const Permissions& p, std::string_view cache, Access a) {
+  if (p.super_user) return true;
+  if (a == Access::kControl || a == Access::kPublish || a == Access::kSubscribe) return false;
+  for (const CacheGrant& g : p.caches) {
+    if (Matches(g.cache, cache) && !g.key && !g.key_prefix && CacheRoleAllows(g.role, a)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool Contains(const Permissions& wide, const Permissions& narrow) {
   if (wide.super_user) return true;
   if (narrow.super_user) return false;
@@ -162,10 +173,19 @@ Status Validate(const Permissions& p) {
   auto where = [](const std::optional<std::string>& cache) {
     return cache ? "cache '" + *cache + "'" : std::string("all caches");
   };
+  auto empty = [](const std::optional<std::string>& v) { return v && v->empty(); };
   for (size_t i = 0; i < p.caches.size(); ++i) {
     const CacheGrant& a = p.caches[i];
     if (a.role == CacheRole::kNone) {
       return Status(Code::kInvalidArgument, "a cache permission has no role");
+    }
+    if (empty(a.cache)) {
+      return Status(Code::kInvalidArgument, "a cache permission names the empty cache name");
+    }
+    if (empty(a.key) || empty(a.key_prefix)) {
+      return Status(Code::kInvalidArgument,
+                    "a cache permission's key or key prefix is empty (to grant every item of "
+                    "the cache, give no item selector)");
     }
     if (a.key && a.key_prefix) {
       return Status(Code::kInvalidArgument, "a cache permission names both a key and a key prefix");
@@ -181,6 +201,14 @@ Status Validate(const Permissions& p) {
     const TopicGrant& a = p.topics[i];
     if (a.role == TopicRole::kNone) {
       return Status(Code::kInvalidArgument, "a topic permission has no role");
+    }
+    if (empty(a.cache)) {
+      return Status(Code::kInvalidArgument, "a topic permission names the empty cache name");
+    }
+    if (empty(a.topic) || empty(a.topic_prefix)) {
+      return Status(Code::kInvalidArgument,
+                    "a topic permission's topic or topic prefix is empty (to grant every topic "
+                    "of the cache, give no topic selector)");
     }
     if (a.topic && a.topic_prefix) {
       return Status(Code::kInvalidArgument,

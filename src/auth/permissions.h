@@ -44,12 +44,19 @@ struct Permissions {
 // (creating caches, minting super-user tokens) needs super-user.
 bool Allows(const Permissions& perms, std::string_view cache, std::string_view key, Access access);
 
+// Whether `perms` allow `access` on every item of `cache`: what calls that name no key need
+// (SCAN, KEYS, DBSIZE, RANDOMKEY, FLUSHDB, INFO). Only a cache grant without a key or key
+// prefix selector gives it; a key-scoped token never reaches keys it was not given.
+bool AllowsWholeCache(const Permissions& perms, std::string_view cache, Access access);
+
 // Whether every call `narrow` allows is also allowed by `wide` (a token may mint only tokens
 // no stronger than itself). Super-user contains everything.
 bool Contains(const Permissions& wide, const Permissions& narrow);
 
 // Empty or conflicting grant lists (two grants for the same cache, or the same cache and
-// topic) are INVALID_ARGUMENT, as Momento answers.
+// topic) are INVALID_ARGUMENT, as Momento answers. So are empty selectors: a cache name, key,
+// key prefix, topic or topic prefix that is "" (Momento's names and keys are never empty; an
+// empty prefix would be a whole-cache grant in disguise: omit the selector for that).
 Status Validate(const Permissions& perms);
 
 // The compact JSON form kept in a token's "p" claim. Keys and prefixes are base64 (bytes).

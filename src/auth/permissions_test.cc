@@ -77,6 +77,42 @@ TEST(Permissions, ValidateRefusesEmptyAndConflictingLists) {
   EXPECT_EQ(Validate(no_role).code(), Code::kInvalidArgument);
 }
 
+TEST(Permissions, EmptySelectorsAreNotSelectors) {
+  // An empty key would stand for the keyless calls; an empty prefix for every key.
+  for (const Permissions& p :
+       {Permissions{false, {Cache(CacheRole::kReadWrite, "a", "")}, {}},
+        Permissions{false, {Cache(CacheRole::kReadOnly, "a", std::nullopt, "")}, {}},
+        Permissions{false, {Cache(CacheRole::kReadOnly, "")}, {}},
+        Permissions{false, {}, {TopicGrant{TopicRole::kPublishSubscribe, "a", "", std::nullopt}}},
+        Permissions{false, {}, {TopicGrant{TopicRole::kSubscribeOnly, "a", std::nullopt, ""}}}}) {
+    EXPECT_EQ(Validate(p).code(), Code::kInvalidArgument) << ToJson(p);
+    EXPECT_FALSE(FromJson(ToJson(p)).ok()) << "a token carrying it is refused: " << ToJson(p);
+  }
+}
+
+TEST(Permissions, CacheWideCallsNeedAGrantOnEveryItem) {
+  Permissions key{false, {Cache(CacheRole::kReadWrite, "a", "k")}, {}};
+  Permissions prefix{false, {Cache(CacheRole::kReadWrite, "a", std::nullopt, "k")}, {}};
+  Permissions ro_all{false, {Cache(CacheRole::kReadOnly, "a")}, {}};
+  Permissions rw_any{false, {Cache(CacheRole::kReadWrite)}, {}};
+  for (const Permissions* p : {&key, &prefix}) {
+    EXPECT_FALSE(AllowsWholeCache(*p, "a", Access::kRead));
+    EXPECT_FALSE(AllowsWholeCache(*p, "a", Access::kWrite));
+  }
+  EXPECT_TRUE(AllowsWholeCache(ro_all, "a", Access::kRead));
+  EXPECT_FALSE(AllowsWholeCache(ro_all, "a", Access::kWrite));
+  EXPECT_FALSE(AllowsWholeCache(ro_all, "b", Access::kRead));
+  EXPECT_TRUE(AllowsWholeCache(rw_any, "b", Access::kConditionalWrite));
+  EXPECT_FALSE(AllowsWholeCache(rw_any, "b", Access::kControl));
+  // Several key grants together still do not make a whole-cache grant.
+  Permissions two{false,
+                  {Cache(CacheRole::kReadWrite, "a", "k"),
+                   Cache(CacheRole::kReadWrite, "a", std::nullopt, "x")},
+                  {}};
+  EXPECT_FALSE(AllowsWholeCache(two, "a", Access::kRead));
+  EXPECT_TRUE(AllowsWholeCache(Permissions{true, {}, {}}, "a", Access::kWrite));
+}
+
 TEST(Permissions, JsonRoundTripAndBadJson) {
   Permissions p{false,
                 {Cache(CacheRole::kWriteOnly, "farm", std::string("c\0w", 3)),

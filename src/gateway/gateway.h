@@ -113,6 +113,15 @@ struct Principal {
   uint64_t key_generation = 0;     // SigningKeyStore::generation() when verified
 };
 
+// The one permission check of a data call: a keyed call needs a grant covering its key; a
+// cache-wide call (api::IsCacheWide: SCAN, DBSIZE, FLUSHDB...) a grant on the whole cache.
+inline bool CallAllowed(const auth::Permissions& perms, std::string_view cache,
+                        const api::Request& req, auth::Access access) {
+  if (perms.super_user) return true;
+  if (api::IsCacheWide(req.op)) return auth::AllowsWholeCache(perms, cache, access);
+  return auth::Allows(perms, cache, req.key, access);
+}
+
 class Gateway {
  public:
   Gateway(std::vector<boost::asio::io_context*> loops, std::vector<storage::Engine*> engines,

@@ -547,7 +547,7 @@ void Connection::RunRound(size_t limit) {
       Status st = s.method->prepare2(ctx, s, calls, now_ms);
       if (st.ok() && !(*principal)->perms.super_user) {
         for (size_t i = first; i < calls.size() && st.ok(); ++i) {
-          if (!auth::Allows((*principal)->perms, s.cache, calls[i].req.key, s.method->access)) {
+          if (!gateway::CallAllowed((*principal)->perms, s.cache, calls[i].req, s.method->access)) {
             st = Status(Code::kPermissionDenied,
                         "the token does not allow this operation on this cache or key");
           }
@@ -674,7 +674,7 @@ void Connection::RunRound(size_t limit) {
     if (!perms.super_user) {
       bool allowed = true;
       for (size_t i = first; i < calls.size() && allowed; ++i) {
-        allowed = auth::Allows(perms, s.cache, calls[i].req.key, s.method->access);
+        allowed = gateway::CallAllowed(perms, s.cache, calls[i].req, s.method->access);
       }
       if (!allowed) {
         calls.resize(first);

@@ -409,10 +409,8 @@ bool Connection::CallsPermitted(const CommandSpec& spec, const Pending& p,
   if (perms.super_user) return true;
   const auth::Access access =
       AccessOf(spec, std::span<const std::string_view>(args_).subspan(p.first_arg, p.num_args));
-  // Keyless calls (SCAN, DBSIZE, FLUSHDB, ...) ask with the empty key: only a grant on every
-  // item of the cache allows them, so a key-scoped token cannot list or flush other keys.
   for (const gateway::Call& c : calls) {
-    if (!auth::Allows(perms, state_.cache_name, c.req.key, access)) return false;
+    if (!gateway::CallAllowed(perms, state_.cache_name, c.req, access)) return false;
   }
   return true;
 }
