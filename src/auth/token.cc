@@ -67,6 +67,7 @@ StatusOr<std::string> Mint(const SigningKeyStore& keys, Claims c) {
       json_string(Base64UrlEncode(std::string_view(reinterpret_cast<char*>(nonce), sizeof(nonce)))
                       .c_str()));
   if (c.expires_at != 0) json_object_set_new(payload.get(), "exp", json_integer(c.expires_at));
+  if (c.not_after != 0) json_object_set_new(payload.get(), "nax", json_integer(c.not_after));
   json_error_t err;
   const std::string perms = ToJson(c.perms);
   json_object_set_new(payload.get(), "p", json_loadb(perms.data(), perms.size(), 0, &err));
@@ -129,9 +130,11 @@ StatusOr<Claims> Verify(const SigningKeyStore& keys, std::string_view token, int
   const char* kind = String(payload.get(), "k");
   json_t* iat = json_object_get(payload.get(), "iat");
   json_t* exp = json_object_get(payload.get(), "exp");
+  json_t* nax = json_object_get(payload.get(), "nax");
   json_t* perms = json_object_get(payload.get(), "p");
   if (tenant == nullptr || jti == nullptr || kind == nullptr || !json_is_integer(iat) ||
-      (exp != nullptr && !json_is_integer(exp)) || !json_is_object(perms)) {
+      (exp != nullptr && !json_is_integer(exp)) || (nax != nullptr && !json_is_integer(nax)) ||
+      !json_is_object(perms)) {
     return Unauthenticated("malformed token: missing or mistyped claims");
   }
   c.tenant = tenant;
@@ -147,6 +150,8 @@ StatusOr<Claims> Verify(const SigningKeyStore& keys, std::string_view token, int
   c.issued_at = json_integer_value(iat);
   c.expires_at = exp != nullptr ? json_integer_value(exp) : 0;
   if (exp != nullptr && c.expires_at <= 0) return Unauthenticated("malformed token: bad expiry");
+  c.not_after = nax != nullptr ? json_integer_value(nax) : 0;
+  if (nax != nullptr && c.not_after <= 0) return Unauthenticated("malformed token: bad limit");
   auto p = FromJson(Dump(perms));
   if (!p.ok()) return Unauthenticated("the token's permissions cannot be parsed");
   c.perms = std::move(*p);

@@ -1,7 +1,8 @@
 // Tokens: compact JWS (RFC 7515) with HMAC-SHA256 (OpenSSL) over a JSON payload. Header
 // {"alg":"HS256","kid":...,"typ":"JWT"}; payload {"tn": tenant, "jti": token id, "k": kind,
 // "iat": issued (Unix s), "exp": expiry (Unix s, absent = never), "p": permissions,
-// "n": a random nonce}.
+// "nax": the latest its refreshes and children may expire (absent = no limit), "n": a random
+// nonce}.
 // Verification accepts exactly HS256, a known and unrevoked key id, a valid signature (compared
 // in constant time), a well-formed payload, and an unexpired token. Errors never echo the token.
 #pragma once
@@ -25,8 +26,19 @@ struct Claims {
   std::string token_id;     // Momento's token_id (disposable tokens: echoed as publisher id)
   int64_t issued_at = 0;    // Unix seconds
   int64_t expires_at = 0;   // Unix seconds; 0: never
+  // Unix seconds; 0: none. The latest that this token's refreshes, and the tokens it mints, may
+  // expire: its minter's own end. A token minted by a token never outlives its parent, nor
+  // does a chain of refreshes.
+  int64_t not_after = 0;
   std::string key_id;       // filled by Mint and Verify
 };
+
+// The earliest non-zero of two Unix-second ends (0: neither ends).
+constexpr int64_t EarliestEnd(int64_t a, int64_t b) {
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return a < b ? a : b;
+}
 
 // The longest token accepted (a bound on what a stranger makes us parse).
 inline constexpr size_t kMaxTokenBytes = 16 * 1024;

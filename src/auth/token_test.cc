@@ -50,6 +50,25 @@ TEST(Token, RoundTripCarriesEveryClaim) {
   EXPECT_EQ(c->perms.caches[0].role, CacheRole::kReadOnly);
 }
 
+TEST(Token, NotAfterRoundTripsAndIsAbsentWhenZero) {
+  SigningKeyStore keys("");
+  Claims claims = SampleClaims();
+  claims.not_after = kNow + 60;
+  auto token = Mint(keys, claims);
+  ASSERT_TRUE(token.ok());
+  auto c = Verify(keys, *token, kNow);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->not_after, kNow + 60);
+  claims.not_after = 0;
+  token = Mint(keys, claims);
+  EXPECT_EQ(Base64UrlDecode(Segment(*token, 1))->find("\"nax\""), std::string::npos);
+  EXPECT_EQ(Verify(keys, *token, kNow)->not_after, 0);
+  EXPECT_EQ(EarliestEnd(0, 5), 5);
+  EXPECT_EQ(EarliestEnd(7, 0), 7);
+  EXPECT_EQ(EarliestEnd(7, 5), 5);
+  EXPECT_EQ(EarliestEnd(0, 0), 0);
+}
+
 TEST(Token, NeverExpiringTokenHasNoExp) {
   SigningKeyStore keys("");
   Claims claims = SampleClaims();

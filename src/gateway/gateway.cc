@@ -148,6 +148,8 @@ StatusOr<Principal> Gateway::Authenticate(std::string_view secret) const {
   p.tenant = tenant->id;
   p.perms = std::move(claims->perms);
   p.expires_at = claims->expires_at;
+  p.not_after = claims->not_after;
+  p.kind = claims->kind;
   p.token_id = std::move(claims->token_id);
   p.key_id = std::move(claims->key_id);
   return p;

@@ -19,6 +19,7 @@
 
 #include "api/request.h"
 #include "auth/permissions.h"
+#include "auth/token.h"
 #include "common/status.h"
 
 namespace cellar::storage {
@@ -108,6 +109,8 @@ struct Principal {
   uint32_t tenant = 1;  // control::kDefaultTenant
   auth::Permissions perms;
   int64_t expires_at = 0;  // Unix seconds; 0: never
+  int64_t not_after = 0;   // Unix seconds; 0: none (auth::Claims::not_after)
+  auth::TokenKind kind = auth::TokenKind::kApi;
   std::string token_id;
   std::string key_id;              // empty for the admin key
   uint64_t key_generation = 0;     // SigningKeyStore::generation() when verified

@@ -6,8 +6,12 @@
 //   - super-user keys: only the bootstrap admin key (Momento: only a session token);
 //   - API keys with explicit permissions: a super-user (admin key or super-user token);
 //   - disposable tokens: a super-user, or a token minting no more than it holds;
+//   - a disposable token mints nothing: it is for data calls only (Momento's tokens reach the
+//     data plane only);
 //   - anything else: PERMISSION_DENIED. Empty or conflicting permission lists: INVALID_ARGUMENT.
-// Minted tokens belong to the caller's tenant.
+// Minted tokens belong to the caller's tenant, and never outlive the caller: a child's expiry
+// (and every refresh of it) is capped at the caller's own end (auth::Claims::not_after), so a
+// short-lived key cannot mint or refresh its way to a longer life.
 #include <openssl/rand.h>
 
 #include "auth.pb.h"
@@ -132,8 +136,17 @@ StatusOr<Caller> CallerOf(const ServiceContext& ctx, const std::string& token, i
   if (Status st = ctx.gateway->StillValid(*p, now_s); !st.ok()) return st;
   auto tenant = ctx.gateway->registry().FindTenant(p->tenant);
   if (!tenant) return Status(Code::kUnauthenticated, "the token's tenant does not exist");
+  if (p->kind == auth::TokenKind::kDisposable) {
+    return Status(Code::kPermissionDenied,
+                  "a disposable token cannot mint tokens (it is for data calls only)");
+  }
   const bool admin = p->key_id.empty() && p->perms.super_user;
   return Caller{std::move(*p), tenant->name, admin};
+}
+
+// The latest a token minted by `caller` may expire (0: no limit).
+int64_t EndOf(const Caller& caller) {
+  return auth::EarliestEnd(caller.principal.expires_at, caller.principal.not_after);
 }
 
 // Mints an API key and its refresh token; fills the response fields.
@@ -183,6 +196,9 @@ void GenerateApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::strin
   } else if (!r->has_never()) {
     return Fail(s, respond, Code::kInvalidArgument, "say when the key expires (or never)");
   }
+  // A "never" asked by an expiring caller ends with the caller; valid_until says so.
+  c.not_after = EndOf(*caller);
+  c.expires_at = auth::EarliestEnd(c.expires_at, c.not_after);
   if (r->token_id().size() > kMaxTokenIdChars) {
     return Fail(s, respond, Code::kInvalidArgument, "token_id is longer than 64 characters");
   }
@@ -213,9 +229,14 @@ void RefreshApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::string
   if (!ctx.gateway->registry().FindTenant(old->tenant)) {
     return Fail(s, respond, Code::kUnauthenticated, "the token's tenant does not exist");
   }
+  if (old->not_after != 0 && now_s >= old->not_after) {
+    return Fail(s, respond, Code::kUnauthenticated,
+                "this key can no longer be refreshed: the key that minted it has expired");
+  }
   auth::Claims c = *old;
   c.issued_at = now_s;
   c.expires_at = old->expires_at == 0 ? 0 : now_s + (old->expires_at - old->issued_at);
+  c.expires_at = auth::EarliestEnd(c.expires_at, old->not_after);
   ::auth::_RefreshApiTokenResponse resp;
   if (Status st = MintPair(ctx, std::move(c), resp); !st.ok()) {
     return Fail(s, respond, st.code(), st.message());
@@ -257,7 +278,8 @@ void GenerateDisposableToken(const ServiceContext& ctx, uint32_t, Stream& s, std
   c.perms = std::move(*perms);
   c.kind = auth::TokenKind::kDisposable;
   c.issued_at = now_s;
-  c.expires_at = now_s + r->expires().valid_for_seconds();
+  c.not_after = EndOf(*caller);
+  c.expires_at = auth::EarliestEnd(now_s + r->expires().valid_for_seconds(), c.not_after);
   c.token_id = r->token_id();
   auto token = auth::Mint(*ctx.keys, c);
   if (!token.ok()) return Fail(s, respond, token.status().code(), token.status().message());
