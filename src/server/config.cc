@@ -39,6 +39,39 @@ std::optional<uint64_t> ParseSize(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// Client connection bounds (frontend/net/conn_gate.h). Timeouts are whole seconds on the
+// command line.
+struct ConnectionFlags {
+  uint32_t preauth_s, idle_s;
+};
+void AddConnectionFlags(CLI::App& app, net::ConnectionOptions& o, ConnectionFlags& f) {
+  f.preauth_s = o.preauth_timeout_ms / 1000;
+  f.idle_s = o.idle_timeout_ms / 1000;
+  app.add_option("--max-connections", o.max_connections,
+                 "Client connections per port (RESP, API), all loops together; past it a new "
+                 "connection is refused at once; 0: no cap (the descriptor budget still holds)")
+      ->capture_default_str();
+  app.add_option("--fd-reserve", o.fd_reserve,
+                 "File descriptors client connections always leave free (the admin port, "
+                 "health checks, metadata files)")
+      ->capture_default_str()
+      ->check(CLI::Range(16u, 1u << 20));
+  app.add_option("--preauth-timeout", f.preauth_s,
+                 "Seconds a connection has to finish TLS and authenticate (RESP AUTH, or a gRPC "
+                 "call with a valid token) before it is closed; 0: no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 86400u));
+  app.add_option("--idle-timeout", f.idle_s,
+                 "Seconds an authenticated connection may stay quiet (nothing in flight, no "
+                 "subscription) before it is closed; 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 30u * 86400u));
+}
+
+}  // namespace
+
 std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   CLI::App app{"cellar serve: run every role of Cellar (gateway, storage, control plane) in one "
                "process, on one event loop per core."};
@@ -99,6 +132,8 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--default-limits", c.default_limits,
                  "Limits of every cache unless its tenant or itself overrides them, e.g. "
                  "'requests_per_second=500,max_ttl_seconds=1d' (see `cellar limits --help`)");
+  ConnectionFlags conn_flags;
+  AddConnectionFlags(app, c.connections, conn_flags);
   std::string fair_scheduling = "on", fair_eviction = "on";
   app.add_option("--fair-scheduling", fair_scheduling,
                  "Serve tenants round robin by deficit when a loop is busy (on), or first come, "
@@ -143,6 +178,8 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  c.connections.preauth_timeout_ms = conn_flags.preauth_s * 1000;
+  c.connections.idle_timeout_ms = conn_flags.idle_s * 1000;
   c.fair_scheduling = fair_scheduling == "on";
   c.fair_eviction = fair_eviction == "on";
   if (!c.default_limits.empty()) {

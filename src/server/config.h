@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "frontend/net/conn_gate.h"
 #include "topics/topics.h"
 
 namespace cellar::server {
@@ -27,6 +28,7 @@ struct Config {
   bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
   topics::Options topics;       // --topic-* flags
+  net::ConnectionOptions connections;  // --max-connections, --fd-reserve, --*-timeout
   // Limits every cache gets unless its tenant or itself overrides them (control/limits.h):
   // built-in defaults, then --max-item-size and the --topic-* limits, then --default-limits.
   std::string default_limits;

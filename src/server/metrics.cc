@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "frontend/grpc/metrics.h"
+#include "frontend/net/conn_gate.h"
 #include "frontend/grpc/services.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/metrics.h"
@@ -143,6 +144,20 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
   Metric(out, "cellar_connections_total", "counter", "Client connections accepted.");
   Sample(out, "cellar_connections_total", "protocol=\"resp\"", opened);
   Sample(out, "cellar_connections_total", "protocol=\"grpc\"", gopened);
+  Metric(out, "cellar_connections_refused_total", "counter",
+         "Connections refused at accept: the port's --max-connections or the process's "
+         "descriptor budget was reached.");
+  Metric(out, "cellar_connections_timed_out_total", "counter",
+         "Connections closed by a timeout: preauth (no authentication in time) or idle.");
+  for (net::Port port : {net::Port::kResp, net::Port::kApi}) {
+    const net::ConnectionGate& gate = net::ConnectionGate::Of(port);
+    const std::string label = "port=\"" + std::string(net::PortName(port)) + "\"";
+    Sample(out, "cellar_connections_refused_total", label, gate.refused());
+    Sample(out, "cellar_connections_timed_out_total", label + ",reason=\"preauth\"",
+           gate.timed_out(net::TimeoutKind::kPreAuth));
+    Sample(out, "cellar_connections_timed_out_total", label + ",reason=\"idle\"",
+           gate.timed_out(net::TimeoutKind::kIdle));
+  }
   Metric(out, "cellar_protocol_errors_total", "counter", "Connections closed for malformed input.");
   Sample(out, "cellar_protocol_errors_total", "protocol=\"resp\"", proto_errors);
   Metric(out, "cellar_network_bytes_total", "counter", "Bytes received and sent to clients.");

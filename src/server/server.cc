@@ -263,6 +263,7 @@ int ServeMain(int argc, char** argv) {
       admin_tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required,
                                                    /*alpn_h2=*/false);
     }
+    net::ConnectionGate::Configure(cfg.connections);
     uint16_t resp_port = cfg.resp_port;
     for (uint32_t i = 0; i < threads; ++i) {
       loops[i]->resp =

@@ -63,8 +63,9 @@ class AdminError(Exception):
 class CellarServer:
     """One `cellar serve` process. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, extra_args=(), data_dir=None, dev_no_auth=False):
+    def __init__(self, extra_args=(), data_dir=None, dev_no_auth=False, preexec_fn=None):
         self.extra_args = list(extra_args)
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. to set rlimits)
         if dev_no_auth and "--dev-no-auth" not in self.extra_args:
             self.extra_args.append("--dev-no-auth")
         self._own_dir = data_dir is None
@@ -88,7 +89,7 @@ class CellarServer:
                 "--admin-port", "0", "--api-port", "0"] + self.extra_args
         self._log = open(self._log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if self.proc.poll() is not None:

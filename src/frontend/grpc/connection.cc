@@ -142,8 +142,14 @@ struct Callbacks {
   }
 };
 
-Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t id)
-    : owner_(owner), stream_(std::move(socket)), id_(id) {
+Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t id,
+                       net::ConnectionGate::Slot slot)
+    : owner_(owner),
+      slot_(std::move(slot)),
+      created_ms_(SystemClock::Get()->NowMillis()),
+      read_epoch_(owner->sweep_epoch_),
+      stream_(std::move(socket)),
+      id_(id) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::BeginHeaders);
@@ -220,8 +226,33 @@ void Connection::Read() {
   stream_.AsyncReadSome(asio::buffer(in_.data(), kReadBytes), std::move(on_read));
 }
 
+void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
+  if (closed_) return;
+  const net::ConnectionOptions& o = net::ConnectionGate::options();
+  net::ConnectionGate& gate = net::ConnectionGate::Of(net::Port::kApi);
+  if (!ever_authed_) {
+    if (o.preauth_timeout_ms != 0 && now_ms - created_ms_ >= o.preauth_timeout_ms) {
+      gate.CountTimeout(net::TimeoutKind::kPreAuth);
+      LOG_DEBUG("msg=\"closing a connection that did not authenticate in time\" conn={}", id_);
+      Close();
+    }
+    return;
+  }
+  if (o.idle_timeout_ms == 0 || shutting_down_ || !streams_.empty() || !ready_.empty() ||
+      round_in_flight_ || !subscriptions_.empty()) {
+    return;
+  }
+  if (static_cast<int64_t>(epoch - read_epoch_) * GrpcServer::kSweepMs >=
+      static_cast<int64_t>(o.idle_timeout_ms)) {
+    gate.CountTimeout(net::TimeoutKind::kIdle);
+    LOG_DEBUG("msg=\"closing an idle connection\" conn={}", id_);
+    Shutdown();
+  }
+}
+
 void Connection::OnRead(size_t n) {
   if (closed_) return;
+  read_epoch_ = owner_->sweep_epoch_;
   if (!saw_preface_) {
     // Tell an HTTP/1.x client (or anything else) from HTTP/2 by the client preface, before
     // our SETTINGS go out, so it gets a readable answer.
@@ -336,6 +367,7 @@ StatusOr<const gateway::Principal*> Connection::Authenticate(const std::string& 
   if (!auth_valid_ || token != auth_token_) {
     auto p = gw.Authenticate(token);
     if (!p.ok()) return p.status();
+    ever_authed_ = true;
     auth_token_ = token;
     auth_principal_ = std::move(*p);
     auth_valid_ = true;
@@ -591,6 +623,9 @@ void Connection::RunRound(size_t limit) {
       continue;
     }
     if (s.method->kind == MethodKind::kAuth) {  // authenticated by the body's token
+      // The token services check the body's token themselves; a client of theirs (the SDK's
+      // AuthClient) makes no other call, so it counts as past the pre-auth timeout.
+      ever_authed_ = true;
       auto self = shared_from_this();
       s.method->control(ctx, owner_->thread(), s, *message, [self, sp] {
         self->Respond(*sp);

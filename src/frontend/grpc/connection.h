@@ -24,6 +24,7 @@
 
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/services.h"
+#include "frontend/net/conn_gate.h"
 #include "frontend/net/stream.h"
 #include "gateway/gateway.h"
 #include "gateway/scheduler.h"
@@ -39,7 +40,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
                    public topics::Sink,
                    private gateway::Schedulable {
  public:
-  Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id);
+  Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id,
+             net::ConnectionGate::Slot slot = {});
   ~Connection();
 
   void Start();
@@ -47,6 +49,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void Shutdown();
   // Closes the socket now.
   void ForceClose() { Close(); }
+  // Called by the server's sweep: closes a connection that has made no authenticated call
+  // within the pre-auth timeout (TLS handshake and preface included), and sends GOAWAY to one
+  // that has been quiet (nothing read, no stream open, no subscription) for the idle timeout.
+  void CloseIfTimedOut(uint64_t epoch, int64_t now_ms);
 
   // Called by the services when a stream's reply (messages in stream.out, final status) is
   // ready. Safe on a stream the peer already closed (the reply is dropped).
@@ -114,6 +120,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void UnsubscribeAll();
 
   GrpcServer* owner_;
+  net::ConnectionGate::Slot slot_;  // this connection's place under the port's cap
+  int64_t created_ms_ = 0;          // wall clock
+  uint64_t read_epoch_ = 0;         // the server's sweep epoch at the last read
+  bool ever_authed_ = false;        // a call authenticated: the pre-auth timeout is over
   net::Stream stream_;  // TCP, or TLS told apart by the first byte
   const uint64_t id_;
   nghttp2_session* session_ = nullptr;

@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/clock.h"
 #include "frontend/grpc/connection.h"
 #include "frontend/net/listen.h"
 
@@ -22,18 +23,38 @@ GrpcServer::GrpcServer(asio::io_context& io, uint32_t thread, const ServiceConte
       thread_(thread),
       context_(context),
       tls_(tls),
-      listener_(io, "gRPC"),
-      next_id_((static_cast<uint64_t>(thread) << 48) + 1) {}
+      listener_(io, "gRPC", net::Port::kApi),
+      next_id_((static_cast<uint64_t>(thread) << 48) + 1),
+      sweep_timer_(io) {}
 
 GrpcServer::~GrpcServer() = default;
 
 void GrpcServer::Listen(const std::string& address, uint16_t port) {
-  listener_.Listen(address, port, thread_ == 0, [this](asio::ip::tcp::socket socket) {
-    std::make_shared<Connection>(this, std::move(socket), next_id_++)->Start();
+  // A refused connection is closed without a word: HTTP/2 has no refusal before the preface,
+  // and gRPC clients read a closed connection as UNAVAILABLE, which they retry.
+  listener_.Listen(address, port, thread_ == 0,
+                   [this](asio::ip::tcp::socket socket, net::ConnectionGate::Slot slot) {
+                     std::make_shared<Connection>(this, std::move(socket), next_id_++,
+                                                  std::move(slot))
+                         ->Start();
+                   });
+  ArmSweep();
+}
+
+void GrpcServer::ArmSweep() {
+  sweep_timer_.expires_after(std::chrono::milliseconds(kSweepMs));
+  sweep_timer_.async_wait([this](error_code ec) {
+    if (ec || stopped_) return;  // not `this` on abort: the server may be gone
+    const uint64_t epoch = ++sweep_epoch_;
+    const int64_t now_ms = SystemClock::Get()->NowMillis();
+    net::ForEachLive(conns_, [&](Connection* c) { c->CloseIfTimedOut(epoch, now_ms); });
+    ArmSweep();
   });
 }
 
 void GrpcServer::Stop() {
+  stopped_ = true;
+  sweep_timer_.cancel();
   listener_.Stop();
   net::ForEachLive(conns_, [](Connection* c) { c->Shutdown(); });
 }

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "frontend/grpc/services.h"
 #include "frontend/net/listen.h"
@@ -46,6 +47,11 @@ class GrpcServer {
  private:
   friend class Connection;
 
+  // Every kSweepMs, connections past their pre-auth or idle timeout (net::ConnectionOptions)
+  // are closed (Connection::CloseIfTimedOut).
+  static constexpr int64_t kSweepMs = 1000;
+  void ArmSweep();
+
   boost::asio::io_context& io_;
   const uint32_t thread_;
   const ServiceContext* context_;
@@ -53,6 +59,9 @@ class GrpcServer {
   net::Listener listener_;
   absl::flat_hash_set<Connection*> conns_;
   uint64_t next_id_;
+  boost::asio::steady_timer sweep_timer_;
+  uint64_t sweep_epoch_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace cellar::grpc

@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 
@@ -45,9 +47,10 @@ uint16_t ListenReusePort(asio::ip::tcp::acceptor& acceptor, const std::string& a
 }
 
 void Listener::Listen(const std::string& address, uint16_t port, bool first,
-                      OnAccept on_accept) {
+                      OnAccept on_accept, OnRefuse on_refuse) {
   port_ = ListenReusePort(acceptor_, address, port, first, proto_);
   on_accept_ = std::move(on_accept);
+  on_refuse_ = std::move(on_refuse);
   Accept();
 }
 
@@ -62,14 +65,34 @@ void Listener::Accept() {
     if (stopping_) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
-      LOG_WARN("msg=\"accept failed\" proto={} error=\"{}\"", proto_, ec.message());
+      // Out of descriptors repeats every retry: logged at a bounded rate, process-wide.
+      static std::atomic<int64_t> last_log_ms{0};
+      static std::atomic<uint64_t> unlogged{0};
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+      int64_t last = last_log_ms.load(std::memory_order_relaxed);
+      if (now_ms - last >= 10000 &&
+          last_log_ms.compare_exchange_strong(last, now_ms, std::memory_order_relaxed)) {
+        LOG_WARN("msg=\"accept failed\" proto={} error=\"{}\" not_logged_since_last={}", proto_,
+                 ec.message(), unlogged.exchange(0, std::memory_order_relaxed));
+      } else {
+        unlogged.fetch_add(1, std::memory_order_relaxed);
+      }
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
       timer->async_wait([this, timer](error_code) {
         if (!stopping_) Accept();
       });
       return;
     }
-    on_accept_(std::move(socket));
+    ConnectionGate::Slot slot = gate_.TryAcquire();
+    if (!slot) {
+      if (on_refuse_) on_refuse_(socket);
+      error_code ignored;
+      socket.close(ignored);
+    } else {
+      on_accept_(std::move(socket), std::move(slot));
+    }
     Accept();
   });
 }

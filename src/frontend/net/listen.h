@@ -10,6 +10,8 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "frontend/net/conn_gate.h"
+
 namespace cellar::net {
 
 // Opens, binds and listens. `first`: the first loop to bind this port; a fixed port is then
@@ -19,16 +21,22 @@ namespace cellar::net {
 uint16_t ListenReusePort(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
                          uint16_t port, bool first, std::string_view proto);
 
-// The accept loop of one front-end on one event loop: every accepted socket goes to
-// on_accept; an accept error (out of descriptors, ...) is logged and retried after 50 ms rather
-// than spinning. Thread: the io_context's.
+// The accept loop of one front-end on one event loop: every accepted socket takes a slot of
+// its port's ConnectionGate and goes to on_accept with it; when the port or the process is
+// full, the socket goes to on_refuse (which may write a one-line error; it is closed after)
+// instead. An accept error (out of descriptors, ...) is retried after 50 ms rather than
+// spinning, and logged at most once every 10 s (with how many were not logged).
+// Thread: the io_context's.
 class Listener {
  public:
-  using OnAccept = std::function<void(boost::asio::ip::tcp::socket)>;
-  Listener(boost::asio::io_context& io, std::string proto) : io_(io), acceptor_(io), proto_(proto) {}
+  using OnAccept = std::function<void(boost::asio::ip::tcp::socket, ConnectionGate::Slot)>;
+  using OnRefuse = std::function<void(boost::asio::ip::tcp::socket&)>;
+  Listener(boost::asio::io_context& io, std::string proto, Port port)
+      : io_(io), acceptor_(io), proto_(proto), gate_(ConnectionGate::Of(port)) {}
 
   // ListenReusePort, then accepts until Stop. Throws like ListenReusePort.
-  void Listen(const std::string& address, uint16_t port, bool first, OnAccept on_accept);
+  void Listen(const std::string& address, uint16_t port, bool first, OnAccept on_accept,
+              OnRefuse on_refuse = nullptr);
   uint16_t port() const { return port_; }
   void Stop();
 
@@ -38,7 +46,9 @@ class Listener {
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   const std::string proto_;
+  ConnectionGate& gate_;
   OnAccept on_accept_;
+  OnRefuse on_refuse_;
   uint16_t port_ = 0;
   bool stopping_ = false;
 };

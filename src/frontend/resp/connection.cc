@@ -39,8 +39,9 @@ bool HasSubcommands(std::string_view name) {
 }
 }  // namespace
 
-Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t id)
-    : owner_(owner), stream_(std::move(socket)), parser_(kPreAuthLimits) {
+Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t id,
+                       net::ConnectionGate::Slot slot)
+    : owner_(owner), slot_(std::move(slot)), stream_(std::move(socket)), parser_(kPreAuthLimits) {
   state_.id = id;
   read_epoch_ = owner_->sweep_epoch_;
   read_chunk_ = kMinReadChunk;
@@ -168,6 +169,31 @@ void Connection::ParkIfIdle(uint64_t epoch) {
   parking_ = true;
   error_code ec;
   stream_.socket().cancel(ec);  // the read ends with operation_aborted, then WaitReadable
+}
+
+void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
+  if (closed_) return;
+  const net::ConnectionOptions& o = net::ConnectionGate::options();
+  if (state_.authed) ever_authed_ = true;
+  net::ConnectionGate& gate = net::ConnectionGate::Of(net::Port::kResp);
+  if (!ever_authed_) {
+    if (o.preauth_timeout_ms != 0 && now_ms - state_.created_ms >= o.preauth_timeout_ms) {
+      gate.CountTimeout(net::TimeoutKind::kPreAuth);
+      LOG_DEBUG("msg=\"closing a connection that did not authenticate in time\" conn={} peer={}",
+                state_.id, state_.peer);
+      Close();
+    }
+    return;
+  }
+  if (o.idle_timeout_ms == 0 || busy_ || writing_ || in_len_ != 0 || SubscriptionCount() > 0) {
+    return;
+  }
+  if (static_cast<int64_t>(epoch - read_epoch_) * RespServer::kSweepMs >=
+      static_cast<int64_t>(o.idle_timeout_ms)) {
+    gate.CountTimeout(net::TimeoutKind::kIdle);
+    LOG_DEBUG("msg=\"closing an idle connection\" conn={} peer={}", state_.id, state_.peer);
+    Close();
+  }
 }
 
 void Connection::WaitReadable() {

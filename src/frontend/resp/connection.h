@@ -38,6 +38,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "frontend/net/conn_gate.h"
 #include "frontend/net/stream.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/parser.h"
@@ -55,7 +56,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
                    private DeferredReply::Target,
                    private topics::Sink {
  public:
-  Connection(RespServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id);
+  Connection(RespServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id,
+             net::ConnectionGate::Slot slot = {});
   ~Connection();
 
   void Start();
@@ -68,6 +70,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // sweep before last and has nothing buffered trades its pending read (and receive buffer)
   // for a readability wait.
   void ParkIfIdle(uint64_t epoch);
+  // Called by the server's sweep: closes a connection that has not authenticated within the
+  // pre-auth timeout (TLS handshake included), or an authenticated one that has been quiet
+  // (nothing read, nothing in flight, no subscription) for the idle timeout
+  // (net::ConnectionOptions).
+  void CloseIfTimedOut(uint64_t epoch, int64_t now_ms);
 
  private:
   static constexpr size_t kMaxRound = 1024;        // commands prepared per round
@@ -179,6 +186,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void Unready(Sub& s);
 
   RespServer* owner_;
+  net::ConnectionGate::Slot slot_;  // this connection's place under the port's cap
+  bool ever_authed_ = false;        // authenticated at some point: the pre-auth timeout is over
   net::Stream stream_;  // TCP, or TLS told apart by the first byte
   ConnState state_;
   RespParser parser_;

@@ -1,7 +1,11 @@
 #include "frontend/resp/resp_server.h"
 
-#include <stdexcept>
+#include <sys/socket.h>
 
+#include <stdexcept>
+#include <string_view>
+
+#include "common/clock.h"
 #include "common/logging.h"
 #include "frontend/net/listen.h"
 #include "frontend/resp/connection.h"
@@ -22,7 +26,7 @@ RespServer::RespServer(asio::io_context& io, uint32_t thread, ServerContext* ser
       thread_(thread),
       server_(server),
       limits_(limits),
-      listener_(io, "RESP"),
+      listener_(io, "RESP", net::Port::kResp),
       tls_(tls),
       // Connection ids are unique across loops: the loop index in the high bits.
       next_id_((static_cast<uint64_t>(thread) << 48) + 1),
@@ -31,9 +35,19 @@ RespServer::RespServer(asio::io_context& io, uint32_t thread, ServerContext* ser
 RespServer::~RespServer() = default;
 
 void RespServer::Listen(const std::string& address, uint16_t port) {
-  listener_.Listen(address, port, thread_ == 0, [this](asio::ip::tcp::socket socket) {
-    std::make_shared<Connection>(this, std::move(socket), next_id_++)->Start();
-  });
+  listener_.Listen(
+      address, port, thread_ == 0,
+      [this](asio::ip::tcp::socket socket, net::ConnectionGate::Slot slot) {
+        std::make_shared<Connection>(this, std::move(socket), next_id_++, std::move(slot))
+            ->Start();
+      },
+      [](asio::ip::tcp::socket& socket) {
+        // Redis's words for the same refusal; best effort (the socket is new and empty, so
+        // the line fits its buffer), then the listener closes it.
+        static constexpr std::string_view kFull = "-ERR max number of clients reached\r\n";
+        (void)::send(socket.native_handle(), kFull.data(), kFull.size(),
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+      });
   ArmSweep();
 }
 
@@ -43,6 +57,8 @@ void RespServer::ArmSweep() {
     if (ec || stopped_) return;  // not `this` on abort: the server may be gone
     const uint64_t epoch = ++sweep_epoch_;
     for (Connection* c : conns_) c->ParkIfIdle(epoch);  // only cancels reads: conns_ stays
+    const int64_t now_ms = SystemClock::Get()->NowMillis();
+    net::ForEachLive(conns_, [&](Connection* c) { c->CloseIfTimedOut(epoch, now_ms); });
     ArmSweep();
   });
 }

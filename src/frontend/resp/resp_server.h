@@ -48,7 +48,8 @@ class RespServer {
   friend class Connection;
 
   // Every kSweepMs, connections that have read nothing for a whole period give back their
-  // receive buffer (Connection::ParkIfIdle): busy connections keep theirs between reads.
+  // receive buffer (Connection::ParkIfIdle): busy connections keep theirs between reads; and
+  // connections past their pre-auth or idle timeout are closed (Connection::CloseIfTimedOut).
   static constexpr int64_t kSweepMs = 1000;
   void ArmSweep();
   // A loop-wide buffer for the read after a readability wait: the bytes are copied into a
