@@ -47,6 +47,8 @@ const std::array<LimitSpec, kNumLimits> kSpecs = {{
      true, 0, "bytes written per second over all the tenant's caches"},
     {LimitId::kTenantMemoryShareBytes, "tenant_memory_share_bytes", LimitUnit::kBytes, true, 0,
      "memory the tenant keeps under pressure (0: an equal split among tenants)"},
+    {LimitId::kTenantMaxSubscriptions, "tenant_max_subscriptions", LimitUnit::kCount, true,
+     100000, "open topic subscriptions over all the tenant's caches"},
 }};
 
 std::string Lower(std::string_view s) {

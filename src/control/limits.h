@@ -34,6 +34,7 @@ enum class LimitId : uint8_t {
   kTenantReadBytesPerSecond,
   kTenantWriteBytesPerSecond,
   kTenantMemoryShareBytes,     // memory the tenant is entitled to under pressure (0: equal split)
+  kTenantMaxSubscriptions,     // open topic subscriptions over all the tenant's caches
   kCount,
 };
 inline constexpr size_t kNumLimits = static_cast<size_t>(LimitId::kCount);

@@ -127,6 +127,10 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--topic-publish-rate", c.topics.publish_rate_per_cache,
                  "Publishes per second per cache; 0: no limit")
       ->capture_default_str();
+  app.add_option("--topic-max-name-bytes", c.topics.max_name_bytes,
+                 "Longest topic (channel) name or pattern a publish or subscription may name")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 20));
   app.add_option("--topic-subscriber-queue", topic_queue,
                  "Bytes a subscriber may fall behind before it is cut off (default 4mb)");
   app.add_option("--default-limits", c.default_limits,

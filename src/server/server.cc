@@ -219,7 +219,8 @@ int ServeMain(int argc, char** argv) {
         using control::LimitId;
         topics.SetCacheLimits(c->id, c->limit(LimitId::kPublishPerSecond),
                               c->limit(LimitId::kMaxSubscriptions),
-                              c->limit(LimitId::kMaxMessageBytes));
+                              c->limit(LimitId::kMaxMessageBytes), c->tenant,
+                              c->limit(LimitId::kTenantMaxSubscriptions));
         cache_shares->emplace_back(c->id, c->limit(LimitId::kMemoryShareBytes) / threads);
       }
       for (auto& loop : loops) {

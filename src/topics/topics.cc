@@ -188,9 +188,15 @@ struct Topics::Limits {
     // The cache's own limits (SetCacheLimits); until set, Options' server-wide values.
     bool own = false;
     uint64_t publish_rate = 0, max_subscriptions = 0, max_message_bytes = 0;
+    uint32_t tenant = 0;  // 0: unknown (no tenant-wide cap)
+  };
+  struct PerTenant {
+    int64_t subscriptions = 0;
+    uint64_t max_subscriptions = 0;  // 0: no cap
   };
   std::mutex mu;
   absl::flat_hash_map<uint32_t, PerCache> caches;
+  absl::flat_hash_map<uint32_t, PerTenant> tenants;
   std::atomic<int64_t> live{0};
 };
 
@@ -413,6 +419,7 @@ class Topics::Hub {
   StatusOr<SubId> Subscribe(Sink* sink, uint32_t cache, std::string_view name, uint64_t resume_at,
                             uint64_t page, bool heartbeat, bool pattern, void* tag,
                             int64_t expires_at_s) {
+    if (Status st = topics_->CheckName(name, pattern); !st.ok()) return st;
     if (Status st = topics_->AdmitSubscription(cache); !st.ok()) return st;
     auto sub = std::make_unique<Sub>();
     Sub* s = sub.get();
@@ -768,16 +775,33 @@ void Topics::Stop() {
 }
 
 void Topics::SetCacheLimits(uint32_t cache_id, uint64_t publish_rate, uint64_t max_subscriptions,
-                            uint64_t max_message_bytes) {
+                            uint64_t max_message_bytes, uint32_t tenant,
+                            uint64_t tenant_max_subscriptions) {
   std::lock_guard lock(limits_->mu);
   Limits::PerCache& c = limits_->caches[cache_id];
   c.own = true;
   c.publish_rate = publish_rate;
   c.max_subscriptions = max_subscriptions;
   c.max_message_bytes = max_message_bytes;
+  if (tenant != 0 && c.tenant != tenant) {
+    // The cache's subscriptions so far move to its (first known) tenant's count.
+    if (c.tenant != 0) limits_->tenants[c.tenant].subscriptions -= c.subscriptions;
+    limits_->tenants[tenant].subscriptions += c.subscriptions;
+    c.tenant = tenant;
+  }
+  if (tenant != 0) limits_->tenants[tenant].max_subscriptions = tenant_max_subscriptions;
 }
 
-Status Topics::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
+Status Topics::CheckName(std::string_view name, bool pattern) const {
+  if (options_.max_name_bytes == 0 || name.size() <= options_.max_name_bytes) return Status::Ok();
+  return Status(Code::kInvalidArgument,
+                std::string(pattern ? "the pattern" : "the topic name") + " is " +
+                    std::to_string(name.size()) + " bytes, over the limit of " +
+                    std::to_string(options_.max_name_bytes) + " (--topic-max-name-bytes)");
+}
+
+Status Topics::AdmitPublish(uint32_t cache_id, std::string_view topic, size_t value_bytes) {
+  if (Status st = CheckName(topic, false); !st.ok()) return st;
   Status st = CheckPublish(cache_id, value_bytes);
   if (!st.ok() && on_refusal_) on_refusal_(cache_id, LimitOf(st));
   return st;
@@ -828,6 +852,16 @@ Status Topics::CheckSubscription(uint32_t cache_id) {
                   std::string(kSubscriptionsText) + ": the cache has " +
                       std::to_string(c.subscriptions) + " subscribers, the limit (max_subscriptions)");
   }
+  if (c.tenant != 0) {
+    Limits::PerTenant& t = limits_->tenants[c.tenant];
+    if (t.max_subscriptions != 0 && static_cast<uint64_t>(t.subscriptions) >= t.max_subscriptions) {
+      return Status(Code::kResourceExhausted,
+                    std::string(kSubscriptionsText) + ": the tenant's caches have " +
+                        std::to_string(t.subscriptions) +
+                        " subscribers, the limit (tenant_max_subscriptions)");
+    }
+    t.subscriptions++;
+  }
   c.subscriptions++;
   limits_->live.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
@@ -836,7 +870,10 @@ Status Topics::CheckSubscription(uint32_t cache_id) {
 void Topics::ReleaseSubscription(uint32_t cache_id) {
   std::lock_guard lock(limits_->mu);
   auto it = limits_->caches.find(cache_id);
-  if (it != limits_->caches.end() && it->second.subscriptions > 0) it->second.subscriptions--;
+  if (it != limits_->caches.end() && it->second.subscriptions > 0) {
+    it->second.subscriptions--;
+    if (it->second.tenant != 0) limits_->tenants[it->second.tenant].subscriptions--;
+  }
   limits_->live.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -877,6 +914,10 @@ void Topics::Unsubscribe(uint32_t loop, SubId id) { hubs_[loop]->Unsubscribe(id)
 void Topics::DropCache(uint32_t loop, uint32_t cache_id) {
   hubs_[loop]->DropCache(cache_id);
   std::lock_guard lock(limits_->mu);
+  auto it = limits_->caches.find(cache_id);
+  if (it != limits_->caches.end() && it->second.tenant != 0) {
+    limits_->tenants[it->second.tenant].subscriptions -= it->second.subscriptions;
+  }
   limits_->caches.erase(cache_id);
 }
 

@@ -54,6 +54,9 @@ struct Options {
   uint64_t subscriber_queue_bytes = 4 << 20;
   int64_t idle_topic_ms = 10 * 60 * 1000;  // state of a topic with no subscriber is dropped
                                            // this long after its last publish
+  // The longest topic (channel) name or pattern a publish or subscription may name: each
+  // subscription keeps its name, and a ring message its topic.
+  uint32_t max_name_bytes = 4096;
 };
 
 struct TopicMessage {
@@ -137,10 +140,13 @@ class Topics {
   // On the caller's loop, before making the gateway call: the size limit
   // (kResourceExhausted, "request size" text) and the cache's publish rate
   // (kResourceExhausted, "operations" text).
-  Status AdmitPublish(uint32_t cache_id, size_t value_bytes);
-  // A cache's own limits (0: none), replacing Options' server-wide values for it; any thread.
+  // A topic name over max_name_bytes is kInvalidArgument.
+  Status AdmitPublish(uint32_t cache_id, std::string_view topic, size_t value_bytes);
+  // A cache's own limits (0: none), replacing Options' server-wide values for it, and its
+  // tenant's subscription cap over all the tenant's caches; any thread.
   void SetCacheLimits(uint32_t cache_id, uint64_t publish_rate, uint64_t max_subscriptions,
-                      uint64_t max_message_bytes);
+                      uint64_t max_message_bytes, uint32_t tenant = 0,
+                      uint64_t tenant_max_subscriptions = 0);
   // Which limit a refusal of AdmitPublish or Subscribe is (front-ends name it on their wire,
   // e.g. Momento's `err` trailer); kNone for any other status.
   enum class Limit : uint8_t { kNone, kMessageSize, kPublishRate, kSubscriptions };
@@ -165,7 +171,8 @@ class Topics {
   // ---- Subscribing ------------------------------------------------------------------------
   // A subscription to one topic. resume_at 0: from now; else the first sequence wanted on
   // `page` (replayed if still in the ring, else a discontinuity first). heartbeat: call
-  // OnHeartbeat when idle. kResourceExhausted when the cache has max_subscriptions_per_cache.
+  // OnHeartbeat when idle. kResourceExhausted when the cache has max_subscriptions_per_cache
+  // or its tenant tenant_max_subscriptions; kInvalidArgument for a name over max_name_bytes.
   // expires_at_s: the subscriber's token expiry (Unix seconds, 0: never); the subscription
   // ends with kUnauthenticated within a heartbeat interval after it.
   StatusOr<SubId> Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id, std::string_view topic,
@@ -218,6 +225,7 @@ class Topics {
   Status AdmitSubscription(uint32_t cache_id);
   // The checks themselves (they take limits_->mu; the refusal hook runs after, unlocked).
   Status CheckSubscription(uint32_t cache_id);
+  Status CheckName(std::string_view name, bool pattern) const;
   Status CheckPublish(uint32_t cache_id, size_t value_bytes);
   void ReleaseSubscription(uint32_t cache_id);
   std::atomic<uint64_t> slow_cutoffs_{0};

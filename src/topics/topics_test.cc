@@ -304,16 +304,42 @@ TEST_F(TopicsTest, LimitsRefuseWithTheirOwnMessages) {
   EXPECT_TRUE(third.status().message().starts_with("Topic subscriptions"));
   EXPECT_TRUE(topics->Subscribe(0, &r, 2, "other cache", 0, 0, false).ok());
 
-  Status big = topics->AdmitPublish(1, 11);
+  Status big = topics->AdmitPublish(1, "t", 11);
   EXPECT_EQ(big.code(), Code::kResourceExhausted);
   EXPECT_TRUE(big.message().starts_with("Request size"));
-  EXPECT_TRUE(topics->AdmitPublish(1, 10).ok());  // one of the 3 per second
-  EXPECT_TRUE(topics->AdmitPublish(1, 1).ok());
-  EXPECT_TRUE(topics->AdmitPublish(1, 1).ok());
-  Status fast = topics->AdmitPublish(1, 1);
+  EXPECT_TRUE(topics->AdmitPublish(1, "t", 10).ok());  // one of the 3 per second
+  EXPECT_TRUE(topics->AdmitPublish(1, "t", 1).ok());
+  EXPECT_TRUE(topics->AdmitPublish(1, "t", 1).ok());
+  Status fast = topics->AdmitPublish(1, "t", 1);
   EXPECT_EQ(fast.code(), Code::kResourceExhausted);
   EXPECT_TRUE(fast.message().starts_with("Too many operations"));
-  EXPECT_TRUE(topics->AdmitPublish(2, 1).ok());  // per cache
+  EXPECT_TRUE(topics->AdmitPublish(2, "t", 1).ok());  // per cache
+  Settle();
+}
+
+TEST_F(TopicsTest, NamesAreBoundedAndTenantsCappedOverTheirCaches) {
+  Make(Options{.max_name_bytes = 8});
+  // Caches 1 and 2 belong to tenant 7, which may hold 3 subscriptions over both.
+  topics->SetCacheLimits(1, 0, 0, 0, /*tenant=*/7, /*tenant_max_subscriptions=*/3);
+  topics->SetCacheLimits(2, 0, 0, 0, 7, 3);
+  topics->SetCacheLimits(3, 0, 0, 0, 8, 3);
+  Recorder r;
+  auto long_name = topics->Subscribe(0, &r, 1, "123456789", 0, 0, false);
+  EXPECT_EQ(long_name.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(topics->PSubscribe(0, &r, 1, "*********").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(topics->AdmitPublish(1, "123456789", 1).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(topics->AdmitPublish(1, "12345678", 1).ok());
+  auto a = topics->Subscribe(0, &r, 1, "a", 0, 0, false);
+  auto b = topics->Subscribe(1, &r, 2, "b", 0, 0, false);
+  auto c = topics->PSubscribe(0, &r, 2, "c*");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  auto d = topics->Subscribe(0, &r, 1, "d", 0, 0, false);
+  EXPECT_EQ(d.status().code(), Code::kResourceExhausted);
+  EXPECT_NE(d.status().message().find("tenant_max_subscriptions"), std::string::npos);
+  EXPECT_TRUE(topics->Subscribe(0, &r, 3, "other", 0, 0, false).ok());
+  topics->Unsubscribe(1, *b);
+  Settle();
+  EXPECT_TRUE(topics->Subscribe(0, &r, 1, "d", 0, 0, false).ok()) << "a place was freed";
   Settle();
 }
 

@@ -41,7 +41,7 @@ Status PreparePublish(const ServiceContext& ctx, Stream& s, std::string_view,
     return Status(Code::kPermissionDenied,
                   "the token does not allow this operation on this cache or key");
   }
-  if (Status st = ctx.topics->AdmitPublish(s.cache_id, value.size()); !st.ok()) return st;
+  if (Status st = ctx.topics->AdmitPublish(s.cache_id, r.topic(), value.size()); !st.ok()) return st;
   gateway::Call& c = detail::Add(calls, api::Op::kPublish, s.cache_id, r.topic());
   c.req.value = value;
   c.req.check = s.publisher_id;

@@ -134,7 +134,7 @@ void PreparePublish(CommandContext& ctx) {
                     auth::Access::kPublish)) {
     return WriteError(ctx.local, RespError::kNoPermChannel, "publish");
   }
-  if (Status st = t->AdmitPublish(ctx.conn.cache_id, message.size()); !st.ok()) {
+  if (Status st = t->AdmitPublish(ctx.conn.cache_id, channel, message.size()); !st.ok()) {
     return WriteStatus(ctx.local, st);
   }
   api::Request& r = ctx.Add(api::Op::kPublish, channel);
