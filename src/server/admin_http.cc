@@ -1,5 +1,6 @@
 #include "server/admin_http.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -27,8 +28,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr std::size_t kHeaderLimit = 16 * 1024;
-constexpr std::uint64_t kBodyLimit = 1024 * 1024;
 // After an error response the connection closes. Reading (and dropping) what the client is still
 // sending first lets it see the response instead of a reset; this bounds that courtesy.
 constexpr std::size_t kDrainLimit = 8 * 1024 * 1024;
@@ -48,6 +47,151 @@ std::string ErrorJson(std::string_view message) {
   // Messages here are fixed ASCII text without quotes or backslashes, so no escaping is needed.
   return "{\"error\":\"" + std::string(message) + "\"}";
 }
+
+// The refusal texts (ErrorJson's rule applies: no quotes, no backslashes).
+constexpr std::string_view kMalformed = "malformed HTTP request";
+constexpr std::string_view kBodyTooLarge = "request body larger than 1 MiB";
+constexpr std::string_view kHeaderTooLarge = "request header larger than 16 KiB";
+constexpr std::string_view kNotAPath = "request target must be a path";
+constexpr std::string_view kBadEscape = "invalid percent-encoding in path";
+constexpr std::string_view kObsFold = "obsolete line folding in request header";
+constexpr std::string_view kBothLengths = "request has both Transfer-Encoding and Content-Length";
+constexpr std::string_view kBadCoding = "unsupported transfer coding (only chunked is accepted)";
+constexpr std::string_view kTransferEncodingInHttp10 = "Transfer-Encoding in an HTTP/1.0 request";
+
+Status Refusal(std::string_view message) {
+  return Status(Code::kInvalidArgument, std::string(message));
+}
+
+using RequestParser = http::request_parser<http::string_body>;
+
+void LimitParser(RequestParser& parser) {
+  parser.header_limit(static_cast<std::uint32_t>(kAdminHeaderLimit));
+  parser.body_limit(kAdminBodyLimit);
+}
+
+// A flat_buffer that, while a header is read, watches the bytes the parser takes for obsolete
+// line folding (a field value continued on the next line, after CRLF and a space or tab). Beast
+// unfolds such values silently, so `Transfer-Encoding:\r\n chunked` would reach
+// CheckRequestFraming as a plain `chunked`, while a proxy that does not unfold sees an empty
+// Transfer-Encoding and frames the request differently: a known smuggling trick. RFC 9112
+// section 5.2 lets a server refuse obs-fold with 400, so we do, for every field.
+class HeaderWatchBuffer {
+ public:
+  using const_buffers_type = beast::flat_buffer::const_buffers_type;
+  using mutable_buffers_type = beast::flat_buffer::mutable_buffers_type;
+
+  // Call before reading a header, and after (the body and what follows are not header bytes).
+  void WatchHeader() {
+    watching_ = true;
+    saw_obs_fold_ = false;
+    after_line_ = false;
+  }
+  void StopWatching() { watching_ = false; }
+  bool saw_obs_fold() const { return saw_obs_fold_; }
+
+  // DynamicBuffer (v1), forwarded to the flat_buffer.
+  std::size_t size() const { return b_.size(); }
+  std::size_t max_size() const { return b_.max_size(); }
+  std::size_t capacity() const { return b_.capacity(); }
+  const_buffers_type data() const { return b_.data(); }
+  mutable_buffers_type prepare(std::size_t n) { return b_.prepare(n); }
+  void commit(std::size_t n) { b_.commit(n); }
+  void consume(std::size_t n) {
+    if (watching_) Watch(std::min(n, b_.size()));
+    b_.consume(n);
+  }
+
+ private:
+  void Watch(std::size_t n) {
+    // A line may not start with whitespace anywhere in a header: Beast refuses it before the
+    // first field and takes it as a fold after one. Beast may take the request line and the
+    // fields in separate pieces, so whether the last piece ended a line carries over.
+    const char* p = static_cast<const char*>(b_.data().data());
+    for (std::size_t i = 0; i < n; ++i) {
+      if (after_line_ && (p[i] == ' ' || p[i] == '\t')) saw_obs_fold_ = true;
+      after_line_ = p[i] == '\n';
+    }
+  }
+
+  beast::flat_buffer b_;
+  bool watching_ = false;
+  bool saw_obs_fold_ = false;
+  bool after_line_ = false;
+};
+
+// What a failed read means: a refusal to answer, or UNAVAILABLE when there is nobody to answer.
+Status ReadErrorStatus(error_code ec) {
+  if (ec == http::error::body_limit) return Status(Code::kTooLarge, std::string(kBodyTooLarge));
+  if (ec == http::error::header_limit) {
+    return Status(Code::kResourceExhausted, std::string(kHeaderTooLarge));
+  }
+  // Parse errors are in Beast's http category; everything else (a clean close between
+  // requests, a timeout, a reset, Stop) leaves nothing to answer.
+  bool parse_error =
+      ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message;
+  if (!parse_error) return Status(Code::kUnavailable, ec.message());
+  // Any other parse error: the bytes are not HTTP/1.1 we understand.
+  return Refusal(kMalformed);
+}
+
+// Everything known once the header is in, checked before any of the body is read.
+Status CheckHeader(const HeaderWatchBuffer& buffer, const http::request_header<>& header) {
+  if (buffer.saw_obs_fold()) return Refusal(kObsFold);
+  return CheckRequestFraming(header);
+}
+
+// A whole request, as the handler sees it; INVALID_ARGUMENT for a target the routes cannot use.
+StatusOr<HttpRequest> ToHttpRequest(http::request<http::string_body>&& req) {
+  HttpRequest request;
+  request.method = std::string(req.method_string());
+  request.target = std::string(req.target());
+  std::string_view target(req.target().data(), req.target().size());
+  std::string_view raw_path = target;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    raw_path = target.substr(0, q);
+    request.query = std::string(target.substr(q + 1));
+  }
+  if (raw_path.empty() || raw_path.front() != '/') return Refusal(kNotAPath);
+  if (!PercentDecode(raw_path, &request.path)) return Refusal(kBadEscape);
+  request.authorization = std::string(req[http::field::authorization]);
+  request.body = std::move(req.body());
+  return request;
+}
+
+// The bytes a client sent, then end of stream: a SyncReadStream, so that ParseHttpRequest runs
+// Beast's own read loop (http::read_header, http::read) as the connection's async versions do.
+class BytesStream {
+ public:
+  explicit BytesStream(std::string_view bytes) : rest_(bytes) {}
+
+  std::size_t remaining() const { return rest_.size(); }
+
+  template <typename MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
+    ec = {};
+    if (rest_.empty()) {
+      ec = asio::error::eof;
+      return 0;
+    }
+    std::size_t n = asio::buffer_copy(buffers, asio::buffer(rest_.data(), rest_.size()));
+    rest_.remove_prefix(n);
+    return n;
+  }
+  // Required by the SyncReadStream concept; the read functions used here take the error_code
+  // overload, so this never runs.
+  template <typename MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers) {
+    error_code ec;
+    std::size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  std::string_view rest_;
+};
 
 class Session;
 
@@ -71,6 +215,60 @@ bool PercentDecode(std::string_view in, std::string* out) {
   return true;
 }
 
+Status CheckRequestFraming(const http::request_header<>& header) {
+  const std::size_t codings = header.count(http::field::transfer_encoding);
+  if (codings == 0) return Status::Ok();  // Content-Length, or no body
+  if (header.count(http::field::content_length) != 0) return Refusal(kBothLengths);
+  if (header.version() < 11) return Refusal(kTransferEncodingInHttp10);
+  // One field, and its whole value is the one coding we implement. Anything else (another
+  // coding, chunked twice, a second field that a proxy might not combine) is refused rather
+  // than guessed at, since guessing differently from a proxy is how requests get smuggled.
+  if (codings != 1) return Refusal(kBadCoding);
+  beast::string_view value = header[http::field::transfer_encoding];
+  const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+  if (!beast::iequals(value, "chunked")) return Refusal(kBadCoding);
+  return Status::Ok();
+}
+
+int RefusalHttpStatus(const Status& refusal) {
+  switch (refusal.code()) {
+    case Code::kTooLarge:
+      return 413;
+    case Code::kResourceExhausted:
+      return 431;
+    case Code::kUnavailable:
+      return 0;
+    default:
+      return 400;
+  }
+}
+
+StatusOr<ParsedHttpRequest> ParseHttpRequest(std::string_view bytes) {
+  BytesStream stream(bytes);
+  HeaderWatchBuffer buffer;
+  RequestParser parser;
+  LimitParser(parser);
+  error_code ec;
+  buffer.WatchHeader();
+  http::read_header(stream, buffer, parser, ec);
+  buffer.StopWatching();
+  if (ec) return ReadErrorStatus(ec);
+  if (Status st = CheckHeader(buffer, parser.get()); !st.ok()) return st;
+  const bool keep_alive = parser.get().keep_alive();
+  http::read(stream, buffer, parser, ec);
+  if (ec) return ReadErrorStatus(ec);
+  StatusOr<HttpRequest> request = ToHttpRequest(parser.release());
+  if (!request.ok()) return request.status();
+  ParsedHttpRequest parsed;
+  parsed.request = std::move(*request);
+  parsed.keep_alive = keep_alive;
+  // What the stream has not handed out, and what the parser left in the buffer, is the next
+  // request's.
+  parsed.consumed = bytes.size() - stream.remaining() - buffer.size();
+  return parsed;
+}
 
 struct AdminHttpServer::State : std::enable_shared_from_this<AdminHttpServer::State> {
   State(asio::io_context& io_context, HttpHandler h)
@@ -160,8 +358,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_->stopped) return Close();
     phase_ = Phase::kReadingHeader;
     parser_.emplace();
-    parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(kBodyLimit);
+    LimitParser(*parser_);
+    buffer_.WatchHeader();
     stream_.expires_after(state_->read_timeout);
     Io([&](auto& io) {
       http::async_read_header(
@@ -171,10 +369,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(error_code ec) {
+    buffer_.StopWatching();
     if (ec) return OnReadError(ec);
     phase_ = Phase::kReadingBody;
     version_ = parser_->get().version();
     keep_alive_ = parser_->get().keep_alive();
+    // Before any of the body is read (or invited with "100 Continue"): once a request's framing
+    // is in doubt, so is where the next one starts, hence the close that Refuse does.
+    if (Status st = CheckHeader(buffer_, parser_->get()); !st.ok()) return Refuse(st);
     // curl and others wait for "100 Continue" before sending a body; without it they pause.
     auto expect = parser_->get()[http::field::expect];
     if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
@@ -199,25 +401,23 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnReadError(error_code ec) {
-    if (ec == http::error::body_limit) {
-      return Write(413, "application/json", ErrorJson("request body larger than 1 MiB"), true);
-    }
-    if (ec == http::error::header_limit) {
-      return Write(431, "application/json", ErrorJson("request header larger than 16 KiB"), true);
-    }
-    // Parse errors are in Beast's http category; everything else (a clean close between
-    // requests, a timeout, a reset, Stop) leaves nothing to answer.
-    bool parse_error =
-        ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message;
-    if (!parse_error) {
+    Status st = ReadErrorStatus(ec);
+    if (RefusalHttpStatus(st) == 0) {
       if (ec != http::error::end_of_stream && ec != asio::error::operation_aborted) {
         LOG_DEBUG("msg=\"admin http read ended\" error=\"{}\"", ec.message());
       }
       return Close();
     }
-    // Any other parse error: the bytes are not HTTP/1.1 we understand.
-    Write(400, "application/json", ErrorJson("malformed HTTP request"), true);
+    Refuse(st);
+  }
+
+  // Answers a request the handler never sees, then closes: after a bad request, the bytes that
+  // follow cannot be trusted to start where we would think the next request starts.
+  void Refuse(const Status& st) {
+    LOG_DEBUG("msg=\"admin http request refused\" status={} error=\"{}\"", RefusalHttpStatus(st),
+              st.message());
+    Write(RefusalHttpStatus(st), "application/json", ErrorJson(st.message()),
+          /*error_close=*/true);
   }
 
   void OnBody(error_code ec) {
@@ -225,24 +425,9 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kHandling;
     stream_.expires_never();  // the handler may take its time; no read is pending meanwhile
 
-    http::request<http::string_body> req = parser_->release();
-    HttpRequest request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    std::string_view target(req.target().data(), req.target().size());
-    std::string_view raw_path = target;
-    if (auto q = target.find('?'); q != std::string_view::npos) {
-      raw_path = target.substr(0, q);
-      request.query = std::string(target.substr(q + 1));
-    }
-    if (raw_path.empty() || raw_path.front() != '/') {
-      return Write(400, "application/json", ErrorJson("request target must be a path"), true);
-    }
-    if (!PercentDecode(raw_path, &request.path)) {
-      return Write(400, "application/json", ErrorJson("invalid percent-encoding in path"), true);
-    }
-    request.authorization = std::string(req[http::field::authorization]);
-    request.body = std::move(req.body());
+    StatusOr<HttpRequest> parsed = ToHttpRequest(parser_->release());
+    if (!parsed.ok()) return Refuse(parsed.status());
+    HttpRequest request = std::move(*parsed);
 
     // The respond callback may be copied around and called from elsewhere; the flag keeps it to
     // one response and the post brings it back to this connection's thread.
@@ -328,8 +513,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   std::shared_ptr<asio::ssl::context> tls_ctx_;  // outlives tls_ (declared first)
   std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> tls_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  HeaderWatchBuffer buffer_;
+  std::optional<RequestParser> parser_;
   std::optional<http::response<http::empty_body>> continue_;
   std::optional<http::response<http::string_body>> response_;
   Phase phase_ = Phase::kReadingHeader;

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace cellar::server {
@@ -238,6 +239,240 @@ TEST_F(AdminHttpTest, StopClosesIdleConnectionsAndListener) {
   boost::system::error_code ec;
   fresh.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()), ec);
   EXPECT_TRUE(ec);
+}
+
+// Smuggling defence end to end: the header is refused before the body is read, the answer says
+// why, the connection closes, and nothing in the body is ever taken for a request.
+TEST_F(AdminHttpTest, TransferEncodingWithContentLengthIs400AndCloses) {
+  tcp::socket socket = Connect();
+  const std::string hidden = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string body = "0\r\n\r\n" + hidden;
+  asio::write(socket, asio::buffer("POST /v1/caches/x HTTP/1.1\r\nHost: x\r\n"
+                                   "Transfer-Encoding: chunked, identity\r\n"
+                                   "Content-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body));
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_EQ(res.body(), "{\"error\":\"request has both Transfer-Encoding and Content-Length\"}");
+  EXPECT_EQ(res[http::field::content_type], "application/json");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(ReadsEof(socket));
+  EXPECT_TRUE(Seen().empty());
+}
+
+TEST_F(AdminHttpTest, UnknownTransferCodingIs400AndCloses) {
+  tcp::socket socket = Connect();
+  // No "100 Continue" either: the refusal comes before the body is invited.
+  asio::write(socket, asio::buffer(std::string("POST /x HTTP/1.1\r\nHost: x\r\n"
+                                               "Transfer-Encoding: xchunked\r\n"
+                                               "Expect: 100-continue\r\n\r\n")));
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_EQ(res.body(), "{\"error\":\"unsupported transfer coding (only chunked is accepted)\"}");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(ReadsEof(socket));
+  EXPECT_TRUE(Seen().empty());
+}
+
+TEST_F(AdminHttpTest, ChunkedBodyIsServed) {
+  tcp::socket socket = Connect();
+  asio::write(socket, asio::buffer(std::string("POST /up HTTP/1.1\r\nHost: x\r\n"
+                                               "Transfer-Encoding:  Chunked \r\n\r\n"
+                                               "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")));
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_TRUE(res.keep_alive());
+  auto seen = Seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].body, "abcde");
+}
+
+http::request_header<> Header(unsigned version = 11) {
+  http::request_header<> h;
+  h.method(http::verb::post);
+  h.target("/x");
+  h.version(version);
+  return h;
+}
+
+TEST(CheckRequestFramingTest, AcceptsNoFramingContentLengthOrExactlyChunked) {
+  EXPECT_TRUE(CheckRequestFraming(Header()).ok());
+  EXPECT_TRUE(CheckRequestFraming(Header(10)).ok());
+  auto cl = Header();
+  cl.set(http::field::content_length, "5");
+  EXPECT_TRUE(CheckRequestFraming(cl).ok());
+  for (const char* value :
+       {"chunked", "CHUNKED", "Chunked", " chunked", "chunked\t", " chunked "}) {
+    auto h = Header();
+    h.set(http::field::transfer_encoding, value);
+    EXPECT_TRUE(CheckRequestFraming(h).ok()) << value;
+  }
+}
+
+TEST(CheckRequestFramingTest, RefusesTransferEncodingWithContentLength) {
+  for (const char* value : {"chunked", "chunked, identity", "identity", "xchunked"}) {
+    auto h = Header();
+    h.set(http::field::transfer_encoding, value);
+    h.set(http::field::content_length, "10");
+    Status st = CheckRequestFraming(h);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << value;
+    EXPECT_EQ(st.message(), "request has both Transfer-Encoding and Content-Length") << value;
+    EXPECT_EQ(RefusalHttpStatus(st), 400);
+  }
+}
+
+TEST(CheckRequestFramingTest, RefusesEveryCodingButChunked) {
+  for (const char* value : {"xchunked", "chunkedx", "identity", "gzip", "gzip, chunked",
+                            "chunked, identity", "chunked, chunked", "chunked,", ", chunked",
+                            "chunked;q=1", "\"chunked\"", "", " ", "chunk ed", "chunked\t,"}) {
+    auto h = Header();
+    h.set(http::field::transfer_encoding, value);
+    Status st = CheckRequestFraming(h);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << "[" << value << "]";
+    EXPECT_EQ(st.message(), "unsupported transfer coding (only chunked is accepted)") << value;
+  }
+  // Two fields, even if each alone would do: a proxy may use either one.
+  auto twice = Header();
+  twice.insert(http::field::transfer_encoding, "chunked");
+  twice.insert(http::field::transfer_encoding, "chunked");
+  EXPECT_FALSE(CheckRequestFraming(twice).ok());
+  auto split = Header();
+  split.insert(http::field::transfer_encoding, "identity");
+  split.insert(http::field::transfer_encoding, "chunked");
+  EXPECT_FALSE(CheckRequestFraming(split).ok());
+}
+
+TEST(CheckRequestFramingTest, RefusesTransferEncodingInHttp10) {
+  auto h = Header(10);
+  h.set(http::field::transfer_encoding, "chunked");
+  Status st = CheckRequestFraming(h);
+  EXPECT_EQ(st.message(), "Transfer-Encoding in an HTTP/1.0 request");
+  EXPECT_EQ(RefusalHttpStatus(st), 400);
+}
+
+// Parses `bytes`, expecting a refusal; returns its HTTP status and message.
+std::pair<int, std::string> Refused(const std::string& bytes) {
+  auto r = ParseHttpRequest(bytes);
+  EXPECT_FALSE(r.ok()) << bytes;
+  if (r.ok()) return {200, ""};
+  return {RefusalHttpStatus(r.status()), r.status().message()};
+}
+
+TEST(ParseHttpRequestTest, PlainGet) {
+  const std::string bytes =
+      "GET /v1/caches/a%20b?x=1 HTTP/1.1\r\nHost: x\r\n"
+      "Authorization: Bearer t\r\n\r\n";
+  auto r = ParseHttpRequest(bytes);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->request.method, "GET");
+  EXPECT_EQ(r->request.target, "/v1/caches/a%20b?x=1");
+  EXPECT_EQ(r->request.path, "/v1/caches/a b");
+  EXPECT_EQ(r->request.query, "x=1");
+  EXPECT_EQ(r->request.authorization, "Bearer t");
+  EXPECT_EQ(r->request.body, "");
+  EXPECT_TRUE(r->keep_alive);
+  EXPECT_EQ(r->consumed, bytes.size());
+}
+
+TEST(ParseHttpRequestTest, PostWithContentLengthAndPipelining) {
+  const std::string first = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string second = "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  auto r = ParseHttpRequest(first + second);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->request.body, "hello");
+  EXPECT_EQ(r->consumed, first.size());
+  auto next = ParseHttpRequest(std::string_view(first + second).substr(r->consumed));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->request.path, "/b");
+  EXPECT_FALSE(next->keep_alive);
+  EXPECT_EQ(next->consumed, second.size());
+}
+
+TEST(ParseHttpRequestTest, ChunkedPost) {
+  const std::string bytes =
+      "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: t\r\n\r\n";
+  auto r = ParseHttpRequest(bytes + "GET /next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->request.body, "hello world");
+  EXPECT_EQ(r->consumed, bytes.size());
+}
+
+TEST(ParseHttpRequestTest, RefusesSmugglingFramings) {
+  const std::string start = "POST /a HTTP/1.1\r\nHost: x\r\n";
+  const std::pair<int, std::string> both{400,
+                                         "request has both Transfer-Encoding and Content-Length"};
+  const std::pair<int, std::string> coding{
+      400, "unsupported transfer coding (only chunked is accepted)"};
+  // Transfer-Encoding first: Beast alone would take the Content-Length, a proxy the chunks.
+  EXPECT_EQ(Refused(start + "Transfer-Encoding: chunked, identity\r\nContent-Length: 4\r\n\r\n"
+                            "0\r\n\r\n"),
+            both);
+  EXPECT_EQ(Refused(start + "Transfer-Encoding: xchunked\r\nContent-Length: 4\r\n\r\nabcd"), both);
+  EXPECT_EQ(Refused(start + "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), coding);
+  EXPECT_EQ(Refused(start + "Transfer-Encoding: identity\r\n\r\n"), coding);
+  EXPECT_EQ(Refused(start + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), coding);
+  EXPECT_EQ(Refused(start + "Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "0\r\n\r\n"),
+            coding);
+  EXPECT_EQ(Refused("POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            (std::pair<int, std::string>{400, "Transfer-Encoding in an HTTP/1.0 request"}));
+  // Folded onto a second line, the value is `chunked` to Beast but may be empty to a proxy.
+  EXPECT_EQ(Refused(start + "Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"),
+            (std::pair<int, std::string>{400, "obsolete line folding in request header"}));
+  EXPECT_EQ(Refused(start + "X-A: b\r\n\tc\r\n\r\n").second,
+            "obsolete line folding in request header");
+  // Beast itself refuses these orders and repeats (still 400, and the connection closes).
+  EXPECT_EQ(
+      Refused(start + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").first,
+      400);
+  EXPECT_EQ(
+      Refused(start + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n").first,
+      400);
+  EXPECT_EQ(Refused(start + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "0\r\n\r\n")
+                .first,
+            400);
+}
+
+TEST(ParseHttpRequestTest, Limits) {
+  const std::string big_header =
+      "GET / HTTP/1.1\r\nX-Big: " + std::string(kAdminHeaderLimit, 'a') + "\r\n\r\n";
+  EXPECT_EQ(Refused(big_header),
+            (std::pair<int, std::string>{431, "request header larger than 16 KiB"}));
+  const std::pair<int, std::string> too_big{413, "request body larger than 1 MiB"};
+  EXPECT_EQ(Refused("POST / HTTP/1.1\r\nContent-Length: " + std::to_string(kAdminBodyLimit + 1) +
+                    "\r\n\r\n"),
+            too_big);
+  // A chunked body is counted as it arrives.
+  const std::string chunk = "100000\r\n" + std::string(0x100000, 'x') + "\r\n";
+  EXPECT_EQ(Refused("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk +
+                    "1\r\nx\r\n0\r\n\r\n"),
+            too_big);
+  auto exact = ParseHttpRequest("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk +
+                                "0\r\n\r\n");
+  ASSERT_TRUE(exact.ok()) << exact.status().ToString();
+  EXPECT_EQ(exact->request.body.size(), kAdminBodyLimit);
+}
+
+TEST(ParseHttpRequestTest, GarbageTargetsAndIncompleteRequests) {
+  EXPECT_EQ(Refused("\x01\x02garbage \xff\xfe nonsense\r\n\r\n"),
+            (std::pair<int, std::string>{400, "malformed HTTP request"}));
+  EXPECT_EQ(Refused("GET http://x/ HTTP/1.1\r\n\r\n"),
+            (std::pair<int, std::string>{400, "request target must be a path"}));
+  EXPECT_EQ(Refused("GET /%zz HTTP/1.1\r\n\r\n"),
+            (std::pair<int, std::string>{400, "invalid percent-encoding in path"}));
+  // The client went away: nothing to answer.
+  EXPECT_EQ(Refused("").first, 0);
+  EXPECT_EQ(Refused("GET / HTTP/1.1\r\nHost: x\r\n").first, 0);
+  EXPECT_EQ(Refused("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc").first, 0);
+  EXPECT_EQ(Refused("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab").first, 0);
 }
 
 TEST(AdminHttpListenTest, PortInUseThrowsClearError) {

@@ -88,19 +88,48 @@ bool IsLoopback(const std::string& bind) {
   return !ec && addr.is_loopback();
 }
 
+// Launchers and tests wait for ports.json to learn the ports, so it must appear whole or not at
+// all: written to a temporary file, synced, then renamed over. Every step is checked (a full
+// disk may only show at write, fsync or close), and a failure throws std::system_error (a
+// runtime_error whose what() names the path and errno's text), which ServeMain turns into exit
+// status 1 instead of a server that reports ready without a usable ports.json.
 void WritePortsFile(const std::string& dir, const std::string& bind, uint16_t resp,
                     uint16_t api, uint16_t admin) {
-  std::string json = "{\"bind\":\"" + bind + "\",\"resp\":" + std::to_string(resp) +
-                     ",\"api\":" + std::to_string(api) + ",\"admin\":" + std::to_string(admin) +
-                     ",\"pid\":" + std::to_string(getpid()) + "}\n";
-  std::string tmp = dir + "/ports.json.tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (f == nullptr) throw std::runtime_error("cannot write " + tmp);
-  std::fwrite(json.data(), 1, json.size(), f);
-  std::fclose(f);
-  if (std::rename(tmp.c_str(), (dir + "/ports.json").c_str()) != 0) {
-    throw std::runtime_error("cannot write " + dir + "/ports.json");
+  const std::string json = "{\"bind\":\"" + bind + "\",\"resp\":" + std::to_string(resp) +
+                           ",\"api\":" + std::to_string(api) +
+                           ",\"admin\":" + std::to_string(admin) +
+                           ",\"pid\":" + std::to_string(getpid()) + "}\n";
+  const std::string tmp = dir + "/ports.json.tmp";
+  const std::string path = dir + "/ports.json";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create " + tmp);
+  // Leaves neither a descriptor nor a partial file behind, and reports the first errno.
+  auto fail = [&](const std::string& what, const std::string& remove) {
+    const int err = errno != 0 ? errno : EIO;
+    if (fd >= 0) ::close(fd);
+    ::unlink(remove.c_str());
+    throw std::system_error(err, std::generic_category(), what);
+  };
+  for (size_t done = 0; done < json.size();) {
+    errno = 0;
+    const ssize_t n = ::write(fd, json.data() + done, json.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("cannot write " + tmp, tmp);
+    done += static_cast<size_t>(n);
   }
+  if (::fsync(fd) != 0) fail("cannot sync " + tmp, tmp);
+  const int closed = ::close(fd);
+  fd = -1;
+  if (closed != 0) fail("cannot close " + tmp, tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    fail("cannot rename " + tmp + " to " + path, tmp);
+  }
+  // Sync the directory too, so the rename itself is on disk. Some file systems cannot sync a
+  // directory (EINVAL); the file's contents are already synced, so that is not an error.
+  fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open " + dir, path);
+  if (::fsync(fd) != 0 && errno != EINVAL) fail("cannot sync " + dir, path);
+  ::close(fd);
 }
 
 }  // namespace
