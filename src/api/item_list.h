@@ -2,6 +2,11 @@
 // and the element ends in a small inline array, so a reply of k short elements costs one
 // allocation (often none), not k + 1 as a vector of strings would. Elements read back as
 // string_views, valid until the list changes.
+//
+// A byte cap (set_byte_cap) bounds what a read may build: past it the list keeps counting
+// elements (as empty ones, so indexes stay valid for the code filling it) but stores no more
+// bytes, and overflowed() says so; the reply is then refused, not sent. Only read-only
+// operations get a cap (api::IsReadOnly): dropping what a write returns would lose data.
 #pragma once
 
 #include <cstddef>
@@ -26,9 +31,18 @@ class ItemList {
   std::string_view back() const { return (*this)[size() - 1]; }
 
   void push_back(std::string_view s) {
-    data_.append(s.data(), s.size());
+    if (data_.size() + s.size() > cap_) {
+      overflowed_ = true;
+    } else if (!overflowed_) {
+      data_.append(s.data(), s.size());
+    }
     ends_.push_back(data_.size());
   }
+  // Bytes of element data at most (SIZE_MAX: no cap).
+  void set_byte_cap(size_t cap) { cap_ = cap; }
+  bool overflowed() const { return overflowed_; }
+  // Bytes held (data and ends), for reply accounting.
+  size_t footprint() const { return data_.size() + ends_.size() * sizeof(size_t); }
   void emplace_back(std::string_view s) { push_back(s); }
   void pop_back() {
     ends_.pop_back();
@@ -38,6 +52,13 @@ class ItemList {
   void clear() {
     data_.clear();
     ends_.clear();
+    overflowed_ = false;
+  }
+  // Gives the memory back (clear keeps it).
+  void release() {
+    std::string().swap(data_);
+    ends_ = {};
+    overflowed_ = false;
   }
 
   class const_iterator {
@@ -75,6 +96,8 @@ class ItemList {
  private:
   std::string data_;
   absl::InlinedVector<size_t, 16> ends_;
+  size_t cap_ = SIZE_MAX;
+  bool overflowed_ = false;
 };
 
 }  // namespace cellar::api

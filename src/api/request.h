@@ -149,6 +149,26 @@ constexpr bool IsCacheWide(Op op) {
   }
 }
 
+// Operations that change nothing: a reply of theirs may be dropped (refused as too large)
+// after they ran without losing data. Everything else (writes, pops, GETDEL, SET ... GET)
+// must be answered once it ran.
+constexpr bool IsReadOnly(Op op) {
+  switch (op) {
+    case Op::kGet: case Op::kExists: case Op::kType: case Op::kStrlen: case Op::kGetRange:
+    case Op::kTtl: case Op::kExpireTime: case Op::kScan: case Op::kKeys: case Op::kRandomKey:
+    case Op::kCount: case Op::kStats:
+    case Op::kHGet: case Op::kHGetAll: case Op::kHLen: case Op::kHExists: case Op::kHScan:
+    case Op::kLRange: case Op::kLLen: case Op::kLIndex: case Op::kLPos:
+    case Op::kSMembers: case Op::kSContains: case Op::kSCard: case Op::kSRandMember:
+    case Op::kSScan:
+    case Op::kZScore: case Op::kZCard: case Op::kZCount: case Op::kZRange: case Op::kZRank:
+    case Op::kZScan:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Positions in Reply::numbers for Op::kStats.
 enum StatIndex : uint8_t {
   kStatItems, kStatUsedBytes, kStatIndexBytes, kStatMemoryLimit, kStatHits, kStatMisses,
@@ -228,6 +248,13 @@ struct Request {
 };
 
 struct Reply {
+  // Bytes this reply holds (what a reply budget charges).
+  size_t footprint() const {
+    size_t n = value.size() + items.footprint() + numbers.size() * sizeof(int64_t) +
+               scores.size() * sizeof(double);
+    for (const std::string& k : keys) n += k.size() + sizeof(std::string);
+    return n;
+  }
   Status status;
   bool found = false;  // kExpire: whether the key existed
   int64_t integer = 0;

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
+#include "gateway/reply_memory.h"
 #include "gateway/tenancy.h"
 #include "routing/router.h"
 #include "storage/engine/engine.h"
@@ -33,6 +34,7 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
   if (batch->by_shard_.size() != n) batch->by_shard_.resize(n);
   for (auto& v : batch->by_shard_) v.clear();
   for (uint32_t i = 0; i < batch->calls.size(); ++i) {
+    if (batch->calls[i].hold) continue;
     const api::Request& req = batch->calls[i].req;
     uint32_t s = req.shard >= 0 ? static_cast<uint32_t>(req.shard) % n
                                 : routing::ShardOf(req.cache_id, req.key, n);
@@ -72,6 +74,16 @@ void Gateway::Flush(uint32_t from) {
   }
 }
 
+namespace {
+Status ReplyTooLarge() {
+  return Status(Code::kResourceExhausted,
+                "reply too large: the replies of this request (or pipeline) passed " +
+                    std::to_string(ReplyMemory::Get().options().max_round_bytes) +
+                    " bytes (--max-reply-bytes), or the server's reply memory is spent; ask "
+                    "for less at a time");
+}
+}  // namespace
+
 void Gateway::RunPart(Batch& batch, uint32_t shard) {
   storage::Engine& engine = *engines_[shard];
   int64_t now = -1;  // read once, and only if some call has a deadline
@@ -85,6 +97,14 @@ void Gateway::RunPart(Batch& batch, uint32_t shard) {
         continue;
       }
     }
+    // The round's reply budget (Batch::set_reply_budget): spent means the rest does not run.
+    const int64_t left = batch.reply_left_.load(std::memory_order_relaxed);
+    if (left <= 0) {
+      call.reply.status = ReplyTooLarge();
+      call.not_run = true;
+      ReplyMemory::Get().CountRefusedCall();
+      continue;
+    }
     if (call.req.op == api::Op::kPublish) {
       if (topics_ != nullptr) {
         topics_->Publish(shard, call.req, call.reply);
@@ -93,7 +113,21 @@ void Gateway::RunPart(Batch& batch, uint32_t shard) {
       }
       continue;
     }
+    const bool read_only = api::IsReadOnly(call.req.op);
+    if (read_only && left != INT64_MAX) call.reply.items.set_byte_cap(static_cast<size_t>(left));
     engine.Execute(call.req, call.reply);
+    if (left == INT64_MAX) continue;
+    const int64_t bytes = static_cast<int64_t>(call.reply.footprint());
+    if (read_only && (call.reply.items.overflowed() || bytes > left)) {
+      // It changed nothing: refuse it rather than hold a reply past the budget.
+      call.reply = api::Reply();
+      call.reply.status = ReplyTooLarge();
+      call.not_run = true;
+      batch.reply_left_.store(0, std::memory_order_relaxed);
+      ReplyMemory::Get().CountRefusedCall();
+      continue;
+    }
+    batch.reply_left_.fetch_sub(bytes, std::memory_order_relaxed);
   }
   engine.EndBatch();
 }

@@ -8,6 +8,7 @@
 // owner waits, so no lock is needed.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +47,11 @@ struct Call {
   // Steady-clock ms after which the caller no longer waits (0: none): the shard then skips
   // the call and answers kDeadlineExceeded instead of doing work nobody will read.
   int64_t deadline_ms = 0;
+  // Set by the shard when the round's reply budget (Batch::set_reply_budget) refused the call:
+  // it did not run (or, read-only, its reply was dropped), so it may run in a later round.
+  bool not_run = false;
+  // Set by the front-end to leave a call out of a Submit (it ran in an earlier one).
+  bool hold = false;
 };
 
 // One round of calls from a connection. Reused across rounds to keep allocations off the
@@ -62,6 +68,13 @@ class Batch {
     return false;
   }
 
+  // Bytes the round's replies may take (reply_memory.h): once spent, the shards refuse the
+  // rest of the round's calls without running them; a read-only call whose reply passes
+  // what is left is refused after running. INT64_MAX: no bound. Set before Submit.
+  void set_reply_budget(int64_t bytes) { reply_left_.store(bytes, std::memory_order_relaxed); }
+  // The budget given and what the replies took of it (the overshoot of writes included).
+  int64_t reply_left() const { return reply_left_.load(std::memory_order_relaxed); }
+
  private:
   friend class Gateway;
   void Finish() {
@@ -74,6 +87,7 @@ class Batch {
   }
   std::vector<std::vector<uint32_t>> by_shard_;  // call indices per shard
   int pending_ = 0;
+  std::atomic<int64_t> reply_left_{INT64_MAX};  // charged by the shards' parts
   std::function<void()> done_;
 };
 

@@ -44,11 +44,12 @@ namespace {
 // Client connection bounds (frontend/net/conn_gate.h). Timeouts are whole seconds on the
 // command line.
 struct ConnectionFlags {
-  uint32_t preauth_s, idle_s;
+  uint32_t preauth_s, idle_s, write_s;
 };
 void AddConnectionFlags(CLI::App& app, net::ConnectionOptions& o, ConnectionFlags& f) {
   f.preauth_s = o.preauth_timeout_ms / 1000;
   f.idle_s = o.idle_timeout_ms / 1000;
+  f.write_s = o.write_timeout_ms / 1000;
   app.add_option("--max-connections", o.max_connections,
                  "Client connections per port (RESP, API), all loops together; past it a new "
                  "connection is refused at once; 0: no cap (the descriptor budget still holds)")
@@ -68,6 +69,11 @@ void AddConnectionFlags(CLI::App& app, net::ConnectionOptions& o, ConnectionFlag
                  "subscription) before it is closed; 0: never")
       ->capture_default_str()
       ->check(CLI::Range(0u, 30u * 86400u));
+  app.add_option("--write-timeout", f.write_s,
+                 "Seconds replies may wait for a client that does not read them (a write that "
+                 "does not finish) before the connection is closed; 0: no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 86400u));
 }
 
 }  // namespace
@@ -76,7 +82,7 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   CLI::App app{"cellar serve: run every role of Cellar (gateway, storage, control plane) in one "
                "process, on one event loop per core."};
   app.name("cellar serve");
-  std::string memory_limit, max_item_size;
+  std::string memory_limit, max_item_size, max_reply, reply_memory;
   app.add_option("--data-dir", c.data_dir, "Metadata directory: cache list, admin.key, ports.json")
       ->capture_default_str();
   app.add_option("--bind", c.bind, "Address every listener binds")->capture_default_str();
@@ -100,6 +106,13 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--memory-limit", memory_limit,
                  "Memory for items, e.g. 512mb or 4gb (default: half of physical memory)");
   app.add_option("--max-item-size", max_item_size, "Largest value accepted (default 4883kib)");
+  app.add_option("--max-reply-bytes", max_reply,
+                 "Replies one request or pipeline round may build (default 64mb); past it the "
+                 "rest is refused with 'reply too large'");
+  app.add_option("--reply-memory", reply_memory,
+                 "Replies being built or waiting for slow readers, all connections together; "
+                 "a tenant holds at most half (default: a quarter of --memory-limit, at least "
+                 "64mb)");
   app.add_option("--threads", c.threads, "Event loops (= shards); 0 means one per core")
       ->capture_default_str();
   app.add_flag("--dev-no-auth", c.dev_no_auth,
@@ -184,6 +197,7 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   }
   c.connections.preauth_timeout_ms = conn_flags.preauth_s * 1000;
   c.connections.idle_timeout_ms = conn_flags.idle_s * 1000;
+  c.connections.write_timeout_ms = conn_flags.write_s * 1000;
   c.fair_scheduling = fair_scheduling == "on";
   c.fair_eviction = fair_eviction == "on";
   if (!c.default_limits.empty()) {
@@ -211,6 +225,8 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   }
   for (auto [flag, text, out] :
        {std::tuple{"--topic-replay-bytes", &topic_replay_bytes, &c.topics.replay_bytes},
+        std::tuple{"--max-reply-bytes", &max_reply, &c.max_reply_bytes},
+        std::tuple{"--reply-memory", &reply_memory, &c.reply_memory},
         std::tuple{"--topic-max-message-size", &topic_max_message, &c.topics.max_message_bytes},
         std::tuple{"--topic-subscriber-queue", &topic_queue, &c.topics.subscriber_queue_bytes}}) {
     if (text->empty()) continue;

@@ -29,6 +29,10 @@ struct Config {
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
   topics::Options topics;       // --topic-* flags
   net::ConnectionOptions connections;  // --max-connections, --fd-reserve, --*-timeout
+  // Reply memory (gateway/reply_memory.h): one round's replies at most, and the pool of
+  // every round's (0: a quarter of the memory limit, at least 64 MiB).
+  uint64_t max_reply_bytes = 64ull << 20;
+  uint64_t reply_memory = 0;
   // Limits every cache gets unless its tenant or itself overrides them (control/limits.h):
   // built-in defaults, then --max-item-size and the --topic-* limits, then --default-limits.
   std::string default_limits;

@@ -14,6 +14,7 @@
 #include "frontend/grpc/services.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/metrics.h"
+#include "gateway/reply_memory.h"
 #include "gateway/tenancy.h"
 #include "server/admin_util.h"
 #include "topics/topics.h"
@@ -148,7 +149,8 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
          "Connections refused at accept: the port's --max-connections or the process's "
          "descriptor budget was reached.");
   Metric(out, "cellar_connections_timed_out_total", "counter",
-         "Connections closed by a timeout: preauth (no authentication in time) or idle.");
+         "Connections closed by a timeout: preauth (no authentication in time), idle, or write "
+         "(a client that does not read its replies).");
   for (net::Port port : {net::Port::kResp, net::Port::kApi}) {
     const net::ConnectionGate& gate = net::ConnectionGate::Of(port);
     const std::string label = "port=\"" + std::string(net::PortName(port)) + "\"";
@@ -157,6 +159,19 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
            gate.timed_out(net::TimeoutKind::kPreAuth));
     Sample(out, "cellar_connections_timed_out_total", label + ",reason=\"idle\"",
            gate.timed_out(net::TimeoutKind::kIdle));
+    Sample(out, "cellar_connections_timed_out_total", label + ",reason=\"write\"",
+           gate.timed_out(net::TimeoutKind::kWrite));
+  }
+  {
+    const gateway::ReplyMemory& rm = gateway::ReplyMemory::Get();
+    Metric(out, "cellar_reply_memory_bytes", "gauge",
+           "Reply memory granted to rounds in flight and replies waiting for their readers.");
+    Sample(out, "cellar_reply_memory_bytes", "", rm.used());
+    Metric(out, "cellar_reply_memory_limit_bytes", "gauge", "The reply memory pool (--reply-memory).");
+    Sample(out, "cellar_reply_memory_limit_bytes", "", rm.options().pool_bytes);
+    Metric(out, "cellar_replies_too_large_total", "counter",
+           "Calls refused because their round's reply grant was spent (reply too large).");
+    Sample(out, "cellar_replies_too_large_total", "", rm.refused_rounds());
   }
   Metric(out, "cellar_protocol_errors_total", "counter", "Connections closed for malformed input.");
   Sample(out, "cellar_protocol_errors_total", "protocol=\"resp\"", proto_errors);

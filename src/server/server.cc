@@ -25,6 +25,7 @@
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/net/tls.h"
+#include "gateway/reply_memory.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
 #include "gateway/gateway.h"
@@ -205,6 +206,13 @@ int ServeMain(int argc, char** argv) {
         cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
     if (threads > resp::kMaxThreads) throw std::runtime_error("--threads: at most 256");
     const uint64_t limit = cfg.memory_limit > 0 ? cfg.memory_limit : PhysicalMemory() / 2;
+    {
+      gateway::ReplyMemory::Options reply;
+      reply.pool_bytes = cfg.reply_memory > 0 ? cfg.reply_memory
+                                              : std::max<uint64_t>(64ull << 20, limit / 4);
+      reply.max_round_bytes = cfg.max_reply_bytes;
+      gateway::ReplyMemory::Get().Configure(reply);
+    }
 
     std::vector<std::unique_ptr<Loop>> loops;
     std::vector<asio::io_context*> ios;

@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "gateway/reply_memory.h"
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/metrics.h"
@@ -207,6 +208,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
+  if (!round_in_flight_) SyncReplyHold();  // else FinishRound gives it back
   UnsubscribeAll();
   stream_.Close();
   owner_->conns_.erase(this);
@@ -215,7 +217,6 @@ void Connection::Close() {
 
 void Connection::Read() {
   if (reading_ || closed_) return;
-  if (pending_output_ > kPausedOutput) return;  // the peer is not reading: resumed by Flush
   reading_ = true;
   if (in_.size() < kReadBytes) in_.resize(kReadBytes);
   auto on_read = [self = shared_from_this()](error_code ec, size_t n) {
@@ -236,6 +237,17 @@ void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
       LOG_DEBUG("msg=\"closing a connection that did not authenticate in time\" conn={}", id_);
       Close();
     }
+    return;
+  }
+  if (!writing_ && pending_output_ == 0) write_epoch_ = epoch;
+  if (o.write_timeout_ms != 0 &&
+      static_cast<int64_t>(epoch - write_epoch_) * GrpcServer::kSweepMs >=
+          static_cast<int64_t>(o.write_timeout_ms)) {
+    // Replies have waited that long for a peer that does not read (a flow-control window
+    // kept at 0): what they hold goes back.
+    gate.CountTimeout(net::TimeoutKind::kWrite);
+    LOG_DEBUG("msg=\"closing a connection that does not read\" conn={}", id_);
+    Close();
     return;
   }
   if (o.idle_timeout_ms == 0 || shutting_down_ || !streams_.empty() || !ready_.empty() ||
@@ -274,6 +286,9 @@ void Connection::OnRead(size_t n) {
 }
 
 void Connection::ScheduleRound() {
+  // The peer is not taking the replies queued so far: no new calls run until it does (reads
+  // go on, so its WINDOW_UPDATEs are heard; the writes' end schedules the calls waiting).
+  if (pending_output_ > kPausedOutput) return;
   gateway::LoopScheduler* sched = owner_->context().gateway->scheduler(owner_->thread());
   if (sched == nullptr || !sched->enabled() || ready_.empty() || round_in_flight_ || closed_) {
     return RunRound();
@@ -533,7 +548,7 @@ void Connection::Respond(Stream& s) {
 }
 
 void Connection::RunRound(size_t limit) {
-  if (round_in_flight_ || ready_.empty() || closed_) return;
+  if (round_in_flight_ || ready_.empty() || closed_ || pending_output_ > kPausedOutput) return;
   const ServiceContext& ctx = owner_->context();
   gateway::Gateway& gw = *ctx.gateway;
   std::vector<gateway::Call>& calls = batch_.calls;
@@ -739,6 +754,17 @@ void Connection::RunRound(size_t limit) {
   ready.clear();
   if (in_round_.empty()) return;
   round_in_flight_ = true;
+  // The round's replies get a grant of reply memory (gateway/reply_memory.h); past it the
+  // shards refuse the rest, so a small request (GetBatch of one large key many times) cannot
+  // build a huge reply. Held until the replies are handed to HTTP/2 (SyncReplyHold).
+  if (reply_hold_ == 0) reply_hold_tenant_ = sched_tenant_;
+  if (reply_hold_tenant_ == sched_tenant_) {
+    const uint64_t grant = gateway::ReplyMemory::Get().Reserve(sched_tenant_);
+    reply_hold_ += grant;
+    batch_.set_reply_budget(static_cast<int64_t>(grant));
+  } else {
+    batch_.set_reply_budget(0);
+  }
   gw.Submit(owner_->thread(), &batch_, [self = shared_from_this()] { self->FinishRound(); });
 }
 
@@ -783,6 +809,10 @@ void Connection::FinishRound() {
   }
   for (auto& sp : in_round_) Recycle(sp);  // closed while in the round
   in_round_.clear();
+  // The replies are on their streams now: free the calls' copies (a second round's
+  // followup kept what it needs in its stream).
+  batch_.calls.clear();
+  SyncReplyHold();
   if (closed_) return;
   ScheduleRound();
   Flush();
@@ -807,10 +837,21 @@ void Connection::Flush() {
   auto on_written = [self = shared_from_this()](error_code ec, size_t) {
     self->writing_ = false;
     if (ec) return self->Close();
+    self->write_epoch_ = self->owner_->sweep_epoch_;
+    self->SyncReplyHold();
+    if (!self->ready_.empty() && !self->round_in_flight_) self->ScheduleRound();
     self->Flush();
     self->Read();
   };
   stream_.AsyncWrite(asio::buffer(out_), std::move(on_written));
+}
+
+void Connection::SyncReplyHold() {
+  // Hold only what still waits for the peer (queued on streams, or in the write in flight).
+  const uint64_t waiting = closed_ ? 0 : pending_output_ + (writing_ ? out_.size() : 0);
+  if (round_in_flight_ || reply_hold_ <= waiting) return;
+  gateway::ReplyMemory::Get().Release(reply_hold_tenant_, reply_hold_ - waiting);
+  reply_hold_ = waiting;
 }
 
 void Connection::MaybeFinish() {

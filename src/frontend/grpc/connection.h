@@ -72,7 +72,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   friend struct Callbacks;
   static constexpr size_t kReadBytes = 64 * 1024;
   static constexpr size_t kWriteChunk = 256 * 1024;          // bytes gathered per write
-  static constexpr size_t kPausedOutput = 8 * 1024 * 1024;   // stop reading above this
+  static constexpr size_t kPausedOutput = 8 * 1024 * 1024;   // run no new calls above this
   static constexpr size_t kMaxBufferedBodies = 64 * 1024 * 1024;
 
   void Read();
@@ -124,6 +124,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   int64_t created_ms_ = 0;          // wall clock
   uint64_t read_epoch_ = 0;         // the server's sweep epoch at the last read
   bool ever_authed_ = false;        // a call authenticated: the pre-auth timeout is over
+  uint64_t write_epoch_ = 0;        // sweep epoch when nothing waited for the peer, or a write ended
+  // Reply memory held for the round in flight or replies not yet handed to the socket.
+  uint64_t reply_hold_ = 0;
+  uint32_t reply_hold_tenant_ = 0;
+  void SyncReplyHold();
   net::Stream stream_;  // TCP, or TLS told apart by the first byte
   const uint64_t id_;
   nghttp2_session* session_ = nullptr;

@@ -22,12 +22,13 @@ struct ConnectionOptions {
   uint32_t fd_reserve = 64;                // descriptors client connections leave free
   uint32_t preauth_timeout_ms = 10000;     // to connect, finish TLS and authenticate; 0: none
   uint32_t idle_timeout_ms = 3600 * 1000;  // authenticated, nothing in flight, no subscription
+  uint32_t write_timeout_ms = 120 * 1000;  // a reply write that does not finish; 0: none
 };
 
 enum class Port : uint8_t { kResp, kApi, kCount };
 std::string_view PortName(Port port);
 
-enum class TimeoutKind : uint8_t { kPreAuth, kIdle, kCount };
+enum class TimeoutKind : uint8_t { kPreAuth, kIdle, kWrite, kCount };
 
 class ConnectionGate {
  public:

@@ -14,6 +14,7 @@
 #include "control/cache_registry.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
+#include "gateway/reply_memory.h"
 
 namespace cellar::resp {
 
@@ -101,6 +102,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
+  ReleaseReplyGrant();
   DropSubscriptions();
   pushes_.clear();
   pushes_head_ = 0;
@@ -183,6 +185,17 @@ void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
                 state_.id, state_.peer);
       Close();
     }
+    return;
+  }
+  if (!writing_) write_epoch_ = epoch;
+  if (writing_ && o.write_timeout_ms != 0 &&
+      static_cast<int64_t>(epoch - write_epoch_) * RespServer::kSweepMs >=
+          static_cast<int64_t>(o.write_timeout_ms)) {
+    // The client does not read its replies: what they hold goes back.
+    gate.CountTimeout(net::TimeoutKind::kWrite);
+    LOG_DEBUG("msg=\"closing a connection that does not read\" conn={} peer={}", state_.id,
+              state_.peer);
+    Close();
     return;
   }
   if (o.idle_timeout_ms == 0 || busy_ || writing_ || in_len_ != 0 || SubscriptionCount() > 0) {
@@ -442,6 +455,8 @@ bool Connection::CallsPermitted(const CommandSpec& spec, const Pending& p,
 }
 
 void Connection::ProcessRound() {
+  resumed_at_ = SIZE_MAX;
+  resume_alone_ = false;
   batch_.calls.clear();
   pending_.clear();
   local_.clear();
@@ -512,6 +527,17 @@ void Connection::ProcessRound() {
   writing_push_bytes_ += SerializePushes(SIZE_MAX);
   if (!batch_.calls.empty()) {
     ++round_waits_;
+    // The round's replies get a grant of reply memory (gateway/reply_memory.h); past it the
+    // shards refuse the rest, so a small pipeline cannot build a huge reply.
+    const uint32_t tenant = state_.authed ? state_.principal.tenant : 0;
+    if (reply_grant_ == 0) reply_grant_tenant_ = tenant;
+    if (reply_grant_tenant_ == tenant) {
+      const uint64_t grant = gateway::ReplyMemory::Get().Reserve(tenant);
+      reply_grant_ += grant;
+      batch_.set_reply_budget(static_cast<int64_t>(grant));
+    } else {
+      batch_.set_reply_budget(0);  // (a grant of another tenant is still held: refused)
+    }
     owner_->server_->gateway->Submit(owner_->thread_, &batch_, [self = shared_from_this()] {
       // A round that published is answered once its messages are handed to the subscribers
       // and flushed, so the publisher is paced by the fan-out (Redis answers PUBLISH in the
@@ -559,6 +585,17 @@ void Connection::FinishFrom(size_t index) {
   for (size_t i = index; i < pending_.size(); ++i) {
     const Pending& p = pending_[i];
     const size_t before = out_.size();
+    if (p.local_len == 0 && p.num_calls > 0 && NotRun(p)) {
+      // The round's reply budget ran out before this command's calls (reply_memory.h): the
+      // replies so far go out first, and the rest of the round runs once they are written
+      // (ResumeRound), so a pipeline waits for its reader instead of piling up replies. A
+      // command that does not fit a budget of its own is answered "reply too large".
+      if (i > index || !resume_alone_) {
+        resume_from_ = i;
+        break;
+      }
+      resume_alone_ = false;
+    }
     if (p.local_len > 0 || p.spec == nullptr || p.spec->finish == nullptr) {
       out_.append(local_, p.local_off, p.local_len);
     } else if (p.spec->followup != nullptr) {
@@ -602,6 +639,20 @@ void Connection::FinishFrom(size_t index) {
     CountCommand(p, before);
   }
   ChargeRound();
+  // The replies are in out_ now: free the calls' copies (unless the round resumes), and
+  // hold of the grant only what waits to be written.
+  if (resume_from_ == SIZE_MAX) batch_.calls.clear();
+  followup_.calls.clear();
+  uint64_t keep = out_.size();
+  if (resume_from_ != SIZE_MAX) {
+    for (size_t c = pending_[resume_from_].first_call; c < batch_.calls.size(); ++c) {
+      if (!batch_.calls[c].not_run) keep += batch_.calls[c].reply.footprint();
+    }
+  }
+  if (reply_grant_ > keep) {
+    gateway::ReplyMemory::Get().Release(reply_grant_tenant_, reply_grant_ - keep);
+    reply_grant_ = keep;
+  }
   Write();
 }
 
@@ -639,17 +690,70 @@ void Connection::Write() {
   });
 }
 
+void Connection::ReleaseReplyGrant() {
+  if (reply_grant_ == 0) return;
+  gateway::ReplyMemory::Get().Release(reply_grant_tenant_, reply_grant_);
+  reply_grant_ = 0;
+}
+
 void Connection::AfterWrite() {
+  write_epoch_ = owner_->sweep_epoch_;
+  const uint64_t written = out_.size();
   queued_bytes_ -= writing_push_bytes_;
   writing_push_bytes_ = 0;
   out_.clear();
-  ReleaseLargeBuffers();
+  if (resume_from_ == SIZE_MAX) {
+    ReleaseReplyGrant();
+    ReleaseLargeBuffers();
+  } else {
+    // What the resumed commands' calls that ran still hold stays reserved.
+    const uint64_t n = std::min(reply_grant_, written);
+    gateway::ReplyMemory::Get().Release(reply_grant_tenant_, n);
+    reply_grant_ -= n;
+  }
   busy_ = false;
   if (protocol_error_ || state_.close_after_reply) return Close();
   if (closing_) return FlushPushes();  // closes once the queued pushes are out
+  if (resume_from_ != SIZE_MAX) return ResumeRound();
   // The round's borrowed bytes are free now: drop them and go on with what is buffered.
   Compact();
   ScheduleRound();
+}
+
+bool Connection::NotRun(const Pending& p) const {
+  for (uint32_t c = p.first_call; c < p.first_call + p.num_calls; ++c) {
+    if (batch_.calls[c].not_run) return true;
+  }
+  return false;
+}
+
+void Connection::ResumeRound() {
+  // The calls refused for the budget run again with a new grant: from the first unanswered
+  // command on; or, when that command was already resumed with others and still did not
+  // fit, its calls alone (then it fits or is answered "reply too large"). The input buffer is
+  // untouched meanwhile, so the calls' borrowed bytes are still valid.
+  const size_t from = std::exchange(resume_from_, SIZE_MAX);
+  resume_alone_ = from == resumed_at_;
+  resumed_at_ = from;
+  const uint32_t first = pending_[from].first_call;
+  const uint32_t end = resume_alone_ ? first + pending_[from].num_calls
+                                     : static_cast<uint32_t>(batch_.calls.size());
+  for (uint32_t c = 0; c < batch_.calls.size(); ++c) {
+    gateway::Call& call = batch_.calls[c];
+    const bool again = c >= first && c < end && call.not_run;
+    call.hold = !again;
+    if (again) {
+      call.not_run = false;
+      call.reply = api::Reply();
+    }
+  }
+  busy_ = true;
+  const uint64_t grant = gateway::ReplyMemory::Get().Reserve(reply_grant_tenant_);
+  reply_grant_ += grant;
+  batch_.set_reply_budget(static_cast<int64_t>(grant));
+  round_start_ns_ = MonotonicNanos();
+  owner_->server_->gateway->Submit(owner_->thread_, &batch_,
+                                   [self = shared_from_this(), from] { self->FinishFrom(from); });
 }
 
 void Connection::ReleaseLargeBuffers() {

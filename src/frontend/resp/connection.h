@@ -188,6 +188,18 @@ class Connection : public std::enable_shared_from_this<Connection>,
   RespServer* owner_;
   net::ConnectionGate::Slot slot_;  // this connection's place under the port's cap
   bool ever_authed_ = false;        // authenticated at some point: the pre-auth timeout is over
+  uint64_t write_epoch_ = 0;        // sweep epoch when no write was pending, or one ended
+  // Reply memory held for the round in flight or its unwritten replies (reply_memory.h).
+  uint64_t reply_grant_ = 0;
+  uint32_t reply_grant_tenant_ = 0;
+  void ReleaseReplyGrant();
+  // A round the reply budget cut short: the first command not answered yet (SIZE_MAX: none),
+  // the command the last resumption started at, and whether it ran alone.
+  size_t resume_from_ = SIZE_MAX;
+  size_t resumed_at_ = SIZE_MAX;
+  bool resume_alone_ = false;
+  bool NotRun(const Pending& p) const;
+  void ResumeRound();
   net::Stream stream_;  // TCP, or TLS told apart by the first byte
   ConnState state_;
   RespParser parser_;

@@ -605,7 +605,10 @@ void Engine::ExecuteCollection(const api::Request& req, api::Reply& reply) {
           return;
         }
         const uint64_t n = static_cast<uint64_t>(-req.integer);
-        for (uint64_t i = 0; i < n; ++i) reply.items.emplace_back(s->Random(rng));
+        // Stops once the reply's byte cap is passed (the reply is refused then).
+        for (uint64_t i = 0; i < n && !reply.items.overflowed(); ++i) {
+          reply.items.emplace_back(s->Random(rng));
+        }
         return;
       }
       const size_t n = std::min<size_t>(static_cast<size_t>(req.integer), s->size());

@@ -1,0 +1,46 @@
+#include "gateway/reply_memory.h"
+
+#include <algorithm>
+
+namespace cellar::gateway {
+
+namespace {
+
+// Takes up to `want` from a counter bounded by `cap`; returns what was taken.
+uint64_t TakeUpTo(std::atomic<uint64_t>& counter, uint64_t cap, uint64_t want) {
+  uint64_t cur = counter.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t take = cur >= cap ? 0 : std::min(want, cap - cur);
+    if (take == 0) return 0;
+    if (counter.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed)) return take;
+  }
+}
+
+}  // namespace
+
+ReplyMemory& ReplyMemory::Get() {
+  static ReplyMemory pool;
+  return pool;
+}
+
+void ReplyMemory::Configure(const Options& options) { options_ = options; }
+
+uint64_t ReplyMemory::Reserve(uint32_t tenant) {
+  const uint64_t want = options_.max_round_bytes;
+  if (options_.pool_bytes == 0) return want;
+  const uint64_t share =
+      static_cast<uint64_t>(static_cast<double>(options_.pool_bytes) * options_.tenant_share);
+  std::atomic<uint64_t>& t = tenants_[tenant % kTenantSlots];
+  const uint64_t from_tenant = TakeUpTo(t, share, want);
+  const uint64_t granted = TakeUpTo(used_, options_.pool_bytes, from_tenant);
+  if (granted < from_tenant) t.fetch_sub(from_tenant - granted, std::memory_order_relaxed);
+  return granted;
+}
+
+void ReplyMemory::Release(uint32_t tenant, uint64_t bytes) {
+  if (bytes == 0 || options_.pool_bytes == 0) return;
+  tenants_[tenant % kTenantSlots].fetch_sub(bytes, std::memory_order_relaxed);
+  used_.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+}  // namespace cellar::gateway

@@ -1,0 +1,58 @@
+// Reply memory: what replies may hold outside the engines while they are built and until the
+// client reads them. A small request can ask for a huge reply (MGET of one large key a
+// thousand times, HMGET of one field repeated, SRANDMEMBER with a large negative count), and a
+// client that never reads keeps it. So:
+//   - each round (a pipeline's worth of commands, or a batch of gRPC calls) gets a grant of at
+//     most `max_round_bytes` (--max-reply-bytes) from a process-wide pool (--reply-memory);
+//   - a tenant holds at most `tenant_share` of the pool (half by default), so one tenant's
+//     unread replies cannot spend every tenant's;
+//   - the round's calls charge their replies to the grant as the shards build them
+//     (gateway::Batch::set_reply_budget): once it is spent the rest of the round is refused
+//     without running, and a read-only call whose reply alone passes it is refused after
+//     running (nothing is lost: it changed nothing);
+//   - the grant is given back when the round's replies are written to the socket (or handed
+//     to HTTP/2), so an unread reply keeps its bytes, and only those, until the connection
+//     reads or times out.
+// Overshoot: a call that is not read-only always gets its reply, so a round may pass its grant
+// by one such reply per loop.
+//
+// Thread-safety: atomics only; Reserve and Release run on any loop.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace cellar::gateway {
+
+class ReplyMemory {
+ public:
+  struct Options {
+    uint64_t pool_bytes = 256ull << 20;      // all rounds' grants together; 0: no pool
+    uint64_t max_round_bytes = 64ull << 20;  // one round's grant at most
+    double tenant_share = 0.5;               // of the pool, per tenant
+  };
+  static ReplyMemory& Get();
+  // Start-up only, before any loop serves.
+  void Configure(const Options& options);
+  const Options& options() const { return options_; }
+
+  // A grant for one round of `tenant`: up to max_round_bytes, less when the pool or the
+  // tenant's share is short (0 when nothing is left: the round's reads are refused).
+  uint64_t Reserve(uint32_t tenant);
+  void Release(uint32_t tenant, uint64_t bytes);
+
+  uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+  uint64_t refused_rounds() const { return refused_.load(std::memory_order_relaxed); }
+  void CountRefusedCall() { refused_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  // Tenants by id modulo this (ids are small and sequential; two tenants sharing a slot
+  // share a share, which only makes the bound stricter).
+  static constexpr size_t kTenantSlots = 4096;
+  Options options_;
+  std::atomic<uint64_t> used_{0};
+  std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> tenants_[kTenantSlots]{};
+};
+
+}  // namespace cellar::gateway
