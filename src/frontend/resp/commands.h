@@ -110,6 +110,13 @@ class ConnectionPort {
 };
 
 // The bound cache's value of a size limit (0 there: unlimited); `fallback` before binding.
+// Glob patterns (KEYS, SCAN/HSCAN/SSCAN/ZSCAN MATCH, PUBSUB CHANNELS) are at most this long,
+// as topic names and PSUBSCRIBE patterns are (topics::Options::max_name_bytes): matching is
+// linear in the text, but each key still costs up to the pattern's length / 64 per byte.
+inline constexpr size_t kMaxPatternBytes = 4096;
+// False after writing the refusal for a pattern over kMaxPatternBytes.
+bool CheckPattern(CommandContext& ctx, std::string_view pattern);
+
 inline uint64_t CacheLimit(const ConnState& conn, control::LimitId id, uint64_t fallback) {
   if (conn.cache_state == nullptr) return fallback;
   const uint64_t v = conn.cache_state->limit(id);
@@ -172,6 +179,8 @@ enum CommandFlag : uint32_t {
   kEndsRound = 1 << 6,   // nothing after it in the pipeline is prepared until it is done
   kPubSubContext = 1 << 7,  // allowed in a RESP2 connection that has subscriptions
   kPublishCalls = 1 << 8,   // its calls' keys are channels, checked for publishing
+  kOwnRounds = 1 << 9,      // runs gateway rounds of its own and answers by a deferred reply
+                            // (KEYS: a sweep in slices); it checks permissions itself
 };
 
 struct CommandSpec {

@@ -214,6 +214,7 @@ void PrepareHScan(CommandContext& ctx) {
     ctx.Add(api::Op::kHLen, a[1]).integer = deferred;
     return;
   }
+  if (!CheckPattern(ctx, pattern)) return;
   if (pattern == "*") pattern = {};
   api::Request& r = ctx.Add(api::Op::kHScan, a[1]);
   r.integer = static_cast<int64_t>(*cursor);

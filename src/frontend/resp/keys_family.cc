@@ -1,13 +1,33 @@
 // Generic key commands: DEL, EXISTS, TYPE, the TTL family, SCAN, RANDOMKEY.
+#include <algorithm>
+#include <memory>
 #include <random>
 
+#include <boost/asio/post.hpp>
+
+#include "common/clock.h"
 #include "common/numbers.h"
 #include "frontend/resp/commands.h"
+#include "gateway/reply_memory.h"
+#include "gateway/tenancy.h"
 
 namespace cellar::resp {
 namespace {
 
 using gateway::Call;
+
+}  // namespace
+
+bool CheckPattern(CommandContext& ctx, std::string_view pattern) {
+  if (pattern.size() <= kMaxPatternBytes) return true;
+  WriteStatus(ctx.local, Status(Code::kInvalidArgument,
+                                "pattern is " + std::to_string(pattern.size()) +
+                                    " bytes, over the limit of " +
+                                    std::to_string(kMaxPatternBytes)));
+  return false;
+}
+
+namespace {
 
 // Shards encoded in the low byte of a SCAN cursor; the rest is the shard's bucket cursor.
 constexpr uint64_t kShardBits = 8;
@@ -102,6 +122,7 @@ void PrepareScan(CommandContext& ctx) {
     if (i + 1 >= a.size()) return WriteError(ctx.local, RespError::kSyntax);
     if (EqualsIgnoreCase(a[i], "match")) {
       pattern = a[++i];
+      if (!CheckPattern(ctx, pattern)) return;
       if (pattern == "*") pattern = {};
     } else if (EqualsIgnoreCase(a[i], "count")) {
       auto c = ParseInt64(a[++i]);
@@ -148,25 +169,104 @@ void FinishScan(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   for (const auto& k : c.reply.keys) w.Bulk(k);
 }
 
-// KEYS pattern: one sweep of every shard. O(items) like Redis's KEYS.
-void PrepareKeys(CommandContext& ctx) {
-  for (uint32_t s = 0; s < ctx.server.gateway->num_shards(); ++s) {
-    api::Request& r = ctx.Add(api::Op::kKeys);
-    r.shard = static_cast<int16_t>(s);
-    r.pattern = ctx.args[1] == "*" ? std::string_view() : ctx.args[1];
-  }
-}
+// KEYS pattern: every shard swept in slices of bounded work (the engine's kKeys), one gateway
+// round per slice, posted to the loop between slices, so a large cache or a costly pattern
+// never holds a loop for long: other connections' rounds run in between. The keys gather
+// here, up to the reply limit (--max-reply-bytes).
+class KeysJob : public std::enable_shared_from_this<KeysJob> {
+ public:
+  KeysJob(gateway::Gateway* gw, uint32_t thread, uint32_t cache_id, std::string pattern,
+          DeferredReply reply)
+      : gw_(gw),
+        thread_(thread),
+        cache_id_(cache_id),
+        pattern_(std::move(pattern)),
+        reply_(std::move(reply)),
+        cursors_(gw->num_shards(), 0),
+        done_(gw->num_shards(), false) {}
 
-void FinishKeys(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
-  size_t n = 0;
-  for (const Call& c : calls) {
-    if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
-    n += c.reply.keys.size();
+  void Next() {
+    batch_.calls.clear();
+    for (uint32_t s = 0; s < cursors_.size(); ++s) {
+      if (done_[s]) continue;
+      gateway::Call& c = batch_.calls.emplace_back();
+      c.req.op = api::Op::kKeys;
+      c.req.cache_id = cache_id_;
+      c.req.shard = static_cast<int16_t>(s);
+      c.req.integer = cursors_[s];
+      c.req.pattern = pattern_;
+    }
+    gw_->Submit(thread_, &batch_, [self = shared_from_this()] {
+      // Posted: the local shard's slice may have run inline, and the next one must not.
+      boost::asio::post(self->gw_->loop(self->thread_), [self] { self->Slice(); });
+    });
   }
-  w.Array(n);
-  for (const Call& c : calls) {
-    for (const auto& k : c.reply.keys) w.Bulk(k);
+
+ private:
+  void Slice() {
+    for (gateway::Call& c : batch_.calls) {
+      if (!c.reply.status.ok()) {
+        const Status st = c.reply.status;
+        return reply_.Complete([&](ReplyWriter& w) { WriteStatus(w, st); });
+      }
+      const uint32_t s = static_cast<uint32_t>(c.req.shard);
+      for (std::string& k : c.reply.keys) {
+        bytes_ += k.size() + 16;
+        keys_.push_back(std::move(k));
+      }
+      cursors_[s] = c.reply.integer;
+      done_[s] = c.reply.integer == 0;
+    }
+    const uint64_t max = gateway::ReplyMemory::Get().options().max_round_bytes;
+    if (bytes_ > max) {
+      return reply_.Complete([&](ReplyWriter& w) {
+        WriteStatus(w, Status(Code::kResourceExhausted,
+                              "reply too large: KEYS matched more than " + std::to_string(max) +
+                                  " bytes of keys (--max-reply-bytes); use SCAN"));
+      });
+    }
+    if (std::find(done_.begin(), done_.end(), false) != done_.end()) return Next();
+    reply_.Complete([&](ReplyWriter& w) {
+      w.Array(keys_.size());
+      for (const std::string& k : keys_) w.Bulk(k);
+    });
   }
+
+  gateway::Gateway* gw_;
+  const uint32_t thread_;
+  const uint32_t cache_id_;
+  const std::string pattern_;  // the calls borrow it
+  DeferredReply reply_;
+  gateway::Batch batch_;
+  std::vector<int64_t> cursors_;  // per shard: the next slot to visit
+  std::vector<bool> done_;
+  std::vector<std::string> keys_;
+  uint64_t bytes_ = 0;
+};
+
+void PrepareKeys(CommandContext& ctx) {
+  const std::string_view pattern = ctx.args[1];
+  if (!CheckPattern(ctx, pattern)) return;
+  // No calls go through the round (the job makes its own), so the round's checks are made
+  // here: a grant on the whole cache, and the cache's admission.
+  const auth::Permissions& perms = ctx.conn.principal.perms;
+  if (!perms.super_user &&
+      !auth::AllowsWholeCache(perms, ctx.conn.cache_name, auth::Access::kRead)) {
+    return WriteError(ctx.local, RespError::kNoPerm, "keys");
+  }
+  gateway::Tenancy* tenancy = ctx.server.gateway->tenancy();
+  if (tenancy != nullptr && ctx.conn.cache_state != nullptr) {
+    const gateway::Refusal r =
+        tenancy->Admit(*ctx.conn.cache_state, 1, pattern.size(),
+                       static_cast<int64_t>(MonotonicNanos()));
+    if (r != gateway::Refusal::kNone) {
+      return ctx.local.Error("ERR " + gateway::Tenancy::Describe(*ctx.conn.cache_state, r));
+    }
+  }
+  std::make_shared<KeysJob>(ctx.server.gateway, ctx.thread, ctx.conn.cache_id,
+                            pattern == "*" ? std::string() : std::string(pattern),
+                            ctx.port->Defer())
+      ->Next();
 }
 
 void PrepareRandomKey(CommandContext& ctx) { ctx.AddPerShard(api::Op::kRandomKey); }
@@ -198,7 +298,7 @@ void RegisterKeysFamily(std::vector<CommandSpec>& t) {
   t.push_back({"expiretime", 2, kReadOnly | kFast, PrepareExpireTime, FinishExpireTimeSeconds, 1, 1, 1, "Returns a key's expiry as a Unix time in seconds."});
   t.push_back({"pexpiretime", 2, kReadOnly | kFast, PrepareExpireTime, FinishInt, 1, 1, 1, "Returns a key's expiry as a Unix time in milliseconds."});
   t.push_back({"scan", -2, kReadOnly, PrepareScan, FinishScan, 0, 0, 0, "Iterates over the keys of the cache."});
-  t.push_back({"keys", 2, kReadOnly, PrepareKeys, FinishKeys, 0, 0, 0, "Returns every key matching a pattern (O(n): prefer SCAN)."});
+  t.push_back({"keys", 2, kReadOnly | kOwnRounds, PrepareKeys, nullptr, 0, 0, 0, "Returns every key matching a pattern (O(n): prefer SCAN)."});
   t.push_back({"randomkey", 1, kReadOnly, PrepareRandomKey, FinishRandomKey, 0, 0, 0, "Returns a random key of the cache."});
 }
 

@@ -180,6 +180,7 @@ void PreparePubSub(CommandContext& ctx) {
     if (a.size() > 3) return WriteError(ctx.local, RespError::kPubSubSyntax, sub);
     if (EqualsIgnoreCase(sub, "shardchannels")) return ctx.local.Array(0);
     if (t == nullptr) return WriteError(ctx.local, RespError::kPubSubUnavailable);
+    if (a.size() == 3 && !CheckPattern(ctx, a[2])) return;
     std::string pattern(a.size() == 3 ? a[2] : std::string_view());
     if (pattern == "*") pattern.clear();
     // A token scoped to some topics sees only those.

@@ -140,6 +140,7 @@ void PrepareSScan(CommandContext& ctx) {
     ctx.Add(api::Op::kSCard, a[1]).integer = static_cast<int64_t>(o.error);
     return;
   }
+  if (!CheckPattern(ctx, o.pattern)) return;
   api::Request& r = ctx.Add(api::Op::kSScan, a[1]);
   r.integer = static_cast<int64_t>(*cursor);
   r.pattern = o.pattern;

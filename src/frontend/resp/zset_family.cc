@@ -455,6 +455,7 @@ void PrepareZScan(CommandContext& ctx) {
     ctx.Add(api::Op::kZCard, a[1]).integer = static_cast<int64_t>(o.error);
     return;
   }
+  if (!CheckPattern(ctx, o.pattern)) return;
   api::Request& r = ctx.Add(api::Op::kZScan, a[1]);
   r.integer = static_cast<int64_t>(*cursor);
   r.pattern = o.pattern;

@@ -14,6 +14,23 @@
 namespace cellar::storage {
 
 namespace {
+
+// Work one KEYS slice or SCAN call may do (glob units and slots), about a millisecond: a
+// costly pattern or a large cache ends the call early instead of holding the loop.
+constexpr uint64_t kKeysSliceWork = 1u << 20;
+
+// GlobMatch that adds its work (glob.h's units) to `work`. A key is always matched whole (a
+// slice ends between keys), and the matcher's own bound keeps one key's cost linear.
+bool MatchCounted(std::string_view pattern, std::string_view key, uint64_t& work) {
+  uint64_t budget = UINT64_MAX;
+  const GlobResult r = GlobMatchBudget(pattern, key, false, &budget);
+  work += UINT64_MAX - budget;
+  return r == GlobResult::kMatch;
+}
+
+}  // namespace
+
+namespace {
 // Items compared per eviction; 5 is Redis's default and approximates LRU well.
 constexpr int kEvictionSamples = 5;
 // Fair eviction compares up to kEvictionSamples over-share items, but stops looking after this
@@ -772,31 +789,40 @@ void Engine::Execute(const api::Request& req, api::Reply& reply) {
       // Visit buckets until enough keys or the shard is done; bound the buckets visited too so
       // a sparse cache in a big table cannot stall the loop.
       int64_t buckets = 0;
+      uint64_t work = 0;  // and the matching's work (a costly pattern ends the call sooner)
       do {
         cursor = table_.ScanBucket(
             cursor,
             [&](Item* item) {
               if (item->ExpiredAt(now)) return;
-              if (!req.pattern.empty() && !GlobMatch(req.pattern, item->key())) return;
+              if (!req.pattern.empty() && !MatchCounted(req.pattern, item->key(), work)) return;
               reply.keys.emplace_back(item->key());
             },
             [cid](const Item* item) { return item->cache_id == cid; });
         ++buckets;
       } while (cursor != 0 && static_cast<int64_t>(reply.keys.size()) < want &&
-               buckets < want * 10);
+               buckets < want * 10 && work < kKeysSliceWork);
       reply.integer = static_cast<int64_t>(cursor);
       return;
     }
     case api::Op::kKeys: {
-      // No cursor to honour: one linear sweep of the slots.
+      // A slice of a linear sweep of the slots, from slot `integer`, ending once its work (slots
+      // visited and matching) passes kKeysSliceWork; reply.integer = the next slot, 0 when the
+      // sweep is done. The front-end sweeps slice by slice, so the loop is never held long.
+      // Slots may move between slices (a resize): keys added or removed meanwhile may or may
+      // not appear, as with SCAN.
       const int64_t now = Now();
-      for (size_t i = 0; i < table_.capacity(); ++i) {
+      uint64_t work = 0;
+      size_t i = static_cast<size_t>(std::max<int64_t>(0, req.integer));
+      for (; i < table_.capacity() && work < kKeysSliceWork; ++i) {
+        ++work;
         if (!table_.Occupied(i)) continue;
         const Item* item = table_.At(i);
         if (item->cache_id != cid || item->ExpiredAt(now)) continue;
-        if (!req.pattern.empty() && !GlobMatch(req.pattern, item->key())) continue;
+        if (!req.pattern.empty() && !MatchCounted(req.pattern, item->key(), work)) continue;
         reply.keys.emplace_back(item->key());
       }
+      reply.integer = i < table_.capacity() ? static_cast<int64_t>(i) : 0;
       return;
     }
     case api::Op::kRandomKey: {
