@@ -318,6 +318,8 @@ int ServeMain(int argc, char** argv) {
     grpc_ctx.keys = &signing_keys;
     grpc_ctx.max_item_bytes = cfg.max_item_size;
     // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
+    // Request bodies being received, every API connection together: as much as replies get.
+    grpc_ctx.max_buffered_request_bytes = std::max<uint64_t>(64ull << 20, limit / 4);
     grpc_ctx.max_request_bytes = std::min<uint64_t>(
         grpc::kMaxWireMessage, std::max<uint64_t>(5ull << 20, cfg.max_item_size + (64 << 10)));
     uint16_t api_port = cfg.api_port;

@@ -79,6 +79,9 @@ struct Callbacks {
   }
   static int FrameRecv(nghttp2_session*, const nghttp2_frame* f, void* ud) {
     if (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) return 0;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      C(ud)->OnRequestHeaders(f->hd.stream_id);
+    }
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     return C(ud)->OnFrameRecv(f->hd.stream_id, true, f->hd.type == NGHTTP2_HEADERS);
   }
@@ -472,9 +475,44 @@ int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
                           "request_size_limit_exceeded"});
     return 0;
   }
+  // A connection that has not authenticated a call holds little: the token services' bodies
+  // are small, and every other call was checked on its headers (OnRequestHeaders).
+  if (!ever_authed_ && buffered_bodies_ + len > kMaxUnauthenticatedBodies) {
+    Reject(*s, ToWire(Status(Code::kUnauthenticated,
+                             "too much request data before any call authenticated on this "
+                             "connection")));
+    return 0;
+  }
+  // And the process as a whole: request bodies being received, every connection together.
+  std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
+  if (all.fetch_add(len, std::memory_order_relaxed) + len > ctx.max_buffered_request_bytes) {
+    all.fetch_sub(len, std::memory_order_relaxed);
+    Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
+                          "the server is receiving too much request data right now; retry",
+                          "request_size_limit_exceeded"});
+    return 0;
+  }
   s->body.append(View(data, len));
   buffered_bodies_ += len;
   return 0;
+}
+
+void Connection::DropBody(Stream& s) {
+  buffered_bodies_ -= s.body.size();
+  GrpcServer::BufferedRequestBytes().fetch_sub(s.body.size(), std::memory_order_relaxed);
+  s.body.clear();
+}
+
+void Connection::OnRequestHeaders(int32_t id) {
+  // Authenticated on its headers, before any of the body is read: a stranger's stream is
+  // answered at once and its body ignored (never buffered). Token-service calls carry their
+  // token in the body; they are checked when it is complete (and bounded meanwhile).
+  Stream* s = StreamOf(session_, id);
+  if (s == nullptr || s->ignore_body || s->answered) return;
+  const Method* m = FindMethod(s->path);
+  if (m == nullptr || m->kind == MethodKind::kAuth) return;
+  auto principal = Authenticate(s->authorization, SystemClock::Get()->NowMillis() / 1000);
+  if (!principal.ok()) Reject(*s, ToWire(principal.status()));
 }
 
 int Connection::OnFrameRecv(int32_t id, bool, bool) {
@@ -498,8 +536,7 @@ int Connection::OnStreamClose(int32_t id) {
     s.queue.clear();
     s.queue_bytes = 0;
   }
-  buffered_bodies_ -= s.body.size();
-  s.body.clear();
+  DropBody(s);
   pending_output_ -= s.out.size() - s.out_off;
   s.out_off = s.out.size();
   Recycle(sp);
@@ -526,8 +563,7 @@ void Connection::Respond(Stream& s) {
     Bump(m.calls[id]);
     if (s.status.code != GrpcCode::kOk) Bump(m.errors[id]);
   }
-  buffered_bodies_ -= s.body.size();
-  s.body.clear();
+  DropBody(s);
   if (s.status.code != GrpcCode::kOk) s.out.clear();
   if (s.out.empty()) {
     // Trailers-only: the status travels in the one HEADERS frame, which ends the stream.
@@ -708,8 +744,7 @@ void Connection::RunRound(size_t limit) {
       // Answered by OnReady once the topic's owner has joined it; the request is done with.
       s.sub_id = *sub;
       s.ignore_body = true;
-      buffered_bodies_ -= s.body.size();
-      s.body.clear();
+      DropBody(s);
       subscriptions_[s.sub_id] = std::move(sp);
       continue;
     }
@@ -743,8 +778,7 @@ void Connection::RunRound(size_t limit) {
       continue;
     }
     // The calls borrow from the decoded request, not the body: release it now.
-    buffered_bodies_ -= s.body.size();
-    s.body.clear();
+    DropBody(s);
     s.first_call = static_cast<uint32_t>(first);
     s.num_calls = static_cast<uint32_t>(calls.size() - first);
     for (size_t i = first; i < calls.size(); ++i) calls[i].deadline_ms = s.deadline_ms;

@@ -74,6 +74,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   static constexpr size_t kWriteChunk = 256 * 1024;          // bytes gathered per write
   static constexpr size_t kPausedOutput = 8 * 1024 * 1024;   // run no new calls above this
   static constexpr size_t kMaxBufferedBodies = 64 * 1024 * 1024;
+  // Before any call authenticated: the token services' small bodies only.
+  static constexpr size_t kMaxUnauthenticatedBodies = 64 * 1024;
 
   void Read();
   void OnRead(size_t n);
@@ -97,6 +99,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   int OnDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
   int OnFrameRecv(int32_t stream_id, bool end_stream, bool headers);
   int OnStreamClose(int32_t stream_id);
+  // A request's headers are in (with or without its end): authenticate before the body.
+  void OnRequestHeaders(int32_t stream_id);
+  // Forgets a stream's buffered body (this connection's and the process's counts).
+  void DropBody(Stream& s);
 
   std::shared_ptr<Stream> NewStream();
   // Keeps a stream nghttp2 closed and nothing else holds, for reuse (bounded pool).

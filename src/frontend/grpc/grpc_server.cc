@@ -17,6 +17,11 @@ std::atomic<int64_t>& GrpcServer::LiveConnections() {
   return live;
 }
 
+std::atomic<uint64_t>& GrpcServer::BufferedRequestBytes() {
+  static std::atomic<uint64_t> bytes{0};
+  return bytes;
+}
+
 GrpcServer::GrpcServer(asio::io_context& io, uint32_t thread, const ServiceContext* context,
                        net::TlsConfig* tls)
     : io_(io),

@@ -43,6 +43,9 @@ class GrpcServer {
   const ServiceContext& context() const { return *context_; }
   net::TlsConfig* tls() const { return tls_; }
   static std::atomic<int64_t>& LiveConnections();
+  // Request bytes held by streams still receiving their bodies, every connection together
+  // (bounded by ServiceContext::max_buffered_request_bytes).
+  static std::atomic<uint64_t>& BufferedRequestBytes();
 
  private:
   friend class Connection;

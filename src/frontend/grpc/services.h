@@ -32,6 +32,8 @@ struct ServiceContext {
   uint32_t max_disposable_seconds = 3600;
   uint64_t max_item_bytes = 0;     // largest value accepted (item_size_limit_exceeded)
   uint64_t max_request_bytes = 0;  // largest request message (request_size_limit_exceeded)
+  // Request bodies being received, all connections together (RESOURCE_EXHAUSTED past it).
+  uint64_t max_buffered_request_bytes = 256ull << 20;
   topics::Topics* topics = nullptr;  // pub/sub (cache_client.pubsub.Pubsub)
 };
 
