@@ -253,7 +253,9 @@ bool Engine::EvictOne() {
   bool fair = fair_ && (active_tenants_ > 1 || explicit_shares_ > 0);
   if (fair && fair_skip_ > 0) {
     --fair_skip_;
-    fair = false;
+    // Backing off from searches that found nobody over a share; but once someone is, search.
+    fair = AnyOverShare(DefaultShare());
+    if (fair) fair_skip_ = 0;
   }
   const uint64_t default_share = fair ? DefaultShare() : 0;
   const int budget = fair ? kFairSampleLimit : kEvictionSamples;
@@ -292,11 +294,21 @@ bool Engine::EvictOne() {
     }
     i = (i + 1) & (cap - 1);
   }
+  if (fair && best_over == Table::kNotFound && AnyOverShare(default_share)) {
+    // Someone is over a share but the sample missed them: a tenant over its share with few,
+    // large items (200 values of 4 MB among a neighbour's thousand small keys) is rarely
+    // sampled, and plain sampling would take the neighbour's keys instead. Find the oldest
+    // over-share item by a sweep: costly, but such a tenant has few items, so each of these
+    // evictions frees much.
+    best_over = OldestOverShare(default_share, now, now_clock);
+  }
   if (fair) {
     if (best_over != Table::kNotFound) {
       best = best_over;
       fair_backoff_ = 0;
     } else {
+      // Nobody is over a share (the index's growth, or shares that add up past the limit):
+      // plain sampling, and fewer searches while that lasts.
       fair_backoff_ = std::min(kFairMaxBackoff, fair_backoff_ * 2 + 1);
       fair_skip_ = fair_backoff_;
     }
@@ -311,6 +323,34 @@ bool Engine::EvictOne() {
   counters_.evictions++;
   EraseSlot(best);
   return true;
+}
+
+bool Engine::AnyOverShare(uint64_t default_share) const {
+  for (const auto& [id, t] : tenants_) {
+    if (t->counters.bytes > (t->share != 0 ? t->share : default_share)) return true;
+  }
+  if (explicit_shares_ == 0) return false;
+  for (const auto& [id, c] : caches_) {
+    if (c.share != 0 && c.counters.bytes > c.share) return true;
+  }
+  return false;
+}
+
+size_t Engine::OldestOverShare(uint64_t default_share, int64_t now, uint32_t now_clock) const {
+  size_t best = Table::kNotFound;
+  uint32_t best_age = 0;
+  for (size_t i = 0; i < table_.capacity(); ++i) {
+    if (!table_.Occupied(i)) continue;
+    const Item* item = table_.At(i);
+    const bool expired = item->ExpiredAt(now);
+    if (!expired && !OverShare(item, default_share)) continue;
+    const uint32_t age = expired ? Item::kLruMask : ((now_clock - item->lru()) & Item::kLruMask);
+    if (best == Table::kNotFound || age > best_age) {
+      best = i;
+      best_age = age;
+    }
+  }
+  return best;
 }
 
 bool Engine::MakeRoom(size_t incoming, bool inserting) {

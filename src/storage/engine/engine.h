@@ -172,6 +172,10 @@ class Engine {
   // may cause) fit under the limit. False if it cannot.
   bool MakeRoom(size_t incoming, bool inserting = false);
   bool EvictOne();
+  // Whether some tenant, or some cache with a share of its own, holds more than its share.
+  bool AnyOverShare(uint64_t default_share) const;
+  // The oldest over-share (or expired) item of the whole table, by a sweep; kNotFound if none.
+  size_t OldestOverShare(uint64_t default_share, int64_t now, uint32_t now_clock) const;
   uint32_t LruClock() const;
   void Touch(Item* item) { item->set_lru(LruClock()); }
   // Replaces the value of the item at slot with `value` (resizing the block if needed).

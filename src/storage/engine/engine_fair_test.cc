@@ -166,6 +166,33 @@ TEST(EngineFairEviction, ATenantThatFloodsTheShardEvictsItsOwnItems) {
   EXPECT_GE(plain.quiet_evictions, static_cast<uint64_t>(plain.quiet_keys * 9 / 10));
 }
 
+// Issue 15 F8: a tenant over its share with few, large values is rarely sampled among a
+// neighbour's many small keys; it must still be the one evicted.
+uint64_t LargeValueFlood(bool fair, size_t value_bytes) {
+  Env env(64ull << 20, 11);
+  env.e.set_fair_eviction(fair);
+  env.Create(1, kTenantA);
+  env.Create(2, kTenantB);
+  for (int i = 0; i < 1000; ++i) env.Set(2, Key("b", i), std::string(40, 'q'));
+  const std::string big(value_bytes, 'x');
+  for (int i = 0; i < 200; ++i) {
+    env.clock.Advance(100);  // the quiet keys are the oldest
+    env.Set(1, Key("a", i), big);
+  }
+  uint64_t lost = 0;
+  for (int i = 0; i < 1000; ++i) lost += !env.e.Get(2, Key("b", i)).has_value();
+  env.ExpectAccounting();
+  return lost;
+}
+
+TEST(EngineFairEviction, LargeValuesOfATenantOverItsShareNeverCostANeighbourWithinIts) {
+  for (size_t bytes : {size_t{1} << 20, size_t{2} << 20, size_t{4} << 20}) {
+    EXPECT_EQ(LargeValueFlood(true, bytes), 0u) << bytes << "-byte values";
+  }
+  // Without fairness the same load takes the neighbour's (older) keys.
+  EXPECT_GT(LargeValueFlood(false, 4 << 20), 0u);
+}
+
 TEST(EngineFairEviction, AnExplicitTenantShareIsWhatATenantIsEvictedDownTo) {
   Env env(kLimit, 3);
   env.Create(1, kTenantA);
