@@ -7,7 +7,6 @@ Run: cd tests/abuse && CELLAR_BIN=... /usr/bin/python3 -m unittest -v test_conne
 """
 
 import os
-import re
 import resource
 import select
 import socket
@@ -26,13 +25,6 @@ FD_LIMIT = 300
 
 def limit_fds():
     resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
-
-
-def metric(server, name, labels):
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.admin_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    m = re.search(r"^" + re.escape(name + "{" + labels + "}") + r" (\d+)$", text, re.M)
-    return int(m.group(1)) if m else None
 
 
 def healthz(server):
@@ -100,15 +92,15 @@ class SilentFlood(unittest.TestCase):
         s = socket.create_connection(("127.0.0.1", srv.resp_port), timeout=5)
         self.assertEqual(closed_by_server(s, 5), b"-ERR max number of clients reached\r\n")
         s.close()
-        self.assertGreaterEqual(metric(srv, "cellar_connections_refused_total", 'port="resp"'), 101)
-        self.assertGreaterEqual(metric(srv, "cellar_connections_refused_total", 'port="api"'), 100)
+        self.assertGreaterEqual(srv.metric("cellar_connections_refused_total", 'port="resp"'), 101)
+        self.assertGreaterEqual(srv.metric("cellar_connections_refused_total", 'port="api"'), 100)
         # The silent ones are closed once the pre-auth timeout (2 s) passes...
         for sock in self.socks:
             self.assertIsNotNone(closed_by_server(sock, 10), "a silent connection was closed")
         self.assertGreaterEqual(
-            metric(srv, "cellar_connections_timed_out_total", 'port="resp",reason="preauth"'), 99)
+            srv.metric("cellar_connections_timed_out_total", 'port="resp",reason="preauth"'), 99)
         self.assertGreaterEqual(
-            metric(srv, "cellar_connections_timed_out_total", 'port="api",reason="preauth"'), 99)
+            srv.metric("cellar_connections_timed_out_total", 'port="api",reason="preauth"'), 99)
         # ...and a client that authenticates gets in and works.
         c = redis.Redis(host="127.0.0.1", port=srv.resp_port, socket_timeout=5)
         c.execute_command("AUTH", "c", token)
@@ -165,7 +157,7 @@ class IdleTimeout(unittest.TestCase):
             self.assertTrue(chunk, "the subscriber was closed")
             got += chunk
         self.assertGreaterEqual(
-            metric(srv, "cellar_connections_timed_out_total", 'port="resp",reason="idle"'), 1)
+            srv.metric("cellar_connections_timed_out_total", 'port="resp",reason="idle"'), 1)
         sub.close()
         busy.close()
         idle.close()

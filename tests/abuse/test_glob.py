@@ -45,9 +45,7 @@ def tearDownModule():
 
 
 def client(timeout=10, cache="c"):
-    c = redis.Redis(host="127.0.0.1", port=SERVER.resp_port, socket_timeout=timeout)
-    c.execute_command("AUTH", cache, TOKEN)
-    return c
+    return SERVER.authed(cache, TOKEN, timeout=timeout)
 
 
 class Patterns(unittest.TestCase):

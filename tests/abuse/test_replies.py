@@ -46,19 +46,8 @@ def tearDownModule():
             SERVER = None
 
 
-def metric(server, name, labels):
-    import re
-    import urllib.request
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.admin_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    m = re.search(r"^" + re.escape(name + "{" + labels + "}") + r" (\d+)$", text, re.M)
-    return int(m.group(1)) if m else None
-
-
 def client():
-    c = redis.Redis(host="127.0.0.1", port=SERVER.resp_port, socket_timeout=30)
-    c.execute_command("AUTH", "c", TOKEN)
-    return c
+    return SERVER.authed("c", TOKEN, timeout=30)
 
 
 def raw():
@@ -143,7 +132,7 @@ class Amplification(unittest.TestCase):
             s.close()
         self.assertGreaterEqual(closed, 1)
         self.assertGreaterEqual(
-            metric(SERVER, "cellar_connections_timed_out_total", 'port="resp",reason="write"'),
+            SERVER.metric("cellar_connections_timed_out_total", 'port="resp",reason="write"'),
             1)
 
     def test_a_pipeline_past_the_limit_waits_for_its_reader_and_loses_nothing(self):

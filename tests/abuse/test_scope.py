@@ -54,9 +54,7 @@ def mint(**params):
 
 
 def connect(cache, token):
-    c = redis.Redis(host="127.0.0.1", port=SERVER.resp_port, socket_timeout=10)
-    c.execute_command("AUTH", cache, token)
-    return c
+    return SERVER.authed(cache, token)
 
 
 def b64url(data):

@@ -226,6 +226,24 @@ class CellarServer:
         except ValueError:
             return status, text
 
+    def metric(self, name, labels=""):
+        """The value of one /metrics sample, e.g. metric("cellar_x_total", 'port="resp"');
+        None when absent."""
+        import re
+        with urllib.request.urlopen(f"http://{self.host}:{self.admin_port}/metrics",
+                                    timeout=10) as r:
+            text = r.read().decode()
+        sample = name + ("{" + labels + "}" if labels else "")
+        m = re.search(r"^" + re.escape(sample) + r" (\d+)$", text, re.M)
+        return int(m.group(1)) if m else None
+
+    def authed(self, cache, token, timeout=10):
+        """A redis-py client bound to `cache` with `token` (AUTH <cache> <token>)."""
+        import redis
+        c = redis.Redis(host=self.host, port=self.resp_port, socket_timeout=timeout)
+        c.execute_command("AUTH", cache, token)
+        return c
+
     def tenant_with_cache(self, tenant, cache):
         """Creates tenant `tenant` with cache `cache` and mints a super-user token of it;
         returns the token (RESP: AUTH <cache> <token>)."""
