@@ -286,6 +286,9 @@ int ServeMain(int argc, char** argv) {
     server_ctx.max_item_bytes = cfg.max_item_size;
     server_ctx.start_ms = SystemClock::Get()->NowMillis();
     server_ctx.threads = threads;
+    // Large commands being received, every RESP connection together (a quarter of the memory
+    // limit, at least 64 MiB; the API port has the same bound for its request bodies).
+    server_ctx.max_buffered_request_bytes = std::max<uint64_t>(64ull << 20, limit / 4);
     // Values a little over the item limit are read and refused with an error, keeping the
     // connection; only lengths past this protocol limit are a protocol error (closed before
     // anything is allocated).

@@ -54,6 +54,8 @@ struct ServerContext {
   int64_t start_ms = 0;
   uint16_t resp_port = 0;
   uint32_t threads = 0;
+  // Large commands being received, every connection together (see RespServer).
+  uint64_t max_buffered_request_bytes = UINT64_MAX;
 };
 
 struct CommandSpec;

@@ -1,5 +1,7 @@
 #include "frontend/resp/connection.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -67,6 +69,7 @@ Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t
 }
 
 Connection::~Connection() {
+  ResizeIn(0);          // gives back its count of large receive bytes
   DropSubscriptions();  // the hub refers to this sink by a raw pointer
   owner_->conns_.erase(this);
   RespServer::LiveConnections().fetch_sub(1, std::memory_order_relaxed);
@@ -112,6 +115,12 @@ void Connection::Close() {
 
 void Connection::ResizeIn(size_t n) {
   if (n == in_size_) return;
+  // Receive buffers past kReadChunk (a large command being received) count against the
+  // process's bound on request bytes (ServerContext::max_buffered_request_bytes).
+  const auto excess = [](size_t size) { return size > kReadChunk ? size - kReadChunk : 0; };
+  std::atomic<uint64_t>& large = RespServer::LargeReceiveBytes();
+  large.fetch_add(excess(n), std::memory_order_relaxed);
+  large.fetch_sub(excess(in_size_), std::memory_order_relaxed);
   if (n == 0) {
     in_.reset();
   } else {
@@ -145,7 +154,22 @@ void Connection::Read() {
     // Grow toward what the parser says the current command needs, but at most doubling per
     // read: memory follows the bytes that arrive, not the lengths a client announces.
     size_t want = std::max(read_chunk_, std::min(parser_.Wanted(), std::max(in_len_, kReadChunk)));
-    if (in_size_ - in_len_ < want) ResizeIn(in_len_ + want);
+    if (in_size_ - in_len_ < want) {
+      const size_t grow = in_len_ + want - in_size_;
+      if (in_len_ + want > kReadChunk &&
+          RespServer::LargeReceiveBytes().load(std::memory_order_relaxed) + grow >
+              owner_->server_->max_buffered_request_bytes) {
+        // Every connection's large commands together are past the process's bound: this one
+        // is refused (the command cannot be read in part), and the connection closed.
+        static constexpr std::string_view kBusy =
+            "-ERR the server is receiving too much request data right now; retry\r\n";
+        (void)::send(stream_.socket().native_handle(), kBusy.data(), kBusy.size(),
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+        Bump(MetricsOf(owner_->thread_).protocol_errors);
+        return Close();
+      }
+      ResizeIn(in_len_ + want);
+    }
     read_offer_ = in_size_ - in_len_;
   }
   reading_ = true;

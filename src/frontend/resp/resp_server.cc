@@ -20,6 +20,11 @@ std::atomic<int64_t>& RespServer::LiveConnections() {
   return live;
 }
 
+std::atomic<uint64_t>& RespServer::LargeReceiveBytes() {
+  static std::atomic<uint64_t> bytes{0};
+  return bytes;
+}
+
 RespServer::RespServer(asio::io_context& io, uint32_t thread, ServerContext* server,
                        ParserLimits limits, net::TlsConfig* tls)
     : io_(io),

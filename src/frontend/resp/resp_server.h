@@ -43,6 +43,9 @@ class RespServer {
 
   // Connections alive on every loop; shutdown waits for this to reach zero.
   static std::atomic<int64_t>& LiveConnections();
+  // Receive-buffer bytes past 16 KiB per connection (large commands being received), every
+  // connection together: bounded by ServerContext::max_buffered_request_bytes.
+  static std::atomic<uint64_t>& LargeReceiveBytes();
 
  private:
   friend class Connection;
