@@ -25,8 +25,12 @@ ReplyMemory& ReplyMemory::Get() {
 
 void ReplyMemory::Configure(const Options& options) { options_ = options; }
 
-uint64_t ReplyMemory::Reserve(uint32_t tenant) {
-  const uint64_t want = options_.max_round_bytes;
+uint64_t ReplyMemory::NextWant(uint64_t used) const {
+  return std::min(options_.max_round_bytes, std::max(kMinGrant, 2 * used));
+}
+
+uint64_t ReplyMemory::Reserve(uint32_t tenant, uint64_t want) {
+  want = std::min(want, options_.max_round_bytes);
   if (options_.pool_bytes == 0) return want;
   const uint64_t share =
       static_cast<uint64_t>(static_cast<double>(options_.pool_bytes) * options_.tenant_share);

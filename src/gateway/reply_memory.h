@@ -3,7 +3,10 @@
 // thousand times, HMGET of one field repeated, SRANDMEMBER with a large negative count), and a
 // client that never reads keeps it. So:
 //   - each round (a pipeline's worth of commands, or a batch of gRPC calls) gets a grant of at
-//     most `max_round_bytes` (--max-reply-bytes) from a process-wide pool (--reply-memory);
+//     most `max_round_bytes` (--max-reply-bytes) from a process-wide pool (--reply-memory):
+//     twice what the connection's last round took (at least 256 KiB), and the most when a
+//     round did not fit (it then runs again with it: RESP after writing what it has, gRPC
+//     at once);
 //   - a tenant holds at most `tenant_share` of the pool (half by default), so one tenant's
 //     unread replies cannot spend every tenant's;
 //   - the round's calls charge their replies to the grant as the shards build them
@@ -36,9 +39,14 @@ class ReplyMemory {
   void Configure(const Options& options);
   const Options& options() const { return options_; }
 
-  // A grant for one round of `tenant`: up to max_round_bytes, less when the pool or the
-  // tenant's share is short (0 when nothing is left: the round's reads are refused).
-  uint64_t Reserve(uint32_t tenant);
+  // A grant for one round of `tenant`: `want` (at most max_round_bytes), less when the pool
+  // or the tenant's share is short (0 when nothing is left: the round's calls are refused).
+  // Front-ends ask for about what their last round took (NextWant), and for the most when a
+  // round did not fit, so idle reservations do not crowd out the pool.
+  uint64_t Reserve(uint32_t tenant, uint64_t want);
+  // What to ask for next after a round whose replies took `used` bytes.
+  uint64_t NextWant(uint64_t used) const;
+  static constexpr uint64_t kMinGrant = 256 * 1024;
   void Release(uint32_t tenant, uint64_t bytes);
 
   uint64_t used() const { return used_.load(std::memory_order_relaxed); }

@@ -192,7 +192,7 @@ declare -A BAD
 run_grpc() {
   local mode=$1 c=$2 m=$3 op=$4 Op=${4^} k="$1|$2x$3|$4|grpc"
   local ops0 hits0 miss0 t0 w0 out ops1 hits1 miss1 t1 w1 rps done_ ok fail data p99 dops ct
-  ops0=$(metric 'cellar_cache_operations_total{cache="default"}')
+  ops0=$(metric 'cellar_cache_operations_total{tenant="default",cache="default"}')
   hits0=$(metric cellar_hits_total) miss0=$(metric cellar_misses_total)
   t0=$(cpu_ticks) w0=$(now_ns)
   out=$(timeout $((SECS + WARMUP + 30)) /usr/bin/time -f '%U %S %e' -o "$tmp/client.time" \
@@ -200,7 +200,7 @@ run_grpc() {
     "${GRPC_HDR[@]}" -d "$tmp/$op.bin" --log-file "$tmp/h2load.log" \
     "http://127.0.0.1:$aport/cache_client.Scs/$Op" 2>&1)
   t1=$(cpu_ticks) w1=$(now_ns)
-  ops1=$(metric 'cellar_cache_operations_total{cache="default"}')
+  ops1=$(metric 'cellar_cache_operations_total{tenant="default",cache="default"}')
   hits1=$(metric cellar_hits_total) miss1=$(metric cellar_misses_total)
   rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
   read -r done_ ok fail < <(sed -n 's/^requests: .* \([0-9]*\) done, \([0-9]*\) succeeded, \([0-9]*\) failed.*/\1 \2 \3/p' <<<"$out") || true
@@ -236,7 +236,7 @@ declare -A RB_N
 run_resp() {
   local mode=$1 c=$2 m=$3 op=$4 k="$1|$2x$3|$4|resp"
   local ops0 perr0 t0 w0 out ops1 perr1 t1 w1 rps p99 dops ct err=""
-  ops0=$(metric 'cellar_cache_operations_total{cache="default"}')
+  ops0=$(metric 'cellar_cache_operations_total{tenant="default",cache="default"}')
   perr0=$(metric 'cellar_protocol_errors_total{protocol="resp"}')
   t0=$(cpu_ticks) w0=$(now_ns)
   if [[ $RESP_CLIENT == redis-benchmark ]]; then
@@ -254,7 +254,7 @@ run_resp() {
     [[ $op == get && $(sed -n 's/.* misses=\([0-9]*\).*/\1/p' <<<"$out") != 0 ]] && err="misses"
   fi
   t1=$(cpu_ticks) w1=$(now_ns)
-  ops1=$(metric 'cellar_cache_operations_total{cache="default"}')
+  ops1=$(metric 'cellar_cache_operations_total{tenant="default",cache="default"}')
   perr1=$(metric 'cellar_protocol_errors_total{protocol="resp"}')
   dops=$((ops1 - ops0))
   [[ -z "$rps" ]] && err="no client summary"

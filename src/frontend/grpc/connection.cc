@@ -793,8 +793,9 @@ void Connection::RunRound(size_t limit) {
   // build a huge reply. Held until the replies are handed to HTTP/2 (SyncReplyHold).
   if (reply_hold_ == 0) reply_hold_tenant_ = sched_tenant_;
   if (reply_hold_tenant_ == sched_tenant_) {
-    const uint64_t grant = gateway::ReplyMemory::Get().Reserve(sched_tenant_);
+    const uint64_t grant = gateway::ReplyMemory::Get().Reserve(sched_tenant_, reply_want_);
     reply_hold_ += grant;
+    round_grant_ = grant;
     batch_.set_reply_budget(static_cast<int64_t>(grant));
   } else {
     batch_.set_reply_budget(0);
@@ -811,6 +812,7 @@ void Connection::FinishRound() {
                                               [self = shared_from_this()] { self->FinishRound(); });
     return;
   }
+  if (RetryNotRun()) return;
   round_paced_ = false;
   round_in_flight_ = false;
   const ServiceContext& ctx = owner_->context();
@@ -878,6 +880,38 @@ void Connection::Flush() {
     self->Read();
   };
   stream_.AsyncWrite(asio::buffer(out_), std::move(on_written));
+}
+
+bool Connection::RetryNotRun() {
+  // Calls the round's grant refused (reply_memory.h) run once more at once, with the most a
+  // round may have, if the grant was less; the calls that ran keep their replies (held
+  // meanwhile). A call refused again is answered "reply too large".
+  gateway::ReplyMemory& rm = gateway::ReplyMemory::Get();
+  bool any = false;
+  for (const gateway::Call& c : batch_.calls) any |= c.not_run;
+  if (!any || reply_retried_ || round_grant_ >= rm.options().max_round_bytes ||
+      reply_hold_tenant_ != sched_tenant_) {
+    reply_retried_ = false;
+    uint64_t used = 0;
+    for (const gateway::Call& c : batch_.calls) used += c.reply.footprint();
+    reply_want_ = any ? rm.options().max_round_bytes : rm.NextWant(used);
+    return false;
+  }
+  reply_retried_ = true;
+  for (gateway::Call& c : batch_.calls) {
+    c.hold = !c.not_run;
+    if (c.not_run) {
+      c.not_run = false;
+      c.reply = api::Reply();
+    }
+  }
+  const uint64_t grant = rm.Reserve(reply_hold_tenant_, rm.options().max_round_bytes);
+  reply_hold_ += grant;
+  round_grant_ = grant;
+  batch_.set_reply_budget(static_cast<int64_t>(grant));
+  owner_->context().gateway->Submit(owner_->thread(), &batch_,
+                                    [self = shared_from_this()] { self->FinishRound(); });
+  return true;
 }
 
 void Connection::SyncReplyHold() {

@@ -27,6 +27,7 @@
 #include "frontend/net/conn_gate.h"
 #include "frontend/net/stream.h"
 #include "gateway/gateway.h"
+#include "gateway/reply_memory.h"
 #include "gateway/scheduler.h"
 #include "gateway/tenancy.h"
 
@@ -134,7 +135,13 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Reply memory held for the round in flight or replies not yet handed to the socket.
   uint64_t reply_hold_ = 0;
   uint32_t reply_hold_tenant_ = 0;
+  uint64_t reply_want_ = gateway::ReplyMemory::kMinGrant;  // the next round's grant request
+  uint64_t round_grant_ = 0;     // the grant of the round in flight (its last submission)
+  bool reply_retried_ = false;   // the round's refused calls already ran again
   void SyncReplyHold();
+  // After a round: runs the calls its grant refused again, at once, with the most a round may
+  // have (true: FinishRound comes again); false to answer them "reply too large".
+  bool RetryNotRun();
   net::Stream stream_;  // TCP, or TLS told apart by the first byte
   const uint64_t id_;
   nghttp2_session* session_ = nullptr;

@@ -556,7 +556,7 @@ void Connection::ProcessRound() {
     const uint32_t tenant = state_.authed ? state_.principal.tenant : 0;
     if (reply_grant_ == 0) reply_grant_tenant_ = tenant;
     if (reply_grant_tenant_ == tenant) {
-      const uint64_t grant = gateway::ReplyMemory::Get().Reserve(tenant);
+      const uint64_t grant = gateway::ReplyMemory::Get().Reserve(tenant, reply_want_);
       reply_grant_ += grant;
       batch_.set_reply_budget(static_cast<int64_t>(grant));
     } else {
@@ -668,6 +668,9 @@ void Connection::FinishFrom(size_t index) {
   if (resume_from_ == SIZE_MAX) batch_.calls.clear();
   followup_.calls.clear();
   uint64_t keep = out_.size();
+  // The next round asks for about what this one took (a resumed one, for the most).
+  gateway::ReplyMemory& rm = gateway::ReplyMemory::Get();
+  reply_want_ = resume_from_ != SIZE_MAX ? rm.options().max_round_bytes : rm.NextWant(keep);
   if (resume_from_ != SIZE_MAX) {
     for (size_t c = pending_[resume_from_].first_call; c < batch_.calls.size(); ++c) {
       if (!batch_.calls[c].not_run) keep += batch_.calls[c].reply.footprint();
@@ -772,7 +775,7 @@ void Connection::ResumeRound() {
     }
   }
   busy_ = true;
-  const uint64_t grant = gateway::ReplyMemory::Get().Reserve(reply_grant_tenant_);
+  const uint64_t grant = gateway::ReplyMemory::Get().Reserve(reply_grant_tenant_, reply_want_);
   reply_grant_ += grant;
   batch_.set_reply_budget(static_cast<int64_t>(grant));
   round_start_ns_ = MonotonicNanos();

@@ -43,6 +43,7 @@
 #include "frontend/resp/commands.h"
 #include "frontend/resp/parser.h"
 #include "gateway/gateway.h"
+#include "gateway/reply_memory.h"
 #include "gateway/scheduler.h"
 #include "topics/topics.h"
 
@@ -192,6 +193,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Reply memory held for the round in flight or its unwritten replies (reply_memory.h).
   uint64_t reply_grant_ = 0;
   uint32_t reply_grant_tenant_ = 0;
+  uint64_t reply_want_ = gateway::ReplyMemory::kMinGrant;  // the next round's grant request
   void ReleaseReplyGrant();
   // A round the reply budget cut short: the first command not answered yet (SIZE_MAX: none),
   // the command the last resumption started at, and whether it ran alone.
