@@ -263,8 +263,10 @@ void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
   ForEachShard(
       origin,
       [this, id](uint32_t s, storage::Engine& e) {
-        e.FlushCache(id, /*forget=*/true);
+        // Subscriptions first: ending them gives their memory back to the cache's record,
+        // which forgetting the cache then drops.
         if (topics_ != nullptr) topics_->DropCache(s, id);
+        e.FlushCache(id, /*forget=*/true);
       },
       [done = std::move(done)] { done(Status::Ok()); });
 }

@@ -276,6 +276,10 @@ int ServeMain(int argc, char** argv) {
               : limit == Topics::Limit::kSubscriptions ? gateway::Refusal::kSubscriptions
                                                        : gateway::Refusal::kMessageSize);
     });
+    // A subscription's state is charged to its cache and tenant on its loop's engine.
+    topics.set_on_memory([&loops](uint32_t loop, uint32_t cache_id, int64_t delta) {
+      loops[loop]->engine->ChargeExternal(cache_id, delta);
+    });
     registry.set_on_change([&tenancy] { tenancy.Refresh(); });
     tenancy.Refresh();
     gateway.set_tenancy(&tenancy);

@@ -433,6 +433,9 @@ class Topics::Hub {
     s->expires_at_s = expires_at_s;
     if (expires_at_s != 0) ++expiring_;
     subs_[s->id] = std::move(sub);
+    if (topics_->on_memory_) {
+      topics_->on_memory_(loop_, cache, topics_->SubscriptionBytes(s->name, pattern));
+    }
     SubList& list = pattern ? local_patterns_[cache] : local_[Key{cache, std::string(name)}];
     s->pos = static_cast<uint32_t>(list.subs.size());
     list.subs.push_back(s);
@@ -463,6 +466,9 @@ class Topics::Hub {
     TellOwners(*s);
     Detach(*s);
     topics_->ReleaseSubscription(s->cache);
+    if (topics_->on_memory_) {
+      topics_->on_memory_(loop_, s->cache, -topics_->SubscriptionBytes(s->name, s->pattern));
+    }
     s->sink = nullptr;
     if (delivering_ > 0) graveyard_.push_back(std::move(it->second));
     subs_.erase(it);

@@ -156,6 +156,18 @@ class Topics {
   void set_on_refusal(std::function<void(uint32_t cache_id, Limit)> fn) {
     on_refusal_ = std::move(fn);
   }
+  // Called on loop `loop` when a subscription made there starts (delta > 0: about the bytes
+  // its state takes, on every loop that keeps some) or ends (the same, negative), so that the
+  // memory is charged to its cache and tenant (the loop's Engine::ChargeExternal). Set before
+  // serving; may stay unset.
+  void set_on_memory(std::function<void(uint32_t loop, uint32_t cache_id, int64_t delta)> fn) {
+    on_memory_ = std::move(fn);
+  }
+  // The bytes a subscription's state is charged: its name, kept by the subscribing loop and
+  // by the topic's owner (a pattern: by every loop), and a fixed overhead.
+  int64_t SubscriptionBytes(std::string_view name, bool pattern) const {
+    return 256 + static_cast<int64_t>(name.size()) * (pattern ? 1 + num_loops() : 2);
+  }
   // The gateway's kPublish handler, on the owner loop `loop`: numbers, keeps, fans out;
   // reply.integer = subscriptions that receive it.
   void Publish(uint32_t loop, const api::Request& req, api::Reply& reply);
@@ -218,6 +230,7 @@ class Topics {
   std::vector<boost::asio::io_context*> loops_;
   Options options_;
   std::function<void(uint32_t, Limit)> on_refusal_;
+  std::function<void(uint32_t, uint32_t, int64_t)> on_memory_;
   std::vector<std::unique_ptr<Hub>> hubs_;
   struct Limits;
   std::unique_ptr<Limits> limits_;

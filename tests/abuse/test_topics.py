@@ -8,6 +8,7 @@ Run: cd tests/abuse && CELLAR_BIN=... /usr/bin/python3 -m unittest -v test_topic
 import os
 import socket
 import sys
+import time
 import unittest
 
 import redis
@@ -66,6 +67,35 @@ class Names(unittest.TestCase):
         s.close()
         grown = rss_bytes(SERVER.pid) - before
         self.assertLess(grown, 100 << 20, f"RSS grew by {grown} bytes")
+
+
+class Charged(unittest.TestCase):
+    def test_subscription_state_counts_as_the_caches_memory(self):
+        token = SERVER.tenant_with_cache("t_subbytes", "c")
+
+        def cache_bytes():
+            status, body = SERVER.admin("GET", "/v1/caches?tenant=t_subbytes")
+            self.assertEqual(status, 200, body)
+            return next(c["bytes"] for c in body["caches"] if c["name"] == "c")
+
+        before = cache_bytes()
+        s = socket.create_connection(("127.0.0.1", SERVER.resp_port), timeout=30)
+        s.sendall(resp_encode("AUTH", "c", token))
+        self.assertEqual(s.recv(100), b"+OK\r\n")
+        names = [("%04d" % i) + "n" * 4000 for i in range(200)]
+        s.sendall(resp_encode("SUBSCRIBE", *names))
+        read_reply(s, b":200\r\n")
+        during = cache_bytes()
+        # 200 names of 4 KB, each kept twice, and the fixed part: about 1.6 MB.
+        self.assertGreater(during - before, 200 * 8000, (before, during))
+        s.sendall(resp_encode("UNSUBSCRIBE"))
+        read_reply(s, b":0\r\n")
+        s.close()
+        for _ in range(50):
+            if cache_bytes() == before:
+                break
+            time.sleep(0.05)
+        self.assertEqual(cache_bytes(), before, "given back when they end")
 
 
 class TenantCap(unittest.TestCase):

@@ -634,13 +634,22 @@ int64_t Engine::TtlMillis(uint32_t cache_id, std::string_view key) {
   return std::max<int64_t>(0, item->expire_at - Now());
 }
 
+void Engine::ChargeExternal(uint32_t cache_id, int64_t delta) {
+  auto it = caches_.find(cache_id);
+  if (it == caches_.end()) return;
+  it->second.external += static_cast<uint64_t>(delta);
+  Charge(it->second, delta);
+}
+
 size_t Engine::FlushCache(uint32_t cache_id, bool forget) {
   size_t n = table_.EraseIf([cache_id](Item* item) { return item->cache_id == cache_id; },
                             [this](Item* item) { FreeItem(item); });
   if (forget) {
-    // The items are gone (and uncharged from the tenant) already; only the record is left.
+    // The items are gone (and uncharged from the tenant) already; what is left is the record
+    // and any external charge (given back here; later ChargeExternal calls are ignored).
     auto it = caches_.find(cache_id);
     if (it != caches_.end()) {
+      Charge(it->second, -static_cast<int64_t>(it->second.external));
       explicit_shares_ -= (it->second.share != 0);
       caches_.erase(it);
     }

@@ -1,6 +1,7 @@
 // Engine: one shard's store. Owns a Table of Items, their memory, TTLs and eviction.
 //
-// Invariants: used_bytes() == sum of allocation sizes of live Items + the Table's index; every
+// Invariants: used_bytes() == sum of allocation sizes of live Items + the Table's index + the
+// external charges of known caches (ChargeExternal: topic subscriptions' state); every
 // Item's cache id is a known cache (CreateCache before use); per-cache item and byte counts
 // sum to the shard totals, and so do per-tenant ones (each cache belongs to one tenant).
 // Expired Items are removed lazily on access and by ActiveExpire.
@@ -81,6 +82,11 @@ class Engine {
   // Bytes of this shard the cache's items may hold before they are preferred as victims; 0 =
   // no cache share (only its tenant's counts). Ignored for an unknown cache.
   void SetCacheShare(uint32_t cache_id, uint64_t bytes);
+  // Memory a cache holds outside the table on this shard's loop (its topic subscriptions'
+  // state): charged to the cache and its tenant like items, so it counts against the memory
+  // limit and the tenant's share (their items are evicted first). delta < 0 gives it back.
+  // Ignored for a cache this shard does not know (FlushCache(forget) dropped its charge).
+  void ChargeExternal(uint32_t cache_id, int64_t delta);
   // The tenant's share as eviction sees it now (its own, else the default; the default is 0
   // on a shard without a memory limit, where nothing is evicted).
   uint64_t TenantShare(uint32_t tenant_id) const;
@@ -148,6 +154,7 @@ class Engine {
     CacheCounters counters;
     TenantState* tenant = nullptr;  // owned by tenants_ (stable address); set on creation
     uint64_t share = 0;             // bytes; 0: none
+    uint64_t external = 0;          // of counters.bytes, state held outside the table
   };
   TenantState& TenantFor(uint32_t tenant_id);
   // The cache's record; an unknown cache gets one under tenant 0 (as caches_[id] used to).

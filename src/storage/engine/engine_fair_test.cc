@@ -193,6 +193,25 @@ TEST(EngineFairEviction, LargeValuesOfATenantOverItsShareNeverCostANeighbourWith
   EXPECT_GT(LargeValueFlood(false, 4 << 20), 0u);
 }
 
+TEST(EngineFairAccounting, ExternalChargesCountForTheCacheAndTenantUntilForgotten) {
+  Env env;
+  env.Create(1, kTenantA);
+  env.Set(1, "k", "v");
+  const uint64_t items = env.TenantBytes(kTenantA);
+  const uint64_t used = env.e.used_bytes();
+  env.e.ChargeExternal(1, 5000);  // a subscription's state
+  EXPECT_EQ(env.TenantBytes(kTenantA), items + 5000);
+  EXPECT_EQ(env.e.used_bytes(), used + 5000);
+  env.e.ChargeExternal(1, -2000);
+  EXPECT_EQ(env.TenantBytes(kTenantA), items + 3000);
+  env.e.FlushCache(1, /*forget=*/true);  // deleting the cache drops what is left
+  EXPECT_EQ(env.TenantBytes(kTenantA), 0u);
+  EXPECT_EQ(env.e.used_bytes(), used - items);
+  env.e.ChargeExternal(1, -3000);  // a late release for the forgotten cache: ignored
+  EXPECT_EQ(env.e.used_bytes(), used - items);
+  EXPECT_EQ(env.TenantBytes(kTenantA), 0u);
+}
+
 TEST(EngineFairEviction, AnExplicitTenantShareIsWhatATenantIsEvictedDownTo) {
   Env env(kLimit, 3);
   env.Create(1, kTenantA);
