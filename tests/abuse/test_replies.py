@@ -21,6 +21,9 @@ from harness import CellarServer, resp_encode, rss_bytes  # noqa: E402
 SERVER = None
 TOKEN = None
 MB = 1 << 20
+# ThreadSanitizer's shadow memory grows with what the process touches: its RSS is not the
+# release build's (the bound itself is checked by the release and ASan runs).
+RSS_SLACK = 4 if "thread" in os.environ.get("CELLAR_SANITIZER", "") else 1
 
 
 def setUpModule():
@@ -71,7 +74,7 @@ def read_exactly_or_close(sock, n, timeout=30):
 class Amplification(unittest.TestCase):
     def assert_bounded(self, before, what):
         grown = rss_bytes(SERVER.pid) - before
-        self.assertLess(grown, 200 * MB, f"{what}: RSS grew by {grown >> 20} MiB")
+        self.assertLess(grown, 200 * MB * RSS_SLACK, f"{what}: RSS grew by {grown >> 20} MiB")
 
     def test_single_replies_past_the_limit_are_refused_and_memory_stays_bounded(self):
         c = client()
