@@ -35,6 +35,35 @@ TEST(CommandTable, EntriesAreWellFormed) {
   }
 }
 
+TEST(CommandTable, EachCommandDeclaresWhatItNeedsOfAToken) {
+  using auth::Access;
+  auto access = [](std::string_view name, std::vector<std::string_view> args) {
+    const CommandSpec* spec = FindCommand(name);
+    EXPECT_NE(spec, nullptr) << name;
+    return spec == nullptr ? Access::kControl : spec->Access(args);
+  };
+  EXPECT_EQ(access("get", {"get", "k"}), Access::kRead);
+  EXPECT_EQ(access("keys", {"keys", "*"}), Access::kRead);
+  EXPECT_EQ(access("publish", {"publish", "c", "m"}), Access::kPublish);
+  // Blind writes: a write-only token may make them.
+  for (std::string_view n : {"setex", "psetex", "mset", "del", "unlink"}) {
+    EXPECT_EQ(access(n, {n, "k", "v"}), Access::kWrite) << n;
+  }
+  EXPECT_EQ(access("set", {"set", "k", "v"}), Access::kWrite);
+  EXPECT_EQ(access("set", {"set", "k", "v", "EX", "10"}), Access::kWrite);
+  // Options that read or depend on what is there.
+  for (std::string_view opt : {"NX", "xx", "GET", "KeepTtl"}) {
+    EXPECT_EQ(access("set", {"set", "k", "v", opt}), Access::kConditionalWrite) << opt;
+  }
+  for (std::string_view n : {"incr", "append", "getdel", "hset", "lpush", "sadd", "zadd"}) {
+    EXPECT_EQ(access(n, {n, "k", "v"}), Access::kConditionalWrite) << n;
+  }
+  // Only writes are blind.
+  for (const CommandSpec* s : AllCommands()) {
+    if (s->flags & kBlindWrite) EXPECT_TRUE(s->flags & kWrite) << s->name;
+  }
+}
+
 TEST(CommandTable, LookupIsCaseInsensitive) {
   const CommandSpec* get = FindCommand("get");
   ASSERT_NE(get, nullptr);

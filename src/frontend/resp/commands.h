@@ -183,7 +183,12 @@ enum CommandFlag : uint32_t {
   kPublishCalls = 1 << 8,   // its calls' keys are channels, checked for publishing
   kOwnRounds = 1 << 9,      // runs gateway rounds of its own and answers by a deferred reply
                             // (KEYS: a sweep in slices); it checks permissions itself
+  kBlindWrite = 1 << 10,    // with kWrite: neither reads nor depends on what is there, so a
+                            // write-only token may make it (SET, MSET, DEL...)
 };
+
+// A command whose options change what it needs of a token (SET ... GET reads).
+using AccessFn = auth::Access (*)(std::span<const std::string_view> args);
 
 struct CommandSpec {
   std::string_view name;  // lower case
@@ -194,7 +199,19 @@ struct CommandSpec {
   int first_key, last_key, key_step;  // for COMMAND INFO
   std::string_view summary;
   FollowupFn followup = nullptr;
+  // What the command needs of a token, when its options decide (else the flags do: Access).
+  AccessFn access_of = nullptr;
   uint16_t id = 0;  // position in AllCommands(), set by the table; indexes per-command metrics
+
+  // The access class a token must allow for every key the command's calls touch (auth.h):
+  // publishes; reads (no kWrite); blind writes (kBlindWrite), which a write-only token may
+  // make; and writes that read or depend on what is there (conditional writes).
+  auth::Access Access(std::span<const std::string_view> args) const {
+    if (access_of != nullptr) return access_of(args);
+    if (flags & kPublishCalls) return auth::Access::kPublish;
+    if (!(flags & kWrite)) return auth::Access::kRead;
+    return (flags & kBlindWrite) ? auth::Access::kWrite : auth::Access::kConditionalWrite;
+  }
 };
 
 // Looks a command up by name, case-insensitively. Null if unknown.

@@ -437,30 +437,6 @@ bool CheckValueSize(CommandContext& ctx, size_t size, bool element) {
   return false;
 }
 
-namespace {
-
-// What a RESP command needs of a token: reads, blind writes (which a write-only token may do),
-// or writes that read or depend on what is there (which it may not).
-auth::Access AccessOf(const CommandSpec& spec, std::span<const std::string_view> args) {
-  if (spec.flags & kPublishCalls) return auth::Access::kPublish;
-  if (!(spec.flags & kWrite)) return auth::Access::kRead;
-  const std::string_view n = spec.name;
-  if (n == "setex" || n == "psetex" || n == "mset" || n == "del" || n == "unlink") {
-    return auth::Access::kWrite;
-  }
-  if (n == "set") {
-    for (size_t i = 3; i < args.size(); ++i) {
-      if (EqualsIgnoreCase(args[i], "nx") || EqualsIgnoreCase(args[i], "xx") ||
-          EqualsIgnoreCase(args[i], "get") || EqualsIgnoreCase(args[i], "keepttl")) {
-        return auth::Access::kConditionalWrite;
-      }
-    }
-    return auth::Access::kWrite;
-  }
-  return auth::Access::kConditionalWrite;
-}
-
-}  // namespace
 
 bool Connection::Permitted(const CommandSpec& spec, const Pending& p) {
   return CallsPermitted(spec, p, std::span<const gateway::Call>(batch_.calls).subspan(p.first_call));
@@ -471,7 +447,7 @@ bool Connection::CallsPermitted(const CommandSpec& spec, const Pending& p,
   const auth::Permissions& perms = state_.principal.perms;
   if (perms.super_user) return true;
   const auth::Access access =
-      AccessOf(spec, std::span<const std::string_view>(args_).subspan(p.first_arg, p.num_args));
+      spec.Access(std::span<const std::string_view>(args_).subspan(p.first_arg, p.num_args));
   for (const gateway::Call& c : calls) {
     if (!gateway::CallAllowed(perms, state_.cache_name, c.req, access)) return false;
   }

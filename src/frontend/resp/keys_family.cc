@@ -284,8 +284,8 @@ void FinishRandomKey(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
 }  // namespace
 
 void RegisterKeysFamily(std::vector<CommandSpec>& t) {
-  t.push_back({"del", -2, kWrite, PrepareDel, FinishSum, 1, -1, 1, "Deletes keys."});
-  t.push_back({"unlink", -2, kWrite | kFast, PrepareDel, FinishSum, 1, -1, 1, "Deletes keys."});
+  t.push_back({"del", -2, kWrite | kBlindWrite, PrepareDel, FinishSum, 1, -1, 1, "Deletes keys."});
+  t.push_back({"unlink", -2, kWrite | kBlindWrite | kFast, PrepareDel, FinishSum, 1, -1, 1, "Deletes keys."});
   t.push_back({"exists", -2, kReadOnly | kFast, PrepareExists, FinishSum, 1, -1, 1, "Counts existing keys."});
   t.push_back({"type", 2, kReadOnly | kFast, PrepareType, FinishType, 1, 1, 1, "Returns the type of a key."});
   t.push_back({"expire", -3, kWrite | kFast, PrepareExpire, FinishInt, 1, 1, 1, "Sets a TTL in seconds."});

@@ -342,19 +342,31 @@ void FinishMSetNx(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   w.Int(calls[0].req.op == api::Op::kSet ? 1 : 0);
 }
 
+// SET is a blind write unless an option makes it read or depend on what is there (NX, XX,
+// GET, KEEPTTL): then a write-only token may not make it.
+auth::Access SetAccess(std::span<const std::string_view> args) {
+  for (size_t i = 3; i < args.size(); ++i) {
+    if (EqualsIgnoreCase(args[i], "nx") || EqualsIgnoreCase(args[i], "xx") ||
+        EqualsIgnoreCase(args[i], "get") || EqualsIgnoreCase(args[i], "keepttl")) {
+      return auth::Access::kConditionalWrite;
+    }
+  }
+  return auth::Access::kWrite;
+}
+
 }  // namespace
 
 void RegisterStringFamily(std::vector<CommandSpec>& t) {
   t.push_back({"get", 2, kReadOnly | kFast, PrepareGet, FinishValue, 1, 1, 1, "Returns the string value of a key."});
-  t.push_back({"set", -3, kWrite, PrepareSet, FinishSet, 1, 1, 1, "Sets the string value of a key, with options."});
+  t.push_back({"set", -3, kWrite | kBlindWrite, PrepareSet, FinishSet, 1, 1, 1, "Sets the string value of a key, with options.", nullptr, SetAccess});
   t.push_back({"setnx", 3, kWrite | kFast, PrepareSetNx, FinishSetNx, 1, 1, 1, "Sets a key only if it does not exist."});
-  t.push_back({"setex", 4, kWrite, PrepareSetEx, FinishOk, 1, 1, 1, "Sets a key with a TTL in seconds."});
-  t.push_back({"psetex", 4, kWrite, PreparePSetEx, FinishOk, 1, 1, 1, "Sets a key with a TTL in milliseconds."});
+  t.push_back({"setex", 4, kWrite | kBlindWrite, PrepareSetEx, FinishOk, 1, 1, 1, "Sets a key with a TTL in seconds."});
+  t.push_back({"psetex", 4, kWrite | kBlindWrite, PreparePSetEx, FinishOk, 1, 1, 1, "Sets a key with a TTL in milliseconds."});
   t.push_back({"getdel", 2, kWrite | kFast, PrepareGetDel, FinishValue, 1, 1, 1, "Returns a key's value and deletes it."});
   t.push_back({"getex", -2, kWrite | kFast, PrepareGetEx, FinishGetEx, 1, 1, 1, "Returns a key's value and changes its TTL."});
   t.push_back({"getset", 3, kWrite | kFast, PrepareGetSet, FinishSet, 1, 1, 1, "Sets a key and returns the old value."});
   t.push_back({"mget", -2, kReadOnly | kFast, PrepareMGet, FinishMGet, 1, -1, 1, "Returns the values of many keys."});
-  t.push_back({"mset", -3, kWrite, PrepareMSet, FinishOk, 1, -1, 2, "Sets many keys."});
+  t.push_back({"mset", -3, kWrite | kBlindWrite, PrepareMSet, FinishOk, 1, -1, 2, "Sets many keys."});
   t.push_back({"msetnx", -3, kWrite | kEndsRound, PrepareMSetNx, FinishMSetNx, 1, -1, 2, "Sets many keys if none exists.", FollowupMSetNx});
   t.push_back({"incr", 2, kWrite | kFast, PrepareIncr, FinishInt, 1, 1, 1, "Increments an integer value by one."});
   t.push_back({"decr", 2, kWrite | kFast, PrepareDecr, FinishInt, 1, 1, 1, "Decrements an integer value by one."});
