@@ -273,7 +273,7 @@ std::string Describe(const RespReply& reply) {
   return "?";
 }
 
-int Get(const Target& t, const std::string& cache, const std::string& key) {
+int Get(const Target& t, const std::string& cache, const std::string& key, bool raw) {
   RespClient client(t.host, t.resp_port);
   ConnectResp(t, cache, client);
   RespReply reply = client.Command({"GET", key});
@@ -285,9 +285,10 @@ int Get(const Target& t, const std::string& cache, const std::string& key) {
   if (reply.type != RespReply::Type::kBulk) {
     throw CliError("unexpected reply to GET: " + Describe(reply));
   }
-  // The exact bytes, so that binary values and `$(cellar get ...)` work; a newline only for eyes.
+  // The value and a newline, as redis-cli prints it (`$(cellar get ...)` drops the newline);
+  // --raw: the exact bytes and nothing else, for binary values.
   std::fwrite(reply.str.data(), 1, reply.str.size(), stdout);
-  if (isatty(STDOUT_FILENO)) std::fputc('\n', stdout);
+  if (!raw) std::fputc('\n', stdout);
   std::fflush(stdout);
   return 0;
 }
@@ -385,6 +386,8 @@ int CliMain(int argc, char** argv) {
       "get", "print a key's value (exit code 1 and \"(nil)\" on stderr when missing)");
   get->add_option("--cache", data_cache, "cache name")->required();
   get->add_option("KEY", item_key, "key")->required();
+  bool get_raw = false;
+  get->add_flag("--raw", get_raw, "print the value's exact bytes, with no newline after it");
   CLI::App* set = app.add_subcommand("set", "set a key's value");
   set->add_option("--cache", data_cache, "cache name")->required();
   set->add_option("KEY", item_key, "key")->required();
@@ -518,7 +521,7 @@ int CliMain(int argc, char** argv) {
     if (skey_rotate->parsed()) return SigningKeyCommand(target, "rotate", "");
     if (skey_revoke->parsed()) return SigningKeyCommand(target, "revoke", skey_id);
     if (skey_list->parsed()) return SigningKeyCommand(target, "list", "");
-    if (get->parsed()) return Get(target, data_cache, item_key);
+    if (get->parsed()) return Get(target, data_cache, item_key, get_raw);
     if (set->parsed()) return Set(target, data_cache, item_key, value, ttl);
     if (del->parsed()) return Delete(target, data_cache, delete_keys);
   } catch (const CliError& e) {

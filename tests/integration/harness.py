@@ -226,6 +226,12 @@ class CellarServer:
         except ValueError:
             return status, text
 
+    def run_cli(self, *args, text=True, timeout=30):
+        """Runs the `cellar` CLI against this server (it finds the ports and key in the data
+        dir); returns the CompletedProcess (stdout and stderr captured)."""
+        return subprocess.run([cellar_bin(), "--data-dir", self.data_dir] + list(args),
+                              capture_output=True, text=text, timeout=timeout)
+
     def metric(self, name, labels=""):
         """The value of one /metrics sample, e.g. metric("cellar_x_total", 'port="resp"');
         None when absent."""

@@ -41,6 +41,16 @@ class AdminApi(unittest.TestCase):
         finally:
             cls.s.cleanup()
 
+    def test_cli_get_prints_a_newline_and_raw_the_exact_bytes(self):
+        def cli(*args):
+            p = self.s.run_cli(*args, text=False)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout
+        cli("cache", "create", "cli_get")
+        cli("set", "--cache", "cli_get", "k", "hello")
+        self.assertEqual(cli("get", "--cache", "cli_get", "k"), b"hello\n")
+        self.assertEqual(cli("get", "--cache", "cli_get", "--raw", "k"), b"hello")
+
     def test_healthz_needs_no_key(self):
         status, body = self.s.admin("GET", "/healthz", auth=False)
         self.assertEqual((status, body), (200, "ok\n"))

@@ -9,7 +9,6 @@ Run: cd tests/integration && CELLAR_BIN=... /usr/bin/python3 -m unittest -v test
 import json
 import os
 import re
-import subprocess
 import time
 import unittest
 import urllib.error
@@ -18,7 +17,7 @@ import urllib.request
 
 import redis
 
-from harness import CellarServer, cellar_bin
+from harness import CellarServer
 
 MAX_CACHES = 3
 # A usage "minute" of 2 s (a testing flag), so closed minutes reach usage.tsv quickly.
@@ -53,8 +52,7 @@ def send(server, method, path, data=None, content_type="application/json"):
 
 def cli(server, *args, timeout=30):
     """Runs the `cellar` CLI against the server; returns (exit code, stdout, stderr)."""
-    p = subprocess.run([cellar_bin(), "--data-dir", server.data_dir] + list(args),
-                       capture_output=True, text=True, timeout=timeout)
+    p = server.run_cli(*args, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 
