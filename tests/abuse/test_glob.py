@@ -15,7 +15,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import CellarServer  # noqa: E402
+from harness import CellarServer, stop_server  # noqa: E402
 
 SERVER = None
 TOKEN = None
@@ -35,13 +35,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    global SERVER
-    if SERVER is not None:
-        try:
-            SERVER.stop()
-        finally:
-            SERVER.cleanup()
-            SERVER = None
+    stop_server(SERVER)
 
 
 def client(timeout=10, cache="c"):

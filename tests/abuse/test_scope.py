@@ -18,7 +18,7 @@ import urllib.parse
 import redis
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import CellarServer  # noqa: E402
+from harness import CellarServer, stop_server  # noqa: E402
 
 SERVER = None
 ADMIN = None  # a redis-py client of the tenant's super-user token on cache "vault"
@@ -32,13 +32,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    global SERVER
-    if SERVER is not None:
-        try:
-            SERVER.stop()
-        finally:
-            SERVER.cleanup()
-            SERVER = None
+    stop_server(SERVER)
 
 
 def mint_status(**params):

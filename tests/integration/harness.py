@@ -36,6 +36,17 @@ def cellar_bin():
     return path
 
 
+def stop_server(server):
+    """A test module's tearDownModule: stops its server (checking it exits cleanly) and
+    removes its data dir. None (a set-up that failed early) is fine."""
+    if server is None:
+        return
+    try:
+        server.stop()
+    finally:
+        server.cleanup()
+
+
 def free_port():
     """A port that was free a moment ago (for servers that need an explicit port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

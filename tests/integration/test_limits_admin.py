@@ -17,7 +17,7 @@ import urllib.request
 
 import redis
 
-from harness import CellarServer
+from harness import CellarServer, stop_server
 
 MAX_CACHES = 3
 # A usage "minute" of 2 s (a testing flag), so closed minutes reach usage.tsv quickly.
@@ -32,13 +32,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    global SERVER
-    if SERVER is not None:
-        try:
-            SERVER.stop()
-        finally:
-            SERVER.cleanup()
-            SERVER = None
+    stop_server(SERVER)
 
 
 def q(s):

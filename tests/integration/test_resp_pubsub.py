@@ -22,7 +22,7 @@ import unittest
 
 import redis
 
-from harness import CellarServer, RedisServer, resp_encode, rss_bytes
+from harness import CellarServer, RedisServer, resp_encode, rss_bytes, stop_server
 
 SERVER = None  # tokens on (admin key), two loops
 
@@ -36,13 +36,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    global SERVER
-    if SERVER is not None:
-        try:
-            SERVER.stop()
-        finally:
-            SERVER.cleanup()
-            SERVER = None
+    stop_server(SERVER)
 
 
 def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):

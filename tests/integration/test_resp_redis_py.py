@@ -15,7 +15,7 @@ import unittest
 import redis
 
 import harness
-from harness import CellarServer, RawConn, RespError, reference_mode
+from harness import CellarServer, RawConn, RespError, reference_mode, stop_server
 
 SERVER = None
 
@@ -27,13 +27,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    global SERVER
-    if SERVER is not None:
-        try:
-            SERVER.stop()
-        finally:
-            SERVER.cleanup()
-            SERVER = None
+    stop_server(SERVER)
 
 
 cellar_only = unittest.skipIf(reference_mode(), "Cellar-specific (admin API, AUTH, flags)")

@@ -11,7 +11,7 @@ import urllib.parse
 
 import redis
 
-from harness import CellarServer
+from harness import CellarServer, stop_server
 
 SERVER = None
 
@@ -22,13 +22,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    global SERVER
-    if SERVER is not None:
-        try:
-            SERVER.stop()
-        finally:
-            SERVER.cleanup()
-            SERVER = None
+    stop_server(SERVER)
 
 
 def mint(tenant, **params):
