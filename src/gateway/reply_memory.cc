@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/check.h"
+
 namespace cellar::gateway {
 
 namespace {
@@ -43,8 +45,13 @@ uint64_t ReplyMemory::Reserve(uint32_t tenant, uint64_t want) {
 
 void ReplyMemory::Release(uint32_t tenant, uint64_t bytes) {
   if (bytes == 0 || options_.pool_bytes == 0) return;
+  // Giving back more than was taken would wrap the counters and open the pool for good.
+  const uint64_t was = used_.fetch_sub(bytes, std::memory_order_relaxed);
+  if (!CELLAR_BUG_CHECK(was >= bytes, "reply memory released twice")) {
+    used_.fetch_add(bytes, std::memory_order_relaxed);
+    return;
+  }
   tenants_[tenant % kTenantSlots].fetch_sub(bytes, std::memory_order_relaxed);
-  used_.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
 }  // namespace cellar::gateway

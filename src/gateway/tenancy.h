@@ -15,6 +15,8 @@
 // connection binding, gRPC per call).
 #pragma once
 
+#include <absl/base/thread_annotations.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -164,8 +166,8 @@ class Tenancy {
  private:
   control::CacheRegistry* registry_;
   mutable std::shared_mutex mu_;
-  absl::flat_hash_map<uint32_t, std::shared_ptr<CacheState>> caches_;
-  absl::flat_hash_map<uint32_t, std::shared_ptr<TenantState>> tenants_;
+  absl::flat_hash_map<uint32_t, std::shared_ptr<CacheState>> caches_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, std::shared_ptr<TenantState>> tenants_ ABSL_GUARDED_BY(mu_);
   std::function<void()> on_refresh_;
   std::mutex refresh_mu_;  // one Refresh at a time
 };

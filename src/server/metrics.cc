@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/check.h"
 #include "frontend/grpc/metrics.h"
 #include "frontend/net/conn_gate.h"
 #include "frontend/grpc/services.h"
@@ -173,6 +174,9 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
            "Calls refused because their round's reply grant was spent (reply too large).");
     Sample(out, "cellar_replies_too_large_total", "", rm.refused_rounds());
   }
+  Metric(out, "cellar_bug_checks_failed_total", "counter",
+         "Internal invariants found broken (a bug of ours, survived and logged: common/check.h).");
+  Sample(out, "cellar_bug_checks_failed_total", "", BugCheckFailures().load());
   Metric(out, "cellar_protocol_errors_total", "counter", "Connections closed for malformed input.");
   Sample(out, "cellar_protocol_errors_total", "protocol=\"resp\"", proto_errors);
   Metric(out, "cellar_network_bytes_total", "counter", "Bytes received and sent to clients.");

@@ -1,5 +1,7 @@
 #include "topics/topics.h"
 
+#include <absl/base/thread_annotations.h>
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -195,8 +197,8 @@ struct Topics::Limits {
     uint64_t max_subscriptions = 0;  // 0: no cap
   };
   std::mutex mu;
-  absl::flat_hash_map<uint32_t, PerCache> caches;
-  absl::flat_hash_map<uint32_t, PerTenant> tenants;
+  absl::flat_hash_map<uint32_t, PerCache> caches ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<uint32_t, PerTenant> tenants ABSL_GUARDED_BY(mu);
   std::atomic<int64_t> live{0};
 };
 

@@ -2,6 +2,8 @@
 // and ALPN that picks h2 when the client offers it.
 #pragma once
 
+#include <absl/base/thread_annotations.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,7 +39,7 @@ class TlsConfig {
   const bool required_;
   const bool alpn_h2_;
   mutable std::mutex mu_;
-  std::shared_ptr<boost::asio::ssl::context> current_;
+  std::shared_ptr<boost::asio::ssl::context> current_ ABSL_GUARDED_BY(mu_);
 };
 
 // Writes a self-signed development certificate (EC P-256, valid 1 year, SAN localhost,

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "common/check.h"
+
 namespace cellar::storage {
 
 namespace {
@@ -83,14 +85,14 @@ void Devector<T>::PushFront(T v) {
 
 template <typename T>
 void Devector<T>::PopBack() {
-  assert(size_ > 0);
+  CELLAR_DCHECK(size_ > 0);
   --size_;
   MaybeShrink();
 }
 
 template <typename T>
 void Devector<T>::PopFront() {
-  assert(size_ > 0);
+  CELLAR_DCHECK(size_ > 0);
   ++head_;
   --size_;
   MaybeShrink();
@@ -98,7 +100,7 @@ void Devector<T>::PopFront() {
 
 template <typename T>
 void Devector<T>::Insert(size_t i, T v) {
-  assert(i <= size_);
+  CELLAR_DCHECK(i <= size_);
   bool room_front = head_ > 0;
   bool room_back = head_ + size_ < cap_;
   if (!room_front && !room_back) {
@@ -117,7 +119,7 @@ void Devector<T>::Insert(size_t i, T v) {
 
 template <typename T>
 void Devector<T>::Erase(size_t i, size_t n) {
-  assert(i + n <= size_);
+  CELLAR_DCHECK(i + n <= size_);
   if (n == 0) return;
   if (i < size_ - i - n) {
     std::memmove(buf_ + head_ + n, buf_ + head_, i * sizeof(T));
@@ -157,7 +159,7 @@ void List::Clear() {
   nodes_.Clear();
   counts_.Clear();
   size_ = 0;
-  assert(node_bytes_ == 0);
+  CELLAR_DCHECK(node_bytes_ == 0);
 }
 
 List::Node* List::NewNode(size_t min_cap, bool data_at_end) {
@@ -177,7 +179,7 @@ void List::FreeNode(Node* n) {
 
 void List::Resize(Node*& n, size_t cap) {
   uint32_t used = n->used();
-  assert(cap >= used);
+  CELLAR_DCHECK(cap >= used);
   if (n->begin != 0) std::memmove(n->data(), n->data() + n->begin, used);
   n->begin = 0;
   n->end = used;
@@ -198,7 +200,7 @@ void List::MaybeShrink(Node*& n) {
 }
 
 uint32_t List::OpenGap(Node*& n, uint32_t off, uint32_t len) {
-  assert(n->begin <= off && off <= n->end);
+  CELLAR_DCHECK(n->begin <= off && off <= n->end);
   char* d = n->data();
   uint32_t head = n->begin;
   uint32_t tail = n->cap - n->end;
@@ -223,7 +225,7 @@ uint32_t List::OpenGap(Node*& n, uint32_t off, uint32_t len) {
     // nb <= begin: a larger nb would mean tail > len, handled above. So the prefix moves left
     // (or stays) and can go first without overwriting the suffix.
     uint32_t nb = at_front ? static_cast<uint32_t>(n->cap - need) : 0;
-    assert(nb <= n->begin);
+    CELLAR_DCHECK(nb <= n->begin);
     std::memmove(d + nb, d + n->begin, pre);
     std::memmove(d + nb + pre + len, d + off, suf);
     n->begin = nb;
@@ -243,7 +245,7 @@ uint32_t List::OpenGap(Node*& n, uint32_t off, uint32_t len) {
 }
 
 void List::CloseGap(Node* n, uint32_t off, uint32_t len) {
-  assert(n->begin <= off && off + len <= n->end);
+  CELLAR_DCHECK(n->begin <= off && off + len <= n->end);
   char* d = n->data();
   uint32_t pre = off - n->begin;
   uint32_t suf = n->end - off - len;
@@ -280,7 +282,7 @@ void List::WriteEntry(char* p, std::string_view v) {
 // ---- lookup ----
 
 std::pair<size_t, size_t> List::Locate(size_t i) const {
-  assert(i < size_);
+  CELLAR_DCHECK(i < size_);
   const uint32_t* c = counts_.data();
   if (i < size_ / 2) {
     size_t j = 0;
@@ -294,7 +296,7 @@ std::pair<size_t, size_t> List::Locate(size_t i) const {
 }
 
 uint32_t List::EntryOffset(const Node* n, size_t count, size_t k) {
-  assert(k <= count);
+  CELLAR_DCHECK(k <= count);
   const char* d = n->data();
   std::string_view elem;
   if (k <= count / 2) {
