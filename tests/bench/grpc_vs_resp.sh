@@ -57,6 +57,14 @@ CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
 KVBENCH_SRC=${KVBENCH_SRC:-$repo/../shared/tools/kvbench.c}
 BODY=$here/grpc/grpc_body.py
 PY=/usr/bin/python3
+# --smoke: one short rep of each workload, pinned only (the test suite runs it as
+# bench.grpc_vs_resp.smoke); the script then exits 1 if any row was flagged (a wrong count
+# of engine ops, protocol errors, no client summary): what it reads must still exist.
+SMOKE=0
+[[ ${1:-} == --smoke ]] && SMOKE=1
+if ((SMOKE)); then
+  : "${BENCH_SECS:=1}" "${BENCH_WARMUP:=0}" "${BENCH_REPS:=1}" "${BENCH_MODES:=pinned}"
+fi
 SECS=${BENCH_SECS:-3}
 WARMUP=${BENCH_WARMUP:-1}
 REPS=${BENCH_REPS:-3}
@@ -187,6 +195,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 declare -A S  # samples: S["mode|pair|op|proto|field"]="v1 v2 ..."
 add() { S["$1|$2"]+="$3 "; }  # add KEY FIELD VALUE
 declare -A BAD
+NBAD=0  # runs flagged (BAD may stay empty, which set -u cannot count)
 
 # run_grpc MODE C M OP
 run_grpc() {
@@ -226,7 +235,7 @@ run_grpc() {
   add "$k" ccpu "$(awk -v t="$ct" -v w=$((w1 - w0)) 'BEGIN {printf "%d", t * 1e11 / w}')"
   printf '  %-8s %-5s %-4s grpc h2load: %8s req/s p99 %5sus  (%s responses, engine ops %s)%s\n' \
     "$mode" "${c}x$m" "$op" "${rps%.*}" "$p99" "$done_" "$dops" "${err:+  ERROR: $err}"
-  [[ -n "$err" ]] && { BAD[$k]=1; echo "$out" | sed 's/^/    /' | tail -n 12; }
+  [[ -n "$err" ]] && { BAD[$k]=1; NBAD=$((NBAD + 1)); echo "$out" | sed 's/^/    /' | tail -n 12; }
   return 0
 }
 
@@ -268,7 +277,7 @@ run_resp() {
   add "$k" ccpu "$(awk -v t="$ct" -v w=$((w1 - w0)) 'BEGIN {printf "%d", t * 1e11 / w}')"
   printf '  %-8s %-5s %-4s resp %s: %8s ops/s p99 %5sus  (engine ops %s)%s\n' \
     "$mode" "${c}x$m" "$op" "$RESP_CLIENT" "${rps%.*}" "$p99" "$dops" "${err:+  ERROR: $err}"
-  [[ -n "$err" ]] && { BAD[$k]=1; echo "$out" | sed 's/^/    /' | tail -n 5; }
+  [[ -n "$err" ]] && { BAD[$k]=1; NBAD=$((NBAD + 1)); echo "$out" | sed 's/^/    /' | tail -n 5; }
   return 0
 }
 
@@ -336,3 +345,10 @@ done
 echo "(target: gRPC/RESP ops >= 0.6, p99 x < 2; srv us/op = server CPU time per engine op over the" \
   "whole run; %cpu of one core; total $(( $(date +%s) - start_s ))s, load average at end" \
   "$(cut -d' ' -f1-3 /proc/loadavg))"
+if ((NBAD)); then
+  echo "grpc_vs_resp: $NBAD runs flagged with errors (see above)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+((SMOKE)) && echo "1 passed, 0 failed"
+exit 0
