@@ -4,11 +4,12 @@
 // client that never reads keeps it. So:
 //   - each round (a pipeline's worth of commands, or a batch of gRPC calls) gets a grant of at
 //     most `max_round_bytes` (--max-reply-bytes) from a process-wide pool (--reply-memory):
-//     twice what the connection's last round took (at least 256 KiB), and the most when a
+//     twice what the connection's last round took (at least 64 KiB), and the most when a
 //     round did not fit (it then runs again with it: RESP after writing what it has, gRPC
 //     at once);
 //   - a tenant holds at most `tenant_share` of the pool (half by default), so one tenant's
-//     unread replies cannot spend every tenant's;
+//     unread replies cannot spend every tenant's; every round may also build kFreeBytes
+//     outside the pool (a per-connection allowance), so small replies always go through;
 //   - the round's calls charge their replies to the grant as the shards build them
 //     (gateway::Batch::set_reply_budget): once it is spent the rest of the round is refused
 //     without running, and a read-only call whose reply alone passes it is refused after
@@ -46,7 +47,13 @@ class ReplyMemory {
   uint64_t Reserve(uint32_t tenant, uint64_t want);
   // What to ask for next after a round whose replies took `used` bytes.
   uint64_t NextWant(uint64_t used) const;
-  static constexpr uint64_t kMinGrant = 256 * 1024;
+  static constexpr uint64_t kMinGrant = 64 * 1024;
+  // What a round may build on top of its grant, outside the pool: a per-connection allowance,
+  // so that small replies never wait on (or are refused by) a pool that busy rounds hold. It
+  // is part of the per-connection cost that --max-connections bounds.
+  static constexpr uint64_t kFreeBytes = 16 * 1024;
+  // The reply budget of a round granted `grant` bytes from the pool.
+  static int64_t Budget(uint64_t grant) { return static_cast<int64_t>(grant + kFreeBytes); }
   void Release(uint32_t tenant, uint64_t bytes);
 
   uint64_t used() const { return used_.load(std::memory_order_relaxed); }

@@ -796,7 +796,7 @@ void Connection::RunRound(size_t limit) {
     const uint64_t grant = gateway::ReplyMemory::Get().Reserve(sched_tenant_, reply_want_);
     reply_hold_ += grant;
     round_grant_ = grant;
-    batch_.set_reply_budget(static_cast<int64_t>(grant));
+    batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
   } else {
     batch_.set_reply_budget(0);
   }
@@ -908,7 +908,7 @@ bool Connection::RetryNotRun() {
   const uint64_t grant = rm.Reserve(reply_hold_tenant_, rm.options().max_round_bytes);
   reply_hold_ += grant;
   round_grant_ = grant;
-  batch_.set_reply_budget(static_cast<int64_t>(grant));
+  batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
   owner_->context().gateway->Submit(owner_->thread(), &batch_,
                                     [self = shared_from_this()] { self->FinishRound(); });
   return true;

@@ -534,7 +534,7 @@ void Connection::ProcessRound() {
     if (reply_grant_tenant_ == tenant) {
       const uint64_t grant = gateway::ReplyMemory::Get().Reserve(tenant, reply_want_);
       reply_grant_ += grant;
-      batch_.set_reply_budget(static_cast<int64_t>(grant));
+      batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
     } else {
       batch_.set_reply_budget(0);  // (a grant of another tenant is still held: refused)
     }
@@ -753,7 +753,7 @@ void Connection::ResumeRound() {
   busy_ = true;
   const uint64_t grant = gateway::ReplyMemory::Get().Reserve(reply_grant_tenant_, reply_want_);
   reply_grant_ += grant;
-  batch_.set_reply_budget(static_cast<int64_t>(grant));
+  batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
   round_start_ns_ = MonotonicNanos();
   owner_->server_->gateway->Submit(owner_->thread_, &batch_,
                                    [self = shared_from_this(), from] { self->FinishFrom(from); });
