@@ -75,12 +75,14 @@ void Gateway::Flush(uint32_t from) {
 }
 
 namespace {
+// Built once (the limit is set before serving): a pipeline past its grant refuses many calls.
 Status ReplyTooLarge() {
-  return Status(Code::kResourceExhausted,
-                "reply too large: the replies of this request (or pipeline) passed " +
-                    std::to_string(ReplyMemory::Get().options().max_round_bytes) +
-                    " bytes (--max-reply-bytes), or the server's reply memory is spent; ask "
-                    "for less at a time");
+  static const std::string text =
+      "reply too large: the replies of this request (or pipeline) passed " +
+      std::to_string(ReplyMemory::Get().options().max_round_bytes) +
+      " bytes (--max-reply-bytes), or the server's reply memory is spent; ask for less at a "
+      "time";
+  return Status(Code::kResourceExhausted, text);
 }
 }  // namespace
 
