@@ -152,6 +152,15 @@ class Matcher {
   }
   bool AcceptsDecoded(size_t* p, char x);
   Segment ScanSegment(size_t p);
+  // The class item at q as a folded range (lo <= hi: a reversed range is swapped after
+  // folding, as this matcher always did); returns where the next item starts.
+  size_t FoldedItem(size_t q, char* lo, char* hi) const {
+    q = ClassItem(pat_, q, lo, hi);
+    *lo = Fold(*lo);
+    *hi = Fold(*hi);
+    if (*lo > *hi) std::swap(*lo, *hi);
+    return q;
+  }
   bool ClassAccepts(const Token& tok, char x) const;
   bool ClassSet(const Token& tok, uint64_t set[4]);
   bool MatchAt(const Segment& seg, size_t t);
@@ -179,10 +188,7 @@ Matcher::Segment Matcher::ScanSegment(size_t p) {
 bool Matcher::ClassAccepts(const Token& tok, char x) const {
   for (size_t q = tok.items_begin; q < tok.items_end;) {
     char lo, hi;
-    q = ClassItem(pat_, q, &lo, &hi);
-    lo = Fold(lo);
-    hi = Fold(hi);
-    if (lo > hi) std::swap(lo, hi);
+    q = FoldedItem(q, &lo, &hi);
     if (x >= lo && x <= hi) return !tok.negate;
   }
   return tok.negate;
@@ -195,10 +201,7 @@ bool Matcher::ClassSet(const Token& tok, uint64_t set[4]) {
   uint64_t work = 256;  // the caller's walk over the set
   for (size_t q = tok.items_begin; q < tok.items_end;) {
     char lo, hi;
-    q = ClassItem(pat_, q, &lo, &hi);
-    lo = Fold(lo);
-    hi = Fold(hi);
-    if (lo > hi) std::swap(lo, hi);
+    q = FoldedItem(q, &lo, &hi);
     for (int v = lo; v <= hi; ++v) {
       const unsigned char b = Index(static_cast<char>(v));
       set[b >> 6] |= 1ull << (b & 63);

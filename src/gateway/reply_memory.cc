@@ -54,4 +54,30 @@ void ReplyMemory::Release(uint32_t tenant, uint64_t bytes) {
   tenants_[tenant % kTenantSlots].fetch_sub(bytes, std::memory_order_relaxed);
 }
 
+int64_t ReplyGrant::Take(uint32_t tenant) {
+  if (held_ != 0 && tenant != tenant_) {
+    last_grant_ = 0;
+    return 0;
+  }
+  tenant_ = tenant;
+  last_grant_ = ReplyMemory::Get().Reserve(tenant, want_);
+  held_ += last_grant_;
+  return ReplyMemory::Budget(last_grant_);
+}
+
+void ReplyGrant::Learn(uint64_t used, bool did_not_fit) {
+  const ReplyMemory& rm = ReplyMemory::Get();
+  want_ = did_not_fit ? rm.options().max_round_bytes : rm.NextWant(used);
+}
+
+void ReplyGrant::Keep(uint64_t bytes) {
+  if (held_ > bytes) Release(held_ - bytes);
+}
+
+void ReplyGrant::Release(uint64_t bytes) {
+  bytes = std::min(bytes, held_);
+  ReplyMemory::Get().Release(tenant_, bytes);
+  held_ -= bytes;
+}
+
 }  // namespace cellar::gateway

@@ -57,7 +57,7 @@ class ReplyMemory {
   void Release(uint32_t tenant, uint64_t bytes);
 
   uint64_t used() const { return used_.load(std::memory_order_relaxed); }
-  uint64_t refused_rounds() const { return refused_.load(std::memory_order_relaxed); }
+  uint64_t refused_calls() const { return refused_.load(std::memory_order_relaxed); }
   void CountRefusedCall() { refused_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
@@ -68,6 +68,39 @@ class ReplyMemory {
   std::atomic<uint64_t> used_{0};
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> tenants_[kTenantSlots]{};
+};
+
+// One connection's hold on the pool: what it reserved for its round in flight and what its
+// replies not yet written still take, under one tenant; and what its next round asks for.
+// Both front-ends keep one. Thread: the connection's.
+class ReplyGrant {
+ public:
+  ReplyGrant() = default;
+  ReplyGrant(const ReplyGrant&) = delete;
+  ReplyGrant& operator=(const ReplyGrant&) = delete;
+  ~ReplyGrant() { ReleaseAll(); }
+
+  // Reserves for a round of `tenant` and returns its budget (Batch::set_reply_budget). While
+  // bytes of another tenant are still held, the round gets no budget: its calls are refused.
+  int64_t Take(uint32_t tenant);
+  // After a round: the bytes it built; and whether some of it did not fit, so the next round
+  // (its refused calls again) asks for the most.
+  void Learn(uint64_t used, bool did_not_fit);
+  // Holds at most `bytes` (what still waits for the peer), giving back the rest.
+  void Keep(uint64_t bytes);
+  // Gives back `bytes` (at most what is held): written replies.
+  void Release(uint64_t bytes);
+  void ReleaseAll() { Keep(0); }
+
+  uint32_t tenant() const { return tenant_; }
+  // What the last Take got from the pool (the allowance outside it not counted).
+  uint64_t last_grant() const { return last_grant_; }
+
+ private:
+  uint64_t held_ = 0;
+  uint64_t want_ = ReplyMemory::kMinGrant;
+  uint64_t last_grant_ = 0;
+  uint32_t tenant_ = 0;
 };
 
 }  // namespace cellar::gateway

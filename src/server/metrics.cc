@@ -156,12 +156,12 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
     const net::ConnectionGate& gate = net::ConnectionGate::Of(port);
     const std::string label = "port=\"" + std::string(net::PortName(port)) + "\"";
     Sample(out, "cellar_connections_refused_total", label, gate.refused());
-    Sample(out, "cellar_connections_timed_out_total", label + ",reason=\"preauth\"",
-           gate.timed_out(net::TimeoutKind::kPreAuth));
-    Sample(out, "cellar_connections_timed_out_total", label + ",reason=\"idle\"",
-           gate.timed_out(net::TimeoutKind::kIdle));
-    Sample(out, "cellar_connections_timed_out_total", label + ",reason=\"write\"",
-           gate.timed_out(net::TimeoutKind::kWrite));
+    for (net::TimeoutKind kind :
+         {net::TimeoutKind::kPreAuth, net::TimeoutKind::kIdle, net::TimeoutKind::kWrite}) {
+      Sample(out, "cellar_connections_timed_out_total",
+             label + ",reason=\"" + std::string(net::TimeoutName(kind)) + "\"",
+             gate.timed_out(kind));
+    }
   }
   {
     const gateway::ReplyMemory& rm = gateway::ReplyMemory::Get();
@@ -172,7 +172,7 @@ std::string RenderProcessMetrics(const gateway::Stats& st, uint32_t threads,
     Sample(out, "cellar_reply_memory_limit_bytes", "", rm.options().pool_bytes);
     Metric(out, "cellar_replies_too_large_total", "counter",
            "Calls refused because their round's reply grant was spent (reply too large).");
-    Sample(out, "cellar_replies_too_large_total", "", rm.refused_rounds());
+    Sample(out, "cellar_replies_too_large_total", "", rm.refused_calls());
   }
   Metric(out, "cellar_bug_checks_failed_total", "counter",
          "Internal invariants found broken (a bug of ours, survived and logged: common/check.h).");

@@ -232,37 +232,21 @@ void Connection::Read() {
 
 void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
   if (closed_) return;
-  const net::ConnectionOptions& o = net::ConnectionGate::options();
-  net::ConnectionGate& gate = net::ConnectionGate::Of(net::Port::kApi);
-  if (!ever_authed_) {
-    if (o.preauth_timeout_ms != 0 && now_ms - created_ms_ >= o.preauth_timeout_ms) {
-      gate.CountTimeout(net::TimeoutKind::kPreAuth);
-      LOG_DEBUG("msg=\"closing a connection that did not authenticate in time\" conn={}", id_);
-      Close();
-    }
-    return;
-  }
   if (!writing_ && pending_output_ == 0) write_epoch_ = epoch;
-  if (o.write_timeout_ms != 0 &&
-      static_cast<int64_t>(epoch - write_epoch_) * GrpcServer::kSweepMs >=
-          static_cast<int64_t>(o.write_timeout_ms)) {
-    // Replies have waited that long for a peer that does not read (a flow-control window
-    // kept at 0): what they hold goes back.
-    gate.CountTimeout(net::TimeoutKind::kWrite);
-    LOG_DEBUG("msg=\"closing a connection that does not read\" conn={}", id_);
-    Close();
-    return;
-  }
-  if (o.idle_timeout_ms == 0 || shutting_down_ || !streams_.empty() || !ready_.empty() ||
-      round_in_flight_ || !subscriptions_.empty()) {
-    return;
-  }
-  if (static_cast<int64_t>(epoch - read_epoch_) * GrpcServer::kSweepMs >=
-      static_cast<int64_t>(o.idle_timeout_ms)) {
-    gate.CountTimeout(net::TimeoutKind::kIdle);
-    LOG_DEBUG("msg=\"closing an idle connection\" conn={}", id_);
-    Shutdown();
-  }
+  net::SweepView v;
+  v.authed = ever_authed_;
+  v.age_ms = now_ms - created_ms_;
+  v.quiet_ms = static_cast<int64_t>(epoch - read_epoch_) * GrpcServer::kSweepMs;
+  v.stalled_ms = static_cast<int64_t>(epoch - write_epoch_) * GrpcServer::kSweepMs;
+  v.idle_ok = !shutting_down_ && streams_.empty() && ready_.empty() && !round_in_flight_ &&
+              subscriptions_.empty();
+  const net::TimeoutKind kind = net::PastTimeout(net::ConnectionGate::options(), v);
+  if (kind == net::TimeoutKind::kCount) return;
+  net::ConnectionGate::Of(net::Port::kApi).CountTimeout(kind);
+  LOG_DEBUG("msg=\"connection timed out\" reason={} conn={}", net::TimeoutName(kind), id_);
+  // An idle peer is told (GOAWAY); a stranger or one that does not read is just closed.
+  if (kind == net::TimeoutKind::kIdle) return Shutdown();
+  Close();
 }
 
 void Connection::OnRead(size_t n) {
@@ -791,15 +775,7 @@ void Connection::RunRound(size_t limit) {
   // The round's replies get a grant of reply memory (gateway/reply_memory.h); past it the
   // shards refuse the rest, so a small request (GetBatch of one large key many times) cannot
   // build a huge reply. Held until the replies are handed to HTTP/2 (SyncReplyHold).
-  if (reply_hold_ == 0) reply_hold_tenant_ = sched_tenant_;
-  if (reply_hold_tenant_ == sched_tenant_) {
-    const uint64_t grant = gateway::ReplyMemory::Get().Reserve(sched_tenant_, reply_want_);
-    reply_hold_ += grant;
-    round_grant_ = grant;
-    batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
-  } else {
-    batch_.set_reply_budget(0);
-  }
+  batch_.set_reply_budget(reply_grant_.Take(sched_tenant_));
   gw.Submit(owner_->thread(), &batch_, [self = shared_from_this()] { self->FinishRound(); });
 }
 
@@ -886,15 +862,15 @@ bool Connection::RetryNotRun() {
   // Calls the round's grant refused (reply_memory.h) run once more at once, with the most a
   // round may have, if the grant was less; the calls that ran keep their replies (held
   // meanwhile). A call refused again is answered "reply too large".
-  gateway::ReplyMemory& rm = gateway::ReplyMemory::Get();
   bool any = false;
   for (const gateway::Call& c : batch_.calls) any |= c.not_run;
-  if (!any || reply_retried_ || round_grant_ >= rm.options().max_round_bytes ||
-      reply_hold_tenant_ != sched_tenant_) {
+  if (!any || reply_retried_ ||
+      reply_grant_.last_grant() >= gateway::ReplyMemory::Get().options().max_round_bytes ||
+      reply_grant_.tenant() != sched_tenant_) {
     reply_retried_ = false;
     uint64_t used = 0;
     for (const gateway::Call& c : batch_.calls) used += c.reply.footprint();
-    reply_want_ = any ? rm.options().max_round_bytes : rm.NextWant(used);
+    reply_grant_.Learn(used, any);
     return false;
   }
   reply_retried_ = true;
@@ -905,10 +881,8 @@ bool Connection::RetryNotRun() {
       c.reply = api::Reply();
     }
   }
-  const uint64_t grant = rm.Reserve(reply_hold_tenant_, rm.options().max_round_bytes);
-  reply_hold_ += grant;
-  round_grant_ = grant;
-  batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
+  reply_grant_.Learn(0, /*did_not_fit=*/true);  // the most a round may have
+  batch_.set_reply_budget(reply_grant_.Take(reply_grant_.tenant()));
   owner_->context().gateway->Submit(owner_->thread(), &batch_,
                                     [self = shared_from_this()] { self->FinishRound(); });
   return true;
@@ -916,10 +890,8 @@ bool Connection::RetryNotRun() {
 
 void Connection::SyncReplyHold() {
   // Hold only what still waits for the peer (queued on streams, or in the write in flight).
-  const uint64_t waiting = closed_ ? 0 : pending_output_ + (writing_ ? out_.size() : 0);
-  if (round_in_flight_ || reply_hold_ <= waiting) return;
-  gateway::ReplyMemory::Get().Release(reply_hold_tenant_, reply_hold_ - waiting);
-  reply_hold_ = waiting;
+  if (round_in_flight_) return;
+  reply_grant_.Keep(closed_ ? 0 : pending_output_ + (writing_ ? out_.size() : 0));
 }
 
 void Connection::MaybeFinish() {

@@ -133,10 +133,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool ever_authed_ = false;        // a call authenticated: the pre-auth timeout is over
   uint64_t write_epoch_ = 0;        // sweep epoch when nothing waited for the peer, or a write ended
   // Reply memory held for the round in flight or replies not yet handed to the socket.
-  uint64_t reply_hold_ = 0;
-  uint32_t reply_hold_tenant_ = 0;
-  uint64_t reply_want_ = gateway::ReplyMemory::kMinGrant;  // the next round's grant request
-  uint64_t round_grant_ = 0;     // the grant of the round in flight (its last submission)
+  gateway::ReplyGrant reply_grant_;
   bool reply_retried_ = false;   // the round's refused calls already ran again
   void SyncReplyHold();
   // After a round: runs the calls its grant refused again, at once, with the most a round may

@@ -36,6 +36,29 @@ std::string_view PortName(Port port) {
   return "unknown";
 }
 
+std::string_view TimeoutName(TimeoutKind kind) {
+  switch (kind) {
+    case TimeoutKind::kPreAuth: return "preauth";
+    case TimeoutKind::kIdle: return "idle";
+    case TimeoutKind::kWrite: return "write";
+    case TimeoutKind::kCount: break;
+  }
+  return "none";
+}
+
+TimeoutKind PastTimeout(const ConnectionOptions& o, const SweepView& v) {
+  if (!v.authed) {
+    const bool past = o.preauth_timeout_ms != 0 && v.age_ms >= o.preauth_timeout_ms;
+    return past ? TimeoutKind::kPreAuth : TimeoutKind::kCount;
+  }
+  // Replies that wait that long for a peer that does not read: what they hold goes back.
+  if (o.write_timeout_ms != 0 && v.stalled_ms >= o.write_timeout_ms) return TimeoutKind::kWrite;
+  if (o.idle_timeout_ms != 0 && v.idle_ok && v.quiet_ms >= o.idle_timeout_ms) {
+    return TimeoutKind::kIdle;
+  }
+  return TimeoutKind::kCount;
+}
+
 ConnectionGate::Slot& ConnectionGate::Slot::operator=(Slot&& o) noexcept {
   if (this != &o) {
     Release();

@@ -29,6 +29,18 @@ enum class Port : uint8_t { kResp, kApi, kCount };
 std::string_view PortName(Port port);
 
 enum class TimeoutKind : uint8_t { kPreAuth, kIdle, kWrite, kCount };
+std::string_view TimeoutName(TimeoutKind kind);
+
+// A connection as the loops' sweep sees it, and the timeout it is past (kCount: none). Both
+// front-ends ask this; each closes its own way.
+struct SweepView {
+  bool authed = false;     // authenticated at some point (the pre-auth timeout is over)
+  int64_t age_ms = 0;      // since it was accepted
+  int64_t quiet_ms = 0;    // since it last read
+  int64_t stalled_ms = 0;  // since its output last made progress (0 while none waits)
+  bool idle_ok = false;    // nothing in flight, no subscription: closing it loses nothing
+};
+TimeoutKind PastTimeout(const ConnectionOptions& options, const SweepView& view);
 
 class ConnectionGate {
  public:

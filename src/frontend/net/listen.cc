@@ -46,6 +46,10 @@ uint16_t ListenReusePort(asio::ip::tcp::acceptor& acceptor, const std::string& a
   return acceptor.local_endpoint().port();
 }
 
+void SendLineNow(asio::ip::tcp::socket& socket, std::string_view line) {
+  (void)::send(socket.native_handle(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 void Listener::Listen(const std::string& address, uint16_t port, bool first,
                       OnAccept on_accept, OnRefuse on_refuse) {
   port_ = ListenReusePort(acceptor_, address, port, first, proto_);

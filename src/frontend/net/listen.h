@@ -53,6 +53,10 @@ class Listener {
   bool stopping_ = false;
 };
 
+// Writes a short line now, without blocking (best effort: a socket with nothing queued takes
+// it whole), before the caller closes the socket: how a refusal is told to a plaintext client.
+void SendLineNow(boost::asio::ip::tcp::socket& socket, std::string_view line);
+
 // Calls fn on each connection of a server's live set; fn may close (and so erase) any of them.
 template <typename Set, typename Fn>
 void ForEachLive(Set& live, Fn fn) {

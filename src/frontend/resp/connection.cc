@@ -1,7 +1,5 @@
 #include "frontend/resp/connection.h"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -14,6 +12,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "control/cache_registry.h"
+#include "frontend/net/listen.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
 #include "gateway/reply_memory.h"
@@ -105,7 +104,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
-  ReleaseReplyGrant();
+  reply_grant_.ReleaseAll();
   DropSubscriptions();
   pushes_.clear();
   pushes_head_ = 0;
@@ -160,11 +159,13 @@ void Connection::Read() {
           RespServer::LargeReceiveBytes().load(std::memory_order_relaxed) + grow >
               owner_->server_->max_buffered_request_bytes) {
         // Every connection's large commands together are past the process's bound: this one
-        // is refused (the command cannot be read in part), and the connection closed.
-        static constexpr std::string_view kBusy =
-            "-ERR the server is receiving too much request data right now; retry\r\n";
-        (void)::send(stream_.socket().native_handle(), kBusy.data(), kBusy.size(),
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
+        // is refused (the command cannot be read in part), and the connection closed. The line
+        // goes out only in plaintext (a TLS peer would read it as a broken record).
+        if (!stream_.is_tls()) {
+          net::SendLineNow(stream_.socket(),
+                           "-ERR the server is receiving too much request data right now; "
+                           "retry\r\n");
+        }
         Bump(MetricsOf(owner_->thread_).protocol_errors);
         return Close();
       }
@@ -199,38 +200,20 @@ void Connection::ParkIfIdle(uint64_t epoch) {
 
 void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
   if (closed_) return;
-  const net::ConnectionOptions& o = net::ConnectionGate::options();
   if (state_.authed) ever_authed_ = true;
-  net::ConnectionGate& gate = net::ConnectionGate::Of(net::Port::kResp);
-  if (!ever_authed_) {
-    if (o.preauth_timeout_ms != 0 && now_ms - state_.created_ms >= o.preauth_timeout_ms) {
-      gate.CountTimeout(net::TimeoutKind::kPreAuth);
-      LOG_DEBUG("msg=\"closing a connection that did not authenticate in time\" conn={} peer={}",
-                state_.id, state_.peer);
-      Close();
-    }
-    return;
-  }
   if (!writing_) write_epoch_ = epoch;
-  if (writing_ && o.write_timeout_ms != 0 &&
-      static_cast<int64_t>(epoch - write_epoch_) * RespServer::kSweepMs >=
-          static_cast<int64_t>(o.write_timeout_ms)) {
-    // The client does not read its replies: what they hold goes back.
-    gate.CountTimeout(net::TimeoutKind::kWrite);
-    LOG_DEBUG("msg=\"closing a connection that does not read\" conn={} peer={}", state_.id,
-              state_.peer);
-    Close();
-    return;
-  }
-  if (o.idle_timeout_ms == 0 || busy_ || writing_ || in_len_ != 0 || SubscriptionCount() > 0) {
-    return;
-  }
-  if (static_cast<int64_t>(epoch - read_epoch_) * RespServer::kSweepMs >=
-      static_cast<int64_t>(o.idle_timeout_ms)) {
-    gate.CountTimeout(net::TimeoutKind::kIdle);
-    LOG_DEBUG("msg=\"closing an idle connection\" conn={} peer={}", state_.id, state_.peer);
-    Close();
-  }
+  net::SweepView v;
+  v.authed = ever_authed_;
+  v.age_ms = now_ms - state_.created_ms;
+  v.quiet_ms = static_cast<int64_t>(epoch - read_epoch_) * RespServer::kSweepMs;
+  v.stalled_ms = static_cast<int64_t>(epoch - write_epoch_) * RespServer::kSweepMs;
+  v.idle_ok = !busy_ && !writing_ && in_len_ == 0 && SubscriptionCount() == 0;
+  const net::TimeoutKind kind = net::PastTimeout(net::ConnectionGate::options(), v);
+  if (kind == net::TimeoutKind::kCount) return;
+  net::ConnectionGate::Of(net::Port::kResp).CountTimeout(kind);
+  LOG_DEBUG("msg=\"connection timed out\" reason={} conn={} peer={}", net::TimeoutName(kind),
+            state_.id, state_.peer);
+  Close();
 }
 
 void Connection::WaitReadable() {
@@ -529,15 +512,7 @@ void Connection::ProcessRound() {
     ++round_waits_;
     // The round's replies get a grant of reply memory (gateway/reply_memory.h); past it the
     // shards refuse the rest, so a small pipeline cannot build a huge reply.
-    const uint32_t tenant = state_.authed ? state_.principal.tenant : 0;
-    if (reply_grant_ == 0) reply_grant_tenant_ = tenant;
-    if (reply_grant_tenant_ == tenant) {
-      const uint64_t grant = gateway::ReplyMemory::Get().Reserve(tenant, reply_want_);
-      reply_grant_ += grant;
-      batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
-    } else {
-      batch_.set_reply_budget(0);  // (a grant of another tenant is still held: refused)
-    }
+    batch_.set_reply_budget(reply_grant_.Take(state_.authed ? state_.principal.tenant : 0));
     owner_->server_->gateway->Submit(owner_->thread_, &batch_, [self = shared_from_this()] {
       // A round that published is answered once its messages are handed to the subscribers
       // and flushed, so the publisher is paced by the fan-out (Redis answers PUBLISH in the
@@ -645,17 +620,13 @@ void Connection::FinishFrom(size_t index) {
   followup_.calls.clear();
   uint64_t keep = out_.size();
   // The next round asks for about what this one took (a resumed one, for the most).
-  gateway::ReplyMemory& rm = gateway::ReplyMemory::Get();
-  reply_want_ = resume_from_ != SIZE_MAX ? rm.options().max_round_bytes : rm.NextWant(keep);
+  reply_grant_.Learn(keep, resume_from_ != SIZE_MAX);
   if (resume_from_ != SIZE_MAX) {
     for (size_t c = pending_[resume_from_].first_call; c < batch_.calls.size(); ++c) {
       if (!batch_.calls[c].not_run) keep += batch_.calls[c].reply.footprint();
     }
   }
-  if (reply_grant_ > keep) {
-    gateway::ReplyMemory::Get().Release(reply_grant_tenant_, reply_grant_ - keep);
-    reply_grant_ = keep;
-  }
+  reply_grant_.Keep(keep);
   Write();
 }
 
@@ -693,12 +664,6 @@ void Connection::Write() {
   });
 }
 
-void Connection::ReleaseReplyGrant() {
-  if (reply_grant_ == 0) return;
-  gateway::ReplyMemory::Get().Release(reply_grant_tenant_, reply_grant_);
-  reply_grant_ = 0;
-}
-
 void Connection::AfterWrite() {
   write_epoch_ = owner_->sweep_epoch_;
   const uint64_t written = out_.size();
@@ -706,13 +671,10 @@ void Connection::AfterWrite() {
   writing_push_bytes_ = 0;
   out_.clear();
   if (resume_from_ == SIZE_MAX) {
-    ReleaseReplyGrant();
+    reply_grant_.ReleaseAll();
     ReleaseLargeBuffers();
   } else {
-    // What the resumed commands' calls that ran still hold stays reserved.
-    const uint64_t n = std::min(reply_grant_, written);
-    gateway::ReplyMemory::Get().Release(reply_grant_tenant_, n);
-    reply_grant_ -= n;
+    reply_grant_.Release(written);  // what the resumed commands' calls that ran hold stays
   }
   busy_ = false;
   if (protocol_error_ || state_.close_after_reply) return Close();
@@ -751,9 +713,7 @@ void Connection::ResumeRound() {
     }
   }
   busy_ = true;
-  const uint64_t grant = gateway::ReplyMemory::Get().Reserve(reply_grant_tenant_, reply_want_);
-  reply_grant_ += grant;
-  batch_.set_reply_budget(gateway::ReplyMemory::Budget(grant));
+  batch_.set_reply_budget(reply_grant_.Take(reply_grant_.tenant()));
   round_start_ns_ = MonotonicNanos();
   owner_->server_->gateway->Submit(owner_->thread_, &batch_,
                                    [self = shared_from_this(), from] { self->FinishFrom(from); });

@@ -191,10 +191,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool ever_authed_ = false;        // authenticated at some point: the pre-auth timeout is over
   uint64_t write_epoch_ = 0;        // sweep epoch when no write was pending, or one ended
   // Reply memory held for the round in flight or its unwritten replies (reply_memory.h).
-  uint64_t reply_grant_ = 0;
-  uint32_t reply_grant_tenant_ = 0;
-  uint64_t reply_want_ = gateway::ReplyMemory::kMinGrant;  // the next round's grant request
-  void ReleaseReplyGrant();
+  gateway::ReplyGrant reply_grant_;
   // A round the reply budget cut short: the first command not answered yet (SIZE_MAX: none),
   // the command the last resumption started at, and whether it ran alone.
   size_t resume_from_ = SIZE_MAX;

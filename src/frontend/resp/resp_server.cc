@@ -1,7 +1,5 @@
 #include "frontend/resp/resp_server.h"
 
-#include <sys/socket.h>
-
 #include <stdexcept>
 #include <string_view>
 
@@ -49,9 +47,7 @@ void RespServer::Listen(const std::string& address, uint16_t port) {
       [](asio::ip::tcp::socket& socket) {
         // Redis's words for the same refusal; best effort (the socket is new and empty, so
         // the line fits its buffer), then the listener closes it.
-        static constexpr std::string_view kFull = "-ERR max number of clients reached\r\n";
-        (void)::send(socket.native_handle(), kFull.data(), kFull.size(),
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
+        net::SendLineNow(socket, "-ERR max number of clients reached\r\n");
       });
   ArmSweep();
 }
