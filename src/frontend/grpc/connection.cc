@@ -152,6 +152,8 @@ Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t
       slot_(std::move(slot)),
       created_ms_(SystemClock::Get()->NowMillis()),
       read_epoch_(owner->sweep_epoch_),
+      pipeline_(*owner->context().gateway, owner->thread(), *this,
+                gateway::Pipeline::Pacing::kEveryRound),
       stream_(std::move(socket)),
       id_(id) {
   nghttp2_session_callbacks* cbs = nullptr;
@@ -211,7 +213,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
-  if (!round_in_flight_) SyncReplyHold();  // else FinishRound gives it back
+  if (!round_in_flight_) SyncReplyHold();  // else Answer gives it back
   UnsubscribeAll();
   stream_.Close();
   owner_->conns_.erase(this);
@@ -267,71 +269,40 @@ void Connection::OnRead(size_t n) {
     shutting_down_ = true;
     return;
   }
-  ScheduleRound();
+  Continue();
   Flush();
   Read();
 }
 
-void Connection::ScheduleRound() {
+void Connection::Continue() {
   // The peer is not taking the replies queued so far: no new calls run until it does (reads
   // go on, so its WINDOW_UPDATEs are heard; the writes' end schedules the calls waiting).
   if (pending_output_ > kPausedOutput) return;
-  gateway::LoopScheduler* sched = owner_->context().gateway->scheduler(owner_->thread());
-  if (sched == nullptr || !sched->enabled() || ready_.empty() || round_in_flight_ || closed_) {
-    return RunRound();
-  }
-  if (sched_hold_ != nullptr) return;  // queued already
-  switch (sched->Arrive(sched_tenant_, this)) {
-    case gateway::LoopScheduler::Decision::kRunNow: {
-      // Cut to the quantum while tenants compete; what is left waits for the next turn.
-      const size_t limit = sched->RoundLimit(
-          static_cast<uint32_t>(std::min<size_t>(ready_.size(), UINT32_MAX)));
-      RunRound(limit);
-      sched->Charge(sched_tenant_, static_cast<uint32_t>(limit));
-      if (!round_in_flight_ && !ready_.empty() && sched_hold_ == nullptr) ScheduleRound();
-      return;
-    }
-    case gateway::LoopScheduler::Decision::kQueued:
-      sched_hold_ = shared_from_this();
-      return;
-    case gateway::LoopScheduler::Decision::kRefused:
-      refuse_round_ = true;  // every ready call is answered at once with the overload error
-      RunRound();
-      refuse_round_ = false;
-      return;
-  }
+  pipeline_.Schedule(sched_tenant_,
+                     ready_.empty() || round_in_flight_ || closed_ ? 0 : ready_.size());
 }
 
-uint32_t Connection::RunScheduled() {
-  std::shared_ptr<Connection> self = std::move(sched_hold_);
-  if (closed_ || round_in_flight_) return 1;  // the round's end schedules what is ready
+size_t Connection::RunTurn(size_t limit) {
   const size_t n = ready_.size();
-  const size_t limit =
-      owner_->context().gateway->scheduler(owner_->thread())->RoundLimit(static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX)));
-  RunRound(limit);
+  StartCalls(limit);
+  return std::min(n, limit);
+}
+
+void Connection::RefuseTurn() {
+  refuse_round_ = true;  // every ready call is answered at once with the overload error
+  StartCalls();
+  refuse_round_ = false;
+}
+
+size_t Connection::QueuedTurnWanted() {
+  // A round in flight: its end schedules what is ready.
+  return closed_ || round_in_flight_ ? 0 : ready_.size();
+}
+
+void Connection::AfterTurn() {
   Flush();
   // Calls left over (the round was cut to the quantum) wait for the next turn.
-  if (!round_in_flight_ && !ready_.empty()) ScheduleRound();
-  return static_cast<uint32_t>(std::max<size_t>(1, std::min(n, limit)));
-}
-
-gateway::Refusal Connection::Admit(Stream& s, size_t first_call, size_t body_bytes,
-                                   int64_t now_ms) {
-  gateway::Tenancy* tenancy = owner_->context().gateway->tenancy();
-  gateway::CacheState* c = s.cache_state.get();
-  if (tenancy == nullptr || c == nullptr) return gateway::Refusal::kNone;
-  const uint64_t max_ttl = c->limit(control::LimitId::kMaxTtlSeconds);
-  if (max_ttl != 0) {
-    const int64_t cap = now_ms + static_cast<int64_t>(std::min<uint64_t>(max_ttl, 1ull << 40)) * 1000;
-    const std::vector<gateway::Call>& calls = batch_.calls;
-    for (size_t i = first_call; i < calls.size(); ++i) {
-      if (calls[i].req.expire_at > cap) {
-        gateway::Tenancy::CountRefusal(*c, gateway::Refusal::kTtl);
-        return gateway::Refusal::kTtl;
-      }
-    }
-  }
-  return tenancy->Admit(*c, 1, body_bytes, static_cast<int64_t>(round_start_ns_));
+  if (!round_in_flight_ && !ready_.empty() && !pipeline_.queued()) Continue();
 }
 
 void Connection::RejectHttp1() {
@@ -567,16 +538,14 @@ void Connection::Respond(Stream& s) {
   }
 }
 
-void Connection::RunRound(size_t limit) {
+void Connection::StartCalls(size_t limit) {
   if (round_in_flight_ || ready_.empty() || closed_ || pending_output_ > kPausedOutput) return;
   const ServiceContext& ctx = owner_->context();
-  gateway::Gateway& gw = *ctx.gateway;
-  std::vector<gateway::Call>& calls = batch_.calls;
-  calls.clear();
+  pipeline_.Begin();
+  std::vector<gateway::Call>& calls = pipeline_.calls();
   in_round_.clear();
-  const int64_t now_ms = SystemClock::Get()->NowMillis();
-  round_start_ns_ = MonotonicNanos();
-  const int64_t steady = static_cast<int64_t>(round_start_ns_ / 1'000'000);
+  const int64_t now_ms = pipeline_.now_ms();
+  const int64_t steady = static_cast<int64_t>(pipeline_.start_ns() / 1'000'000);
   std::vector<std::shared_ptr<Stream>>& ready = round_scratch_;
   ready.clear();
   if (ready_.size() <= limit) {
@@ -595,9 +564,7 @@ void Connection::RunRound(size_t limit) {
     };
     if (refuse_round_) {
       // Overload: this tenant's queue on this loop is full.
-      fail(Code::kResourceExhausted,
-           "Server overloaded: too many connections of this tenant are waiting on this event "
-           "loop; retry later");
+      fail(Code::kResourceExhausted, std::string(gateway::kOverloadedText));
       continue;
     }
     if (s.phase == 1) {  // the second round of a two-round method: checked in the first
@@ -612,13 +579,11 @@ void Connection::RunRound(size_t limit) {
       }
       const size_t first = calls.size();
       Status st = s.method->prepare2(ctx, s, calls, now_ms);
-      if (st.ok() && !(*principal)->perms.super_user) {
-        for (size_t i = first; i < calls.size() && st.ok(); ++i) {
-          if (!gateway::CallAllowed((*principal)->perms, s.cache, calls[i].req, s.method->access)) {
-            st = Status(Code::kPermissionDenied,
-                        "the token does not allow this operation on this cache or key");
-          }
-        }
+      if (st.ok() && !gateway::Pipeline::Permitted(
+                         **principal, s.cache,
+                         std::span<const gateway::Call>(calls).subspan(first), s.method->access)) {
+        st = Status(Code::kPermissionDenied,
+                    "the token does not allow this operation on this cache or key");
       }
       if (!st.ok()) {
         calls.resize(first);
@@ -740,23 +705,19 @@ void Connection::RunRound(size_t limit) {
       Reject(s, TopicsWireStatus(st));
       continue;
     }
-    if (!perms.super_user) {
-      bool allowed = true;
-      for (size_t i = first; i < calls.size() && allowed; ++i) {
-        allowed = gateway::CallAllowed(perms, s.cache, calls[i].req, s.method->access);
-      }
-      if (!allowed) {
-        calls.resize(first);
-        fail(Code::kPermissionDenied, "the token does not allow this operation on this cache or key");
-        continue;
-      }
+    // The pipeline's checks: permission, the TTL cap, admission (a refusal drops the calls).
+    const gateway::Verdict verdict =
+        pipeline_.Verify(**principal, s.cache, s.cache_state.get(), first, s.method->access,
+                         s.body.size(), /*admit_empty=*/true);
+    if (verdict == gateway::Verdict::kDenied) {
+      fail(Code::kPermissionDenied, "the token does not allow this operation on this cache or key");
+      continue;
     }
-    if (const gateway::Refusal r = Admit(s, first, s.body.size(), now_ms);
-        r != gateway::Refusal::kNone) {
-      calls.resize(first);
+    if (verdict == gateway::Verdict::kRefused) {
+      const gateway::Refusal r = pipeline_.refusal();
       WireStatus w;
       w.code = ToWire(Status(gateway::RefusalCode(r))).code;
-      w.message = gateway::Tenancy::Describe(*s.cache_state, r, /*name_cache=*/false);
+      w.message = pipeline_.RefusalText(*s.cache_state, r, "", /*name_cache=*/false);
       w.err = gateway::RefusalErr(r);
       Reject(s, std::move(w));
       continue;
@@ -772,49 +733,35 @@ void Connection::RunRound(size_t limit) {
   ready.clear();
   if (in_round_.empty()) return;
   round_in_flight_ = true;
-  // The round's replies get a grant of reply memory (gateway/reply_memory.h); past it the
-  // shards refuse the rest, so a small request (GetBatch of one large key many times) cannot
-  // build a huge reply. Held until the replies are handed to HTTP/2 (SyncReplyHold).
-  batch_.set_reply_budget(reply_grant_.Take(sched_tenant_));
-  gw.Submit(owner_->thread(), &batch_, [self = shared_from_this()] { self->FinishRound(); });
+  // To the shards with a grant of reply memory (a small request, GetBatch of one large key
+  // many times, cannot build a huge reply), paced if it published (gateway/pipeline.h). The
+  // grant is held until the replies are handed to HTTP/2 (SyncReplyHold).
+  pipeline_.Submit(sched_tenant_, [self = shared_from_this()] { self->Answer(); });
 }
 
-void Connection::FinishRound() {
-  if (!round_paced_ && owner_->context().topics != nullptr && batch_.Has(api::Op::kPublish)) {
-    // A round that published is answered once its items are handed to the subscribers'
-    // streams and flushed, so the publisher is paced by the fan-out (as Redis's is).
-    round_paced_ = true;
-    owner_->context().topics->AfterDeliveries(owner_->thread(),
-                                              [self = shared_from_this()] { self->FinishRound(); });
-    return;
-  }
+void Connection::Answer() {
   if (RetryNotRun()) return;
-  round_paced_ = false;
   round_in_flight_ = false;
   const ServiceContext& ctx = owner_->context();
-  const uint64_t now_ns = MonotonicNanos();
-  const int64_t steady = static_cast<int64_t>(now_ns / 1'000'000);
-  gateway::Tenancy* tenancy = ctx.gateway->tenancy();
+  pipeline_.Finishing();
+  const int64_t steady = static_cast<int64_t>(pipeline_.finish_ns() / 1'000'000);
+  std::vector<gateway::Call>& calls = pipeline_.calls();
   for (auto& sp : in_round_) {
     Stream& s = *sp;
-    if (tenancy != nullptr && s.cache_state != nullptr && s.phase == 0) {
-      s.cache_state->usage.RecordLatency((now_ns - round_start_ns_) / 1000, 1);
-    }
+    // Latency to the cache's usage (a two-round call's, once).
+    if (s.phase == 0) pipeline_.Charge(s.cache_state.get(), 0, 1);
     if (!s.closed && !closed_) {
       if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
         s.status = ToWire(Status(Code::kDeadlineExceeded));
       } else if (s.phase == 0 && s.method->followup != nullptr &&
-                 s.method->followup(ctx, s, &batch_.calls[s.first_call])) {
+                 s.method->followup(ctx, s, &calls[s.first_call])) {
         s.phase = 1;  // answered after a second round
         ready_.push_back(sp);
         continue;
       } else {
         const size_t before = s.out.size();
-        s.method->finish(ctx, s, &batch_.calls[s.first_call]);
-        if (tenancy != nullptr && s.cache_state != nullptr) {
-          tenancy->ChargeRead(*s.cache_state, s.out.size() - before,
-                              static_cast<int64_t>(now_ns));
-        }
+        s.method->finish(ctx, s, &calls[s.first_call]);
+        pipeline_.Charge(s.cache_state.get(), s.out.size() - before, 0);  // bytes answered
       }
       Respond(s);
     }
@@ -823,10 +770,10 @@ void Connection::FinishRound() {
   in_round_.clear();
   // The replies are on their streams now: free the calls' copies (a second round's
   // followup kept what it needs in its stream).
-  batch_.calls.clear();
+  calls.clear();
   SyncReplyHold();
   if (closed_) return;
-  ScheduleRound();
+  Continue();
   Flush();
   Read();
 }
@@ -851,7 +798,7 @@ void Connection::Flush() {
     if (ec) return self->Close();
     self->write_epoch_ = self->owner_->sweep_epoch_;
     self->SyncReplyHold();
-    if (!self->ready_.empty() && !self->round_in_flight_) self->ScheduleRound();
+    if (!self->ready_.empty() && !self->round_in_flight_) self->Continue();
     self->Flush();
     self->Read();
   };
@@ -862,36 +809,26 @@ bool Connection::RetryNotRun() {
   // Calls the round's grant refused (reply_memory.h) run once more at once, with the most a
   // round may have, if the grant was less; the calls that ran keep their replies (held
   // meanwhile). A call refused again is answered "reply too large".
-  bool any = false;
-  for (const gateway::Call& c : batch_.calls) any |= c.not_run;
+  const bool any = pipeline_.AnyNotRun();
+  gateway::ReplyGrant& grant = pipeline_.reply_grant();
   if (!any || reply_retried_ ||
-      reply_grant_.last_grant() >= gateway::ReplyMemory::Get().options().max_round_bytes ||
-      reply_grant_.tenant() != sched_tenant_) {
+      grant.last_grant() >= gateway::ReplyMemory::Get().options().max_round_bytes ||
+      grant.tenant() != sched_tenant_) {
     reply_retried_ = false;
     uint64_t used = 0;
-    for (const gateway::Call& c : batch_.calls) used += c.reply.footprint();
-    reply_grant_.Learn(used, any);
+    for (const gateway::Call& c : pipeline_.calls()) used += c.reply.footprint();
+    grant.Learn(used, any);
     return false;
   }
   reply_retried_ = true;
-  for (gateway::Call& c : batch_.calls) {
-    c.hold = !c.not_run;
-    if (c.not_run) {
-      c.not_run = false;
-      c.reply = api::Reply();
-    }
-  }
-  reply_grant_.Learn(0, /*did_not_fit=*/true);  // the most a round may have
-  batch_.set_reply_budget(reply_grant_.Take(reply_grant_.tenant()));
-  owner_->context().gateway->Submit(owner_->thread(), &batch_,
-                                    [self = shared_from_this()] { self->FinishRound(); });
-  return true;
+  return pipeline_.Resubmit(0, static_cast<uint32_t>(pipeline_.calls().size()),
+                            /*largest=*/true, [self = shared_from_this()] { self->Answer(); });
 }
 
 void Connection::SyncReplyHold() {
   // Hold only what still waits for the peer (queued on streams, or in the write in flight).
   if (round_in_flight_) return;
-  reply_grant_.Keep(closed_ ? 0 : pending_output_ + (writing_ ? out_.size() : 0));
+  pipeline_.reply_grant().Keep(closed_ ? 0 : pending_output_ + (writing_ ? out_.size() : 0));
 }
 
 void Connection::MaybeFinish() {

@@ -29,7 +29,7 @@
 #include "gateway/gateway.h"
 #include "gateway/reply_memory.h"
 #include "gateway/scheduler.h"
-#include "gateway/tenancy.h"
+#include "gateway/pipeline.h"
 
 struct nghttp2_session;
 
@@ -39,7 +39,7 @@ class GrpcServer;
 
 class Connection : public std::enable_shared_from_this<Connection>,
                    public topics::Sink,
-                   private gateway::Schedulable {
+                   private gateway::RoundSource {
  public:
   Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id,
              net::ConnectionGate::Slot slot = {});
@@ -83,15 +83,20 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void Flush();
   void Close();
   void MaybeFinish();
-  // Runs the ready calls now, or queues the connection with the loop's fair scheduler.
-  void ScheduleRound();
-  uint32_t RunScheduled() override;
-  // Runs at most `limit` ready calls (the rest wait for the next round).
-  void RunRound(size_t limit = SIZE_MAX);
-  void FinishRound();
-  // Limits and admission (tenancy.h) for a prepared data call: the TTL cap, then the cache's
-  // and tenant's buckets. A refusal is the call's answer.
-  gateway::Refusal Admit(Stream& s, size_t first_call, size_t body_bytes, int64_t now_ms);
+  // Calls are ready, or a round ended: the next round runs when the pipeline's scheduler turn
+  // says (gateway/pipeline.h).
+  void Continue();
+  // gateway::RoundSource.
+  size_t RunTurn(size_t limit) override;
+  void RefuseTurn() override;
+  size_t QueuedTurnWanted() override;
+  void AfterTurn() override;
+  std::shared_ptr<void> Hold() override { return shared_from_this(); }
+  // Prepares at most `limit` ready calls (the rest wait for the next round) and submits them
+  // through the pipeline.
+  void StartCalls(size_t limit = SIZE_MAX);
+  // The round's replies are in: finish each stream's answer.
+  void Answer();
   void RejectHttp1();
 
   // nghttp2 callbacks (see connection.cc).
@@ -132,12 +137,13 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint64_t read_epoch_ = 0;         // the server's sweep epoch at the last read
   bool ever_authed_ = false;        // a call authenticated: the pre-auth timeout is over
   uint64_t write_epoch_ = 0;        // sweep epoch when nothing waited for the peer, or a write ended
-  // Reply memory held for the round in flight or replies not yet handed to the socket.
-  gateway::ReplyGrant reply_grant_;
+  // The round's checks, batch, clock, reply grant (held for the round in flight and replies
+  // not yet handed to the socket) and pacing.
+  gateway::Pipeline pipeline_;
   bool reply_retried_ = false;   // the round's refused calls already ran again
   void SyncReplyHold();
   // After a round: runs the calls its grant refused again, at once, with the most a round may
-  // have (true: FinishRound comes again); false to answer them "reply too large".
+  // have (true: Answer comes again); false to answer them "reply too large".
   bool RetryNotRun();
   net::Stream stream_;  // TCP, or TLS told apart by the first byte
   const uint64_t id_;
@@ -163,15 +169,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::shared_ptr<gateway::CacheState> cached_cache_state_;
   uint32_t sched_tenant_ = 0;  // the tenant of the last authenticated call (its queue)
   bool refuse_round_ = false;  // the tenant's queue was full: refuse the ready calls
-  std::shared_ptr<Connection> sched_hold_;  // held while queued with the scheduler
-  uint64_t round_start_ns_ = 0;
   std::string auth_token_;
   gateway::Principal auth_principal_;
   bool auth_valid_ = false;
   uint64_t cached_generation_ = ~uint64_t{0};
-  gateway::Batch batch_;
   bool round_in_flight_ = false;
-  bool round_paced_ = false;  // the round's publishes' deliveries were awaited
   absl::flat_hash_map<topics::SubId, std::shared_ptr<Stream>> subscriptions_;
   bool flush_posted_ = false;
 };

@@ -44,16 +44,11 @@ inline Status BadMessage() {
 // (max_item_bytes, max_element_bytes; the server's item limit before limits are known).
 inline Status CheckSize(const ServiceContext& ctx, const Stream& s, std::string_view value,
                         bool element) {
-  uint64_t limit = ctx.max_item_bytes;
+  uint64_t limit = 0;
+  const gateway::Refusal r = gateway::CheckValueSize(s.cache_state.get(), value.size(), element,
+                                                     ctx.max_item_bytes, &limit);
+  if (r == gateway::Refusal::kNone) return Status::Ok();
   if (s.cache_state != nullptr) {
-    limit = s.cache_state->limit(element ? control::LimitId::kMaxElementBytes
-                                         : control::LimitId::kMaxItemBytes);
-    if (limit == 0) limit = UINT64_MAX;
-  }
-  if (value.size() <= limit) return Status::Ok();
-  if (s.cache_state != nullptr) {
-    const gateway::Refusal r = element ? gateway::Refusal::kElementSize : gateway::Refusal::kItemSize;
-    gateway::Tenancy::CountRefusal(*s.cache_state, r);
     return Status(Code::kTooLarge, gateway::Tenancy::Describe(*s.cache_state, r, /*name_cache=*/false) +
                                        ": the value is " +
                                        std::to_string(value.size()) + " bytes");

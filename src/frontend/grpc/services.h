@@ -20,7 +20,7 @@
 #include "common/status.h"
 #include "frontend/grpc/framing.h"
 #include "gateway/gateway.h"
-#include "gateway/tenancy.h"
+#include "gateway/pipeline.h"
 #include "topics/topics.h"
 
 namespace cellar::grpc {

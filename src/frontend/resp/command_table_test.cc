@@ -60,7 +60,9 @@ TEST(CommandTable, EachCommandDeclaresWhatItNeedsOfAToken) {
   }
   // Only writes are blind.
   for (const CommandSpec* s : AllCommands()) {
-    if (s->flags & kBlindWrite) EXPECT_TRUE(s->flags & kWrite) << s->name;
+    if (s->flags & kBlindWrite) {
+      EXPECT_TRUE(s->flags & kWrite) << s->name;
+    }
   }
 }
 

@@ -21,7 +21,7 @@
 #include "frontend/resp/errors.h"
 #include "frontend/resp/writer.h"
 #include "gateway/gateway.h"
-#include "gateway/tenancy.h"
+#include "gateway/pipeline.h"
 
 namespace cellar::topics {
 class Topics;
@@ -139,6 +139,7 @@ class CommandContext {
   std::span<const std::string_view> args;  // args[0] is the command name
   const CommandSpec* spec = nullptr;
   ConnectionPort* port = nullptr;  // null in a Finish or a follow-up
+  gateway::Pipeline* pipeline = nullptr;  // the connection's (gateway/pipeline.h)
 
   // Adds a call for the bound cache.
   api::Request& Add(api::Op op, std::string_view key = {}) {

@@ -43,7 +43,12 @@ bool HasSubcommands(std::string_view name) {
 
 Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t id,
                        net::ConnectionGate::Slot slot)
-    : owner_(owner), slot_(std::move(slot)), stream_(std::move(socket)), parser_(kPreAuthLimits) {
+    : owner_(owner),
+      slot_(std::move(slot)),
+      pipeline_(*owner->server_->gateway, owner->thread_, *this,
+                gateway::Pipeline::Pacing::kOneRoundAhead),
+      stream_(std::move(socket)),
+      parser_(kPreAuthLimits) {
   state_.id = id;
   read_epoch_ = owner_->sweep_epoch_;
   read_chunk_ = kMinReadChunk;
@@ -104,7 +109,7 @@ void Connection::Shutdown() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
-  reply_grant_.ReleaseAll();
+  pipeline_.reply_grant().ReleaseAll();
   DropSubscriptions();
   pushes_.clear();
   pushes_head_ = 0;
@@ -251,52 +256,43 @@ void Connection::OnRead(size_t n) {
   Bump(MetricsOf(owner_->thread_).bytes_in, n);
   // A push write is in flight: the round starts when it is done (one write at a time).
   if (writing_) return;
-  ScheduleRound();
+  Continue();
 }
 
-void Connection::ScheduleRound() {
-  gateway::LoopScheduler* sched = owner_->server_->gateway->scheduler(owner_->thread_);
+void Connection::Continue() {
   // Nothing buffered: nothing to be fair about (ProcessRound goes back to reading).
-  if (sched == nullptr || !sched->enabled() || in_len_ == 0 || closed_) return ProcessRound();
-  if (sched_hold_ != nullptr) return;  // queued already
-  const uint32_t tenant = state_.authed ? state_.principal.tenant : 0;
-  switch (sched->Arrive(tenant, this)) {
-    case gateway::LoopScheduler::Decision::kRunNow:
-      round_limit_ = sched->RoundLimit(kMaxRound);  // cut to the quantum while tenants compete
-      ProcessRound();
-      round_limit_ = kMaxRound;
-      sched->Charge(tenant, static_cast<uint32_t>(std::max<size_t>(1, pending_.size())));
-      return;
-    case gateway::LoopScheduler::Decision::kQueued:
-      sched_hold_ = shared_from_this();
-      return;
-    case gateway::LoopScheduler::Decision::kRefused:
-      refuse_round_ = true;  // answered at once with the overload error
-      ProcessRound();
-      return;
-  }
+  pipeline_.Schedule(state_.authed ? state_.principal.tenant : 0,
+                     in_len_ == 0 || closed_ ? 0 : kMaxRound);
 }
 
-uint32_t Connection::RunScheduled() {
-  std::shared_ptr<Connection> self = std::move(sched_hold_);
-  // A round (or a push write) started meanwhile; its end schedules what is buffered.
-  if (closed_ || busy_ || writing_) return 1;
-  round_limit_ = owner_->server_->gateway->scheduler(owner_->thread_)->RoundLimit(kMaxRound);
+size_t Connection::RunTurn(size_t limit) {
+  round_limit_ = std::min(limit, kMaxRound);  // cut to the quantum while tenants compete
   ProcessRound();
   round_limit_ = kMaxRound;
-  return static_cast<uint32_t>(std::max<size_t>(1, pending_.size()));
+  return pending_.size();
+}
+
+void Connection::RefuseTurn() {
+  refuse_round_ = true;  // answered at once with the overload error
+  ProcessRound();
+}
+
+size_t Connection::QueuedTurnWanted() {
+  // A round (or a push write) started meanwhile; its end schedules what is buffered.
+  return closed_ || busy_ || writing_ ? 0 : kMaxRound;
 }
 
 CommandContext Connection::MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls,
                                        const Pending& p) {
-  CommandContext ctx(state_, *owner_->server_, owner_->thread_, round_now_ms_, calls, local,
+  CommandContext ctx(state_, *owner_->server_, owner_->thread_, pipeline_.now_ms(), calls, local,
                      scratch_);
+  ctx.pipeline = &pipeline_;
   ctx.args = std::span<const std::string_view>(args_.data() + p.first_arg, p.num_args);
   ctx.spec = p.spec;
   return ctx;
 }
 
-void Connection::PrepareOne(Pending& p) {
+void Connection::PrepareNext(Pending& p) {
   ReplyWriter w(&local_, state_.proto);
   std::string_view name = args_[p.first_arg];
   const CommandSpec* spec = FindCommand(name);
@@ -327,7 +323,7 @@ void Connection::PrepareOne(Pending& p) {
       gateway::Tenancy* tenancy = owner_->server_->gateway->tenancy();
       state_.cache_state = tenancy != nullptr ? tenancy->Find(state_.cache_id) : nullptr;
     }
-    CommandContext ctx = MakeContext(w, batch_.calls, p);
+    CommandContext ctx = MakeContext(w, pipeline_.calls(), p);
     ctx.port = this;
     spec->prepare(ctx);
     if (awaiting_ready_ > 0 && !round_waits_ready_) {
@@ -337,22 +333,15 @@ void Connection::PrepareOne(Pending& p) {
       keep_alive_ = shared_from_this();
     }
     p.proto = w.proto();  // HELLO switches protocol for its own reply
-    if (!(spec->flags & kNoAuth) && !Permitted(*spec, p)) {
-      // Nothing of a refused command runs or is answered but the error.
-      batch_.calls.resize(p.first_call);
-      local_.resize(p.local_off);
-      WriteError(w, RespError::kNoPerm, spec->name);
-    } else if (batch_.calls.size() > p.first_call && !Admitted(p, w)) {
-      // written by Admitted
-    }
+    if (!(spec->flags & kNoAuth)) Verify(p, w);
   }
   p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
-  p.num_calls = static_cast<uint32_t>(batch_.calls.size() - p.first_call);
+  p.num_calls = static_cast<uint32_t>(pipeline_.calls().size() - p.first_call);
   state_.commands++;
 }
 
 bool Connection::PrincipalStillValid(ReplyWriter& w) {
-  Status st = owner_->server_->gateway->StillValid(state_.principal, round_now_ms_ / 1000);
+  Status st = pipeline_.StillValid(state_.principal);
   if (st.ok()) return true;
   state_.authed = false;
   parser_.set_limits(Limits());
@@ -360,105 +349,59 @@ bool Connection::PrincipalStillValid(ReplyWriter& w) {
   return false;
 }
 
-bool Connection::Admitted(const Pending& p, ReplyWriter& w) {
-  gateway::Tenancy* tenancy = owner_->server_->gateway->tenancy();
+void Connection::Verify(const Pending& p, ReplyWriter& w) {
+  // The pipeline's checks of the command's calls: permission, the TTL cap, admission.
+  // Nothing of a refused command runs or is answered but the error.
+  const std::span<const std::string_view> args(args_.data() + p.first_arg, p.num_args);
+  uint64_t bytes = 0;
+  for (uint32_t i = 1; i < p.num_args; ++i) bytes += args[i].size();
   gateway::CacheState* c = state_.cache_state.get();
-  if (tenancy == nullptr || c == nullptr) return true;
-  ++round_data_cmds_;
-  gateway::Refusal r = gateway::Refusal::kNone;
-  const uint64_t max_ttl = c->limit(control::LimitId::kMaxTtlSeconds);
-  if (max_ttl != 0) {
-    const int64_t cap = round_now_ms_ + static_cast<int64_t>(std::min<uint64_t>(max_ttl, 1ull << 40)) * 1000;
-    for (size_t i = p.first_call; i < batch_.calls.size(); ++i) {
-      if (batch_.calls[i].req.expire_at > cap) r = gateway::Refusal::kTtl;
-    }
-    if (r != gateway::Refusal::kNone) gateway::Tenancy::CountRefusal(*c, r);
+  switch (pipeline_.Verify(state_.principal, state_.cache_name, c, p.first_call,
+                           p.spec->Access(args), bytes)) {
+    case gateway::Verdict::kAllowed:
+      return;
+    case gateway::Verdict::kDenied:
+      local_.resize(p.local_off);
+      return WriteError(w, RespError::kNoPerm, p.spec->name);
+    case gateway::Verdict::kRefused:
+      local_.resize(p.local_off);
+      return w.Error(pipeline_.RefusalText(*c, pipeline_.refusal(), "ERR ", /*name_cache=*/true));
   }
-  if (r == gateway::Refusal::kNone) {
-    uint64_t bytes = 0;
-    for (uint32_t i = 1; i < p.num_args; ++i) bytes += args_[p.first_arg + i].size();
-    r = tenancy->Admit(*c, 1, bytes, static_cast<int64_t>(round_start_ns_));
-  }
-  if (r == gateway::Refusal::kNone) return true;
-  --round_data_cmds_;
-  batch_.calls.resize(p.first_call);
-  local_.resize(p.local_off);
-  // A flooding client is refused many times a round: the text is made once per (cache,
-  // reason, limits generation), not per refusal.
-  const uint64_t generation = owner_->server_->gateway->registry().limits_generation();
-  if (c != refusal_cache_ || r != refusal_kind_ || generation != refusal_generation_) {
-    refusal_text_ = "ERR " + gateway::Tenancy::Describe(*c, r);
-    refusal_cache_ = c;
-    refusal_kind_ = r;
-    refusal_generation_ = generation;
-  }
-  w.Error(refusal_text_);
-  return false;
-}
-
-void Connection::ChargeRound() {
-  gateway::Tenancy* tenancy = owner_->server_->gateway->tenancy();
-  gateway::CacheState* c = state_.cache_state.get();
-  if (tenancy == nullptr || c == nullptr || round_data_cmds_ == 0) return;
-  tenancy->ChargeRead(*c, round_read_bytes_, static_cast<int64_t>(MonotonicNanos()));
-  c->usage.RecordLatency(round_elapsed_us_, round_data_cmds_);
-  round_data_cmds_ = 0;
-  round_read_bytes_ = 0;
 }
 
 bool CheckValueSize(CommandContext& ctx, size_t size, bool element) {
-  const control::LimitId id =
-      element ? control::LimitId::kMaxElementBytes : control::LimitId::kMaxItemBytes;
-  if (size <= CacheLimit(ctx.conn, id, ctx.server.max_item_bytes)) return true;
-  if (ctx.conn.cache_state == nullptr) {
+  gateway::CacheState* c = ctx.conn.cache_state.get();
+  const gateway::Refusal r =
+      gateway::CheckValueSize(c, size, element, ctx.server.max_item_bytes);
+  if (r == gateway::Refusal::kNone) return true;
+  if (c == nullptr) {
     WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
-    return false;
+  } else {
+    ctx.local.Error(ctx.pipeline->RefusalText(*c, r, "ERR ", /*name_cache=*/true));
   }
-  const gateway::Refusal r = element ? gateway::Refusal::kElementSize : gateway::Refusal::kItemSize;
-  gateway::Tenancy::CountRefusal(*ctx.conn.cache_state, r);
-  ctx.local.Error("ERR " + gateway::Tenancy::Describe(*ctx.conn.cache_state, r));
   return false;
 }
 
-
-bool Connection::Permitted(const CommandSpec& spec, const Pending& p) {
-  return CallsPermitted(spec, p, std::span<const gateway::Call>(batch_.calls).subspan(p.first_call));
-}
-
-bool Connection::CallsPermitted(const CommandSpec& spec, const Pending& p,
-                                std::span<const gateway::Call> calls) {
-  const auth::Permissions& perms = state_.principal.perms;
-  if (perms.super_user) return true;
-  const auth::Access access =
-      spec.Access(std::span<const std::string_view>(args_).subspan(p.first_arg, p.num_args));
-  for (const gateway::Call& c : calls) {
-    if (!gateway::CallAllowed(perms, state_.cache_name, c.req, access)) return false;
-  }
-  return true;
-}
 
 void Connection::ProcessRound() {
   resumed_at_ = SIZE_MAX;
   resume_alone_ = false;
-  batch_.calls.clear();
+  pipeline_.Begin();
   pending_.clear();
   local_.clear();
   args_.clear();
   scratch_.Reset();
   std::string_view buf(in_.get(), in_len_);
-  round_now_ms_ = SystemClock::Get()->NowMillis();
-  round_start_ns_ = MonotonicNanos();
   round_read_bytes_ = 0;
-  round_data_cmds_ = 0;
   // Prepare's own count: an answer that comes inline cannot finish the round early.
   round_waits_ = 1;
   preparing_ = true;
-  while (pending_.size() < round_limit_ && batch_.calls.size() < kMaxRoundCalls &&
+  while (pending_.size() < round_limit_ && pipeline_.calls().size() < kMaxRoundCalls &&
          !state_.close_after_reply) {
     RespParser::Result r = parser_.Next(buf);
     if (r == RespParser::Result::kNeedMore) break;
     if (r == RespParser::Result::kError) {
-      Pending p{nullptr, static_cast<uint32_t>(batch_.calls.size()), 0,
+      Pending p{nullptr, static_cast<uint32_t>(pipeline_.calls().size()), 0,
                 static_cast<uint32_t>(local_.size()), 0, 0, 0, state_.proto};
       ReplyWriter(&local_, state_.proto).Error("ERR " + parser_.error());
       p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
@@ -467,24 +410,21 @@ void Connection::ProcessRound() {
       Bump(MetricsOf(owner_->thread_).protocol_errors);
       break;
     }
-    Pending p{nullptr, static_cast<uint32_t>(batch_.calls.size()), 0,
+    Pending p{nullptr, static_cast<uint32_t>(pipeline_.calls().size()), 0,
               static_cast<uint32_t>(local_.size()), 0, static_cast<uint32_t>(args_.size()),
               static_cast<uint32_t>(parser_.args().size()), state_.proto};
     for (size_t i = 0; i < parser_.args().size(); ++i) args_.push_back(parser_.ArgAt(buf, i));
     if (refuse_round_) {
       // Overload: the tenant's queue on this loop is full. Refused without running.
-      ReplyWriter(&local_, state_.proto)
-          .Error("ERR Server overloaded: too many connections of this tenant are waiting on "
-                 "this event loop; retry later");
-      if (state_.cache_state != nullptr) {
-        gateway::Tenancy::CountRefusal(*state_.cache_state, gateway::Refusal::kQueueFull);
-      }
+      static const std::string kOverloaded = "ERR " + std::string(gateway::kOverloadedText);
+      ReplyWriter(&local_, state_.proto).Error(kOverloaded);
+      gateway::Pipeline::CountOverloaded(state_.cache_state.get());
       p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
       pending_.push_back(p);
       continue;
     }
     const bool was_authed = state_.authed;
-    PrepareOne(p);
+    PrepareNext(p);
     if (state_.authed != was_authed) parser_.set_limits(Limits());
     pending_.push_back(p);
     if (p.spec != nullptr && (p.spec->flags & kEndsRound) && p.num_calls > 0) break;
@@ -508,55 +448,24 @@ void Connection::ProcessRound() {
   busy_ = true;
   // Pushes that came before this round go out before its replies.
   writing_push_bytes_ += SerializePushes(SIZE_MAX);
-  if (!batch_.calls.empty()) {
+  if (!pipeline_.calls().empty()) {
     ++round_waits_;
-    // The round's replies get a grant of reply memory (gateway/reply_memory.h); past it the
-    // shards refuse the rest, so a small pipeline cannot build a huge reply.
-    batch_.set_reply_budget(reply_grant_.Take(state_.authed ? state_.principal.tenant : 0));
-    owner_->server_->gateway->Submit(owner_->thread_, &batch_, [self = shared_from_this()] {
-      // A round that published is answered once its messages are handed to the subscribers
-      // and flushed, so the publisher is paced by the fan-out (Redis answers PUBLISH in the
-      // event-loop round that writes the subscribers).
-      if (self->owner_->server_->topics != nullptr && self->batch_.Has(api::Op::kPublish)) {
-        return self->PacePublishes();
-      }
-      self->RoundPartDone();
-    });
+    // To the shards with a grant of reply memory, paced if it published (gateway/pipeline.h).
+    pipeline_.Submit(state_.authed ? state_.principal.tenant : 0,
+                     [self = shared_from_this()] { self->RoundPartDone(); });
   }
   RoundPartDone();
-}
-
-void Connection::PacePublishes() {
-  // One publishing round may run ahead of the fan-out (so the publisher's pipeline does not
-  // drain at every round); the next waits until the deliveries before it are done.
-  if (pace_outstanding_) {
-    pace_waiting_ = true;
-    return;
-  }
-  StartPaceBarrier();
-  RoundPartDone();
-}
-
-void Connection::StartPaceBarrier() {
-  pace_outstanding_ = true;
-  owner_->server_->topics->AfterDeliveries(owner_->thread_, [self = shared_from_this()] {
-    self->pace_outstanding_ = false;
-    if (!std::exchange(self->pace_waiting_, false)) return;
-    self->StartPaceBarrier();  // covers the waiting round's publishes
-    self->RoundPartDone();
-  });
 }
 
 void Connection::RoundPartDone() {
   if (--round_waits_ > 0) return;
-  FinishRound();
+  FinishFrom(0);
 }
-
-void Connection::FinishRound() { FinishFrom(0); }
 
 void Connection::FinishFrom(size_t index) {
   // One clock read for the commands finished now (not one per command).
-  round_elapsed_us_ = (MonotonicNanos() - round_start_ns_) / 1000;
+  pipeline_.Finishing();
+  std::vector<gateway::Call>& calls = pipeline_.calls();
   for (size_t i = index; i < pending_.size(); ++i) {
     const Pending& p = pending_[i];
     const size_t before = out_.size();
@@ -576,12 +485,15 @@ void Connection::FinishFrom(size_t index) {
     } else if (p.spec->followup != nullptr) {
       // Only a round's last command has a follow-up (kEndsRound).
       ReplyWriter unused(&local_, p.proto);
-      std::span<gateway::Call> first(batch_.calls.data() + p.first_call, p.num_calls);
+      std::span<gateway::Call> first(calls.data() + p.first_call, p.num_calls);
       followup_.calls.clear();
       CommandContext ctx = MakeContext(unused, followup_.calls, p);
       const bool second = p.spec->followup(ctx, first);
       if (second && !(p.spec->flags & kNoAuth) &&
-          !CallsPermitted(*p.spec, p, std::span<const gateway::Call>(followup_.calls))) {
+          !gateway::Pipeline::Permitted(
+              state_.principal, state_.cache_name, followup_.calls,
+              p.spec->Access(std::span<const std::string_view>(args_).subspan(p.first_arg,
+                                                                              p.num_args)))) {
         // The second round's keys (a STORE destination, LMOVE's target) need the grant too.
         ReplyWriter w(&out_, p.proto);
         WriteError(w, RespError::kNoPerm, p.spec->name);
@@ -589,14 +501,13 @@ void Connection::FinishFrom(size_t index) {
         continue;
       }
       if (second) {
-        owner_->server_->gateway->Submit(
-            owner_->thread_, &followup_, [self = shared_from_this(), i] {
+        pipeline_.SubmitFollowup(followup_, [self = shared_from_this(), i] {
               const Pending& q = self->pending_[i];
               ReplyWriter w(&self->out_, q.proto);
               ReplyWriter unused2(&self->local_, q.proto);
               CommandContext c2 = self->MakeContext(unused2, self->followup_.calls, q);
               const size_t before = self->out_.size();
-              self->round_elapsed_us_ = (MonotonicNanos() - self->round_start_ns_) / 1000;
+              self->pipeline_.Finishing();
               q.spec->finish(c2, std::span<gateway::Call>(self->followup_.calls), w);
               self->CountCommand(q, before);
               self->FinishFrom(i + 1);
@@ -608,25 +519,28 @@ void Connection::FinishFrom(size_t index) {
     } else {
       ReplyWriter w(&out_, p.proto);
       ReplyWriter unused(&local_, p.proto);
-      CommandContext ctx = MakeContext(unused, batch_.calls, p);
-      p.spec->finish(ctx, std::span<gateway::Call>(batch_.calls.data() + p.first_call, p.num_calls), w);
+      CommandContext ctx = MakeContext(unused, calls, p);
+      p.spec->finish(ctx, std::span<gateway::Call>(calls.data() + p.first_call, p.num_calls), w);
     }
     CountCommand(p, before);
   }
-  ChargeRound();
+  // Bytes answered and latency to the cache's usage.
+  pipeline_.ChargeRound(state_.cache_state.get(), round_read_bytes_);
+  round_read_bytes_ = 0;
   // The replies are in out_ now: free the calls' copies (unless the round resumes), and
   // hold of the grant only what waits to be written.
-  if (resume_from_ == SIZE_MAX) batch_.calls.clear();
+  gateway::ReplyGrant& grant = pipeline_.reply_grant();
+  if (resume_from_ == SIZE_MAX) calls.clear();
   followup_.calls.clear();
   uint64_t keep = out_.size();
   // The next round asks for about what this one took (a resumed one, for the most).
-  reply_grant_.Learn(keep, resume_from_ != SIZE_MAX);
+  grant.Learn(keep, resume_from_ != SIZE_MAX);
   if (resume_from_ != SIZE_MAX) {
-    for (size_t c = pending_[resume_from_].first_call; c < batch_.calls.size(); ++c) {
-      if (!batch_.calls[c].not_run) keep += batch_.calls[c].reply.footprint();
+    for (size_t c = pending_[resume_from_].first_call; c < calls.size(); ++c) {
+      if (!calls[c].not_run) keep += calls[c].reply.footprint();
     }
   }
-  reply_grant_.Keep(keep);
+  grant.Keep(keep);
   Write();
 }
 
@@ -634,7 +548,7 @@ void Connection::CountCommand(const Pending& p, size_t reply_start) {
   if (p.spec == nullptr) return;
   if (p.num_calls > 0) round_read_bytes_ += out_.size() - reply_start;
   ThreadMetrics& m = MetricsOf(owner_->thread_);
-  const uint64_t elapsed_us = round_elapsed_us_;
+  const uint64_t elapsed_us = pipeline_.elapsed_us();
   size_t bucket = 0;
   while (kLatencyBoundsUs[bucket] < elapsed_us) ++bucket;
   const size_t id = p.spec->id % kMaxCommandIds;
@@ -671,10 +585,10 @@ void Connection::AfterWrite() {
   writing_push_bytes_ = 0;
   out_.clear();
   if (resume_from_ == SIZE_MAX) {
-    reply_grant_.ReleaseAll();
+    pipeline_.reply_grant().ReleaseAll();
     ReleaseLargeBuffers();
   } else {
-    reply_grant_.Release(written);  // what the resumed commands' calls that ran hold stays
+    pipeline_.reply_grant().Release(written);  // what the resumed commands' calls that ran hold stays
   }
   busy_ = false;
   if (protocol_error_ || state_.close_after_reply) return Close();
@@ -682,12 +596,12 @@ void Connection::AfterWrite() {
   if (resume_from_ != SIZE_MAX) return ResumeRound();
   // The round's borrowed bytes are free now: drop them and go on with what is buffered.
   Compact();
-  ScheduleRound();
+  Continue();
 }
 
 bool Connection::NotRun(const Pending& p) const {
   for (uint32_t c = p.first_call; c < p.first_call + p.num_calls; ++c) {
-    if (batch_.calls[c].not_run) return true;
+    if (pipeline_.calls()[c].not_run) return true;
   }
   return false;
 }
@@ -702,27 +616,17 @@ void Connection::ResumeRound() {
   resumed_at_ = from;
   const uint32_t first = pending_[from].first_call;
   const uint32_t end = resume_alone_ ? first + pending_[from].num_calls
-                                     : static_cast<uint32_t>(batch_.calls.size());
-  for (uint32_t c = 0; c < batch_.calls.size(); ++c) {
-    gateway::Call& call = batch_.calls[c];
-    const bool again = c >= first && c < end && call.not_run;
-    call.hold = !again;
-    if (again) {
-      call.not_run = false;
-      call.reply = api::Reply();
-    }
-  }
+                                     : static_cast<uint32_t>(pipeline_.calls().size());
   busy_ = true;
-  batch_.set_reply_budget(reply_grant_.Take(reply_grant_.tenant()));
-  round_start_ns_ = MonotonicNanos();
-  owner_->server_->gateway->Submit(owner_->thread_, &batch_,
-                                   [self = shared_from_this(), from] { self->FinishFrom(from); });
+  pipeline_.RestartClock();
+  auto done = [self = shared_from_this(), from] { self->FinishFrom(from); };
+  if (!pipeline_.Resubmit(first, end, /*largest=*/false, done)) done();
 }
 
 void Connection::ReleaseLargeBuffers() {
   // One huge command (MGET of a million keys) must not pin its memory to an idle connection.
   constexpr size_t kKeepCalls = 4096, kKeepBytes = 1 << 20;
-  if (batch_.calls.capacity() > kKeepCalls) std::vector<gateway::Call>().swap(batch_.calls);
+  if (pipeline_.calls().capacity() > kKeepCalls) std::vector<gateway::Call>().swap(pipeline_.calls());
   if (followup_.calls.capacity() > kKeepCalls) std::vector<gateway::Call>().swap(followup_.calls);
   if (args_.capacity() > kKeepCalls) std::vector<std::string_view>().swap(args_);
   if (out_.capacity() > kKeepBytes) std::string().swap(out_);
@@ -749,7 +653,7 @@ void Connection::ReleaseIdleBuffers() {
   if (all || args_.capacity() > kKeepItems) std::vector<std::string_view>().swap(args_);
   if (all || pending_.capacity() > kKeepItems) std::vector<Pending>().swap(pending_);
   if (all) {
-    std::vector<gateway::Call>().swap(batch_.calls);
+    std::vector<gateway::Call>().swap(pipeline_.calls());
     std::vector<gateway::Call>().swap(followup_.calls);
     scratch_ = ScratchArena();
   }
@@ -998,7 +902,7 @@ void Connection::AfterPushWrite() {
   if (closed_) return;
   if (closing_) return FlushPushes();
   // Input that arrived during the write was left for now (reading_ is false): process it.
-  if (!reading_) return ScheduleRound();
+  if (!reading_) return Continue();
   FlushPushes();
 }
 

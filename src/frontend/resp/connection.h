@@ -43,8 +43,7 @@
 #include "frontend/resp/commands.h"
 #include "frontend/resp/parser.h"
 #include "gateway/gateway.h"
-#include "gateway/reply_memory.h"
-#include "gateway/scheduler.h"
+#include "gateway/pipeline.h"
 #include "topics/topics.h"
 
 namespace cellar::resp {
@@ -52,7 +51,7 @@ namespace cellar::resp {
 class RespServer;
 
 class Connection : public std::enable_shared_from_this<Connection>,
-                   private gateway::Schedulable,
+                   private gateway::RoundSource,
                    private ConnectionPort,
                    private DeferredReply::Target,
                    private topics::Sink {
@@ -94,22 +93,20 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void WaitReadable();
   void ReadAvailable();
   void OnRead(size_t n);
-  // Runs the next round now, or queues it with the loop's fair scheduler (scheduler.h).
-  void ScheduleRound();
-  uint32_t RunScheduled() override;
+  // Input is buffered, or a round ended: the next round runs when the pipeline's scheduler
+  // turn says (gateway/pipeline.h).
+  void Continue();
+  // gateway::RoundSource.
+  size_t RunTurn(size_t limit) override;
+  void RefuseTurn() override;
+  size_t QueuedTurnWanted() override;
+  std::shared_ptr<void> Hold() override { return shared_from_this(); }
   void ProcessRound();
-  // Limits and admission (tenancy.h) for a prepared command with calls: the TTL cap, then the
-  // cache's and tenant's buckets. False after writing the refusal (nothing of it runs).
-  bool Admitted(const Pending& p, ReplyWriter& w);
-  // After a round's replies: bytes read and latency to the cache's usage.
-  void ChargeRound();
-  void PrepareOne(Pending& p);
-  // Token checks: still valid (else writes the error and unbinds), and allowed to run the
-  // calls a command prepared.
+  void PrepareNext(Pending& p);
+  // The token still holds (else writes the error and unbinds).
   bool PrincipalStillValid(ReplyWriter& w);
-  bool Permitted(const CommandSpec& spec, const Pending& p);
-  bool CallsPermitted(const CommandSpec& spec, const Pending& p,
-                      std::span<const gateway::Call> calls);
+  // The pipeline's checks of a command's calls; a refusal is written as its reply.
+  void Verify(const Pending& p, ReplyWriter& w);
   // Drops the bytes of commands already answered from the front of the receive buffer.
   void Compact();
   void ReleaseLargeBuffers();
@@ -123,11 +120,6 @@ class Connection : public std::enable_shared_from_this<Connection>,
                                                 .max_command_bytes = 64 * 1024};
   // One of the things the round waits for is in.
   void RoundPartDone();
-  // Publisher pacing (Topics::AfterDeliveries): a round that published is answered once the
-  // deliveries of the publishing round before it are done.
-  void PacePublishes();
-  void StartPaceBarrier();
-  void FinishRound();
   void FinishFrom(size_t index);
   void Write();
   void AfterWrite();
@@ -190,8 +182,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   net::ConnectionGate::Slot slot_;  // this connection's place under the port's cap
   bool ever_authed_ = false;        // authenticated at some point: the pre-auth timeout is over
   uint64_t write_epoch_ = 0;        // sweep epoch when no write was pending, or one ended
-  // Reply memory held for the round in flight or its unwritten replies (reply_memory.h).
-  gateway::ReplyGrant reply_grant_;
+  // The round's checks, batch, clock, reply grant and pacing.
+  gateway::Pipeline pipeline_;
   // A round the reply budget cut short: the first command not answered yet (SIZE_MAX: none),
   // the command the last resumption started at, and whether it ran alone.
   size_t resume_from_ = SIZE_MAX;
@@ -213,27 +205,14 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void ResizeIn(size_t n);
   std::string out_;    // replies of the current round
   std::string local_;  // replies written during Prepare
-  std::vector<std::string_view> args_;
-  ScratchArena scratch_;  // arrays the round's Requests borrow  // every argument of the round, into in_
+  std::vector<std::string_view> args_;  // every argument of the round, into in_
+  ScratchArena scratch_;                 // arrays the round's Requests borrow
   std::vector<Pending> pending_;
-  gateway::Batch batch_;
   gateway::Batch followup_;
-  uint64_t round_start_ns_ = 0;
   uint64_t round_read_bytes_ = 0;   // reply bytes of the round's data commands
-  uint32_t round_data_cmds_ = 0;    // commands of the round that ran calls
   size_t round_limit_ = kMaxRound;  // commands this round may take (the scheduler's quantum)
   bool refuse_round_ = false;       // the tenant's queue was full: answer the round with errors
-  // The last limit refusal's text, reused while the cache, reason and limits are the same.
-  std::string refusal_text_;
-  const gateway::CacheState* refusal_cache_ = nullptr;
-  gateway::Refusal refusal_kind_ = gateway::Refusal::kNone;
-  uint64_t refusal_generation_ = 0;
-  std::shared_ptr<Connection> sched_hold_;  // held while queued with the scheduler
-  uint64_t round_elapsed_us_ = 0;  // at the latest FinishFrom: what CountCommand records
-  int64_t round_now_ms_ = 0;  // wall clock read once per round
   uint32_t round_waits_ = 0;
-  bool pace_outstanding_ = false;  // a pacing barrier is running
-  bool pace_waiting_ = false;      // the round waits for it
   uint64_t read_epoch_ = 0;   // the server's sweep epoch at the last read
   size_t read_chunk_;         // the least a buffered read offers (grows with the traffic)
   size_t read_offer_ = 0;     // what the pending read offered

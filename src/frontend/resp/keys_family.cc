@@ -5,11 +5,10 @@
 
 #include <boost/asio/post.hpp>
 
-#include "common/clock.h"
 #include "common/numbers.h"
 #include "frontend/resp/commands.h"
 #include "gateway/reply_memory.h"
-#include "gateway/tenancy.h"
+#include "gateway/pipeline.h"
 
 namespace cellar::resp {
 namespace {
@@ -247,21 +246,18 @@ class KeysJob : public std::enable_shared_from_this<KeysJob> {
 void PrepareKeys(CommandContext& ctx) {
   const std::string_view pattern = ctx.args[1];
   if (!CheckPattern(ctx, pattern)) return;
-  // No calls go through the round (the job makes its own), so the round's checks are made
-  // here: a grant on the whole cache, and the cache's admission.
-  const auth::Permissions& perms = ctx.conn.principal.perms;
-  if (!perms.super_user &&
-      !auth::AllowsWholeCache(perms, ctx.conn.cache_name, auth::Access::kRead)) {
-    return WriteError(ctx.local, RespError::kNoPerm, "keys");
-  }
-  gateway::Tenancy* tenancy = ctx.server.gateway->tenancy();
-  if (tenancy != nullptr && ctx.conn.cache_state != nullptr) {
-    const gateway::Refusal r =
-        tenancy->Admit(*ctx.conn.cache_state, 1, pattern.size(),
-                       static_cast<int64_t>(MonotonicNanos()));
-    if (r != gateway::Refusal::kNone) {
-      return ctx.local.Error("ERR " + gateway::Tenancy::Describe(*ctx.conn.cache_state, r));
-    }
+  // No calls go through the round (the job makes its own), so the pipeline's checks are
+  // made here: a grant on the whole cache, and the cache's admission.
+  gateway::CacheState* c = ctx.conn.cache_state.get();
+  switch (ctx.pipeline->VerifyCacheWide(ctx.conn.principal, ctx.conn.cache_name, c,
+                                        auth::Access::kRead, pattern.size())) {
+    case gateway::Verdict::kAllowed:
+      break;
+    case gateway::Verdict::kDenied:
+      return WriteError(ctx.local, RespError::kNoPerm, "keys");
+    case gateway::Verdict::kRefused:
+      return ctx.local.Error(
+          ctx.pipeline->RefusalText(*c, ctx.pipeline->refusal(), "ERR ", /*name_cache=*/true));
   }
   std::make_shared<KeysJob>(ctx.server.gateway, ctx.thread, ctx.conn.cache_id,
                             pattern == "*" ? std::string() : std::string(pattern),

@@ -256,7 +256,7 @@ void PrepareMSet(CommandContext& ctx) {
 }
 
 // MSETNX, phase one: does any key exist? Phase two (the sets) is run by the connection when
-// the answer is no; see Connection::FinishRound. Atomic within one shard; across shards a
+// the answer is no; see Connection::FinishFrom. Atomic within one shard; across shards a
 // concurrent writer may slip between the phases.
 void PrepareMSetNx(CommandContext& ctx) {
   const auto& a = ctx.args;
