@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/clock.h"
 #include "control/cache_registry.h"
 
 namespace cellar::gateway {
@@ -59,6 +60,20 @@ bool RateBucket::TryTake(uint64_t n, int64_t now_ns) {
     const int64_t base = std::max(tat, now_ns);
     if (base - now_ns > burst) return false;
     if (tat_.compare_exchange_weak(tat, base + cost, std::memory_order_relaxed)) return true;
+  }
+}
+
+bool RateBucket::TryTakeWithin(uint64_t n, int64_t now_ns, int64_t window_ns) {
+  const uint64_t rate = rate_.load(std::memory_order_relaxed);
+  if (rate == 0) return true;
+  const int64_t cost = CostNs(n, rate);
+  int64_t tat = tat_.load(std::memory_order_relaxed);
+  for (;;) {
+    // As a token bucket of `window` worth of tokens, full when idle: the units fit while
+    // paying them leaves the bucket at most `window` ahead of the clock.
+    const int64_t next = std::max(tat, now_ns) + cost;
+    if (next - now_ns > window_ns) return false;
+    if (tat_.compare_exchange_weak(tat, next, std::memory_order_relaxed)) return true;
   }
 }
 
@@ -144,11 +159,16 @@ void Tenancy::Refresh() {
     c->requests.set_rate(l[LimitId::kRequestsPerSecond]);
     c->read_bytes.set_rate(l[LimitId::kReadBytesPerSecond]);
     c->write_bytes.set_rate(l[LimitId::kWriteBytesPerSecond]);
+    c->publishes.set_rate(l[LimitId::kPublishPerSecond]);
   }
   {
     std::unique_lock lock(mu_);
     for (auto& [id, c] : caches_) {
-      if (!new_caches.contains(id)) c->deleted.store(true, std::memory_order_relaxed);
+      if (new_caches.contains(id)) continue;
+      c->deleted.store(true, std::memory_order_relaxed);
+      // Its subscriptions end with it: off its tenant's count now, once.
+      const int64_t subs = c->subscriptions.exchange(0, std::memory_order_relaxed);
+      c->tenant_state->subscriptions.fetch_sub(subs, std::memory_order_relaxed);
     }
     caches_.swap(new_caches);
     tenants_.swap(new_tenants);
@@ -209,6 +229,64 @@ Refusal Tenancy::Admit(CacheState& c, uint64_t requests, uint64_t write_bytes, i
   }
   c.usage.bytes_in.fetch_add(write_bytes, std::memory_order_relaxed);
   return Refusal::kNone;
+}
+
+Status Tenancy::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
+  std::shared_ptr<CacheState> c = Find(cache_id);
+  if (c == nullptr) return Status::Ok();
+  if (const uint64_t max = c->limit(LimitId::kMaxMessageBytes); max != 0 && value_bytes > max) {
+    CountRefusal(*c, Refusal::kMessageSize);
+    return Status(Code::kResourceExhausted,
+                  std::string(topics::kMessageSizeText) + ": the message is " +
+                      std::to_string(value_bytes) + " bytes, over the request limit of " +
+                      std::to_string(max) + " bytes (max_message_bytes)");
+  }
+  constexpr int64_t kSecond = 1'000'000'000;
+  if (!c->publishes.TryTakeWithin(1, static_cast<int64_t>(MonotonicNanos()), kSecond)) {
+    CountRefusal(*c, Refusal::kPublishRate);
+    return Status(Code::kResourceExhausted,
+                  std::string(topics::kPublishRateText) + ": the cache's publish rate limit is " +
+                      std::to_string(c->publishes.rate()) + " per second (publish_per_second)");
+  }
+  return Status::Ok();
+}
+
+Status Tenancy::AdmitSubscription(uint32_t cache_id) {
+  std::shared_ptr<CacheState> c = Find(cache_id);
+  if (c == nullptr) return Status::Ok();
+  // Counted in first, then checked, so two loops admitting at once cannot both pass the cap.
+  const uint64_t max = c->limit(LimitId::kMaxSubscriptions);
+  const int64_t before = c->subscriptions.fetch_add(1, std::memory_order_relaxed);
+  if (max != 0 && static_cast<uint64_t>(before) >= max) {
+    c->subscriptions.fetch_sub(1, std::memory_order_relaxed);
+    CountRefusal(*c, Refusal::kSubscriptions);
+    return Status(Code::kResourceExhausted,
+                  std::string(topics::kSubscriptionsText) + ": the cache has " +
+                      std::to_string(before) + " subscribers, the limit (max_subscriptions)");
+  }
+  TenantState& t = *c->tenant_state;
+  const uint64_t tenant_max = c->limit(LimitId::kTenantMaxSubscriptions);
+  const int64_t tenant_before = t.subscriptions.fetch_add(1, std::memory_order_relaxed);
+  if (tenant_max != 0 && static_cast<uint64_t>(tenant_before) >= tenant_max) {
+    t.subscriptions.fetch_sub(1, std::memory_order_relaxed);
+    c->subscriptions.fetch_sub(1, std::memory_order_relaxed);
+    CountRefusal(*c, Refusal::kSubscriptions);
+    return Status(Code::kResourceExhausted,
+                  std::string(topics::kSubscriptionsText) + ": the tenant's caches have " +
+                      std::to_string(tenant_before) +
+                      " subscribers, the limit (tenant_max_subscriptions)");
+  }
+  return Status::Ok();
+}
+
+void Tenancy::ReleaseSubscription(uint32_t cache_id) {
+  std::shared_ptr<CacheState> c = Find(cache_id);
+  if (c == nullptr) return;  // forgotten: Refresh took its count off its tenant's
+  // Only what is counted is given back (Refresh may have taken the cache's count already).
+  int64_t n = c->subscriptions.load(std::memory_order_relaxed);
+  while (n > 0 && !c->subscriptions.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) {
+  }
+  if (n > 0) c->tenant_state->subscriptions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Tenancy::ChargeRead(CacheState& c, uint64_t bytes, int64_t now_ns) {

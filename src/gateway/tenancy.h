@@ -32,6 +32,7 @@
 
 #include "common/status.h"
 #include "control/limits.h"
+#include "topics/admission.h"
 
 namespace cellar::control {
 class CacheRegistry;
@@ -85,6 +86,9 @@ class RateBucket {
   void Refund(uint64_t n);
   // Whether the bucket is past its burst (a request now would be refused).
   bool Over(int64_t now_ns) const;
+  // Takes n units if a token bucket holding `window_ns` worth of the rate, full when idle,
+  // has them (the topics' publish rate: a second's worth, so exactly `rate` back to back).
+  bool TryTakeWithin(uint64_t n, int64_t now_ns, int64_t window_ns);
 
   static constexpr int64_t kBurstMillis = 250;
 
@@ -116,6 +120,7 @@ struct TenantState {
   std::string name;
   RateBucket requests, read_bytes, write_bytes;  // tenant_* limits
   std::atomic<uint64_t> memory_share{0};         // tenant_memory_share_bytes (0: equal split)
+  std::atomic<int64_t> subscriptions{0};         // over all its caches
 };
 
 struct CacheState {
@@ -125,6 +130,8 @@ struct CacheState {
   std::shared_ptr<TenantState> tenant_state;
   std::array<std::atomic<uint64_t>, control::kNumLimits> limits{};
   RateBucket requests, read_bytes, write_bytes;
+  RateBucket publishes;                      // publish_per_second (a second's burst)
+  std::atomic<int64_t> subscriptions{0};     // topic subscriptions, every loop's
   CacheUsage usage;
   std::atomic<bool> deleted{false};
 
@@ -133,7 +140,9 @@ struct CacheState {
   }
 };
 
-class Tenancy {
+// Every limit of a cache and its tenant: requests, bytes, and (as topics::Admission) topic
+// publishes and subscriptions.
+class Tenancy final : public topics::Admission {
  public:
   explicit Tenancy(control::CacheRegistry* registry);
   ~Tenancy();
@@ -154,6 +163,11 @@ class Tenancy {
   Refusal Admit(CacheState& c, uint64_t requests, uint64_t write_bytes, int64_t now_ns);
   // Bytes answered, charged after the fact (a cache in debt is refused at its next Admit).
   void ChargeRead(CacheState& c, uint64_t bytes, int64_t now_ns);
+  // topics::Admission: max_message_bytes and publish_per_second; max_subscriptions and
+  // tenant_max_subscriptions. A cache it does not know (being deleted) is not limited.
+  Status AdmitPublish(uint32_t cache_id, size_t value_bytes) override;
+  Status AdmitSubscription(uint32_t cache_id) override;
+  void ReleaseSubscription(uint32_t cache_id) override;
   static void CountRefusal(CacheState& c, Refusal r) {
     c.usage.refusals[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
   }

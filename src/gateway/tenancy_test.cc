@@ -123,6 +123,70 @@ TEST_F(TenancyTest, TenantWideLimitsAndReadDebt) {
   EXPECT_EQ(b->usage.bytes_out.load(), 5000u);
 }
 
+TEST_F(TenancyTest, TopicLimitsMessageSizePublishRateAndSubscriptions) {
+  ASSERT_TRUE(reg_->UpdateCacheLimits(
+                      tenant_, "a",
+                      *control::ParseLimits("max_message_bytes=10,publish_per_second=3,"
+                                            "max_subscriptions=2",
+                                            true))
+                  .ok());
+  auto a = tenancy_->Find(a_);
+  Status big = tenancy_->AdmitPublish(a_, 11);
+  EXPECT_EQ(big.code(), Code::kResourceExhausted);
+  EXPECT_TRUE(big.message().starts_with(topics::kMessageSizeText));
+  // A second's worth of the rate back to back (a token bucket of one second), not more.
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(tenancy_->AdmitPublish(a_, 10).ok()) << i;
+  Status fast = tenancy_->AdmitPublish(a_, 1);
+  EXPECT_EQ(fast.code(), Code::kResourceExhausted);
+  EXPECT_TRUE(fast.message().starts_with(topics::kPublishRateText));
+  EXPECT_NE(fast.message().find("3 per second"), std::string::npos);
+  EXPECT_TRUE(tenancy_->AdmitPublish(b_, 1).ok());  // per cache
+  EXPECT_EQ(a->usage.refusals[static_cast<size_t>(Refusal::kMessageSize)].load(), 1u);
+  EXPECT_EQ(a->usage.refusals[static_cast<size_t>(Refusal::kPublishRate)].load(), 1u);
+
+  EXPECT_TRUE(tenancy_->AdmitSubscription(a_).ok());
+  EXPECT_TRUE(tenancy_->AdmitSubscription(a_).ok());
+  Status third = tenancy_->AdmitSubscription(a_);
+  EXPECT_EQ(third.code(), Code::kResourceExhausted);
+  EXPECT_TRUE(third.message().starts_with(topics::kSubscriptionsText));
+  EXPECT_EQ(a->subscriptions.load(), 2);
+  EXPECT_EQ(a->usage.refusals[static_cast<size_t>(Refusal::kSubscriptions)].load(), 1u);
+  tenancy_->ReleaseSubscription(a_);
+  EXPECT_TRUE(tenancy_->AdmitSubscription(a_).ok()) << "a place was freed";
+  // An unknown cache is not limited (and its release is nothing).
+  EXPECT_TRUE(tenancy_->AdmitPublish(999, 1 << 20).ok());
+  EXPECT_TRUE(tenancy_->AdmitSubscription(999).ok());
+  tenancy_->ReleaseSubscription(999);
+}
+
+TEST_F(TenancyTest, TenantSubscriptionCapSpansItsCachesAndDeletionGivesBack) {
+  ASSERT_TRUE(reg_->UpdateTenantLimits(
+                      tenant_, *control::ParseLimits("tenant_max_subscriptions=3", false))
+                  .ok());
+  const uint32_t other = reg_->CreateTenant("other")->id;
+  const uint32_t c_ = reg_->Create(other, "c")->id;
+  auto a = tenancy_->Find(a_);
+  EXPECT_TRUE(tenancy_->AdmitSubscription(a_).ok());
+  EXPECT_TRUE(tenancy_->AdmitSubscription(b_).ok());
+  EXPECT_TRUE(tenancy_->AdmitSubscription(b_).ok());
+  Status d = tenancy_->AdmitSubscription(a_);
+  EXPECT_EQ(d.code(), Code::kResourceExhausted);
+  EXPECT_NE(d.message().find("tenant_max_subscriptions"), std::string::npos);
+  EXPECT_EQ(a->subscriptions.load(), 1);  // the refused one is not counted anywhere
+  EXPECT_EQ(a->tenant_state->subscriptions.load(), 3);
+  EXPECT_TRUE(tenancy_->AdmitSubscription(c_).ok());  // another tenant
+  // Deleting b gives its two places back to the tenant at once; their later releases are
+  // not counted twice.
+  ASSERT_TRUE(reg_->Remove(tenant_, "b").ok());
+  EXPECT_EQ(a->tenant_state->subscriptions.load(), 1);
+  tenancy_->ReleaseSubscription(b_);
+  tenancy_->ReleaseSubscription(b_);
+  EXPECT_EQ(a->tenant_state->subscriptions.load(), 1);
+  EXPECT_TRUE(tenancy_->AdmitSubscription(a_).ok());
+  EXPECT_TRUE(tenancy_->AdmitSubscription(a_).ok());
+  EXPECT_FALSE(tenancy_->AdmitSubscription(a_).ok());
+}
+
 TEST_F(TenancyTest, DescribeNamesTheLimitAndDeletedCachesAreMarked) {
   auto a = tenancy_->Find(a_);
   EXPECT_EQ(Tenancy::Describe(*a, Refusal::kRequestRate),

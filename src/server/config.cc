@@ -134,10 +134,10 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
       ->check(CLI::Range(int64_t{10}, int64_t{3600'000}));
   app.add_option("--topic-max-message-size", topic_max_message,
                  "Largest message a publish may carry (default 100kb)");
-  app.add_option("--topic-max-subscriptions", c.topics.max_subscriptions_per_cache,
+  app.add_option("--topic-max-subscriptions", c.topic_limits.max_subscriptions_per_cache,
                  "Subscriptions per cache; 0: no limit")
       ->capture_default_str();
-  app.add_option("--topic-publish-rate", c.topics.publish_rate_per_cache,
+  app.add_option("--topic-publish-rate", c.topic_limits.publish_rate_per_cache,
                  "Publishes per second per cache; 0: no limit")
       ->capture_default_str();
   app.add_option("--topic-max-name-bytes", c.topics.max_name_bytes,
@@ -227,7 +227,7 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
        {std::tuple{"--topic-replay-bytes", &topic_replay_bytes, &c.topics.replay_bytes},
         std::tuple{"--max-reply-bytes", &max_reply, &c.max_reply_bytes},
         std::tuple{"--reply-memory", &reply_memory, &c.reply_memory},
-        std::tuple{"--topic-max-message-size", &topic_max_message, &c.topics.max_message_bytes},
+        std::tuple{"--topic-max-message-size", &topic_max_message, &c.topic_limits.max_message_bytes},
         std::tuple{"--topic-subscriber-queue", &topic_queue, &c.topics.subscriber_queue_bytes}}) {
     if (text->empty()) continue;
     auto v = ParseSize(*text);

@@ -28,6 +28,14 @@ struct Config {
   bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
   topics::Options topics;       // --topic-* flags
+  // The server-wide defaults of the per-cache topic limits (--topic-max-message-size,
+  // --topic-max-subscriptions, --topic-publish-rate); the control plane resolves them per
+  // cache and the tenancy enforces them (gateway/tenancy.h).
+  struct TopicLimits {
+    uint64_t max_message_bytes = 100 << 10;          // publish payload limit
+    uint32_t max_subscriptions_per_cache = 100000;   // 0: no limit
+    uint32_t publish_rate_per_cache = 100000;        // publishes/s (burst 1 s); 0: no limit
+  } topic_limits;
   net::ConnectionOptions connections;  // --max-connections, --fd-reserve, --*-timeout
   // Reply memory (gateway/reply_memory.h): one round's replies at most, and the pool of
   // every round's (0: a quarter of the memory limit, at least 64 MiB).

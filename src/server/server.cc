@@ -190,9 +190,9 @@ int ServeMain(int argc, char** argv) {
       using control::LimitId;
       defaults[LimitId::kMaxItemBytes] = cfg.max_item_size;
       defaults[LimitId::kMaxElementBytes] = cfg.max_item_size;
-      defaults[LimitId::kPublishPerSecond] = cfg.topics.publish_rate_per_cache;
-      defaults[LimitId::kMaxSubscriptions] = cfg.topics.max_subscriptions_per_cache;
-      defaults[LimitId::kMaxMessageBytes] = cfg.topics.max_message_bytes;
+      defaults[LimitId::kPublishPerSecond] = cfg.topic_limits.publish_rate_per_cache;
+      defaults[LimitId::kMaxSubscriptions] = cfg.topic_limits.max_subscriptions_per_cache;
+      defaults[LimitId::kMaxMessageBytes] = cfg.topic_limits.max_message_bytes;
       if (!cfg.default_limits.empty()) {
         auto o = control::ParseLimits(cfg.default_limits, /*for_cache=*/false);
         for (size_t i = 0; o.ok() && i < control::kNumLimits; ++i) {
@@ -243,9 +243,10 @@ int ServeMain(int argc, char** argv) {
     for (auto& loop : loops) schedulers.push_back(loop->scheduler.get());
     gateway.set_schedulers(std::move(schedulers));
     // Limits in force follow the control plane: every change of caches, tenants or limits
-    // refreshes the runtime copy (at once), which pushes topic limits to topics.
+    // refreshes the runtime copy (at once); topics ask it too (topics/admission.h).
     gateway::Tenancy tenancy(&registry);
-    tenancy.set_on_refresh([&tenancy, &topics, &loops, threads] {
+    topics.set_admission(&tenancy);
+    tenancy.set_on_refresh([&tenancy, &loops, threads] {
       // Memory shares are per process; each shard holds 1/threads of the memory.
       auto shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
       auto cache_shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
@@ -253,12 +254,8 @@ int ServeMain(int argc, char** argv) {
         shares->emplace_back(t->id, t->memory_share.load(std::memory_order_relaxed) / threads);
       }
       for (const auto& c : tenancy.All()) {
-        using control::LimitId;
-        topics.SetCacheLimits(c->id, c->limit(LimitId::kPublishPerSecond),
-                              c->limit(LimitId::kMaxSubscriptions),
-                              c->limit(LimitId::kMaxMessageBytes), c->tenant,
-                              c->limit(LimitId::kTenantMaxSubscriptions));
-        cache_shares->emplace_back(c->id, c->limit(LimitId::kMemoryShareBytes) / threads);
+        cache_shares->emplace_back(c->id,
+                                   c->limit(control::LimitId::kMemoryShareBytes) / threads);
       }
       for (auto& loop : loops) {
         asio::post(loop->io, [engine = loop->engine.get(), shares, cache_shares] {
@@ -266,15 +263,6 @@ int ServeMain(int argc, char** argv) {
           for (const auto& [cache, bytes] : *cache_shares) engine->SetCacheShare(cache, bytes);
         });
       }
-    });
-    topics.set_on_refusal([&tenancy](uint32_t cache_id, topics::Topics::Limit limit) {
-      auto c = tenancy.Find(cache_id);
-      if (c == nullptr) return;
-      using topics::Topics;
-      gateway::Tenancy::CountRefusal(
-          *c, limit == Topics::Limit::kPublishRate     ? gateway::Refusal::kPublishRate
-              : limit == Topics::Limit::kSubscriptions ? gateway::Refusal::kSubscriptions
-                                                       : gateway::Refusal::kMessageSize);
     });
     // A subscription's state is charged to its cache and tenant on its loop's engine.
     topics.set_on_memory([&loops](uint32_t loop, uint32_t cache_id, int64_t delta) {
@@ -458,6 +446,7 @@ int ServeMain(int argc, char** argv) {
         ran += loop->io.poll();
       }
     }
+    topics.set_admission(nullptr);  // the tenancy goes first
     LOG_INFO("msg=stopped");
     return 0;
   } catch (const std::exception& e) {

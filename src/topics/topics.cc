@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <mutex>
 #include <random>
 
 #include <absl/container/flat_hash_map.h>
@@ -166,11 +165,6 @@ std::string GrpcDiscontinuityFrame(uint64_t last_seq, uint64_t new_seq, uint64_t
   return out;
 }
 
-// The refusals' messages start with these; LimitOf tells them apart.
-constexpr std::string_view kMessageSizeText = "Request size limit exceeded for this account";
-constexpr std::string_view kPublishRateText = "Too many operations";
-constexpr std::string_view kSubscriptionsText = "Topic subscriptions limit exceeded";
-
 Topics::Limit Topics::LimitOf(const Status& st) {
   if (st.code() != Code::kResourceExhausted) return Limit::kNone;
   const std::string_view m = st.message();
@@ -179,28 +173,6 @@ Topics::Limit Topics::LimitOf(const Status& st) {
   if (m.starts_with(kSubscriptionsText)) return Limit::kSubscriptions;
   return Limit::kNone;
 }
-
-// ---- Limits shared by the loops (subscriptions and publish rate per cache) -----------------
-
-struct Topics::Limits {
-  struct PerCache {
-    int64_t subscriptions = 0;
-    double tokens = 0;
-    int64_t refilled_ns = 0;
-    // The cache's own limits (SetCacheLimits); until set, Options' server-wide values.
-    bool own = false;
-    uint64_t publish_rate = 0, max_subscriptions = 0, max_message_bytes = 0;
-    uint32_t tenant = 0;  // 0: unknown (no tenant-wide cap)
-  };
-  struct PerTenant {
-    int64_t subscriptions = 0;
-    uint64_t max_subscriptions = 0;  // 0: no cap
-  };
-  std::mutex mu;
-  absl::flat_hash_map<uint32_t, PerCache> caches ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<uint32_t, PerTenant> tenants ABSL_GUARDED_BY(mu);
-  std::atomic<int64_t> live{0};
-};
 
 // ---- A loop's hub ---------------------------------------------------------------------------
 
@@ -762,7 +734,7 @@ class Topics::Hub {
 // ---- Topics ---------------------------------------------------------------------------------
 
 Topics::Topics(std::vector<asio::io_context*> loops, Options options)
-    : loops_(std::move(loops)), options_(options), limits_(std::make_unique<Limits>()) {
+    : loops_(std::move(loops)), options_(options) {
   for (uint32_t i = 0; i < loops_.size(); ++i) {
     hubs_.push_back(std::make_unique<Hub>(this, i, loops_[i]));
   }
@@ -782,24 +754,6 @@ void Topics::Stop() {
   }
 }
 
-void Topics::SetCacheLimits(uint32_t cache_id, uint64_t publish_rate, uint64_t max_subscriptions,
-                            uint64_t max_message_bytes, uint32_t tenant,
-                            uint64_t tenant_max_subscriptions) {
-  std::lock_guard lock(limits_->mu);
-  Limits::PerCache& c = limits_->caches[cache_id];
-  c.own = true;
-  c.publish_rate = publish_rate;
-  c.max_subscriptions = max_subscriptions;
-  c.max_message_bytes = max_message_bytes;
-  if (tenant != 0 && c.tenant != tenant) {
-    // The cache's subscriptions so far move to its (first known) tenant's count.
-    if (c.tenant != 0) limits_->tenants[c.tenant].subscriptions -= c.subscriptions;
-    limits_->tenants[tenant].subscriptions += c.subscriptions;
-    c.tenant = tenant;
-  }
-  if (tenant != 0) limits_->tenants[tenant].max_subscriptions = tenant_max_subscriptions;
-}
-
 Status Topics::CheckName(std::string_view name, bool pattern) const {
   if (options_.max_name_bytes == 0 || name.size() <= options_.max_name_bytes) return Status::Ok();
   return Status(Code::kInvalidArgument,
@@ -810,82 +764,23 @@ Status Topics::CheckName(std::string_view name, bool pattern) const {
 
 Status Topics::AdmitPublish(uint32_t cache_id, std::string_view topic, size_t value_bytes) {
   if (Status st = CheckName(topic, false); !st.ok()) return st;
-  Status st = CheckPublish(cache_id, value_bytes);
-  if (!st.ok() && on_refusal_) on_refusal_(cache_id, LimitOf(st));
-  return st;
-}
-
-Status Topics::CheckPublish(uint32_t cache_id, size_t value_bytes) {
-  const int64_t now = static_cast<int64_t>(MonotonicNanos());
-  std::lock_guard lock(limits_->mu);
-  Limits::PerCache& c = limits_->caches[cache_id];
-  const uint64_t max_message = c.own ? c.max_message_bytes : options_.max_message_bytes;
-  const uint64_t publish_rate = c.own ? c.publish_rate : options_.publish_rate_per_cache;
-  if (max_message != 0 && value_bytes > max_message) {
-    return Status(Code::kResourceExhausted,
-                  std::string(kMessageSizeText) + ": the message is " +
-                      std::to_string(value_bytes) + " bytes, over the request limit of " +
-                      std::to_string(max_message) + " bytes (max_message_bytes)");
-  }
-  if (publish_rate == 0) return Status::Ok();
-  // A token bucket per cache holding at most one second of the rate.
-  const double rate = static_cast<double>(publish_rate);
-  if (c.refilled_ns == 0) {
-    c.tokens = rate;
-  } else {
-    c.tokens = std::min(rate, c.tokens + rate * static_cast<double>(now - c.refilled_ns) / 1e9);
-  }
-  c.refilled_ns = now;
-  if (c.tokens < 1) {
-    return Status(Code::kResourceExhausted,
-                  std::string(kPublishRateText) + ": the cache's publish rate limit is " +
-                      std::to_string(publish_rate) + " per second (publish_per_second)");
-  }
-  c.tokens -= 1;
-  return Status::Ok();
+  return admission_ == nullptr ? Status::Ok() : admission_->AdmitPublish(cache_id, value_bytes);
 }
 
 Status Topics::AdmitSubscription(uint32_t cache_id) {
-  Status st = CheckSubscription(cache_id);
-  if (!st.ok() && on_refusal_) on_refusal_(cache_id, LimitOf(st));
-  return st;
-}
-
-Status Topics::CheckSubscription(uint32_t cache_id) {
-  std::lock_guard lock(limits_->mu);
-  Limits::PerCache& c = limits_->caches[cache_id];
-  const uint64_t max_subs = c.own ? c.max_subscriptions : options_.max_subscriptions_per_cache;
-  if (max_subs != 0 && static_cast<uint64_t>(c.subscriptions) >= max_subs) {
-    return Status(Code::kResourceExhausted,
-                  std::string(kSubscriptionsText) + ": the cache has " +
-                      std::to_string(c.subscriptions) + " subscribers, the limit (max_subscriptions)");
+  if (admission_ != nullptr) {
+    if (Status st = admission_->AdmitSubscription(cache_id); !st.ok()) return st;
   }
-  if (c.tenant != 0) {
-    Limits::PerTenant& t = limits_->tenants[c.tenant];
-    if (t.max_subscriptions != 0 && static_cast<uint64_t>(t.subscriptions) >= t.max_subscriptions) {
-      return Status(Code::kResourceExhausted,
-                    std::string(kSubscriptionsText) + ": the tenant's caches have " +
-                        std::to_string(t.subscriptions) +
-                        " subscribers, the limit (tenant_max_subscriptions)");
-    }
-    t.subscriptions++;
-  }
-  c.subscriptions++;
-  limits_->live.fetch_add(1, std::memory_order_relaxed);
+  live_.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
 }
 
 void Topics::ReleaseSubscription(uint32_t cache_id) {
-  std::lock_guard lock(limits_->mu);
-  auto it = limits_->caches.find(cache_id);
-  if (it != limits_->caches.end() && it->second.subscriptions > 0) {
-    it->second.subscriptions--;
-    if (it->second.tenant != 0) limits_->tenants[it->second.tenant].subscriptions--;
-  }
-  limits_->live.fetch_sub(1, std::memory_order_relaxed);
+  if (admission_ != nullptr) admission_->ReleaseSubscription(cache_id);
+  live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-int64_t Topics::LiveSubscriptions() const { return limits_->live.load(std::memory_order_relaxed); }
+int64_t Topics::LiveSubscriptions() const { return live_.load(std::memory_order_relaxed); }
 
 Topics::Counters Topics::Snapshot() const {
   Counters c;
@@ -921,12 +816,6 @@ void Topics::Unsubscribe(uint32_t loop, SubId id) { hubs_[loop]->Unsubscribe(id)
 
 void Topics::DropCache(uint32_t loop, uint32_t cache_id) {
   hubs_[loop]->DropCache(cache_id);
-  std::lock_guard lock(limits_->mu);
-  auto it = limits_->caches.find(cache_id);
-  if (it != limits_->caches.end() && it->second.tenant != 0) {
-    limits_->tenants[it->second.tenant].subscriptions -= it->second.subscriptions;
-  }
-  limits_->caches.erase(cache_id);
 }
 
 void Topics::AfterDeliveries(uint32_t origin, std::function<void()> done) {

@@ -39,6 +39,7 @@
 
 #include "api/request.h"
 #include "common/status.h"
+#include "topics/admission.h"
 
 namespace cellar::topics {
 
@@ -46,9 +47,6 @@ struct Options {
   uint32_t replay_messages = 4096;         // per topic, the ring's message bound
   uint64_t replay_bytes = 4 << 20;         // per topic, the ring's payload bound
   int64_t heartbeat_ms = 3000;             // gRPC subscribers idle this long get a heartbeat
-  uint64_t max_message_bytes = 100 << 10;  // publish payload limit
-  uint32_t max_subscriptions_per_cache = 100000;  // 0: no limit
-  uint32_t publish_rate_per_cache = 100000;       // publishes/s (burst 1 s); 0: no limit
   // A subscriber (a gRPC stream, a RESP connection) whose outbound queue (messages accepted
   // but not yet written to its socket) exceeds this is cut off: it fell behind.
   uint64_t subscriber_queue_bytes = 4 << 20;
@@ -137,25 +135,17 @@ class Topics {
   void Stop();
 
   // ---- Publishing -----------------------------------------------------------------------
-  // On the caller's loop, before making the gateway call: the size limit
-  // (kResourceExhausted, "request size" text) and the cache's publish rate
-  // (kResourceExhausted, "operations" text).
-  // A topic name over max_name_bytes is kInvalidArgument.
+  // On the caller's loop, before making the gateway call: the topic name (over
+  // max_name_bytes: kInvalidArgument), then the admission's limits (admission.h: the
+  // message size, "request size" text; the cache's publish rate, "operations" text).
   Status AdmitPublish(uint32_t cache_id, std::string_view topic, size_t value_bytes);
-  // A cache's own limits (0: none), replacing Options' server-wide values for it, and its
-  // tenant's subscription cap over all the tenant's caches; any thread.
-  void SetCacheLimits(uint32_t cache_id, uint64_t publish_rate, uint64_t max_subscriptions,
-                      uint64_t max_message_bytes, uint32_t tenant = 0,
-                      uint64_t tenant_max_subscriptions = 0);
+  // The limits of publishes and subscriptions (admission.h); none while unset. Set before
+  // serving.
+  void set_admission(Admission* admission) { admission_ = admission; }
   // Which limit a refusal of AdmitPublish or Subscribe is (front-ends name it on their wire,
   // e.g. Momento's `err` trailer); kNone for any other status.
   enum class Limit : uint8_t { kNone, kMessageSize, kPublishRate, kSubscriptions };
   static Limit LimitOf(const Status& st);
-  // Called (any thread, no lock held) for every publish or subscription a limit refuses, so
-  // refusals are counted per cache. Set before serving.
-  void set_on_refusal(std::function<void(uint32_t cache_id, Limit)> fn) {
-    on_refusal_ = std::move(fn);
-  }
   // Called on loop `loop` when a subscription made there starts (delta > 0: about the bytes
   // its state takes, on every loop that keeps some) or ends (the same, negative), so that the
   // memory is charged to its cache and tenant (the loop's Engine::ChargeExternal). Set before
@@ -229,18 +219,14 @@ class Topics {
  private:
   std::vector<boost::asio::io_context*> loops_;
   Options options_;
-  std::function<void(uint32_t, Limit)> on_refusal_;
+  Admission* admission_ = nullptr;
   std::function<void(uint32_t, uint32_t, int64_t)> on_memory_;
   std::vector<std::unique_ptr<Hub>> hubs_;
-  struct Limits;
-  std::unique_ptr<Limits> limits_;
-  // Subscriptions per cache (any loop); Admit counts one in or refuses.
+  std::atomic<int64_t> live_{0};  // subscriptions, every loop's
+  // A subscription in (the admission's limits) or out (any loop).
   Status AdmitSubscription(uint32_t cache_id);
-  // The checks themselves (they take limits_->mu; the refusal hook runs after, unlocked).
-  Status CheckSubscription(uint32_t cache_id);
-  Status CheckName(std::string_view name, bool pattern) const;
-  Status CheckPublish(uint32_t cache_id, size_t value_bytes);
   void ReleaseSubscription(uint32_t cache_id);
+  Status CheckName(std::string_view name, bool pattern) const;
   std::atomic<uint64_t> slow_cutoffs_{0};
 };
 

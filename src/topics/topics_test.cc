@@ -292,55 +292,73 @@ TEST_F(TopicsTest, AfterDeliveriesWaitsForTheItemsAndTheSinksPostedFlushes) {
   }
 }
 
-TEST_F(TopicsTest, LimitsRefuseWithTheirOwnMessages) {
-  Make(Options{.max_message_bytes = 10, .max_subscriptions_per_cache = 2,
-               .publish_rate_per_cache = 3});
-  Recorder r;
-  EXPECT_TRUE(topics->Subscribe(0, &r, 1, "a", 0, 0, false).ok());
-  EXPECT_TRUE(topics->PSubscribe(1, &r, 1, "*").ok());
-  auto third = topics->Subscribe(0, &r, 1, "b", 0, 0, false);
-  ASSERT_FALSE(third.ok());
-  EXPECT_EQ(third.status().code(), Code::kResourceExhausted);
-  EXPECT_TRUE(third.status().message().starts_with("Topic subscriptions"));
-  EXPECT_TRUE(topics->Subscribe(0, &r, 2, "other cache", 0, 0, false).ok());
+// Topics keeps no limits: it asks its Admission (the gateway's tenancy in the server, whose
+// own tests check the limits) and passes a refusal on as it is.
+class FakeAdmission : public Admission {
+ public:
+  Status AdmitPublish(uint32_t cache_id, size_t value_bytes) override {
+    published.emplace_back(cache_id, value_bytes);
+    return refuse_publish ? Status(Code::kResourceExhausted, std::string(kPublishRateText) + ": x")
+                          : Status::Ok();
+  }
+  Status AdmitSubscription(uint32_t cache_id) override {
+    if (subscriptions >= max_subscriptions) {
+      return Status(Code::kResourceExhausted, std::string(kSubscriptionsText) + ": y");
+    }
+    ++subscriptions;
+    admitted.push_back(cache_id);
+    return Status::Ok();
+  }
+  void ReleaseSubscription(uint32_t cache_id) override {
+    --subscriptions;
+    released.push_back(cache_id);
+  }
+  std::vector<std::pair<uint32_t, size_t>> published;
+  std::vector<uint32_t> admitted, released;
+  bool refuse_publish = false;
+  int subscriptions = 0;
+  int max_subscriptions = 2;
+};
 
-  Status big = topics->AdmitPublish(1, "t", 11);
-  EXPECT_EQ(big.code(), Code::kResourceExhausted);
-  EXPECT_TRUE(big.message().starts_with("Request size"));
-  EXPECT_TRUE(topics->AdmitPublish(1, "t", 10).ok());  // one of the 3 per second
-  EXPECT_TRUE(topics->AdmitPublish(1, "t", 1).ok());
-  EXPECT_TRUE(topics->AdmitPublish(1, "t", 1).ok());
-  Status fast = topics->AdmitPublish(1, "t", 1);
-  EXPECT_EQ(fast.code(), Code::kResourceExhausted);
-  EXPECT_TRUE(fast.message().starts_with("Too many operations"));
-  EXPECT_TRUE(topics->AdmitPublish(2, "t", 1).ok());  // per cache
-  Settle();
-}
-
-TEST_F(TopicsTest, NamesAreBoundedAndTenantsCappedOverTheirCaches) {
+TEST_F(TopicsTest, PublishesAndSubscriptionsAskTheAdmissionAndNamesAreBounded) {
   Make(Options{.max_name_bytes = 8});
-  // Caches 1 and 2 belong to tenant 7, which may hold 3 subscriptions over both.
-  topics->SetCacheLimits(1, 0, 0, 0, /*tenant=*/7, /*tenant_max_subscriptions=*/3);
-  topics->SetCacheLimits(2, 0, 0, 0, 7, 3);
-  topics->SetCacheLimits(3, 0, 0, 0, 8, 3);
+  FakeAdmission admission;
+  topics->set_admission(&admission);
   Recorder r;
-  auto long_name = topics->Subscribe(0, &r, 1, "123456789", 0, 0, false);
-  EXPECT_EQ(long_name.status().code(), Code::kInvalidArgument);
+  // Names first: a name over the bound never reaches the admission.
+  EXPECT_EQ(topics->Subscribe(0, &r, 1, "123456789", 0, 0, false).status().code(),
+            Code::kInvalidArgument);
   EXPECT_EQ(topics->PSubscribe(0, &r, 1, "*********").status().code(), Code::kInvalidArgument);
   EXPECT_EQ(topics->AdmitPublish(1, "123456789", 1).code(), Code::kInvalidArgument);
-  EXPECT_TRUE(topics->AdmitPublish(1, "12345678", 1).ok());
+  EXPECT_TRUE(admission.admitted.empty());
+  EXPECT_TRUE(admission.published.empty());
+  EXPECT_TRUE(topics->AdmitPublish(1, "12345678", 5).ok());
+  ASSERT_EQ(admission.published.size(), 1u);
+  EXPECT_EQ(admission.published[0], (std::pair<uint32_t, size_t>{1, 5}));
+  admission.refuse_publish = true;
+  Status fast = topics->AdmitPublish(2, "t", 1);
+  EXPECT_EQ(fast.code(), Code::kResourceExhausted);
+  EXPECT_EQ(Topics::LimitOf(fast), Topics::Limit::kPublishRate);
+
   auto a = topics->Subscribe(0, &r, 1, "a", 0, 0, false);
-  auto b = topics->Subscribe(1, &r, 2, "b", 0, 0, false);
-  auto c = topics->PSubscribe(0, &r, 2, "c*");
-  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
-  auto d = topics->Subscribe(0, &r, 1, "d", 0, 0, false);
-  EXPECT_EQ(d.status().code(), Code::kResourceExhausted);
-  EXPECT_NE(d.status().message().find("tenant_max_subscriptions"), std::string::npos);
-  EXPECT_TRUE(topics->Subscribe(0, &r, 3, "other", 0, 0, false).ok());
+  auto b = topics->PSubscribe(1, &r, 2, "b*");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(topics->LiveSubscriptions(), 2);
+  auto c = topics->Subscribe(0, &r, 1, "c", 0, 0, false);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(Topics::LimitOf(c.status()), Topics::Limit::kSubscriptions);
+  EXPECT_EQ(topics->LiveSubscriptions(), 2);  // a refused subscription keeps nothing
   topics->Unsubscribe(1, *b);
   Settle();
-  EXPECT_TRUE(topics->Subscribe(0, &r, 1, "d", 0, 0, false).ok()) << "a place was freed";
+  EXPECT_EQ(admission.released, std::vector<uint32_t>{2});
+  EXPECT_EQ(topics->LiveSubscriptions(), 1);
+  EXPECT_TRUE(topics->Subscribe(0, &r, 1, "c", 0, 0, false).ok()) << "a place was freed";
+  // A deleted cache's subscriptions end and are released.
+  topics->DropCache(0, 1);
   Settle();
+  EXPECT_EQ(admission.subscriptions, 0);
+  EXPECT_EQ(topics->LiveSubscriptions(), 0);
+  topics->set_admission(nullptr);
 }
 
 TEST_F(TopicsTest, HeartbeatsOnlyForIdleSubscriptionsThatAskedForThem) {

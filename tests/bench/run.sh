@@ -6,7 +6,10 @@
 #      table shows medians), BENCH_MODES ("pinned unpinned" by default),
 #      BENCH_ITEMS (items for the memory test, default 1000000), BENCH_ONLY=memory (skip
 #      the throughput runs), BENCH_CELLAR_ARGS (more `cellar serve` flags, e.g.
-#      "--fair-scheduling off" to measure the scheduler's cost), BENCH_CELLAR_LIMITS.
+#      "--fair-scheduling off" to measure the scheduler's cost), BENCH_CELLAR_LIMITS,
+#      BENCH_CELLAR_BASE (a second cellar binary, e.g. a build of an older commit: it runs
+#      beside the others, alternated with them, and the table gains its column and the
+#      new/base ratio; how a refactoring is shown to cost nothing).
 #
 # Both servers run at once on their own ports and each workload alternates between them,
 # rep after rep, so a slow minute on this shared machine hits both alike.
@@ -28,6 +31,12 @@ CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_p
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
+BASE_BIN=${BENCH_CELLAR_BASE:-}
+SERVERS="cellar redis"
+if [[ -n "$BASE_BIN" ]]; then
+  [[ -x "$BASE_BIN" ]] || { echo "BENCH_CELLAR_BASE: no binary at $BASE_BIN" >&2; exit 2; }
+  SERVERS="cellar base redis"
+fi
 KVBENCH_SRC=${KVBENCH_SRC:-$repo/../shared/tools/kvbench.c}
 SECS=${BENCH_SECS:-6}
 WARMUP=${BENCH_WARMUP:-1}
@@ -75,7 +84,7 @@ stop_all() { for p in "${all_pids[@]}"; do stop_pid "$p"; done; all_pids=(); ser
 cleanup() {
   local rc=$?
   if [[ $rc -ne 0 ]]; then
-    for f in "$tmp"/cellar.log "$tmp"/redis.log; do
+    for f in "$tmp"/cellar.log "$tmp"/base.log "$tmp"/redis.log; do
       [[ -f "$f" ]] && { echo "--- tail of $f"; tail -n 20 "$f"; }
     done
   fi
@@ -97,22 +106,23 @@ wait_pong() {
   echo "server on port $1 not answering PING" >&2; return 1
 }
 
-# start_cellar: sets server_pid, port
+# start_cellar [NAME BIN]: sets server_pid, port (NAME cellar, BIN $CELLAR_BIN by default)
 start_cellar() {
-  local data=$tmp/cellar-data
+  local name=${1:-cellar} bin=${2:-$CELLAR_BIN}
+  local data=$tmp/$name-data
   rm -rf "$data"; mkdir -p "$data"
-  "${server_cpu[@]}" "$CELLAR_BIN" serve --data-dir "$data" --resp-port 0 --admin-port 0 \
+  "${server_cpu[@]}" "$bin" serve --data-dir "$data" --resp-port 0 --admin-port 0 \
     --api-port 0 --memory-limit 2gb --threads "$THREADS" --dev-no-auth --log-level warn \
     --default-limits "$CELLAR_LIMITS" ${BENCH_CELLAR_ARGS:-} \
-    >"$tmp/cellar.log" 2>&1 &
+    >"$tmp/$name.log" 2>&1 &
   server_pid=$!
   all_pids+=("$server_pid")
   for _ in $(seq 1 200); do
     [[ -s "$data/ports.json" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/cellar.log" >&2; exit 1; }
+    kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/$name.log" >&2; exit 1; }
     sleep 0.1
   done
-  [[ -s "$data/ports.json" ]] || { echo "cellar: no ports.json" >&2; exit 1; }
+  [[ -s "$data/ports.json" ]] || { echo "$name: no ports.json" >&2; exit 1; }
   port=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resp"])' "$data/ports.json")
   wait_pong "$port"
 }
@@ -155,25 +165,25 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR
 # throughput MODE: both servers up; every workload alternates cellar/redis, REPS times.
 declare -A SAMPLES_OPS SAMPLES_P99
 throughput() {
-  local mode=$1 cport rport rep w s
+  local mode=$1 rep w s
+  local -A sport
   set_mode "$mode"
-  start_cellar; cport=$port
-  start_redis; rport=$port
+  start_cellar; sport[cellar]=$port
+  if [[ -n "$BASE_BIN" ]]; then start_cellar base "$BASE_BIN"; sport[base]=$port; fi
+  start_redis; sport[redis]=$port
   echo "== $mode: cellar --threads $THREADS on ${server_cpu[*]:-any CPU}, redis $(redis-server --version | awk '{print $3}'); kvbench ${SECS}s + ${WARMUP}s warm-up, $REPS reps"
   for rep in $(seq 1 "$REPS"); do
     for w in "set 1" "set 16" "get 1" "get 16"; do
       set -- $w
-      for s in cellar redis; do
-        local p=$cport; [[ $s == redis ]] && p=$rport
-        kv "$mode $s kvbench $1 P$2" "$p" "$1" "$2"
+      for s in $SERVERS; do
+        kv "$mode $s kvbench $1 P$2" "${sport[$s]}" "$1" "$2"
         SAMPLES_OPS["$mode $s kvbench $1 P$2"]+="${OPS["$mode $s kvbench $1 P$2"]} "
         SAMPLES_P99["$mode $s kvbench $1 P$2"]+="${P99["$mode $s kvbench $1 P$2"]} "
       done
     done
   done
-  for s in cellar redis; do
-    local p=$cport; [[ $s == redis ]] && p=$rport
-    rb "$mode $s redis-benchmark P16" "$p" 16 1000000
+  for s in $SERVERS; do
+    rb "$mode $s redis-benchmark P16" "${sport[$s]}" 16 1000000
   done
   stop_all
 }
@@ -209,6 +219,7 @@ fi
 echo "== memory: $ITEMS keys, ${VALUE}-byte values, fresh servers (cellar --threads $(nproc)) =="
 set_mode unpinned
 start_cellar; memory_test cellar; stop_all
+if [[ -n "$BASE_BIN" ]]; then start_cellar base "$BASE_BIN"; memory_test base; stop_all; fi
 start_redis; memory_test redis; stop_all
 
 echo
@@ -230,10 +241,24 @@ if [[ "${BENCH_ONLY:-}" != memory ]]; then
     done
   done
   echo "(medians of $REPS runs for kvbench; redis-benchmark runs once and is CPU-bound on 2 cores)"
+  if [[ -n "$BASE_BIN" ]]; then
+    echo
+    echo "cellar ($CELLAR_BIN) against base ($BASE_BIN), same runs:"
+    printf '%-9s %-20s %13s %13s %9s %11s %11s\n' mode workload "cellar ops/s" "base ops/s" \
+      new/base "cellar p99" "base p99"
+    for mode in $MODES; do
+      for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16"; do
+        c=$(median <<<"${SAMPLES_OPS["$mode cellar $w"]}") b=$(median <<<"${SAMPLES_OPS["$mode base $w"]}")
+        cp=$(median <<<"${SAMPLES_P99["$mode cellar $w"]}") bp=$(median <<<"${SAMPLES_P99["$mode base $w"]}")
+        ratio=$(awk -v c="$c" -v r="$b" 'BEGIN {if (r > 0) printf "%.3f", c / r; else print "n/a"}')
+        printf '%-9s %-20s %13s %13s %9s %9sus %9sus\n' "$mode" "$w" "$c" "$b" "$ratio" "$cp" "$bp"
+      done
+    done
+  fi
 fi
 echo
 printf '%-8s %10s %22s %26s\n' server items "bytes/item (RSS)" "bytes/item (used_memory)"
-for s in cellar redis; do
+for s in $SERVERS; do
   printf '%-8s %10s %22s %26s\n' "$s" "${MEM_N[$s]}" "${MEM_RSS[$s]}" "${MEM_USED[$s]}"
 done
 echo "(key 16 bytes + value ${VALUE} bytes = $((16 + VALUE)) bytes of payload per item)"
