@@ -23,7 +23,18 @@
 #             runs one event loop (--threads 1).
 #   unpinned: nothing pinned, Cellar on its default of one loop per core (--threads 2 here);
 #             its loops then compete with the load generator for the two cores.
+#
+# --smoke: one 1-second rep of each workload, pinned only, a small redis-benchmark and memory
+# test (the test suite runs it as bench.run.smoke); the script then exits 1 unless every row
+# read a throughput and every server stored every item: what it reads must still exist.
 set -euo pipefail
+SMOKE=0
+[[ ${1:-} == --smoke ]] && SMOKE=1
+if ((SMOKE)); then
+  : "${BENCH_SECS:=1}" "${BENCH_WARMUP:=0}" "${BENCH_REPS:=1}" "${BENCH_MODES:=pinned}"
+  : "${BENCH_ITEMS:=20000}" "${BENCH_RB_REQUESTS:=20000}"
+fi
+RB_REQUESTS=${BENCH_RB_REQUESTS:-1000000}
 # Cellar's per-cache limits (issue 7): high enough never to throttle the load generator, but
 # finite, so the admission buckets run as they do in production. BENCH_CELLAR_LIMITS overrides.
 CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_per_second=1tib,write_bytes_per_second=1tib,publish_per_second=1000000000}
@@ -183,7 +194,7 @@ throughput() {
     done
   done
   for s in $SERVERS; do
-    rb "$mode $s redis-benchmark P16" "${sport[$s]}" 16 1000000
+    rb "$mode $s redis-benchmark P16" "${sport[$s]}" 16 "$RB_REQUESTS"
   done
   stop_all
 }
@@ -262,3 +273,25 @@ for s in $SERVERS; do
   printf '%-8s %10s %22s %26s\n' "$s" "${MEM_N[$s]}" "${MEM_RSS[$s]}" "${MEM_USED[$s]}"
 done
 echo "(key 16 bytes + value ${VALUE} bytes = $((16 + VALUE)) bytes of payload per item)"
+
+if ((SMOKE)); then
+  # What the table read must be there: a throughput for every row, every item stored.
+  bad=0
+  for mode in $MODES; do
+    for s in $SERVERS; do
+      for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16"; do
+        v=$(median <<<"${SAMPLES_OPS["$mode $s $w"]:-}")
+        [[ "$v" =~ ^[0-9]+$ && "$v" -gt 0 ]] || { echo "smoke: no throughput for $mode $s $w" >&2; bad=1; }
+      done
+      for t in set get; do
+        v=${OPS["$mode $s redis-benchmark P16.$t"]:-0}
+        [[ "$v" =~ ^[0-9]+$ && "$v" -gt 0 ]] || { echo "smoke: no redis-benchmark $t for $mode $s" >&2; bad=1; }
+      done
+    done
+  done
+  for s in $SERVERS; do
+    [[ "${MEM_N[$s]:-}" == "$ITEMS" ]] || { echo "smoke: $s stored ${MEM_N[$s]:-nothing}, not $ITEMS" >&2; bad=1; }
+  done
+  if ((bad)); then echo "0 passed, 1 failed"; exit 1; fi
+  echo "1 passed, 0 failed"
+fi
