@@ -24,10 +24,12 @@
 #include "auth/signing_keys.h"
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
+#include "frontend/grpc/topic_frames.h"
 #include "frontend/net/tls.h"
 #include "gateway/reply_memory.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
+#include "frontend/resp/topic_pushes.h"
 #include "gateway/gateway.h"
 #include "gateway/scheduler.h"
 #include "gateway/tenancy.h"
@@ -275,6 +277,7 @@ int ServeMain(int argc, char** argv) {
     resp::ServerContext server_ctx;
     server_ctx.gateway = &gateway;
     server_ctx.topics = &topics;
+    server_ctx.topic_encoding = topics.RegisterEncoding(resp::EncodeTopicTail);
     server_ctx.max_item_bytes = cfg.max_item_size;
     server_ctx.start_ms = SystemClock::Get()->NowMillis();
     server_ctx.threads = threads;
@@ -310,6 +313,7 @@ int ServeMain(int argc, char** argv) {
     grpc::ServiceContext grpc_ctx;
     grpc_ctx.gateway = &gateway;
     grpc_ctx.topics = &topics;
+    grpc_ctx.topic_encoding = topics.RegisterEncoding(grpc::EncodeTopicItem);
     grpc_ctx.keys = &signing_keys;
     grpc_ctx.max_item_bytes = cfg.max_item_size;
     // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.

@@ -7,9 +7,10 @@
 // subscriptions each loop has on the topic, so it posts one message per loop, not one per
 // subscriber. Each loop's hub hands the message to its local subscriptions' sinks.
 //
-// A message (TopicMessage) is immutable and shared by every subscriber and the replay ring:
-// it carries its encodings, made once at publish (the framed gRPC _SubscriptionItem and the
-// RESP tail of a `message`/`pmessage` push), so subscribers queue pointers, never payloads.
+// A message (TopicMessage) is immutable and shared by every subscriber and the replay ring.
+// Topics know no wire format: each front-end registers its encoder (RegisterEncoding: gRPC's
+// framed _SubscriptionItem, RESP's head of a `message`/`pmessage` push), run once per message
+// at publish, so subscribers queue pointers, never payloads. The hubs live in hub.cc.
 //
 // Publishing runs as a gateway call (api::Op::kPublish, key = topic, value = payload,
 // check = publisher id, flags kPublishBinary), so it is batched and routed like any data call
@@ -27,6 +28,7 @@
 // being delivered), but not Subscribe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -57,6 +59,14 @@ struct Options {
   uint32_t max_name_bytes = 4096;
 };
 
+// Front-end wire forms a message carries (RESP, gRPC; room for the web front-ends).
+inline constexpr size_t kMaxEncodings = 4;
+using EncodingId = uint8_t;
+
+// A published message, stored once: wire-neutral fields, and each registered front-end's
+// encoding of it (Topics::RegisterEncoding), made once at publish so that a fan-out to many
+// subscribers copies bytes, never encodes. Shared (MessagePtr) by every subscriber's queue
+// and the topic's replay ring; immutable once published.
 struct TopicMessage {
   uint32_t cache_id = 0;
   uint64_t seq = 0;
@@ -64,28 +74,20 @@ struct TopicMessage {
   bool binary = false;
   std::string topic;
   std::string publisher_id;
-  // Framed gRPC message (5-byte prefix): _SubscriptionItem { item: _TopicItem {...} }.
-  std::string grpc;
-  // RESP tail shared by `message` and `pmessage` pushes: "$<n>\r\n<topic>\r\n$<m>\r\n<value>\r\n".
-  // A push is a header (see RespHeader*) followed by this tail.
-  std::string resp;
-  size_t value_offset = 0, value_size = 0;  // the payload, inside `resp`
+  std::string value;
+  std::array<std::string, kMaxEncodings> encoded;
 
-  std::string_view value() const { return std::string_view(resp).substr(value_offset, value_size); }
+  const std::string& wire(EncodingId id) const { return encoded[id]; }
   // Bytes this message holds (for queue and ring bounds).
-  size_t footprint() const { return sizeof(*this) + topic.size() + publisher_id.size() + grpc.size() + resp.size(); }
+  size_t footprint() const {
+    size_t n = sizeof(*this) + topic.size() + publisher_id.size() + value.size();
+    for (const std::string& e : encoded) n += e.size();
+    return n;
+  }
 };
 using MessagePtr = std::shared_ptr<const TopicMessage>;
-
-// RESP push headers: write one, then message->resp.
-//   message:  "*3\r\n$7\r\nmessage\r\n" (RESP2) / ">3\r\n$7\r\nmessage\r\n" (RESP3)
-//   pmessage: "*4\r\n$8\r\npmessage\r\n$<p>\r\n<pattern>\r\n" (">4..." in RESP3)
-std::string_view RespMessageHeader(int proto);
-void AppendRespPMessageHeader(std::string& out, int proto, std::string_view pattern);
-
-// gRPC frames that are not items (framed, ready to send).
-std::string_view GrpcHeartbeatFrame();
-std::string GrpcDiscontinuityFrame(uint64_t last_seq, uint64_t new_seq, uint64_t new_page);
+// Writes a message's wire form for one front-end (its Sink reads it back with wire(id)).
+using Encoder = void (*)(const TopicMessage& message, std::string& out);
 
 using SubId = uint64_t;  // unique per loop, never 0
 
@@ -139,6 +141,9 @@ class Topics {
   // max_name_bytes: kInvalidArgument), then the admission's limits (admission.h: the
   // message size, "request size" text; the cache's publish rate, "operations" text).
   Status AdmitPublish(uint32_t cache_id, std::string_view topic, size_t value_bytes);
+  // A front-end's wire form of every message published from now on (message->wire(id)).
+  // Before serving; at most kMaxEncodings.
+  EncodingId RegisterEncoding(Encoder encoder);
   // The limits of publishes and subscriptions (admission.h); none while unset. Set before
   // serving.
   void set_admission(Admission* admission) { admission_ = admission; }
@@ -214,12 +219,13 @@ class Topics {
   // A sink cut a subscriber off for falling behind (any thread).
   void NoteSlowSubscriber();
 
-  class Hub;  // one per loop (topics.cc)
+  class Hub;  // one per loop (hub.cc)
 
  private:
   std::vector<boost::asio::io_context*> loops_;
   Options options_;
   Admission* admission_ = nullptr;
+  std::vector<Encoder> encoders_;  // by EncodingId
   std::function<void(uint32_t, uint32_t, int64_t)> on_memory_;
   std::vector<std::unique_ptr<Hub>> hubs_;
   std::atomic<int64_t> live_{0};  // subscriptions, every loop's

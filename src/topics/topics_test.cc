@@ -10,14 +10,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "cachepubsub.pb.h"
+#include <cctype>
 #include "common/clock.h"
 #include "routing/router.h"
 
 namespace cellar::topics {
 namespace {
 
-namespace pb = cache_client::pubsub;
 
 struct Event {
   enum Kind { kReady, kDisc, kItem, kHeartbeat, kEnd } kind;
@@ -34,7 +33,7 @@ class Recorder : public Sink {
     events.push_back({Event::kDisc, id, 0, last, next, page});
   }
   void OnItem(SubId id, const MessagePtr& m) override {
-    events.push_back({Event::kItem, id, m->seq, 0, 0, m->page, std::string(m->value()), m->topic});
+    events.push_back({Event::kItem, id, m->seq, 0, 0, m->page, m->value, m->topic});
     if (on_item) on_item(id);
   }
   void OnHeartbeat(SubId id) override { events.push_back({Event::kHeartbeat, id}); }
@@ -420,76 +419,50 @@ TEST_F(TopicsTest, SubscriptionsEndWhenTheirTokenExpires) {
   (void)c;
 }
 
-TEST(TopicsEncoding, FramesDecodeAsTheSdkSeesThem) {
+TEST(TopicsEncoding, EachRegisteredEncoderRunsOncePerMessage) {
   boost::asio::io_context io;
   Topics topics({&io}, Options{});
-  Recorder r;
-  auto id = topics.Subscribe(0, &r, 3, "room", 0, 0, false);
-  ASSERT_TRUE(id.ok());
-  io.poll();
-  io.restart();
-  // A Sink that keeps the shared messages.
+  static int calls = 0;
+  const EncodingId upper = topics.RegisterEncoding([](const TopicMessage& m, std::string& out) {
+    ++calls;
+    for (char ch : m.value) out.push_back(static_cast<char>(std::toupper(ch)));
+  });
+  const EncodingId tagged = topics.RegisterEncoding([](const TopicMessage& m, std::string& out) {
+    out = m.topic + "#" + std::to_string(m.seq) + ":" + m.value;
+  });
+  EXPECT_NE(upper, tagged);
   struct Keep : Sink {
     void OnReady(SubId) override {}
     void OnDiscontinuity(SubId, uint64_t, uint64_t, uint64_t) override {}
     void OnItem(SubId, const MessagePtr& m) override { got.push_back(m); }
     void OnEnd(SubId, const Status&) override {}
     std::vector<MessagePtr> got;
-  } keep;
-  ASSERT_TRUE(topics.Subscribe(0, &keep, 3, "room", 0, 0, false).ok());
+  } a, b;
+  ASSERT_TRUE(topics.Subscribe(0, &a, 3, "room", 0, 0, false).ok());
+  ASSERT_TRUE(topics.Subscribe(0, &b, 3, "room", 0, 0, false).ok());
   io.poll();
   io.restart();
-  for (bool binary : {false, true}) {
-    api::Request req;
-    req.op = api::Op::kPublish;
-    req.cache_id = 3;
-    req.key = "room";
-    const std::string value = binary ? std::string("\0\xff\r\n", 4) : std::string("hello");
-    req.value = value;
-    req.check = "token-7";
-    if (binary) req.flags |= api::kPublishBinary;
-    api::Reply reply;
-    topics.Publish(0, req, reply);
-    EXPECT_EQ(reply.integer, 2);
-  }
+  api::Request req;
+  req.op = api::Op::kPublish;
+  req.cache_id = 3;
+  req.key = "room";
+  req.value = "hello";
+  req.check = "token-7";
+  api::Reply reply;
+  topics.Publish(0, req, reply);
+  EXPECT_EQ(reply.integer, 2);
   io.poll();
-  ASSERT_EQ(keep.got.size(), 2u);
-  for (size_t i = 0; i < 2; ++i) {
-    const TopicMessage& m = *keep.got[i];
-    ASSERT_GE(m.grpc.size(), 5u);
-    const uint32_t len = (uint8_t(m.grpc[1]) << 24) | (uint8_t(m.grpc[2]) << 16) |
-                         (uint8_t(m.grpc[3]) << 8) | uint8_t(m.grpc[4]);
-    ASSERT_EQ(len + 5, m.grpc.size());
-    pb::_SubscriptionItem item;
-    ASSERT_TRUE(item.ParseFromArray(m.grpc.data() + 5, static_cast<int>(len)));
-    ASSERT_TRUE(item.has_item());
-    EXPECT_EQ(item.item().topic_sequence_number(), i + 1);
-    EXPECT_EQ(item.item().sequence_page(), m.page);
-    EXPECT_LT(m.page, uint64_t{1} << 53);
-    EXPECT_EQ(item.item().publisher_id(), "token-7");
-    if (i == 0) {
-      EXPECT_EQ(item.item().value().text(), "hello");
-      EXPECT_EQ(m.resp, "$4\r\nroom\r\n$5\r\nhello\r\n");
-    } else {
-      EXPECT_EQ(item.item().value().binary(), std::string("\0\xff\r\n", 4));
-      EXPECT_EQ(m.value(), std::string_view("\0\xff\r\n", 4));
-    }
-  }
-  pb::_SubscriptionItem hb;
-  const std::string_view h = GrpcHeartbeatFrame();
-  ASSERT_TRUE(hb.ParseFromArray(h.data() + 5, static_cast<int>(h.size() - 5)));
-  EXPECT_TRUE(hb.has_heartbeat());
-  pb::_SubscriptionItem disc;
-  const std::string d = GrpcDiscontinuityFrame(4, 9, 77);
-  ASSERT_TRUE(disc.ParseFromArray(d.data() + 5, static_cast<int>(d.size() - 5)));
-  ASSERT_TRUE(disc.has_discontinuity());
-  EXPECT_EQ(disc.discontinuity().last_topic_sequence(), 4u);
-  EXPECT_EQ(disc.discontinuity().new_topic_sequence(), 9u);
-  EXPECT_EQ(disc.discontinuity().new_sequence_page(), 77u);
-  std::string pm;
-  AppendRespPMessageHeader(pm, 3, "r*");
-  EXPECT_EQ(pm, ">4\r\n$8\r\npmessage\r\n$2\r\nr*\r\n");
-  EXPECT_EQ(RespMessageHeader(2), "*3\r\n$7\r\nmessage\r\n");
+  ASSERT_EQ(a.got.size(), 1u);
+  ASSERT_EQ(b.got.size(), 1u);
+  EXPECT_EQ(a.got[0], b.got[0]);  // one message, shared
+  const TopicMessage& m = *a.got[0];
+  EXPECT_EQ(calls, 1);  // encoded once, not once per subscriber
+  EXPECT_EQ(m.wire(upper), "HELLO");
+  EXPECT_EQ(m.wire(tagged), "room#1:hello");
+  EXPECT_EQ(m.value, "hello");
+  EXPECT_EQ(m.publisher_id, "token-7");
+  EXPECT_LT(m.page, uint64_t{1} << 53);
+  EXPECT_GE(m.footprint(), sizeof(TopicMessage) + 5 + 12);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/metrics.h"
+#include "frontend/grpc/topic_frames.h"
 #include "frontend/net/tls.h"
 
 namespace cellar::grpc {
@@ -863,18 +864,18 @@ void Connection::OnReady(topics::SubId id) {
   provider.read_callback = Callbacks::ReadData;
   nghttp2_submit_response(session_, s->id, nva, std::size(nva), &provider);
   // The SDK's subscribe() resolves on the first message: a heartbeat says "subscribed".
-  Push(*s, Stream::Chunk{nullptr, std::string(topics::GrpcHeartbeatFrame())});
+  Push(*s, Stream::Chunk{nullptr, std::string(HeartbeatFrame()), {}});
 }
 
 void Connection::OnDiscontinuity(topics::SubId id, uint64_t last_seq, uint64_t new_seq,
                                  uint64_t new_page) {
   if (Stream* s = SubscriptionStream(id)) {
-    Push(*s, Stream::Chunk{nullptr, topics::GrpcDiscontinuityFrame(last_seq, new_seq, new_page)});
+    Push(*s, Stream::Chunk{nullptr, DiscontinuityFrame(last_seq, new_seq, new_page), {}});
   }
 }
 
 void Connection::OnItem(topics::SubId id, const topics::MessagePtr& message) {
-  if (Stream* s = SubscriptionStream(id)) Push(*s, Stream::Chunk{message, {}});
+  if (Stream* s = SubscriptionStream(id)) Push(*s, Stream::Chunk{message, {}, message->wire(owner_->context().topic_encoding)});
 }
 
 void Connection::OnReplayed(topics::SubId id) {
@@ -890,12 +891,12 @@ void Connection::OnItemTagged(topics::SubId id, void* tag, const topics::Message
   // The tag is the stream: subscriptions_ holds it until the subscription is removed.
   auto* s = static_cast<Stream*>(tag);
   if (s->sub_id != id || s->closed || closed_) return;
-  Push(*s, Stream::Chunk{message, {}});
+  Push(*s, Stream::Chunk{message, {}, message->wire(owner_->context().topic_encoding)});
 }
 
 void Connection::OnHeartbeat(topics::SubId id) {
   if (Stream* s = SubscriptionStream(id); s != nullptr && s->queue.empty()) {
-    Push(*s, Stream::Chunk{nullptr, std::string(topics::GrpcHeartbeatFrame())});
+    Push(*s, Stream::Chunk{nullptr, std::string(HeartbeatFrame()), {}});
   }
 }
 

@@ -35,6 +35,8 @@ struct ServiceContext {
   // Request bodies being received, all connections together (RESOURCE_EXHAUSTED past it).
   uint64_t max_buffered_request_bytes = 256ull << 20;
   topics::Topics* topics = nullptr;  // pub/sub (cache_client.pubsub.Pubsub)
+  // Messages' gRPC frames: topics->RegisterEncoding(EncodeTopicItem) (topic_frames.h).
+  topics::EncodingId topic_encoding = 0;
 };
 
 struct Method;
@@ -77,9 +79,10 @@ struct Stream {
   // each a shared message's gRPC encoding or a small frame of its own (heartbeat,
   // discontinuity). Bounded by topics::Options::subscriber_queue_bytes.
   struct Chunk {
-    topics::MessagePtr message;  // its `grpc` frame, or
+    topics::MessagePtr message;  // a message, `wire` its gRPC frame (topic_frames.h), or
     std::string own;
-    std::string_view bytes() const { return message ? std::string_view(message->grpc) : std::string_view(own); }
+    std::string_view wire;
+    std::string_view bytes() const { return message ? wire : std::string_view(own); }
   };
   // A FIFO of chunks that keeps its storage while frames flow (a deque frees and allocates a
   // block every few messages) and gives it back when it drains with much held.

@@ -22,6 +22,7 @@
 #include "frontend/resp/writer.h"
 #include "gateway/gateway.h"
 #include "gateway/pipeline.h"
+#include "topics/topics.h"
 
 namespace cellar::topics {
 class Topics;
@@ -56,6 +57,8 @@ struct ServerContext {
   uint32_t threads = 0;
   // Large commands being received, every connection together (see RespServer).
   uint64_t max_buffered_request_bytes = UINT64_MAX;
+  // Messages' heads in RESP: topics->RegisterEncoding(EncodeTopicTail) (topic_pushes.h).
+  topics::EncodingId topic_encoding = 0;
 };
 
 struct CommandSpec;

@@ -15,6 +15,7 @@
 #include "frontend/net/listen.h"
 #include "frontend/resp/metrics.h"
 #include "frontend/resp/resp_server.h"
+#include "frontend/resp/topic_pushes.h"
 #include "gateway/reply_memory.h"
 
 namespace cellar::resp {
@@ -783,10 +784,10 @@ void Connection::OnItem(topics::SubId id, const topics::MessagePtr& message) {
   const Sub& s = it->second;
   // The bytes this push will take in the output (near enough: the header's length digits).
   const size_t header =
-      s.pattern ? 32 + s.pattern_name->size() : topics::RespMessageHeader(state_.proto).size();
-  Enqueue(Push{message, s.pattern ? s.pattern_name : nullptr,
-               static_cast<uint32_t>(header + message->resp.size())},
-          header + message->resp.size());
+      s.pattern ? 32 + s.pattern_name->size() : MessageHeader(state_.proto).size();
+  const size_t bytes = header + message->wire(owner_->server_->topic_encoding).size();
+  Enqueue(Push{message, s.pattern ? s.pattern_name : nullptr, static_cast<uint32_t>(bytes)},
+          bytes);
 }
 
 void Connection::OnEnd(topics::SubId id, const Status& why) {
@@ -836,11 +837,11 @@ size_t Connection::SerializePushes(size_t limit) {
       out_.append(*p.text);
     } else {
       if (p.text != nullptr) {
-        topics::AppendRespPMessageHeader(out_, state_.proto, *p.text);
+        AppendPMessageHeader(out_, state_.proto, *p.text);
       } else {
-        out_.append(topics::RespMessageHeader(state_.proto));
+        out_.append(MessageHeader(state_.proto));
       }
-      out_.append(p.message->resp);
+      out_.append(p.message->wire(owner_->server_->topic_encoding));
     }
     moved += p.bytes;
     p = Push{};  // the message is copied: let it go now

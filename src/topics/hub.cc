@@ -1,0 +1,758 @@
+// The hubs: one per loop, owning its subscriptions, the topics whose slot is its own (their
+// sequence numbers and replay rings), and the messages between loops. Wire-neutral: a message
+// is stored once, with each front-end's encoding made once at publish (Topics::RegisterEncoding).
+#include "topics/topics.h"
+
+#include <absl/base/thread_annotations.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <random>
+
+#include <absl/container/flat_hash_map.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/clock.h"
+#include "common/glob.h"
+#include "common/hash.h"
+#include "routing/router.h"
+
+namespace cellar::topics {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// ---- Keys -----------------------------------------------------------------------------------
+
+struct Key {
+  uint32_t cache;
+  std::string name;
+};
+struct KeyView {
+  uint32_t cache;
+  std::string_view name;
+};
+struct KeyHasher {
+  using is_transparent = void;
+  size_t operator()(const Key& k) const { return KeyHash(k.cache, k.name); }
+  size_t operator()(const KeyView& k) const { return KeyHash(k.cache, k.name); }
+};
+struct KeyEq {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return a.cache == b.cache && std::string_view(a.name) == std::string_view(b.name);
+  }
+};
+
+uint64_t RandomPage() {
+  // Below 2^53: JavaScript SDKs may hold the page in a double, and must give it back exactly.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return (rng() & ((uint64_t{1} << 53) - 1)) | 1;
+}
+
+}  // namespace
+
+// ---- A loop's hub ---------------------------------------------------------------------------
+
+class Topics::Hub {
+ public:
+  Hub(Topics* topics, uint32_t loop, asio::io_context* io)
+      : topics_(topics), loop_(loop), io_(io), out_(topics->num_loops()), timer_(*io) {}
+
+  // --- Messages between hubs: one queue per destination, flushed once per loop turn, so
+  // every event from this loop to another arrives in the order it was sent.
+  struct Event {
+    MessagePtr item;                // an item to deliver, or
+    std::function<void(Hub&)> fn;   // anything else, run on the destination's hub
+  };
+  void Send(uint32_t to, Event e) {
+    out_[to].push_back(std::move(e));
+    if (!flush_scheduled_) {
+      flush_scheduled_ = true;
+      asio::post(*io_, [this] { Flush(); });
+    }
+  }
+  void Flush() {
+    flush_scheduled_ = false;
+    for (uint32_t to = 0; to < out_.size(); ++to) {
+      if (out_[to].empty()) continue;
+      Hub* dest = topics_->hubs_[to].get();
+      asio::post(*dest->io_, [dest, events = std::move(out_[to])]() mutable {
+        dest->Receive(events);
+      });
+      out_[to].clear();
+    }
+  }
+  void Receive(std::vector<Event>& events) {
+    for (Event& e : events) {
+      if (e.item) {
+        DeliverItem(e.item);
+      } else {
+        e.fn(*this);
+      }
+    }
+  }
+
+  // --- Owner side --------------------------------------------------------------------------
+  struct Owned {
+    uint64_t next_seq = 1;
+    uint64_t page = 0;
+    std::deque<MessagePtr> ring;
+    size_t ring_bytes = 0;
+    std::vector<uint32_t> subs_by_loop;
+    uint32_t subs_total = 0;
+    int64_t last_active_ms = 0;
+  };
+  struct PatternReg {
+    std::string pattern;
+    uint32_t loop;
+    uint32_t count;
+  };
+
+  Owned& OwnedTopic(uint32_t cache, std::string_view name) {
+    auto it = owned_.find(KeyView{cache, name});
+    if (it != owned_.end()) return it->second;
+    Owned& t = owned_[Key{cache, std::string(name)}];
+    t.page = RandomPage();
+    t.subs_by_loop.assign(topics_->num_loops(), 0);
+    t.last_active_ms = SteadyMillis();
+    return t;
+  }
+
+  void Publish(const api::Request& req, api::Reply& reply) {
+    Owned& t = OwnedTopic(req.cache_id, req.key);
+    auto m = std::make_shared<TopicMessage>();
+    m->cache_id = req.cache_id;
+    m->seq = t.next_seq++;
+    m->page = t.page;
+    m->binary = (req.flags & api::kPublishBinary) != 0;
+    m->topic.assign(req.key);
+    m->publisher_id.assign(req.check);
+    m->value.assign(req.value);
+    // Each front-end's wire form, once per message (not once per subscriber).
+    for (size_t i = 0; i < topics_->encoders_.size(); ++i) topics_->encoders_[i](*m, m->encoded[i]);
+    t.last_active_ms = SteadyMillis();
+
+    // Who receives it: loops with subscriptions on the topic, and loops with a matching
+    // pattern subscription of the cache. One event per loop.
+    const uint32_t n = topics_->num_loops();
+    int64_t receivers = t.subs_total;
+    std::vector<uint8_t>& dest = dest_scratch_;
+    dest.assign(n, 0);
+    for (uint32_t l = 0; l < n; ++l) dest[l] = t.subs_by_loop[l] > 0;
+    if (auto pit = patterns_.find(req.cache_id); pit != patterns_.end()) {
+      for (const PatternReg& p : pit->second) {
+        if (GlobMatch(p.pattern, req.key)) {
+          receivers += p.count;
+          dest[p.loop] = 1;
+        }
+      }
+    }
+    MessagePtr shared = std::move(m);
+    Count(published_);
+    for (uint32_t l = 0; l < n; ++l) {
+      if (dest[l]) Send(l, Event{shared, nullptr});
+    }
+    // The ring keeps recent messages for resuming subscribers, bounded by count and bytes.
+    const Options& o = topics_->options_;
+    if (o.replay_messages > 0) {
+      t.ring_bytes += shared->footprint();
+      t.ring.push_back(std::move(shared));
+      while (!t.ring.empty() &&
+             (t.ring.size() > o.replay_messages || t.ring_bytes > o.replay_bytes)) {
+        t.ring_bytes -= t.ring.front()->footprint();
+        t.ring.pop_front();
+      }
+    }
+    reply.integer = receivers;
+  }
+
+  // A subscription of loop `from` joins; answers it with the sync on the same channel that
+  // carries the topic's later items to that loop.
+  void Join(uint32_t from, SubId id, uint32_t cache, const std::string& name, uint64_t resume_at,
+            uint64_t page) {
+    Owned& t = OwnedTopic(cache, name);
+    t.subs_by_loop[from]++;
+    t.subs_total++;
+    const uint64_t latest = t.next_seq - 1;
+    struct Disc {
+      bool any = false;
+      uint64_t last = 0, next = 0, page = 0;
+    } disc;
+    std::vector<MessagePtr> replay;
+    if (resume_at != 0) {
+      const uint64_t oldest = t.ring.empty() ? t.next_seq : t.ring.front()->seq;
+      if (page == t.page && resume_at <= t.next_seq) {
+        if (resume_at < oldest) {
+          // Part of what was asked for has left the ring: say so, then replay the rest.
+          disc = {true, resume_at - 1, oldest - 1, t.page};
+        }
+        for (const MessagePtr& m : t.ring) {
+          if (m->seq >= resume_at) replay.push_back(m);
+        }
+      } else {
+        // Another page (a restart, or state dropped and made again) or a sequence from the
+        // future: continuity is broken; items go on after the latest.
+        disc = {true, resume_at - 1, latest, t.page};
+      }
+    }
+    Send(from, Event{nullptr, [id, latest, disc, replay = std::move(replay)](Hub& h) {
+                       h.OnSync(id, latest, disc.any, disc.last, disc.next, disc.page, replay);
+                     }});
+  }
+
+  void Leave(uint32_t from, uint32_t cache, const std::string& name) {
+    auto it = owned_.find(KeyView{cache, name});
+    if (it == owned_.end()) return;
+    Owned& t = it->second;
+    if (t.subs_by_loop[from] > 0) {
+      t.subs_by_loop[from]--;
+      t.subs_total--;
+    }
+    if (t.subs_total == 0 && t.ring.empty()) owned_.erase(it);
+  }
+
+  void AddPattern(uint32_t from, uint32_t cache, const std::string& pattern) {
+    auto& regs = patterns_[cache];
+    for (PatternReg& r : regs) {
+      if (r.loop == from && r.pattern == pattern) {
+        r.count++;
+        return;
+      }
+    }
+    regs.push_back(PatternReg{pattern, from, 1});
+  }
+
+  void RemovePattern(uint32_t from, uint32_t cache, const std::string& pattern) {
+    auto it = patterns_.find(cache);
+    if (it == patterns_.end()) return;
+    auto& regs = it->second;
+    for (size_t i = 0; i < regs.size(); ++i) {
+      if (regs[i].loop == from && regs[i].pattern == pattern) {
+        if (--regs[i].count == 0) {
+          regs[i] = std::move(regs.back());
+          regs.pop_back();
+        }
+        break;
+      }
+    }
+    if (regs.empty()) patterns_.erase(it);
+  }
+
+  // --- Local side --------------------------------------------------------------------------
+  struct Sub {
+    SubId id = 0;
+    Sink* sink = nullptr;  // null once removed (kept until no delivery is running)
+    uint32_t cache = 0;
+    std::string name;      // topic or pattern
+    bool pattern = false;
+    bool ready = false;
+    bool heartbeat = false;
+    bool active = false;   // got something since the last heartbeat tick
+    uint32_t acks_missing = 0;  // pattern: owners that have not registered it yet
+    uint32_t pos = 0;      // index in its LocalTopic / pattern list
+    uint64_t last_seq = 0;
+    void* tag = nullptr;   // the sink's, handed back with each item
+    int64_t expires_at_s = 0;  // the subscriber's token expiry (0: never)
+  };
+  struct SubList {
+    std::vector<Sub*> subs;
+    uint32_t holes = 0;  // null entries left by removals during a delivery
+  };
+
+  StatusOr<SubId> Subscribe(Sink* sink, uint32_t cache, std::string_view name, uint64_t resume_at,
+                            uint64_t page, bool heartbeat, bool pattern, void* tag,
+                            int64_t expires_at_s) {
+    if (Status st = topics_->CheckName(name, pattern); !st.ok()) return st;
+    if (Status st = topics_->AdmitSubscription(cache); !st.ok()) return st;
+    auto sub = std::make_unique<Sub>();
+    Sub* s = sub.get();
+    s->id = next_id_++;
+    s->sink = sink;
+    s->cache = cache;
+    s->name.assign(name);
+    s->pattern = pattern;
+    s->heartbeat = heartbeat;
+    s->tag = tag;
+    s->expires_at_s = expires_at_s;
+    if (expires_at_s != 0) ++expiring_;
+    subs_[s->id] = std::move(sub);
+    if (topics_->on_memory_) {
+      topics_->on_memory_(loop_, cache, topics_->SubscriptionBytes(s->name, pattern));
+    }
+    SubList& list = pattern ? local_patterns_[cache] : local_[Key{cache, std::string(name)}];
+    s->pos = static_cast<uint32_t>(list.subs.size());
+    list.subs.push_back(s);
+    const uint32_t me = loop_;
+    const SubId id = s->id;
+    if (pattern) {
+      s->acks_missing = topics_->num_loops();
+      for (uint32_t l = 0; l < topics_->num_loops(); ++l) {
+        Send(l, Event{nullptr, [me, id, cache, p = s->name](Hub& owner) {
+                        owner.AddPattern(me, cache, p);
+                        owner.Send(me, Event{nullptr, [id](Hub& h) { h.OnPatternAck(id); }});
+                      }});
+      }
+    } else {
+      const uint32_t owner = routing::ShardOf(cache, name, topics_->num_loops());
+      Send(owner, Event{nullptr, [me, id, cache, n = s->name, resume_at, page](Hub& o) {
+                          o.Join(me, id, cache, n, resume_at, page);
+                        }});
+    }
+    return id;
+  }
+
+  void Unsubscribe(SubId id) {
+    auto it = subs_.find(id);
+    if (it == subs_.end()) return;
+    Sub* s = it->second.get();
+    if (s->expires_at_s != 0) --expiring_;
+    TellOwners(*s);
+    Detach(*s);
+    topics_->ReleaseSubscription(s->cache);
+    if (topics_->on_memory_) {
+      topics_->on_memory_(loop_, s->cache, -topics_->SubscriptionBytes(s->name, s->pattern));
+    }
+    s->sink = nullptr;
+    if (delivering_ > 0) graveyard_.push_back(std::move(it->second));
+    subs_.erase(it);
+  }
+
+  void TellOwners(const Sub& s) {
+    const uint32_t me = loop_;
+    if (s.pattern) {
+      for (uint32_t l = 0; l < topics_->num_loops(); ++l) {
+        Send(l, Event{nullptr, [me, c = s.cache, p = s.name](Hub& o) { o.RemovePattern(me, c, p); }});
+      }
+    } else {
+      const uint32_t owner = routing::ShardOf(s.cache, s.name, topics_->num_loops());
+      Send(owner, Event{nullptr, [me, c = s.cache, n = s.name](Hub& o) { o.Leave(me, c, n); }});
+    }
+  }
+
+  // Removes the subscription from its list: swapped out at once, or nulled while a delivery
+  // is iterating the list (compacted when it ends).
+  void Detach(Sub& s) {
+    SubList* list = FindList(s.pattern, s.cache, s.name);
+    if (list == nullptr || s.pos >= list->subs.size() || list->subs[s.pos] != &s) return;
+    if (delivering_ > 0) {
+      list->subs[s.pos] = nullptr;
+      if (list->holes++ == 0) dirty_.push_back(DirtyRef{s.pattern, s.cache, s.name});
+      return;
+    }
+    RemoveAt(*list, s.pos);
+    if (list->subs.empty()) EraseList(s.pattern, s.cache, s.name);
+  }
+
+  static void RemoveAt(SubList& list, uint32_t pos) {
+    list.subs[pos] = list.subs.back();
+    if (list.subs[pos] != nullptr) list.subs[pos]->pos = pos;
+    list.subs.pop_back();
+  }
+
+  // The list a subscription is on: its topic's, or its cache's patterns.
+  SubList* FindList(bool pattern, uint32_t cache, std::string_view name) {
+    if (pattern) {
+      auto it = local_patterns_.find(cache);
+      return it == local_patterns_.end() ? nullptr : &it->second;
+    }
+    auto it = local_.find(KeyView{cache, name});
+    return it == local_.end() ? nullptr : &it->second;
+  }
+
+  void EraseList(bool pattern, uint32_t cache, const std::string& name) {
+    if (pattern) {
+      local_patterns_.erase(cache);
+    } else {
+      auto it = local_.find(KeyView{cache, name});
+      if (it != local_.end()) local_.erase(it);
+    }
+  }
+
+  struct DirtyRef {
+    bool pattern;
+    uint32_t cache;
+    std::string name;
+  };
+
+  // Brackets sink callbacks: removals inside them only null list entries.
+  void BeginDelivery() { ++delivering_; }
+  void EndDelivery() {
+    if (--delivering_ > 0) return;
+    graveyard_.clear();
+    for (const DirtyRef& d : dirty_) {
+      SubList* list = FindList(d.pattern, d.cache, d.name);
+      if (list == nullptr) continue;
+      size_t w = 0;
+      for (size_t r = 0; r < list->subs.size(); ++r) {
+        if (list->subs[r] == nullptr) continue;
+        list->subs[w] = list->subs[r];
+        list->subs[w]->pos = static_cast<uint32_t>(w);
+        ++w;
+      }
+      list->subs.resize(w);
+      list->holes = 0;
+      if (w == 0) EraseList(d.pattern, d.cache, d.name);
+    }
+    dirty_.clear();
+  }
+
+  void DeliverItem(const MessagePtr& m) {
+    uint64_t delivered = 0;
+    BeginDelivery();
+    if (auto it = local_.find(KeyView{m->cache_id, m->topic}); it != local_.end()) {
+      auto& subs = it->second.subs;
+      for (size_t i = 0; i < subs.size(); ++i) {
+        Sub* s = subs[i];
+        if (s == nullptr || !s->ready || m->seq <= s->last_seq) continue;
+        s->last_seq = m->seq;
+        s->active = true;
+        ++delivered;
+        s->sink->OnItemTagged(s->id, s->tag, m);
+      }
+    }
+    if (auto it = local_patterns_.find(m->cache_id); it != local_patterns_.end()) {
+      auto& subs = it->second.subs;
+      for (size_t i = 0; i < subs.size(); ++i) {
+        Sub* s = subs[i];
+        if (s == nullptr || !s->ready || !GlobMatch(s->name, m->topic)) continue;
+        s->active = true;
+        ++delivered;
+        s->sink->OnItem(s->id, m);
+      }
+    }
+    Count(deliveries_, delivered);
+    EndDelivery();
+  }
+
+  Sub* Live(SubId id) {
+    auto it = subs_.find(id);
+    return it == subs_.end() ? nullptr : it->second.get();
+  }
+
+  void OnSync(SubId id, uint64_t latest, bool disc, uint64_t last, uint64_t next, uint64_t page,
+              const std::vector<MessagePtr>& replay) {
+    Sub* s = Live(id);
+    if (s == nullptr) return;
+    BeginDelivery();
+    s->ready = true;
+    s->active = true;
+    s->sink->OnReady(id);
+    if (disc && s->sink != nullptr) s->sink->OnDiscontinuity(id, last, next, page);
+    for (const MessagePtr& m : replay) {
+      if (s->sink == nullptr) break;  // unsubscribed by a callback
+      if (m->seq <= s->last_seq) continue;
+      s->last_seq = m->seq;
+      Count(deliveries_);
+      s->sink->OnItemTagged(id, s->tag, m);
+    }
+    // Items the owner numbered before the join reached this loop only if another local
+    // subscription wanted them, and were dropped here while this one was pending; from now on
+    // only later ones arrive.
+    if (s->sink != nullptr) {
+      s->last_seq = std::max(s->last_seq, latest);
+      s->sink->OnReplayed(id);
+    }
+    EndDelivery();
+  }
+
+  void OnPatternAck(SubId id) {
+    Sub* s = Live(id);
+    if (s == nullptr || s->acks_missing == 0) return;
+    if (--s->acks_missing != 0) return;
+    BeginDelivery();
+    s->ready = true;
+    s->active = true;
+    s->sink->OnReady(id);
+    EndDelivery();
+  }
+
+  // Ends the local subscriptions `matches` picks with `why`; their sinks hear OnEnd.
+  template <typename Pred>
+  void EndWhere(Pred matches, const Status& why) {
+    std::vector<SubId> ids;
+    for (auto& [id, s] : subs_) {
+      if (matches(*s)) ids.push_back(id);
+    }
+    BeginDelivery();
+    for (SubId id : ids) {
+      Sub* s = Live(id);
+      if (s == nullptr) continue;  // ended by an earlier sink's callback
+      Sink* sink = s->sink;
+      Unsubscribe(id);
+      sink->OnEnd(id, why);
+    }
+    EndDelivery();
+  }
+
+  // Subscriptions whose token expired end with kUnauthenticated (a disposable token's
+  // subscriber must not keep listening past its expiry).
+  void EndExpired(int64_t now_s) {
+    if (expiring_ == 0) return;
+    EndWhere([now_s](const Sub& s) { return s.expires_at_s != 0 && now_s >= s.expires_at_s; },
+             Status(Code::kUnauthenticated, "token expired"));
+  }
+
+  void DropCache(uint32_t cache) {
+    EndWhere([cache](const Sub& s) { return s.cache == cache; },
+             Status(Code::kNotFound, "the cache was deleted"));
+    for (auto it = owned_.begin(); it != owned_.end();) {
+      if (it->first.cache == cache) {
+        owned_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    patterns_.erase(cache);
+  }
+
+  // --- Timer: heartbeats for idle subscriptions, and dropping idle topic state.
+  void StartTimer() {
+    stopped_ = false;
+    Arm();
+  }
+  void Arm() {
+    if (stopped_) return;
+    timer_.expires_after(std::chrono::milliseconds(std::max<int64_t>(topics_->options_.heartbeat_ms, 10)));
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopped_) return;
+      Tick();
+      Arm();
+    });
+  }
+  void Tick() {
+    EndExpired(SystemClock::Get()->NowMillis() / 1000);
+    BeginDelivery();
+    std::vector<SubId> idle;
+    for (auto& [id, s] : subs_) {
+      if (s->heartbeat && s->ready && !s->active) idle.push_back(id);
+      s->active = false;
+    }
+    for (SubId id : idle) {
+      if (Sub* s = Live(id); s != nullptr && s->sink != nullptr) s->sink->OnHeartbeat(id);
+    }
+    EndDelivery();
+    const int64_t now = SteadyMillis();
+    if (now - last_sweep_ms_ >= 10'000) {
+      last_sweep_ms_ = now;
+      const int64_t idle_ms = topics_->options_.idle_topic_ms;
+      for (auto it = owned_.begin(); it != owned_.end();) {
+        if (it->second.subs_total == 0 && now - it->second.last_active_ms >= idle_ms) {
+          owned_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  void Stop() {
+    stopped_ = true;
+    timer_.cancel();
+    EndWhere([](const Sub&) { return true; },
+             Status(Code::kUnavailable, "the server is shutting down"));
+  }
+
+  // --- Introspection.
+  void CollectChannels(uint32_t cache, const std::string& pattern, std::vector<std::string>& out) const {
+    for (const auto& [key, t] : owned_) {
+      if (key.cache != cache || t.subs_total == 0) continue;
+      if (pattern.empty() || GlobMatch(pattern, key.name)) out.push_back(key.name);
+    }
+  }
+  int64_t NumSub(uint32_t cache, const std::string& name) const {
+    auto it = owned_.find(KeyView{cache, name});
+    return it == owned_.end() ? 0 : it->second.subs_total;
+  }
+  int64_t NumPat(uint32_t cache) const {
+    int64_t n = 0;
+    for (const auto& [id, s] : subs_) n += s->pattern && s->cache == cache;
+    return n;
+  }
+
+  asio::io_context* io() const { return io_; }
+  // Written by this loop only; read by /metrics on another.
+  static void Count(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> published_{0}, deliveries_{0};
+
+ private:
+  Topics* topics_;
+  const uint32_t loop_;
+  asio::io_context* io_;
+  std::vector<std::vector<Event>> out_;
+  bool flush_scheduled_ = false;
+  std::vector<uint8_t> dest_scratch_;
+
+  absl::flat_hash_map<Key, Owned, KeyHasher, KeyEq> owned_;
+  absl::flat_hash_map<uint32_t, std::vector<PatternReg>> patterns_;
+
+  absl::flat_hash_map<SubId, std::unique_ptr<Sub>> subs_;
+  absl::flat_hash_map<Key, SubList, KeyHasher, KeyEq> local_;
+  absl::flat_hash_map<uint32_t, SubList> local_patterns_;
+  SubId next_id_ = 1;
+  uint32_t expiring_ = 0;  // subscriptions with a token expiry
+  int delivering_ = 0;
+  std::vector<std::unique_ptr<Sub>> graveyard_;
+  std::vector<DirtyRef> dirty_;
+
+  asio::steady_timer timer_;
+  bool stopped_ = true;
+  int64_t last_sweep_ms_ = 0;
+};
+
+// ---- Topics ---------------------------------------------------------------------------------
+
+Topics::Topics(std::vector<asio::io_context*> loops, Options options)
+    : loops_(std::move(loops)), options_(options) {
+  for (uint32_t i = 0; i < loops_.size(); ++i) {
+    hubs_.push_back(std::make_unique<Hub>(this, i, loops_[i]));
+  }
+}
+
+Topics::~Topics() = default;
+
+void Topics::Start() {
+  for (auto& h : hubs_) {
+    asio::post(*h->io(), [hub = h.get()] { hub->StartTimer(); });
+  }
+}
+
+void Topics::Stop() {
+  for (auto& h : hubs_) {
+    asio::post(*h->io(), [hub = h.get()] { hub->Stop(); });
+  }
+}
+
+Topics::Counters Topics::Snapshot() const {
+  Counters c;
+  c.subscriptions = LiveSubscriptions();
+  for (const auto& h : hubs_) {
+    c.published += h->published_.load(std::memory_order_relaxed);
+    c.deliveries += h->deliveries_.load(std::memory_order_relaxed);
+  }
+  c.slow_cutoffs = slow_cutoffs_.load(std::memory_order_relaxed);
+  return c;
+}
+
+void Topics::Publish(uint32_t loop, const api::Request& req, api::Reply& reply) {
+  hubs_[loop]->Publish(req, reply);
+}
+
+StatusOr<SubId> Topics::Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
+                                  std::string_view topic, uint64_t resume_at, uint64_t page,
+                                  bool heartbeat, void* tag, int64_t expires_at_s) {
+  return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, heartbeat, false, tag,
+                                expires_at_s);
+}
+
+StatusOr<SubId> Topics::PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
+                                   std::string_view pattern, int64_t expires_at_s) {
+  return hubs_[loop]->Subscribe(sink, cache_id, pattern, 0, 0, false, true, nullptr,
+                                expires_at_s);
+}
+
+void Topics::Unsubscribe(uint32_t loop, SubId id) { hubs_[loop]->Unsubscribe(id); }
+
+void Topics::DropCache(uint32_t loop, uint32_t cache_id) {
+  hubs_[loop]->DropCache(cache_id);
+}
+
+void Topics::AfterDeliveries(uint32_t origin, std::function<void()> done) {
+  // origin -> every owner -> every loop -> origin, each hop behind what the sender queued
+  // before it (one ordered outbox per loop pair). The last hop's events are posted after the
+  // delivering loop's sink callbacks, so the sinks' posted flushes run before the ack is seen.
+  struct State {
+    uint32_t pending;
+    std::function<void()> done;
+  };
+  const uint32_t n = num_loops();
+  auto state = std::make_shared<State>(State{n * n, std::move(done)});
+  Hub& from = *hubs_[origin];
+  for (uint32_t o = 0; o < n; ++o) {
+    from.Send(o, Hub::Event{nullptr, [state, origin, n](Hub& owner) {
+      for (uint32_t l = 0; l < n; ++l) {
+        owner.Send(l, Hub::Event{nullptr, [state, origin](Hub& loop) {
+          loop.Send(origin, Hub::Event{nullptr, [state](Hub&) {
+            if (--state->pending != 0) return;
+            std::function<void()> d = std::move(state->done);
+            state->done = nullptr;
+            d();
+          }});
+        }});
+      }
+    }});
+  }
+}
+
+namespace {
+// Runs fn on every loop's hub, then done on `origin` (results gathered by the caller).
+template <typename Fn>
+void OnEveryHub(std::vector<std::unique_ptr<Topics::Hub>>& hubs, uint32_t origin, Fn fn,
+                std::function<void()> done) {
+  auto pending = std::make_shared<uint32_t>(static_cast<uint32_t>(hubs.size()));
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  asio::io_context* home = hubs[origin]->io();
+  for (uint32_t i = 0; i < hubs.size(); ++i) {
+    Topics::Hub* h = hubs[i].get();
+    asio::post(*h->io(), [h, i, fn, pending, shared_done, home] {
+      fn(i, *h);
+      asio::post(*home, [pending, shared_done] {
+        if (--*pending == 0) (*shared_done)();
+      });
+    });
+  }
+}
+}  // namespace
+
+void Topics::Channels(uint32_t origin, uint32_t cache_id, std::string pattern,
+                      std::function<void(std::vector<std::string>)> done) {
+  auto parts = std::make_shared<std::vector<std::vector<std::string>>>(num_loops());
+  auto pat = std::make_shared<std::string>(std::move(pattern));
+  OnEveryHub(
+      hubs_, origin,
+      [parts, pat, cache_id](uint32_t i, Hub& h) { h.CollectChannels(cache_id, *pat, (*parts)[i]); },
+      [parts, done = std::move(done)] {
+        std::vector<std::string> all;
+        for (auto& p : *parts) {
+          for (auto& s : p) all.push_back(std::move(s));
+        }
+        done(std::move(all));
+      });
+}
+
+void Topics::NumSub(uint32_t origin, uint32_t cache_id, std::vector<std::string> topics,
+                    std::function<void(std::vector<int64_t>)> done) {
+  auto names = std::make_shared<std::vector<std::string>>(std::move(topics));
+  auto counts = std::make_shared<std::vector<std::vector<int64_t>>>(num_loops());
+  OnEveryHub(
+      hubs_, origin,
+      [names, counts, cache_id](uint32_t i, Hub& h) {
+        auto& c = (*counts)[i];
+        for (const auto& n : *names) c.push_back(h.NumSub(cache_id, n));
+      },
+      [names, counts, done = std::move(done)] {
+        std::vector<int64_t> sum(names->size(), 0);
+        for (const auto& c : *counts) {
+          for (size_t k = 0; k < c.size(); ++k) sum[k] += c[k];
+        }
+        done(std::move(sum));
+      });
+}
+
+void Topics::NumPat(uint32_t origin, uint32_t cache_id, std::function<void(int64_t)> done) {
+  auto counts = std::make_shared<std::vector<int64_t>>(num_loops(), 0);
+  OnEveryHub(
+      hubs_, origin, [counts, cache_id](uint32_t i, Hub& h) { (*counts)[i] = h.NumPat(cache_id); },
+      [counts, done = std::move(done)] {
+        int64_t n = 0;
+        for (int64_t c : *counts) n += c;
+        done(n);
+      });
+}
+
+}  // namespace cellar::topics
