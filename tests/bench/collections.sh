@@ -63,7 +63,18 @@
 # Modes (as in run.sh):
 #   pinned:   each server on CPU 0 (Cellar --threads 1), the load generator on CPU 1.
 #   unpinned: nothing pinned, Cellar on one loop per core.
+#
+# --smoke: one 1-second run of every workload at P16, small fills and memory shapes (the test
+# suite runs it as bench.collections.smoke); the script then exits 1 if any row or fill
+# failed, a count was wrong or a figure is missing: what it reads must still exist.
 set -euo pipefail
+SMOKE=0
+[[ ${1:-} == --smoke ]] && SMOKE=1
+if ((SMOKE)); then
+  : "${BENCH_REPS:=1}" "${BENCH_SECS:=1}" "${BENCH_WARMUP:=0}" "${BENCH_PIPELINES:=16}"
+  : "${BENCH_KEYSPACE:=2000}" "${BENCH_ITEMS:=20000}" "${BENCH_SMALL_KEYS:=200}"
+  : "${BENCH_MODES:=pinned}"
+fi
 # Cellar's per-cache limits (issue 7): high enough never to throttle the load generator, but
 # finite, so the admission buckets run as they do in production. BENCH_CELLAR_LIMITS overrides.
 CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_per_second=1tib,write_bytes_per_second=1tib,publish_per_second=1000000000}
@@ -525,3 +536,34 @@ if [[ $ONLY != throughput ]]; then
     "bytes; smallhash 32 bytes + an 11-byte key per $SMALL_FIELDS fields)"
 fi
 echo "(total $(( $(date +%s) - start_s ))s, load average at end $(cut -d' ' -f1-3 /proc/loadavg))"
+
+if ((SMOKE)); then
+  # What the tables read must be there: no failed row or fill, every figure present.
+  bad=0
+  for k in "${!ERR[@]}"; do echo "smoke: $k: ${ERR[$k]}" >&2; bad=1; done
+  for k in "${!CHECK_FAIL[@]}"; do echo "smoke: $k failed the fill check" >&2; bad=1; done
+  if [[ $ONLY != memory ]]; then
+    for mode in $MODES; do
+      for pipe in $PIPELINES; do
+        for w in $CMDS; do
+          for s in $SIDES; do
+            [[ "${S["$mode|$pipe|$w|$s|ops"]:-}" =~ [1-9] ]] ||
+              { echo "smoke: no throughput for $mode P$pipe $w $s" >&2; bad=1; }
+          done
+        done
+      done
+    done
+  fi
+  if [[ $ONLY != throughput ]]; then
+    for shape in $SHAPES; do
+      for s in $SIDES; do
+        [[ -z "${MEM["$shape|$s|err"]:-}" ]] ||
+          { echo "smoke: $shape $s: ${MEM["$shape|$s|err"]}" >&2; bad=1; }
+        [[ "${MEM["$shape|$s|used"]:-}" =~ ^[0-9] ]] ||
+          { echo "smoke: no used_memory figure for $shape $s" >&2; bad=1; }
+      done
+    done
+  fi
+  if ((bad)); then echo "0 passed, 1 failed"; exit 1; fi
+  echo "1 passed, 0 failed"
+fi

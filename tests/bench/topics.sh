@@ -70,7 +70,17 @@
 # in microseconds, "srv%" the server process's CPU and "cli%" the load generator's, in % of
 # one core (grpcsub: over the measured window; psbench: over its whole run, set-up
 # included). A pinned server near 100 was the limit; a client near 100 was.
+# --smoke: one 1-second run of each row with 100 subscribers, 200 idle ones for the memory
+# test (the test suite runs it as bench.topics.smoke); the script then exits 1 if a probe or
+# a row failed, a run lost, duplicated or owed messages or saw errors, or the memory test
+# could not set up: what it reads must still exist. Throughput targets are not judged.
 set -euo pipefail
+SMOKE=0
+[[ ${1:-} == --smoke ]] && SMOKE=1
+if ((SMOKE)); then
+  : "${BENCH_RUNS:=1}" "${BENCH_SECS:=1}" "${BENCH_WARMUP:=0}" "${BENCH_SUBS:=100}"
+  : "${BENCH_RATES:=10000}" "${BENCH_DRAIN:=3}" "${BENCH_IDLE_SUBS:=200}"
+fi
 # Cellar's per-cache limits (issue 7): high enough never to throttle the load generator, but
 # finite, so the admission buckets run as they do in production. BENCH_CELLAR_LIMITS overrides.
 CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_per_second=1tib,write_bytes_per_second=1tib,publish_per_second=1000000000}
@@ -471,3 +481,22 @@ if [[ $ONLY_REDIS != 1 ]]; then
   fi
 fi
 echo "(total $(( $(date +%s) - start_s ))s, load average at end $(cut -d' ' -f1-3 /proc/loadavg))"
+
+if ((SMOKE)); then
+  bad=0 measured=0
+  for k in "${!PROBE[@]}"; do
+    [[ ${PROBE[$k]} == ok ]] || { echo "smoke: probe $k: ${PROBE[$k]}" >&2; bad=1; }
+  done
+  for k in "${!ERR[@]}"; do echo "smoke: $k: ${ERR[$k]}" >&2; bad=1; done
+  for k in "${!NOTE[@]}"; do
+    [[ ${NOTE[$k]} =~ (errors|lost|dups|undelivered|excess)= ]] &&
+      { echo "smoke: $k: ${NOTE[$k]}" >&2; bad=1; }
+  done
+  for k in "${!S[@]}"; do [[ $k == *"|d" && ${S[$k]} =~ [1-9] ]] && measured=1; done
+  [[ $ONLY == memory ]] || ((measured)) || { echo "smoke: no row measured deliveries" >&2; bad=1; }
+  for k in "${!MEM[@]}"; do
+    [[ $k == *"|err" && -n ${MEM[$k]} ]] && { echo "smoke: memory $k: ${MEM[$k]}" >&2; bad=1; }
+  done
+  if ((bad)); then echo "0 passed, 1 failed"; exit 1; fi
+  echo "1 passed, 0 failed"
+fi
