@@ -57,7 +57,7 @@ struct ServerContext {
   uint32_t threads = 0;
   // Large commands being received, every connection together (see RespServer).
   uint64_t max_buffered_request_bytes = UINT64_MAX;
-  // Messages' heads in RESP: topics->RegisterEncoding(EncodeTopicTail) (topic_pushes.h).
+  // Messages' tails in RESP: topics->RegisterEncoding(EncodeTopicTail) (topic_pushes.h).
   topics::EncodingId topic_encoding = 0;
 };
 
