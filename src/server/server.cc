@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <utility>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -137,321 +139,395 @@ void WritePortsFile(const std::string& dir, const std::string& bind, uint16_t re
 
 }  // namespace
 
+// Everything one serving process holds, in the order it is made (so it is torn down in the
+// reverse order, as the locals of the one function it used to be were).
+struct Process::State {
+  Config cfg;
+  bool tls_required = false;
+  uint32_t threads = 0;
+  uint64_t limit = 0;
+  std::unique_ptr<control::CacheRegistry> registry;
+  control::AdminKey admin;
+  std::vector<std::unique_ptr<Loop>> loops;
+  std::unique_ptr<auth::SigningKeyStore> signing_keys;
+  std::unique_ptr<gateway::Gateway> gateway;
+  std::unique_ptr<topics::Topics> topics;
+  std::unique_ptr<gateway::Tenancy> tenancy;
+  resp::ServerContext server_ctx;
+  std::unique_ptr<net::TlsConfig> tls, admin_tls;  // ALPN h2 / http/1.1
+  grpc::ServiceContext grpc_ctx;
+  uint16_t resp_port = 0, api_port = 0;
+  std::unique_ptr<UsageLog> usage_log;
+  std::unique_ptr<UsageSampler> usage;
+  AdminContext admin_ctx;
+  std::unique_ptr<AdminHttpServer> admin_http;
+  std::unique_ptr<asio::signal_set> signals, hangup;
+  std::unique_ptr<asio::steady_timer> drain_timer;
+  std::chrono::steady_clock::time_point drain_deadline;
+  std::function<void()> wait_drained, wait_hangup;
+  bool stopping = false;
+
+  // The checks and set-up before anything listens; an exit code for a refused configuration.
+  int Prepare();
+  void MakeLoops();
+  void MakeCore();
+  void Listen();
+  void Announce() const;
+  void StartDrain();
+};
+
+Process::Process(Config cfg) : s_(std::make_unique<State>()) { s_->cfg = std::move(cfg); }
+Process::~Process() {
+  if (s_->topics != nullptr) s_->topics->set_admission(nullptr);  // the tenancy goes first
+}
+
+int Process::State::Prepare() {
+  const bool has_tls = !cfg.tls_cert.empty() || cfg.tls_self_signed;
+  // Beyond loopback: every listener (RESP, API, admin) takes TLS only, unless
+  // --allow-plaintext-public says otherwise.
+  if (!IsLoopback(cfg.bind)) {
+    if (cfg.dev_no_auth) {
+      LOG_ERROR("msg=\"--dev-no-auth is allowed on loopback only\" bind={}", cfg.bind);
+      return 2;
+    }
+    if (cfg.allow_plaintext_public) {
+      LOG_WARN("msg=\"listening beyond loopback with plaintext allowed\" bind={}", cfg.bind);
+    } else if (!has_tls) {
+      LOG_ERROR(
+          "msg=\"refusing to listen beyond loopback without TLS; pass --tls-cert and "
+          "--tls-key (or --tls-self-signed), or --allow-plaintext-public\" bind={}",
+          cfg.bind);
+      return 2;
+    } else {
+      tls_required = true;
+      LOG_INFO("msg=\"TLS required on every listener beyond loopback\" bind={}", cfg.bind);
+    }
+  }
+  std::filesystem::create_directories(cfg.data_dir);
+  ::chmod(cfg.data_dir.c_str(), 0700);
+  if (cfg.tls_self_signed) {
+    cfg.tls_cert = cfg.data_dir + "/tls/cert.pem";
+    cfg.tls_key = cfg.data_dir + "/tls/key.pem";
+    net::EnsureSelfSignedCertificate(cfg.tls_cert, cfg.tls_key, cfg.bind);
+    LOG_WARN("msg=\"serving a self-signed development certificate\" cert={}", cfg.tls_cert);
+  }
+  registry = std::make_unique<control::CacheRegistry>(cfg.data_dir);
+  admin = control::LoadOrCreateAdminKey(cfg.data_dir);
+  if (admin.created) {
+    std::cout << "cellar: generated the bootstrap admin key (shown once; also in "
+              << cfg.data_dir << "/admin.key):\n  " << admin.key << "\n";
+  }
+  if (cfg.dev_no_auth) {
+    LOG_WARN("msg=\"DEVELOPMENT MODE: --dev-no-auth: unauthenticated RESP clients use cache "
+             "'default' and the admin API needs no key\"");
+    if (!registry->Find(control::kDefaultTenant, "default")) {
+      (void)registry->Create(control::kDefaultTenant, "default");
+    }
+  }
+
+  // Every cache's limits unless its tenant or itself overrides them.
+  control::Limits defaults = control::Limits::Defaults();
+  using control::LimitId;
+  defaults[LimitId::kMaxItemBytes] = cfg.max_item_size;
+  defaults[LimitId::kMaxElementBytes] = cfg.max_item_size;
+  defaults[LimitId::kPublishPerSecond] = cfg.topic_limits.publish_rate_per_cache;
+  defaults[LimitId::kMaxSubscriptions] = cfg.topic_limits.max_subscriptions_per_cache;
+  defaults[LimitId::kMaxMessageBytes] = cfg.topic_limits.max_message_bytes;
+  if (!cfg.default_limits.empty()) {
+    auto o = control::ParseLimits(cfg.default_limits, /*for_cache=*/false);
+    for (size_t i = 0; o.ok() && i < control::kNumLimits; ++i) {
+      if (o->v[i] && *o->v[i] != control::kUnset) defaults.v[i] = *o->v[i];
+    }
+  }
+  registry->set_server_limits(defaults);
+
+  threads = cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+  if (threads > resp::kMaxThreads) throw std::runtime_error("--threads: at most 256");
+  limit = cfg.memory_limit > 0 ? cfg.memory_limit : PhysicalMemory() / 2;
+  gateway::ReplyMemory::Options reply;
+  reply.pool_bytes =
+      cfg.reply_memory > 0 ? cfg.reply_memory : std::max<uint64_t>(64ull << 20, limit / 4);
+  reply.max_round_bytes = cfg.max_reply_bytes;
+  gateway::ReplyMemory::Get().Configure(reply);
+  return 0;
+}
+
+void Process::State::MakeLoops() {
+  for (uint32_t i = 0; i < threads; ++i) {
+    auto loop = std::make_unique<Loop>();
+    loop->engine = std::make_unique<storage::Engine>(SystemClock::Get(), limit / threads, i + 1);
+    loop->engine->set_max_value_bytes(cfg.max_item_size);
+    loop->engine->set_fair_eviction(cfg.fair_eviction);
+    loop->scheduler = std::make_unique<gateway::LoopScheduler>(
+        loop->io, gateway::SchedulerOptions{.enabled = cfg.fair_scheduling,
+                                            .quantum = cfg.sched_quantum,
+                                            .pass_budget = cfg.sched_quantum,
+                                            .max_queued = cfg.sched_max_queued,
+                                            .light_work = cfg.sched_quantum});
+    loop->expire_timer = std::make_unique<asio::steady_timer>(loop->io);
+    loop->guard.emplace(loop->io.get_executor());
+    loops.push_back(std::move(loop));
+  }
+}
+
+void Process::State::MakeCore() {
+  std::vector<asio::io_context*> ios;
+  std::vector<storage::Engine*> engines;
+  std::vector<gateway::LoopScheduler*> schedulers;
+  for (auto& loop : loops) {
+    ios.push_back(&loop->io);
+    engines.push_back(loop->engine.get());
+    schedulers.push_back(loop->scheduler.get());
+  }
+  signing_keys = std::make_unique<auth::SigningKeyStore>(cfg.data_dir);
+  gateway = std::make_unique<gateway::Gateway>(
+      ios, engines, registry.get(),
+      gateway::Options{cfg.dev_no_auth, admin.key, signing_keys.get()});
+  gateway->LoadCachesAtStart();
+  topics = std::make_unique<topics::Topics>(ios, cfg.topics);
+  gateway->set_topics(topics.get());
+  gateway->set_schedulers(std::move(schedulers));
+  // Limits in force follow the control plane: every change of caches, tenants or limits
+  // refreshes the runtime copy (at once); topics ask it too (topics/admission.h).
+  tenancy = std::make_unique<gateway::Tenancy>(registry.get());
+  topics->set_admission(tenancy.get());
+  tenancy->set_on_refresh([this] {
+    // Memory shares are per process; each shard holds 1/threads of the memory.
+    auto shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
+    auto cache_shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
+    for (const auto& t : tenancy->Tenants()) {
+      shares->emplace_back(t->id, t->memory_share.load(std::memory_order_relaxed) / threads);
+    }
+    for (const auto& c : tenancy->All()) {
+      cache_shares->emplace_back(c->id, c->limit(control::LimitId::kMemoryShareBytes) / threads);
+    }
+    for (auto& loop : loops) {
+      asio::post(loop->io, [engine = loop->engine.get(), shares, cache_shares] {
+        for (const auto& [tenant, bytes] : *shares) engine->SetTenantShare(tenant, bytes);
+        for (const auto& [cache, bytes] : *cache_shares) engine->SetCacheShare(cache, bytes);
+      });
+    }
+  });
+  // A subscription's state is charged to its cache and tenant on its loop's engine.
+  topics->set_on_memory([this](uint32_t loop, uint32_t cache_id, int64_t delta) {
+    loops[loop]->engine->ChargeExternal(cache_id, delta);
+  });
+  registry->set_on_change([this] { tenancy->Refresh(); });
+  tenancy->Refresh();
+  gateway->set_tenancy(tenancy.get());
+}
+
+void Process::State::Listen() {
+  server_ctx.gateway = gateway.get();
+  server_ctx.topics = topics.get();
+  server_ctx.topic_encoding = topics->RegisterEncoding(resp::EncodeTopicTail);
+  server_ctx.max_item_bytes = cfg.max_item_size;
+  server_ctx.start_ms = SystemClock::Get()->NowMillis();
+  server_ctx.threads = threads;
+  // Large commands being received, every RESP connection together (a quarter of the memory
+  // limit, at least 64 MiB; the API port has the same bound for its request bodies).
+  server_ctx.max_buffered_request_bytes = std::max<uint64_t>(64ull << 20, limit / 4);
+  // Values a little over the item limit are read and refused with an error, keeping the
+  // connection; only lengths past this protocol limit are a protocol error (closed before
+  // anything is allocated).
+  resp::ParserLimits limits;
+  limits.max_bulk_bytes =
+      std::min<uint64_t>(512ull << 20, std::max<uint64_t>(2 * cfg.max_item_size, 16ull << 20));
+  limits.max_command_bytes = std::max<uint64_t>(64ull << 20, 4 * limits.max_bulk_bytes);
+
+  // TLS for RESP and the API port (reloaded on SIGHUP).
+  if (!cfg.tls_cert.empty()) {
+    tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required);
+    admin_tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required,
+                                                 /*alpn_h2=*/false);
+  }
+  net::ConnectionGate::Configure(cfg.connections);
+  resp_port = cfg.resp_port;
+  for (uint32_t i = 0; i < threads; ++i) {
+    loops[i]->resp =
+        std::make_unique<resp::RespServer>(loops[i]->io, i, &server_ctx, limits, tls.get());
+    loops[i]->resp->Listen(cfg.bind, resp_port);
+    resp_port = loops[i]->resp->port();  // port 0: the others join the port the first got
+  }
+  server_ctx.resp_port = resp_port;
+
+  // The API port: gRPC (Momento's services) over HTTP/2.
+  grpc_ctx.gateway = gateway.get();
+  grpc_ctx.topics = topics.get();
+  grpc_ctx.topic_encoding = topics->RegisterEncoding(grpc::EncodeTopicItem);
+  grpc_ctx.keys = signing_keys.get();
+  grpc_ctx.max_item_bytes = cfg.max_item_size;
+  // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
+  // Request bodies being received, every API connection together: as much as replies get.
+  grpc_ctx.max_buffered_request_bytes = std::max<uint64_t>(64ull << 20, limit / 4);
+  grpc_ctx.max_request_bytes = std::min<uint64_t>(
+      grpc::kMaxWireMessage, std::max<uint64_t>(5ull << 20, cfg.max_item_size + (64 << 10)));
+  api_port = cfg.api_port;
+  for (uint32_t i = 0; i < threads; ++i) {
+    loops[i]->grpc = std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx, tls.get());
+    loops[i]->grpc->Listen(cfg.bind, api_port);
+    api_port = loops[i]->grpc->port();
+  }
+  grpc_ctx.endpoint = cfg.public_endpoint.empty() ? cfg.bind + ":" + std::to_string(api_port)
+                                                  : cfg.public_endpoint;
+
+  // Usage accounting (server/usage.h): every second on loop 0, per tenant and cache and minute.
+  usage_log = std::make_unique<UsageLog>(
+      UsageOptions{.path = cfg.data_dir + "/usage.tsv",
+                   .minute_seconds = cfg.usage_minute_seconds},
+      SystemClock::Get()->NowMillis());
+  usage = std::make_unique<UsageSampler>(loops[0]->io, tenancy.get(), usage_log.get());
+  usage->Start();
+  admin_ctx = AdminContext{gateway.get(), threads, signing_keys.get()};
+  admin_ctx.metrics = {cfg.metrics_max_caches, cfg.metrics_max_tenants};
+  admin_ctx.usage = usage.get();
+  admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
+  admin_http->set_tls(admin_tls.get());
+  admin_http->Listen(cfg.bind, cfg.admin_port);
+  WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http->port());
+}
+
+void Process::State::Announce() const {
+  LOG_INFO(
+      "msg=listening resp={}:{} api={}:{} admin={}:{} threads={} memory_limit={} "
+      "max_item_size={}",
+      cfg.bind, resp_port, cfg.bind, api_port, cfg.bind, admin_http->port(), threads, limit,
+      cfg.max_item_size);
+  std::cout << "cellar ready resp=" << cfg.bind << ":" << resp_port << " api=" << cfg.bind
+            << ":" << api_port << " admin=" << cfg.bind << ":" << admin_http->port() << "\n"
+            << "  momento sdk: "
+            << (cfg.dev_no_auth
+                    ? "CredentialProvider.forMomentoLocal({hostname: '" + cfg.bind +
+                          "', port: " + std::to_string(api_port) + "})"
+                    : "CredentialProvider.fromString({apiKey: <v1 key wrapping the admin key>, "
+                      "endpointOverrides: {cacheEndpoint: '" + cfg.bind + ":" +
+                          std::to_string(api_port) + "', ..., secureConnection: false}}) "
+                      "(see README)")
+            << "\n"
+            << "  try: redis-cli -p " << resp_port << " then AUTH <cache> <admin key>"
+            << (cfg.dev_no_auth ? " (or nothing: --dev-no-auth)" : "") << std::endl;
+}
+
+int Process::Start() {
+  State& s = *s_;
+  if (int rc = s.Prepare(); rc != 0) return rc;
+  s.MakeLoops();
+  s.MakeCore();
+  s.Listen();
+  s.Announce();
+  for (auto& loop : s.loops) ScheduleExpiry(loop.get());
+  s.topics->Start();
+
+  // Shutdown: stop accepting everywhere, let busy connections finish their replies, wait
+  // (bounded) until none is left, then let the loops run dry (Run returns).
+  asio::io_context& io0 = s.loops[0]->io;
+  s.signals = std::make_unique<asio::signal_set>(io0, SIGINT, SIGTERM);
+  s.drain_timer = std::make_unique<asio::steady_timer>(io0);
+  s.wait_drained = [&s]() {
+    if (resp::RespServer::LiveConnections().load() + grpc::GrpcServer::LiveConnections().load() >
+            0 &&
+        std::chrono::steady_clock::now() < s.drain_deadline) {
+      s.drain_timer->expires_after(std::chrono::milliseconds(10));
+      s.drain_timer->async_wait([&s](error_code) { s.wait_drained(); });
+      return;
+    }
+    const int64_t left =
+        resp::RespServer::LiveConnections().load() + grpc::GrpcServer::LiveConnections().load();
+    if (left > 0) {
+      LOG_WARN("msg=\"closing connections that did not finish in time\" count={}", left);
+    }
+    for (auto& loop : s.loops) {
+      Loop* l = loop.get();
+      asio::post(l->io, [l] {
+        l->resp->CloseAll();
+        l->grpc->CloseAll();
+        l->stopping = true;
+        l->expire_timer->cancel();
+        l->guard.reset();
+      });
+    }
+  };
+  // SIGHUP: re-read the TLS certificate and key; connections keep the context they began with.
+  s.hangup = std::make_unique<asio::signal_set>(io0, SIGHUP);
+  s.wait_hangup = [&s]() {
+    s.hangup->async_wait([&s](error_code ec, int) {
+      if (ec) return;
+      if (s.tls == nullptr) {
+        LOG_INFO("msg=\"SIGHUP: no TLS configured, nothing to reload\"");
+      } else if (std::string err = s.tls->Reload(); err.empty() &&
+                                                  (err = s.admin_tls->Reload()).empty()) {
+        LOG_INFO("msg=\"SIGHUP: TLS certificate reloaded\" cert={}", s.cfg.tls_cert);
+      } else {
+        LOG_ERROR("msg=\"SIGHUP: TLS reload failed; keeping the old certificate\" error=\"{}\"",
+                  err);
+      }
+      s.wait_hangup();
+    });
+  };
+  s.wait_hangup();
+  s.signals->async_wait([this](error_code ec, int sig) {
+    if (ec) return;
+    LOG_INFO("msg=\"shutting down\" signal={}", sig);
+    Stop();
+  });
+  return 0;
+}
+
+void Process::Stop() {
+  State& s = *s_;
+  // Posted to loop 0, where every listener's owner and the signal handler live.
+  asio::post(s.loops[0]->io, [&s] {
+    if (std::exchange(s.stopping, true)) return;
+    s.StartDrain();
+  });
+}
+
+void Process::State::StartDrain() {
+  error_code ignored;
+  hangup->cancel(ignored);
+  signals->cancel(ignored);
+  admin_http->Stop();
+  usage->Stop();  // writes the minute in progress to usage.tsv
+  topics->Stop();  // subscriptions end (UNAVAILABLE), so their connections can drain
+  for (auto& loop : loops) {
+    Loop* l = loop.get();
+    asio::post(l->io, [l] {
+      l->resp->Stop();
+      l->grpc->Stop();
+    });
+  }
+  drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+  wait_drained();
+}
+
+void Process::Run() {
+  State& s = *s_;
+  std::vector<std::thread> workers;
+  for (uint32_t i = 1; i < s.threads; ++i) {
+    workers.emplace_back([l = s.loops[i].get()] { l->io.run(); });
+  }
+  s.loops[0]->io.run();
+  for (auto& t : workers) t.join();
+  // A loop may have received a message after it ran dry (another loop's last reply): run
+  // what is left, single-threaded now, so no handler is destroyed after the objects it uses.
+  for (size_t ran = 1; ran > 0;) {  // until a whole pass over the loops runs nothing
+    ran = 0;
+    for (auto& loop : s.loops) {
+      loop->io.restart();
+      ran += loop->io.poll();
+    }
+  }
+  LOG_INFO("msg=stopped");
+}
+
 int ServeMain(int argc, char** argv) {
   Config cfg;
   if (auto code = ParseServeArgs(argc, argv, cfg)) return *code;
   InitLogging(cfg.log_level);
   try {
-    const bool has_tls = !cfg.tls_cert.empty() || cfg.tls_self_signed;
-    // Beyond loopback: every listener (RESP, API, admin) takes TLS only, unless
-    // --allow-plaintext-public says otherwise.
-    bool tls_required = false;
-    if (!IsLoopback(cfg.bind)) {
-      if (cfg.dev_no_auth) {
-        LOG_ERROR("msg=\"--dev-no-auth is allowed on loopback only\" bind={}", cfg.bind);
-        return 2;
-      }
-      if (cfg.allow_plaintext_public) {
-        LOG_WARN("msg=\"listening beyond loopback with plaintext allowed\" bind={}", cfg.bind);
-      } else if (!has_tls) {
-        LOG_ERROR(
-            "msg=\"refusing to listen beyond loopback without TLS; pass --tls-cert and "
-            "--tls-key (or --tls-self-signed), or --allow-plaintext-public\" bind={}",
-            cfg.bind);
-        return 2;
-      } else {
-        tls_required = true;
-        LOG_INFO("msg=\"TLS required on every listener beyond loopback\" bind={}", cfg.bind);
-      }
-    }
-    std::filesystem::create_directories(cfg.data_dir);
-    ::chmod(cfg.data_dir.c_str(), 0700);
-    if (cfg.tls_self_signed) {
-      cfg.tls_cert = cfg.data_dir + "/tls/cert.pem";
-      cfg.tls_key = cfg.data_dir + "/tls/key.pem";
-      net::EnsureSelfSignedCertificate(cfg.tls_cert, cfg.tls_key, cfg.bind);
-      LOG_WARN("msg=\"serving a self-signed development certificate\" cert={}", cfg.tls_cert);
-    }
-    control::CacheRegistry registry(cfg.data_dir);
-    control::AdminKey admin = control::LoadOrCreateAdminKey(cfg.data_dir);
-    if (admin.created) {
-      std::cout << "cellar: generated the bootstrap admin key (shown once; also in "
-                << cfg.data_dir << "/admin.key):\n  " << admin.key << "\n";
-    }
-    if (cfg.dev_no_auth) {
-      LOG_WARN("msg=\"DEVELOPMENT MODE: --dev-no-auth: unauthenticated RESP clients use cache "
-               "'default' and the admin API needs no key\"");
-      if (!registry.Find(control::kDefaultTenant, "default")) {
-        (void)registry.Create(control::kDefaultTenant, "default");
-      }
-    }
-
-    // Every cache's limits unless its tenant or itself overrides them.
-    {
-      control::Limits defaults = control::Limits::Defaults();
-      using control::LimitId;
-      defaults[LimitId::kMaxItemBytes] = cfg.max_item_size;
-      defaults[LimitId::kMaxElementBytes] = cfg.max_item_size;
-      defaults[LimitId::kPublishPerSecond] = cfg.topic_limits.publish_rate_per_cache;
-      defaults[LimitId::kMaxSubscriptions] = cfg.topic_limits.max_subscriptions_per_cache;
-      defaults[LimitId::kMaxMessageBytes] = cfg.topic_limits.max_message_bytes;
-      if (!cfg.default_limits.empty()) {
-        auto o = control::ParseLimits(cfg.default_limits, /*for_cache=*/false);
-        for (size_t i = 0; o.ok() && i < control::kNumLimits; ++i) {
-          if (o->v[i] && *o->v[i] != control::kUnset) defaults.v[i] = *o->v[i];
-        }
-      }
-      registry.set_server_limits(defaults);
-    }
-
-    const uint32_t threads =
-        cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-    if (threads > resp::kMaxThreads) throw std::runtime_error("--threads: at most 256");
-    const uint64_t limit = cfg.memory_limit > 0 ? cfg.memory_limit : PhysicalMemory() / 2;
-    {
-      gateway::ReplyMemory::Options reply;
-      reply.pool_bytes = cfg.reply_memory > 0 ? cfg.reply_memory
-                                              : std::max<uint64_t>(64ull << 20, limit / 4);
-      reply.max_round_bytes = cfg.max_reply_bytes;
-      gateway::ReplyMemory::Get().Configure(reply);
-    }
-
-    std::vector<std::unique_ptr<Loop>> loops;
-    std::vector<asio::io_context*> ios;
-    std::vector<storage::Engine*> engines;
-    for (uint32_t i = 0; i < threads; ++i) {
-      auto loop = std::make_unique<Loop>();
-      loop->engine = std::make_unique<storage::Engine>(SystemClock::Get(), limit / threads, i + 1);
-      loop->engine->set_max_value_bytes(cfg.max_item_size);
-      loop->engine->set_fair_eviction(cfg.fair_eviction);
-      loop->scheduler = std::make_unique<gateway::LoopScheduler>(
-          loop->io, gateway::SchedulerOptions{.enabled = cfg.fair_scheduling,
-                                              .quantum = cfg.sched_quantum,
-                                              .pass_budget = cfg.sched_quantum,
-                                              .max_queued = cfg.sched_max_queued,
-                                              .light_work = cfg.sched_quantum});
-      loop->expire_timer = std::make_unique<asio::steady_timer>(loop->io);
-      loop->guard.emplace(loop->io.get_executor());
-      ios.push_back(&loop->io);
-      engines.push_back(loop->engine.get());
-      loops.push_back(std::move(loop));
-    }
-    auth::SigningKeyStore signing_keys(cfg.data_dir);
-    gateway::Gateway gateway(ios, engines, &registry, {cfg.dev_no_auth, admin.key, &signing_keys});
-    gateway.LoadCachesAtStart();
-    topics::Topics topics(ios, cfg.topics);
-    gateway.set_topics(&topics);
-    std::vector<gateway::LoopScheduler*> schedulers;
-    for (auto& loop : loops) schedulers.push_back(loop->scheduler.get());
-    gateway.set_schedulers(std::move(schedulers));
-    // Limits in force follow the control plane: every change of caches, tenants or limits
-    // refreshes the runtime copy (at once); topics ask it too (topics/admission.h).
-    gateway::Tenancy tenancy(&registry);
-    topics.set_admission(&tenancy);
-    tenancy.set_on_refresh([&tenancy, &loops, threads] {
-      // Memory shares are per process; each shard holds 1/threads of the memory.
-      auto shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
-      auto cache_shares = std::make_shared<std::vector<std::pair<uint32_t, uint64_t>>>();
-      for (const auto& t : tenancy.Tenants()) {
-        shares->emplace_back(t->id, t->memory_share.load(std::memory_order_relaxed) / threads);
-      }
-      for (const auto& c : tenancy.All()) {
-        cache_shares->emplace_back(c->id,
-                                   c->limit(control::LimitId::kMemoryShareBytes) / threads);
-      }
-      for (auto& loop : loops) {
-        asio::post(loop->io, [engine = loop->engine.get(), shares, cache_shares] {
-          for (const auto& [tenant, bytes] : *shares) engine->SetTenantShare(tenant, bytes);
-          for (const auto& [cache, bytes] : *cache_shares) engine->SetCacheShare(cache, bytes);
-        });
-      }
-    });
-    // A subscription's state is charged to its cache and tenant on its loop's engine.
-    topics.set_on_memory([&loops](uint32_t loop, uint32_t cache_id, int64_t delta) {
-      loops[loop]->engine->ChargeExternal(cache_id, delta);
-    });
-    registry.set_on_change([&tenancy] { tenancy.Refresh(); });
-    tenancy.Refresh();
-    gateway.set_tenancy(&tenancy);
-
-    resp::ServerContext server_ctx;
-    server_ctx.gateway = &gateway;
-    server_ctx.topics = &topics;
-    server_ctx.topic_encoding = topics.RegisterEncoding(resp::EncodeTopicTail);
-    server_ctx.max_item_bytes = cfg.max_item_size;
-    server_ctx.start_ms = SystemClock::Get()->NowMillis();
-    server_ctx.threads = threads;
-    // Large commands being received, every RESP connection together (a quarter of the memory
-    // limit, at least 64 MiB; the API port has the same bound for its request bodies).
-    server_ctx.max_buffered_request_bytes = std::max<uint64_t>(64ull << 20, limit / 4);
-    // Values a little over the item limit are read and refused with an error, keeping the
-    // connection; only lengths past this protocol limit are a protocol error (closed before
-    // anything is allocated).
-    resp::ParserLimits limits;
-    limits.max_bulk_bytes =
-        std::min<uint64_t>(512ull << 20, std::max<uint64_t>(2 * cfg.max_item_size, 16ull << 20));
-    limits.max_command_bytes = std::max<uint64_t>(64ull << 20, 4 * limits.max_bulk_bytes);
-
-    // TLS for RESP and the API port (reloaded on SIGHUP).
-    std::unique_ptr<net::TlsConfig> tls, admin_tls;  // ALPN h2 / http/1.1
-    if (!cfg.tls_cert.empty()) {
-      tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required);
-      admin_tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required,
-                                                   /*alpn_h2=*/false);
-    }
-    net::ConnectionGate::Configure(cfg.connections);
-    uint16_t resp_port = cfg.resp_port;
-    for (uint32_t i = 0; i < threads; ++i) {
-      loops[i]->resp =
-          std::make_unique<resp::RespServer>(loops[i]->io, i, &server_ctx, limits, tls.get());
-      loops[i]->resp->Listen(cfg.bind, resp_port);
-      resp_port = loops[i]->resp->port();  // port 0: the others join the port the first got
-    }
-    server_ctx.resp_port = resp_port;
-
-    // The API port: gRPC (Momento's services) over HTTP/2.
-    grpc::ServiceContext grpc_ctx;
-    grpc_ctx.gateway = &gateway;
-    grpc_ctx.topics = &topics;
-    grpc_ctx.topic_encoding = topics.RegisterEncoding(grpc::EncodeTopicItem);
-    grpc_ctx.keys = &signing_keys;
-    grpc_ctx.max_item_bytes = cfg.max_item_size;
-    // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
-    // Request bodies being received, every API connection together: as much as replies get.
-    grpc_ctx.max_buffered_request_bytes = std::max<uint64_t>(64ull << 20, limit / 4);
-    grpc_ctx.max_request_bytes = std::min<uint64_t>(
-        grpc::kMaxWireMessage, std::max<uint64_t>(5ull << 20, cfg.max_item_size + (64 << 10)));
-    uint16_t api_port = cfg.api_port;
-    for (uint32_t i = 0; i < threads; ++i) {
-      loops[i]->grpc = std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx, tls.get());
-      loops[i]->grpc->Listen(cfg.bind, api_port);
-      api_port = loops[i]->grpc->port();
-    }
-    grpc_ctx.endpoint = cfg.public_endpoint.empty()
-                            ? cfg.bind + ":" + std::to_string(api_port)
-                            : cfg.public_endpoint;
-
-    // Usage accounting (server/usage.h): every second on loop 0, per tenant and cache and minute.
-    UsageLog usage_log({.path = cfg.data_dir + "/usage.tsv",
-                        .minute_seconds = cfg.usage_minute_seconds},
-                       SystemClock::Get()->NowMillis());
-    UsageSampler usage(loops[0]->io, &tenancy, &usage_log);
-    usage.Start();
-    AdminContext admin_ctx{&gateway, threads, &signing_keys};
-    admin_ctx.metrics = {cfg.metrics_max_caches, cfg.metrics_max_tenants};
-    admin_ctx.usage = &usage;
-    AdminHttpServer admin_http(loops[0]->io, MakeAdminHandler(admin_ctx));
-    admin_http.set_tls(admin_tls.get());
-    admin_http.Listen(cfg.bind, cfg.admin_port);
-
-    WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http.port());
-    LOG_INFO(
-        "msg=listening resp={}:{} api={}:{} admin={}:{} threads={} memory_limit={} "
-        "max_item_size={}",
-        cfg.bind, resp_port, cfg.bind, api_port, cfg.bind, admin_http.port(), threads, limit,
-        cfg.max_item_size);
-    std::cout << "cellar ready resp=" << cfg.bind << ":" << resp_port << " api=" << cfg.bind
-              << ":" << api_port << " admin=" << cfg.bind << ":" << admin_http.port() << "\n"
-              << "  momento sdk: "
-              << (cfg.dev_no_auth
-                      ? "CredentialProvider.forMomentoLocal({hostname: '" + cfg.bind +
-                            "', port: " + std::to_string(api_port) + "})"
-                      : "CredentialProvider.fromString({apiKey: <v1 key wrapping the admin key>, "
-                        "endpointOverrides: {cacheEndpoint: '" + cfg.bind + ":" +
-                            std::to_string(api_port) + "', ..., secureConnection: false}}) "
-                        "(see README)")
-              << "\n"
-              << "  try: redis-cli -p " << resp_port << " then AUTH <cache> <admin key>"
-              << (cfg.dev_no_auth ? " (or nothing: --dev-no-auth)" : "") << std::endl;
-
-    for (auto& loop : loops) ScheduleExpiry(loop.get());
-    topics.Start();
-
-    // Shutdown: stop accepting everywhere, let busy connections finish their replies, wait
-    // (bounded) until none is left, then let the loops run dry and exit 0.
-    asio::signal_set signals(loops[0]->io, SIGINT, SIGTERM);
-    asio::steady_timer drain_timer(loops[0]->io);
-    std::chrono::steady_clock::time_point drain_deadline;
-    // Lives in this frame (which outlives the loops), so the timer callback may refer to it.
-    std::function<void()> wait_drained = [&]() {
-      if (resp::RespServer::LiveConnections().load() +
-                  grpc::GrpcServer::LiveConnections().load() >
-              0 &&
-          std::chrono::steady_clock::now() < drain_deadline) {
-        drain_timer.expires_after(std::chrono::milliseconds(10));
-        drain_timer.async_wait([&wait_drained](error_code) { wait_drained(); });
-        return;
-      }
-      const int64_t left = resp::RespServer::LiveConnections().load() +
-                           grpc::GrpcServer::LiveConnections().load();
-      if (left > 0) {
-        LOG_WARN("msg=\"closing connections that did not finish in time\" count={}", left);
-      }
-      for (auto& loop : loops) {
-        Loop* l = loop.get();
-        asio::post(l->io, [l] {
-          l->resp->CloseAll();
-          l->grpc->CloseAll();
-          l->stopping = true;
-          l->expire_timer->cancel();
-          l->guard.reset();
-        });
-      }
-    };
-    // SIGHUP: re-read the TLS certificate and key; connections keep the context they began with.
-    asio::signal_set hangup(loops[0]->io, SIGHUP);
-    std::function<void()> wait_hangup = [&]() {
-      hangup.async_wait([&](error_code ec, int) {
-        if (ec) return;
-        if (tls == nullptr) {
-          LOG_INFO("msg=\"SIGHUP: no TLS configured, nothing to reload\"");
-        } else if (std::string err = tls->Reload(); err.empty() &&
-                                                    (err = admin_tls->Reload()).empty()) {
-          LOG_INFO("msg=\"SIGHUP: TLS certificate reloaded\" cert={}", cfg.tls_cert);
-        } else {
-          LOG_ERROR("msg=\"SIGHUP: TLS reload failed; keeping the old certificate\" error=\"{}\"",
-                    err);
-        }
-        wait_hangup();
-      });
-    };
-    wait_hangup();
-    signals.async_wait([&](error_code ec, int sig) {
-      if (ec) return;
-      LOG_INFO("msg=\"shutting down\" signal={}", sig);
-      error_code ignored;
-      hangup.cancel(ignored);
-      admin_http.Stop();
-      usage.Stop();  // writes the minute in progress to usage.tsv
-      topics.Stop();  // subscriptions end (UNAVAILABLE), so their connections can drain
-      for (auto& loop : loops) {
-        Loop* l = loop.get();
-        asio::post(l->io, [l] {
-          l->resp->Stop();
-          l->grpc->Stop();
-        });
-      }
-      drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-      wait_drained();
-    });
-
-    std::vector<std::thread> workers;
-    for (uint32_t i = 1; i < threads; ++i) {
-      workers.emplace_back([l = loops[i].get()] { l->io.run(); });
-    }
-    loops[0]->io.run();
-    for (auto& t : workers) t.join();
-    // A loop may have received a message after it ran dry (another loop's last reply): run
-    // what is left, single-threaded now, so no handler is destroyed after the objects it uses.
-    for (size_t ran = 1; ran > 0;) {  // until a whole pass over the loops runs nothing
-      ran = 0;
-      for (auto& loop : loops) {
-        loop->io.restart();
-        ran += loop->io.poll();
-      }
-    }
-    topics.set_admission(nullptr);  // the tenancy goes first
-    LOG_INFO("msg=stopped");
+    Process process(std::move(cfg));
+    if (int rc = process.Start(); rc != 0) return rc;
+    process.Run();
     return 0;
   } catch (const std::exception& e) {
     LOG_ERROR("msg=\"cannot start\" error=\"{}\"", e.what());
