@@ -3,11 +3,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "cli/admin_client.h"
 #include "common/json.h"
 #include "cli/net.h"
+
+namespace CLI {
+class App;
+}
 
 namespace cellar::cli {
 
@@ -37,5 +43,23 @@ AdminResponse CheckedRequest(AdminClient& client, const std::string& method,
 
 // The answer's JSON object; CliError if it is not one.
 Json ParseBody(const AdminResponse& res);
+
+// A group of the CLI's subcommands, registered from its own file; CliMain only parses the
+// global options, finds the group that was given and runs it.
+class CommandGroup {
+ public:
+  virtual ~CommandGroup() = default;
+  // Adds the group's subcommands and their options to the app.
+  virtual void Register(CLI::App& app) = 0;
+  // After parsing: whether one of its subcommands was given, and whether that one talks to
+  // the admin port (else the RESP port), so only the port it needs is looked up.
+  virtual bool Parsed() const = 0;
+  virtual bool UsesAdmin() const = 0;
+  // Runs the subcommand given: its exit code (CliError for a failure to report).
+  virtual std::optional<int> Run(const Target& t) = 0;
+};
+std::unique_ptr<CommandGroup> ControlCommands();  // cache, tenant, key, signing-key
+std::unique_ptr<CommandGroup> DataCommands();     // get, set, delete
+std::unique_ptr<CommandGroup> ObserveCommands();  // limits, stats, usage (observe.cc)
 
 }  // namespace cellar::cli

@@ -13,6 +13,8 @@
 #include <thread>
 #include <utility>
 
+#include <CLI/CLI.hpp>
+
 #include "control/limits.h"
 
 namespace cellar::cli {
@@ -380,5 +382,73 @@ std::string FormatUnixMinute(int64_t unix_s, bool with_seconds) {
   std::strftime(buf, sizeof buf, with_seconds ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
   return buf;
 }
+
+namespace {
+
+class ObserveGroup final : public CommandGroup {
+ public:
+  void Register(CLI::App& app) override {
+    limits_ = app.add_subcommand("limits", "show or set a tenant's or a cache's limits");
+    limits_->require_subcommand(1);
+    limits_show_ =
+        limits_->add_subcommand("show", "each limit in force, its value and where it is set");
+    limits_set_ = limits_->add_subcommand(
+        "set", "set limits: name=value ... ('default' removes an override); prints the result");
+    for (CLI::App* sub : {limits_show_, limits_set_}) {
+      sub->add_option("--tenant", limits_tenant_, "the tenant")->capture_default_str();
+      sub->add_option("--cache", limits_cache_,
+                      "a cache of the tenant (default: the tenant itself)");
+    }
+    limits_set_->add_option("LIMIT", limit_pairs_, "name=value pairs, e.g. requests_per_second=500")
+        ->required();
+    limits_defaults_ =
+        limits_->add_subcommand("defaults", "every limit with the server's default and meaning");
+    limits_->footer(LimitsHelp());
+    limits_set_->footer(LimitsHelp());
+
+    stats_ = app.add_subcommand(
+        "stats", "live per-cache view: ops/s, hit ratio, bytes in/out per second, items, memory, "
+                 "p50/p99 latency, throttles");
+    stats_->add_option("--tenant", stats_opts_.tenant, "only this tenant's caches");
+    stats_->add_option("--cache", stats_opts_.cache, "only this cache (of --tenant, else default)");
+    stats_->add_option("--interval", stats_opts_.interval_s, "seconds between refreshes")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 3600.0).description(""))
+        ->type_name("SECONDS");
+    stats_->add_option("--count", stats_opts_.count,
+                       "refreshes before exiting (default: until Ctrl-C)");
+
+    usage_ = app.add_subcommand(
+        "usage", "requests, bytes in and out, throttled requests per tenant, cache and minute");
+    usage_->add_option("--tenant", usage_opts_.tenant, "only this tenant");
+    usage_->add_option("--cache", usage_opts_.cache, "only caches of this name");
+    usage_->add_option("--minutes", usage_opts_.minutes, "how far back")->capture_default_str();
+    usage_->add_flag("--json", usage_opts_.json, "print the admin API's JSON");
+  }
+  bool Parsed() const override {
+    return limits_->parsed() || stats_->parsed() || usage_->parsed();
+  }
+  bool UsesAdmin() const override { return true; }
+  std::optional<int> Run(const Target& t) override {
+    if (limits_show_->parsed()) return LimitsShow(t, limits_tenant_, limits_cache_);
+    if (limits_set_->parsed()) return LimitsSet(t, limits_tenant_, limits_cache_, limit_pairs_);
+    if (limits_defaults_->parsed()) return LimitsDefaults(t);
+    if (stats_->parsed()) return Stats(t, stats_opts_);
+    if (usage_->parsed()) return Usage(t, usage_opts_);
+    return std::nullopt;
+  }
+
+ private:
+  CLI::App *limits_ = nullptr, *limits_show_ = nullptr, *limits_set_ = nullptr,
+           *limits_defaults_ = nullptr, *stats_ = nullptr, *usage_ = nullptr;
+  std::string limits_tenant_ = "default", limits_cache_;
+  std::vector<std::string> limit_pairs_;
+  StatsOptions stats_opts_;
+  UsageOptions usage_opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<CommandGroup> ObserveCommands() { return std::make_unique<ObserveGroup>(); }
 
 }  // namespace cellar::cli
