@@ -53,6 +53,7 @@ CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_p
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
 KVBENCH_SRC=${KVBENCH_SRC:-$repo/../shared/tools/kvbench.c}
 BODY=$here/grpc/grpc_body.py
@@ -128,13 +129,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE  # cleanup (the EXIT trap) also when the output pipe closes
 
-wait_pong() {
-  for _ in $(seq 1 200); do
-    [[ "$(timeout 2 redis-cli -p "$1" PING 2>/dev/null)" == PONG ]] && return 0
-    sleep 0.1
-  done
-  echo "server on port $1 not answering PING" >&2; return 1
-}
 json_port() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 # start_cellar: sets server_pid, rport, aport, mport
@@ -190,7 +184,6 @@ verify_grpc() {
     "${VALUE} bytes (replies ${REPLY_SIZE[set]}/${REPLY_SIZE[get]} bytes of DATA)"
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
 
 declare -A S  # samples: S["mode|pair|op|proto|field"]="v1 v2 ..."
 add() { S["$1|$2"]+="$3 "; }  # add KEY FIELD VALUE
@@ -330,7 +323,7 @@ for mode in $MODES; do
       g="$mode|$pair|$op|grpc" r="$mode|$pair|$op|resp"
       unset M; declare -A M
       for f in ops p99 usop scpu ccpu; do
-        M[g$f]=$(median <<<"${S["$g|$f"]:-}"); M[r$f]=$(median <<<"${S["$r|$f"]:-}")
+        M[g$f]=$(median 0 <<<"${S["$g|$f"]:-}"); M[r$f]=$(median 0 <<<"${S["$r|$f"]:-}")
       done
       ratio=$(awk -v a="${M[gops]}" -v b="${M[rops]}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}')
       pr=$(awk -v a="${M[gp99]}" -v b="${M[rp99]}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}')

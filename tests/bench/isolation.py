@@ -11,8 +11,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import isolation as iso  # noqa: E402
 from harness import CellarServer  # noqa: E402
 
-SECS = float(os.environ.get("BENCH_SECS", "10"))
-REPS = int(os.environ.get("BENCH_REPS", "3"))
+# --smoke: one 1-second rep per mode (the test suite runs it as bench.isolation.smoke); the
+# script then exits 1 unless what it reads is there and the mechanism held: B answered
+# without errors, and A sent and was throttled. The latency ratio is printed, not judged.
+SMOKE = "--smoke" in sys.argv[1:]
+SECS = float(os.environ.get("BENCH_SECS", "1" if SMOKE else "10"))
+REPS = int(os.environ.get("BENCH_REPS", "1" if SMOKE else "3"))
 INTERVAL = float(os.environ.get("BENCH_INTERVAL_MS", "2")) / 1000
 CONNS = int(os.environ.get("BENCH_CONNS", "16"))
 PIPELINE = int(os.environ.get("BENCH_PIPELINE", "256"))
@@ -90,6 +94,22 @@ def main():
     off_ratio = us(results["off"][1], 99) / us(results["off"][0], 99)
     print(f"B p99 flooded / alone: scheduler on {on_ratio:.2f}x, off {off_ratio:.2f}x "
           f"(target: on <= 1.5x) -> {'PASS' if on_ratio <= 1.5 else 'FAIL'}")
+    if SMOKE:
+        problems = []
+        for mode in ("on", "off"):
+            alone, flooded, errors, floods = results[mode]
+            if not alone or not flooded:
+                problems.append(f"scheduler {mode}: B measured nothing")
+            if errors:
+                problems.append(f"scheduler {mode}: B saw {errors} errors")
+            if sum(f["sent"] for f in floods) == 0:
+                problems.append(f"scheduler {mode}: A sent nothing")
+            if sum(f["throttled"] for f in floods) == 0:
+                problems.append(f"scheduler {mode}: A was never throttled")
+        for p in problems:
+            print("smoke: " + p, file=sys.stderr)
+        print("0 passed, 1 failed" if problems else "1 passed, 0 failed")
+        sys.exit(1 if problems else 0)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@
 # The server is pinned to CPU 0 and the load generators to CPU 1 (A's at nice 19, so B's
 # client wakes ahead of it): B's figures measure the server, not the client's CPU contention.
 # Default run: 2 modes x 3 x (10 s alone + 11.5 s flooded) + start-up: about 2.5 minutes.
+# --smoke: one 1-second rep per mode, checking what it reads and the mechanism (the test
+# suite runs it as bench.isolation.smoke).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
 [ -x "$CELLAR_BIN" ] || { echo "build first: cmake --preset release && cmake --build build/release" >&2; exit 2; }
-exec /usr/bin/python3 "$repo/tests/bench/isolation.py"
+exec /usr/bin/python3 "$repo/tests/bench/isolation.py" "$@"

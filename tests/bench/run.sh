@@ -41,6 +41,7 @@ CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_p
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
 BASE_BIN=${BENCH_CELLAR_BASE:-}
 SERVERS="cellar redis"
@@ -81,17 +82,8 @@ set_mode() {  # set_mode pinned|unpinned
 tmp=$(mktemp -d /tmp/cellar-bench.XXXXXX)
 server_pid=""
 all_pids=()
-stop_pid() {
-  local pid=$1
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-}
 stop_server() { stop_pid "$server_pid"; server_pid=""; }
-stop_all() { for p in "${all_pids[@]}"; do stop_pid "$p"; done; all_pids=(); server_pid=""; }
+stop_all() { local p; for p in "${all_pids[@]}"; do stop_pid "$p"; done; all_pids=(); server_pid=""; }
 cleanup() {
   local rc=$?
   if [[ $rc -ne 0 ]]; then
@@ -104,18 +96,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-used_memory() { timeout 10 redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1=="used_memory" {print $2}'; }
-wait_pong() {
-  for _ in $(seq 1 200); do
-    [[ "$(timeout 2 redis-cli -p "$1" PING 2>/dev/null)" == PONG ]] && return 0
-    sleep 0.1
-  done
-  echo "server on port $1 not answering PING" >&2; return 1
-}
 
 # start_cellar [NAME BIN]: sets server_pid, port (NAME cellar, BIN $CELLAR_BIN by default)
 start_cellar() {
@@ -171,7 +151,6 @@ rb() {  # rb PREFIX PORT PIPELINE REQUESTS -> PREFIX.set / PREFIX.get
   done <<<"$csv"
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
 
 # throughput MODE: both servers up; every workload alternates cellar/redis, REPS times.
 declare -A SAMPLES_OPS SAMPLES_P99
@@ -239,8 +218,8 @@ if [[ "${BENCH_ONLY:-}" != memory ]]; then
     "cellar p99" "redis p99"
   for mode in $MODES; do
     for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16"; do
-      c=$(median <<<"${SAMPLES_OPS["$mode cellar $w"]}") r=$(median <<<"${SAMPLES_OPS["$mode redis $w"]}")
-      cp=$(median <<<"${SAMPLES_P99["$mode cellar $w"]}") rp=$(median <<<"${SAMPLES_P99["$mode redis $w"]}")
+      c=$(median 0 <<<"${SAMPLES_OPS["$mode cellar $w"]}") r=$(median 0 <<<"${SAMPLES_OPS["$mode redis $w"]}")
+      cp=$(median 0 <<<"${SAMPLES_P99["$mode cellar $w"]}") rp=$(median 0 <<<"${SAMPLES_P99["$mode redis $w"]}")
       ratio=$(awk -v c="$c" -v r="$r" 'BEGIN {if (r > 0) printf "%.2f", c / r; else print "n/a"}')
       printf '%-9s %-20s %13s %13s %7s %9sus %9sus\n' "$mode" "$w" "$c" "$r" "$ratio" "$cp" "$rp"
     done
@@ -259,8 +238,8 @@ if [[ "${BENCH_ONLY:-}" != memory ]]; then
       new/base "cellar p99" "base p99"
     for mode in $MODES; do
       for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16"; do
-        c=$(median <<<"${SAMPLES_OPS["$mode cellar $w"]}") b=$(median <<<"${SAMPLES_OPS["$mode base $w"]}")
-        cp=$(median <<<"${SAMPLES_P99["$mode cellar $w"]}") bp=$(median <<<"${SAMPLES_P99["$mode base $w"]}")
+        c=$(median 0 <<<"${SAMPLES_OPS["$mode cellar $w"]}") b=$(median 0 <<<"${SAMPLES_OPS["$mode base $w"]}")
+        cp=$(median 0 <<<"${SAMPLES_P99["$mode cellar $w"]}") bp=$(median 0 <<<"${SAMPLES_P99["$mode base $w"]}")
         ratio=$(awk -v c="$c" -v r="$b" 'BEGIN {if (r > 0) printf "%.3f", c / r; else print "n/a"}')
         printf '%-9s %-20s %13s %13s %9s %9sus %9sus\n' "$mode" "$w" "$c" "$b" "$ratio" "$cp" "$bp"
       done
@@ -280,7 +259,7 @@ if ((SMOKE)); then
   for mode in $MODES; do
     for s in $SERVERS; do
       for w in "kvbench set P1" "kvbench set P16" "kvbench get P1" "kvbench get P16"; do
-        v=$(median <<<"${SAMPLES_OPS["$mode $s $w"]:-}")
+        v=$(median 0 <<<"${SAMPLES_OPS["$mode $s $w"]:-}")
         [[ "$v" =~ ^[0-9]+$ && "$v" -gt 0 ]] || { echo "smoke: no throughput for $mode $s $w" >&2; bad=1; }
       done
       for t in set get; do

@@ -87,6 +87,7 @@ CELLAR_LIMITS=${BENCH_CELLAR_LIMITS:-requests_per_second=1000000000,read_bytes_p
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 CELLAR_BIN=${CELLAR_BIN:-$repo/build/release/src/bin/cellar}
 PSBENCH_SRC=${PSBENCH_SRC:-$repo/../shared/tools/psbench.c}
 PY=/usr/bin/python3
@@ -147,16 +148,6 @@ fi
 
 declare -A PORT PID  # PORT[cellar] (RESP), PORT[cellar-grpc], PORT[redis]
 all_pids=()
-stop_pid() {
-  local pid=$1
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-}
-stop_all() { local p; for p in "${all_pids[@]}"; do stop_pid "$p"; done; all_pids=(); }
 cleanup() {
   local rc=$?
   trap '' PIPE
@@ -171,22 +162,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # user+sys
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
-used_memory() {
-  timeout 10 redis-cli -p "$1" INFO memory 2>/dev/null | tr -d '\r' |
-    awk -F: '$1=="used_memory" {print $2}' || true
-}
-wait_pong() {
-  for _ in $(seq 1 200); do
-    [[ "$(timeout 2 redis-cli -p "$1" PING 2>/dev/null)" == PONG ]] && return 0
-    sleep 0.1
-  done
-  echo "server on port $1 not answering PING" >&2; return 1
-}
 field() {  # field KEY LINE: the value of KEY=... in a key=value line
   awk -v k="$1" '{for (i = 1; i <= NF; i++) {n = index($i, "="); if (substr($i, 1, n - 1) == k) {print substr($i, n + 1); exit}}}' <<<"$2"
 }
@@ -387,8 +362,6 @@ memory_test() {  # memory_test SIDE PROTO: fresh server, N idle subscribers, RSS
 }
 
 # ---- Run and report ---------------------------------------------------------------------
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "-")}'; }
-ratio() { awk -v c="$1" -v r="$2" 'BEGIN {if (c ~ /^[0-9.]+$/ && r ~ /^[0-9.]+$/ && r > 0) printf "%.2f", c / r; else print "-"}'; }
 
 start_s=$(date +%s)
 echo "topics fan-out benchmark: $(redis-server --version | awk '{print $1, $2, $3}'), $(nproc) CPUs," \
