@@ -1,4 +1,4 @@
-// Helpers shared by the data-plane service files (services.cc, collection_services.cc,
+// Helpers shared by the data-plane service files (services.cc, the collection files,
 // leaderboard_services.cc): decoding into the stream's request object, the common checks, and
 // the building blocks of the method tables.
 #pragma once

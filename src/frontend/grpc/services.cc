@@ -584,7 +584,9 @@ const Method kMethods[] = {
 const std::vector<Method>& Table() {
   static const std::vector<Method> all = [] {
     std::vector<Method> v(std::begin(kMethods), std::end(kMethods));
-    for (const Method& m : CollectionMethods()) v.push_back(m);
+    for (auto methods : {DictionaryMethods, SetMethods, ListMethods, SortedSetMethods}) {
+      for (const Method& m : methods()) v.push_back(m);
+    }
     for (const Method& m : LeaderboardMethods()) v.push_back(m);
     for (const Method& m : PubsubMethods()) v.push_back(m);
     return v;

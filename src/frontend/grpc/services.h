@@ -173,9 +173,12 @@ struct Method {
   Status (*decode)(Stream&, std::string_view message) = nullptr;
 };
 
-// Collection methods (collection_services.cc) and leaderboard methods
+// Collection methods, one file per type (collection_util.h), and leaderboard methods
 // (leaderboard_services.cc), served beside the scalar ones.
-std::span<const Method> CollectionMethods();
+std::span<const Method> DictionaryMethods();
+std::span<const Method> SetMethods();
+std::span<const Method> ListMethods();
+std::span<const Method> SortedSetMethods();
 std::span<const Method> LeaderboardMethods();
 std::span<const Method> PubsubMethods();  // pubsub_services.cc
 
