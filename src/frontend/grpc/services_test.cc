@@ -37,7 +37,9 @@ struct Answer {
   T Message(size_t i = 0) const {
     T m;
     EXPECT_LT(i, messages.size());
-    if (i < messages.size()) EXPECT_TRUE(m.ParseFromString(messages[i]));
+    if (i < messages.size()) {
+      EXPECT_TRUE(m.ParseFromString(messages[i]));
+    }
     return m;
   }
 };

@@ -190,14 +190,24 @@ class Engine {
   uint64_t NextRandom();
   int64_t Now() const { return in_batch_ ? batch_now_ : clock_->NowMillis(); }
 
-  // ---- Collections (engine_collections.cc) ----
+  // ---- Collections (engine_collections.cc; one file per type: engine_dict.cc,
+  // engine_list.cc, engine_set.cc, engine_zset.cc) ----
   struct Target {
     Item* item = nullptr;  // null: the key is missing (and was not created)
     uint64_t hash = 0;
     bool created = false;
     size_t before = 0;     // the object's bytes when opened
   };
+  // Runs a collection op through the table of ops (CollectionOpOf): its type's executor.
   void ExecuteCollection(const api::Request& req, api::Reply& reply);
+  struct CollectionOp;
+  static const CollectionOp& CollectionOpOf(api::Op op);
+  void ExecuteDict(const api::Request& req, api::Reply& reply);
+  void ExecuteList(const api::Request& req, api::Reply& reply);
+  void ExecuteSet(const api::Request& req, api::Reply& reply);
+  void ExecuteZSet(const api::Request& req, api::Reply& reply);
+  // Ops over several types: HSCAN/SSCAN/ZSCAN, SINTERSTORE-style set and sorted-set stores.
+  void ExecuteAcrossTypes(const api::Request& req, api::Reply& reply);
   // Finds the collection at req.key. False (reply.status set) if the key holds another type.
   // With create, a missing key gets a new empty collection of `type`.
   bool Open(const api::Request& req, ItemType type, bool create, api::Reply& reply, Target& t);
