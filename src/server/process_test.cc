@@ -86,7 +86,9 @@ TEST(Process, RefusesUnsafeConfigurationsBeforeListening) {
   Config plain = SmallConfig(dir);
   plain.dev_no_auth = false;
   plain.bind = "0.0.0.0";  // plaintext beyond loopback, no --allow-plaintext-public
-  EXPECT_EQ(Process(plain).Start(), 2);
+  Process refused(plain);
+  EXPECT_EQ(refused.Start(), 2);
+  refused.Stop();  // nothing was started: nothing to stop
   EXPECT_FALSE(std::filesystem::exists(dir + "/ports.json"));
   std::filesystem::remove_all(dir);
 }

@@ -475,6 +475,7 @@ int Process::Start() {
 
 void Process::Stop() {
   State& s = *s_;
+  if (s.loops.empty() || s.admin_http == nullptr) return;  // never started: nothing to stop
   // Posted to loop 0, where every listener's owner and the signal handler live.
   asio::post(s.loops[0]->io, [&s] {
     if (std::exchange(s.stopping, true)) return;
