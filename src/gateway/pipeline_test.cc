@@ -1,17 +1,15 @@
-// The pipeline's steps, in process: one loop, one shard, a registry with limits, and a fake
-// connection (RoundSource). The front-ends' tests go through sockets; these check each step's
-// mechanism (what is refused, counted, dropped, scheduled) directly.
+// The pipeline's steps, in process (testing/in_process.h: one loop, one shard, a registry
+// with limits) with a fake connection (RoundSource): each step's mechanism (what is refused,
+// counted, dropped, scheduled), checked directly.
 #include "gateway/pipeline.h"
 
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
-#include <filesystem>
+#include <string>
 
-#include "common/clock.h"
-#include "control/cache_registry.h"
-#include "storage/engine/engine.h"
+#include "testing/in_process.h"
 
 namespace cellar::gateway {
 namespace {
@@ -37,30 +35,20 @@ class FakeSource : public RoundSource {
 
 class PipelineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/pipeline_test_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
-           std::to_string(::getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    reg_ = std::make_unique<control::CacheRegistry>(dir_);
-    tenancy_ = std::make_unique<Tenancy>(reg_.get());
-    reg_->set_on_change([this] { tenancy_->Refresh(); });
-    tenant_ = reg_->CreateTenant("acme")->id;
-    cache_ = reg_->Create(tenant_, "c")->id;
-    engine_ = std::make_unique<storage::Engine>(SystemClock::Get(), 64 << 20);
-    gw_ = std::make_unique<Gateway>(std::vector<boost::asio::io_context*>{&io_},
-                                    std::vector<storage::Engine*>{engine_.get()}, reg_.get(),
-                                    Options{});
-    gw_->LoadCachesAtStart();
-    gw_->set_tenancy(tenancy_.get());
-    state_ = tenancy_->Find(cache_);
-    ASSERT_NE(state_, nullptr);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  PipelineTest()
+      : node_(::testing::TempDir() + "/pipeline_test_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+              std::to_string(::getpid())),
+        io_(node_.io),
+        gw_(node_.gateway.get()),
+        state_(node_.cache_state()),
+        tenant_(node_.tenant),
+        cache_(node_.cache) {}
+  void SetUp() override { ASSERT_NE(state_, nullptr); }
 
   void Limit(const char* spec) {
-    ASSERT_TRUE(reg_->UpdateCacheLimits(tenant_, "c", *control::ParseLimits(spec, true)).ok());
+    ASSERT_TRUE(
+        node_.registry->UpdateCacheLimits(tenant_, "c", *control::ParseLimits(spec, true)).ok());
   }
   api::Request& Add(Pipeline& p, api::Op op, std::string_view key) {
     p.calls().emplace_back();
@@ -74,14 +62,11 @@ class PipelineTest : public ::testing::Test {
     return state_->usage.refusals[static_cast<size_t>(r)].load();
   }
 
-  std::string dir_;
-  boost::asio::io_context io_;
-  std::unique_ptr<control::CacheRegistry> reg_;
-  std::unique_ptr<Tenancy> tenancy_;
-  std::unique_ptr<storage::Engine> engine_;
-  std::unique_ptr<Gateway> gw_;
+  InProcessNode node_;  // a registry, tenancy, one loop and its engine, the gateway
+  boost::asio::io_context& io_;
+  Gateway* gw_;
   std::shared_ptr<CacheState> state_;
-  uint32_t tenant_ = 0, cache_ = 0;
+  uint32_t tenant_, cache_;
   FakeSource source_;
 };
 
