@@ -339,14 +339,15 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
           for (const auto& [id, cc] : p.caches) {
             auto it = index.find(id);
             if (it == index.end()) continue;
-            CacheStats& out = st.caches[it->second];
-            out.ops += cc.ops;
-            out.items += cc.items;
-            out.bytes += cc.bytes;
-            out.hits += cc.hits;
-            out.misses += cc.misses;
-            out.evictions += cc.evictions;
-            out.expirations += cc.expirations;
+            CacheStats part;
+            part.ops = cc.ops;
+            part.items = cc.items;
+            part.bytes = cc.bytes;
+            part.hits = cc.hits;
+            part.misses = cc.misses;
+            part.evictions = cc.evictions;
+            part.expirations = cc.expirations;
+            st.caches[it->second] += part;
           }
         }
         // The front-ends' counters (relaxed atomics, read here on the origin loop).

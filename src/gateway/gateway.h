@@ -22,6 +22,7 @@
 #include "auth/permissions.h"
 #include "auth/token.h"
 #include "common/status.h"
+#include "gateway/stats.h"
 
 namespace cellar::storage {
 class Engine;
@@ -89,26 +90,6 @@ class Batch {
   int pending_ = 0;
   std::atomic<int64_t> reply_left_{INT64_MAX};  // charged by the shards' parts
   std::function<void()> done_;
-};
-
-struct CacheStats {
-  std::string tenant;
-  std::string name;
-  uint32_t id = 0;
-  uint32_t tenant_id = 0;
-  // Engine counters, summed over the shards; bytes: allocation bytes of its items.
-  uint64_t ops = 0, items = 0, bytes = 0, hits = 0, misses = 0, evictions = 0, expirations = 0;
-  // The front-ends' usage counters (tenancy.h CacheUsage); zero without tenancy.
-  uint64_t requests = 0, bytes_in = 0, bytes_out = 0;
-  std::vector<uint64_t> refusals;  // by Refusal (tenancy.h), kNumRefusals entries
-  std::vector<uint64_t> latency;   // per kCacheLatencyBoundsUs bucket, not cumulative
-  uint64_t latency_sum_us = 0, latency_count = 0;
-};
-
-struct Stats {
-  uint64_t items = 0, used_bytes = 0, index_bytes = 0, memory_limit = 0;
-  uint64_t hits = 0, misses = 0, evictions = 0, expirations = 0, oom_refusals = 0;
-  std::vector<CacheStats> caches;  // every cache of the registry, sorted by name
 };
 
 struct Options {

@@ -80,4 +80,15 @@ void ReplyGrant::Release(uint64_t bytes) {
   held_ -= bytes;
 }
 
+metrics::Source ReplyMemory::Metrics() {
+  static constexpr const metrics::Def* kDefs[] = {&kReplyMemoryUsed, &kReplyMemoryLimit,
+                                                  &kRepliesTooLarge};
+  return {kDefs, [](metrics::Sink& sink) {
+            const ReplyMemory& rm = Get();
+            sink.Add(kReplyMemoryUsed, "", rm.used());
+            sink.Add(kReplyMemoryLimit, "", rm.options().pool_bytes);
+            sink.Add(kRepliesTooLarge, "", rm.refused_calls());
+          }};
+}
+
 }  // namespace cellar::gateway

@@ -26,7 +26,19 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/metrics.h"
+
 namespace cellar::gateway {
+
+inline constexpr metrics::Def kReplyMemoryUsed{
+    "cellar_reply_memory_bytes", metrics::Type::kGauge,
+    "Reply memory granted to rounds in flight and replies waiting for their readers.", ""};
+inline constexpr metrics::Def kReplyMemoryLimit{"cellar_reply_memory_limit_bytes",
+                                                metrics::Type::kGauge,
+                                                "The reply memory pool (--reply-memory).", ""};
+inline constexpr metrics::Def kRepliesTooLarge{
+    "cellar_replies_too_large_total", metrics::Type::kCounter,
+    "Calls refused because their round's reply grant was spent (reply too large).", ""};
 
 class ReplyMemory {
  public:
@@ -59,6 +71,8 @@ class ReplyMemory {
   uint64_t used() const { return used_.load(std::memory_order_relaxed); }
   uint64_t refused_calls() const { return refused_.load(std::memory_order_relaxed); }
   void CountRefusedCall() { refused_.fetch_add(1, std::memory_order_relaxed); }
+  // kReplyMemoryUsed, kReplyMemoryLimit and kRepliesTooLarge of Get().
+  static metrics::Source Metrics();
 
  private:
   // Tenants by id modulo this (ids are small and sequential; two tenants sharing a slot

@@ -24,20 +24,6 @@ std::string JsonEscape(std::string_view s) {
   return out;
 }
 
-std::string LabelEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
 HttpResponse JsonResponse(int status, std::string body) {
   return {status, "application/json", std::move(body)};
 }

@@ -15,8 +15,6 @@ namespace cellar::server {
 
 // The inside of a JSON string literal (quotes, backslashes and control bytes escaped).
 std::string JsonEscape(std::string_view s);
-// A Prometheus label value (backslash, quote and newline escaped).
-std::string LabelEscape(std::string_view s);
 
 HttpResponse JsonResponse(int status, std::string body);
 // {"error":"msg"}

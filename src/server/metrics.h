@@ -1,13 +1,9 @@
 // What the admin port reports about the running server: /metrics (Prometheus text) and the
 // per-cache counters of GET /v1/stats (JSON, cumulative; `cellar stats` takes rates from two).
-//
-// Label cardinality is bounded: the `max_caches` caches with the most requests get their own
-// {tenant, cache} series and the rest are summed under tenant="_other",cache="_other"; the
-// `max_tenants` busiest tenants likewise get their own {tenant} series and the rest
-// tenant="_other". So a server with 100,000 caches still answers a few thousand lines.
+// The metrics themselves are declared by the modules that count them (common/metrics.h); this
+// file only puts the sources together.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,13 +16,10 @@ class Topics;
 
 namespace cellar::server {
 
-struct MetricsOptions {
-  size_t max_caches = 100;   // --metrics-max-caches; 0: every cache under "_other"
-  size_t max_tenants = 100;  // --metrics-max-tenants; 0: every tenant under "_other"
-};
+using MetricsOptions = gateway::CacheMetricsOptions;
 
-// The whole /metrics page: process-wide series (RESP, gRPC, topics, engine totals), then the
-// per-cache and per-tenant series.
+// The whole /metrics page: every module's declared metrics (RESP, gRPC, connections, topics,
+// reply memory, bug checks, the store), then the per-cache and per-tenant series.
 std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topics::Topics* topics,
                           const MetricsOptions& opts);
 
@@ -34,7 +27,8 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topi
 std::string RenderCacheMetrics(const gateway::Stats& st, const MetricsOptions& opts);
 
 // GET /v1/stats: {"time_ms":N,"latency_bounds_us":[...],"caches":[{...}]} with every cache of
-// `tenant` (all tenants if nullopt), or only `cache` of it.
+// `tenant` (all tenants if nullopt), or only `cache` of it; a cache's fields are the rows of
+// gateway::CacheCounterRows() plus "throttled" by reason and its latency buckets.
 std::string RenderStatsJson(const gateway::Stats& st, int64_t now_ms,
                             const std::optional<std::string>& tenant,
                             const std::optional<std::string>& cache);

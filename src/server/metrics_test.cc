@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <sstream>
 #include <string>
 
 #include "gateway/tenancy.h"
@@ -93,6 +95,50 @@ TEST(MetricsTest, StatsJsonFilters) {
   const std::string one = RenderStatsJson(st, 1234, std::string("acme"), std::string("a"));
   EXPECT_EQ(one.find("\"tenant\":\"beta\""), std::string::npos);
   EXPECT_NE(one.find("\"requests\":10"), std::string::npos);
+}
+
+// The whole page as Prometheus parses it: each family's TYPE once, before its samples, and
+// every sample belongs to a declared family.
+TEST(MetricsTest, WholePageDeclaresEachFamilyOnceBeforeItsSamples) {
+  gateway::Stats st;
+  st.items = 7;
+  st.caches.push_back(Cache("acme", 2, "a", 1, 10));
+  st.caches[0].latency_count = 1;
+  st.caches[0].latency[0] = 1;
+  const std::string text = RenderMetrics(st, /*threads=*/2, /*topics=*/nullptr, {});
+  std::set<std::string> typed;
+  std::istringstream lines(text);
+  std::string line;
+  size_t samples = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# TYPE ", 0) == 0) {
+      const std::string name = line.substr(7, line.find(' ', 7) - 7);
+      EXPECT_TRUE(typed.insert(name).second) << "declared twice: " << name;
+      continue;
+    }
+    if (line.rfind("#", 0) == 0) continue;
+    std::string name = line.substr(0, line.find_first_of("{ "));
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string sfx = suffix;
+      if (!typed.count(name) && name.size() > sfx.size() &&
+          name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0) {
+        name.resize(name.size() - sfx.size());
+      }
+    }
+    EXPECT_TRUE(typed.count(name)) << "a sample before (or without) its TYPE: " << line;
+    ++samples;
+  }
+  EXPECT_GT(samples, 20u);
+  for (const char* family : {"cellar_commands_total", "cellar_grpc_calls_total",
+                             "cellar_connections", "cellar_protocol_errors_total",
+                             "cellar_reply_memory_bytes", "cellar_bug_checks_failed_total",
+                             "cellar_items", "cellar_cache_requests_total",
+                             "cellar_tenant_latency_seconds"}) {
+    EXPECT_TRUE(typed.count(family)) << family;
+  }
+  EXPECT_TRUE(Has(text, "cellar_items 7"));
+  EXPECT_TRUE(Has(text, "cellar_connections{protocol=\"resp\"} 0"));
+  EXPECT_TRUE(Has(text, "cellar_protocol_errors_total{protocol=\"grpc\"} 0"));
 }
 
 }  // namespace

@@ -639,6 +639,18 @@ Topics::Counters Topics::Snapshot() const {
   return c;
 }
 
+metrics::Source Topics::Metrics() const {
+  static constexpr const metrics::Def* kDefs[] = {&kSubscriptionsOpen, &kMessagesPublished,
+                                                  &kDeliveries, &kSlowSubscribers};
+  return {kDefs, [this](metrics::Sink& sink) {
+            const Counters c = Snapshot();
+            sink.Add(kSubscriptionsOpen, "", static_cast<uint64_t>(std::max<int64_t>(0, c.subscriptions)));
+            sink.Add(kMessagesPublished, "", c.published);
+            sink.Add(kDeliveries, "", c.deliveries);
+            sink.Add(kSlowSubscribers, "", c.slow_cutoffs);
+          }};
+}
+
 void Topics::Publish(uint32_t loop, const api::Request& req, api::Reply& reply) {
   hubs_[loop]->Publish(req, reply);
 }

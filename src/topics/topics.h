@@ -40,10 +40,23 @@
 #include <boost/asio/io_context.hpp>
 
 #include "api/request.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "topics/admission.h"
 
 namespace cellar::topics {
+
+inline constexpr metrics::Def kSubscriptionsOpen{
+    "cellar_topic_subscriptions", metrics::Type::kGauge,
+    "Topic subscriptions open (gRPC and RESP, patterns included).", ""};
+inline constexpr metrics::Def kMessagesPublished{"cellar_topic_messages_published_total",
+                                                 metrics::Type::kCounter,
+                                                 "Messages published to topics.", ""};
+inline constexpr metrics::Def kDeliveries{"cellar_topic_deliveries_total", metrics::Type::kCounter,
+                                          "Messages handed to subscriptions.", ""};
+inline constexpr metrics::Def kSlowSubscribers{
+    "cellar_topic_slow_subscribers_total", metrics::Type::kCounter,
+    "Subscribers cut off because they fell behind their queue bound.", ""};
 
 struct Options {
   uint32_t replay_messages = 4096;         // per topic, the ring's message bound
@@ -218,6 +231,8 @@ class Topics {
   Counters Snapshot() const;
   // A sink cut a subscriber off for falling behind (any thread).
   void NoteSlowSubscriber();
+  // The topic metrics (kSubscriptions... below), read from Snapshot().
+  metrics::Source Metrics() const;
 
   class Hub;  // one per loop (hub.cc)
 

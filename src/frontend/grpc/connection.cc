@@ -259,13 +259,17 @@ void Connection::OnRead(size_t n) {
     // Tell an HTTP/1.x client (or anything else) from HTTP/2 by the client preface, before
     // our SETTINGS go out, so it gets a readable answer.
     const size_t k = std::min(n, kPreface.size());
-    if (std::string_view(in_.data(), k) != kPreface.substr(0, k)) return RejectHttp1();
+    if (std::string_view(in_.data(), k) != kPreface.substr(0, k)) {
+      Bump(GrpcMetricsOf(owner_->thread()).protocol_errors);
+      return RejectHttp1();
+    }
     saw_preface_ = true;
   }
   const ssize_t rv =
       nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in_.data()), n);
   if (rv < 0) {
     LOG_DEBUG("msg=\"http2 protocol error\" conn={} error=\"{}\"", id_, nghttp2_strerror(rv));
+    Bump(GrpcMetricsOf(owner_->thread()).protocol_errors);
     Flush();  // nghttp2 queued a GOAWAY saying why
     shutting_down_ = true;
     return;
@@ -918,7 +922,6 @@ void Connection::Push(Stream& s, Stream::Chunk chunk) {
   if (!s.replaying && counted + n > limit && !s.queue.empty()) {
     // The reader fell behind: cut it off rather than hold the publisher or grow without
     // bound. It resumes from its last sequence (replayed, or told of the gap).
-    Bump(GrpcMetricsOf(owner_->thread()).slow_subscribers);
     owner_->context().topics->NoteSlowSubscriber();
     const std::string message = "the subscriber fell behind: over " + std::to_string(limit) +
                                 " bytes of messages were waiting to be sent; resubscribe to "

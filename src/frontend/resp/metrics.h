@@ -1,12 +1,14 @@
 // Counters of the RESP front-end, one block per event-loop thread. Each block is written only
-// by its own thread (relaxed load + store, no read-modify-write across cores) and read by the
-// admin thread for /metrics and by INFO.
+// by its own thread (relaxed load + store, no read-modify-write across cores) and read through
+// RespMetrics() by the admin thread for /metrics and by INFO.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <string_view>
+
+#include "common/metrics.h"
 
 namespace cellar::resp {
 
@@ -34,6 +36,19 @@ inline void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
 }
 
 ThreadMetrics& MetricsOf(uint32_t thread);
+
+inline constexpr metrics::Def kCommands{"cellar_commands_total", metrics::Type::kCounter,
+                                        "RESP commands executed, by command.", "command"};
+inline constexpr metrics::Def kCommandErrors{"cellar_command_errors_total",
+                                             metrics::Type::kCounter,
+                                             "RESP commands that answered an error.", "command"};
+inline constexpr metrics::Def kCommandLatency{
+    "cellar_command_latency_seconds", metrics::Type::kHistogram,
+    "Time from a command's arrival to its reply being ready.", ""};
+
+// The RESP front-end's metrics over `threads` loops: the ones above, and its samples of the
+// shared connection metrics (frontend/net/metrics.h) under protocol="resp".
+metrics::Source RespMetrics(uint32_t threads);
 
 // Index of a command in the metrics arrays (its position in the sorted command table).
 size_t CommandIndex(std::string_view name);

@@ -1,11 +1,14 @@
 // Server commands: INFO, DBSIZE, FLUSHDB.
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "common/glob.h"
 #include "frontend/resp/commands.h"
+#include "frontend/net/metrics.h"
 #include "frontend/resp/metrics.h"
+#include "gateway/stats.h"
 
 namespace cellar::resp {
 namespace {
@@ -53,13 +56,20 @@ void FinishInfo(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
       sum[i] += c.reply.numbers[i];
     }
   }
-  uint64_t opened = 0, closed = 0, commands = 0;
-  for (uint32_t t = 0; t < ctx.server.threads; ++t) {
-    ThreadMetrics& m = MetricsOf(t);
-    opened += m.connections_opened.load(std::memory_order_relaxed);
-    closed += m.connections_closed.load(std::memory_order_relaxed);
-    for (const auto& c : m.calls) commands += c.load(std::memory_order_relaxed);
-  }
+  // The declared metrics (the RESP front-end's and the store's), read as INFO's Redis fields.
+  const auto at = [&](api::StatIndex i) { return static_cast<uint64_t>(std::max<int64_t>(0, sum[i])); };
+  gateway::StoreTotals store;
+  store.items = at(api::kStatItems);
+  store.used_bytes = at(api::kStatUsedBytes);
+  store.index_bytes = at(api::kStatIndexBytes);
+  store.memory_limit = at(api::kStatMemoryLimit);
+  store.hits = at(api::kStatHits);
+  store.misses = at(api::kStatMisses);
+  store.evictions = at(api::kStatEvictions);
+  store.expirations = at(api::kStatExpirations);
+  const metrics::Source sources[] = {RespMetrics(ctx.server.threads), gateway::StoreMetrics(store)};
+  const metrics::Snapshot snap(sources);
+  constexpr std::string_view kResp = "protocol=\"resp\"";
   auto want = [&](std::string_view section) {
     if (ctx.args.size() == 1) return true;
     for (size_t i = 1; i < ctx.args.size(); ++i) {
@@ -91,29 +101,29 @@ void FinishInfo(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   }
   if (want("clients")) {
     s += "# Clients\r\n";
-    line("connected_clients", std::to_string(opened - closed));
+    line("connected_clients", std::to_string(snap.Value(net::kConnections, kResp)));
     s += "\r\n";
   }
   if (want("memory")) {
     s += "# Memory\r\n";
-    line("used_memory", std::to_string(sum[api::kStatUsedBytes]));
-    line("used_memory_human", Human(static_cast<uint64_t>(sum[api::kStatUsedBytes])));
+    line("used_memory", std::to_string(snap.Value(gateway::kMemoryUsed)));
+    line("used_memory_human", Human(snap.Value(gateway::kMemoryUsed)));
     line("used_memory_rss", std::to_string(RssBytes()));
-    line("used_memory_index", std::to_string(sum[api::kStatIndexBytes]));
-    line("maxmemory", std::to_string(sum[api::kStatMemoryLimit]));
-    line("maxmemory_human", Human(static_cast<uint64_t>(sum[api::kStatMemoryLimit])));
+    line("used_memory_index", std::to_string(snap.Value(gateway::kMemoryIndex)));
+    line("maxmemory", std::to_string(snap.Value(gateway::kMemoryLimit)));
+    line("maxmemory_human", Human(snap.Value(gateway::kMemoryLimit)));
     line("maxmemory_policy", "allkeys-lru");
     line("cache_used_memory", std::to_string(sum[api::kStatCacheBytes]));
     s += "\r\n";
   }
   if (want("stats")) {
     s += "# Stats\r\n";
-    line("total_connections_received", std::to_string(opened));
-    line("total_commands_processed", std::to_string(commands));
-    line("keyspace_hits", std::to_string(sum[api::kStatHits]));
-    line("keyspace_misses", std::to_string(sum[api::kStatMisses]));
-    line("evicted_keys", std::to_string(sum[api::kStatEvictions]));
-    line("expired_keys", std::to_string(sum[api::kStatExpirations]));
+    line("total_connections_received", std::to_string(snap.Value(net::kConnectionsTotal, kResp)));
+    line("total_commands_processed", std::to_string(snap.Total(kCommands)));
+    line("keyspace_hits", std::to_string(snap.Value(gateway::kHits)));
+    line("keyspace_misses", std::to_string(snap.Value(gateway::kMisses)));
+    line("evicted_keys", std::to_string(snap.Value(gateway::kEvictions)));
+    line("expired_keys", std::to_string(snap.Value(gateway::kExpirations)));
     s += "\r\n";
   }
   if (want("keyspace")) {
