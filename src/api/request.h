@@ -10,9 +10,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "api/item_list.h"
+#include "common/check.h"
 #include "common/status.h"
 
 namespace cellar::api {
@@ -23,26 +25,27 @@ enum class Op : uint8_t {
   kDelete,       // -> integer (0/1)
   kExists,       // -> integer (0/1)
   kType,         // -> value ("none"/"string")
-  kIncrBy,       // integer = delta -> integer
-  kIncrByFloat,  // number = delta -> value (formatted)
+  kIncrBy,       // Delta -> integer
+  kIncrByFloat,  // FloatDelta -> value (formatted)
   kAppend,       // value -> integer (new length)
   kStrlen,       // -> integer
-  kGetRange,     // integer = start, integer2 = end (inclusive, negative from end) -> value
-  kSetRange,     // integer = offset, value -> integer (new length)
+  kGetRange,     // IndexRange (inclusive, negative from the end) -> value
+  kSetRange,     // Position (byte offset), value -> integer (new length)
   kExpire,       // expire_at (absolute ms), flags NX/XX/GT/LT -> integer (0/1)
   kPersist,      // -> integer (0/1)
   kTtl,          // -> integer: ms left, -1 no TTL, -2 missing
   kExpireTime,   // -> integer: absolute ms, -1 no TTL, -2 missing
   kGetDel,       // -> found, value
   kGetEx,        // expire_at/flags (kPersist or kSetTtl) -> found, value
-  kScan,         // shard's part of SCAN: integer = bucket cursor, pattern, integer2 = count
+  kScan,         // shard's part of SCAN: Cursor (a bucket cursor), pattern
                  // -> keys, integer = next bucket cursor (0: this shard done)
-  kKeys,         // shard's part of KEYS: pattern -> keys (a whole sweep, no cursor)
+  kKeys,         // a slice of the shard's part of KEYS: Cursor (the slot to start at), pattern
+                 // -> keys, integer = the next slot (0: this shard done)
   kRandomKey,    // -> found, value
   kCount,        // items of the cache on this shard -> integer
   kFlushCache,   // drops every item of the cache on this shard -> integer (items removed)
   kStats,        // this shard's counters -> numbers, indexed by StatIndex
-  kSetIf,        // integer = SetIfCondition, check = value or hash to compare, value,
+  kSetIf,        // Condition, check = value or hash to compare, value,
                  // expire_at/kSetTtl -> found (stored)
 
   // ---- Collections (see "Collection conventions" below) ----------------------------------
@@ -51,55 +54,53 @@ enum class Op : uint8_t {
                  // -> integer = fields added (HSETNX: 1 if set, else 0)
   kHGet,         // args = fields -> found (dict exists), items[i] = value or "",
                  // numbers[i] = 1 if field i exists else 0
-  kHGetAll,      // integer = 0 pairs, 1 fields only, 2 values only -> found, items
+  kHGetAll,      // FieldsForm (pairs, fields only, values only) -> found, items
                  // (pairs: field, value, field, value...)
   kHDel,         // args = fields -> integer = fields removed, length = fields left
   kHLen,         // -> found, integer = number of fields
   kHExists,      // args[0] = field -> integer (0/1)
-  kHIncrBy,      // args[0] = field, integer = delta -> integer = new value
+  kHIncrBy,      // args[0] = field, Delta -> integer = new value
                  // (field not an integer: kNotInteger "hash value is not an integer";
                  // overflow: kOverflow)
-  kHIncrByFloat, // args[0] = field, number = delta -> value = new value, formatted as Redis does
-  kHScan,        // integer = cursor, pattern, integer2 = count -> items (field, value pairs),
+  kHIncrByFloat, // args[0] = field, FloatDelta -> value = new value, formatted as Redis does
+  kHScan,        // Cursor, pattern -> items (field, value pairs),
                  // integer = next cursor (0: done)
   // Lists.
   kLPush,        // args = values; kXx: only if the list exists (LPUSHX); kKeepOrder: the list
                  // starts with args in the order given (Momento ListConcatenateFront), else each
-                 // value is pushed in turn (LPUSH a b c -> c b a); integer2 > 0: then truncate
-                 // the other end to integer2 elements -> integer = length after
-  kRPush,        // as kLPush at the back (order is always kept); integer2: truncate the front
-  kLPop,         // integer = count, -1 for "no count" (one element) -> found (list existed),
+                 // value is pushed in turn (LPUSH a b c -> c b a); Truncate: then truncate
+                 // the other end -> integer = length after
+  kRPush,        // as kLPush at the back (order is always kept); Truncate: the front
+  kLPop,         // Count, -1 for "no count" (one element) -> found (list existed),
                  // items = popped, length = elements left
   kRPop,         // as kLPop from the back
-  kLRange,       // integer = start, integer2 = stop, both inclusive, negative from the end
-                 // (Redis); with kSlice: integer = start inclusive, integer2 = end exclusive
-                 // (Python slice semantics; kSliceOpenStart / kSliceOpenEnd for unbounded)
-                 // -> found, items
+  kLRange,       // IndexRange, both inclusive, negative from the end (Redis); with kSlice:
+                 // start inclusive, stop exclusive (Python slice semantics; kSliceOpenStart /
+                 // kSliceOpenEnd for unbounded) -> found, items
   kLLen,         // -> found, integer = length
-  kLIndex,       // integer = index (negative from the end) -> found (element exists), value
-  kLSet,         // integer = index, value -> status: kNotFound "no such key" (missing list:
+  kLIndex,       // Position (negative from the end) -> found (element exists), value
+  kLSet,         // Position, value -> status: kNotFound "no such key" (missing list:
                  // message "no such key"), kInvalidArgument "index out of range"
-  kLRem,         // integer = count (0 all, >0 from the head, <0 from the tail), value = element
+  kLRem,         // Count (0 all, >0 from the head, <0 from the tail), value = element
                  // -> found (list existed), integer = removed, length = elements left
-  kLTrim,        // integer = start, integer2 = stop (Redis, inclusive), or kSlice as kLRange
+  kLTrim,        // IndexRange (Redis, inclusive), or kSlice as kLRange
                  // -> found (list existed), length = elements left
-  kLInsert,      // integer = 0 before / 1 after, check = pivot, value -> integer = length
+  kLInsert,      // InsertAt (before / after), check = pivot, value -> integer = length
                  // after, -1 pivot not found, 0 no list
-  kLPos,         // value = element, integer = rank (default 1; never 0), integer2 = count
-                 // (-1: no COUNT given; 0: all), integer3 = maxlen (0: no limit)
+  kLPos,         // value = element, Find (rank, count, maxlen)
                  // -> numbers = positions (0-based)
   kLErase,       // args unused; numbers = (begin, count) pairs (Momento ListErase ranges);
-                 // integer = 1 to erase all -> found, length = elements left
+                 // EraseAll to erase all -> found, length = elements left
   // Sets.
   kSAdd,         // args = members -> integer = members added
   kSRem,         // args = members -> found (set existed), integer = removed, length = left
   kSMembers,     // -> found, items
   kSContains,    // args = members -> found, numbers[i] = 1 if args[i] is a member
   kSCard,        // -> found, integer = members
-  kSPop,         // integer = count, -1 for "no count" -> found, items
-  kSRandMember,  // integer = count (negative: may repeat; -1 with kNoCount: one element)
+  kSPop,         // Count, -1 for "no count" -> found, items
+  kSRandMember,  // Count (negative: may repeat; -1 with kNoCount: one element)
                  // -> found, items
-  kSScan,        // integer = cursor, pattern, integer2 = count -> items, integer = next cursor
+  kSScan,        // Cursor, pattern -> items, integer = next cursor
   kSStore,       // args = members: replaces the key with a set of exactly these members
                  // (no members: deletes the key) -> integer = members stored
   // Sorted sets. Scores are doubles; NaN is refused by the front-end.
@@ -107,28 +108,27 @@ enum class Op : uint8_t {
                  // kIncr (one pair) -> integer = added (or added + changed with kCh); kIncr:
                  // found (done), scores[0] = new score (not done: found false)
                  // (kIncr result NaN: kNotFloat "resulting score is not a number (NaN)")
-  kZIncrBy,      // args[0] = member, number = delta -> scores[0] = new score
+  kZIncrBy,      // args[0] = member, FloatDelta -> scores[0] = new score
   kZRem,         // args = members -> found (set existed), integer = removed, length = left
   kZScore,       // args = members -> found (set exists), numbers[i] = 1 if args[i] is a
                  // member, scores[i] = its score (0 if not)
   kZCard,        // -> found, integer
-  kZCount,       // lo, hi, kLoExclusive / kHiExclusive (infinities for unbounded)
+  kZCount,       // ScoreRange lo, hi, kLoExclusive / kHiExclusive (infinities for unbounded)
                  // -> found, integer
   kZRange,       // one of three ranges; kRev: descending order; kWithScores: also scores.
-                 //   by rank (default): integer = start, integer2 = stop (inclusive, Redis);
+                 //   by rank (default): IndexRange (inclusive, Redis);
                  //     with kSlice: Python slice as kLRange;
-                 //   kByScore: lo, hi, kLoExclusive/kHiExclusive; integer3 = offset,
-                 //     number = count (-1: all);
+                 //   kByScore: ScoreRange lo, hi, kLoExclusive/kHiExclusive, offset, count;
                  //   kByLex: args[0] = min, args[1] = max in Redis's form ("[a", "(a", "-",
-                 //     "+"); integer3 = offset, number = count (-1: all).
+                 //     "+"); ScoreRange offset, count (lo and hi unused).
                  //   kAcceptSet: a plain set answers its members with score 1 (ZUNIONSTORE).
-                 // With kByScore/kByLex and kRev, lo/args[0] is still the minimum.
+                 // With kByScore/kByLex and kRev, lo / args[0] is still the minimum.
                  // -> found, items, scores (with kWithScores)
   kZRank,        // args[0] = member; kRev: descending -> found (member exists), integer =
                  // rank, scores[0] = score, length = cardinality (0: no such set)
-  kZPopMin,      // integer = count (-1: no count, one element) -> found, items, scores
+  kZPopMin,      // Count (-1: no count, one element) -> found, items, scores
   kZPopMax,      // as kZPopMin, highest first
-  kZScan,        // integer = cursor, pattern, integer2 = count -> items (member, score-text
+  kZScan,        // Cursor, pattern -> items (member, score-text
                  // pairs, score formatted as Redis does), integer = next cursor
   kZStore,       // args = members, scores: replaces the key with exactly these (no members:
                  // deletes the key) -> integer = members stored
@@ -225,6 +225,59 @@ enum : uint32_t {
 // - Replies: `items` are element bytes, `scores` sorted-set scores, `numbers` per-argument
 //   flags or positions, `length` the collection's size after the call where the op says so.
 
+// ---- Typed arguments ---------------------------------------------------------------------
+// An op's numbers travel in one of these (Request::params), the one its comment above names.
+// A front-end sets it with Request::Set(T{...}); the engine reads it with Request::Get<T>(),
+// which is T{} when the front-end set none. A field's meaning is its name, whatever the op.
+struct Delta {               // kIncrBy, kHIncrBy
+  int64_t by = 0;
+};
+struct FloatDelta {          // kIncrByFloat, kHIncrByFloat, kZIncrBy
+  long double by = 0;
+};
+struct IndexRange {          // kGetRange, kLRange, kLTrim, kZRange by rank: inclusive
+  int64_t start = 0;         // indices, negative from the end (Redis); with kSlice, Python
+  int64_t stop = 0;          // slice indices (stop exclusive; kSliceOpenStart/-End: unbounded)
+};
+struct Position {            // kSetRange (byte offset), kLIndex and kLSet (negative from the end)
+  int64_t index = 0;
+};
+struct Cursor {              // kScan (a bucket cursor), kKeys (a slot), kHScan/kSScan/kZScan
+  int64_t cursor = 0;
+  int64_t count = 0;         // keys or elements wanted (at least 1 is visited)
+};
+struct Count {               // kLPop, kRPop, kSPop, kZPopMin, kZPopMax: -1 for "no count"
+  int64_t count = 0;         // (one element); kSRandMember: negative may repeat; kLRem: 0 all,
+};                           // > 0 from the head, < 0 from the tail
+struct Condition {           // kSetIf
+  SetIfCondition cond = SetIfCondition::kUnconditional;
+};
+struct FieldsForm {          // kHGetAll
+  enum Form : uint8_t { kPairs, kFields, kValues } form = kPairs;
+};
+struct Truncate {            // kLPush, kRPush: then truncate the other end to `to` elements
+  int64_t to = 0;            // (0: no truncation)
+};
+struct InsertAt {            // kLInsert: after the pivot, else before
+  bool after = false;
+};
+struct Find {                // kLPos
+  int64_t rank = 0;          // 1 by default (0 is read as 1); negative: from the tail
+  int64_t count = -1;        // -1: no COUNT (the first match); 0: all
+  int64_t maxlen = 0;        // elements compared at most; 0: no limit
+};
+struct EraseAll {            // kLErase: erase the whole list (else the ranges in `numbers`)
+  bool all = false;
+};
+struct ScoreRange {          // kZCount and kZRange kByScore: lo, hi (may be +-infinity) with
+  double lo = 0, hi = 0;     // kLoExclusive / kHiExclusive; kZRange kByScore / kByLex: offset
+  int64_t offset = 0;        // and count (-1: all) of the range
+  int64_t count = -1;
+};
+using Params = std::variant<std::monostate, Delta, FloatDelta, IndexRange, Position, Cursor,
+                            Count, Condition, FieldsForm, Truncate, InsertAt, Find, EraseAll,
+                            ScoreRange>;
+
 struct Request {
   Op op = Op::kGet;
   uint32_t flags = 0;
@@ -234,17 +287,31 @@ struct Request {
   std::string_view value;
   std::string_view pattern;  // SCAN MATCH; empty = all
   std::string_view check;    // kSetIf: the value or hash the condition compares with
-  int64_t integer = 0;
-  int64_t integer2 = 0;
   int64_t expire_at = 0;     // absolute Unix ms
-  long double number = 0;
+  Params params;             // the op's typed arguments (above)
   // Collections: more arguments, borrowed like key and value (the front-end owns the arrays
   // until the reply is back).
   std::span<const std::string_view> args;
   std::span<const double> scores;
   std::span<const int64_t> numbers;  // kLErase ranges
-  int64_t integer3 = 0;
-  double lo = 0, hi = 0;    // kZCount / kZRange kByScore bounds (may be +-infinity)
+  // The front-end's own mark on the call (e.g. a deferred option error to answer once the
+  // key's type is known); the engine never reads it.
+  int32_t note = 0;
+
+  template <typename T>
+  T& Set(T value) {
+    return params.emplace<T>(value);
+  }
+  // The op's arguments as T; T{} if none were set. Another type set is a bug of the
+  // front-end's (BUG_CHECK), answered as if none were.
+  template <typename T>
+  const T& Get() const {
+    if (const T* p = std::get_if<T>(&params)) [[likely]] return *p;
+    static const T kNone{};
+    CELLAR_BUG_CHECK(std::holds_alternative<std::monostate>(params),
+                     "a request's arguments are of another type than its op reads");
+    return kNone;
+  }
 };
 
 struct Reply {

@@ -314,8 +314,22 @@ void FuzzEngine(Reader& r) {
     for (size_t i = 0; i < n; ++i) scores.push_back(r.Score());
     req.args = args;
     req.scores = scores;
-    req.integer = r.Index();
-    req.integer2 = r.Index();
+    const int64_t a = r.Index();
+    const int64_t b = r.Index();
+    switch (req.op) {
+      case Op::kLPop: case Op::kSPop: case Op::kZPopMax:
+        req.Set(cellar::api::Count{a});
+        break;
+      case Op::kLTrim: case Op::kLRange: case Op::kZRange:
+        req.Set(cellar::api::IndexRange{a, b});
+        break;
+      case Op::kHGetAll:
+        req.Set(cellar::api::FieldsForm{
+            static_cast<cellar::api::FieldsForm::Form>(static_cast<uint64_t>(a) % 3)});
+        break;
+      default:
+        break;
+    }
     cellar::api::Reply reply;
     e.Execute(req, reply);
     FUZZ_CHECK(reply.status.ok() || reply.status.code() == cellar::Code::kWrongType ||

@@ -85,16 +85,9 @@ inline std::span<const std::string_view> One(Stream& s, std::string_view v) {
 // A Python-slice range (kLRange, kLTrim, kZRange by rank); an unset bound is unbounded.
 inline void SetSlice(api::Request& req, bool has_start, int64_t start, bool has_end, int64_t end) {
   req.flags |= api::kSlice;
-  if (has_start) {
-    req.integer = start;
-  } else {
-    req.flags |= api::kSliceOpenStart;
-  }
-  if (has_end) {
-    req.integer2 = end;
-  } else {
-    req.flags |= api::kSliceOpenEnd;
-  }
+  if (!has_start) req.flags |= api::kSliceOpenStart;
+  if (!has_end) req.flags |= api::kSliceOpenEnd;
+  req.Set(api::IndexRange{has_start ? start : 0, has_end ? end : 0});
 }
 
 inline Status CheckScore(double score) {

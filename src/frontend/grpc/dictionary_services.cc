@@ -44,7 +44,7 @@ Status PrepareDictionaryFetch(const ServiceContext&, Stream& s, std::string_view
   auto* r = Parse<cc::_DictionaryFetchRequest>(s, m);
   if (r == nullptr) return BadMessage();
   Call& c = Add(calls, api::Op::kHGetAll, s.cache_id, r->dictionary_name());
-  c.req.integer = 0;  // field, value pairs
+  c.req.Set(api::FieldsForm{api::FieldsForm::kPairs});
   return Status::Ok();
 }
 
@@ -92,7 +92,7 @@ Status PrepareDictionaryIncrement(const ServiceContext& ctx, Stream& s, std::str
   if (Status st = CheckElement(ctx, s, r->field()); !st.ok()) return st;
   Call& c = Add(calls, api::Op::kHIncrBy, s.cache_id, r->dictionary_name());
   c.req.args = One(s, r->field());
-  c.req.integer = r->amount();
+  c.req.Set(api::Delta{r->amount()});
   return SetCollectionTtl(c.req, r->ttl_milliseconds(), r->refresh_ttl(), now_ms);
 }
 

@@ -190,15 +190,14 @@ Status PrepareGetByRank(const ServiceContext&, Stream& s, std::string_view m,
   }
   Call& c = Add(calls, api::Op::kZRange, s.cache_id, BoardKey(s, r->leaderboard()));
   c.req.flags = api::kSlice | api::kWithScores | (*desc ? api::kRev : 0u);
-  c.req.integer = start;
-  c.req.integer2 = end;
+  c.req.Set(api::IndexRange{start, end});
   return Status::Ok();
 }
 
 void FinishGetByRank(const ServiceContext&, Stream& s, const Call* calls) {
   if (Failed(s, calls)) return;
   lb::_GetByRankResponse resp;
-  AppendRanked(resp, calls[0].reply, calls[0].req.integer);
+  AppendRanked(resp, calls[0].reply, calls[0].req.Get<api::IndexRange>().start);
   AppendMessage(s.out, resp);
 }
 
@@ -260,19 +259,14 @@ Status PrepareGetByScore(const ServiceContext&, Stream& s, std::string_view m,
   Call& c = Add(calls, api::Op::kZRange, s.cache_id, key);
   c.req.flags = api::kByScore | api::kWithScores | (*desc ? api::kRev : 0u) |
                 (has_max ? api::kHiExclusive : 0u);
-  c.req.lo = lo;
-  c.req.hi = hi;
-  c.req.integer3 = r->offset();
-  c.req.number = limit;
+  c.req.Set(api::ScoreRange{.lo = lo, .hi = hi, .offset = r->offset(), .count = limit});
 
   Call& before = Add(calls, api::Op::kZCount, s.cache_id, key);
   if (!*desc) {  // scores < lo (none when unbounded: [-inf, -inf) is empty)
-    before.req.lo = -kInf;
-    before.req.hi = lo;
+    before.req.Set(api::ScoreRange{.lo = -kInf, .hi = lo});
     before.req.flags = api::kHiExclusive;
   } else {  // scores >= hi (none when unbounded: (+inf, +inf] is empty)
-    before.req.lo = hi;
-    before.req.hi = kInf;
+    before.req.Set(api::ScoreRange{.lo = hi, .hi = kInf});
     if (!has_max) before.req.flags = api::kLoExclusive;
   }
   return Status::Ok();
@@ -282,7 +276,7 @@ void FinishGetByScore(const ServiceContext&, Stream& s, const Call* calls) {
   if (Failed(s, calls)) return;
   lb::_GetByScoreResponse resp;
   const int64_t before = s.num_calls > 1 ? calls[1].reply.integer : 0;
-  AppendRanked(resp, calls[0].reply, before + calls[0].req.integer3);
+  AppendRanked(resp, calls[0].reply, before + calls[0].req.Get<api::ScoreRange>().offset);
   AppendMessage(s.out, resp);
 }
 
@@ -349,12 +343,10 @@ Status Prepare2CompetitionRank(const ServiceContext&, Stream& s, std::vector<Cal
   for (const Found& f : FoundIds(s)) {
     Call& c = Add(calls, api::Op::kZCount, s.cache_id, key);
     if (desc) {  // scores > f.score
-      c.req.lo = f.score;
-      c.req.hi = kInf;
+      c.req.Set(api::ScoreRange{.lo = f.score, .hi = kInf});
       c.req.flags = api::kLoExclusive;
     } else {  // scores < f.score
-      c.req.lo = -kInf;
-      c.req.hi = f.score;
+      c.req.Set(api::ScoreRange{.lo = -kInf, .hi = f.score});
       c.req.flags = api::kHiExclusive;
     }
   }

@@ -29,10 +29,10 @@ Status PrepareListPush(const ServiceContext& ctx, Stream& s, std::string_view m,
   Call& c = Add(calls, kFront ? api::Op::kLPush : api::Op::kRPush, s.cache_id, r->list_name());
   c.req.args = values;
   if constexpr (kFront) {
-    c.req.integer2 = r->truncate_back_to_size();
+    c.req.Set(api::Truncate{r->truncate_back_to_size()});
     if (kMany) c.req.flags |= api::kKeepOrder;
   } else {
-    c.req.integer2 = r->truncate_front_to_size();
+    c.req.Set(api::Truncate{r->truncate_front_to_size()});
   }
   return SetCollectionTtl(c.req, r->ttl_milliseconds(), r->refresh_ttl(), now_ms);
 }
@@ -44,7 +44,7 @@ Status PrepareListPop(const ServiceContext&, Stream& s, std::string_view m,
   auto* r = Parse<Req>(s, m);
   if (r == nullptr) return BadMessage();
   Call& c = Add(calls, op, s.cache_id, r->list_name());
-  c.req.integer = -1;  // no count: one element
+  c.req.Set(api::Count{-1});  // no count: one element
   return Status::Ok();
 }
 
@@ -86,7 +86,7 @@ Status PrepareListErase(const ServiceContext&, Stream& s, std::string_view m,
     }
     case cc::_ListEraseRequest::kAll: {
       Call& c = Add(calls, api::Op::kLErase, s.cache_id, r->list_name());
-      c.req.integer = 1;
+      c.req.Set(api::EraseAll{true});
       return Status::Ok();
     }
     default:
@@ -103,7 +103,7 @@ Status PrepareListRemove(const ServiceContext& ctx, Stream& s, std::string_view 
   }
   if (Status st = CheckElement(ctx, s, r->all_elements_with_value()); !st.ok()) return st;
   Call& c = Add(calls, api::Op::kLRem, s.cache_id, r->list_name());
-  c.req.integer = 0;  // every occurrence
+  c.req.Set(api::Count{0});  // every occurrence
   c.req.value = r->all_elements_with_value();
   return Status::Ok();
 }

@@ -205,7 +205,7 @@ Status AddSetIf(const ServiceContext& ctx, std::vector<Call>& calls, const Strea
   Call& c = Add(calls, api::Op::kSetIf, cache_id, key);
   c.req.value = value;
   c.req.expire_at = *at;
-  c.req.integer = static_cast<int64_t>(cond);
+  c.req.Set(api::Condition{cond});
   c.req.check = check;
   return Status::Ok();
 }
@@ -348,7 +348,7 @@ Status PrepareIncrement(const ServiceContext&, Stream& s, std::string_view m,
   auto at = ExpireAt(r->ttl_milliseconds(), now_ms);
   if (!at.ok()) return at.status();
   Call& c = Add(calls, api::Op::kIncrBy, s.cache_id, r->cache_key());
-  c.req.integer = r->amount();
+  c.req.Set(api::Delta{r->amount()});
   if (*at != 0) {
     c.req.flags = api::kSetTtl;
     c.req.expire_at = *at;

@@ -13,8 +13,8 @@ Status PrepareSetSample(const ServiceContext&, Stream& s, std::string_view m,
   if (r == nullptr) return BadMessage();
   Call& c = Add(calls, api::Op::kSRandMember, s.cache_id, r->set_name());
   // Positive: distinct members, at most the set's size.
-  c.req.integer =
-      static_cast<int64_t>(std::min<uint64_t>(r->limit(), std::numeric_limits<int64_t>::max()));
+  c.req.Set(api::Count{
+      static_cast<int64_t>(std::min<uint64_t>(r->limit(), std::numeric_limits<int64_t>::max()))});
   return Status::Ok();
 }
 
@@ -103,7 +103,7 @@ Status PrepareSetPop(const ServiceContext&, Stream& s, std::string_view m, std::
   auto* r = Parse<cc::_SetPopRequest>(s, m);
   if (r == nullptr) return BadMessage();
   Call& c = Add(calls, api::Op::kSPop, s.cache_id, r->set_name());
-  c.req.integer = r->count();
+  c.req.Set(api::Count{r->count()});
   return Status::Ok();
 }
 

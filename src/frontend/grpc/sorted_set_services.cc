@@ -59,22 +59,22 @@ Status PrepareSortedSetFetch(const ServiceContext&, Stream& s, std::string_view 
     case R::kByScore: {
       const auto& b = r->by_score();
       req.flags |= api::kByScore;
-      req.lo = -kInf;
-      req.hi = kInf;
+      api::ScoreRange range{.lo = -kInf, .hi = kInf};
       if (b.min_case() == R::_ByScore::kMinScore) {
-        req.lo = b.min_score().score();
+        range.lo = b.min_score().score();
         if (b.min_score().exclusive()) req.flags |= api::kLoExclusive;
       }
       if (b.max_case() == R::_ByScore::kMaxScore) {
-        req.hi = b.max_score().score();
+        range.hi = b.max_score().score();
         if (b.max_score().exclusive()) req.flags |= api::kHiExclusive;
       }
-      if (std::isnan(req.lo) || std::isnan(req.hi)) {
+      if (std::isnan(range.lo) || std::isnan(range.hi)) {
         return Invalid("SortedSetFetch score bounds must be numbers, not NaN");
       }
-      req.integer3 = b.offset();
+      range.offset = b.offset();
       // Negative (the SDK sends -1) or 0 (unset in proto3): every element from offset on.
-      req.number = b.count() > 0 ? b.count() : -1;
+      range.count = b.count() > 0 ? b.count() : -1;
+      req.Set(range);
       break;
     }
     default:
@@ -167,7 +167,7 @@ Status PrepareSortedSetIncrement(const ServiceContext& ctx, Stream& s, std::stri
   if (Status st = CheckScore(r->amount()); !st.ok()) return st;
   Call& c = Add(calls, api::Op::kZIncrBy, s.cache_id, r->set_name());
   c.req.args = One(s, r->value());
-  c.req.number = r->amount();
+  c.req.Set(api::FloatDelta{r->amount()});
   return SetCollectionTtl(c.req, r->ttl_milliseconds(), r->refresh_ttl(), now_ms);
 }
 
@@ -212,14 +212,13 @@ Status PrepareSortedSetLengthByScore(const ServiceContext&, Stream& s, std::stri
   auto* r = Parse<R>(s, m);
   if (r == nullptr) return BadMessage();
   Call& c = Add(calls, api::Op::kZCount, s.cache_id, r->set_name());
-  c.req.lo = -kInf;
-  c.req.hi = kInf;
+  api::ScoreRange& range = c.req.Set(api::ScoreRange{.lo = -kInf, .hi = kInf});
   switch (r->min_case()) {
     case R::kInclusiveMin:
-      c.req.lo = r->inclusive_min();
+      range.lo = r->inclusive_min();
       break;
     case R::kExclusiveMin:
-      c.req.lo = r->exclusive_min();
+      range.lo = r->exclusive_min();
       c.req.flags |= api::kLoExclusive;
       break;
     default:
@@ -227,16 +226,16 @@ Status PrepareSortedSetLengthByScore(const ServiceContext&, Stream& s, std::stri
   }
   switch (r->max_case()) {
     case R::kInclusiveMax:
-      c.req.hi = r->inclusive_max();
+      range.hi = r->inclusive_max();
       break;
     case R::kExclusiveMax:
-      c.req.hi = r->exclusive_max();
+      range.hi = r->exclusive_max();
       c.req.flags |= api::kHiExclusive;
       break;
     default:
       break;
   }
-  if (std::isnan(c.req.lo) || std::isnan(c.req.hi)) {
+  if (std::isnan(range.lo) || std::isnan(range.hi)) {
     return Invalid("SortedSetLengthByScore bounds must be numbers, not NaN");
   }
   return Status::Ok();
@@ -259,8 +258,7 @@ Status PrepareUnionStore(const ServiceContext&, Stream& s, std::string_view m,
   }
   for (const auto& src : r->sources()) {
     Call& c = Add(calls, api::Op::kZRange, s.cache_id, src.set_name());
-    c.req.integer = 0;
-    c.req.integer2 = -1;
+    c.req.Set(api::IndexRange{0, -1});
     c.req.flags = api::kWithScores;
   }
   return Status::Ok();

@@ -83,15 +83,13 @@ void FinishHStrlen(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   w.Int(FieldExists(c, 0) ? static_cast<int64_t>(c.reply.items[0].size()) : 0);
 }
 
-// HGETALL (pairs), HKEYS (fields), HVALS (values): kHGetAll's integer selects which.
-enum GetAllPart : int64_t { kPairs = 0, kFields = 1, kValues = 2 };
-
-void PrepareGetAllPart(CommandContext& ctx, GetAllPart part) {
-  ctx.Add(api::Op::kHGetAll, ctx.args[1]).integer = part;
+// HGETALL (pairs), HKEYS (fields), HVALS (values): kHGetAll's FieldsForm selects which.
+void PrepareGetAllPart(CommandContext& ctx, api::FieldsForm::Form form) {
+  ctx.Add(api::Op::kHGetAll, ctx.args[1]).Set(api::FieldsForm{form});
 }
-void PrepareHGetAll(CommandContext& ctx) { PrepareGetAllPart(ctx, kPairs); }
-void PrepareHKeys(CommandContext& ctx) { PrepareGetAllPart(ctx, kFields); }
-void PrepareHVals(CommandContext& ctx) { PrepareGetAllPart(ctx, kValues); }
+void PrepareHGetAll(CommandContext& ctx) { PrepareGetAllPart(ctx, api::FieldsForm::kPairs); }
+void PrepareHKeys(CommandContext& ctx) { PrepareGetAllPart(ctx, api::FieldsForm::kFields); }
+void PrepareHVals(CommandContext& ctx) { PrepareGetAllPart(ctx, api::FieldsForm::kValues); }
 
 void FinishHGetAll(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];
@@ -132,7 +130,7 @@ void PrepareHIncrBy(CommandContext& ctx) {
   if (!CheckSize(ctx, ctx.args[2])) return;
   api::Request& r = ctx.Add(api::Op::kHIncrBy, ctx.args[1]);
   r.args = ArgsFrom(ctx, 2, 1);
-  r.integer = *d;
+  r.Set(api::Delta{*d});
 }
 
 // HINCRBYFLOAT's increment, read as Redis's string2ld reads it: strtold, no leading space,
@@ -161,7 +159,7 @@ void PrepareHIncrByFloat(CommandContext& ctx) {
   if (!CheckSize(ctx, ctx.args[2])) return;
   api::Request& r = ctx.Add(api::Op::kHIncrByFloat, ctx.args[1]);
   r.args = ArgsFrom(ctx, 2, 1);
-  r.number = *d;
+  r.Set(api::FloatDelta{*d});
 }
 
 void FinishBulkValue(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
@@ -172,7 +170,7 @@ void FinishBulkValue(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
 // HSCAN key cursor [MATCH pattern] [COUNT count]. Redis checks the cursor, then the key, then
 // the options: an option error is reported only for an existing hash, so such a command
 // sends kHLen with the error in `integer` and Finish decides.
-enum ScanDeferred : int64_t { kNoDeferred = 0, kDeferredSyntax = 1, kDeferredNotInteger = 2 };
+enum ScanDeferred : int32_t { kNoDeferred = 0, kDeferredSyntax = 1, kDeferredNotInteger = 2 };
 
 // The cursor as Redis reads it: strtoul, no leading space, nothing trailing, no overflow
 // ("-1" is accepted and wraps, "" is 0).
@@ -192,7 +190,7 @@ void PrepareHScan(CommandContext& ctx) {
   if (!cursor) return WriteError(ctx.local, RespError::kCursor);
   std::string_view pattern;
   int64_t count = 10;
-  int64_t deferred = kNoDeferred;
+  int32_t deferred = kNoDeferred;
   for (size_t i = 3; i < a.size() && deferred == kNoDeferred; ++i) {
     const bool more = i + 1 < a.size();
     if (EqualsIgnoreCase(a[i], "count") && more) {
@@ -211,14 +209,13 @@ void PrepareHScan(CommandContext& ctx) {
     }
   }
   if (deferred != kNoDeferred) {
-    ctx.Add(api::Op::kHLen, a[1]).integer = deferred;
+    ctx.Add(api::Op::kHLen, a[1]).note = deferred;
     return;
   }
   if (!CheckPattern(ctx, pattern)) return;
   if (pattern == "*") pattern = {};
   api::Request& r = ctx.Add(api::Op::kHScan, a[1]);
-  r.integer = static_cast<int64_t>(*cursor);
-  r.integer2 = count;
+  r.Set(api::Cursor{static_cast<int64_t>(*cursor), count});
   r.pattern = pattern;
 }
 
@@ -233,7 +230,7 @@ void FinishHScan(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
   if (c.req.op == api::Op::kHLen) {  // a deferred option error
     if (!c.reply.found) return WriteEmptyScan(w);
-    if (c.req.integer == kDeferredNotInteger) return WriteError(w, RespError::kNotInteger);
+    if (c.req.note == kDeferredNotInteger) return WriteError(w, RespError::kNotInteger);
     return WriteError(w, RespError::kSyntax);
   }
   w.Array(2);

@@ -145,8 +145,7 @@ void PrepareScan(CommandContext& ctx) {
   }
   api::Request& r = ctx.Add(api::Op::kScan);
   r.shard = static_cast<int16_t>(shard);
-  r.integer = static_cast<int64_t>(cursor >> kShardBits);
-  r.integer2 = count;
+  r.Set(api::Cursor{static_cast<int64_t>(cursor >> kShardBits), count});
   r.pattern = pattern;
 }
 
@@ -192,7 +191,7 @@ class KeysJob : public std::enable_shared_from_this<KeysJob> {
       c.req.op = api::Op::kKeys;
       c.req.cache_id = cache_id_;
       c.req.shard = static_cast<int16_t>(s);
-      c.req.integer = cursors_[s];
+      c.req.Set(api::Cursor{cursors_[s], 0});
       c.req.pattern = pattern_;
     }
     gw_->Submit(thread_, &batch_, [self = shared_from_this()] {

@@ -51,7 +51,7 @@ void PreparePopGeneric(CommandContext& ctx, api::Op op) {
     if (!n || *n < 0) return WriteOutOfRange(ctx.local);
     count = *n;
   }
-  ctx.Add(op, a[1]).integer = count;
+  ctx.Add(op, a[1]).Set(api::Count{count});
 }
 void PrepareLPop(CommandContext& ctx) { PreparePopGeneric(ctx, api::Op::kLPop); }
 void PrepareRPop(CommandContext& ctx) { PreparePopGeneric(ctx, api::Op::kRPop); }
@@ -59,7 +59,7 @@ void PrepareRPop(CommandContext& ctx) { PreparePopGeneric(ctx, api::Op::kRPop); 
 void FinishPop(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];
   if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
-  if (c.req.integer < 0) {
+  if (c.req.Get<api::Count>().count < 0) {
     if (c.reply.found && !c.reply.items.empty()) {
       w.Bulk(c.reply.items[0]);
     } else {
@@ -78,9 +78,7 @@ void PrepareLRange(CommandContext& ctx) {
   auto start = ParseInt64(ctx.args[2]);
   auto stop = ParseInt64(ctx.args[3]);
   if (!start || !stop) return WriteError(ctx.local, RespError::kNotInteger);
-  api::Request& r = ctx.Add(api::Op::kLRange, ctx.args[1]);
-  r.integer = *start;
-  r.integer2 = *stop;
+  ctx.Add(api::Op::kLRange, ctx.args[1]).Set(api::IndexRange{*start, *stop});
 }
 
 void FinishItems(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
@@ -106,7 +104,7 @@ void PrepareLIndex(CommandContext& ctx) {
     ctx.Add(api::Op::kLLen, ctx.args[1]);
     return;
   }
-  ctx.Add(api::Op::kLIndex, ctx.args[1]).integer = *index;
+  ctx.Add(api::Op::kLIndex, ctx.args[1]).Set(api::Position{*index});
 }
 
 void FinishLIndex(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
@@ -165,16 +163,14 @@ void PrepareLPos(CommandContext& ctx) {
   }
   api::Request& r = ctx.Add(api::Op::kLPos, a[1]);
   r.value = a[2];
-  r.integer = rank;
-  r.integer2 = count;
-  r.integer3 = maxlen;
+  r.Set(api::Find{rank, count, maxlen});
 }
 
 void FinishLPos(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];
   if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
   const auto& pos = c.reply.numbers;
-  if (c.req.integer2 < 0) {  // no COUNT: the first match or nil
+  if (c.req.Get<api::Find>().count < 0) {  // no COUNT: the first match or nil
     if (pos.empty()) return w.Null();
     return w.Int(pos[0]);
   }
@@ -193,7 +189,7 @@ void PrepareLSet(CommandContext& ctx) {
     return;
   }
   api::Request& r = ctx.Add(api::Op::kLSet, ctx.args[1]);
-  r.integer = *index;
+  r.Set(api::Position{*index});
   r.value = ctx.args[3];
 }
 
@@ -211,7 +207,7 @@ void PrepareLRem(CommandContext& ctx) {
   auto count = ParseInt64(ctx.args[2]);
   if (!count) return WriteError(ctx.local, RespError::kNotInteger);
   api::Request& r = ctx.Add(api::Op::kLRem, ctx.args[1]);
-  r.integer = *count;
+  r.Set(api::Count{*count});
   r.value = ctx.args[3];
 }
 
@@ -219,25 +215,23 @@ void PrepareLTrim(CommandContext& ctx) {
   auto start = ParseInt64(ctx.args[2]);
   auto stop = ParseInt64(ctx.args[3]);
   if (!start || !stop) return WriteError(ctx.local, RespError::kNotInteger);
-  api::Request& r = ctx.Add(api::Op::kLTrim, ctx.args[1]);
-  r.integer = *start;
-  r.integer2 = *stop;
+  ctx.Add(api::Op::kLTrim, ctx.args[1]).Set(api::IndexRange{*start, *stop});
 }
 
 // LINSERT key BEFORE|AFTER pivot element
 void PrepareLInsert(CommandContext& ctx) {
   const auto& a = ctx.args;
-  int64_t where;
+  bool after;
   if (EqualsIgnoreCase(a[2], "before")) {
-    where = 0;
+    after = false;
   } else if (EqualsIgnoreCase(a[2], "after")) {
-    where = 1;
+    after = true;
   } else {
     return WriteError(ctx.local, RespError::kSyntax);
   }
   if (!CheckSize(ctx, a[4])) return;
   api::Request& r = ctx.Add(api::Op::kLInsert, a[1]);
-  r.integer = where;
+  r.Set(api::InsertAt{after});
   r.check = a[3];
   r.value = a[4];
 }
@@ -263,7 +257,7 @@ bool PushLeft(const CommandContext& ctx) {
 }
 
 void AddMoveFirstRound(CommandContext& ctx, bool from_left) {
-  ctx.Add(from_left ? api::Op::kLPop : api::Op::kRPop, ctx.args[1]).integer = -1;
+  ctx.Add(from_left ? api::Op::kLPop : api::Op::kRPop, ctx.args[1]).Set(api::Count{-1});
   ctx.Add(api::Op::kType, ctx.args[2]);
 }
 

@@ -73,7 +73,7 @@ void PrepareSPop(CommandContext& ctx) {
   const auto& a = ctx.args;
   if (a.size() > 3) return WriteError(ctx.local, RespError::kSyntax);
   if (a.size() == 2) {
-    ctx.Add(api::Op::kSPop, a[1]).integer = -1;
+    ctx.Add(api::Op::kSPop, a[1]).Set(api::Count{-1});
     return;
   }
   auto n = ParseInt64(a[2]);
@@ -82,12 +82,12 @@ void PrepareSPop(CommandContext& ctx) {
     ctx.Add(api::Op::kSCard, a[1]);
     return;
   }
-  ctx.Add(api::Op::kSPop, a[1]).integer = *n;
+  ctx.Add(api::Op::kSPop, a[1]).Set(api::Count{*n});
 }
 void FinishSPop(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   if (WriteFirstError(calls, w)) return;
   const Call& c = calls[0];
-  if (c.req.op == api::Op::kSPop && c.req.integer == -1) {
+  if (c.req.op == api::Op::kSPop && c.req.Get<api::Count>().count == -1) {
     if (c.reply.items.empty()) return w.Null();
     return w.Bulk(c.reply.items[0]);
   }
@@ -101,7 +101,7 @@ void PrepareSRandMember(CommandContext& ctx) {
   if (a.size() > 3) return WriteError(ctx.local, RespError::kSyntax);
   if (a.size() == 2) {
     api::Request& r = ctx.Add(api::Op::kSRandMember, a[1]);
-    r.integer = -1;
+    r.Set(api::Count{-1});
     r.flags = api::kNoCount;
     return;
   }
@@ -116,7 +116,7 @@ void PrepareSRandMember(CommandContext& ctx) {
     ctx.Add(api::Op::kSCard, a[1]);
     return;
   }
-  ctx.Add(api::Op::kSRandMember, a[1]).integer = *n;
+  ctx.Add(api::Op::kSRandMember, a[1]).Set(api::Count{*n});
 }
 void FinishSRandMember(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   if (WriteFirstError(calls, w)) return;
@@ -137,21 +137,20 @@ void PrepareSScan(CommandContext& ctx) {
   if (!cursor) return WriteError(ctx.local, RespError::kCursor);
   ScanOptions o = ParseScanOptions(a, 3);
   if (o.error != DeferredError::kNone) {
-    ctx.Add(api::Op::kSCard, a[1]).integer = static_cast<int64_t>(o.error);
+    ctx.Add(api::Op::kSCard, a[1]).note = static_cast<int32_t>(o.error);
     return;
   }
   if (!CheckPattern(ctx, o.pattern)) return;
   api::Request& r = ctx.Add(api::Op::kSScan, a[1]);
-  r.integer = static_cast<int64_t>(*cursor);
+  r.Set(api::Cursor{static_cast<int64_t>(*cursor), o.count});
   r.pattern = o.pattern;
-  r.integer2 = o.count;
 }
 void FinishSScan(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   if (WriteFirstError(calls, w)) return;
   const Call& c = calls[0];
   if (c.req.op == api::Op::kSCard) {
     if (!c.reply.found && c.reply.integer == 0) return WriteEmptyScan(w);
-    return WriteDeferred(w, static_cast<DeferredError>(c.req.integer));
+    return WriteDeferred(w, static_cast<DeferredError>(c.req.note));
   }
   w.Array(2);
   w.Bulk(std::to_string(static_cast<uint64_t>(c.reply.integer)));

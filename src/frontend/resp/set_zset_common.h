@@ -53,7 +53,7 @@ inline std::optional<uint64_t> ParseScanCursor(std::string_view s) {
 // Errors Redis finds only after it has looked the key up (so a missing key answers first and
 // a key of another type answers WRONGTYPE first). The command then asks the engine about the
 // key with a cheap call and Finish reports the error.
-enum class DeferredError : int64_t { kNone = 0, kSyntax, kNotInteger };
+enum class DeferredError : int32_t { kNone = 0, kSyntax, kNotInteger };
 
 inline void WriteDeferred(ReplyWriter& w, DeferredError e) {
   if (e == DeferredError::kNotInteger) return WriteError(w, RespError::kNotInteger);

@@ -158,13 +158,13 @@ void PrepareGetDel(CommandContext& ctx) { ctx.Add(api::Op::kGetDel, ctx.args[1])
 // GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]. Like Redis, a bad expiry value is reported
 // only when the key exists (a missing key answers nil first): the request then carries
 // kDeferredError and reads without changing the TTL, and Finish reports the error.
-enum GetExDeferred : int64_t { kNoDeferred = 0, kDeferredNotInteger = 1, kDeferredInvalid = 2 };
+enum GetExDeferred : int32_t { kNoDeferred = 0, kDeferredNotInteger = 1, kDeferredInvalid = 2 };
 
 void PrepareGetEx(CommandContext& ctx) {
   const auto& a = ctx.args;
   uint32_t flags = 0;
   int64_t expire_at = 0;
-  int64_t deferred = kNoDeferred;
+  int32_t deferred = kNoDeferred;
   for (size_t i = 2; i < a.size(); ++i) {
     std::string_view o = a[i];
     if (flags != 0) return WriteError(ctx.local, RespError::kSyntax);
@@ -203,15 +203,15 @@ void PrepareGetEx(CommandContext& ctx) {
   api::Request& r = ctx.Add(api::Op::kGetEx, a[1]);
   r.flags = deferred != kNoDeferred ? 0 : flags;
   r.expire_at = expire_at;
-  r.integer = deferred;
+  r.note = deferred;
 }
 
 void FinishGetEx(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];
-  if (c.reply.status.ok() && c.reply.found && c.req.integer == kDeferredNotInteger) {
+  if (c.reply.status.ok() && c.reply.found && c.req.note == kDeferredNotInteger) {
     return WriteError(w, RespError::kNotInteger);
   }
-  if (c.reply.status.ok() && c.reply.found && c.req.integer == kDeferredInvalid) {
+  if (c.reply.status.ok() && c.reply.found && c.req.note == kDeferredInvalid) {
     return WriteError(w, RespError::kInvalidExpire, "getex");
   }
   WriteValueOrNull(w, c);
@@ -268,7 +268,7 @@ void PrepareMSetNx(CommandContext& ctx) {
 }
 
 void PrepareIncrGeneric(CommandContext& ctx, int64_t delta) {
-  ctx.Add(api::Op::kIncrBy, ctx.args[1]).integer = delta;
+  ctx.Add(api::Op::kIncrBy, ctx.args[1]).Set(api::Delta{delta});
 }
 void PrepareIncr(CommandContext& ctx) { PrepareIncrGeneric(ctx, 1); }
 void PrepareDecr(CommandContext& ctx) { PrepareIncrGeneric(ctx, -1); }
@@ -289,7 +289,7 @@ void PrepareDecrBy(CommandContext& ctx) {
 void PrepareIncrByFloat(CommandContext& ctx) {
   auto d = ParseLongDouble(ctx.args[2]);
   if (!d) return WriteError(ctx.local, RespError::kNotFloat);
-  ctx.Add(api::Op::kIncrByFloat, ctx.args[1]).number = *d;
+  ctx.Add(api::Op::kIncrByFloat, ctx.args[1]).Set(api::FloatDelta{*d});
 }
 
 void PrepareAppend(CommandContext& ctx) {
@@ -303,9 +303,7 @@ void PrepareGetRange(CommandContext& ctx) {
   auto s = ParseInt64(ctx.args[2]);
   auto e = ParseInt64(ctx.args[3]);
   if (!s || !e) return WriteError(ctx.local, RespError::kNotInteger);
-  api::Request& r = ctx.Add(api::Op::kGetRange, ctx.args[1]);
-  r.integer = *s;
-  r.integer2 = *e;
+  ctx.Add(api::Op::kGetRange, ctx.args[1]).Set(api::IndexRange{*s, *e});
 }
 
 void PrepareSetRange(CommandContext& ctx) {
@@ -319,7 +317,7 @@ void PrepareSetRange(CommandContext& ctx) {
     return WriteStatus(ctx.local, Status(Code::kTooLarge, kStringTooLong));
   }
   api::Request& r = ctx.Add(api::Op::kSetRange, ctx.args[1]);
-  r.integer = *off;
+  r.Set(api::Position{*off});
   r.value = ctx.args[3];
 }
 

@@ -194,7 +194,7 @@ void PrepareZIncrBy(CommandContext& ctx) {
   if (!CheckMemberSize(ctx, a[3])) return;
   api::Request& r = ctx.Add(api::Op::kZIncrBy, a[1]);
   r.args = ctx.scratch.Copy(a.subspan(3, 1));
-  r.number = *delta;
+  r.Set(api::FloatDelta{*delta});
 }
 
 void FinishZIncrBy(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
@@ -238,25 +238,25 @@ void PrepareZCard(CommandContext& ctx) { ctx.Add(api::Op::kZCard, ctx.args[1]); 
 constexpr std::string_view kNotFloatRange = "min or max is not a float";
 constexpr std::string_view kNotLexRange = "min or max not valid string range item";
 
-// Sets lo/hi and the exclusive flags; false if a bound is not a float.
-bool SetScoreRange(api::Request& r, std::string_view min, std::string_view max) {
+// The score range from min to max, adding the exclusive bounds' flags to `flags`; nullopt if
+// a bound is not a float.
+std::optional<api::ScoreRange> ScoreRangeOf(std::string_view min, std::string_view max,
+                                            uint32_t& flags) {
   auto lo = ParseScoreBound(min);
   auto hi = ParseScoreBound(max);
-  if (!lo || !hi) return false;
-  r.lo = lo->value;
-  r.hi = hi->value;
-  if (lo->exclusive) r.flags |= api::kLoExclusive;
-  if (hi->exclusive) r.flags |= api::kHiExclusive;
-  return true;
+  if (!lo || !hi) return std::nullopt;
+  if (lo->exclusive) flags |= api::kLoExclusive;
+  if (hi->exclusive) flags |= api::kHiExclusive;
+  return api::ScoreRange{.lo = lo->value, .hi = hi->value};
 }
 
 void PrepareZCount(CommandContext& ctx) {
-  api::Request probe;
-  if (!SetScoreRange(probe, ctx.args[2], ctx.args[3])) return WriteErr(ctx.local, kNotFloatRange);
+  uint32_t flags = 0;
+  auto range = ScoreRangeOf(ctx.args[2], ctx.args[3], flags);
+  if (!range) return WriteErr(ctx.local, kNotFloatRange);
   api::Request& r = ctx.Add(api::Op::kZCount, ctx.args[1]);
-  r.lo = probe.lo;
-  r.hi = probe.hi;
-  r.flags = probe.flags;
+  r.Set(*range);
+  r.flags = flags;
 }
 
 // The two bounds of a lex range in stable storage, or an empty span if one is invalid.
@@ -278,8 +278,7 @@ void PrepareZLexCount(CommandContext& ctx) {
   api::Request& r = ctx.Add(api::Op::kZRange, ctx.args[1]);
   r.flags = api::kByLex;
   r.args = range;
-  r.integer3 = 0;
-  r.number = -1;
+  r.Set(api::ScoreRange{.offset = 0, .count = -1});
 }
 
 void FinishZLexCount(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
@@ -341,20 +340,23 @@ void PrepareRangeGeneric(CommandContext& ctx, RangeKind kind, Direction dir) {
   api::Request req;
   if (reverse) req.flags |= api::kRev;
   if (with_scores) req.flags |= api::kWithScores;
+  api::ScoreRange range;  // by score or lex: the bounds (by score), offset and count
   switch (kind) {
     case RangeKind::kAuto:
     case RangeKind::kRank: {
       auto start = ParseInt64(min);
       auto stop = ParseInt64(max);
       if (!start || !stop) return WriteError(ctx.local, RespError::kNotInteger);
-      req.integer = *start;
-      req.integer2 = *stop;
+      req.Set(api::IndexRange{*start, *stop});
       break;
     }
-    case RangeKind::kScore:
-      if (!SetScoreRange(req, min, max)) return WriteErr(ctx.local, kNotFloatRange);
+    case RangeKind::kScore: {
+      auto bounds = ScoreRangeOf(min, max, req.flags);
+      if (!bounds) return WriteErr(ctx.local, kNotFloatRange);
+      range = *bounds;
       req.flags |= api::kByScore;
       break;
+    }
     case RangeKind::kLex:
       req.args = LexRange(ctx, min, max);
       if (req.args.empty()) return WriteErr(ctx.local, kNotLexRange);
@@ -363,8 +365,9 @@ void PrepareRangeGeneric(CommandContext& ctx, RangeKind kind, Direction dir) {
   }
   if (kind != RangeKind::kRank) {
     // A negative offset skips past every element in Redis; any negative count means all.
-    req.integer3 = offset < 0 ? 0 : offset;
-    req.number = offset < 0 ? 0 : (count < 0 ? -1 : count);
+    range.offset = offset < 0 ? 0 : offset;
+    range.count = offset < 0 ? 0 : (count < 0 ? -1 : count);
+    req.Set(range);
   }
   api::Request& r = ctx.Add(api::Op::kZRange, a[1]);  // built last: no call on an error
   req.op = r.op;
@@ -431,7 +434,7 @@ void PreparePopGeneric(CommandContext& ctx, api::Op op) {
     ctx.Add(api::Op::kZCard, a[1]);
     return;
   }
-  ctx.Add(op, a[1]).integer = count;
+  ctx.Add(op, a[1]).Set(api::Count{count});
 }
 void PrepareZPopMin(CommandContext& ctx) { PreparePopGeneric(ctx, api::Op::kZPopMin); }
 void PrepareZPopMax(CommandContext& ctx) { PreparePopGeneric(ctx, api::Op::kZPopMax); }
@@ -440,7 +443,7 @@ void FinishZPop(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   if (WriteFirstError(calls, w)) return;
   const Call& c = calls[0];
   if (c.req.op == api::Op::kZCard) return w.Array(0);
-  WriteReplyList(w, c.reply, true, w.proto() >= 3 && c.req.integer != -1);
+  WriteReplyList(w, c.reply, true, w.proto() >= 3 && c.req.Get<api::Count>().count != -1);
 }
 
 // ---- ZSCAN --------------------------------------------------------------------------------
@@ -452,14 +455,13 @@ void PrepareZScan(CommandContext& ctx) {
   if (!cursor) return WriteError(ctx.local, RespError::kCursor);
   ScanOptions o = ParseScanOptions(a, 3);
   if (o.error != DeferredError::kNone) {
-    ctx.Add(api::Op::kZCard, a[1]).integer = static_cast<int64_t>(o.error);
+    ctx.Add(api::Op::kZCard, a[1]).note = static_cast<int32_t>(o.error);
     return;
   }
   if (!CheckPattern(ctx, o.pattern)) return;
   api::Request& r = ctx.Add(api::Op::kZScan, a[1]);
-  r.integer = static_cast<int64_t>(*cursor);
+  r.Set(api::Cursor{static_cast<int64_t>(*cursor), o.count});
   r.pattern = o.pattern;
-  r.integer2 = o.count;
 }
 
 void FinishZScan(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
@@ -467,7 +469,7 @@ void FinishZScan(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];
   if (c.req.op == api::Op::kZCard) {
     if (!c.reply.found && c.reply.integer == 0) return WriteEmptyScan(w);
-    return WriteDeferred(w, static_cast<DeferredError>(c.req.integer));
+    return WriteDeferred(w, static_cast<DeferredError>(c.req.note));
   }
   w.Array(2);
   w.Bulk(std::to_string(static_cast<uint64_t>(c.reply.integer)));
@@ -662,8 +664,7 @@ void PrepareZOp(CommandContext& ctx, ZSetOp op, bool store) {
   for (size_t i = 0; i < p->numkeys; ++i) {
     api::Request& r = ctx.Add(api::Op::kZRange, ctx.args[p->first_key + i]);
     r.flags = api::kWithScores | api::kAcceptSet;
-    r.integer = 0;
-    r.integer2 = p->deferred.empty() ? -1 : 0;
+    r.Set(api::IndexRange{0, p->deferred.empty() ? -1 : 0});
   }
 }
 void PrepareZUnion(CommandContext& ctx) { PrepareZOp(ctx, ZSetOp::kUnion, false); }

@@ -10,6 +10,7 @@
 
 #include "api/request.h"
 #include "storage/engine/engine.h"
+#include "storage/engine/op_table.h"
 #include "storage/types/dict.h"
 #include "storage/types/list.h"
 #include "storage/types/set.h"
@@ -19,30 +20,6 @@ namespace cellar::storage::collections {
 
 using api::Op;
 using SetObj = ::cellar::storage::Set;  // Engine::Set is a method
-
-// Which executor an op runs in (the engine's table of collection ops, Engine::CollectionOpOf).
-enum class CollectionType : uint8_t { kNone, kDict, kList, kSet, kZSet, kSeveral };
-constexpr CollectionType CollectionTypeOf(Op op) {
-  switch (op) {
-    case Op::kHSet: case Op::kHGet: case Op::kHGetAll: case Op::kHDel: case Op::kHLen:
-    case Op::kHExists: case Op::kHIncrBy: case Op::kHIncrByFloat:
-      return CollectionType::kDict;
-    case Op::kLPush: case Op::kRPush: case Op::kLPop: case Op::kRPop: case Op::kLRange:
-    case Op::kLLen: case Op::kLIndex: case Op::kLSet: case Op::kLRem: case Op::kLTrim:
-    case Op::kLInsert: case Op::kLPos: case Op::kLErase:
-      return CollectionType::kList;
-    case Op::kSAdd: case Op::kSRem: case Op::kSMembers: case Op::kSContains: case Op::kSCard:
-    case Op::kSPop: case Op::kSRandMember:
-      return CollectionType::kSet;
-    case Op::kZAdd: case Op::kZIncrBy: case Op::kZRem: case Op::kZScore: case Op::kZCard:
-    case Op::kZCount: case Op::kZRange: case Op::kZRank: case Op::kZPopMin: case Op::kZPopMax:
-      return CollectionType::kZSet;
-    case Op::kHScan: case Op::kSScan: case Op::kZScan: case Op::kSStore: case Op::kZStore:
-      return CollectionType::kSeveral;
-    default:
-      return CollectionType::kNone;
-  }
-}
 
 template <typename T>
 T* As(const Item* item) {
@@ -75,8 +52,9 @@ inline void RedisRange(int64_t start, int64_t stop, size_t n, size_t* from, size
 // [start, end) of a Python slice (Momento's list and sorted-set indices) over n elements.
 inline void SliceRange(const api::Request& req, size_t n, size_t* from, size_t* to) {
   const int64_t len = static_cast<int64_t>(n);
-  int64_t a = (req.flags & api::kSliceOpenStart) ? 0 : req.integer;
-  int64_t b = (req.flags & api::kSliceOpenEnd) ? len : req.integer2;
+  const api::IndexRange& range = req.Get<api::IndexRange>();
+  int64_t a = (req.flags & api::kSliceOpenStart) ? 0 : range.start;
+  int64_t b = (req.flags & api::kSliceOpenEnd) ? len : range.stop;
   if (a < 0) a += len;
   if (b < 0) b += len;
   a = std::clamp<int64_t>(a, 0, len);
@@ -93,7 +71,8 @@ inline void IndexRange(const api::Request& req, size_t n, size_t* from, size_t* 
   if (req.flags & api::kSlice) {
     SliceRange(req, n, from, to);
   } else {
-    RedisRange(req.integer, req.integer2, n, from, to);
+    const api::IndexRange& range = req.Get<api::IndexRange>();
+    RedisRange(range.start, range.stop, n, from, to);
   }
 }
 

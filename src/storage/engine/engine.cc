@@ -3,32 +3,15 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "common/hash.h"
-#include "common/glob.h"
-#include "common/numbers.h"
+#include "storage/engine/op_table.h"
 
 namespace cellar::storage {
-
-namespace {
-
-// Work one KEYS slice or SCAN call may do (glob units and slots), about a millisecond: a
-// costly pattern or a large cache ends the call early instead of holding the loop.
-constexpr uint64_t kKeysSliceWork = 1u << 20;
-
-// GlobMatch that adds its work (glob.h's units) to `work`. A key is always matched whole (a
-// slice ends between keys), and the matcher's own bound keeps one key's cost linear.
-bool MatchCounted(std::string_view pattern, std::string_view key, uint64_t& work) {
-  uint64_t budget = UINT64_MAX;
-  const GlobResult r = GlobMatchBudget(pattern, key, false, &budget);
-  work += UINT64_MAX - budget;
-  return r == GlobResult::kMatch;
-}
-
-}  // namespace
 
 namespace {
 // Items compared per eviction; 5 is Redis's default and approximates LRU well.
@@ -365,79 +348,6 @@ bool Engine::MakeRoom(size_t incoming, bool inserting) {
   return true;
 }
 
-std::optional<std::string_view> Engine::Get(uint32_t cache_id, std::string_view key,
-                                            bool* wrong_type) {
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  CacheCounters& cc = CacheFor(cache_id).counters;
-  if (slot == Table::kNotFound) {
-    counters_.misses++;
-    cc.misses++;
-    return std::nullopt;
-  }
-  Item* item = table_.At(slot);
-  if (item->is_collection()) {
-    if (wrong_type != nullptr) *wrong_type = true;
-    return std::nullopt;
-  }
-  Touch(item);
-  counters_.hits++;
-  cc.hits++;
-  return item->value();
-}
-
-Status Engine::Set(uint32_t cache_id, std::string_view key, std::string_view value,
-                   int64_t expire_at, uint32_t flags, bool* stored,
-                   std::optional<std::string>* old_value) {
-  *stored = false;
-  const uint64_t hash = KeyHash(cache_id, key);
-  size_t slot = FindLive(cache_id, key, hash);
-  const bool exists = slot != Table::kNotFound;
-  const bool collection = exists && table_.At(slot)->is_collection();
-  if (collection && old_value != nullptr) return Status(Code::kWrongType);
-  if (old_value != nullptr && exists) *old_value = std::string(table_.At(slot)->value());
-  if ((flags & api::kNx) && exists) return Status::Ok();
-  if ((flags & api::kXx) && !exists) return Status::Ok();
-
-  int64_t new_expire = 0;
-  if (flags & api::kKeepTtl) {
-    new_expire = exists ? table_.At(slot)->expire_at : 0;
-  } else if (flags & api::kSetTtl) {
-    new_expire = expire_at;
-  }
-  if (new_expire != 0 && new_expire <= now_) {
-    // An absolute expiry in the past: the write succeeds and the key is gone at once.
-    if (exists) EraseSlot(slot);
-    *stored = true;
-    return Status::Ok();
-  }
-  if (collection) {  // SET replaces a collection with a string
-    EraseSlot(slot);
-    slot = Table::kNotFound;
-  }
-  if (slot != Table::kNotFound) {
-    Item* item = Rewrite(slot, value);
-    if (item == nullptr) return Status(Code::kOutOfMemory);
-    SetExpiry(item, new_expire);
-    *stored = true;
-    return Status::Ok();
-  }
-  if (!MakeRoom(Item::AllocSize(key.size(), value.size()), /*inserting=*/true)) {
-    return Status(Code::kOutOfMemory);
-  }
-  Item* item = NewItem(cache_id, key, value.size(), new_expire);
-  if (item == nullptr) return Status(Code::kOutOfMemory);
-  // The block may be bigger than asked for (malloc rounding, mmapped chunks): make room for the
-  // difference too. The new item is not in the table yet, so it cannot be evicted here.
-  if (!MakeRoom(0, /*inserting=*/true)) {
-    FreeItem(item);
-    return Status(Code::kOutOfMemory);
-  }
-  if (!value.empty()) std::memcpy(item->mutable_value(), value.data(), value.size());
-  table_.Insert(item, hash);
-  *stored = true;
-  return Status::Ok();
-}
-
 Item* Engine::Rewrite(size_t slot, std::string_view value) {
   Item* old = table_.At(slot);
   Touch(old);
@@ -476,162 +386,6 @@ Item* Engine::Rewrite(size_t slot, std::string_view value) {
     FreeItem(table_.Replace(slot, item));
   }
   return item;
-}
-
-bool Engine::Delete(uint32_t cache_id, std::string_view key) {
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  if (slot == Table::kNotFound) return false;
-  EraseSlot(slot);
-  return true;
-}
-
-StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_t delta,
-                                 int64_t expire_at_if_new) {
-  const uint64_t hash = KeyHash(cache_id, key);
-  size_t slot = FindLive(cache_id, key, hash);
-  int64_t current = 0;
-  if (slot != Table::kNotFound) {
-    if (table_.At(slot)->is_collection()) return Status(Code::kWrongType);
-    auto v = ParseInt64(table_.At(slot)->value());
-    if (!v) return Status(Code::kNotInteger);
-    current = *v;
-  }
-  int64_t result;
-  if (__builtin_add_overflow(current, delta, &result)) return Status(Code::kOverflow);
-  std::string s;
-  AppendInt(s, result);
-  bool stored = false;
-  Status st = slot != Table::kNotFound || expire_at_if_new == 0
-                  ? Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr)
-                  : Set(cache_id, key, s, expire_at_if_new, api::kSetTtl, &stored, nullptr);
-  if (!st.ok()) return st;
-  return result;
-}
-
-StatusOr<std::string> Engine::IncrByFloat(uint32_t cache_id, std::string_view key,
-                                          long double delta) {
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  long double current = 0;
-  if (slot != Table::kNotFound) {
-    if (table_.At(slot)->is_collection()) return Status(Code::kWrongType);
-    auto v = ParseLongDouble(table_.At(slot)->value());
-    if (!v) return Status(Code::kNotFloat);
-    current = *v;
-  }
-  long double result = current + delta;
-  if (std::isnan(result) || std::isinf(result)) {
-    return Status(Code::kInvalidArgument, "increment would produce NaN or Infinity");
-  }
-  std::string s = FormatLongDouble(result);
-  bool stored = false;
-  Status st = Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr);
-  if (!st.ok()) return st;
-  return s;
-}
-
-StatusOr<int64_t> Engine::Append(uint32_t cache_id, std::string_view key,
-                                 std::string_view value) {
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  std::string combined;
-  if (slot != Table::kNotFound) {
-    if (table_.At(slot)->is_collection()) return Status(Code::kWrongType);
-    std::string_view cur = table_.At(slot)->value();
-    if (static_cast<int64_t>(cur.size() + value.size()) > max_value_) {
-      return Status(Code::kTooLarge, "string exceeds maximum allowed size (proto-max-bulk-len)");
-    }
-    combined.reserve(cur.size() + value.size());
-    combined.append(cur);
-  }
-  combined.append(value);
-  bool stored = false;
-  Status st = Set(cache_id, key, combined, 0, api::kKeepTtl, &stored, nullptr);
-  if (!st.ok()) return st;
-  return static_cast<int64_t>(combined.size());
-}
-
-StatusOr<int64_t> Engine::SetRange(uint32_t cache_id, std::string_view key, int64_t offset,
-                                   std::string_view value) {
-  if (offset < 0) return Status(Code::kInvalidArgument, "offset is out of range");
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  if (slot != Table::kNotFound && table_.At(slot)->is_collection()) {
-    return Status(Code::kWrongType);
-  }
-  // Nothing to write: the current length, whatever the offset (Redis checks this first).
-  if (value.empty()) {
-    return slot == Table::kNotFound ? int64_t{0} : int64_t{table_.At(slot)->val_len};
-  }
-  // offset + size may not overflow: compare against what is left below the limit instead.
-  if (static_cast<int64_t>(value.size()) > max_value_ ||
-      offset > max_value_ - static_cast<int64_t>(value.size())) {
-    return Status(Code::kTooLarge, "string exceeds maximum allowed size (proto-max-bulk-len)");
-  }
-  std::string s;
-  if (slot != Table::kNotFound) s = std::string(table_.At(slot)->value());
-  size_t end = static_cast<size_t>(offset) + value.size();
-  if (s.size() < end) s.resize(end, '\0');
-  std::memcpy(s.data() + offset, value.data(), value.size());
-  bool stored = false;
-  Status st = Set(cache_id, key, s, 0, api::kKeepTtl, &stored, nullptr);
-  if (!st.ok()) return st;
-  return static_cast<int64_t>(s.size());
-}
-
-int64_t Engine::Expire(uint32_t cache_id, std::string_view key, int64_t expire_at,
-                       uint32_t flags, bool* exists) {
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  if (exists != nullptr) *exists = slot != Table::kNotFound;
-  if (slot == Table::kNotFound) return 0;
-  Item* item = table_.At(slot);
-  const bool has = item->has_ttl();
-  if ((flags & api::kNx) && has) return 0;
-  if ((flags & api::kXx) && !has) return 0;
-  // No TTL counts as an infinite one: GT never beats it, LT always does.
-  if ((flags & api::kGt) && (!has || expire_at <= item->expire_at)) return 0;
-  if ((flags & api::kLt) && has && expire_at >= item->expire_at) return 0;
-  if (expire_at <= Now()) {
-    EraseSlot(slot);
-    return 1;
-  }
-  SetExpiry(item, expire_at);
-  return 1;
-}
-
-Status Engine::SetIf(uint32_t cache_id, std::string_view key, std::string_view value,
-                     int64_t expire_at, api::SetIfCondition cond, std::string_view check,
-                     bool* stored) {
-  using C = api::SetIfCondition;
-  *stored = false;
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  const bool present = slot != Table::kNotFound;
-  if (present && table_.At(slot)->is_collection() && cond != C::kUnconditional &&
-      cond != C::kPresent && cond != C::kAbsent) {
-    return Status(Code::kWrongType);  // a condition on the value of a collection
-  }
-  std::string_view current = present ? table_.At(slot)->value() : std::string_view();
-  bool ok = false;
-  switch (cond) {
-    case C::kUnconditional: ok = true; break;
-    case C::kPresent: ok = present; break;
-    case C::kAbsent: ok = !present; break;
-    case C::kEqual: ok = present && current == check; break;
-    case C::kNotEqual: ok = !present || current != check; break;
-    case C::kPresentAndNotEqual: ok = present && current != check; break;
-    case C::kAbsentOrEqual: ok = !present || current == check; break;
-    case C::kPresentAndHashEqual: ok = present && ValueHash(current) == check; break;
-    case C::kPresentAndNotHashEqual: ok = present && ValueHash(current) != check; break;
-    case C::kAbsentOrHashEqual: ok = !present || ValueHash(current) == check; break;
-    case C::kAbsentOrNotHashEqual: ok = !present || ValueHash(current) != check; break;
-  }
-  if (!ok) return Status::Ok();
-  return Set(cache_id, key, value, expire_at, api::kSetTtl, stored, nullptr);
-}
-
-int64_t Engine::TtlMillis(uint32_t cache_id, std::string_view key) {
-  size_t slot = FindLive(cache_id, key, KeyHash(cache_id, key));
-  if (slot == Table::kNotFound) return -2;
-  const Item* item = table_.At(slot);
-  if (!item->has_ttl()) return -1;
-  return std::max<int64_t>(0, item->expire_at - Now());
 }
 
 void Engine::ChargeExternal(uint32_t cache_id, int64_t delta) {
@@ -677,253 +431,47 @@ size_t Engine::ActiveExpire(size_t budget) {
   return removed;
 }
 
-namespace {
+// The table of ops (op_table.h): each op's family and its executor.
+struct Engine::OpEntry {
+  OpFamily family = OpFamily::kNone;
+  void (Engine::*run)(const api::Request&, api::Reply&) = nullptr;
+};
 
-void GetRangeOf(std::string_view v, int64_t start, int64_t end, std::string& out) {
-  const int64_t len = static_cast<int64_t>(v.size());
-  if (start < 0 && end < 0 && start > end) return;
-  if (start < 0) start = len + start;
-  if (end < 0) end = len + end;
-  if (start < 0) start = 0;
-  if (end < 0) end = 0;
-  if (end >= len) end = len - 1;
-  if (len == 0 || start > end) return;
-  out.assign(v.substr(static_cast<size_t>(start), static_cast<size_t>(end - start + 1)));
+const Engine::OpEntry& Engine::OpOf(api::Op op) {
+  static const auto table = [] {
+    std::array<OpEntry, 256> t{};
+    for (int i = 0; i < 256; ++i) {
+      OpEntry& e = t[i];
+      e.family = FamilyOf(static_cast<api::Op>(i));
+      switch (e.family) {
+        case OpFamily::kString: e.run = &Engine::ExecuteString; break;
+        case OpFamily::kKeyspace: e.run = &Engine::ExecuteKeyspace; break;
+        case OpFamily::kDict: e.run = &Engine::ExecuteDict; break;
+        case OpFamily::kList: e.run = &Engine::ExecuteList; break;
+        case OpFamily::kSet: e.run = &Engine::ExecuteSet; break;
+        case OpFamily::kZSet: e.run = &Engine::ExecuteZSet; break;
+        case OpFamily::kSeveral: e.run = &Engine::ExecuteAcrossTypes; break;
+        case OpFamily::kNone: break;
+      }
+    }
+    return t;
+  }();
+  return table[static_cast<uint8_t>(op)];
 }
 
-}  // namespace
-
 void Engine::Execute(const api::Request& req, api::Reply& reply) {
-  const uint32_t cid = req.cache_id;
-  auto cache = caches_.find(cid);
+  auto cache = caches_.find(req.cache_id);
   if (cache == caches_.end()) {
     reply.status = Status(Code::kNotFound, "cache not found");
     return;
   }
   cache->second.counters.ops++;
-  if (req.op >= api::Op::kHSet) return ExecuteCollection(req, reply);
-  auto wrong_type = [&](size_t slot) {
-    if (slot == Table::kNotFound || !table_.At(slot)->is_collection()) return false;
-    reply.status = Status(Code::kWrongType);
-    return true;
-  };
-  switch (req.op) {
-    case api::Op::kGet: {
-      bool wrong = false;
-      auto v = Get(cid, req.key, &wrong);
-      if (wrong) {
-        reply.status = Status(Code::kWrongType);
-        return;
-      }
-      reply.found = v.has_value();
-      if (v) reply.value.assign(*v);
-      return;
-    }
-    case api::Op::kSet: {
-      std::optional<std::string> old;
-      reply.status = Set(cid, req.key, req.value, req.expire_at, req.flags, &reply.found,
-                         (req.flags & api::kGetOld) ? &old : nullptr);
-      if (old) {
-        reply.value = std::move(*old);
-        reply.integer = 1;  // an old value exists
-      }
-      return;
-    }
-    case api::Op::kDelete:
-      reply.integer = Delete(cid, req.key) ? 1 : 0;
-      return;
-    case api::Op::kExists:
-      reply.integer =
-          FindLive(req) != Table::kNotFound ? 1 : 0;
-      return;
-    case api::Op::kType: {
-      static constexpr const char* kNames[] = {"string", "hash", "list", "set", "zset"};
-      const size_t slot = FindLive(req);
-      reply.value = slot == Table::kNotFound
-                        ? "none"
-                        : kNames[static_cast<size_t>(table_.At(slot)->type()) % 5];
-      return;
-    }
-    case api::Op::kIncrBy: {
-      auto r = IncrBy(cid, req.key, req.integer, (req.flags & api::kSetTtl) ? req.expire_at : 0);
-      if (r.ok()) reply.integer = *r; else reply.status = r.status();
-      return;
-    }
-    case api::Op::kIncrByFloat: {
-      auto r = IncrByFloat(cid, req.key, req.number);
-      if (r.ok()) reply.value = std::move(*r); else reply.status = r.status();
-      return;
-    }
-    case api::Op::kAppend: {
-      auto r = Append(cid, req.key, req.value);
-      if (r.ok()) reply.integer = *r; else reply.status = r.status();
-      return;
-    }
-    case api::Op::kStrlen: {
-      size_t slot = FindLive(req);
-      if (wrong_type(slot)) return;
-      reply.integer = slot == Table::kNotFound ? 0 : table_.At(slot)->val_len;
-      return;
-    }
-    case api::Op::kGetRange: {
-      size_t slot = FindLive(req);
-      if (wrong_type(slot)) return;
-      if (slot != Table::kNotFound) {
-        GetRangeOf(table_.At(slot)->value(), req.integer, req.integer2, reply.value);
-      }
-      return;
-    }
-    case api::Op::kSetRange: {
-      auto r = SetRange(cid, req.key, req.integer, req.value);
-      if (r.ok()) reply.integer = *r; else reply.status = r.status();
-      return;
-    }
-    case api::Op::kExpire:
-      reply.integer = Expire(cid, req.key, req.expire_at, req.flags, &reply.found);
-      return;
-    case api::Op::kPersist: {
-      size_t slot = FindLive(req);
-      if (slot != Table::kNotFound && table_.At(slot)->has_ttl()) {
-        SetExpiry(table_.At(slot), 0);
-        reply.integer = 1;
-      }
-      return;
-    }
-    case api::Op::kTtl:
-      reply.integer = TtlMillis(cid, req.key);
-      return;
-    case api::Op::kExpireTime: {
-      size_t slot = FindLive(req);
-      if (slot == Table::kNotFound) {
-        reply.integer = -2;
-      } else {
-        int64_t at = table_.At(slot)->expire_at;
-        reply.integer = at == 0 ? -1 : at;
-      }
-      return;
-    }
-    case api::Op::kGetDel: {
-      size_t slot = FindLive(req);
-      if (wrong_type(slot)) return;
-      if (slot != Table::kNotFound) {
-        reply.found = true;
-        reply.value.assign(table_.At(slot)->value());
-        EraseSlot(slot);
-      }
-      return;
-    }
-    case api::Op::kGetEx: {
-      size_t slot = FindLive(req);
-      if (wrong_type(slot)) return;
-      if (slot == Table::kNotFound) return;
-      Item* item = table_.At(slot);
-      reply.found = true;
-      reply.value.assign(item->value());
-      Touch(item);
-      if (req.flags & api::kPersistTtl) {
-        SetExpiry(item, 0);
-      } else if (req.flags & api::kSetTtl) {
-        if (req.expire_at <= Now()) {
-          EraseSlot(slot);
-        } else {
-          SetExpiry(item, req.expire_at);
-        }
-      }
-      return;
-    }
-    case api::Op::kScan: {
-      const int64_t now = Now();
-      uint64_t cursor = static_cast<uint64_t>(req.integer);
-      int64_t want = std::max<int64_t>(1, req.integer2);
-      // Visit buckets until enough keys or the shard is done; bound the buckets visited too so
-      // a sparse cache in a big table cannot stall the loop.
-      int64_t buckets = 0;
-      uint64_t work = 0;  // and the matching's work (a costly pattern ends the call sooner)
-      do {
-        cursor = table_.ScanBucket(
-            cursor,
-            [&](Item* item) {
-              if (item->ExpiredAt(now)) return;
-              if (!req.pattern.empty() && !MatchCounted(req.pattern, item->key(), work)) return;
-              reply.keys.emplace_back(item->key());
-            },
-            [cid](const Item* item) { return item->cache_id == cid; });
-        ++buckets;
-      } while (cursor != 0 && static_cast<int64_t>(reply.keys.size()) < want &&
-               buckets < want * 10 && work < kKeysSliceWork);
-      reply.integer = static_cast<int64_t>(cursor);
-      return;
-    }
-    case api::Op::kKeys: {
-      // A slice of a linear sweep of the slots, from slot `integer`, ending once its work (slots
-      // visited and matching) passes kKeysSliceWork; reply.integer = the next slot, 0 when the
-      // sweep is done. The front-end sweeps slice by slice, so the loop is never held long.
-      // Slots may move between slices (a resize): keys added or removed meanwhile may or may
-      // not appear, as with SCAN.
-      const int64_t now = Now();
-      uint64_t work = 0;
-      size_t i = static_cast<size_t>(std::max<int64_t>(0, req.integer));
-      for (; i < table_.capacity() && work < kKeysSliceWork; ++i) {
-        ++work;
-        if (!table_.Occupied(i)) continue;
-        const Item* item = table_.At(i);
-        if (item->cache_id != cid || item->ExpiredAt(now)) continue;
-        if (!req.pattern.empty() && !MatchCounted(req.pattern, item->key(), work)) continue;
-        reply.keys.emplace_back(item->key());
-      }
-      reply.integer = i < table_.capacity() ? static_cast<int64_t>(i) : 0;
-      return;
-    }
-    case api::Op::kRandomKey: {
-      const auto* cc = Cache(cid);
-      if (cc == nullptr || cc->items == 0) return;
-      const int64_t now = Now();
-      const size_t cap = table_.capacity();
-      auto take = [&](size_t i) {
-        if (!table_.Occupied(i)) return false;
-        const Item* item = table_.At(i);
-        if (item->cache_id != cid || item->ExpiredAt(now)) return false;
-        reply.found = true;
-        reply.value.assign(item->key());
-        return true;
-      };
-      // Random probes first; a linear sweep from a random point guarantees an answer.
-      for (int tries = 0; tries < 64; ++tries) {
-        if (take(NextRandom() & (cap - 1))) return;
-      }
-      const size_t start = NextRandom() & (cap - 1);
-      for (size_t n = 0; n < cap; ++n) {
-        if (take((start + n) & (cap - 1))) return;
-      }
-      return;
-    }
-    case api::Op::kCount: {
-      const auto* cc = Cache(cid);
-      reply.integer = cc == nullptr ? 0 : static_cast<int64_t>(cc->items);
-      return;
-    }
-    case api::Op::kStats: {
-      EngineCounters c = Counters();
-      const auto* cc = Cache(cid);
-      reply.numbers = {static_cast<int64_t>(c.items),      static_cast<int64_t>(c.used_bytes),
-                       static_cast<int64_t>(c.index_bytes), static_cast<int64_t>(limit_),
-                       static_cast<int64_t>(c.hits),       static_cast<int64_t>(c.misses),
-                       static_cast<int64_t>(c.evictions),  static_cast<int64_t>(c.expirations),
-                       static_cast<int64_t>(cc->items),    static_cast<int64_t>(cc->bytes),
-                       static_cast<int64_t>(cc->volatile_items)};
-      return;
-    }
-    case api::Op::kSetIf:
-      reply.status = SetIf(cid, req.key, req.value, req.expire_at,
-                           static_cast<api::SetIfCondition>(req.integer), req.check, &reply.found);
-      return;
-    case api::Op::kFlushCache:
-      reply.integer = static_cast<int64_t>(FlushCache(cid, /*forget=*/false));
-      return;
-    default:  // collections: ExecuteCollection above
-      break;
+  const OpEntry& op = OpOf(req.op);
+  if (op.run == nullptr) {
+    reply.status = Status(Code::kInternal, "unknown operation");
+    return;
   }
-  reply.status = Status(Code::kInternal, "unknown operation");
+  (this->*op.run)(req, reply);
 }
 
 }  // namespace cellar::storage

@@ -97,27 +97,35 @@ class Engine {
   // Runs one request on this shard and fills the reply. Never throws.
   void Execute(const api::Request& req, api::Reply& reply);
 
-  // Typed operations (Execute dispatches to these). String operations on a key holding a
-  // collection answer kWrongType (Get: std::nullopt with *wrong_type set).
-  std::optional<std::string_view> Get(uint32_t cache_id, std::string_view key,
-                                      bool* wrong_type = nullptr);
-  Status Set(uint32_t cache_id, std::string_view key, std::string_view value, int64_t expire_at,
-             uint32_t flags, bool* stored, std::optional<std::string>* old_value);
+  // Typed operations, with their results returned (Execute's executors call these). String
+  // operations on a key holding a collection answer kWrongType.
+  struct SetResult {
+    bool stored = false;
+    std::optional<std::string> old_value;  // with api::kGetOld: the value it replaced, if any
+  };
+  struct ExpireResult {
+    bool existed = false;
+    bool changed = false;  // the TTL was changed (or the key deleted: expire_at is past)
+  };
+  // The value; nullopt if the key is missing.
+  StatusOr<std::optional<std::string_view>> Get(uint32_t cache_id, std::string_view key);
+  // flags: api::kNx, kXx, kKeepTtl, kSetTtl (expire_at, absolute ms; 0: none), kGetOld.
+  StatusOr<SetResult> Set(uint32_t cache_id, std::string_view key, std::string_view value,
+                          int64_t expire_at, uint32_t flags);
   bool Delete(uint32_t cache_id, std::string_view key);
   // expire_at_if_new: the TTL a counter created by this call gets (0: none).
   StatusOr<int64_t> IncrBy(uint32_t cache_id, std::string_view key, int64_t delta,
                            int64_t expire_at_if_new = 0);
   // Momento's SetIf/SetIfHash: sets (value, expire_at; 0 = no TTL) when the condition holds.
-  Status SetIf(uint32_t cache_id, std::string_view key, std::string_view value, int64_t expire_at,
-               api::SetIfCondition cond, std::string_view check, bool* stored);
+  StatusOr<SetResult> SetIf(uint32_t cache_id, std::string_view key, std::string_view value,
+                            int64_t expire_at, api::SetIfCondition cond, std::string_view check);
   StatusOr<std::string> IncrByFloat(uint32_t cache_id, std::string_view key, long double delta);
   StatusOr<int64_t> Append(uint32_t cache_id, std::string_view key, std::string_view value);
   StatusOr<int64_t> SetRange(uint32_t cache_id, std::string_view key, int64_t offset,
                              std::string_view value);
-  // Returns 1 if the TTL was changed (or the key deleted because expire_at is past), else 0.
-  // exists (optional): set to whether the key was there.
-  int64_t Expire(uint32_t cache_id, std::string_view key, int64_t expire_at, uint32_t flags,
-                 bool* exists = nullptr);
+  // flags: api::kNx, kXx, kGt, kLt (EXPIRE's).
+  ExpireResult Expire(uint32_t cache_id, std::string_view key, int64_t expire_at,
+                      uint32_t flags);
   // -2: missing, -1: no TTL, else ms left.
   int64_t TtlMillis(uint32_t cache_id, std::string_view key);
 
@@ -187,6 +195,8 @@ class Engine {
   void Touch(Item* item) { item->set_lru(LruClock()); }
   // Replaces the value of the item at slot with `value` (resizing the block if needed).
   Item* Rewrite(size_t slot, std::string_view value);
+  // Stores a read-modify-write's result, keeping the item's TTL.
+  Status Store(uint32_t cache_id, std::string_view key, std::string_view value);
   uint64_t NextRandom();
   int64_t Now() const { return in_batch_ ? batch_now_ : clock_->NowMillis(); }
 
@@ -198,10 +208,11 @@ class Engine {
     bool created = false;
     size_t before = 0;     // the object's bytes when opened
   };
-  // Runs a collection op through the table of ops (CollectionOpOf): its type's executor.
-  void ExecuteCollection(const api::Request& req, api::Reply& reply);
-  struct CollectionOp;
-  static const CollectionOp& CollectionOpOf(api::Op op);
+  // The table of ops (op_table.h): each op's family and executor, one per family and file.
+  struct OpEntry;
+  static const OpEntry& OpOf(api::Op op);
+  void ExecuteString(const api::Request& req, api::Reply& reply);    // engine_strings.cc
+  void ExecuteKeyspace(const api::Request& req, api::Reply& reply);  // engine_keys.cc
   void ExecuteDict(const api::Request& req, api::Reply& reply);
   void ExecuteList(const api::Request& req, api::Reply& reply);
   void ExecuteSet(const api::Request& req, api::Reply& reply);

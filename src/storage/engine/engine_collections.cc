@@ -150,46 +150,7 @@ void Engine::Close(const api::Request& req, Target& t) {
   }
 }
 
-// Which executor runs each collection op (and what its item type is): one table, indexed by
-// api::Op. Ops of several types (HSCAN/SSCAN/ZSCAN, the set and sorted-set stores) run here.
-namespace {
-
-using Executor = void (Engine::*)(const api::Request&, api::Reply&);
-
-}  // namespace
-
-struct Engine::CollectionOp {
-  Executor run = nullptr;
-};
-
-const Engine::CollectionOp& Engine::CollectionOpOf(api::Op op) {
-  static const auto table = [] {
-    std::array<CollectionOp, 256> t{};
-    for (int i = static_cast<int>(Op::kHSet); i < 256; ++i) {
-      const Op op = static_cast<Op>(i);
-      switch (CollectionTypeOf(op)) {
-        case CollectionType::kDict: t[i].run = &Engine::ExecuteDict; break;
-        case CollectionType::kList: t[i].run = &Engine::ExecuteList; break;
-        case CollectionType::kSet: t[i].run = &Engine::ExecuteSet; break;
-        case CollectionType::kZSet: t[i].run = &Engine::ExecuteZSet; break;
-        case CollectionType::kSeveral: t[i].run = &Engine::ExecuteAcrossTypes; break;
-        case CollectionType::kNone: break;
-      }
-    }
-    return t;
-  }();
-  return table[static_cast<uint8_t>(op)];
-}
-
-void Engine::ExecuteCollection(const api::Request& req, api::Reply& reply) {
-  const CollectionOp& op = CollectionOpOf(req.op);
-  if (op.run == nullptr) {
-    reply.status = Status(Code::kInternal, "unknown operation");
-    return;
-  }
-  (this->*op.run)(req, reply);
-}
-
+// HSCAN/SSCAN/ZSCAN and the set and sorted-set stores: the ops of several item types.
 void Engine::ExecuteAcrossTypes(const api::Request& req, api::Reply& reply) {
   Target t;
   const auto args = req.args;
@@ -202,8 +163,9 @@ void Engine::ExecuteAcrossTypes(const api::Request& req, api::Reply& reply) {
                                                    : ItemType::kZSet;
       if (!Open(req, type, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
-      uint64_t cursor = static_cast<uint64_t>(req.integer);
-      const size_t want = static_cast<size_t>(std::max<int64_t>(1, req.integer2));
+      const api::Cursor& at = req.Get<api::Cursor>();
+      uint64_t cursor = static_cast<uint64_t>(at.cursor);
+      const size_t want = static_cast<size_t>(std::max<int64_t>(1, at.count));
       const size_t per = req.op == Op::kSScan ? 1 : 2;
       // A MATCH with an empty pattern is a pattern too (it matches only empty strings): the
       // front-end leaves `pattern` null when no MATCH was given.

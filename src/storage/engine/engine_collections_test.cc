@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "storage/engine/engine.h"
+#include "storage/engine/engine_test_util.h"
 
 namespace cellar::storage {
 namespace {
@@ -25,8 +26,7 @@ struct Env {
     r.cache_id = 1;
     r.key = key;
     r.flags = flags;
-    r.integer = integer;
-    r.integer2 = integer2;
+    testing::SetNumbers(r, integer, integer2);
     r.args = views.back();
     return Exec(r);
   }
@@ -75,16 +75,14 @@ TEST(EngineCollections, TypesAndWrongType) {
   EXPECT_EQ(env.Run(api::Op::kGet, "s").status.code(), Code::kWrongType);
   EXPECT_EQ(env.Run(api::Op::kIncrBy, "z", {}, 0, 1).status.code(), Code::kWrongType);
   EXPECT_EQ(env.Run(api::Op::kAppend, "h").status.code(), Code::kWrongType);
-  bool wrong = false;
-  EXPECT_FALSE(env.e.Get(1, "h", &wrong).has_value());
-  EXPECT_TRUE(wrong);
+  EXPECT_EQ(env.e.Get(1, "h").status().code(), Code::kWrongType);
   // The data is untouched, and SET replaces a collection.
   auto got = env.Run(api::Op::kHGet, "h", {"f"});
   ASSERT_TRUE(got.found);
   EXPECT_EQ(got.items[0], "v");
-  bool stored = false;
-  ASSERT_TRUE(env.e.Set(1, "h", "now a string", 0, 0, &stored, nullptr).ok());
-  EXPECT_TRUE(stored);
+  auto set = env.e.Set(1, "h", "now a string", 0, 0);
+  ASSERT_TRUE(set.ok());
+  EXPECT_TRUE(set->stored);
   EXPECT_EQ(env.Type("h"), "string");
   env.ExpectAccounting();
   EXPECT_EQ(env.Run(api::Op::kDelete, "l").integer, 1);

@@ -44,10 +44,11 @@ void Engine::ExecuteDict(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kDict, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       const Dict* d = As<Dict>(t.item);
-      reply.items.reserve(req.integer == 0 ? 2 * d->size() : d->size());
+      const api::FieldsForm::Form form = req.Get<api::FieldsForm>().form;
+      reply.items.reserve(form == api::FieldsForm::kPairs ? 2 * d->size() : d->size());
       d->ForEach([&](std::string_view f, std::string_view v) {
-        if (req.integer != 2) reply.items.emplace_back(f);
-        if (req.integer != 1) reply.items.emplace_back(v);
+        if (form != api::FieldsForm::kValues) reply.items.emplace_back(f);
+        if (form != api::FieldsForm::kFields) reply.items.emplace_back(v);
       });
       return;
     }
@@ -91,7 +92,7 @@ void Engine::ExecuteDict(const api::Request& req, api::Reply& reply) {
           v = *parsed;
         }
         int64_t result;
-        if (__builtin_add_overflow(v, req.integer, &result)) {
+        if (__builtin_add_overflow(v, req.Get<api::Delta>().by, &result)) {
           reply.status = Status(Code::kOverflow);
           return Close(req, t);
         }
@@ -109,7 +110,7 @@ void Engine::ExecuteDict(const api::Request& req, api::Reply& reply) {
           }
           v = *parsed;
         }
-        const long double result = v + req.number;
+        const long double result = v + req.Get<api::FloatDelta>().by;
         if (std::isnan(result) || std::isinf(result)) {
           reply.status = Status(Code::kInvalidArgument, "increment would produce NaN or Infinity");
           return Close(req, t);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "storage/engine/engine.h"
+#include "storage/engine/engine_test_util.h"
 
 namespace cellar::storage {
 namespace {
@@ -31,11 +32,10 @@ struct Env {
     owner[cache] = tenant;
   }
   bool Set(uint32_t cache, std::string_view k, std::string_view v, int64_t expire_at = 0) {
-    bool stored = false;
     const uint32_t flags = expire_at != 0 ? uint32_t{api::kSetTtl} : 0;
-    Status st = e.Set(cache, k, v, expire_at, flags, &stored, nullptr);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return stored;
+    auto r = e.Set(cache, k, v, expire_at, flags);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && r->stored;
   }
   api::Reply Run(api::Op op, uint32_t cache, std::string_view key,
                  std::vector<std::string> args = {}, int64_t integer = 0,
@@ -48,8 +48,7 @@ struct Env {
     r.key = key;
     r.args = views;
     r.scores = scores;
-    r.integer = integer;
-    r.integer2 = integer2;
+    testing::SetNumbers(r, integer, integer2);
     api::Reply reply;
     e.Execute(r, reply);
     return reply;
@@ -138,7 +137,7 @@ FloodResult Flood(bool fair) {
     env.clock.Advance(100);
     EXPECT_LE(env.e.used_bytes(), kLimit);
   }
-  for (int i = 0; i < r.quiet_keys; ++i) r.quiet_alive += env.e.Get(2, Key("b", i)).has_value();
+  for (int i = 0; i < r.quiet_keys; ++i) r.quiet_alive += env.e.Get(2, Key("b", i))->has_value();
   r.evictions = env.e.Counters().evictions;
   r.noisy_evictions = env.TenantEvictions(kTenantA);
   r.quiet_evictions = env.TenantEvictions(kTenantB);
@@ -180,7 +179,7 @@ uint64_t LargeValueFlood(bool fair, size_t value_bytes) {
     env.Set(1, Key("a", i), big);
   }
   uint64_t lost = 0;
-  for (int i = 0; i < 1000; ++i) lost += !env.e.Get(2, Key("b", i)).has_value();
+  for (int i = 0; i < 1000; ++i) lost += !env.e.Get(2, Key("b", i))->has_value();
   env.ExpectAccounting();
   return lost;
 }
@@ -270,7 +269,7 @@ TEST(EngineFairEviction, ACacheShareKeepsACachesNeighboursWithinItsTenant) {
       env.clock.Advance(100);
     }
     *kept = 0;
-    for (int i = 0; i < *keys; ++i) *kept += env.e.Get(1, Key("k", i)).has_value();
+    for (int i = 0; i < *keys; ++i) *kept += env.e.Get(1, Key("k", i))->has_value();
     if (with_share) {
       EXPECT_EQ(env.e.Cache(2)->evictions, env.e.Counters().evictions);
       EXPECT_EQ(env.e.Cache(1)->evictions, 0u);
@@ -341,8 +340,8 @@ TEST(EngineFairEviction, OffEvictsExactlyAsPlainSampling) {
       env->e.set_memory_limit(env->e.used_bytes() + 500);
       ASSERT_TRUE(env->Set(cache, Key("n", step), value));
       ASSERT_EQ(env->e.Counters().evictions, static_cast<uint64_t>(step + 1)) << "step " << step;
-      env->e.Get(1, touch);
-      env->e.Get(2, touch);
+      (void)env->e.Get(1, touch);
+      (void)env->e.Get(2, touch);
       env->clock.Advance(100);
     }
     ASSERT_EQ(off.e.Cache(1)->evictions, one.e.Cache(1)->evictions) << "step " << step;
@@ -350,7 +349,7 @@ TEST(EngineFairEviction, OffEvictsExactlyAsPlainSampling) {
   }
   for (int i = 0; i < kKeys; ++i) {
     const uint32_t cache = 1 + i % 2;
-    ASSERT_EQ(off.e.Get(cache, Key("k", i)).has_value(), one.e.Get(cache, Key("k", i)).has_value())
+    ASSERT_EQ(off.e.Get(cache, Key("k", i))->has_value(), one.e.Get(cache, Key("k", i))->has_value())
         << "key " << i;
   }
   EXPECT_TRUE(fair_differs);
@@ -468,7 +467,7 @@ TEST(EngineFairAccounting, TenantCountsStayExactThroughMixedOperations) {
       }
       case 10:
         env.clock.Advance(rng() % 300);
-        env.e.Get(cache, key);  // lazy expiry
+        (void)env.e.Get(cache, key);  // lazy expiry
         break;
       case 11:
         env.e.ActiveExpire(64);

@@ -25,8 +25,8 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
       List* l = As<List>(t.item);
       if (req.op == Op::kRPush) {
         for (std::string_view v : args) l->PushBack(v);
-        if (req.integer2 > 0) {
-          while (l->size() > static_cast<size_t>(req.integer2)) l->PopFront(nullptr);
+        if (const int64_t to = req.Get<api::Truncate>().to; to > 0) {
+          while (l->size() > static_cast<size_t>(to)) l->PopFront(nullptr);
         }
       } else {
         if (req.flags & api::kKeepOrder) {
@@ -34,8 +34,8 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
         } else {
           for (std::string_view v : args) l->PushFront(v);
         }
-        if (req.integer2 > 0) {
-          while (l->size() > static_cast<size_t>(req.integer2)) l->PopBack(nullptr);
+        if (const int64_t to = req.Get<api::Truncate>().to; to > 0) {
+          while (l->size() > static_cast<size_t>(to)) l->PopBack(nullptr);
         }
       }
       reply.integer = static_cast<int64_t>(l->size());
@@ -46,7 +46,8 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kList, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       List* l = As<List>(t.item);
-      const size_t n = req.integer < 0 ? 1 : std::min<size_t>(req.integer, l->size());
+      const int64_t count = req.Get<api::Count>().count;
+      const size_t n = count < 0 ? 1 : std::min<size_t>(count, l->size());
       reply.items.reserve(n);
       std::string element;
       for (size_t i = 0; i < n; ++i) {
@@ -79,7 +80,8 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
     case Op::kLIndex: {
       if (!Open(req, ItemType::kList, false, reply, t) || t.item == nullptr) return;
       const List* l = As<List>(t.item);
-      int64_t i = req.integer < 0 ? req.integer + static_cast<int64_t>(l->size()) : req.integer;
+      const int64_t index = req.Get<api::Position>().index;
+      int64_t i = index < 0 ? index + static_cast<int64_t>(l->size()) : index;
       if (i < 0 || i >= static_cast<int64_t>(l->size())) return;
       reply.found = true;
       reply.value.assign(l->At(static_cast<size_t>(i)));
@@ -92,7 +94,8 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
         return;
       }
       List* l = As<List>(t.item);
-      int64_t i = req.integer < 0 ? req.integer + static_cast<int64_t>(l->size()) : req.integer;
+      const int64_t index = req.Get<api::Position>().index;
+      int64_t i = index < 0 ? index + static_cast<int64_t>(l->size()) : index;
       if (i < 0 || i >= static_cast<int64_t>(l->size())) {
         reply.status = Status(Code::kInvalidArgument, "index out of range");
         return;
@@ -104,7 +107,7 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kList, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       List* l = As<List>(t.item);
-      reply.integer = static_cast<int64_t>(l->Remove(req.value, req.integer));
+      reply.integer = static_cast<int64_t>(l->Remove(req.value, req.Get<api::Count>().count));
       reply.length = static_cast<int64_t>(l->size());
       return Close(req, t);
     }
@@ -131,7 +134,7 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
         reply.integer = -1;
         return;
       }
-      l->Insert(static_cast<size_t>(at) + (req.integer == 1 ? 1 : 0), req.value);
+      l->Insert(static_cast<size_t>(at) + (req.Get<api::InsertAt>().after ? 1 : 0), req.value);
       reply.integer = static_cast<int64_t>(l->size());
       return Close(req, t);
     }
@@ -139,10 +142,11 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kList, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       const List* l = As<List>(t.item);
-      const int64_t rank = req.integer == 0 ? 1 : req.integer;
+      const api::Find& find = req.Get<api::Find>();
+      const int64_t rank = find.rank == 0 ? 1 : find.rank;
       int64_t skip = (rank < 0 ? -rank : rank) - 1;
-      const int64_t want = req.integer2 < 0 ? 1 : req.integer2;  // 0: all
-      l->Find(req.value, rank < 0, static_cast<size_t>(std::max<int64_t>(0, req.integer3)),
+      const int64_t want = find.count < 0 ? 1 : find.count;  // 0: all
+      l->Find(req.value, rank < 0, static_cast<size_t>(std::max<int64_t>(0, find.maxlen)),
               [&](size_t i) {
                 if (skip > 0) {
                   --skip;
@@ -157,7 +161,7 @@ void Engine::ExecuteList(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kList, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       List* l = As<List>(t.item);
-      if (req.integer == 1) {
+      if (req.Get<api::EraseAll>().all) {
         l->Trim(0, 0);
       } else {
         // Ranges index the list as it was: erase from the highest start down.

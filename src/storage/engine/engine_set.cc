@@ -59,7 +59,8 @@ void Engine::ExecuteSet(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kSet, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       SetObj* s = As<SetObj>(t.item);
-      const size_t n = req.integer < 0 ? 1 : std::min<size_t>(req.integer, s->size());
+      const int64_t count = req.Get<api::Count>().count;
+      const size_t n = count < 0 ? 1 : std::min<size_t>(count, s->size());
       auto rng = [this] { return NextRandom(); };
       if (n == s->size()) {
         s->ForEach([&](std::string_view m) { reply.items.emplace_back(m); });
@@ -81,20 +82,21 @@ void Engine::ExecuteSet(const api::Request& req, api::Reply& reply) {
         reply.items.emplace_back(s->Random(rng));
         return;
       }
-      if (req.integer < 0) {  // repeats allowed
+      const int64_t count = req.Get<api::Count>().count;
+      if (count < 0) {  // repeats allowed
         constexpr int64_t kMaxRepeats = int64_t{1} << 24;  // a reply, not a memory bomb
-        if (req.integer < -kMaxRepeats) {
+        if (count < -kMaxRepeats) {
           reply.status = Status(Code::kInvalidArgument, "value is out of range");
           return;
         }
-        const uint64_t n = static_cast<uint64_t>(-req.integer);
+        const uint64_t n = static_cast<uint64_t>(-count);
         // Stops once the reply's byte cap is passed (the reply is refused then).
         for (uint64_t i = 0; i < n && !reply.items.overflowed(); ++i) {
           reply.items.emplace_back(s->Random(rng));
         }
         return;
       }
-      const size_t n = std::min<size_t>(static_cast<size_t>(req.integer), s->size());
+      const size_t n = std::min<size_t>(static_cast<size_t>(count), s->size());
       if (n * 3 >= s->size()) {  // a large share: take all, then keep n at random
         std::vector<std::string_view> all;
         all.reserve(s->size());

@@ -30,15 +30,18 @@ struct Env {
   int64_t Now() const { return clock.NowMillis(); }
   bool Set(uint32_t cache, std::string_view k, std::string_view v, uint32_t flags = 0,
            int64_t expire_at = 0, std::optional<std::string>* old = nullptr) {
-    bool stored = false;
-    Status st = e.Set(cache, k, v, expire_at, flags, &stored, old);
+    auto r = e.Set(cache, k, v, expire_at, flags | (old != nullptr ? uint32_t{api::kGetOld} : 0));
+    const Status& st = r.status();
+    const bool stored = r.ok() && r->stored;
+    if (old != nullptr) *old = r.ok() ? r->old_value : std::nullopt;
     EXPECT_TRUE(st.ok()) << st.ToString();
     return stored;
   }
   std::optional<std::string> Get(uint32_t cache, std::string_view k) {
-    auto v = e.Get(cache, k);
-    if (!v) return std::nullopt;
-    return std::string(*v);
+    auto r = e.Get(cache, k);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok() || !r->has_value()) return std::nullopt;
+    return std::string(**r);
   }
   api::Reply Exec(api::Request req) {
     api::Reply reply;
@@ -78,15 +81,15 @@ TEST(Engine, SetGetWithTtlOnInjectedClock) {
   ManualClock clock;
   Engine e(&clock, 0);
   e.CreateCache(1);
-  bool stored = false;
-  ASSERT_TRUE(e.Set(1, "k", "v", clock.NowMillis() + 1000, api::kSetTtl, &stored, nullptr).ok());
-  EXPECT_TRUE(stored);
-  EXPECT_EQ(e.Get(1, "k"), "v");
-  EXPECT_FALSE(e.Get(2, "k"));
+  auto set = e.Set(1, "k", "v", clock.NowMillis() + 1000, api::kSetTtl);
+  ASSERT_TRUE(set.ok());
+  EXPECT_TRUE(set->stored);
+  EXPECT_EQ(*e.Get(1, "k"), "v");
+  EXPECT_FALSE(*e.Get(2, "k"));
   clock.Advance(999);
   EXPECT_EQ(e.TtlMillis(1, "k"), 1);
   clock.Advance(1);
-  EXPECT_FALSE(e.Get(1, "k"));
+  EXPECT_FALSE(*e.Get(1, "k"));
   EXPECT_EQ(e.Cache(1)->items, 0u);
 }
 
@@ -272,53 +275,53 @@ TEST(EngineExpire, FlagSemantics) {
     ASSERT_TRUE(env.Set(1, k, "v", ttl_at ? uint32_t{api::kSetTtl} : 0u, ttl_at));
   };
   // Missing key: always 0.
-  EXPECT_EQ(env.e.Expire(1, "missing", now + 10, 0), 0);
-  EXPECT_EQ(env.e.Expire(1, "missing", now + 10, api::kLt), 0);
+  EXPECT_EQ(env.e.Expire(1, "missing", now + 10, 0).changed, 0);
+  EXPECT_EQ(env.e.Expire(1, "missing", now + 10, api::kLt).changed, 0);
 
   // No flags: sets.
   fresh("a", 0);
-  EXPECT_EQ(env.e.Expire(1, "a", now + 10, 0), 1);
+  EXPECT_EQ(env.e.Expire(1, "a", now + 10, 0).changed, 1);
   EXPECT_EQ(env.e.TtlMillis(1, "a"), 10);
 
   // NX: only when the key has no TTL.
   fresh("nx1", 0);
-  EXPECT_EQ(env.e.Expire(1, "nx1", now + 10, api::kNx), 1);
-  EXPECT_EQ(env.e.Expire(1, "nx1", now + 20, api::kNx), 0);
+  EXPECT_EQ(env.e.Expire(1, "nx1", now + 10, api::kNx).changed, 1);
+  EXPECT_EQ(env.e.Expire(1, "nx1", now + 20, api::kNx).changed, 0);
   EXPECT_EQ(env.e.TtlMillis(1, "nx1"), 10);
 
   // XX: only when the key has a TTL.
   fresh("xx1", 0);
-  EXPECT_EQ(env.e.Expire(1, "xx1", now + 10, api::kXx), 0);
+  EXPECT_EQ(env.e.Expire(1, "xx1", now + 10, api::kXx).changed, 0);
   EXPECT_EQ(env.e.TtlMillis(1, "xx1"), -1);
   fresh("xx2", now + 50);
-  EXPECT_EQ(env.e.Expire(1, "xx2", now + 10, api::kXx), 1);
+  EXPECT_EQ(env.e.Expire(1, "xx2", now + 10, api::kXx).changed, 1);
   EXPECT_EQ(env.e.TtlMillis(1, "xx2"), 10);
 
   // GT: only when later; no TTL counts as infinite, so GT never applies to it.
   fresh("gt0", 0);
-  EXPECT_EQ(env.e.Expire(1, "gt0", now + 10, api::kGt), 0);
+  EXPECT_EQ(env.e.Expire(1, "gt0", now + 10, api::kGt).changed, 0);
   EXPECT_EQ(env.e.TtlMillis(1, "gt0"), -1);
   fresh("gt1", now + 50);
-  EXPECT_EQ(env.e.Expire(1, "gt1", now + 40, api::kGt), 0);
-  EXPECT_EQ(env.e.Expire(1, "gt1", now + 50, api::kGt), 0);  // equal is not greater
-  EXPECT_EQ(env.e.Expire(1, "gt1", now + 60, api::kGt), 1);
+  EXPECT_EQ(env.e.Expire(1, "gt1", now + 40, api::kGt).changed, 0);
+  EXPECT_EQ(env.e.Expire(1, "gt1", now + 50, api::kGt).changed, 0);  // equal is not greater
+  EXPECT_EQ(env.e.Expire(1, "gt1", now + 60, api::kGt).changed, 1);
   EXPECT_EQ(env.e.TtlMillis(1, "gt1"), 60);
 
   // LT: only when earlier; no TTL counts as infinite, so LT always applies to it.
   fresh("lt0", 0);
-  EXPECT_EQ(env.e.Expire(1, "lt0", now + 1000000, api::kLt), 1);
+  EXPECT_EQ(env.e.Expire(1, "lt0", now + 1000000, api::kLt).changed, 1);
   EXPECT_EQ(env.e.TtlMillis(1, "lt0"), 1000000);
   fresh("lt1", now + 50);
-  EXPECT_EQ(env.e.Expire(1, "lt1", now + 60, api::kLt), 0);
-  EXPECT_EQ(env.e.Expire(1, "lt1", now + 50, api::kLt), 0);  // equal is not less
-  EXPECT_EQ(env.e.Expire(1, "lt1", now + 40, api::kLt), 1);
+  EXPECT_EQ(env.e.Expire(1, "lt1", now + 60, api::kLt).changed, 0);
+  EXPECT_EQ(env.e.Expire(1, "lt1", now + 50, api::kLt).changed, 0);  // equal is not less
+  EXPECT_EQ(env.e.Expire(1, "lt1", now + 40, api::kLt).changed, 1);
   EXPECT_EQ(env.e.TtlMillis(1, "lt1"), 40);
 
   // XX + GT and XX + LT (Redis allows XX with GT/LT).
   fresh("xgt", 0);
-  EXPECT_EQ(env.e.Expire(1, "xgt", now + 10, api::kXx | api::kLt), 0);
+  EXPECT_EQ(env.e.Expire(1, "xgt", now + 10, api::kXx | api::kLt).changed, 0);
   fresh("xgt2", now + 10);
-  EXPECT_EQ(env.e.Expire(1, "xgt2", now + 20, api::kXx | api::kGt), 1);
+  EXPECT_EQ(env.e.Expire(1, "xgt2", now + 20, api::kXx | api::kGt).changed, 1);
   EXPECT_EQ(env.e.TtlMillis(1, "xgt2"), 20);
 }
 
@@ -326,19 +329,19 @@ TEST(EngineExpire, APastTimeDeletesButOnlyWhenTheFlagsAllowIt) {
   Env env;
   const int64_t now = env.Now();
   ASSERT_TRUE(env.Set(1, "p", "v"));
-  EXPECT_EQ(env.e.Expire(1, "p", now - 1, 0), 1);
+  EXPECT_EQ(env.e.Expire(1, "p", now - 1, 0).changed, 1);
   EXPECT_FALSE(env.Get(1, "p"));
   EXPECT_EQ(env.e.Cache(1)->items, 0u);
   // GT with a past time on a key with a future TTL: refused, key kept.
   ASSERT_TRUE(env.Set(1, "g", "v", api::kSetTtl, now + 100));
-  EXPECT_EQ(env.e.Expire(1, "g", now - 1, api::kGt), 0);
+  EXPECT_EQ(env.e.Expire(1, "g", now - 1, api::kGt).changed, 0);
   EXPECT_EQ(env.Get(1, "g"), "v");
   // LT with a past time: applies, deletes.
-  EXPECT_EQ(env.e.Expire(1, "g", now - 1, api::kLt), 1);
+  EXPECT_EQ(env.e.Expire(1, "g", now - 1, api::kLt).changed, 1);
   EXPECT_FALSE(env.Get(1, "g"));
   // NX on a key with a TTL and a past time: refused.
   ASSERT_TRUE(env.Set(1, "n", "v", api::kSetTtl, now + 100));
-  EXPECT_EQ(env.e.Expire(1, "n", now, api::kNx), 0);
+  EXPECT_EQ(env.e.Expire(1, "n", now, api::kNx).changed, 0);
   EXPECT_EQ(env.Get(1, "n"), "v");
   env.ExpectAccountingConsistent();
 }
@@ -447,9 +450,9 @@ TEST(EngineSetIf, EveryConditionBothWays) {
     if (c.present) {
       ASSERT_TRUE(env.Set(1, "k", "cur"));
     }
-    bool stored = false;
-    ASSERT_TRUE(env.e.SetIf(1, "k", "new", env.Now() + 500, c.cond, c.check, &stored).ok());
-    EXPECT_EQ(stored, c.want) << "case " << i;
+    auto set = env.e.SetIf(1, "k", "new", env.Now() + 500, c.cond, c.check);
+    ASSERT_TRUE(set.ok());
+    EXPECT_EQ(set->stored, c.want) << "case " << i;
     EXPECT_EQ(env.Get(1, "k"), c.want ? std::optional<std::string>("new")
                                       : (c.present ? std::optional<std::string>("cur")
                                                    : std::nullopt))
@@ -466,7 +469,7 @@ TEST(EngineSetIf, ThroughExecuteAndAnExpiredKeyIsAbsent) {
   env.clock.Advance(10);
   api::Request req = Req(api::Op::kSetIf, 1, "k");
   req.value = "w";
-  req.integer = static_cast<int64_t>(api::SetIfCondition::kAbsent);
+  req.Set(api::Condition{api::SetIfCondition::kAbsent});
   api::Reply r = env.Exec(req);
   EXPECT_TRUE(r.status.ok());
   EXPECT_TRUE(r.found);
@@ -520,7 +523,7 @@ TEST(EngineString, AppendCreatesConcatenatesAndKeepsTheTtl) {
   auto r = env.e.Append(1, "a", "Hello");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, 5);
-  ASSERT_TRUE(env.e.Expire(1, "a", env.Now() + 900, 0));
+  ASSERT_TRUE(env.e.Expire(1, "a", env.Now() + 900, 0).changed);
   r = env.e.Append(1, "a", std::string(" World\0!", 8));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, 13);
@@ -732,8 +735,7 @@ TEST(EngineEviction, StaysUnderTheLimitAfterEveryWrite) {
     if (rng() % 8 == 0) {
       st = env.e.Append(cache, k, std::string(len / 4, 'a')).status();
     } else {
-      bool stored = false;
-      st = env.e.Set(cache, k, std::string(len, 'v'), 0, 0, &stored, nullptr);
+      st = env.e.Set(cache, k, std::string(len, 'v'), 0, 0).status();
     }
     ASSERT_TRUE(st.ok()) << st.ToString();
     written += len;
@@ -800,13 +802,12 @@ TEST(EngineEviction, GrowingAValueThatEvictsTheKeyItselfIsSafe) {
     // Room for the grown item alone, not for it and all the others.
     env.e.set_memory_limit(env.e.used_bytes() + 250);
     const std::string key = "k" + std::to_string(rng() % 10);
-    ASSERT_TRUE(env.e.Expire(1, key, env.Now() + 5000, 0));
+    ASSERT_TRUE(env.e.Expire(1, key, env.Now() + 5000, 0).changed);
     const std::string big(400, 'B');
     if (trial % 2 == 0) {
-      bool stored = false;
-      Status st = env.e.Set(1, key, big, 0, api::kKeepTtl, &stored, nullptr);
-      ASSERT_TRUE(st.ok()) << st.ToString();
-      EXPECT_TRUE(stored);
+      auto r = env.e.Set(1, key, big, 0, api::kKeepTtl);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_TRUE(r->stored);
     } else {
       auto r = env.e.Append(1, key, big);
       ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -825,10 +826,8 @@ TEST(EngineEviction, GrowingAValueThatEvictsTheKeyItselfIsSafe) {
 TEST(EngineEviction, GrowingTheOnlyItemBeyondTheLimitIsRefused) {
   Env env(16 * 8 + 300);  // the empty index (16 slots) plus 300 bytes
   ASSERT_TRUE(env.Set(1, "k", "small"));
-  bool stored = true;
-  Status st = env.e.Set(1, "k", std::string(300, 'B'), 0, 0, &stored, nullptr);
-  EXPECT_EQ(st.code(), Code::kOutOfMemory);
-  EXPECT_FALSE(stored);
+  auto set = env.e.Set(1, "k", std::string(300, 'B'), 0, 0);
+  EXPECT_EQ(set.status().code(), Code::kOutOfMemory);
   EXPECT_LE(env.e.used_bytes(), env.e.memory_limit());
   env.ExpectAccountingConsistent();
 }
@@ -836,10 +835,8 @@ TEST(EngineEviction, GrowingTheOnlyItemBeyondTheLimitIsRefused) {
 TEST(EngineEviction, AnItemLargerThanTheLimitIsRefused) {
   Env env(64 * 1024);
   ASSERT_TRUE(env.Set(1, "small", "v"));
-  bool stored = true;
-  Status st = env.e.Set(1, "huge", std::string(100 * 1024, 'h'), 0, 0, &stored, nullptr);
-  EXPECT_EQ(st.code(), Code::kOutOfMemory);
-  EXPECT_FALSE(stored);
+  auto set = env.e.Set(1, "huge", std::string(100 * 1024, 'h'), 0, 0);
+  EXPECT_EQ(set.status().code(), Code::kOutOfMemory);
   EXPECT_FALSE(env.Get(1, "huge"));
   EXPECT_GE(env.e.Counters().oom_refusals, 1u);
   EXPECT_LE(env.e.used_bytes(), env.e.memory_limit());
@@ -867,7 +864,7 @@ TEST(EngineEviction, RecentlyReadKeysSurviveMuchBetterThanUntouchedOnes) {
     written += value.size() + 10;
     env.clock.Advance(100);  // one LRU clock tick per write
     if (++n % 50 == 0) {
-      for (const auto& k : hot) env.e.Get(1, k);
+      for (const auto& k : hot) *env.e.Get(1, k);
     }
   }
   int hot_alive = 0;
@@ -932,41 +929,36 @@ TEST(EngineExecute, EveryKeyedOp) {
   EXPECT_EQ(run(Req(api::Op::kStrlen, 1, "nope")).integer, 0);
 
   api::Request range = Req(api::Op::kGetRange, 1, "k");
-  range.integer = 1;
-  range.integer2 = -2;
+  range.Set(api::IndexRange{1, -2});
   EXPECT_EQ(run(range).value, "orl");
-  range.integer = -100;
-  range.integer2 = 100;
+  range.Set(api::IndexRange{-100, 100});
   EXPECT_EQ(run(range).value, "world");
-  range.integer = -1;
-  range.integer2 = -3;
+  range.Set(api::IndexRange{-1, -3});
   EXPECT_EQ(run(range).value, "");
-  range.integer = 3;
-  range.integer2 = 1;
+  range.Set(api::IndexRange{3, 1});
   EXPECT_EQ(run(range).value, "");
-  range.integer = 0;
-  range.integer2 = 0;
+  range.Set(api::IndexRange{0, 0});
   EXPECT_EQ(run(range).value, "w");
 
   api::Request app = Req(api::Op::kAppend, 1, "k");
   app.value = "!!";
   EXPECT_EQ(run(app).integer, 7);
   api::Request sr = Req(api::Op::kSetRange, 1, "k");
-  sr.integer = 0;
+  sr.Set(api::Position{0});
   sr.value = "W";
   EXPECT_EQ(run(sr).integer, 7);
   EXPECT_EQ(run(Req(api::Op::kGet, 1, "k")).value, "World!!");
-  sr.integer = -1;
+  sr.Set(api::Position{-1});
   EXPECT_EQ(env.Exec(sr).status.code(), Code::kInvalidArgument);
 
   api::Request incr = Req(api::Op::kIncrBy, 1, "n");
-  incr.integer = 41;
+  incr.Set(api::Delta{41});
   EXPECT_EQ(run(incr).integer, 41);
-  incr.integer = 1;
+  incr.Set(api::Delta{1});
   EXPECT_EQ(run(incr).integer, 42);
   EXPECT_EQ(env.Exec(Req(api::Op::kIncrBy, 1, "k")).status.code(), Code::kNotInteger);
   api::Request incrf = Req(api::Op::kIncrByFloat, 1, "n");
-  incrf.number = 0.5L;
+  incrf.Set(api::FloatDelta{0.5L});
   EXPECT_EQ(run(incrf).value, "42.5");
   incrf.key = "k";
   EXPECT_EQ(env.Exec(incrf).status.code(), Code::kNotFloat);
@@ -1082,8 +1074,7 @@ TEST(EngineExecute, ScanCoversTheWholeTable) {
     int calls = 0;
     do {
       api::Request r = Req(api::Op::kScan, 1);
-      r.integer = static_cast<int64_t>(cursor);
-      r.integer2 = count;
+      r.Set(api::Cursor{static_cast<int64_t>(cursor), count});
       r.pattern = pattern;
       api::Reply reply = env.Exec(r);
       EXPECT_TRUE(reply.status.ok());
@@ -1112,11 +1103,10 @@ TEST(EngineExecute, ScanCoversTheWholeTable) {
   EXPECT_EQ(calls3, 1);
   // Cache 3 is empty: one pass over the buckets, no keys.
   api::Request r = Req(api::Op::kScan, 3);
-  r.integer2 = 1;
   uint64_t cursor = 0;
   int n = 0;
   do {
-    r.integer = static_cast<int64_t>(cursor);
+    r.Set(api::Cursor{static_cast<int64_t>(cursor), 1});
     api::Reply reply = env.Exec(r);
     EXPECT_TRUE(reply.keys.empty());
     cursor = static_cast<uint64_t>(reply.integer);
@@ -1178,18 +1168,17 @@ TEST(Engine, CountsItemsWithATtlPerCache) {
   e.CreateCache(1);
   e.CreateCache(2);
   auto vol = [&](uint32_t c) { return e.Cache(c)->volatile_items; };
-  bool stored = false;
   const int64_t later = clock.NowMillis() + 10000;
-  ASSERT_TRUE(e.Set(1, "a", "v", later, api::kSetTtl, &stored, nullptr).ok());
-  ASSERT_TRUE(e.Set(1, "b", "v", 0, 0, &stored, nullptr).ok());
-  ASSERT_TRUE(e.Set(2, "a", "v", later, api::kSetTtl, &stored, nullptr).ok());
+  ASSERT_TRUE(e.Set(1, "a", "v", later, api::kSetTtl).ok());
+  ASSERT_TRUE(e.Set(1, "b", "v", 0, 0).ok());
+  ASSERT_TRUE(e.Set(2, "a", "v", later, api::kSetTtl).ok());
   EXPECT_EQ(vol(1), 1u);
   EXPECT_EQ(vol(2), 1u);
-  EXPECT_EQ(e.Expire(1, "b", later, 0), 1);           // gains a TTL
+  EXPECT_EQ(e.Expire(1, "b", later, 0).changed, 1);           // gains a TTL
   EXPECT_EQ(vol(1), 2u);
-  ASSERT_TRUE(e.Set(1, "a", "longer value", 0, api::kKeepTtl, &stored, nullptr).ok());
+  ASSERT_TRUE(e.Set(1, "a", "longer value", 0, api::kKeepTtl).ok());
   EXPECT_EQ(vol(1), 2u);                               // rewritten block keeps its TTL
-  ASSERT_TRUE(e.Set(1, "a", "v", 0, 0, &stored, nullptr).ok());
+  ASSERT_TRUE(e.Set(1, "a", "v", 0, 0).ok());
   EXPECT_EQ(vol(1), 1u);                               // a plain SET drops the TTL
   api::Request persist{.op = api::Op::kPersist, .cache_id = 1, .key = "b"};
   api::Reply r;

@@ -60,7 +60,7 @@ void Engine::ExecuteZSet(const api::Request& req, api::Reply& reply) {
       }
       if (!RoomFor(req, reply) || !Open(req, ItemType::kZSet, true, reply, t)) return;
       ZSet* z = As<ZSet>(t.item);
-      const double score = z->Score(args[0]).value_or(0.0) + static_cast<double>(req.number);
+      const double score = z->Score(args[0]).value_or(0.0) + static_cast<double>(req.Get<api::FloatDelta>().by);
       if (std::isnan(score)) {
         reply.status = Status(Code::kNotFloat, "resulting score is not a number (NaN)");
         return Close(req, t);
@@ -103,8 +103,9 @@ void Engine::ExecuteZSet(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kZSet, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       const ZSet* z = As<ZSet>(t.item);
-      const size_t a = z->CountBelow(req.lo, (req.flags & api::kLoExclusive) != 0);
-      const size_t b = z->CountBelow(req.hi, (req.flags & api::kHiExclusive) == 0);
+      const api::ScoreRange& range = req.Get<api::ScoreRange>();
+      const size_t a = z->CountBelow(range.lo, (req.flags & api::kLoExclusive) != 0);
+      const size_t b = z->CountBelow(range.hi, (req.flags & api::kHiExclusive) == 0);
       reply.integer = b > a ? static_cast<int64_t>(b - a) : 0;
       return;
     }
@@ -125,10 +126,11 @@ void Engine::ExecuteZSet(const api::Request& req, api::Reply& reply) {
       const bool rev = (req.flags & api::kRev) != 0;
       size_t from = 0, to = 0;  // in the order of the answer (rev ranks when rev)
       if (req.flags & (api::kByScore | api::kByLex)) {
+        const api::ScoreRange& range = req.Get<api::ScoreRange>();
         size_t a, b;  // ascending ranks [a, b)
         if (req.flags & api::kByScore) {
-          a = z->CountBelow(req.lo, (req.flags & api::kLoExclusive) != 0);
-          b = z->CountBelow(req.hi, (req.flags & api::kHiExclusive) == 0);
+          a = z->CountBelow(range.lo, (req.flags & api::kLoExclusive) != 0);
+          b = z->CountBelow(range.hi, (req.flags & api::kHiExclusive) == 0);
         } else {
           if (args.size() < 2 || !LexBound(*z, args[0], false, &a) ||
               !LexBound(*z, args[1], true, &b)) {
@@ -139,10 +141,10 @@ void Engine::ExecuteZSet(const api::Request& req, api::Reply& reply) {
         if (b < a) b = a;
         from = rev ? n - b : a;
         to = rev ? n - a : b;
-        const size_t offset = static_cast<size_t>(std::max<int64_t>(0, req.integer3));
+        const size_t offset = static_cast<size_t>(std::max<int64_t>(0, range.offset));
         from = std::min(to, from + std::min(offset, to - from));
-        if (req.number >= 0 && req.number < static_cast<long double>(to - from)) {
-          to = from + static_cast<size_t>(req.number);
+        if (range.count >= 0 && static_cast<uint64_t>(range.count) < to - from) {
+          to = from + static_cast<size_t>(range.count);
         }
       } else {
         IndexRange(req, n, &from, &to);
@@ -172,7 +174,8 @@ void Engine::ExecuteZSet(const api::Request& req, api::Reply& reply) {
       if (!Open(req, ItemType::kZSet, false, reply, t) || t.item == nullptr) return;
       reply.found = true;
       ZSet* z = As<ZSet>(t.item);
-      const size_t n = req.integer < 0 ? 1 : static_cast<size_t>(req.integer);
+      const int64_t count = req.Get<api::Count>().count;
+      const size_t n = count < 0 ? 1 : static_cast<size_t>(count);
       z->PopMin(n, req.op == Op::kZPopMax, [&](std::string_view m, double score) {
         reply.items.emplace_back(m);
         reply.scores.push_back(score);
