@@ -18,6 +18,7 @@
 #include "auth/token.h"
 #include "common/clock.h"
 #include "control/cache_registry.h"
+#include "frontend/grpc/errors.h"
 #include "frontend/grpc/services.h"
 #include "permissionmessages.pb.h"
 #include "token.pb.h"
@@ -39,8 +40,8 @@ T* ParseBody(Stream& s, std::string_view m) {
   return raw;
 }
 
-void Fail(Stream& s, const Respond& respond, Code code, std::string message) {
-  s.status = ToWire(Status(code, std::move(message)));
+void Fail(Stream& s, const Respond& respond, const Status& st) {
+  s.status = ToWire(st);
   respond();
 }
 
@@ -51,7 +52,7 @@ StatusOr<auth::Permissions> FromProto(const pm::Permissions& p) {
     return out;
   }
   if (p.kind_case() != pm::Permissions::kExplicit) {
-    return Status(Code::kInvalidArgument, "permissions are missing");
+    return Error(GrpcError::kNoPermissions);
   }
   for (const pm::PermissionsType& t : p.explicit_().permissions()) {
     if (t.has_cache_permissions()) {
@@ -61,12 +62,12 @@ StatusOr<auth::Permissions> FromProto(const pm::Permissions& p) {
         case pm::CacheReadWrite: g.role = auth::CacheRole::kReadWrite; break;
         case pm::CacheReadOnly: g.role = auth::CacheRole::kReadOnly; break;
         case pm::CacheWriteOnly: g.role = auth::CacheRole::kWriteOnly; break;
-        default: return Status(Code::kInvalidArgument, "a cache permission has no role");
+        default: return Error(GrpcError::kCacheGrantNoRole);
       }
       if (c.has_cache_selector()) {
         g.cache = c.cache_selector().cache_name();
       } else if (!c.has_all_caches()) {
-        return Status(Code::kInvalidArgument, "a cache permission names no cache");
+        return Error(GrpcError::kCacheGrantNoCache);
       }
       if (c.has_item_selector()) {
         if (c.item_selector().kind_case() == pm::CacheItemSelector::kKey) {
@@ -74,7 +75,7 @@ StatusOr<auth::Permissions> FromProto(const pm::Permissions& p) {
         } else if (c.item_selector().kind_case() == pm::CacheItemSelector::kKeyPrefix) {
           g.key_prefix = c.item_selector().key_prefix();
         } else {
-          return Status(Code::kInvalidArgument, "an item selector names no key or prefix");
+          return Error(GrpcError::kItemSelectorEmpty);
         }
       }
       out.caches.push_back(std::move(g));
@@ -85,12 +86,12 @@ StatusOr<auth::Permissions> FromProto(const pm::Permissions& p) {
         case pm::TopicReadWrite: g.role = auth::TopicRole::kPublishSubscribe; break;
         case pm::TopicReadOnly: g.role = auth::TopicRole::kSubscribeOnly; break;
         case pm::TopicWriteOnly: g.role = auth::TopicRole::kPublishOnly; break;
-        default: return Status(Code::kInvalidArgument, "a topic permission has no role");
+        default: return Error(GrpcError::kTopicGrantNoRole);
       }
       if (c.has_cache_selector()) {
         g.cache = c.cache_selector().cache_name();
       } else if (!c.has_all_caches()) {
-        return Status(Code::kInvalidArgument, "a topic permission names no cache");
+        return Error(GrpcError::kTopicGrantNoCache);
       }
       if (c.has_topic_selector()) {
         if (c.topic_selector().kind_case() == pm::TopicSelector::kTopicName) {
@@ -98,12 +99,12 @@ StatusOr<auth::Permissions> FromProto(const pm::Permissions& p) {
         } else if (c.topic_selector().kind_case() == pm::TopicSelector::kTopicNamePrefix) {
           g.topic_prefix = c.topic_selector().topic_name_prefix();
         } else {
-          return Status(Code::kInvalidArgument, "a topic selector names no topic or prefix");
+          return Error(GrpcError::kTopicSelectorEmpty);
         }
       }
       out.topics.push_back(std::move(g));
     } else if (!t.has_function_permissions()) {
-      return Status(Code::kInvalidArgument, "an empty permission entry");
+      return Error(GrpcError::kEmptyPermission);
     }
     // Function permissions grant nothing here: Cellar has no functions.
   }
@@ -135,10 +136,9 @@ StatusOr<Caller> CallerOf(const ServiceContext& ctx, const std::string& token, i
   if (!p.ok()) return p.status();
   if (Status st = ctx.gateway->StillValid(*p, now_s); !st.ok()) return st;
   auto tenant = ctx.gateway->registry().FindTenant(p->tenant);
-  if (!tenant) return Status(Code::kUnauthenticated, "the token's tenant does not exist");
+  if (!tenant) return Error(GrpcError::kNoSuchTenant);
   if (p->kind == auth::TokenKind::kDisposable) {
-    return Status(Code::kPermissionDenied,
-                  "a disposable token cannot mint tokens (it is for data calls only)");
+    return Error(GrpcError::kDisposableMints);
   }
   const bool admin = p->key_id.empty() && p->perms.super_user;
   return Caller{std::move(*p), tenant->name, admin};
@@ -170,19 +170,18 @@ Status MintPair(const ServiceContext& ctx, auth::Claims claims, Resp& resp) {
 void GenerateApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view m,
                       Respond respond) {
   auto* r = ParseBody<::auth::_GenerateApiTokenRequest>(s, m);
-  if (r == nullptr) return Fail(s, respond, Code::kInvalidArgument, "cannot decode the request");
-  if (ctx.keys == nullptr) return Fail(s, respond, Code::kUnimplemented, "tokens are not enabled");
+  if (r == nullptr) return Fail(s, respond, Error(GrpcError::kBadTokenRequest));
+  if (ctx.keys == nullptr) return Fail(s, respond, Error(GrpcError::kTokensDisabled));
   const int64_t now_s = SystemClock::Get()->NowMillis() / 1000;
   auto caller = CallerOf(ctx, r->auth_token(), now_s);
-  if (!caller.ok()) return Fail(s, respond, caller.status().code(), caller.status().message());
+  if (!caller.ok()) return Fail(s, respond, caller.status());
   auto perms = FromProto(r->permissions());
-  if (!perms.ok()) return Fail(s, respond, perms.status().code(), perms.status().message());
+  if (!perms.ok()) return Fail(s, respond, perms.status());
   if (perms->super_user && !caller->admin_key) {
-    return Fail(s, respond, Code::kPermissionDenied,
-                "only the bootstrap admin key may mint super-user keys");
+    return Fail(s, respond, Error(GrpcError::kSuperUserMint));
   }
   if (!caller->principal.perms.super_user) {
-    return Fail(s, respond, Code::kPermissionDenied, "this key may not mint API keys");
+    return Fail(s, respond, Error(GrpcError::kApiKeyMint));
   }
   auth::Claims c;
   c.tenant = caller->tenant;
@@ -190,22 +189,22 @@ void GenerateApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::strin
   c.issued_at = now_s;
   if (r->has_expires()) {
     if (r->expires().valid_for_seconds() == 0) {
-      return Fail(s, respond, Code::kInvalidArgument, "valid_for_seconds must be positive");
+      return Fail(s, respond, Error(GrpcError::kNonPositiveValidity));
     }
     c.expires_at = now_s + r->expires().valid_for_seconds();
   } else if (!r->has_never()) {
-    return Fail(s, respond, Code::kInvalidArgument, "say when the key expires (or never)");
+    return Fail(s, respond, Error(GrpcError::kNoExpiry));
   }
   // A "never" asked by an expiring caller ends with the caller; valid_until says so.
   c.not_after = EndOf(*caller);
   c.expires_at = auth::EarliestEnd(c.expires_at, c.not_after);
   if (r->token_id().size() > kMaxTokenIdChars) {
-    return Fail(s, respond, Code::kInvalidArgument, "token_id is longer than 64 characters");
+    return Fail(s, respond, Error(GrpcError::kTokenIdTooLong));
   }
   c.token_id = r->token_id().empty() ? RandomTokenId() : r->token_id();
   ::auth::_GenerateApiTokenResponse resp;
   if (Status st = MintPair(ctx, std::move(c), resp); !st.ok()) {
-    return Fail(s, respond, st.code(), st.message());
+    return Fail(s, respond, st);
   }
   AppendMessage(s.out, resp);
   respond();
@@ -214,24 +213,23 @@ void GenerateApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::strin
 void RefreshApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view m,
                      Respond respond) {
   auto* r = ParseBody<::auth::_RefreshApiTokenRequest>(s, m);
-  if (r == nullptr) return Fail(s, respond, Code::kInvalidArgument, "cannot decode the request");
-  if (ctx.keys == nullptr) return Fail(s, respond, Code::kUnimplemented, "tokens are not enabled");
+  if (r == nullptr) return Fail(s, respond, Error(GrpcError::kBadTokenRequest));
+  if (ctx.keys == nullptr) return Fail(s, respond, Error(GrpcError::kTokensDisabled));
   const int64_t now_s = SystemClock::Get()->NowMillis() / 1000;
   auto refresh = auth::Verify(*ctx.keys, r->refresh_token(), now_s);
-  if (!refresh.ok()) return Fail(s, respond, refresh.status().code(), refresh.status().message());
+  if (!refresh.ok()) return Fail(s, respond, refresh.status());
   // The old key may have expired (that is why it is refreshed): checked without expiry.
   auto old = auth::Verify(*ctx.keys, r->api_key(), /*now_s=*/0);
-  if (!old.ok()) return Fail(s, respond, old.status().code(), old.status().message());
+  if (!old.ok()) return Fail(s, respond, old.status());
   if (refresh->kind != auth::TokenKind::kRefresh || old->kind != auth::TokenKind::kApi ||
       refresh->token_id != old->token_id || refresh->tenant != old->tenant) {
-    return Fail(s, respond, Code::kUnauthenticated, "the refresh token does not belong to this key");
+    return Fail(s, respond, Error(GrpcError::kRefreshMismatch));
   }
   if (!ctx.gateway->registry().FindTenant(old->tenant)) {
-    return Fail(s, respond, Code::kUnauthenticated, "the token's tenant does not exist");
+    return Fail(s, respond, Error(GrpcError::kNoSuchTenant));
   }
   if (old->not_after != 0 && now_s >= old->not_after) {
-    return Fail(s, respond, Code::kUnauthenticated,
-                "this key can no longer be refreshed: the key that minted it has expired");
+    return Fail(s, respond, Error(GrpcError::kMinterExpired));
   }
   auth::Claims c = *old;
   c.issued_at = now_s;
@@ -239,7 +237,7 @@ void RefreshApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::string
   c.expires_at = auth::EarliestEnd(c.expires_at, old->not_after);
   ::auth::_RefreshApiTokenResponse resp;
   if (Status st = MintPair(ctx, std::move(c), resp); !st.ok()) {
-    return Fail(s, respond, st.code(), st.message());
+    return Fail(s, respond, st);
   }
   AppendMessage(s.out, resp);
   respond();
@@ -248,30 +246,28 @@ void RefreshApiToken(const ServiceContext& ctx, uint32_t, Stream& s, std::string
 void GenerateDisposableToken(const ServiceContext& ctx, uint32_t, Stream& s, std::string_view m,
                              Respond respond) {
   auto* r = ParseBody<::token::_GenerateDisposableTokenRequest>(s, m);
-  if (r == nullptr) return Fail(s, respond, Code::kInvalidArgument, "cannot decode the request");
-  if (ctx.keys == nullptr) return Fail(s, respond, Code::kUnimplemented, "tokens are not enabled");
+  if (r == nullptr) return Fail(s, respond, Error(GrpcError::kBadTokenRequest));
+  if (ctx.keys == nullptr) return Fail(s, respond, Error(GrpcError::kTokensDisabled));
   const int64_t now_s = SystemClock::Get()->NowMillis() / 1000;
   auto caller = CallerOf(ctx, r->auth_token(), now_s);
-  if (!caller.ok()) return Fail(s, respond, caller.status().code(), caller.status().message());
+  if (!caller.ok()) return Fail(s, respond, caller.status());
   if (!r->has_expires() || r->expires().valid_for_seconds() == 0) {
-    return Fail(s, respond, Code::kInvalidArgument, "a disposable token needs an expiry");
+    return Fail(s, respond, Error(GrpcError::kDisposableNoExpiry));
   }
   if (r->expires().valid_for_seconds() > ctx.max_disposable_seconds) {
-    return Fail(s, respond, Code::kInvalidArgument,
-                "a disposable token lives at most " + std::to_string(ctx.max_disposable_seconds) +
-                    " seconds");
+    return Fail(s, respond,
+                Error(GrpcError::kDisposableTooLong, std::to_string(ctx.max_disposable_seconds)));
   }
   if (r->token_id().size() > kMaxTokenIdChars) {
-    return Fail(s, respond, Code::kInvalidArgument, "token_id is longer than 64 characters");
+    return Fail(s, respond, Error(GrpcError::kTokenIdTooLong));
   }
   auto perms = FromProto(r->permissions());
-  if (!perms.ok()) return Fail(s, respond, perms.status().code(), perms.status().message());
+  if (!perms.ok()) return Fail(s, respond, perms.status());
   if (perms->super_user) {
-    return Fail(s, respond, Code::kInvalidArgument, "a disposable token cannot be super-user");
+    return Fail(s, respond, Error(GrpcError::kDisposableSuperUser));
   }
   if (!auth::Contains(caller->principal.perms, *perms)) {
-    return Fail(s, respond, Code::kPermissionDenied,
-                "the token asked for more than the calling key holds");
+    return Fail(s, respond, Error(GrpcError::kExceedsCaller));
   }
   auth::Claims c;
   c.tenant = caller->tenant;
@@ -282,7 +278,7 @@ void GenerateDisposableToken(const ServiceContext& ctx, uint32_t, Stream& s, std
   c.expires_at = auth::EarliestEnd(now_s + r->expires().valid_for_seconds(), c.not_after);
   c.token_id = r->token_id();
   auto token = auth::Mint(*ctx.keys, c);
-  if (!token.ok()) return Fail(s, respond, token.status().code(), token.status().message());
+  if (!token.ok()) return Fail(s, respond, token.status());
   ::token::_GenerateDisposableTokenResponse resp;
   resp.set_api_key(*token);
   resp.set_endpoint(ctx.endpoint);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cacheclient.pb.h"
+#include "frontend/grpc/errors.h"
 #include "frontend/grpc/service_util.h"
 #include "frontend/grpc/services.h"
 
@@ -38,8 +39,6 @@ using detail::TwoRound;
 using gateway::Call;
 
 inline constexpr double kInf = std::numeric_limits<double>::infinity();
-
-inline Status Invalid(std::string message) { return Status(Code::kInvalidArgument, std::move(message)); }
 
 // Lengths and counts go out as uint32.
 inline uint32_t Len(int64_t n) {
@@ -91,7 +90,7 @@ inline void SetSlice(api::Request& req, bool has_start, int64_t start, bool has_
 }
 
 inline Status CheckScore(double score) {
-  if (std::isnan(score)) return Invalid("a sorted set score must be a number, not NaN");
+  if (std::isnan(score)) return Error(GrpcError::kScoreNaN);
   return Status::Ok();
 }
 

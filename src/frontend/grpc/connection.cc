@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "gateway/reply_memory.h"
 #include "control/cache_registry.h"
+#include "frontend/grpc/errors.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/metrics.h"
 #include "frontend/grpc/topic_frames.h"
@@ -419,37 +420,26 @@ int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
     std::string head = s->body;
     head.append(View(data, std::min(len, kPrefixBytes - before)));
     if (auto declared = DeclaredLength(head); declared && *declared > ctx.max_request_bytes) {
-      Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
-                            "Request size limit exceeded for this account: the message is " +
-                                std::to_string(*declared) + " bytes, over the request limit of " +
-                                std::to_string(ctx.max_request_bytes) + " bytes",
-                            "request_size_limit_exceeded"});
+      Reject(*s, WireError(GrpcError::kRequestOverLimit, *declared, ctx.max_request_bytes));
       return 0;
     }
   }
   if (before + len > kPrefixBytes + kMaxWireMessage ||
       buffered_bodies_ + len > kMaxBufferedBodies) {
-    Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
-                          "Request size limit exceeded: too much request data in flight on this "
-                          "connection (request limit)",
-                          "request_size_limit_exceeded"});
+    Reject(*s, WireError(GrpcError::kConnectionBodiesFull));
     return 0;
   }
   // A connection that has not authenticated a call holds little: the token services' bodies
   // are small, and every other call was checked on its headers (OnRequestHeaders).
   if (!ever_authed_ && buffered_bodies_ + len > kMaxUnauthenticatedBodies) {
-    Reject(*s, ToWire(Status(Code::kUnauthenticated,
-                             "too much request data before any call authenticated on this "
-                             "connection")));
+    Reject(*s, WireError(GrpcError::kUnauthenticatedBodies));
     return 0;
   }
   // And the process as a whole: request bodies being received, every connection together.
   std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
   if (all.fetch_add(len, std::memory_order_relaxed) + len > ctx.max_buffered_request_bytes) {
     all.fetch_sub(len, std::memory_order_relaxed);
-    Reject(*s, WireStatus{GrpcCode::kResourceExhausted,
-                          "the server is receiving too much request data right now; retry",
-                          "request_size_limit_exceeded"});
+    Reject(*s, WireError(GrpcError::kServerBodiesFull));
     return 0;
   }
   s->body.append(View(data, len));
@@ -564,17 +554,17 @@ void Connection::StartCalls(size_t limit) {
   for (auto& sp : ready) {
     Stream& s = *sp;
     if (s.closed || s.answered) continue;
-    auto fail = [&](Code code, std::string message) {
-      Reject(s, ToWire(Status(code, std::move(message))));
+    auto fail = [&](GrpcError e, std::string_view detail = {}) {
+      Reject(s, WireError(e, detail));
     };
     if (refuse_round_) {
-      // Overload: this tenant's queue on this loop is full.
-      fail(Code::kResourceExhausted, std::string(gateway::kOverloadedText));
+      // Overload: this tenant's queue on this loop is full (the gateway's words).
+      Reject(s, ToWire(Status(Code::kResourceExhausted, std::string(gateway::kOverloadedText))));
       continue;
     }
     if (s.phase == 1) {  // the second round of a two-round method: checked in the first
       if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
-        fail(Code::kDeadlineExceeded, "deadline exceeded before the call ran");
+        fail(GrpcError::kDeadlineExceeded);
         continue;
       }
       auto principal = Authenticate(s.authorization, now_ms / 1000);
@@ -587,8 +577,7 @@ void Connection::StartCalls(size_t limit) {
       if (st.ok() && !gateway::Pipeline::Permitted(
                          **principal, s.cache,
                          std::span<const gateway::Call>(calls).subspan(first), s.method->access)) {
-        st = Status(Code::kPermissionDenied,
-                    "the token does not allow this operation on this cache or key");
+        st = Error(GrpcError::kNotPermitted);
       }
       if (!st.ok()) {
         calls.resize(first);
@@ -602,24 +591,24 @@ void Connection::StartCalls(size_t limit) {
       continue;
     }
     if (s.oversized_header) {
-      fail(Code::kInvalidArgument, "a request header value is longer than 16 KiB");
+      fail(GrpcError::kHeaderTooLong);
       continue;
     }
     if (!s.post) {
-      fail(Code::kUnimplemented, "gRPC calls use POST");
+      fail(GrpcError::kNotPost);
       continue;
     }
     if (!s.grpc_content_type) {
-      fail(Code::kInvalidArgument, "content-type must be application/grpc");
+      fail(GrpcError::kNotGrpcContentType);
       continue;
     }
     s.method = FindMethod(s.path);
     if (s.method == nullptr) {
-      fail(Code::kUnimplemented, "unknown method " + s.path);
+      fail(GrpcError::kUnknownMethod, s.path);
       continue;
     }
     if (s.deadline_ms != 0 && steady >= s.deadline_ms) {
-      fail(Code::kDeadlineExceeded, "deadline exceeded before the call ran");
+      fail(GrpcError::kDeadlineExceeded);
       continue;
     }
     auto message = UnaryMessage(s.body);
@@ -650,7 +639,7 @@ void Connection::StartCalls(size_t limit) {
     s.perms = perms.super_user ? nullptr : &perms;
     if (s.method->kind == MethodKind::kControl) {
       if (s.method->access == auth::Access::kControl && !perms.super_user) {
-        fail(Code::kPermissionDenied, "this token cannot manage caches (it needs super-user)");
+        fail(GrpcError::kNeedsSuperUser);
         continue;
       }
       auto self = shared_from_this();
@@ -666,16 +655,16 @@ void Connection::StartCalls(size_t limit) {
         continue;
       }
       if (s.cache.empty()) {
-        fail(Code::kInvalidArgument, "the request names no cache (cache_name is empty)");
+        fail(GrpcError::kNoCacheName);
         continue;
       }
     } else if (s.cache.empty()) {
-      fail(Code::kNotFound, "missing the cache header: name the cache to use");
+      fail(GrpcError::kNoCacheHeader);
       continue;
     }
     auto cache_id = ResolveCache(s.tenant, s.cache);
     if (!cache_id.ok()) {
-      fail(Code::kNotFound, "cache not found: " + s.cache);
+      fail(GrpcError::kNoSuchCache, s.cache);
       continue;
     }
     s.cache_id = *cache_id;
@@ -683,11 +672,11 @@ void Connection::StartCalls(size_t limit) {
     if (s.method->kind == MethodKind::kSubscribe) {
       const SubscribeArgs args = SubscribeRequestOf(s);
       if (!perms.super_user && !auth::Allows(perms, s.cache, args.topic, s.method->access)) {
-        fail(Code::kPermissionDenied, "the token does not allow subscribing to this topic");
+        fail(GrpcError::kSubscribeNotPermitted);
         continue;
       }
       auto sub = ctx.topics == nullptr
-                     ? StatusOr<topics::SubId>(Status(Code::kUnimplemented, "topics are not served here"))
+                     ? StatusOr<topics::SubId>(Error(GrpcError::kTopicsDisabled))
                      : ctx.topics->Subscribe(owner_->thread(), this, s.cache_id, args.topic,
                                              args.resume_at, args.page, /*heartbeat=*/true,
                                              /*tag=*/&s, (*principal)->expires_at);
@@ -715,7 +704,7 @@ void Connection::StartCalls(size_t limit) {
         pipeline_.Verify(**principal, s.cache, s.cache_state.get(), first, s.method->access,
                          s.body.size(), /*admit_empty=*/true);
     if (verdict == gateway::Verdict::kDenied) {
-      fail(Code::kPermissionDenied, "the token does not allow this operation on this cache or key");
+      fail(GrpcError::kNotPermitted);
       continue;
     }
     if (verdict == gateway::Verdict::kRefused) {
@@ -923,9 +912,6 @@ void Connection::Push(Stream& s, Stream::Chunk chunk) {
     // The reader fell behind: cut it off rather than hold the publisher or grow without
     // bound. It resumes from its last sequence (replayed, or told of the gap).
     owner_->context().topics->NoteSlowSubscriber();
-    const std::string message = "the subscriber fell behind: over " + std::to_string(limit) +
-                                " bytes of messages were waiting to be sent; resubscribe to "
-                                "resume from the last sequence number received";
     if (s.sub_id != 0) {
       owner_->context().topics->Unsubscribe(owner_->thread(), s.sub_id);
       subscriptions_.erase(s.sub_id);
@@ -936,7 +922,7 @@ void Connection::Push(Stream& s, Stream::Chunk chunk) {
       s.queue_bytes -= s.queue.back().bytes().size();
       s.queue.pop_back();
     }
-    EndSubscription(s, WireStatus{GrpcCode::kResourceExhausted, message, ""});
+    EndSubscription(s, WireError(GrpcError::kSubscriberFellBehind, std::to_string(limit)));
     return;
   }
   s.queue_bytes += n;

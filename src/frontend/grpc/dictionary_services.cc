@@ -12,7 +12,7 @@ Status PrepareDictionaryGet(const ServiceContext&, Stream& s, std::string_view m
   auto* r = Parse<cc::_DictionaryGetRequest>(s, m);
   if (r == nullptr) return BadMessage();
   // An empty found.items is an error to the SDK, so there is no valid answer without fields.
-  if (r->fields().empty()) return Invalid("DictionaryGet needs at least one field");
+  if (r->fields().empty()) return Error(GrpcError::kDictionaryGetNoFields);
   Call& c = Add(calls, api::Op::kHGet, s.cache_id, r->dictionary_name());
   c.req.args = Views(s, r->fields());
   return Status::Ok();
@@ -118,7 +118,7 @@ Status PrepareDictionaryDelete(const ServiceContext&, Stream& s, std::string_vie
       Add(calls, api::Op::kDelete, s.cache_id, r->dictionary_name());
       return Status::Ok();
     default:
-      return Invalid("DictionaryDelete needs some (fields) or all");
+      return Error(GrpcError::kDictionaryDeleteNoChoice);
   }
 }
 

@@ -4,25 +4,15 @@ namespace cellar::grpc {
 
 StatusOr<std::string_view> UnaryMessage(std::string_view body) {
   if (body.size() < kPrefixBytes) {
-    return Status(Code::kInvalidArgument, body.empty() ? "missing request message"
-                                                       : "truncated gRPC message prefix");
+    return Error(body.empty() ? GrpcError::kMissingMessage : GrpcError::kTruncatedPrefix);
   }
   const auto flag = static_cast<uint8_t>(body[0]);
-  if (flag == 1) {
-    return Status(Code::kUnimplemented,
-                  "compressed messages are not supported (grpc-accept-encoding: identity)");
-  }
-  if (flag != 0) return Status(Code::kInvalidArgument, "invalid gRPC message flag");
+  if (flag == 1) return Error(GrpcError::kCompressed);
+  if (flag != 0) return Error(GrpcError::kBadMessageFlag);
   const uint32_t len = *DeclaredLength(body);
-  if (len > kMaxWireMessage) {
-    return Status(Code::kResourceExhausted, "request message larger than 10486000 bytes");
-  }
-  if (body.size() - kPrefixBytes < len) {
-    return Status(Code::kInvalidArgument, "request message shorter than its length prefix");
-  }
-  if (body.size() - kPrefixBytes > len) {
-    return Status(Code::kInvalidArgument, "more than one request message on a unary call");
-  }
+  if (len > kMaxWireMessage) return Error(GrpcError::kMessageOverWireLimit);
+  if (body.size() - kPrefixBytes < len) return Error(GrpcError::kShortMessage);
+  if (body.size() - kPrefixBytes > len) return Error(GrpcError::kExtraMessage);
   return body.substr(kPrefixBytes, len);
 }
 
@@ -73,63 +63,6 @@ std::string PercentEncode(std::string_view s) {
     }
   }
   return out;
-}
-
-WireStatus ToWire(const Status& st) {
-  WireStatus w;
-  w.message = st.message();
-  switch (st.code()) {
-    case Code::kOk: w.code = GrpcCode::kOk; break;
-    case Code::kNotFound:
-      w.code = GrpcCode::kNotFound;
-      if (w.message.empty()) w.message = "cache not found";
-      break;
-    case Code::kAlreadyExists: w.code = GrpcCode::kAlreadyExists; break;
-    case Code::kInvalidArgument:
-    case Code::kSyntax: w.code = GrpcCode::kInvalidArgument; break;
-    case Code::kWrongType:
-      w.code = GrpcCode::kFailedPrecondition;
-      if (w.message.empty()) w.message = "the item holds a different type";
-      break;
-    case Code::kNotInteger:
-      w.code = GrpcCode::kFailedPrecondition;
-      if (w.message.empty()) w.message = "the value is not a base-10 64-bit integer";
-      break;
-    case Code::kNotFloat:
-      w.code = GrpcCode::kFailedPrecondition;
-      if (w.message.empty()) w.message = "the value is not a number";
-      break;
-    case Code::kOverflow:
-      w.code = GrpcCode::kFailedPrecondition;
-      if (w.message.empty()) w.message = "increment would overflow a 64-bit integer";
-      break;
-    case Code::kOutOfMemory:
-      w.code = GrpcCode::kResourceExhausted;
-      if (w.message.empty()) w.message = "the server's memory limit is reached";
-      break;
-    case Code::kTooLarge:
-      w.code = GrpcCode::kResourceExhausted;
-      // A collection element's limit names itself (Tenancy::Describe).
-      w.err = w.message.starts_with("Element size") ? "element_size_limit_exceeded"
-                                                     : "item_size_limit_exceeded";
-      if (w.message.empty()) w.message = "item size limit exceeded";
-      break;
-    case Code::kUnauthenticated:
-      w.code = GrpcCode::kUnauthenticated;
-      if (w.message.empty()) w.message = "invalid or missing authorization token";
-      break;
-    case Code::kPermissionDenied: w.code = GrpcCode::kPermissionDenied; break;
-    case Code::kFailedPrecondition: w.code = GrpcCode::kFailedPrecondition; break;
-    case Code::kResourceExhausted: w.code = GrpcCode::kResourceExhausted; break;
-    case Code::kUnavailable: w.code = GrpcCode::kUnavailable; break;
-    case Code::kDeadlineExceeded:
-      w.code = GrpcCode::kDeadlineExceeded;
-      if (w.message.empty()) w.message = "deadline exceeded before the call ran";
-      break;
-    case Code::kUnimplemented: w.code = GrpcCode::kUnimplemented; break;
-    case Code::kInternal: w.code = GrpcCode::kInternal; break;
-  }
-  return w;
 }
 
 }  // namespace cellar::grpc

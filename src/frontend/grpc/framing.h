@@ -1,6 +1,6 @@
 // gRPC message framing and header values, independent of HTTP/2 (so they are unit-tested and
-// fuzzed alone): the 5-byte length prefix, grpc-timeout, grpc-message percent-encoding, and
-// the one table that turns a Cellar Code into a gRPC status plus Momento's `err` trailer.
+// fuzzed alone): the 5-byte length prefix, grpc-timeout, grpc-message percent-encoding. The
+// status-to-wire table (GrpcCode, WireStatus, ToWire) is errors.h, included here for callers.
 #pragma once
 
 #include <cstdint>
@@ -9,16 +9,9 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "frontend/grpc/errors.h"
 
 namespace cellar::grpc {
-
-// gRPC status codes (the numbers are the wire values).
-enum class GrpcCode : uint8_t {
-  kOk = 0, kCancelled = 1, kUnknown = 2, kInvalidArgument = 3, kDeadlineExceeded = 4,
-  kNotFound = 5, kAlreadyExists = 6, kPermissionDenied = 7, kResourceExhausted = 8,
-  kFailedPrecondition = 9, kAborted = 10, kOutOfRange = 11, kUnimplemented = 12,
-  kInternal = 13, kUnavailable = 14, kDataLoss = 15, kUnauthenticated = 16,
-};
 
 // The largest request message the SDK sends (its max_send_message_length).
 inline constexpr size_t kMaxWireMessage = 10'486'000;
@@ -42,13 +35,5 @@ std::optional<int64_t> ParseTimeoutMillis(std::string_view v);
 
 // grpc-message is percent-encoded: bytes outside 0x20..0x7E and '%' become %XX.
 std::string PercentEncode(std::string_view s);
-
-// A Cellar Status on the gRPC wire.
-struct WireStatus {
-  GrpcCode code = GrpcCode::kOk;
-  std::string message;
-  std::string_view err;  // Momento's `err` trailer; empty: none
-};
-WireStatus ToWire(const Status& status);
 
 }  // namespace cellar::grpc

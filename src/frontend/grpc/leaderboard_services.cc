@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common.pb.h"
+#include "frontend/grpc/errors.h"
 #include "frontend/grpc/service_util.h"
 #include "frontend/grpc/services.h"
 #include "leaderboard.pb.h"
@@ -38,8 +39,6 @@ constexpr std::string_view kKeyPrefix = "\xffleaderboard:";  // 0xff, then "lead
 constexpr uint32_t kMaxRange = 8192;     // elements per range, and the GetByScore default limit
 constexpr uint32_t kMaxElements = 8192;  // ids or elements per request
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-Status Invalid(std::string message) { return Status(Code::kInvalidArgument, std::move(message)); }
 
 // The leaderboard's key, in the stream's scratch arena (the calls borrow it).
 std::string_view BoardKey(Stream& s, std::string_view name) {
@@ -84,14 +83,12 @@ uint32_t Rank(int64_t n) {
 StatusOr<bool> Descending(int order) {
   if (order == lb::ASCENDING) return false;
   if (order == lb::DESCENDING) return true;
-  return Invalid("order must be ASCENDING or DESCENDING");
+  return Error(GrpcError::kBadOrder);
 }
 
-Status CheckCount(size_t n, std::string_view what) {
-  if (n > kMaxElements) {
-    return Invalid("at most " + std::to_string(kMaxElements) + " " + std::string(what) +
-                   " per request, got " + std::to_string(n));
-  }
+// `e`: kTooManyElements or kTooManyIds.
+Status CheckCount(size_t n, GrpcError e) {
+  if (n > kMaxElements) return Error(e, n, kMaxElements);
   return Status::Ok();
 }
 
@@ -126,14 +123,16 @@ Status PrepareUpsert(const ServiceContext&, Stream& s, std::string_view m, std::
                      int64_t) {
   auto* r = Parse<lb::_UpsertElementsRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (Status st = CheckCount(r->elements().size(), "elements"); !st.ok()) return st;
+  if (Status st = CheckCount(r->elements().size(), GrpcError::kTooManyElements); !st.ok()) {
+    return st;
+  }
   if (r->elements().empty()) return Status::Ok();  // nothing to store
   const size_t n = static_cast<size_t>(r->elements_size());
   std::span<uint32_t> ids = s.scratch.Alloc<uint32_t>(n);
   std::span<double> scores = s.scratch.Alloc<double>(n);
   for (size_t i = 0; i < n; ++i) {
     const auto& e = r->elements(static_cast<int>(i));
-    if (std::isnan(e.score())) return Invalid("an element's score must be a number, not NaN");
+    if (std::isnan(e.score())) return Error(GrpcError::kElementScoreNaN);
     ids[i] = e.id();
     scores[i] = e.score();
   }
@@ -147,7 +146,7 @@ Status PrepareRemove(const ServiceContext&, Stream& s, std::string_view m, std::
                      int64_t) {
   auto* r = Parse<lb::_RemoveElementsRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (Status st = CheckCount(r->ids().size(), "ids"); !st.ok()) return st;
+  if (Status st = CheckCount(r->ids().size(), GrpcError::kTooManyIds); !st.ok()) return st;
   if (r->ids().empty()) return Status::Ok();
   Call& c = Add(calls, api::Op::kZRem, s.cache_id, BoardKey(s, r->leaderboard()));
   c.req.args = IdMembers(s, Ids(r->ids()));
@@ -175,19 +174,13 @@ Status PrepareGetByRank(const ServiceContext&, Stream& s, std::string_view m,
                         std::vector<Call>& calls, int64_t) {
   auto* r = Parse<lb::_GetByRankRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (!r->has_rank_range()) return Invalid("GetByRank needs a rank_range");
+  if (!r->has_rank_range()) return Error(GrpcError::kGetByRankNoRange);
   auto desc = Descending(r->order());
   if (!desc.ok()) return desc.status();
   const uint32_t start = r->rank_range().start_inclusive();
   const uint32_t end = r->rank_range().end_exclusive();
-  if (end <= start) {
-    return Invalid("rank_range end_exclusive (" + std::to_string(end) +
-                   ") must be greater than start_inclusive (" + std::to_string(start) + ")");
-  }
-  if (end - start > kMaxRange) {
-    return Invalid("rank_range may span at most " + std::to_string(kMaxRange) + " elements, got " +
-                   std::to_string(end - start));
-  }
+  if (end <= start) return Error(GrpcError::kRankRangeEmpty, end, start);
+  if (end - start > kMaxRange) return Error(GrpcError::kRankRangeTooWide, end - start, kMaxRange);
   Call& c = Add(calls, api::Op::kZRange, s.cache_id, BoardKey(s, r->leaderboard()));
   c.req.flags = api::kSlice | api::kWithScores | (*desc ? api::kRev : 0u);
   c.req.Set(api::IndexRange{start, end});
@@ -206,7 +199,7 @@ Status PrepareGetRank(const ServiceContext&, Stream& s, std::string_view m,
                       std::vector<Call>& calls, int64_t) {
   auto* r = Parse<lb::_GetRankRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (Status st = CheckCount(r->ids().size(), "ids"); !st.ok()) return st;
+  if (Status st = CheckCount(r->ids().size(), GrpcError::kTooManyIds); !st.ok()) return st;
   auto desc = Descending(r->order());
   if (!desc.ok()) return desc.status();
   const std::string_view key = BoardKey(s, r->leaderboard());
@@ -244,16 +237,13 @@ Status PrepareGetByScore(const ServiceContext&, Stream& s, std::string_view m,
   auto desc = Descending(r->order());
   if (!desc.ok()) return desc.status();
   const uint32_t limit = r->limit_elements() == 0 ? kMaxRange : r->limit_elements();
-  if (limit > kMaxRange) {
-    return Invalid("limit_elements may be at most " + std::to_string(kMaxRange) + ", got " +
-                   std::to_string(limit));
-  }
+  if (limit > kMaxRange) return Error(GrpcError::kLimitElementsTooLarge, limit, kMaxRange);
   const auto& range = r->score_range();  // unset: both sides unbounded
   const bool has_min = range.min_case() == lb::_ScoreRange::kMinInclusive;
   const bool has_max = range.max_case() == lb::_ScoreRange::kMaxExclusive;
   const double lo = has_min ? range.min_inclusive() : -kInf;
   const double hi = has_max ? range.max_exclusive() : kInf;
-  if (std::isnan(lo) || std::isnan(hi)) return Invalid("score bounds must be numbers, not NaN");
+  if (std::isnan(lo) || std::isnan(hi)) return Error(GrpcError::kScoreBoundsNaN);
 
   const std::string_view key = BoardKey(s, r->leaderboard());
   Call& c = Add(calls, api::Op::kZRange, s.cache_id, key);
@@ -307,7 +297,7 @@ Status PrepareCompetitionRank(const ServiceContext&, Stream& s, std::string_view
                               std::vector<Call>& calls, int64_t) {
   auto* r = Parse<lb::_GetCompetitionRankRequest>(s, m);
   if (r == nullptr) return BadMessage();
-  if (Status st = CheckCount(r->ids().size(), "ids"); !st.ok()) return st;
+  if (Status st = CheckCount(r->ids().size(), GrpcError::kTooManyIds); !st.ok()) return st;
   if (r->has_order()) {
     if (auto desc = Descending(r->order()); !desc.ok()) return desc.status();
   }

@@ -90,7 +90,7 @@ Status PrepareListErase(const ServiceContext&, Stream& s, std::string_view m,
       return Status::Ok();
     }
     default:
-      return Invalid("ListErase needs some (ranges) or all");
+      return Error(GrpcError::kListEraseNoChoice);
   }
 }
 
@@ -99,7 +99,7 @@ Status PrepareListRemove(const ServiceContext& ctx, Stream& s, std::string_view 
   auto* r = Parse<cc::_ListRemoveRequest>(s, m);
   if (r == nullptr) return BadMessage();
   if (r->remove_case() != cc::_ListRemoveRequest::kAllElementsWithValue) {
-    return Invalid("ListRemove needs all_elements_with_value");
+    return Error(GrpcError::kListRemoveNoValue);
   }
   if (Status st = CheckElement(ctx, s, r->all_elements_with_value()); !st.ok()) return st;
   Call& c = Add(calls, api::Op::kLRem, s.cache_id, r->list_name());

@@ -3,6 +3,7 @@
 // from topics::Topics (connection.cc). Both name their cache in the body (PROTOCOL.md §1.4).
 #include "auth/permissions.h"
 #include "cachepubsub.pb.h"
+#include "frontend/grpc/errors.h"
 #include "frontend/grpc/service_util.h"
 
 namespace cellar::grpc {
@@ -23,8 +24,8 @@ Status DecodePublish(Stream& s, std::string_view message) {
 Status PreparePublish(const ServiceContext& ctx, Stream& s, std::string_view,
                       std::vector<gateway::Call>& calls, int64_t) {
   const auto& r = static_cast<const pb::_PublishRequest&>(*s.request);
-  if (ctx.topics == nullptr) return Status(Code::kUnimplemented, "topics are not served here");
-  if (r.topic().empty()) return Status(Code::kInvalidArgument, "the topic name is empty");
+  if (ctx.topics == nullptr) return Error(GrpcError::kTopicsDisabled);
+  if (r.topic().empty()) return Error(GrpcError::kEmptyTopic);
   std::string_view value;
   bool binary = false;
   switch (r.value().kind_case()) {
@@ -33,13 +34,12 @@ Status PreparePublish(const ServiceContext& ctx, Stream& s, std::string_view,
       value = r.value().binary();
       binary = true;
       break;
-    default: return Status(Code::kInvalidArgument, "the message has no value (text or binary)");
+    default: return Error(GrpcError::kNoTopicValue);
   }
   // Checked here too (the connection checks every call after prepare): a refused publish
   // must not spend the cache's publish rate.
   if (s.perms != nullptr && !auth::Allows(*s.perms, s.cache, r.topic(), auth::Access::kPublish)) {
-    return Status(Code::kPermissionDenied,
-                  "the token does not allow this operation on this cache or key");
+    return Error(GrpcError::kNotPermitted);
   }
   if (Status st = ctx.topics->AdmitPublish(s.cache_id, r.topic(), value.size()); !st.ok()) return st;
   gateway::Call& c = detail::Add(calls, api::Op::kPublish, s.cache_id, r.topic());
@@ -57,7 +57,7 @@ void FinishPublish(const ServiceContext&, Stream& s, const gateway::Call* calls)
 Status DecodeSubscribe(Stream& s, std::string_view message) {
   auto* r = Parse<pb::_SubscriptionRequest>(s, message);
   if (r == nullptr) return BadMessage();
-  if (r->topic().empty()) return Status(Code::kInvalidArgument, "the topic name is empty");
+  if (r->topic().empty()) return Error(GrpcError::kEmptyTopic);
   s.cache.assign(r->cache_name());
   return Status::Ok();
 }
@@ -78,17 +78,6 @@ std::span<const Method> PubsubMethods() { return kMethods; }
 SubscribeArgs SubscribeRequestOf(const Stream& s) {
   const auto& r = static_cast<const pb::_SubscriptionRequest&>(*s.request);
   return SubscribeArgs{r.topic(), r.resume_at_topic_sequence_number(), r.sequence_page()};
-}
-
-WireStatus TopicsWireStatus(const Status& st) {
-  WireStatus w = ToWire(st);
-  switch (topics::Topics::LimitOf(st)) {
-    case topics::Topics::Limit::kMessageSize: w.err = "request_size_limit_exceeded"; break;
-    case topics::Topics::Limit::kSubscriptions: w.err = "topic_subscriptions_limit_exceeded"; break;
-    case topics::Topics::Limit::kPublishRate: w.err = "operations_rate_limit_exceeded"; break;
-    case topics::Topics::Limit::kNone: break;
-  }
-  return w;
 }
 
 }  // namespace cellar::grpc

@@ -13,6 +13,7 @@
 
 #include "api/request.h"
 #include "common/status.h"
+#include "frontend/grpc/errors.h"
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/services.h"
 #include "gateway/gateway.h"
@@ -36,9 +37,7 @@ T* Parse(Stream& s, std::string_view message) {
   return m;
 }
 
-inline Status BadMessage() {
-  return Status(Code::kInvalidArgument, "cannot decode the request message");
-}
+inline Status BadMessage() { return Error(GrpcError::kBadMessage); }
 
 // Whether a value (element: a collection element) fits the cache's size limit
 // (max_item_bytes, max_element_bytes; the server's item limit before limits are known).
@@ -49,13 +48,10 @@ inline Status CheckSize(const ServiceContext& ctx, const Stream& s, std::string_
                                                      ctx.max_item_bytes, &limit);
   if (r == gateway::Refusal::kNone) return Status::Ok();
   if (s.cache_state != nullptr) {
-    return Status(Code::kTooLarge, gateway::Tenancy::Describe(*s.cache_state, r, /*name_cache=*/false) +
-                                       ": the value is " +
-                                       std::to_string(value.size()) + " bytes");
+    return Error(GrpcError::kValueOverCacheLimit,
+                 gateway::Tenancy::Describe(*s.cache_state, r, /*name_cache=*/false), value.size());
   }
-  return Status(Code::kTooLarge, "item size limit exceeded: the value is " +
-                                     std::to_string(value.size()) + " bytes, the limit " +
-                                     std::to_string(limit));
+  return Error(GrpcError::kValueOverItemLimit, value.size(), limit);
 }
 inline Status CheckItem(const ServiceContext& ctx, const Stream& s, std::string_view value) {
   return CheckSize(ctx, s, value, false);
@@ -68,7 +64,7 @@ inline Status CheckElement(const ServiceContext& ctx, const Stream& s, std::stri
 inline StatusOr<int64_t> ExpireAt(uint64_t ttl_ms, int64_t now_ms) {
   if (ttl_ms == 0) return int64_t{0};
   if (ttl_ms > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - now_ms)) {
-    return Status(Code::kInvalidArgument, "ttl_milliseconds is too large");
+    return Error(GrpcError::kTtlTooLarge);
   }
   return now_ms + static_cast<int64_t>(ttl_ms);
 }

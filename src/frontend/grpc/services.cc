@@ -237,7 +237,7 @@ Status PrepareSetIf(const ServiceContext& ctx, Stream& s, std::string_view m,
       check = r->not_equal().value_to_check();
       break;
     default:
-      return Status(Code::kInvalidArgument, "SetIf needs a condition");
+      return Error(GrpcError::kSetIfNoCondition);
   }
   return AddSetIf(ctx, calls, s, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
                   now_ms, cond, check);
@@ -285,7 +285,7 @@ Status PrepareSetIfHash(const ServiceContext& ctx, Stream& s, std::string_view m
       break;
     case cc::_SetIfHashRequest::kUnconditional: cond = C::kUnconditional; break;
     default:
-      return Status(Code::kInvalidArgument, "SetIfHash needs a condition");
+      return Error(GrpcError::kSetIfHashNoCondition);
   }
   return AddSetIf(ctx, calls, s, r->cache_key(), r->cache_body(), r->ttl_milliseconds(),
                   now_ms, cond, check);
@@ -382,7 +382,7 @@ Status PrepareUpdateTtl(const ServiceContext&, Stream& s, std::string_view m,
       ttl = r->overwrite_to_milliseconds();
       break;
     default:
-      return Status(Code::kInvalidArgument, "UpdateTtl needs increase, decrease or overwrite");
+      return Error(GrpcError::kUpdateTtlNoChoice);
   }
   auto at = ExpireAt(ttl, now_ms);
   if (!at.ok()) return at.status();

@@ -18,6 +18,7 @@
 #include "auth/signing_keys.h"
 #include "common/arena.h"
 #include "common/status.h"
+#include "frontend/grpc/errors.h"
 #include "frontend/grpc/framing.h"
 #include "gateway/gateway.h"
 #include "gateway/pipeline.h"
@@ -188,8 +189,6 @@ struct SubscribeArgs {
   uint64_t resume_at = 0, page = 0;
 };
 SubscribeArgs SubscribeRequestOf(const Stream& s);
-// A topics error on the wire, with Momento's `err` for the limits the SDK names.
-WireStatus TopicsWireStatus(const Status& st);
 
 // nullptr for a path this server does not serve (UNIMPLEMENTED).
 const Method* FindMethod(std::string_view path);

@@ -50,13 +50,13 @@ Status PrepareSetDifference(const ServiceContext&, Stream& s, std::string_view m
           Add(calls, api::Op::kDelete, s.cache_id, r->set_name());
           return Status::Ok();
         default:
-          return Invalid("SetDifference subtrahend needs set or identity");
+          return Error(GrpcError::kSetDifferenceBadSubtrahend);
       }
     }
     case cc::_SetDifferenceRequest::kMinuend:
-      return Invalid("SetDifference with a minuend is not supported");
+      return Error(GrpcError::kSetDifferenceMinuend);
     default:
-      return Invalid("SetDifference needs a subtrahend");
+      return Error(GrpcError::kSetDifferenceNoSubtrahend);
   }
 }
 

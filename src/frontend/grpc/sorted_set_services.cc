@@ -12,7 +12,7 @@ namespace {
 StatusOr<bool> Descending(int order) {
   if (order == 0) return false;
   if (order == 1) return true;
-  return Invalid("order must be ASCENDING or DESCENDING");
+  return Error(GrpcError::kBadOrder);
 }
 
 Status PrepareSortedSetPut(const ServiceContext& ctx, Stream& s, std::string_view m,
@@ -69,7 +69,7 @@ Status PrepareSortedSetFetch(const ServiceContext&, Stream& s, std::string_view 
         if (b.max_score().exclusive()) req.flags |= api::kHiExclusive;
       }
       if (std::isnan(range.lo) || std::isnan(range.hi)) {
-        return Invalid("SortedSetFetch score bounds must be numbers, not NaN");
+        return Error(GrpcError::kSortedSetFetchNaN);
       }
       range.offset = b.offset();
       // Negative (the SDK sends -1) or 0 (unset in proto3): every element from offset on.
@@ -78,7 +78,7 @@ Status PrepareSortedSetFetch(const ServiceContext&, Stream& s, std::string_view 
       break;
     }
     default:
-      return Invalid("SortedSetFetch needs by_index or by_score");
+      return Error(GrpcError::kSortedSetFetchNoChoice);
   }
   Call& c = Add(calls, api::Op::kZRange, s.cache_id, r->set_name());
   req.cache_id = c.req.cache_id;
@@ -155,7 +155,7 @@ Status PrepareSortedSetRemove(const ServiceContext&, Stream& s, std::string_view
       Add(calls, api::Op::kDelete, s.cache_id, r->set_name());
       return Status::Ok();
     default:
-      return Invalid("SortedSetRemove needs some (values) or all");
+      return Error(GrpcError::kSortedSetRemoveNoChoice);
   }
 }
 
@@ -236,7 +236,7 @@ Status PrepareSortedSetLengthByScore(const ServiceContext&, Stream& s, std::stri
       break;
   }
   if (std::isnan(range.lo) || std::isnan(range.hi)) {
-    return Invalid("SortedSetLengthByScore bounds must be numbers, not NaN");
+    return Error(GrpcError::kSortedSetLengthByScoreNaN);
   }
   return Status::Ok();
 }
@@ -250,11 +250,11 @@ Status PrepareUnionStore(const ServiceContext&, Stream& s, std::string_view m,
   auto* r = Parse<R>(s, m);
   if (r == nullptr) return BadMessage();
   if (!R::AggregateFunction_IsValid(r->aggregate())) {
-    return Invalid("SortedSetUnionStore aggregate must be SUM, MIN or MAX");
+    return Error(GrpcError::kUnionStoreBadAggregate);
   }
   if (auto at = ExpireAt(r->ttl_milliseconds(), now_ms); !at.ok()) return at.status();
   for (const auto& src : r->sources()) {
-    if (std::isnan(src.weight())) return Invalid("a source weight must be a number, not NaN");
+    if (std::isnan(src.weight())) return Error(GrpcError::kUnionStoreWeightNaN);
   }
   for (const auto& src : r->sources()) {
     Call& c = Add(calls, api::Op::kZRange, s.cache_id, src.set_name());
@@ -314,11 +314,11 @@ bool FollowupUnionStore(const ServiceContext&, Stream& s, const Call* calls) {
 Status Prepare2UnionStore(const ServiceContext&, Stream& s, std::vector<Call>& calls,
                           int64_t now_ms) {
   const auto& r = static_cast<const cc::_SortedSetUnionStoreRequest&>(*s.request);
-  if (s.owned.empty()) return Status(Code::kInternal, "SortedSetUnionStore lost its union");
+  if (s.owned.empty()) return Error(GrpcError::kUnionStoreLostUnion);
   const size_t n = s.owned.size() - 1;
   const std::string& packed = s.owned.back();
   if (packed.size() != n * sizeof(double)) {
-    return Status(Code::kInternal, "SortedSetUnionStore lost its union");
+    return Error(GrpcError::kUnionStoreLostUnion);
   }
   std::span<std::string_view> members = s.scratch.Alloc<std::string_view>(n);
   std::span<double> scores = s.scratch.Alloc<double>(n);
@@ -338,7 +338,7 @@ Status Prepare2UnionStore(const ServiceContext&, Stream& s, std::vector<Call>& c
 void FinishUnionStore(const ServiceContext&, Stream& s, const Call* calls) {
   if (Failed(s, calls)) return;
   if (s.phase != 1) {  // the connection always runs round 2 unless round 1 failed
-    s.status = ToWire(Status(Code::kInternal, "SortedSetUnionStore did not store its union"));
+    s.status = WireError(GrpcError::kUnionStoreNotStored);
     return;
   }
   cc::_SortedSetUnionStoreResponse resp;
