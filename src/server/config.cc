@@ -76,13 +76,16 @@ void AddConnectionFlags(CLI::App& app, net::ConnectionOptions& o, ConnectionFlag
       ->check(CLI::Range(0u, 86400u));
 }
 
-}  // namespace
-
-std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
-  CLI::App app{"cellar serve: run every role of Cellar (gateway, storage, control plane) in one "
-               "process, on one event loop per core."};
-  app.name("cellar serve");
+// What the flags give as text or in seconds, converted into the Config after parsing.
+struct FlagText {
   std::string memory_limit, max_item_size, max_reply, reply_memory;
+  std::string topic_replay_bytes, topic_max_message, topic_queue;
+  std::string fair_scheduling = "on", fair_eviction = "on";
+  ConnectionFlags conn;
+};
+
+// Where it listens and what it stores on disk.
+void AddListenerFlags(CLI::App& app, Config& c) {
   app.add_option("--data-dir", c.data_dir, "Metadata directory: cache list, admin.key, ports.json")
       ->capture_default_str();
   app.add_option("--bind", c.bind, "Address every listener binds")->capture_default_str();
@@ -103,18 +106,26 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
                  "...); default: the bind address and API port");
   app.add_option("--admin-port", c.admin_port, "Admin HTTP port (/healthz, /metrics, /v1/caches)")
       ->capture_default_str();
-  app.add_option("--memory-limit", memory_limit,
+}
+
+// Memory: items, values, replies, event loops.
+void AddMemoryFlags(CLI::App& app, Config& c, FlagText& f) {
+  app.add_option("--memory-limit", f.memory_limit,
                  "Memory for items, e.g. 512mb or 4gb (default: half of physical memory)");
-  app.add_option("--max-item-size", max_item_size, "Largest value accepted (default 4883kib)");
-  app.add_option("--max-reply-bytes", max_reply,
+  app.add_option("--max-item-size", f.max_item_size, "Largest value accepted (default 4883kib)");
+  app.add_option("--max-reply-bytes", f.max_reply,
                  "Replies one request or pipeline round may build (default 64mb); past it the "
                  "rest is refused with 'reply too large'");
-  app.add_option("--reply-memory", reply_memory,
+  app.add_option("--reply-memory", f.reply_memory,
                  "Replies being built or waiting for slow readers, all connections together; "
                  "a tenant holds at most half (default: a quarter of --memory-limit, at least "
                  "64mb)");
   app.add_option("--threads", c.threads, "Event loops (= shards); 0 means one per core")
       ->capture_default_str();
+}
+
+// Who may connect unauthenticated or in plaintext, and what is logged.
+void AddSecurityFlags(CLI::App& app, Config& c) {
   app.add_flag("--dev-no-auth", c.dev_no_auth,
                "Development only, loopback only: unauthenticated RESP clients use cache 'default'");
   app.add_flag("--allow-plaintext-public", c.allow_plaintext_public,
@@ -122,17 +133,20 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
-  std::string topic_replay_bytes, topic_max_message, topic_queue;
+}
+
+// Topics: replay, heartbeats, their limits.
+void AddTopicFlags(CLI::App& app, Config& c, FlagText& f) {
   app.add_option("--topic-replay-messages", c.topics.replay_messages,
                  "Messages each topic keeps for resuming subscribers")
       ->capture_default_str();
-  app.add_option("--topic-replay-bytes", topic_replay_bytes,
+  app.add_option("--topic-replay-bytes", f.topic_replay_bytes,
                  "Bytes each topic keeps for resuming subscribers (default 4mb)");
   app.add_option("--topic-heartbeat-ms", c.topics.heartbeat_ms,
                  "Idle gRPC subscriptions get a heartbeat this often")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{10}, int64_t{3600'000}));
-  app.add_option("--topic-max-message-size", topic_max_message,
+  app.add_option("--topic-max-message-size", f.topic_max_message,
                  "Largest message a publish may carry (default 100kb)");
   app.add_option("--topic-max-subscriptions", c.topic_limits.max_subscriptions_per_cache,
                  "Subscriptions per cache; 0: no limit")
@@ -144,15 +158,16 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
                  "Longest topic (channel) name or pattern a publish or subscription may name")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1u << 20));
-  app.add_option("--topic-subscriber-queue", topic_queue,
+  app.add_option("--topic-subscriber-queue", f.topic_queue,
                  "Bytes a subscriber may fall behind before it is cut off (default 4mb)");
+}
+
+// Tenancy: default limits, fair scheduling and eviction.
+void AddTenancyFlags(CLI::App& app, Config& c, FlagText& f) {
   app.add_option("--default-limits", c.default_limits,
                  "Limits of every cache unless its tenant or itself overrides them, e.g. "
                  "'requests_per_second=500,max_ttl_seconds=1d' (see `cellar limits --help`)");
-  ConnectionFlags conn_flags;
-  AddConnectionFlags(app, c.connections, conn_flags);
-  std::string fair_scheduling = "on", fair_eviction = "on";
-  app.add_option("--fair-scheduling", fair_scheduling,
+  app.add_option("--fair-scheduling", f.fair_scheduling,
                  "Serve tenants round robin by deficit when a loop is busy (on), or first come, "
                  "first served (off)")
       ->capture_default_str()
@@ -166,11 +181,15 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
                  "that a round is refused at once")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1u << 24));
-  app.add_option("--fair-eviction", fair_eviction,
+  app.add_option("--fair-eviction", f.fair_eviction,
                  "Under memory pressure evict first from tenants above their share (on), or "
                  "plain approximate LRU over everything (off)")
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}));
+}
+
+// /metrics cardinality and the usage log.
+void AddObservabilityFlags(CLI::App& app, Config& c) {
   app.add_option("--metrics-max-caches", c.metrics_max_caches,
                  "/metrics: the busiest caches get series of their own; the rest are summed "
                  "under cache=\"_other\"")
@@ -183,23 +202,16 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   app.add_option("--usage-minute-seconds", c.usage_minute_seconds)
       ->check(CLI::Range(1u, 3600u))
       ->group("");
-  app.set_config("--config", "", "TOML/INI file with the same keys as the flags (resp-port = 7000)");
-  app.footer(
-      "Examples:\n"
-      "  cellar serve                              # 127.0.0.1: RESP 6379, admin 9090\n"
-      "  cellar serve --dev-no-auth                # redis-cli works without AUTH (cache 'default')\n"
-      "  cellar serve --resp-port 0 --admin-port 0 # free ports, see DATA_DIR/ports.json\n"
-      "  cellar serve --memory-limit 2gb --threads 4");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  c.connections.preauth_timeout_ms = conn_flags.preauth_s * 1000;
-  c.connections.idle_timeout_ms = conn_flags.idle_s * 1000;
-  c.connections.write_timeout_ms = conn_flags.write_s * 1000;
-  c.fair_scheduling = fair_scheduling == "on";
-  c.fair_eviction = fair_eviction == "on";
+}
+
+// The flags given as text into the Config, with the checks that span flags. A bad value: a
+// message on stderr and exit code 2.
+std::optional<int> ApplyFlagText(const FlagText& f, Config& c) {
+  c.connections.preauth_timeout_ms = f.conn.preauth_s * 1000;
+  c.connections.idle_timeout_ms = f.conn.idle_s * 1000;
+  c.connections.write_timeout_ms = f.conn.write_s * 1000;
+  c.fair_scheduling = f.fair_scheduling == "on";
+  c.fair_eviction = f.fair_eviction == "on";
   if (!c.default_limits.empty()) {
     auto parsed = control::ParseLimits(c.default_limits, /*for_cache=*/false);
     if (!parsed.ok()) {
@@ -215,20 +227,20 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
     std::cerr << "cellar serve: --tls-cert and --tls-key go together\n";
     return 2;
   }
-  if (!memory_limit.empty()) {
-    auto v = ParseSize(memory_limit);
+  if (!f.memory_limit.empty()) {
+    auto v = ParseSize(f.memory_limit);
     if (!v) {
-      std::cerr << "cellar serve: --memory-limit: not a size: " << memory_limit << "\n";
+      std::cerr << "cellar serve: --memory-limit: not a size: " << f.memory_limit << "\n";
       return 2;
     }
     c.memory_limit = *v;
   }
   for (auto [flag, text, out] :
-       {std::tuple{"--topic-replay-bytes", &topic_replay_bytes, &c.topics.replay_bytes},
-        std::tuple{"--max-reply-bytes", &max_reply, &c.max_reply_bytes},
-        std::tuple{"--reply-memory", &reply_memory, &c.reply_memory},
-        std::tuple{"--topic-max-message-size", &topic_max_message, &c.topic_limits.max_message_bytes},
-        std::tuple{"--topic-subscriber-queue", &topic_queue, &c.topics.subscriber_queue_bytes}}) {
+       {std::tuple{"--topic-replay-bytes", &f.topic_replay_bytes, &c.topics.replay_bytes},
+        std::tuple{"--max-reply-bytes", &f.max_reply, &c.max_reply_bytes},
+        std::tuple{"--reply-memory", &f.reply_memory, &c.reply_memory},
+        std::tuple{"--topic-max-message-size", &f.topic_max_message, &c.topic_limits.max_message_bytes},
+        std::tuple{"--topic-subscriber-queue", &f.topic_queue, &c.topics.subscriber_queue_bytes}}) {
     if (text->empty()) continue;
     auto v = ParseSize(*text);
     if (!v || *v == 0) {
@@ -238,16 +250,45 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
     }
     *out = *v;
   }
-  if (!max_item_size.empty()) {
-    auto v = ParseSize(max_item_size);
+  if (!f.max_item_size.empty()) {
+    auto v = ParseSize(f.max_item_size);
     if (!v || *v == 0 || *v > (512ull << 20)) {
       std::cerr << "cellar serve: --max-item-size: a size from 1 byte to 512mb, got "
-                << max_item_size << "\n";
+                << f.max_item_size << "\n";
       return 2;
     }
     c.max_item_size = *v;
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
+  CLI::App app{"cellar serve: run every role of Cellar (gateway, storage, control plane) in one "
+               "process, on one event loop per core."};
+  app.name("cellar serve");
+  FlagText f;
+  AddListenerFlags(app, c);
+  AddMemoryFlags(app, c, f);
+  AddSecurityFlags(app, c);
+  AddTopicFlags(app, c, f);
+  AddTenancyFlags(app, c, f);
+  AddConnectionFlags(app, c.connections, f.conn);
+  AddObservabilityFlags(app, c);
+  app.set_config("--config", "", "TOML/INI file with the same keys as the flags (resp-port = 7000)");
+  app.footer(
+      "Examples:\n"
+      "  cellar serve                              # 127.0.0.1: RESP 6379, admin 9090\n"
+      "  cellar serve --dev-no-auth                # redis-cli works without AUTH (cache 'default')\n"
+      "  cellar serve --resp-port 0 --admin-port 0 # free ports, see DATA_DIR/ports.json\n"
+      "  cellar serve --memory-limit 2gb --threads 4");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return ApplyFlagText(f, c);
 }
 
 }  // namespace cellar::server
