@@ -184,7 +184,8 @@ enum class SetIfCondition : uint8_t {
   kPresentAndHashEqual, kPresentAndNotHashEqual, kAbsentOrHashEqual, kAbsentOrNotHashEqual,
 };
 
-// Flag bits for kSet, kExpire and kGetEx (kIncrBy: kSetTtl gives a new counter expire_at),
+// Flag bits for kSet, kExpire and kGetEx (kIncrBy: kSetTtl gives the counter expire_at,
+// whether it existed or not, as Momento's Increment does),
 // and for the collection operations. Every bit has one meaning.
 enum : uint32_t {
   kNx = 1u << 0,         // only if the key does not exist (SET) / has no TTL (EXPIRE) /

@@ -116,6 +116,8 @@ Entry Lookup(GrpcError e, std::string_view d, uint64_t a, uint64_t b) {
       return {kInvalid, "SortedSetLengthByScore bounds must be numbers, not NaN"};
     case GrpcError::kUnionStoreBadAggregate:
       return {kInvalid, "SortedSetUnionStore aggregate must be SUM, MIN or MAX"};
+    case GrpcError::kUnionStoreNoSources:
+      return {kInvalid, "SortedSetUnionStore needs at least one source"};
     case GrpcError::kUnionStoreWeightNaN:
       return {kInvalid, "a source weight must be a number, not NaN"};
     case GrpcError::kUnionStoreLostUnion:

@@ -83,6 +83,7 @@ enum class GrpcError {
   kSortedSetRemoveNoChoice,
   kSortedSetLengthByScoreNaN,
   kUnionStoreBadAggregate,
+  kUnionStoreNoSources,     // SortedSetUnionStore with an empty sources list (Momento: INVALID_ARGUMENT)
   kUnionStoreWeightNaN,
   kUnionStoreLostUnion,     // internal: round 2 found no union kept by round 1
   kUnionStoreNotStored,     // internal: finish ran without round 2

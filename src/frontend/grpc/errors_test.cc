@@ -27,7 +27,7 @@ const std::vector<CodeGroup>& ExpectedCodes() {
         E::kDictionaryDeleteNoChoice, E::kSetDifferenceBadSubtrahend, E::kSetDifferenceMinuend,
         E::kSetDifferenceNoSubtrahend, E::kListEraseNoChoice, E::kListRemoveNoValue,
         E::kBadOrder, E::kSortedSetFetchNaN, E::kSortedSetFetchNoChoice,
-        E::kSortedSetRemoveNoChoice, E::kSortedSetLengthByScoreNaN, E::kUnionStoreBadAggregate,
+        E::kSortedSetRemoveNoChoice, E::kSortedSetLengthByScoreNaN, E::kUnionStoreBadAggregate, E::kUnionStoreNoSources,
         E::kUnionStoreWeightNaN, E::kTooManyElements, E::kTooManyIds, E::kElementScoreNaN,
         E::kGetByRankNoRange, E::kRankRangeEmpty, E::kRankRangeTooWide,
         E::kLimitElementsTooLarge, E::kScoreBoundsNaN, E::kEmptyTopic, E::kNoTopicValue,

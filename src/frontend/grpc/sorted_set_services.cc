@@ -252,6 +252,7 @@ Status PrepareUnionStore(const ServiceContext&, Stream& s, std::string_view m,
   if (!R::AggregateFunction_IsValid(r->aggregate())) {
     return Error(GrpcError::kUnionStoreBadAggregate);
   }
+  if (r->sources().empty()) return Error(GrpcError::kUnionStoreNoSources);
   if (auto at = ExpireAt(r->ttl_milliseconds(), now_ms); !at.ok()) return at.status();
   for (const auto& src : r->sources()) {
     if (std::isnan(src.weight())) return Error(GrpcError::kUnionStoreWeightNaN);

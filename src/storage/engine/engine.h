@@ -113,9 +113,10 @@ class Engine {
   StatusOr<SetResult> Set(uint32_t cache_id, std::string_view key, std::string_view value,
                           int64_t expire_at, uint32_t flags);
   bool Delete(uint32_t cache_id, std::string_view key);
-  // expire_at_if_new: the TTL a counter created by this call gets (0: none).
+  // expire_at (absolute ms): the TTL the counter gets, whether this call creates it or not
+  // (Momento's Increment); 0 keeps an existing counter's TTL and gives a new one none (INCR).
   StatusOr<int64_t> IncrBy(uint32_t cache_id, std::string_view key, int64_t delta,
-                           int64_t expire_at_if_new = 0);
+                           int64_t expire_at = 0);
   // Momento's SetIf/SetIfHash: sets (value, expire_at; 0 = no TTL) when the condition holds.
   StatusOr<SetResult> SetIf(uint32_t cache_id, std::string_view key, std::string_view value,
                             int64_t expire_at, api::SetIfCondition cond, std::string_view check);

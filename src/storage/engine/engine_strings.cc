@@ -89,7 +89,7 @@ Status Engine::Store(uint32_t cache_id, std::string_view key, std::string_view v
 }
 
 StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_t delta,
-                                 int64_t expire_at_if_new) {
+                                 int64_t expire_at) {
   const uint64_t hash = KeyHash(cache_id, key);
   size_t slot = FindLive(cache_id, key, hash);
   int64_t current = 0;
@@ -103,8 +103,8 @@ StatusOr<int64_t> Engine::IncrBy(uint32_t cache_id, std::string_view key, int64_
   if (__builtin_add_overflow(current, delta, &result)) return Status(Code::kOverflow);
   std::string s;
   AppendInt(s, result);
-  if (slot == Table::kNotFound && expire_at_if_new != 0) {
-    auto r = Set(cache_id, key, s, expire_at_if_new, api::kSetTtl);
+  if (expire_at != 0) {  // Momento's Increment: the item gets this TTL, new or not
+    auto r = Set(cache_id, key, s, expire_at, api::kSetTtl);
     if (!r.ok()) return r.status();
     return result;
   }

@@ -395,7 +395,8 @@ TEST(EngineIncr, IncrByKeepsTheTtl) {
   EXPECT_FALSE(env.Get(1, "c"));
 }
 
-TEST(EngineIncr, ANewCounterTakesTheGivenTtlAnExistingOneKeepsItsOwn) {
+// Momento's Increment: the TTL given applies to the counter whether it existed or not.
+TEST(EngineIncr, TheGivenTtlAppliesToNewAndExistingCounters) {
   Env env;
   auto r = env.e.IncrBy(1, "n", 5, env.Now() + 1000);
   ASSERT_TRUE(r.ok());
@@ -403,10 +404,24 @@ TEST(EngineIncr, ANewCounterTakesTheGivenTtlAnExistingOneKeepsItsOwn) {
   EXPECT_EQ(env.e.TtlMillis(1, "n"), 1000);
   ASSERT_TRUE(env.Set(1, "old", "1", api::kSetTtl, env.Now() + 9000));
   ASSERT_TRUE(env.e.IncrBy(1, "old", 1, env.Now() + 1000).ok());
-  EXPECT_EQ(env.e.TtlMillis(1, "old"), 9000);
+  EXPECT_EQ(env.e.TtlMillis(1, "old"), 1000);
+  ASSERT_TRUE(env.Set(1, "forever", "1"));
+  ASSERT_TRUE(env.e.IncrBy(1, "forever", 1, env.Now() + 2000).ok());
+  EXPECT_EQ(env.e.TtlMillis(1, "forever"), 2000);
   env.clock.Advance(1000);
   EXPECT_FALSE(env.Get(1, "n"));
-  EXPECT_EQ(env.Get(1, "old"), "2");
+  EXPECT_FALSE(env.Get(1, "old"));
+  EXPECT_EQ(env.Get(1, "forever"), "2");
+}
+
+// Without a TTL (RESP INCR) an existing counter keeps its own and a new one gets none.
+TEST(EngineIncr, NoTtlKeepsTheCountersOwn) {
+  Env env;
+  ASSERT_TRUE(env.Set(1, "old", "1", api::kSetTtl, env.Now() + 9000));
+  ASSERT_TRUE(env.e.IncrBy(1, "old", 1).ok());
+  EXPECT_EQ(env.e.TtlMillis(1, "old"), 9000);
+  ASSERT_TRUE(env.e.IncrBy(1, "new", 1).ok());
+  EXPECT_EQ(env.e.TtlMillis(1, "new"), -1);
 }
 
 TEST(EngineSetIf, EveryConditionBothWays) {

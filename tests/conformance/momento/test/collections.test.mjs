@@ -719,6 +719,14 @@ describe('sorted sets', () => {
     assert.deepEqual(await scores(B), { b: 10, c: 20, d: 30 });
   });
 
+  it('sortedSetUnionStore with no sources is INVALID_ARGUMENT, as Momento answers, and stores nothing', async () => {
+    const D = uid('zNoSrc');
+    await zPut(D, { keep: 1 });
+    expectError(await c().sortedSetUnionStore(C(), D, []), CacheSortedSetUnionStore.Error, INVALID_ARGUMENT,
+                'union of no sources');
+    assert.deepEqual((await zByRank(D)).map((e) => [e.value, e.score]), [['keep', 1]], 'the destination is untouched');
+  });
+
   it('binary members, fractional, negative and large scores round-trip exactly', async () => {
     const s = uid('zset');
     await zPut(s, new Map([[allBytes(), 1.5], [bytes('x'), -1e300], [bytes('y'), 1e300], [bytes('z'), 0.1 + 0.2]]));

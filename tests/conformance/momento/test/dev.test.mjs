@@ -61,14 +61,15 @@ const NOT_FOUND = MomentoErrorCode.NOT_FOUND_ERROR; // "NOT_FOUND_ERROR"
 const TIMEOUT = { timeout: 20000 };
 
 let server;
-let client; // CacheClient, defaultTtlSeconds 300
+const DEFAULT_TTL_SECONDS = 300;
+let client; // CacheClient, defaultTtlSeconds DEFAULT_TTL_SECONDS
 let CACHE; // a cache created for this run
 const servers = () => server;
 const it = (name, fn, opts = TIMEOUT) => test(name, opts, withServer(servers, fn));
 
 before(async () => {
   server = await CellarServer.start({ devNoAuth: true, name: 'dev' });
-  client = await makeCacheClient(localCredentials(server), { defaultTtlSeconds: 300 });
+  client = await makeCacheClient(localCredentials(server), { defaultTtlSeconds: DEFAULT_TTL_SECONDS });
   CACHE = uid('conf');
   const r = await client.createCache(CACHE);
   expectType(r, CreateCache.Success, `createCache(${CACHE})`);
@@ -501,6 +502,21 @@ describe('increment', () => {
     await getHit(k);
     await sleep(1500);
     await expectMiss(k);
+  });
+
+  it('increment sets its ttl on an existing item too, as Momento does', async () => {
+    const k = uid('inc-ttl-existing');
+    await put(k, '10', { ttl: 600 });
+    assert.ok((await remainingTtl(k)) > 590000);
+    assert.equal(expectType(await client.increment(CACHE, k, 10, { ttl: 2 }), CacheIncrement.Success).value(), 20);
+    const ttl = await remainingTtl(k);
+    assert.ok(ttl > 0 && ttl <= 2000, `remaining ttl ${ttl} ms after increment with ttl 2 s`);
+    // No ttl given: the SDK sends the client's default, which the item then gets.
+    await put(k, '1', { ttl: 600 });
+    assert.equal(expectType(await client.increment(CACHE, k, 1), CacheIncrement.Success).value(), 2);
+    const def = await remainingTtl(k);
+    assert.ok(def <= DEFAULT_TTL_SECONDS * 1000 && def > DEFAULT_TTL_SECONDS * 1000 - 5000,
+              `remaining ttl ${def} ms, the client default is ${DEFAULT_TTL_SECONDS} s`);
   });
 });
 
