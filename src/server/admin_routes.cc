@@ -191,6 +191,12 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
         respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads, gw->topics(), opts)});
       });
     }
+    if (ctx.block && (req.path == "/block" || req.path == "/unblock")) {
+      if (req.method != "GET" && req.method != "POST") return respond(Error(405, "use GET"));
+      const bool on = req.path == "/block";
+      ctx.block(on);
+      return respond({200, "text/plain", on ? "blocked\n" : "unblocked\n"});
+    }
     const std::string_view kCaches = "/v1/caches";
     if (req.path.rfind("/v1/", 0) != 0) return respond(Error(404, "no such endpoint"));
     if (!gw->options().dev_no_auth) {

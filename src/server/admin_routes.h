@@ -2,6 +2,8 @@
 // (caches, tenants, tokens, signing keys, limits, stats, usage).
 #pragma once
 
+#include <functional>
+
 #include "auth/signing_keys.h"
 #include "gateway/gateway.h"
 #include "server/admin_http.h"
@@ -17,6 +19,8 @@ struct AdminContext {
   auth::SigningKeyStore* keys = nullptr;  // tokens and signing keys; null: not offered
   MetricsOptions metrics;                 // /metrics label cardinality caps
   UsageSampler* usage = nullptr;          // GET /v1/usage; null: not offered
+  // --momento-local: GET /block (true) and /unblock (false); null: not offered.
+  std::function<void(bool)> block;
 };
 
 // Returns the handler for AdminHttpServer. It runs on loop 0.

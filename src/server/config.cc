@@ -126,6 +126,11 @@ void AddMemoryFlags(CLI::App& app, Config& c, FlagText& f) {
 
 // Who may connect unauthenticated or in plaintext, and what is logged.
 void AddSecurityFlags(CLI::App& app, Config& c) {
+  app.add_flag("--momento-local", c.momento_local,
+               "Be Momento's local test server (momento-local) for SDK tests: no auth, "
+               "loopback only, gRPC on --api-port (8080) honouring its fault-injection "
+               "metadata, GET /block and /unblock on --admin-port (9090); the RESP port is "
+               "free unless given (docs/momento-local.md)");
   app.add_flag("--dev-no-auth", c.dev_no_auth,
                "Development only, loopback only: unauthenticated RESP clients use cache 'default'");
   app.add_flag("--allow-plaintext-public", c.allow_plaintext_public,
@@ -288,7 +293,12 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  return ApplyFlagText(f, c);
+  if (auto code = ApplyFlagText(f, c)) return code;
+  if (c.momento_local) {
+    c.dev_no_auth = true;
+    if (app.count("--resp-port") == 0) c.resp_port = 0;  // momento-local has no RESP port
+  }
+  return std::nullopt;
 }
 
 }  // namespace cellar::server

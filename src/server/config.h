@@ -25,6 +25,10 @@ struct Config {
   bool allow_plaintext_public = false;
   std::string tls_cert;  // PEM certificate chain; with tls_key, the API port also speaks TLS
   std::string tls_key;   // PEM private key
+  // Drop-in for Momento's local test server (docs/momento-local.md): --dev-no-auth, the RESP
+  // port free unless given, and gRPC calls honour momento-local's fault-injection metadata;
+  // the admin port serves GET /block and /unblock.
+  bool momento_local = false;
   bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
   topics::Options topics;       // --topic-* flags

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace cellar::server {
 
 TEST(Config, ParseSize) {
@@ -15,4 +19,40 @@ TEST(Config, ParseSize) {
   EXPECT_FALSE(ParseSize("99999999999999999999gb"));
 }
 
+}  // namespace cellar::server
+
+namespace cellar::server {
+namespace {
+
+std::optional<int> Parse(std::vector<std::string> args, Config& c) {
+  args.insert(args.begin(), "serve");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  return ParseServeArgs(static_cast<int>(argv.size()), argv.data(), c);
+}
+
+TEST(Config, MomentoLocalListensWhereMomentoLocalDoes) {
+  Config c;
+  ASSERT_EQ(Parse({"--momento-local"}, c), std::nullopt);
+  EXPECT_TRUE(c.momento_local);
+  EXPECT_TRUE(c.dev_no_auth);
+  EXPECT_EQ(c.bind, "127.0.0.1");
+  EXPECT_EQ(c.api_port, 8080);
+  EXPECT_EQ(c.admin_port, 9090);
+  EXPECT_EQ(c.resp_port, 0);  // momento-local has no RESP port: a free one
+
+  Config given;
+  ASSERT_EQ(Parse({"--momento-local", "--resp-port", "7000", "--api-port", "0"}, given),
+            std::nullopt);
+  EXPECT_EQ(given.resp_port, 7000);
+  EXPECT_EQ(given.api_port, 0);
+
+  Config plain;
+  ASSERT_EQ(Parse({}, plain), std::nullopt);
+  EXPECT_FALSE(plain.momento_local);
+  EXPECT_FALSE(plain.dev_no_auth);
+  EXPECT_EQ(plain.resp_port, 6379);
+}
+
+}  // namespace
 }  // namespace cellar::server

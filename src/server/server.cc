@@ -26,6 +26,7 @@
 #include "auth/signing_keys.h"
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
+#include "frontend/grpc/momento_local.h"
 #include "frontend/grpc/topic_frames.h"
 #include "frontend/net/tls.h"
 #include "gateway/reply_memory.h"
@@ -357,6 +358,7 @@ void Process::State::Listen() {
   grpc_ctx.topic_encoding = topics->RegisterEncoding(grpc::EncodeTopicItem);
   grpc_ctx.keys = signing_keys.get();
   grpc_ctx.max_item_bytes = cfg.max_item_size;
+  grpc_ctx.momento_local = cfg.momento_local;
   // Momento refuses request messages over 5 MiB; a larger item limit raises it to match.
   // Request bodies being received, every API connection together: as much as replies get.
   grpc_ctx.max_buffered_request_bytes = std::max<uint64_t>(64ull << 20, limit / 4);
@@ -381,6 +383,16 @@ void Process::State::Listen() {
   admin_ctx = AdminContext{gateway.get(), threads, signing_keys.get()};
   admin_ctx.metrics = {cfg.metrics_max_caches, cfg.metrics_max_tenants};
   admin_ctx.usage = usage.get();
+  if (cfg.momento_local) {
+    admin_ctx.block = [this](bool on) {
+      grpc::local::Blocked().store(on);
+      LOG_WARN("msg=\"momento-local: API port {}\"", on ? "blocked" : "unblocked");
+      if (!on) return;
+      for (auto& loop : loops) {
+        asio::post(loop->io, [server = loop->grpc.get()] { server->CloseAll(); });
+      }
+    };
+  }
   admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
   admin_http->set_tls(admin_tls.get());
   admin_http->Listen(cfg.bind, cfg.admin_port);
@@ -406,6 +418,11 @@ void Process::State::Announce() const {
             << "\n"
             << "  try: redis-cli -p " << resp_port << " then AUTH <cache> <admin key>"
             << (cfg.dev_no_auth ? " (or nothing: --dev-no-auth)" : "") << std::endl;
+  if (cfg.momento_local) {
+    std::cout << "  momento-local: fault-injection metadata honoured; outage switch: GET http://"
+              << cfg.bind << ":" << admin_http->port() << "/block and /unblock "
+              << "(docs/momento-local.md)" << std::endl;
+  }
 }
 
 int Process::Start() {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include "common/clock.h"
@@ -406,6 +407,9 @@ int Connection::OnHeader(int32_t id, std::string_view name, std::string_view val
     if (auto ms = ParseTimeoutMillis(value)) s->deadline_ms = SteadyMillis() + std::max<int64_t>(*ms, 1);
   } else if (name == "grpc-encoding") {
     s->compressed_encoding = value != "identity";
+  } else if (owner_->context().momento_local) {
+    if (s->faults == nullptr) s->faults = std::make_unique<local::FaultHeaders>();
+    s->faults->Take(name, value);
   }
   return 0;
 }
@@ -468,8 +472,40 @@ void Connection::OnRequestHeaders(int32_t id) {
 int Connection::OnFrameRecv(int32_t id, bool, bool) {
   auto it = streams_.find(id);
   if (it == streams_.end() || it->second->ignore_body) return 0;
+  if (it->second->faults != nullptr && InjectFault(it->second)) return 0;
   ready_.push_back(it->second);
   return 0;
+}
+
+bool Connection::InjectFault(const std::shared_ptr<Stream>& sp) {
+  Stream& s = *sp;
+  local::Fault f = local::FaultInjector::Get().Decide(s.path, *s.faults);
+  if (f.stream_error) {
+    // A limit of 0 messages: the stream ends before its first one.
+    if (f.stream_messages == 0 && !f.error) f.error = f.stream_error;
+    s.fault_stream_error = std::move(f.stream_error);
+    s.fault_messages_left = f.stream_messages;
+  }
+  if (f.delay_ms <= 0) {
+    if (!f.error) return false;
+    Reject(s, std::move(*f.error));
+    return true;
+  }
+  // Answered (or run) later; the timer holds the stream, so it is not recycled meanwhile.
+  auto timer = std::make_shared<asio::steady_timer>(stream_.socket().get_executor(),
+                                                    std::chrono::milliseconds(f.delay_ms));
+  timer->async_wait([self = shared_from_this(), sp, timer,
+                     error = std::move(f.error)](boost::system::error_code) mutable {
+    if (self->closed_ || sp->closed || sp->answered) return;
+    if (error) {
+      self->Reject(*sp, std::move(*error));
+    } else {
+      self->ready_.push_back(sp);
+      self->Continue();
+    }
+    self->Flush();
+  });
+  return true;
 }
 
 int Connection::OnStreamClose(int32_t id) {
@@ -927,6 +963,18 @@ void Connection::Push(Stream& s, Stream::Chunk chunk) {
   }
   s.queue_bytes += n;
   s.queue.push_back(std::move(chunk));
+  if (s.fault_stream_error && --s.fault_messages_left == 0) {
+    // --momento-local: the injected end, after the messages its metadata allowed.
+    if (s.sub_id != 0) {
+      owner_->context().topics->Unsubscribe(owner_->thread(), s.sub_id);
+      subscriptions_.erase(s.sub_id);
+      s.sub_id = 0;
+    }
+    WireStatus end = std::move(*s.fault_stream_error);
+    s.fault_stream_error.reset();
+    EndSubscription(s, std::move(end));
+    return;
+  }
   Wake(s);
 }
 

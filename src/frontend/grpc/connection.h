@@ -104,6 +104,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   int OnHeader(int32_t stream_id, std::string_view name, std::string_view value);
   int OnDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
   int OnFrameRecv(int32_t stream_id, bool end_stream, bool headers);
+  // --momento-local: gives a call the fault its metadata asks for. True if the call was
+  // taken (answered now, or delayed and run or answered later).
+  bool InjectFault(const std::shared_ptr<Stream>& sp);
   int OnStreamClose(int32_t stream_id);
   // A request's headers are in (with or without its end): authenticate before the body.
   void OnRequestHeaders(int32_t stream_id);

@@ -1,5 +1,7 @@
 #include "frontend/grpc/errors.h"
 
+#include <utility>
+
 #include "frontend/grpc/framing.h"
 #include "topics/topics.h"
 
@@ -188,6 +190,11 @@ Entry Lookup(GrpcError e, std::string_view d, uint64_t a, uint64_t b) {
       return {kInvalid, "a disposable token cannot be super-user"};
     case GrpcError::kExceedsCaller:
       return {Code::kPermissionDenied, "the token asked for more than the calling key holds"};
+    case GrpcError::kInjectedFault:
+      return {Code::kUnavailable, "momento-local fault injection: " + detail +
+                                      " (asked for by this call's metadata)"};
+    case GrpcError::kBadFaultMetadata:
+      return {kInvalid, "momento-local fault injection: not understood: " + detail};
     case GrpcError::kCount: break;
   }
   return {Code::kInternal, "internal error"};
@@ -221,6 +228,31 @@ WireStatus WireError(GrpcError e, std::string_view detail) {
 }
 
 WireStatus WireError(GrpcError e, uint64_t a, uint64_t b) { return OnWire(Lookup(e, {}, a, b)); }
+
+std::optional<GrpcCode> GrpcCodeNamed(std::string_view name) {
+  static constexpr std::pair<std::string_view, GrpcCode> kStatusNames[] = {
+      {"cancelled", GrpcCode::kCancelled},
+      {"unknown", GrpcCode::kUnknown},
+      {"invalid-argument", GrpcCode::kInvalidArgument},
+      {"deadline-exceeded", GrpcCode::kDeadlineExceeded},
+      {"not-found", GrpcCode::kNotFound},
+      {"already-exists", GrpcCode::kAlreadyExists},
+      {"permission-denied", GrpcCode::kPermissionDenied},
+      {"resource-exhausted", GrpcCode::kResourceExhausted},
+      {"failed-precondition", GrpcCode::kFailedPrecondition},
+      {"aborted", GrpcCode::kAborted},
+      {"out-of-range", GrpcCode::kOutOfRange},
+      {"unimplemented", GrpcCode::kUnimplemented},
+      {"internal", GrpcCode::kInternal},
+      {"unavailable", GrpcCode::kUnavailable},
+      {"data-loss", GrpcCode::kDataLoss},
+      {"unauthenticated", GrpcCode::kUnauthenticated},
+  };
+  for (const auto& [n, code] : kStatusNames) {
+    if (n == name) return code;
+  }
+  return std::nullopt;
+}
 
 WireStatus ToWire(const Status& st) {
   WireStatus w;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -125,9 +126,16 @@ enum class GrpcError {
   kDisposableTooLong,       // detail: the most seconds a disposable token lives (digits only)
   kDisposableSuperUser,
   kExceedsCaller,           // a disposable token asking for more than its minter holds
+  // ---- momento-local fault injection (momento_local.cc; only with --momento-local) ---------
+  kInjectedFault,           // detail: the status name asked for (the wire code is that status)
+  kBadFaultMetadata,        // detail: "header: value" as sent
 
   kCount,  // not an error: the number of entries (tests walk them all)
 };
+
+// The status a lower-case, dash-separated gRPC status name names ("unavailable",
+// "not-found", "resource-exhausted"...: the names momento-local's metadata uses).
+std::optional<GrpcCode> GrpcCodeNamed(std::string_view name);
 
 // A Cellar Status (from the engine, the gateway, auth, the topics, or Error below) on the wire.
 WireStatus ToWire(const Status& status);

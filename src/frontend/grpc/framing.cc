@@ -52,9 +52,13 @@ std::string PercentEncode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(s.size());
-  for (char ch : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
     const auto c = static_cast<uint8_t>(ch);
-    if (c >= 0x20 && c <= 0x7E && c != '%') {
+    // A space that begins or ends the value is encoded too: HTTP/2 forbids a field value with
+    // leading or trailing whitespace, and peers drop such a header.
+    const bool edge_space = c == ' ' && (i == 0 || i + 1 == s.size());
+    if (c >= 0x20 && c <= 0x7E && c != '%' && !edge_space) {
       out.push_back(ch);
     } else {
       out.push_back('%');

@@ -91,6 +91,9 @@ TEST(GrpcFraming, Timeouts) {
 TEST(GrpcFraming, MessagesArePercentEncoded) {
   EXPECT_EQ(PercentEncode("cache not found: a b"), "cache not found: a b");
   EXPECT_EQ(PercentEncode("100%"), "100%25");
+  // HTTP/2 drops a field value with leading or trailing whitespace: those spaces are encoded.
+  EXPECT_EQ(PercentEncode(" a b "), "%20a b%20");
+  EXPECT_EQ(PercentEncode(" "), "%20");
   EXPECT_EQ(PercentEncode("line\nnext\xff"), "line%0Anext%FF");
 }
 

@@ -39,6 +39,8 @@ void GrpcServer::Listen(const std::string& address, uint16_t port) {
   // and gRPC clients read a closed connection as UNAVAILABLE, which they retry.
   listener_.Listen(address, port, thread_ == 0,
                    [this](asio::ip::tcp::socket socket, net::ConnectionGate::Slot slot) {
+                     // --momento-local's GET /block: as if the network were down.
+                     if (context_->momento_local && local::Blocked().load()) return;
                      std::make_shared<Connection>(this, std::move(socket), next_id_++,
                                                   std::move(slot))
                          ->Start();

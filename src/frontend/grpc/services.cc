@@ -45,6 +45,9 @@ void Stream::Reset() {
   // ParseFromArray clears it before reuse; a large one (a big value) is not kept.
   if (request != nullptr && request->ByteSizeLong() > kKeep) request.reset();
   first_call = num_calls = 0;
+  faults.reset();
+  fault_stream_error.reset();
+  fault_messages_left = 0;
   scratch.Reset();
   owned.clear();
   if (owned.capacity() > 1024) std::vector<std::string>().swap(owned);

@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "frontend/grpc/errors.h"
 #include "frontend/grpc/framing.h"
+#include "frontend/grpc/momento_local.h"
 #include "gateway/gateway.h"
 #include "gateway/pipeline.h"
 #include "topics/topics.h"
@@ -38,6 +39,8 @@ struct ServiceContext {
   topics::Topics* topics = nullptr;  // pub/sub (cache_client.pubsub.Pubsub)
   // Messages' gRPC frames: topics->RegisterEncoding(EncodeTopicItem) (topic_frames.h).
   topics::EncodingId topic_encoding = 0;
+  // --momento-local: calls honour momento-local's fault-injection metadata (momento_local.h).
+  bool momento_local = false;
 };
 
 struct Method;
@@ -131,6 +134,12 @@ struct Stream {
   size_t head_off = 0;         // bytes of queue.front() already given to nghttp2
   bool replaying = false;      // between OnReady and OnReplayed
   size_t replay_credit = 0;    // queued replay bytes not yet sent: exempt from the bound
+
+  // --momento-local only: the call's fault-injection metadata (null: none), and a
+  // subscription's injected end (after fault_messages_left more messages).
+  std::unique_ptr<local::FaultHeaders> faults;
+  std::optional<WireStatus> fault_stream_error;
+  uint64_t fault_messages_left = 0;
 
   // Ready for another call, keeping small buffers and the decoded request object (its
   // strings' capacity is reused when the next call is of the same method).
