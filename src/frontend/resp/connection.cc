@@ -168,9 +168,7 @@ void Connection::Read() {
         // is refused (the command cannot be read in part), and the connection closed. The line
         // goes out only in plaintext (a TLS peer would read it as a broken record).
         if (!stream_.is_tls()) {
-          net::SendLineNow(stream_.socket(),
-                           "-ERR the server is receiving too much request data right now; "
-                           "retry\r\n");
+          net::SendLineNow(stream_.socket(), ErrorLine(RespError::kServerBodiesFull));
         }
         Bump(MetricsOf(owner_->thread_).protocol_errors);
         return Close();
@@ -299,12 +297,8 @@ void Connection::PrepareNext(Pending& p) {
   const CommandSpec* spec = FindCommand(name);
   p.spec = spec;
   if (spec == nullptr) {
-    std::string detail;
-    detail.append("'").append(name.substr(0, 128)).append("', with args beginning with: ");
-    for (uint32_t i = 1; i < p.num_args && detail.size() < 256; ++i) {
-      detail.append("'").append(args_[p.first_arg + i].substr(0, 128)).append("' ");
-    }
-    WriteError(w, RespError::kUnknownCommand, detail);
+    WriteUnknownCommand(w,
+                        std::span<const std::string_view>(args_.data() + p.first_arg, p.num_args));
   } else if ((spec->arity > 0 && static_cast<int>(p.num_args) != spec->arity) ||
              (spec->arity < 0 && static_cast<int>(p.num_args) < -spec->arity)) {
     WriteError(w, RespError::kWrongArity, spec->name);
@@ -366,7 +360,7 @@ void Connection::Verify(const Pending& p, ReplyWriter& w) {
       return WriteError(w, RespError::kNoPerm, p.spec->name);
     case gateway::Verdict::kRefused:
       local_.resize(p.local_off);
-      return w.Error(pipeline_.RefusalText(*c, pipeline_.refusal(), "ERR ", /*name_cache=*/true));
+      return WriteRefusal(w, pipeline_, *c, pipeline_.refusal());
   }
 }
 
@@ -376,9 +370,9 @@ bool CheckValueSize(CommandContext& ctx, size_t size, bool element) {
       gateway::CheckValueSize(c, size, element, ctx.server.max_item_bytes);
   if (r == gateway::Refusal::kNone) return true;
   if (c == nullptr) {
-    WriteStatus(ctx.local, Status(Code::kTooLarge, "value exceeds the item size limit"));
+    WriteError(ctx.local, RespError::kValueTooLarge);
   } else {
-    ctx.local.Error(ctx.pipeline->RefusalText(*c, r, "ERR ", /*name_cache=*/true));
+    WriteRefusal(ctx.local, *ctx.pipeline, *c, r);
   }
   return false;
 }
@@ -404,7 +398,8 @@ void Connection::ProcessRound() {
     if (r == RespParser::Result::kError) {
       Pending p{nullptr, static_cast<uint32_t>(pipeline_.calls().size()), 0,
                 static_cast<uint32_t>(local_.size()), 0, 0, 0, state_.proto};
-      ReplyWriter(&local_, state_.proto).Error("ERR " + parser_.error());
+      ReplyWriter w(&local_, state_.proto);
+      WriteError(w, RespError::kProtocol, parser_.error());
       p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
       pending_.push_back(p);
       protocol_error_ = true;
@@ -417,8 +412,8 @@ void Connection::ProcessRound() {
     for (size_t i = 0; i < parser_.args().size(); ++i) args_.push_back(parser_.ArgAt(buf, i));
     if (refuse_round_) {
       // Overload: the tenant's queue on this loop is full. Refused without running.
-      static const std::string kOverloaded = "ERR " + std::string(gateway::kOverloadedText);
-      ReplyWriter(&local_, state_.proto).Error(kOverloaded);
+      ReplyWriter w(&local_, state_.proto);
+      WriteError(w, RespError::kOverloaded);
       gateway::Pipeline::CountOverloaded(state_.cache_state.get());
       p.local_len = static_cast<uint32_t>(local_.size() - p.local_off);
       pending_.push_back(p);
@@ -795,19 +790,11 @@ void Connection::OnEnd(topics::SubId id, const Status& why) {
   auto it = subs_->by_id.find(id);
   if (it == subs_->by_id.end()) return;
   Sub& s = it->second;
-  std::string detail = (s.pattern ? "pattern '" : "channel '") + s.name + "': ";
-  if (why.code() == Code::kNotFound) {
-    detail += "its cache was deleted";
-  } else if (why.code() == Code::kUnavailable) {
-    detail += "the server is shutting down";
-  } else {
-    detail += why.message();
-  }
-  Unready(s);
-  Forget(id);
   std::string frame;
   ReplyWriter w(&frame, state_.proto);
-  WriteError(w, RespError::kSubscriptionEnded, detail);
+  WriteSubscriptionEnded(w, s.pattern, s.name, why);
+  Unready(s);
+  Forget(id);
   // Notices are not counted against the queue bound: a cache with many subscriptions on this
   // connection ends them all at once.
   pushes_.push_back(Push{nullptr, std::make_shared<const std::string>(std::move(frame)), 0});
@@ -918,9 +905,7 @@ void Connection::FellBehind() {
   queued_bytes_ = writing_push_bytes_;
   std::string frame;
   ReplyWriter w(&frame, state_.proto);
-  WriteError(w, RespError::kFellBehind,
-             "more than " + std::to_string(limit) +
-                 " bytes of messages were waiting to be written to it");
+  WriteError(w, RespError::kFellBehind, limit);
   pushes_.push_back(Push{nullptr, std::make_shared<const std::string>(std::move(frame)), 0});
   owner_->server_->topics->NoteSlowSubscriber();  // cellar_topic_slow_subscribers_total
   LOG_INFO("msg=resp_subscriber_fell_behind conn={} peer={} limit_bytes={}", state_.id,

@@ -116,12 +116,7 @@ void PrepareClient(CommandContext& ctx) {
   std::string_view sub = a[1];
   if (EqualsIgnoreCase(sub, "setname") && a.size() == 3) {
     for (char ch : a[2]) {
-      if (ch < '!' || ch > '~') {
-        return WriteStatus(ctx.local,
-                           Status(Code::kInvalidArgument,
-                                  "Client names cannot contain spaces, newlines or special "
-                                  "characters."));
-      }
+      if (ch < '!' || ch > '~') return WriteError(ctx.local, RespError::kClientNameChars);
     }
     ctx.conn.client_name = std::string(a[2]);
     return ctx.local.Simple("OK");

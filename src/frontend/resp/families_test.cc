@@ -124,7 +124,7 @@ class RespFamilyTest : public ::testing::Test {
           return reply;
         case gateway::Verdict::kRefused:
           reply.clear();
-          w.Error(p.RefusalText(*state_.cache_state, p.refusal(), "ERR ", true));
+          WriteRefusal(w, p, *state_.cache_state, p.refusal());
           return reply;
       }
     }

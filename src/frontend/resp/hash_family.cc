@@ -153,9 +153,7 @@ std::optional<long double> ParseIncrement(std::string_view s) {
 void PrepareHIncrByFloat(CommandContext& ctx) {
   auto d = ParseIncrement(ctx.args[3]);
   if (!d) return WriteError(ctx.local, RespError::kNotFloat);
-  if (std::isinf(*d)) {
-    return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "value is NaN or Infinity"));
-  }
+  if (std::isinf(*d)) return WriteError(ctx.local, RespError::kNaNOrInfinity);
   if (!CheckSize(ctx, ctx.args[2])) return;
   api::Request& r = ctx.Add(api::Op::kHIncrByFloat, ctx.args[1]);
   r.args = ArgsFrom(ctx, 2, 1);

@@ -19,10 +19,7 @@ using gateway::Call;
 
 bool CheckPattern(CommandContext& ctx, std::string_view pattern) {
   if (pattern.size() <= kMaxPatternBytes) return true;
-  WriteStatus(ctx.local, Status(Code::kInvalidArgument,
-                                "pattern is " + std::to_string(pattern.size()) +
-                                    " bytes, over the limit of " +
-                                    std::to_string(kMaxPatternBytes)));
+  WriteError(ctx.local, RespError::kPatternTooLong, pattern.size(), kMaxPatternBytes);
   return false;
 }
 
@@ -59,18 +56,14 @@ void PrepareExpireGeneric(CommandContext& ctx, int64_t unit_ms, bool absolute) {
     } else if (EqualsIgnoreCase(a[i], "lt")) {
       flags |= api::kLt;
     } else {
-      return WriteStatus(ctx.local,
-                         Status(Code::kInvalidArgument, "Unsupported option " + std::string(a[i])));
+      return WriteError(ctx.local, RespError::kUnsupportedOption, a[i]);
     }
   }
   if ((flags & api::kNx) && (flags & (api::kXx | api::kGt | api::kLt))) {
-    return WriteStatus(ctx.local, Status(Code::kInvalidArgument,
-                                         "NX and XX, GT or LT options at the same time are not "
-                                         "compatible"));
+    return WriteError(ctx.local, RespError::kExpireNxAndOthers);
   }
   if ((flags & api::kGt) && (flags & api::kLt)) {
-    return WriteStatus(ctx.local, Status(Code::kInvalidArgument,
-                                         "GT and LT options at the same time are not compatible"));
+    return WriteError(ctx.local, RespError::kExpireGtAndLt);
   }
   int64_t at;
   if (__builtin_mul_overflow(*n, unit_ms, &at) ||
@@ -217,11 +210,8 @@ class KeysJob : public std::enable_shared_from_this<KeysJob> {
     }
     const uint64_t max = gateway::ReplyMemory::Get().options().max_round_bytes;
     if (bytes_ > max) {
-      return reply_.Complete([&](ReplyWriter& w) {
-        WriteStatus(w, Status(Code::kResourceExhausted,
-                              "reply too large: KEYS matched more than " + std::to_string(max) +
-                                  " bytes of keys (--max-reply-bytes); use SCAN"));
-      });
+      return reply_.Complete(
+          [&](ReplyWriter& w) { WriteError(w, RespError::kKeysReplyTooLarge, max); });
     }
     if (std::find(done_.begin(), done_.end(), false) != done_.end()) return Next();
     reply_.Complete([&](ReplyWriter& w) {
@@ -255,8 +245,7 @@ void PrepareKeys(CommandContext& ctx) {
     case gateway::Verdict::kDenied:
       return WriteError(ctx.local, RespError::kNoPerm, "keys");
     case gateway::Verdict::kRefused:
-      return ctx.local.Error(
-          ctx.pipeline->RefusalText(*c, ctx.pipeline->refusal(), "ERR ", /*name_cache=*/true));
+      return WriteRefusal(ctx.local, *ctx.pipeline, *c, ctx.pipeline->refusal());
   }
   std::make_shared<KeysJob>(ctx.server.gateway, ctx.thread, ctx.conn.cache_id,
                             pattern == "*" ? std::string() : std::string(pattern),

@@ -19,10 +19,6 @@ bool CheckSize(CommandContext& ctx, std::string_view value) {
   return CheckValueSize(ctx, value.size(), /*element=*/true);
 }
 
-void WriteOutOfRange(ReplyWriter& w) {
-  WriteStatus(w, Status(Code::kInvalidArgument, "value is out of range, must be positive"));
-}
-
 // ---- Pushes -------------------------------------------------------------------------------
 
 void PreparePushGeneric(CommandContext& ctx, api::Op op, uint32_t flags) {
@@ -48,7 +44,7 @@ void PreparePopGeneric(CommandContext& ctx, api::Op op) {
   int64_t count = -1;
   if (a.size() == 3) {
     auto n = ParseInt64(a[2]);
-    if (!n || *n < 0) return WriteOutOfRange(ctx.local);
+    if (!n || *n < 0) return WriteError(ctx.local, RespError::kMustBePositive);
     count = *n;
   }
   ctx.Add(op, a[1]).Set(api::Count{count});
@@ -131,25 +127,15 @@ void PrepareLPos(CommandContext& ctx) {
     if (EqualsIgnoreCase(a[i], "rank") && more) {
       auto n = ParseInt64(a[++i]);
       if (!n) return WriteError(ctx.local, RespError::kNotInteger);
-      if (*n == 0) {
-        return WriteStatus(ctx.local,
-                           Status(Code::kInvalidArgument,
-                                  "RANK can't be zero: use 1 to start from the first match, 2 "
-                                  "from the second ... or use negative to start from the end of "
-                                  "the list"));
-      }
+      if (*n == 0) return WriteError(ctx.local, RespError::kRankZero);
       rank = *n;
     } else if (EqualsIgnoreCase(a[i], "count") && more) {
       auto n = ParseInt64(a[++i]);
-      if (!n || *n < 0) {
-        return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "COUNT can't be negative"));
-      }
+      if (!n || *n < 0) return WriteError(ctx.local, RespError::kCountNegative);
       count = *n;
     } else if (EqualsIgnoreCase(a[i], "maxlen") && more) {
       auto n = ParseInt64(a[++i]);
-      if (!n || *n < 0) {
-        return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "MAXLEN can't be negative"));
-      }
+      if (!n || *n < 0) return WriteError(ctx.local, RespError::kMaxLenNegative);
       maxlen = *n;
     } else {
       return WriteError(ctx.local, RespError::kSyntax);
@@ -197,7 +183,7 @@ void FinishLSet(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];
   if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
   if (c.req.op == api::Op::kLLen) {  // the index was not an integer
-    if (!c.reply.found) return WriteStatus(w, Status(Code::kNotFound, "no such key"));
+    if (!c.reply.found) return WriteError(w, RespError::kNoSuchKey);
     return WriteError(w, RespError::kNotInteger);
   }
   w.Simple("OK");

@@ -47,7 +47,7 @@ void RespServer::Listen(const std::string& address, uint16_t port) {
       [](asio::ip::tcp::socket& socket) {
         // Redis's words for the same refusal; best effort (the socket is new and empty, so
         // the line fits its buffer), then the listener closes it.
-        net::SendLineNow(socket, "-ERR max number of clients reached\r\n");
+        net::SendLineNow(socket, ErrorLine(RespError::kMaxClients));
       });
   ArmSweep();
 }

@@ -167,9 +167,7 @@ void PrepareConfig(CommandContext& ctx) {
   }
   if (EqualsIgnoreCase(a[1], "set") || EqualsIgnoreCase(a[1], "resetstat") ||
       EqualsIgnoreCase(a[1], "rewrite")) {
-    return WriteStatus(ctx.local, Status(Code::kInvalidArgument,
-                                         "CONFIG " + Lower(a[1]) +
-                                             " is not supported: configure with cellar serve flags"));
+    return WriteError(ctx.local, RespError::kConfigUnsupported, Lower(a[1]));
   }
   WriteError(ctx.local, RespError::kUnknownSubcommand, "config|" + Lower(a[1]));
 }

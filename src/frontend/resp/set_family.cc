@@ -22,8 +22,6 @@ namespace {
 
 using gateway::Call;
 
-void WriteMustBePositive(ReplyWriter& w) { WriteErr(w, "value is out of range, must be positive"); }
-
 void WriteSet(ReplyWriter& w, const api::ItemList& items) {
   w.Set(items.size());
   for (const auto& m : items) w.Bulk(m);
@@ -77,7 +75,7 @@ void PrepareSPop(CommandContext& ctx) {
     return;
   }
   auto n = ParseInt64(a[2]);
-  if (!n || *n < 0) return WriteMustBePositive(ctx.local);
+  if (!n || *n < 0) return WriteError(ctx.local, RespError::kMustBePositive);
   if (*n == 0) {
     ctx.Add(api::Op::kSCard, a[1]);
     return;
@@ -107,11 +105,7 @@ void PrepareSRandMember(CommandContext& ctx) {
   }
   auto n = ParseInt64(a[2]);
   if (!n) return WriteError(ctx.local, RespError::kNotInteger);
-  if (*n == INT64_MIN) {
-    return WriteErr(ctx.local,
-                    "value is out of range, value must between -9223372036854775807 and "
-                    "9223372036854775807");
-  }
+  if (*n == INT64_MIN) return WriteError(ctx.local, RespError::kCountOutOfRange);
   if (*n == 0) {
     ctx.Add(api::Op::kSCard, a[1]);
     return;
@@ -278,23 +272,21 @@ struct InterCardArgs {
 // Writes the error to `w` (when given) and returns nullopt on bad arguments.
 std::optional<InterCardArgs> ParseSInterCard(std::span<const std::string_view> a,
                                              ReplyWriter* w) {
-  auto fail = [w](std::string_view message) -> std::optional<InterCardArgs> {
-    if (w != nullptr) WriteErr(*w, message);
+  auto fail = [w](RespError e) -> std::optional<InterCardArgs> {
+    if (w != nullptr) WriteError(*w, e);
     return std::nullopt;
   };
   auto numkeys = ParseInt64(a[1]);
-  if (!numkeys || *numkeys < 1) return fail("numkeys should be greater than 0");
-  if (*numkeys > static_cast<int64_t>(a.size()) - 2) {
-    return fail("Number of keys can't be greater than number of args");
-  }
+  if (!numkeys || *numkeys < 1) return fail(RespError::kNumKeysNotPositive);
+  if (*numkeys > static_cast<int64_t>(a.size()) - 2) return fail(RespError::kNumKeysOverArgs);
   InterCardArgs out{static_cast<size_t>(*numkeys), 0};
   for (size_t i = 2 + out.numkeys; i < a.size(); ++i) {
     if (EqualsIgnoreCase(a[i], "limit") && i + 1 < a.size()) {
       auto l = ParseInt64(a[++i]);
-      if (!l || *l < 0) return fail("LIMIT can't be negative");
+      if (!l || *l < 0) return fail(RespError::kLimitNegative);
       out.limit = *l;
     } else {
-      return fail("syntax error");
+      return fail(RespError::kSyntax);
     }
   }
   return out;

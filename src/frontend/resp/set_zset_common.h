@@ -17,11 +17,6 @@
 
 namespace cellar::resp {
 
-// An "ERR <message>" reply in Redis's words for errors the shared table has no entry for.
-inline void WriteErr(ReplyWriter& w, std::string_view message) {
-  WriteStatus(w, Status(Code::kInvalidArgument, std::string(message)));
-}
-
 // Writes the first error status among the calls; false if there is none.
 inline bool WriteFirstError(std::span<const gateway::Call> calls, ReplyWriter& w) {
   for (const gateway::Call& c : calls) {

@@ -28,10 +28,6 @@ void FinishBulkValue(CommandContext&, std::span<Call> calls, ReplyWriter& w) {
   w.Bulk(calls[0].reply.value);
 }
 
-// Redis's words for a string that would outgrow the size limit (proto-max-bulk-len there,
-// --max-item-size here).
-constexpr const char* kStringTooLong = "string exceeds maximum allowed size (proto-max-bulk-len)";
-
 bool CheckSize(CommandContext& ctx, std::string_view value) {
   return CheckValueSize(ctx, value.size(), /*element=*/false);
 }
@@ -280,7 +276,7 @@ void PrepareIncrBy(CommandContext& ctx) {
 void PrepareDecrBy(CommandContext& ctx) {
   auto d = ParseInt64(ctx.args[2]);
   if (!d || *d == INT64_MIN) {
-    if (d) return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "decrement would overflow"));
+    if (d) return WriteError(ctx.local, RespError::kDecrementOverflow);
     return WriteError(ctx.local, RespError::kNotInteger);
   }
   PrepareIncrGeneric(ctx, -*d);
@@ -309,12 +305,12 @@ void PrepareGetRange(CommandContext& ctx) {
 void PrepareSetRange(CommandContext& ctx) {
   auto off = ParseInt64(ctx.args[2]);
   if (!off) return WriteError(ctx.local, RespError::kNotInteger);
-  if (*off < 0) return WriteStatus(ctx.local, Status(Code::kInvalidArgument, "offset is out of range"));
+  if (*off < 0) return WriteError(ctx.local, RespError::kOffsetOutOfRange);
   // An empty value writes nothing, whatever the offset: the engine answers the length.
   if (!ctx.args[3].empty() &&
       static_cast<uint64_t>(*off) + ctx.args[3].size() >
           CacheLimit(ctx.conn, control::LimitId::kMaxItemBytes, ctx.server.max_item_bytes)) {
-    return WriteStatus(ctx.local, Status(Code::kTooLarge, kStringTooLong));
+    return WriteError(ctx.local, RespError::kStringTooLong);
   }
   api::Request& r = ctx.Add(api::Op::kSetRange, ctx.args[1]);
   r.Set(api::Position{*off});

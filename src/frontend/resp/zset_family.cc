@@ -151,14 +151,14 @@ void PrepareZAdd(CommandContext& ctx) {
   if (rest == 0 || rest % 2 != 0) return WriteError(ctx.local, RespError::kSyntax);
   const size_t n = rest / 2;
   if ((flags & api::kNx) && (flags & api::kXx)) {
-    return WriteErr(ctx.local, "XX and NX options at the same time are not compatible");
+    return WriteError(ctx.local, RespError::kZAddXxAndNx);
   }
   if (((flags & (api::kGt | api::kLt)) && (flags & api::kNx)) ||
       ((flags & api::kGt) && (flags & api::kLt))) {
-    return WriteErr(ctx.local, "GT, LT, and/or NX options at the same time are not compatible");
+    return WriteError(ctx.local, RespError::kZAddGtLtAndNx);
   }
   if ((flags & api::kIncr) && n > 1) {
-    return WriteErr(ctx.local, "INCR option supports a single increment-element pair");
+    return WriteError(ctx.local, RespError::kZAddIncrPairs);
   }
   std::span<double> scores = ctx.scratch.Alloc<double>(n);
   for (size_t j = 0; j < n; ++j) {
@@ -235,9 +235,6 @@ void PrepareZCard(CommandContext& ctx) { ctx.Add(api::Op::kZCard, ctx.args[1]); 
 
 // ---- ZCOUNT, ZLEXCOUNT --------------------------------------------------------------------
 
-constexpr std::string_view kNotFloatRange = "min or max is not a float";
-constexpr std::string_view kNotLexRange = "min or max not valid string range item";
-
 // The score range from min to max, adding the exclusive bounds' flags to `flags`; nullopt if
 // a bound is not a float.
 std::optional<api::ScoreRange> ScoreRangeOf(std::string_view min, std::string_view max,
@@ -253,7 +250,7 @@ std::optional<api::ScoreRange> ScoreRangeOf(std::string_view min, std::string_vi
 void PrepareZCount(CommandContext& ctx) {
   uint32_t flags = 0;
   auto range = ScoreRangeOf(ctx.args[2], ctx.args[3], flags);
-  if (!range) return WriteErr(ctx.local, kNotFloatRange);
+  if (!range) return WriteError(ctx.local, RespError::kNotFloatRange);
   api::Request& r = ctx.Add(api::Op::kZCount, ctx.args[1]);
   r.Set(*range);
   r.flags = flags;
@@ -274,7 +271,7 @@ std::span<const std::string_view> LexRange(CommandContext& ctx, std::string_view
 // ZLEXCOUNT key min max: counts the members of the range (no engine op counts lex ranges).
 void PrepareZLexCount(CommandContext& ctx) {
   auto range = LexRange(ctx, ctx.args[2], ctx.args[3]);
-  if (range.empty()) return WriteErr(ctx.local, kNotLexRange);
+  if (range.empty()) return WriteError(ctx.local, RespError::kNotLexRange);
   api::Request& r = ctx.Add(api::Op::kZRange, ctx.args[1]);
   r.flags = api::kByLex;
   r.args = range;
@@ -326,12 +323,10 @@ void PrepareRangeGeneric(CommandContext& ctx, RangeKind kind, Direction dir) {
   if (kind == RangeKind::kAuto) kind = RangeKind::kRank;
   // Redis tells "no LIMIT" by a count of -1, so "LIMIT 0 -1" passes with a rank range.
   if (has_limit && count != -1 && kind == RangeKind::kRank) {
-    return WriteErr(ctx.local,
-                    "syntax error, LIMIT is only supported in combination with either BYSCORE "
-                    "or BYLEX");
+    return WriteError(ctx.local, RespError::kRangeLimitNeedsBy);
   }
   if (with_scores && kind == RangeKind::kLex) {
-    return WriteErr(ctx.local, "syntax error, WITHSCORES not supported in combination with BYLEX");
+    return WriteError(ctx.local, RespError::kRangeWithScoresByLex);
   }
   const bool reverse = dir == Direction::kReverse;
   std::string_view min = a[2], max = a[3];
@@ -352,14 +347,14 @@ void PrepareRangeGeneric(CommandContext& ctx, RangeKind kind, Direction dir) {
     }
     case RangeKind::kScore: {
       auto bounds = ScoreRangeOf(min, max, req.flags);
-      if (!bounds) return WriteErr(ctx.local, kNotFloatRange);
+      if (!bounds) return WriteError(ctx.local, RespError::kNotFloatRange);
       range = *bounds;
       req.flags |= api::kByScore;
       break;
     }
     case RangeKind::kLex:
       req.args = LexRange(ctx, min, max);
-      if (req.args.empty()) return WriteErr(ctx.local, kNotLexRange);
+      if (req.args.empty()) return WriteError(ctx.local, RespError::kNotLexRange);
       req.flags |= api::kByLex;
       break;
   }
@@ -427,7 +422,7 @@ void PreparePopGeneric(CommandContext& ctx, api::Op op) {
   int64_t count = -1;
   if (a.size() == 3) {
     auto n = ParseInt64(a[2]);
-    if (!n || *n < 0) return WriteErr(ctx.local, "value is out of range, must be positive");
+    if (!n || *n < 0) return WriteError(ctx.local, RespError::kMustBePositive);
     count = *n;
   }
   if (count == 0) {
@@ -489,8 +484,8 @@ struct ZOpArgs {
   bool with_scores = false;
   std::vector<double> weights;  // one per key
   // An option error, reported once the sources are known to be sorted sets or sets
-  // (Redis parses the options after looking the keys up). Empty: none.
-  std::string_view deferred;
+  // (Redis parses the options after looking the keys up).
+  std::optional<RespError> deferred;
 };
 
 // [destination] numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES].
@@ -504,9 +499,7 @@ std::optional<ZOpArgs> ParseZOp(std::span<const std::string_view> a, ZSetOp op, 
     return std::nullopt;
   }
   if (*n < 1) {
-    if (w != nullptr) {
-      WriteErr(*w, "at least 1 input key is needed for '" + std::string(name) + "' command");
-    }
+    if (w != nullptr) WriteError(*w, RespError::kNoInputKeys, name);
     return std::nullopt;
   }
   if (*n > static_cast<int64_t>(a.size() - numkeys_index - 1)) {
@@ -525,7 +518,7 @@ std::optional<ZOpArgs> ParseZOp(std::span<const std::string_view> a, ZSetOp op, 
       for (size_t i = 0; i < out.numkeys; ++i, ++j) {
         auto weight = ParseScore(a[j]);
         if (!weight) {
-          out.deferred = "weight value is not a float";
+          out.deferred = RespError::kWeightNotFloat;
           return out;
         }
         out.weights[i] = *weight;
@@ -539,7 +532,7 @@ std::optional<ZOpArgs> ParseZOp(std::span<const std::string_view> a, ZSetOp op, 
       } else if (EqualsIgnoreCase(agg, "max")) {
         out.aggregate = Aggregate::kMax;
       } else {
-        out.deferred = "syntax error";
+        out.deferred = RespError::kSyntax;
         return out;
       }
       j += 2;
@@ -547,7 +540,7 @@ std::optional<ZOpArgs> ParseZOp(std::span<const std::string_view> a, ZSetOp op, 
       out.with_scores = true;
       ++j;
     } else {
-      out.deferred = "syntax error";
+      out.deferred = RespError::kSyntax;
       return out;
     }
   }
@@ -664,7 +657,7 @@ void PrepareZOp(CommandContext& ctx, ZSetOp op, bool store) {
   for (size_t i = 0; i < p->numkeys; ++i) {
     api::Request& r = ctx.Add(api::Op::kZRange, ctx.args[p->first_key + i]);
     r.flags = api::kWithScores | api::kAcceptSet;
-    r.Set(api::IndexRange{0, p->deferred.empty() ? -1 : 0});
+    r.Set(api::IndexRange{0, p->deferred ? 0 : -1});
   }
 }
 void PrepareZUnion(CommandContext& ctx) { PrepareZOp(ctx, ZSetOp::kUnion, false); }
@@ -677,7 +670,7 @@ void PrepareZDiffStore(CommandContext& ctx) { PrepareZOp(ctx, ZSetOp::kDiff, tru
 void FinishZOpRead(ZSetOp op, CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   if (WriteFirstError(calls, w)) return;
   auto p = ParseZOp(ctx.args, op, false, ctx.spec->name, nullptr);  // accepted in Prepare
-  if (!p->deferred.empty()) return WriteErr(w, p->deferred);
+  if (p->deferred) return WriteError(w, *p->deferred);
   std::vector<ScoredMember> out = ComputeZOp(op, *p, calls);
   std::sort(out.begin(), out.end(), [](const ScoredMember& x, const ScoredMember& y) {
     return x.score < y.score || (!(y.score < x.score) && x.member < y.member);
@@ -701,7 +694,7 @@ bool FollowupZOpStore(ZSetOp op, CommandContext& ctx, std::span<Call> first_roun
     if (!c.reply.status.ok()) return false;  // Finish reports it
   }
   auto p = ParseZOp(ctx.args, op, true, ctx.spec->name, nullptr);  // accepted in Prepare
-  if (!p->deferred.empty()) return false;                           // Finish reports it
+  if (p->deferred) return false;                                   // Finish reports it
   std::vector<ScoredMember> out = ComputeZOp(op, *p, first_round.subspan(1));
   std::span<std::string_view> members = ctx.scratch.Alloc<std::string_view>(out.size());
   std::span<double> scores = ctx.scratch.Alloc<double>(out.size());
@@ -730,7 +723,7 @@ void FinishZOpStore(ZSetOp op, CommandContext& ctx, std::span<Call> calls, Reply
   if (WriteFirstError(calls, w)) return;
   if (calls[0].req.op == api::Op::kZStore) return w.Int(calls[0].reply.integer);
   auto p = ParseZOp(ctx.args, op, true, ctx.spec->name, nullptr);
-  if (p && !p->deferred.empty()) return WriteErr(w, p->deferred);
+  if (p && p->deferred) return WriteError(w, *p->deferred);
   w.Int(0);
 }
 void FinishZUnionStore(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
