@@ -2,6 +2,8 @@
 // (caches, tenants, tokens, signing keys, limits, stats, usage).
 #pragma once
 
+#include <string>
+
 #include "auth/signing_keys.h"
 #include "gateway/gateway.h"
 #include "server/admin_http.h"
@@ -17,6 +19,7 @@ struct AdminContext {
   auth::SigningKeyStore* keys = nullptr;  // tokens and signing keys; null: not offered
   MetricsOptions metrics;                 // /metrics label cardinality caps
   UsageSampler* usage = nullptr;          // GET /v1/usage; null: not offered
+  std::string endpoint;  // what minted keys name: --public-endpoint, or bind:api-port
 };
 
 // Returns the handler for AdminHttpServer. It runs on loop 0.
