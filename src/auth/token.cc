@@ -20,6 +20,8 @@ struct JsonDeleter {
 using Json = std::unique_ptr<json_t, JsonDeleter>;
 
 constexpr std::string_view kKinds[] = {"api", "disposable", "refresh"};
+// The "t" claim of a Momento v2 API key ("global api key").
+constexpr char kV2Type[] = "g";
 
 std::string Dump(json_t* j) {
   char* text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -68,6 +70,7 @@ StatusOr<std::string> Mint(const SigningKeyStore& keys, Claims c) {
                       .c_str()));
   if (c.expires_at != 0) json_object_set_new(payload.get(), "exp", json_integer(c.expires_at));
   if (c.not_after != 0) json_object_set_new(payload.get(), "nax", json_integer(c.not_after));
+  if (c.v2) json_object_set_new(payload.get(), "t", json_string(kV2Type));
   json_error_t err;
   const std::string perms = ToJson(c.perms);
   json_object_set_new(payload.get(), "p", json_loadb(perms.data(), perms.size(), 0, &err));
@@ -132,6 +135,12 @@ StatusOr<Claims> Verify(const SigningKeyStore& keys, std::string_view token, int
   json_t* exp = json_object_get(payload.get(), "exp");
   json_t* nax = json_object_get(payload.get(), "nax");
   json_t* perms = json_object_get(payload.get(), "p");
+  json_t* type = json_object_get(payload.get(), "t");
+  if (type != nullptr &&
+      !(json_is_string(type) && std::string_view(json_string_value(type)) == kV2Type)) {
+    return Unauthenticated("malformed token: the \"t\" claim is not \"g\"");
+  }
+  c.v2 = type != nullptr;
   if (tenant == nullptr || jti == nullptr || kind == nullptr || !json_is_integer(iat) ||
       (exp != nullptr && !json_is_integer(exp)) || (nax != nullptr && !json_is_integer(nax)) ||
       !json_is_object(perms)) {

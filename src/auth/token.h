@@ -2,7 +2,10 @@
 // {"alg":"HS256","kid":...,"typ":"JWT"}; payload {"tn": tenant, "jti": token id, "k": kind,
 // "iat": issued (Unix s), "exp": expiry (Unix s, absent = never), "p": permissions,
 // "nax": the latest its refreshes and children may expire (absent = no limit), "n": a random
-// nonce}.
+// nonce, "t": "g" on a Momento v2 API key (absent otherwise)}.
+// A v2 API key is such a token whose payload also carries "t":"g": that claim is all the Momento
+// SDKs look at (CredentialProvider.fromApiKeyV2 accepts a JWT only if it has it; fromString
+// refuses one that has). Cellar verifies both shapes alike.
 // Verification accepts exactly HS256, a known and unrevoked key id, a valid signature (compared
 // in constant time), a well-formed payload, and an unexpired token. Errors never echo the token.
 #pragma once
@@ -31,6 +34,9 @@ struct Claims {
   // does a chain of refreshes.
   int64_t not_after = 0;
   std::string key_id;       // filled by Mint and Verify
+  // Momento's v2 API key shape: the payload carries "t":"g". Minted for API keys that SDKs use
+  // directly (fromApiKeyV2); not for refresh or disposable tokens.
+  bool v2 = false;
 };
 
 // The earliest non-zero of two Unix-second ends (0: neither ends).

@@ -1,7 +1,10 @@
 #include "auth/token.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -180,6 +183,131 @@ TEST(Token, GarbageIsRefusedWithAClearMessage) {
   }
   EXPECT_EQ(Verify(keys, std::string(kMaxTokenBytes + 1, 'a'), kNow).status().message(),
             "malformed token: too long");
+}
+
+// A token over any header and payload text, signed with `keys`' current secret: what a holder
+// of the secret could make, to test claims that Mint never writes.
+std::string SignedWith(const SigningKeyStore& keys, const std::string& header,
+                       const std::string& payload) {
+  const std::string input = Base64UrlEncode(header) + "." + Base64UrlEncode(payload);
+  const std::string& secret = keys.Current()->secret;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+  return input + "." + Base64UrlEncode(std::string_view(reinterpret_cast<char*>(mac), len));
+}
+
+std::string HeaderOf(const SigningKeyStore& keys) {
+  return "{\"alg\":\"HS256\",\"kid\":\"" + keys.Current()->id + "\",\"typ\":\"JWT\"}";
+}
+
+// A v2 key over SampleClaims().
+StatusOr<std::string> MintV2(const SigningKeyStore& keys) {
+  Claims claims = SampleClaims();
+  claims.v2 = true;
+  return Mint(keys, claims);
+}
+
+TEST(TokenV2, MintedWithTheGlobalKeyClaimAndVerified) {
+  SigningKeyStore keys("");
+  Claims claims = SampleClaims();
+  claims.kind = TokenKind::kApi;
+  claims.v2 = true;
+  auto token = Mint(keys, claims);
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  // What the SDK's isV2ApiKey reads: a three-part JWT (so not base64) whose payload has t = "g".
+  EXPECT_EQ(std::count(token->begin(), token->end(), '.'), 2);
+  EXPECT_EQ(token->find('='), std::string::npos);  // base64url without padding
+  const std::string payload = *Base64UrlDecode(Segment(*token, 1));
+  EXPECT_NE(payload.find("\"t\":\"g\""), std::string::npos) << payload;
+  const std::string header = *Base64UrlDecode(Segment(*token, 0));
+  EXPECT_NE(header.find("\"alg\":\"HS256\""), std::string::npos) << header;
+  EXPECT_NE(header.find("\"kid\":\"" + keys.Current()->id + "\""), std::string::npos) << header;
+  auto c = Verify(keys, *token, kNow);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->v2);
+  EXPECT_EQ(c->tenant, "acme");
+  EXPECT_EQ(c->kind, TokenKind::kApi);
+  EXPECT_EQ(c->expires_at, kNow + 3600);
+  ASSERT_EQ(c->perms.caches.size(), 1u);
+  EXPECT_EQ(c->perms.caches[0].cache, "sessions");
+}
+
+TEST(TokenV2, PlainTokensHaveNoTypeClaimAndStillVerify) {
+  SigningKeyStore keys("");
+  auto token = Mint(keys, SampleClaims());
+  ASSERT_TRUE(token.ok());
+  // (The permissions object has a "t" of its own: topic grants.)
+  EXPECT_EQ(Base64UrlDecode(Segment(*token, 1))->find("\"t\":\""), std::string::npos);
+  auto c = Verify(keys, *token, kNow);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->v2);
+}
+
+TEST(TokenV2, ExpiredBadSignatureUnknownKeyAndTamperingAreRefused) {
+  SigningKeyStore keys("");
+  auto token = MintV2(keys);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(Verify(keys, *token, kNow + 3600).status().message(), "token expired");
+
+  std::string bad_sig = *token;
+  bad_sig.back() = bad_sig.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Verify(keys, bad_sig, kNow).status().message(), "invalid token signature");
+
+  SigningKeyStore other("");
+  auto foreign = MintV2(other);
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_EQ(Verify(keys, *foreign, kNow).status().message(), "token signed by an unknown key");
+
+  // Dropping "t":"g" from a v2 key, or adding it to a plain token, breaks the signature.
+  std::string payload = *Base64UrlDecode(Segment(*token, 1));
+  const size_t t = payload.find(",\"t\":\"g\"");
+  ASSERT_NE(t, std::string::npos) << payload;
+  payload.erase(t, 8);
+  const std::string stripped =
+      Segment(*token, 0) + "." + Base64UrlEncode(payload) + "." + Segment(*token, 2);
+  EXPECT_EQ(Verify(keys, stripped, kNow).status().message(), "invalid token signature");
+  auto plain = Mint(keys, SampleClaims());
+  std::string plain_payload = *Base64UrlDecode(Segment(*plain, 1));
+  plain_payload.insert(plain_payload.size() - 1, ",\"t\":\"g\"");
+  const std::string promoted =
+      Segment(*plain, 0) + "." + Base64UrlEncode(plain_payload) + "." + Segment(*plain, 2);
+  EXPECT_EQ(Verify(keys, promoted, kNow).status().message(), "invalid token signature");
+
+  // alg none with the v2 claim: refused before any claim is read.
+  const std::string none = Base64UrlEncode("{\"alg\":\"none\",\"typ\":\"JWT\"}") + "." +
+                           Segment(*token, 1) + ".AAAA";
+  EXPECT_EQ(Verify(keys, none, kNow).status().message(),
+            "token algorithm not accepted (only HS256)");
+}
+
+TEST(TokenV2, AnotherTypeClaimIsRefusedEvenWhenSigned) {
+  SigningKeyStore keys("");
+  const std::string claims = "\"iat\":1,\"jti\":\"x\",\"k\":\"api\",\"p\":{\"su\":true},\"tn\":\"acme\"";
+  for (const char* t : {"\"t\":\"x\"", "\"t\":\"G\"", "\"t\":\"\"", "\"t\":1", "\"t\":null"}) {
+    auto c = Verify(keys, SignedWith(keys, HeaderOf(keys), "{" + claims + "," + t + "}"), kNow);
+    EXPECT_EQ(c.status().code(), Code::kUnauthenticated) << t;
+    EXPECT_EQ(c.status().message(), "malformed token: the \"t\" claim is not \"g\"") << t;
+  }
+  auto good = Verify(keys, SignedWith(keys, HeaderOf(keys), "{" + claims + ",\"t\":\"g\"}"), kNow);
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_TRUE(good->v2);
+  // The SDK's minimal v2 key ({"t":"g"} alone) is a v2 shape, but not a Cellar key.
+  EXPECT_EQ(Verify(keys, SignedWith(keys, HeaderOf(keys), "{\"t\":\"g\"}"), kNow).status().message(),
+            "malformed token: missing or mistyped claims");
+}
+
+TEST(TokenV2, NotAJwtIsRefused) {
+  SigningKeyStore keys("");
+  auto token = MintV2(keys);
+  ASSERT_TRUE(token.ok());
+  // A v1 key (base64 JSON wrapping the JWT) is unwrapped by the SDK, never sent as is.
+  const std::string v1 =
+      Base64Encode("{\"endpoint\":\"cellar.test\",\"api_key\":\"" + *token + "\"}");
+  EXPECT_EQ(Verify(keys, v1, kNow).status().message(),
+            "malformed token: not three non-empty dot-separated parts");
+  EXPECT_EQ(Verify(keys, Segment(*token, 1), kNow).status().code(), Code::kUnauthenticated);
 }
 
 TEST(SigningKeys, PersistedWithMode0600AndReloaded) {

@@ -92,6 +92,7 @@ int TenantCommand(const Target& t, const std::string& action, const std::string&
 
 struct KeyRequest {
   std::string tenant, role, cache, key, key_prefix, token_id;
+  std::string format = "key";  // key: the v2 API key alone; env: MOMENTO_API_KEY=.. MOMENTO_ENDPOINT=..
   bool super_user = false;
   uint64_t expires_in = 0;
 };
@@ -118,6 +119,15 @@ int KeyCreate(const Target& t, const KeyRequest& k) {
   Json doc = ParseBody(CheckedRequest(client, "POST", "/v1/tokens?" + query));
   const Json* token = doc.Find("token");
   if (!token || token->type != Json::Type::kString) throw CliError("no token in the reply");
+  if (k.format == "env") {
+    // What CredentialProvider.fromEnvVarV2() reads; `eval "$(cellar key create ... --format env)"`.
+    const Json* endpoint = doc.Find("endpoint");
+    if (!endpoint || endpoint->type != Json::Type::kString) {
+      throw CliError("no endpoint in the reply");
+    }
+    fmt::print("MOMENTO_API_KEY={}\nMOMENTO_ENDPOINT={}\n", token->text, endpoint->text);
+    return 0;
+  }
   fmt::print("{}\n", token->text);  // the token alone on stdout, for scripts
   return 0;
 }
@@ -167,7 +177,7 @@ class ControlGroup final : public CommandGroup {
     tenant_create_->add_option("NAME", tenant_name_, "tenant name")->required();
     tenant_list_ = tenant_->add_subcommand("list", "list tenants");
 
-    keys_ = app.add_subcommand("key", "mint tokens (API keys)");
+    keys_ = app.add_subcommand("key", "mint tokens (Momento v2 API keys)");
     keys_->require_subcommand(1);
     key_create_ = keys_->add_subcommand("create", "mint a token; prints it on stdout");
     key_create_->add_option("--tenant", key_.tenant, "the tenant it belongs to")->required();
@@ -180,6 +190,12 @@ class ControlGroup final : public CommandGroup {
     key_create_->add_option("--expires-in", key_.expires_in,
                             "seconds until it expires (default: never)");
     key_create_->add_option("--token-id", key_.token_id, "an id carried in the token");
+    key_create_
+        ->add_option("--format", key_.format,
+                     "key: the key alone (a Momento v2 API key); env: MOMENTO_API_KEY=... and "
+                     "MOMENTO_ENDPOINT=... lines, for CredentialProvider.fromEnvVarV2()")
+        ->check(CLI::IsMember({"key", "env"}))
+        ->capture_default_str();
 
     skeys_ = app.add_subcommand("signing-key", "rotate, revoke or list token signing keys");
     skeys_->require_subcommand(1);

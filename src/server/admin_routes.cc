@@ -33,7 +33,8 @@ std::string CacheNameFromPath(std::string_view path, std::string_view prefix, st
 //   GET  /v1/tenants                   {"tenants":[{"name":..,"id":..}]}
 //   POST /v1/tenants/NAME              201 {"name":..,"id":..}; 409 exists
 //   POST /v1/tokens?tenant=T&super_user=1 | &role=ro|rw|wo[&cache=C][&key=K|&key_prefix=P]
-//        [&expires_in=SECONDS][&token_id=ID]      201 {"token":..,"expires_at":N|null}
+//        [&expires_in=SECONDS][&token_id=ID]      201 {"token":..,"endpoint":..,"expires_at":N|null}
+//        (token: a Momento v2 API key; fromApiKeyV2({apiKey: token, endpoint}))
 //   GET  /v1/signing-keys              {"keys":[{"id":..,"created_ms":..,"revoked":..}]}
 //   POST /v1/signing-keys/rotate       {"id":..}
 //   POST /v1/signing-keys/ID/revoke    {"id":..}; 404 unknown
@@ -105,9 +106,11 @@ HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
       c.expires_at = c.issued_at + *secs;
     }
     c.token_id = QueryParam(req.query, "token_id").value_or("");
+    c.v2 = true;
     auto token = auth::Mint(*ctx.keys, c);
     if (!token.ok()) return Error(HttpStatusOf(token.status()), token.status().message());
-    return Json(201, "{\"token\":\"" + *token + "\",\"expires_at\":" +
+    return Json(201, "{\"token\":\"" + *token + "\",\"endpoint\":\"" + JsonEscape(ctx.endpoint) +
+                         "\",\"expires_at\":" +
                          (c.expires_at ? std::to_string(c.expires_at) : std::string("null")) + "}");
   }
   if (req.path == "/v1/signing-keys") {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "auth/signing_keys.h"
 #include "gateway/gateway.h"
@@ -21,6 +22,7 @@ struct AdminContext {
   UsageSampler* usage = nullptr;          // GET /v1/usage; null: not offered
   // --momento-local: GET /block (true) and /unblock (false); null: not offered.
   std::function<void(bool)> block;
+  std::string endpoint;  // what minted keys name: --public-endpoint, or bind:api-port
 };
 
 // Returns the handler for AdminHttpServer. It runs on loop 0.

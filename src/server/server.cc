@@ -209,7 +209,14 @@ int Process::State::Prepare() {
   if (cfg.tls_self_signed) {
     cfg.tls_cert = cfg.data_dir + "/tls/cert.pem";
     cfg.tls_key = cfg.data_dir + "/tls/key.pem";
-    net::EnsureSelfSignedCertificate(cfg.tls_cert, cfg.tls_key, cfg.bind);
+    // With --public-endpoint DOMAIN it also names cache., control., token. and api.cache.DOMAIN
+    // (a certificate made before without them is made again).
+    const auto names = net::EndpointHostNames(cfg.public_endpoint);
+    if (net::EnsureSelfSignedCertificate(cfg.tls_cert, cfg.tls_key, cfg.bind, names)) {
+      std::string listed;
+      for (const auto& n : names) listed += (listed.empty() ? "" : ",") + n;
+      LOG_INFO("msg=\"wrote a self-signed development certificate\" names=\"{}\"", listed);
+    }
     LOG_WARN("msg=\"serving a self-signed development certificate\" cert={}", cfg.tls_cert);
   }
   registry = std::make_unique<control::CacheRegistry>(cfg.data_dir);
@@ -393,6 +400,7 @@ void Process::State::Listen() {
       }
     };
   }
+  admin_ctx.endpoint = grpc_ctx.endpoint;
   admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
   admin_http->set_tls(admin_tls.get());
   admin_http->Listen(cfg.bind, cfg.admin_port);

@@ -59,6 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         "malformed token: missing or mistyped claims",
         "malformed token: unknown kind",
         "malformed token: bad expiry",
+        "malformed token: bad limit",
+        "malformed token: the \"t\" claim is not \"g\"",
         "the token's permissions cannot be parsed",
         "token expired",
     };
@@ -72,7 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(again.ok());
   auto back = auth::Verify(Keys(), *again, now);
   FUZZ_CHECK(back.ok());
-  FUZZ_CHECK(back->tenant == claims->tenant && back->token_id == claims->token_id);
+  FUZZ_CHECK(back->tenant == claims->tenant && back->token_id == claims->token_id &&
+             back->v2 == claims->v2);
   FUZZ_CHECK(auth::ToJson(back->perms) == auth::ToJson(claims->perms));
   return 0;
 }

@@ -183,6 +183,15 @@ out=$(rcli --no-auth-warning --user tc -a "$ro" GET x 2>&1)
 check_eq "read-only token reads" "tenant-value" "$out"
 out=$(rcli --no-auth-warning --user tc -a "$ro" SET x other 2>&1)
 check_contains "read-only token cannot write" "NOPERM" "$out"
+# A Momento v2 API key: a JWT whose payload has "t":"g"; --format env adds the endpoint.
+payload=$(echo "$su" | cut -d. -f2 | tr '_-' '/+'); while (( ${#payload} % 4 )); do payload+="="; done
+check_contains "cellar key create mints a v2 key (\"t\":\"g\")" '"t":"g"' "$(echo "$payload" | base64 -d 2>/dev/null)"
+out=$(cellar --data-dir "$data" key create --tenant clitenant --super-user --format env 2>&1); rc=$?
+check_rc "cellar key create --format env" 0 "$rc" "$out"
+check_contains "--format env names the key" "MOMENTO_API_KEY=ey" "$out"
+check_contains "--format env names the endpoint" "MOMENTO_ENDPOINT=127.0.0.1:" "$out"
+out=$(cellar --data-dir "$data" key create --tenant clitenant --super-user --format v1 2>&1); rc=$?
+check_rc "cellar key create refuses an unknown --format" 2 "$rc" "$out"
 out=$(cellar --data-dir "$data" key create --tenant clitenant --role zz 2>&1); rc=$?
 check_rc "cellar key create refuses a bad role" 2 "$rc" "$out"
 out=$(cellar --data-dir "$data" signing-key list 2>&1)

@@ -149,13 +149,18 @@ int64_t EndOf(const Caller& caller) {
   return auth::EarliestEnd(caller.principal.expires_at, caller.principal.not_after);
 }
 
-// Mints an API key and its refresh token; fills the response fields.
+// Mints an API key (Momento's v2 shape, "t":"g") and its refresh token (a plain token: it is
+// only ever sent back to RefreshApiToken); fills the response fields. The SDK wraps `api_key`
+// and `endpoint` into a v1 key itself; the inner v2 key also works with fromApiKeyV2 and
+// `endpoint`.
 template <typename Resp>
 Status MintPair(const ServiceContext& ctx, auth::Claims claims, Resp& resp) {
   claims.kind = auth::TokenKind::kApi;
+  claims.v2 = true;
   auto api = auth::Mint(*ctx.keys, claims);
   if (!api.ok()) return api.status();
   claims.kind = auth::TokenKind::kRefresh;
+  claims.v2 = false;
   auto refresh = auth::Mint(*ctx.keys, claims);
   if (!refresh.ok()) return refresh.status();
   resp.set_api_key(*api);
@@ -277,6 +282,8 @@ void GenerateDisposableToken(const ServiceContext& ctx, uint32_t, Stream& s, std
   c.not_after = EndOf(*caller);
   c.expires_at = auth::EarliestEnd(now_s + r->expires().valid_for_seconds(), c.not_after);
   c.token_id = r->token_id();
+  // Not a v2 key: Momento hands disposable tokens out in the v1 form only (the SDK wraps this
+  // token and `endpoint` into base64 JSON, read back by fromDisposableToken).
   auto token = auth::Mint(*ctx.keys, c);
   if (!token.ok()) return Fail(s, respond, token.status());
   ::token::_GenerateDisposableTokenResponse resp;

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include <stdexcept>
 
@@ -82,9 +83,51 @@ std::string TlsConfig::Reload() {
   }
 }
 
-void EnsureSelfSignedCertificate(const std::string& cert_file, const std::string& key_file,
-                                 const std::string& host) {
-  if (std::filesystem::exists(cert_file) && std::filesystem::exists(key_file)) return;
+std::vector<std::string> EndpointHostNames(std::string_view public_endpoint) {
+  std::string_view host = public_endpoint;
+  if (host.empty() || host.front() == '[') return {};  // empty, or a bracketed IPv6 address
+  if (const size_t colon = host.find(':'); colon != std::string_view::npos) {
+    if (host.find(':', colon + 1) != std::string_view::npos) return {};  // bare IPv6
+    host = host.substr(0, colon);
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(std::string(host), ec);
+  if (host.empty() || !ec) return {};  // an IP address: clients cannot prefix it
+  std::vector<std::string> names;
+  for (const char* prefix : {"cache.", "control.", "token.", "api.cache."}) {
+    names.push_back(prefix + std::string(host));
+  }
+  return names;
+}
+
+namespace {
+
+// Whether the certificate in `cert_file` is readable and names every one of `dns_names`.
+bool CoversNames(const std::string& cert_file, const std::vector<std::string>& dns_names) {
+  FILE* f = std::fopen(cert_file.c_str(), "r");
+  if (f == nullptr) return false;
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_X509(f, nullptr, nullptr, nullptr),
+                                                   X509_free);
+  std::fclose(f);
+  if (!cert) return false;
+  for (const std::string& name : dns_names) {
+    if (X509_check_host(cert.get(), name.data(), name.size(), X509_CHECK_FLAG_NO_WILDCARDS,
+                        nullptr) != 1) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool EnsureSelfSignedCertificate(const std::string& cert_file, const std::string& key_file,
+                                 const std::string& host,
+                                 const std::vector<std::string>& dns_names) {
+  if (std::filesystem::exists(cert_file) && std::filesystem::exists(key_file) &&
+      CoversNames(cert_file, dns_names)) {
+    return false;
+  }
   auto fail = [](const char* what) { return std::runtime_error(std::string("self-signed certificate: ") + what); };
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(EVP_EC_gen("P-256"), EVP_PKEY_free);
   if (!pkey) throw fail("cannot generate a key");
@@ -107,6 +150,7 @@ void EnsureSelfSignedCertificate(const std::string& cert_file, const std::string
   boost::system::error_code ec;
   const auto addr = boost::asio::ip::make_address(host, ec);
   if (!ec && !addr.is_loopback() && !addr.is_unspecified()) san += ",IP:" + host;
+  for (const std::string& name : dns_names) san += ",DNS:" + name;
   X509V3_CTX v3;
   X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
   for (const auto& [nid, value] : {std::pair<int, std::string>{NID_subject_alt_name, san},
@@ -133,6 +177,7 @@ void EnsureSelfSignedCertificate(const std::string& cert_file, const std::string
     throw fail("cannot write the certificate file");
   }
   std::fclose(cf);
+  return true;
 }
 
 }  // namespace cellar::net

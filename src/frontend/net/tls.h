@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -42,10 +44,17 @@ class TlsConfig {
   std::shared_ptr<boost::asio::ssl::context> current_ ABSL_GUARDED_BY(mu_);
 };
 
+// The DNS names Momento clients reach for a public endpoint "DOMAIN[:PORT]": cache.DOMAIN,
+// control.DOMAIN, token.DOMAIN (what the SDKs derive from a v2 key's endpoint) and
+// api.cache.DOMAIN (Momento's HTTP API). None for an empty endpoint or an IP address.
+std::vector<std::string> EndpointHostNames(std::string_view public_endpoint);
+
 // Writes a self-signed development certificate (EC P-256, valid 1 year, SAN localhost,
-// 127.0.0.1 and `host`) to cert_file/key_file (key mode 0600) unless both exist. Throws
-// std::runtime_error on failure.
-void EnsureSelfSignedCertificate(const std::string& cert_file, const std::string& key_file,
-                                 const std::string& host);
+// 127.0.0.1, `host` and every one of `dns_names`) to cert_file/key_file (key mode 0600) unless
+// both exist and the certificate covers every one of `dns_names`. Returns whether it wrote
+// them. Throws std::runtime_error on failure.
+bool EnsureSelfSignedCertificate(const std::string& cert_file, const std::string& key_file,
+                                 const std::string& host,
+                                 const std::vector<std::string>& dns_names = {});
 
 }  // namespace cellar::net

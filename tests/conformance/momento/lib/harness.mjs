@@ -52,7 +52,9 @@ export function uid(prefix = 'k') {
 export class CellarServer {
   /**
    * Start `cellar serve` on free ports in a fresh data dir and wait for ports.json.
-   * @param {{devNoAuth?: boolean, maxItemSize?: string|number, threads?: number, extraArgs?: string[], name?: string}} opts
+   * `dataDir`: use this (existing, empty) directory instead of a fresh one, e.g. to know where
+   * --tls-self-signed will write DATA_DIR/tls/cert.pem before the SDK is loaded.
+   * @param {{devNoAuth?: boolean, maxItemSize?: string|number, threads?: number, extraArgs?: string[], name?: string, dataDir?: string}} opts
    */
   static async start(opts = {}) {
     const s = new CellarServer();
@@ -60,12 +62,12 @@ export class CellarServer {
     return s;
   }
 
-  async #start({ devNoAuth = false, maxItemSize, threads = 2, extraArgs = [], name = 'server' }) {
+  async #start({ devNoAuth = false, maxItemSize, threads = 2, extraArgs = [], name = 'server', dataDir }) {
     this.name = name;
     if (!existsSync(CELLAR_BIN)) {
       throw new Error(`cellar binary not found at ${CELLAR_BIN} (set CELLAR_BIN or build the release preset)`);
     }
-    this.dir = mkdtempSync(join(tmpdir(), `cellar-momento-${name}-`));
+    this.dir = dataDir ?? mkdtempSync(join(tmpdir(), `cellar-momento-${name}-`));
     this.logPath = join(this.dir, 'cellar.log');
     const args = ['serve', '--data-dir', this.dir, '--resp-port', '0', '--admin-port', '0',
       '--api-port', '0', '--threads', String(threads)];
@@ -191,6 +193,24 @@ export function withServer(getServers, fn) {
       throw err;
     }
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin API
+
+/** An admin-API request with the bootstrap key: {status, body (parsed JSON)}. */
+export async function adminRequest(server, method, path) {
+  const res = await fetch(`http://127.0.0.1:${server.ports.admin}${path}`, {
+    method, headers: { authorization: `Bearer ${server.adminKey}` },
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** POST /v1/tokens with `params`; asserts 201 and returns {token, endpoint, expires_at}. */
+export async function mintToken(server, params) {
+  const r = await adminRequest(server, 'POST', `/v1/tokens?${new URLSearchParams(params)}`);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { CacheGet, CacheSet, CreateCache, MomentoErrorCode } from '@gomomento/sdk';
 
 import {
-  CellarServer, expectError, expectType, makeCacheClient, tokenCredentials, uid, withServer,
+  adminRequest, CellarServer, expectError, expectType, makeCacheClient, mintToken, tokenCredentials,
+  uid, withServer,
 } from '../lib/harness.mjs';
 
 const TIMEOUT = { timeout: 20000 };
@@ -16,17 +17,8 @@ describe('tokens and tenants over gRPC', () => {
   let server;
   const clients = [];
 
-  async function admin(method, path) {
-    const res = await fetch(`http://127.0.0.1:${server.ports.admin}${path}`, {
-      method, headers: { authorization: `Bearer ${server.adminKey}` },
-    });
-    return { status: res.status, body: await res.json() };
-  }
-  async function mint(params) {
-    const r = await admin('POST', `/v1/tokens?${new URLSearchParams(params)}`);
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    return r.body.token;
-  }
+  const admin = (method, path) => adminRequest(server, method, path);
+  const mint = async (params) => (await mintToken(server, params)).token;
   async function client(token) {
     const c = await makeCacheClient(tokenCredentials(server, token));
     clients.push(c);
