@@ -74,6 +74,13 @@ export class CellarServer {
     if (devNoAuth) args.push('--dev-no-auth');
     if (maxItemSize !== undefined) args.push('--max-item-size', String(maxItemSize));
     args.push(...extraArgs);
+    const ownTls = extraArgs.some((a) => a.startsWith('--tls-') || a === '--public-endpoint');
+    if (V2_MODE && !ownTls) {
+      const tls = process.env.CELLAR_V2_TLS_DIR;
+      assert.ok(tls, 'CELLAR_CREDENTIALS=v2 needs the preload lib/resolve_test_domain.mjs (node --import)');
+      args.push('--tls-cert', join(tls, 'cert.pem'), '--tls-key', join(tls, 'key.pem'),
+        '--public-endpoint', 'cellar.test');
+    }
     this.args = args;
     const logFd = openSync(this.logPath, 'a');
     try {
@@ -126,10 +133,17 @@ export class CellarServer {
     }
     this.adminKey = readFileSync(join(this.dir, 'admin.key'), 'utf8').trim();
     assert.match(this.adminKey, /^[0-9a-f]{64}$/, 'admin.key holds 64 hex chars');
+    if (V2_MODE && !ownTls) {
+      // What localCredentials hands the SDK in v2 mode: a super-user key of tenant default.
+      this.v2Key = (await mintToken(this, { tenant: 'default', super_user: '1' })).token;
+      assert.ok(isV2Key(this.v2Key), `minted a v2 key: ${this.v2Key}`);
+    }
     this.failed = false;
   }
 
   get apiEndpoint() { return `127.0.0.1:${this.ports.api}`; }
+  /** The endpoint keys minted here name: --public-endpoint in v2 mode, else bind:api-port. */
+  get publicEndpoint() { return this.v2Key ? 'cellar.test' : this.apiEndpoint; }
 
   /** Whether the child is still running. */
   get alive() { return this.exit === null; }
@@ -226,8 +240,36 @@ const LOG_LEVELS = {
 export const loggerFactory = new DefaultMomentoLoggerFactory(
   LOG_LEVELS[(process.env.CELLAR_SDK_LOG ?? 'error').toLowerCase()] ?? DefaultMomentoLoggerLevel.ERROR);
 
-/** Credentials for a --dev-no-auth server: plaintext, empty token. */
+// CELLAR_CREDENTIALS=v2 (ctest conformance.momento_sdk_v2): the suite runs again through the
+// SDK's v2 credentials. Every server serves TLS with the preload's certificate for
+// *.cellar.test (--public-endpoint cellar.test), and every v2 key (a JWT whose payload has
+// "t":"g": what Cellar mints) reaches the SDK through CredentialProvider.fromApiKeyV2 over TLS
+// to cache./control./token.cellar.test:<port>; a --dev-no-auth server's calls carry a v2
+// super-user key minted at start instead of forMomentoLocal's empty one. Keys that are not v2
+// (the hex admin key, garbage on purpose) go the v1 way as before.
+export const V2_MODE = process.env.CELLAR_CREDENTIALS === 'v2';
+
+/** Whether `token` is a Momento v2 API key: a JWT whose payload carries "t":"g". */
+export function isV2Key(token) {
+  try {
+    return JSON.parse(Buffer.from(String(token).split('.')[1], 'base64url').toString('utf8')).t === 'g';
+  } catch {
+    return false;
+  }
+}
+
+function v2Credentials(server, apiKey) {
+  return CredentialProvider.fromApiKeyV2({ apiKey, endpoint: `cellar.test:${server.ports.api}` });
+}
+
+/** Credentials sending the empty token, as momento-local's (plaintext), in every mode. */
+export function emptyTokenCredentials(server) {
+  return CredentialProvider.forMomentoLocal({ hostname: '127.0.0.1', port: server.ports.api });
+}
+
+/** Credentials for a --dev-no-auth server: plaintext, empty token (v2 mode: see V2_MODE). */
 export function localCredentials(server) {
+  if (V2_MODE && server.v2Key) return v2Credentials(server, server.v2Key);
   return CredentialProvider.forMomentoLocal({ hostname: '127.0.0.1', port: server.ports.api });
 }
 
@@ -244,6 +286,7 @@ export function v1ApiKey(rawToken, endpoint = 'localhost') {
  * plaintext h2c to the server's API port (cache, control and token endpoints all the same).
  */
 export function tokenCredentials(server, rawToken) {
+  if (V2_MODE && isV2Key(rawToken)) return v2Credentials(server, rawToken);
   const ep = server.apiEndpoint;
   return CredentialProvider.fromString({
     apiKey: v1ApiKey(rawToken),

@@ -7,7 +7,11 @@
 // grpc-js resolves with dns.promises.lookup (resolver-dns.js, unless
 // GRPC_NODE_USE_ALTERNATIVE_RESOLVER=true, which the suite never sets); node:net and node:tls
 // use dns.lookup. Both are covered.
+import { execFileSync } from 'node:child_process';
 import dns from 'node:dns';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const TEST_DOMAIN = 'cellar.test';
 const LOOPBACK = { address: '127.0.0.1', family: 4 };
@@ -41,3 +45,17 @@ dns.promises.lookup = async function lookup(hostname, options) {
 
 // Lets a test check that it runs with this preload (a clear failure instead of ENOTFOUND).
 globalThis.cellarTestDomainPreload = TEST_DOMAIN;
+
+// CELLAR_CREDENTIALS=v2 (ctest conformance.momento_sdk_v2): one certificate for cellar.test and
+// every name under it, which every server of this process serves (lib/harness.mjs), and which
+// grpc-js trusts. grpc-js reads GRPC_DEFAULT_SSL_ROOTS_FILE_PATH when it loads: hence here,
+// before any test file imports the SDK.
+if (process.env.CELLAR_CREDENTIALS === 'v2' && !process.env.CELLAR_V2_TLS_DIR) {
+  const dir = mkdtempSync(join(tmpdir(), 'cellar-momento-v2-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-days', '2', '-subj', `/CN=${TEST_DOMAIN}`,
+    '-addext', `subjectAltName=DNS:${TEST_DOMAIN},DNS:*.${TEST_DOMAIN},IP:127.0.0.1`,
+    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  process.env.CELLAR_V2_TLS_DIR = dir;
+  process.env.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH = join(dir, 'cert.pem');
+}

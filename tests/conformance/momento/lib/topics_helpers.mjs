@@ -13,7 +13,7 @@ import {
   CredentialProvider, TopicClient, TopicConfigurations, TopicPublish, TopicSubscribe,
 } from '@gomomento/sdk';
 
-import { loggerFactory, showResponse, v1ApiKey } from './harness.mjs';
+import { V2_MODE, isV2Key, loggerFactory, showResponse, tokenCredentials, v1ApiKey } from './harness.mjs';
 import {
   connect, decode, fBytes, fVarint, frame, withTimeout,
 } from '../../../integration/grpc_wire_helpers.mjs';
@@ -70,6 +70,7 @@ export function closeTopicClient(tc) {
 
 /** Credentials sending `rawToken` as is, or an SDK-style v1 key, to the server's API port. */
 export function keyCredentials(server, apiKey) {
+  if (V2_MODE && isV2Key(apiKey)) return tokenCredentials(server, apiKey);
   const ep = `127.0.0.1:${server.ports.api}`;
   return CredentialProvider.fromString({
     apiKey,

@@ -53,7 +53,7 @@ describe('AuthClient: API keys and disposable tokens', () => {
     TIMEOUT, withServer(() => [server], async () => {
       const all = await authClient.generateApiKey(AllDataReadWrite, ExpiresIn.minutes(30));
       expectType(all, GenerateApiKey.Success, 'generateApiKey AllDataReadWrite');
-      assert.equal(all.endpoint, `127.0.0.1:${server.ports.api}`);
+      assert.equal(all.endpoint, server.publicEndpoint);
       assert.ok(all.expiresAt.doesExpire());
       const rw = await cacheClientFor(all.apiKey);
       const cache = uid('authc');

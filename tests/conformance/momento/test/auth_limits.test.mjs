@@ -27,6 +27,7 @@ import {
   DEFAULT_MAX_ITEM_SIZE,
   expectError,
   expectType,
+  emptyTokenCredentials,
   localCredentials,
   makeCacheClient,
   makeRespClient,
@@ -112,7 +113,7 @@ describe('non-dev server: authentication and default limits', () => {
   });
 
   it('the empty token of forMomentoLocal is rejected without --dev-no-auth', async () => {
-    const c = await makeCacheClient(localCredentials(server));
+    const c = await makeCacheClient(emptyTokenCredentials(server));
     extraClients.push(c);
     expectError(await c.get(CACHE, 'k'), CacheGet.Error, AUTH, 'get with an empty token');
     expectError(await c.listCaches(), ListCaches.Error, AUTH, 'listCaches with an empty token');
