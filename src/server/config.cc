@@ -209,6 +209,26 @@ void AddObservabilityFlags(CLI::App& app, Config& c) {
       ->group("");
 }
 
+// host or host:port (a DNS name or an address; a port of 1-5 digits): what --public-endpoint
+// takes, since the SDK prefixes it with cache., control. and token.
+bool ValidPublicEndpoint(std::string_view e) {
+  const size_t colon = e.rfind(':');
+  std::string_view host = colon == std::string_view::npos ? e : e.substr(0, colon);
+  if (colon != std::string_view::npos) {
+    const std::string_view port = e.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return false;
+    for (char ch : port) {
+      if (!std::isdigit(static_cast<unsigned char>(ch))) return false;
+    }
+  }
+  if (host.empty() || host.size() > 253 || host.front() == '.' || host.back() == '.') return false;
+  for (char ch : host) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (!std::isalnum(u) && ch != '-' && ch != '.') return false;
+  }
+  return true;
+}
+
 // The flags given as text into the Config, with the checks that span flags. A bad value: a
 // message on stderr and exit code 2.
 std::optional<int> ApplyFlagText(const FlagText& f, Config& c) {
@@ -223,6 +243,12 @@ std::optional<int> ApplyFlagText(const FlagText& f, Config& c) {
       std::cerr << "cellar serve: --default-limits: " << parsed.status().message() << "\n";
       return 2;
     }
+  }
+  if (!c.public_endpoint.empty() && !ValidPublicEndpoint(c.public_endpoint)) {
+    std::cerr << "cellar serve: --public-endpoint: a host name or host:port, without a scheme or "
+                 "path (the SDK connects to cache.<it>, control.<it> and token.<it>), got "
+              << c.public_endpoint << "\n";
+    return 2;
   }
   if (c.tls_self_signed && !c.tls_cert.empty()) {
     std::cerr << "cellar serve: --tls-self-signed and --tls-cert exclude each other\n";

@@ -54,5 +54,19 @@ TEST(Config, MomentoLocalListensWhereMomentoLocalDoes) {
   EXPECT_EQ(plain.resp_port, 6379);
 }
 
+// What the SDK prefixes with cache., control. and token.: a host or host:port, nothing more.
+TEST(Config, PublicEndpointIsAHostOrHostPort) {
+  for (const char* ok : {"cellar.example.com", "cellar.test:8443", "127.0.0.1:8080"}) {
+    Config e;
+    EXPECT_EQ(Parse({"--public-endpoint", ok}, e), std::nullopt) << ok;
+    EXPECT_EQ(e.public_endpoint, ok);
+  }
+  for (const char* bad : {"https://cellar.example.com", "cellar.example.com/path", "a b",
+                          "host:", "host:123456", ".example.com", "host:80x"}) {
+    Config e;
+    EXPECT_EQ(Parse({"--public-endpoint", bad}, e), 2) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace cellar::server
