@@ -111,7 +111,7 @@ StatusOr<Claims> Verify(const SigningKeyStore& keys, std::string_view token, int
   if (kid == nullptr) return Unauthenticated("malformed token: no key id");
   auto key = keys.Find(kid);
   if (key == nullptr) return Unauthenticated("token signed by an unknown key");
-  if (key->revoked) return Unauthenticated("token's signing key was revoked");
+  if (key->revoked) return Unauthenticated(std::string(kRevokedText));
 
   auto sig = Base64UrlDecode(sig_b64);
   const std::string expected = Sign(*key, token.substr(0, dot2));
@@ -164,7 +164,7 @@ StatusOr<Claims> Verify(const SigningKeyStore& keys, std::string_view token, int
   auto p = FromJson(Dump(perms));
   if (!p.ok()) return Unauthenticated("the token's permissions cannot be parsed");
   c.perms = std::move(*p);
-  if (c.expires_at != 0 && now_s >= c.expires_at) return Unauthenticated("token expired");
+  if (c.expires_at != 0 && now_s >= c.expires_at) return Unauthenticated(std::string(kExpiredText));
   return c;
 }
 

@@ -52,6 +52,10 @@ inline constexpr size_t kMaxTokenBytes = 16 * 1024;
 // Signs with the store's current key. FAILED_PRECONDITION if every key is revoked.
 StatusOr<std::string> Mint(const SigningKeyStore& keys, Claims claims);
 
+// The texts of the two refusals a caller may want to tell apart from "not a valid token".
+inline constexpr std::string_view kExpiredText = "token expired";
+inline constexpr std::string_view kRevokedText = "token's signing key was revoked";
+
 // UNAUTHENTICATED (malformed, bad signature, unknown or revoked key, expired) with a message
 // saying which; never the token itself.
 StatusOr<Claims> Verify(const SigningKeyStore& keys, std::string_view token, int64_t now_s);

@@ -170,17 +170,31 @@ StatusOr<Principal> Gateway::Authenticate(std::string_view secret) const {
     p.perms.super_user = true;
     return p;
   }
-  if (secret.empty()) return Status(Code::kUnauthenticated, "missing token");
-  if (options_.keys == nullptr) return Status(Code::kUnauthenticated, "invalid key");
+  if (secret.empty()) {
+    return Refuse(AuthRefusal::kMissing, Status(Code::kUnauthenticated, "missing token"));
+  }
+  if (options_.keys == nullptr) {
+    return Refuse(AuthRefusal::kInvalid, Status(Code::kUnauthenticated, "invalid key"));
+  }
   p.key_generation = options_.keys->generation();
   const int64_t now_s = SystemClock::Get()->NowMillis() / 1000;
   auto claims = auth::Verify(*options_.keys, secret, now_s);
-  if (!claims.ok()) return claims.status();
+  if (!claims.ok()) {
+    const std::string_view why = claims.status().message();
+    return Refuse(why == auth::kExpiredText   ? AuthRefusal::kExpired
+                  : why == auth::kRevokedText ? AuthRefusal::kRevoked
+                                              : AuthRefusal::kInvalid,
+                  claims.status());
+  }
   if (claims->kind == auth::TokenKind::kRefresh) {
-    return Status(Code::kUnauthenticated, "a refresh token only refreshes; use its API key");
+    return Refuse(AuthRefusal::kInvalid,
+                  Status(Code::kUnauthenticated, "a refresh token only refreshes; use its API key"));
   }
   auto tenant = registry_->FindTenant(claims->tenant);
-  if (!tenant) return Status(Code::kUnauthenticated, "the token's tenant does not exist");
+  if (!tenant) {
+    return Refuse(AuthRefusal::kInvalid,
+                  Status(Code::kUnauthenticated, "the token's tenant does not exist"));
+  }
   p.tenant = tenant->id;
   p.perms = std::move(claims->perms);
   p.expires_at = claims->expires_at;
@@ -193,14 +207,16 @@ StatusOr<Principal> Gateway::Authenticate(std::string_view secret) const {
 
 Status Gateway::StillValid(Principal& p, int64_t now_s) const {
   if (p.expires_at != 0 && now_s >= p.expires_at) {
-    return Status(Code::kUnauthenticated, "token expired");
+    return Refuse(AuthRefusal::kExpired,
+                  Status(Code::kUnauthenticated, std::string(auth::kExpiredText)));
   }
   if (p.key_id.empty() || options_.keys == nullptr) return Status::Ok();
   const uint64_t generation = options_.keys->generation();
   if (generation == p.key_generation) return Status::Ok();
   auto key = options_.keys->Find(p.key_id);
   if (key == nullptr || key->revoked) {
-    return Status(Code::kUnauthenticated, "token's signing key was revoked");
+    return Refuse(AuthRefusal::kRevoked,
+                  Status(Code::kUnauthenticated, std::string(auth::kRevokedText)));
   }
   p.key_generation = generation;
   return Status::Ok();
@@ -373,6 +389,18 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
         }
         done(std::move(st));
       });
+}
+
+metrics::Source Gateway::AuthMetrics() const {
+  static constexpr const metrics::Def* kDefs[] = {&kAuthRefusals};
+  return {kDefs, [this](metrics::Sink& sink) {
+            static constexpr std::string_view kReasons[] = {
+                "reason=\"missing\"", "reason=\"invalid\"", "reason=\"expired\"",
+                "reason=\"revoked\""};
+            for (size_t i = 0; i < std::size(kReasons); ++i) {
+              sink.Add(kAuthRefusals, kReasons[i], auth_refusals_[i].load(std::memory_order_relaxed));
+            }
+          }};
 }
 
 }  // namespace cellar::gateway

@@ -8,6 +8,7 @@
 // owner waits, so no lock is needed.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -120,6 +121,15 @@ inline bool CallAllowed(const auth::Permissions& perms, std::string_view cache,
   return auth::Allows(perms, cache, req.key, access);
 }
 
+// Credentials refused by Authenticate or StillValid, by reason.
+enum class AuthRefusal : uint8_t { kMissing, kInvalid, kExpired, kRevoked, kCount };
+inline constexpr metrics::Def kAuthRefusals{
+    "cellar_auth_refusals_total", metrics::Type::kCounter,
+    "Credentials refused, by reason: missing (no token), invalid (not a token of this server's "
+    "keys, a refresh token, or its tenant was deleted), expired, revoked (its signing key was "
+    "revoked).",
+    "reason"};
+
 class Gateway {
  public:
   Gateway(std::vector<boost::asio::io_context*> loops, std::vector<storage::Engine*> engines,
@@ -152,6 +162,8 @@ class Gateway {
   // signing key was rotated or revoked since, its key not revoked.
   Status StillValid(Principal& p, int64_t now_s) const;
   bool IsAdminKey(std::string_view secret) const;
+  // kAuthRefusals, read from this gateway's counts.
+  metrics::Source AuthMetrics() const;
   // A cache of a tenant (control::kDefaultTenant = 1 is `default`).
   StatusOr<uint32_t> ResolveCache(uint32_t tenant, std::string_view cache_name) const;
   // See CacheRegistry::generation.
@@ -204,6 +216,13 @@ class Gateway {
   Tenancy* tenancy_ = nullptr;
   std::vector<LoopScheduler*> schedulers_;
   std::vector<Outbox> outboxes_;  // outboxes_[i] is touched only by loop i
+  // Refusals by AuthRefusal (relaxed: counted from every loop, read by /metrics).
+  mutable std::array<std::atomic<uint64_t>, static_cast<size_t>(AuthRefusal::kCount)>
+      auth_refusals_{};
+  Status Refuse(AuthRefusal why, Status st) const {
+    auth_refusals_[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+    return st;
+  }
 };
 
 }  // namespace cellar::gateway

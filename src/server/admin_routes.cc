@@ -191,7 +191,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
       if (req.method != "GET") return respond(Error(405, "use GET"));
       uint32_t threads = ctx.threads;
       return gw->CollectStats(0, [respond, threads, gw, opts = ctx.metrics](gateway::Stats st) {
-        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads, gw->topics(), opts)});
+        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads, gw, opts)});
       });
     }
     if (ctx.block && (req.path == "/block" || req.path == "/unblock")) {

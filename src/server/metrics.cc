@@ -29,15 +29,18 @@ void LatencyJson(std::string& body, const CacheStats& c) {
 
 }  // namespace
 
-std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topics::Topics* topics,
-                          const MetricsOptions& opts) {
+std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
+                          const gateway::Gateway* gateway, const MetricsOptions& opts) {
   std::vector<metrics::Source> sources = {
       resp::RespMetrics(threads),          grpc::GrpcMetrics(threads),
       net::NetMetrics(),                   gateway::ReplyMemory::Metrics(),
       metrics::BugCheckMetrics(),          gateway::StoreMetrics(st),
       gateway::CacheMetrics(st, opts),
   };
-  if (topics != nullptr) sources.insert(sources.begin() + 2, topics->Metrics());
+  if (gateway != nullptr) {
+    sources.insert(sources.begin() + 2, gateway->AuthMetrics());
+    if (gateway->topics() != nullptr) sources.insert(sources.begin() + 2, gateway->topics()->Metrics());
+  }
   return metrics::RenderPrometheus(sources);
 }
 

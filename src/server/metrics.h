@@ -18,10 +18,11 @@ namespace cellar::server {
 
 using MetricsOptions = gateway::CacheMetricsOptions;
 
-// The whole /metrics page: every module's declared metrics (RESP, gRPC, connections, topics,
-// reply memory, bug checks, the store), then the per-cache and per-tenant series.
-std::string RenderMetrics(const gateway::Stats& st, uint32_t threads, const topics::Topics* topics,
-                          const MetricsOptions& opts);
+// The whole /metrics page: every module's declared metrics (RESP, gRPC, connections, topics
+// and authentication refusals when `gateway` is given, reply memory, bug checks, the store),
+// then the per-cache and per-tenant series.
+std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
+                          const gateway::Gateway* gateway, const MetricsOptions& opts);
 
 // Only the per-cache (`cellar_cache_*`) and per-tenant (`cellar_tenant_*`) series.
 std::string RenderCacheMetrics(const gateway::Stats& st, const MetricsOptions& opts);

@@ -105,7 +105,7 @@ TEST(MetricsTest, WholePageDeclaresEachFamilyOnceBeforeItsSamples) {
   st.caches.push_back(Cache("acme", 2, "a", 1, 10));
   st.caches[0].latency_count = 1;
   st.caches[0].latency[0] = 1;
-  const std::string text = RenderMetrics(st, /*threads=*/2, /*topics=*/nullptr, {});
+  const std::string text = RenderMetrics(st, /*threads=*/2, /*gateway=*/nullptr, {});
   std::set<std::string> typed;
   std::istringstream lines(text);
   std::string line;

@@ -171,6 +171,15 @@ class AdminApi(unittest.TestCase):
             self.assertIn(f"# TYPE {name} ", text)
             self.assertIn(f"# HELP {name} ", text)
 
+    def test_auth_refusals_are_counted(self):
+        before = self.s.metric("cellar_auth_refusals_total", 'reason="invalid"')
+        self.assertIsNotNone(before, "cellar_auth_refusals_total{reason=\"invalid\"} is exported")
+        for token in ("not-a-key", "a.b.c"):
+            with self.assertRaises(redis.ResponseError):
+                self.s.authed("default", token)
+        self.assertEqual(self.s.metric("cellar_auth_refusals_total", 'reason="invalid"'), before + 2)
+        self.assertIsNotNone(self.s.metric("cellar_auth_refusals_total", 'reason="expired"'))
+
     def test_info_sections(self):
         c = self.s.client("adm_info")
         c.set("x", "y")
