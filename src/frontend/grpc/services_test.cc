@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/check.h"
 #include "cacheclient.pb.h"
 #include "cachepubsub.pb.h"
 #include "common.pb.h"
@@ -46,6 +47,11 @@ struct Answer {
 
 class GrpcServiceTest : public ::testing::Test {
  protected:
+  // No call may trip an internal check (e.g. a request's typed arguments of another type than
+  // its op reads: api::Request::Get).
+  void TearDown() override { EXPECT_EQ(BugCheckFailures().load(), bug_checks_at_start_); }
+  const uint64_t bug_checks_at_start_ = BugCheckFailures().load();
+
   void SetUp() override {
     node_ = std::make_unique<gateway::InProcessNode>(
         ::testing::TempDir() + "/grpc_services_" +

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/check.h"
 #include "frontend/resp/commands.h"
 #include "frontend/resp/topic_pushes.h"
 #include "testing/in_process.h"
@@ -66,6 +67,11 @@ class FakePort final : public ConnectionPort, public DeferredReply::Target {
 
 class RespFamilyTest : public ::testing::Test {
  protected:
+  // No command may trip an internal check (e.g. a request's typed arguments of another type
+  // than its op reads: api::Request::Get).
+  void TearDown() override { EXPECT_EQ(BugCheckFailures().load(), bug_checks_at_start_); }
+  const uint64_t bug_checks_at_start_ = BugCheckFailures().load();
+
   void SetUp() override {
     node_ = std::make_unique<gateway::InProcessNode>(
         ::testing::TempDir() + "/resp_families_" +
