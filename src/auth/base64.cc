@@ -32,6 +32,9 @@ std::optional<std::string> Base64Decode(std::string_view text) {
   if (!text.empty() && text.back() == '=') --len;
   if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
   out.resize(len);
+  // Only the canonical spelling: unused low bits of the last character must be zero, or four
+  // different texts would decode to the same bytes (a token would have look-alikes).
+  if (Base64Encode(out) != text) return std::nullopt;
   return out;
 }
 

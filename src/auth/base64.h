@@ -1,6 +1,6 @@
 // Base64 (RFC 4648) encodings for tokens: standard with padding (bytes inside JSON claims) and
-// URL-safe without padding (JWS segments). Decoding is strict: any other byte, or bad padding,
-// is an error.
+// URL-safe without padding (JWS segments). Decoding is strict: any other byte, bad padding, or
+// a non-canonical last character (unused bits not zero) is an error.
 #pragma once
 
 #include <optional>
