@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -201,6 +202,8 @@ struct EtcdClient::Impl : std::enable_shared_from_this<EtcdClient::Impl> {
                                              Short(*call), calls_.size())));
     }
     calls_.insert(call);
+    calls_started_.fetch_add(1, std::memory_order_relaxed);
+    open_calls_.store(calls_.size(), std::memory_order_relaxed);
     call->timer = std::make_unique<asio::steady_timer>(io_, call->deadline);
     call->timer->async_wait([self = shared_from_this(),
                              weak = std::weak_ptr<Call>(call)](error_code ec) {
@@ -228,6 +231,12 @@ struct EtcdClient::Impl : std::enable_shared_from_this<EtcdClient::Impl> {
     call->finished = true;
     if (call->timer) call->timer->cancel();
     calls_.erase(call);
+    open_calls_.store(calls_.size(), std::memory_order_relaxed);
+    // A stream never ends well unless its caller cancels it (then it is silent).
+    if ((!status.ok() || call->streaming) && !call->silent) {
+      const Code code = status.ok() ? Code::kUnavailable : status.code();
+      errors_[static_cast<size_t>(code)].fetch_add(1, std::memory_order_relaxed);
+    }
     std::erase(pending_, call);
     if (call->stream_id > 0 && session_ != nullptr && by_stream_.count(call->stream_id) != 0) {
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
@@ -458,6 +467,7 @@ struct EtcdClient::Impl : std::enable_shared_from_this<EtcdClient::Impl> {
 
   void ConnectFailed(const std::string& url, error_code ec) {
     connect_timer_.cancel();
+    connect_failures_.fetch_add(1, std::memory_order_relaxed);
     last_error_ =
         fmt::format("{}: {}", url, timed_out_ ? std::string("connect timed out") : ec.message());
     error_code ignored;
@@ -489,7 +499,7 @@ struct EtcdClient::Impl : std::enable_shared_from_this<EtcdClient::Impl> {
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
     nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 << 20);
     state_ = State::kConnected;
-    ++connects_;
+    connects_.fetch_add(1, std::memory_order_relaxed);
     auto pending = std::move(pending_);
     pending_.clear();
     for (auto& c : pending) {
@@ -508,6 +518,7 @@ struct EtcdClient::Impl : std::enable_shared_from_this<EtcdClient::Impl> {
     ++gen_;
     state_ = State::kIdle;
     writing_ = false;
+    if (!closed_) connections_lost_.fetch_add(1, std::memory_order_relaxed);
     error_code ignored;
     socket_.close(ignored);
     by_stream_.clear();  // before Finish: no RST_STREAM on a dead session
@@ -628,7 +639,10 @@ struct EtcdClient::Impl : std::enable_shared_from_this<EtcdClient::Impl> {
   size_t attempts_ = 0;
   size_t next_endpoint_ = 0;
   std::string last_error_;
-  uint64_t connects_ = 0;
+  // Counters for Metrics(), read from any thread.
+  std::atomic<uint64_t> connects_{0}, connect_failures_{0}, connections_lost_{0};
+  std::atomic<uint64_t> calls_started_{0}, open_calls_{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Code::kInternal) + 1> errors_{};
   std::unordered_set<std::shared_ptr<Call>> calls_;               // open (pending or submitted)
   std::deque<std::shared_ptr<Call>> pending_;                     // waiting for the connection
   std::unordered_map<int32_t, std::shared_ptr<Call>> by_stream_;  // streams nghttp2 knows
@@ -673,7 +687,29 @@ std::shared_ptr<EtcdClient> EtcdClient::Create(asio::io_context& io, EtcdOptions
 EtcdClient::~EtcdClient() { impl_->Close(); }
 
 void EtcdClient::Close() { impl_->Close(); }
-uint64_t EtcdClient::connects() const { return impl_->connects_; }
+uint64_t EtcdClient::connects() const { return impl_->connects_.load(); }
+
+metrics::Source EtcdClient::Metrics() const {
+  static constexpr const metrics::Def* kDefs[] = {&kEtcdCalls,           &kEtcdCallErrors,
+                                                  &kEtcdConnects,        &kEtcdConnectFailures,
+                                                  &kEtcdConnectionsLost, &kEtcdOpenCalls};
+  return {kDefs, [weak = std::weak_ptr<Impl>(impl_)](metrics::Sink& sink) {
+            auto impl = weak.lock();
+            if (!impl) return;
+            constexpr auto kRelaxed = std::memory_order_relaxed;
+            sink.Add(kEtcdCalls, "", impl->calls_started_.load(kRelaxed));
+            for (size_t c = 1; c < impl->errors_.size(); ++c) {
+              if (const uint64_t n = impl->errors_[c].load(kRelaxed); n != 0) {
+                sink.Add(kEtcdCallErrors,
+                         fmt::format("code=\"{}\"", CodeName(static_cast<Code>(c))), n);
+              }
+            }
+            sink.Add(kEtcdConnects, "", impl->connects_.load(kRelaxed));
+            sink.Add(kEtcdConnectFailures, "", impl->connect_failures_.load(kRelaxed));
+            sink.Add(kEtcdConnectionsLost, "", impl->connections_lost_.load(kRelaxed));
+            sink.Add(kEtcdOpenCalls, "", impl->open_calls_.load(kRelaxed));
+          }};
+}
 size_t EtcdClient::open_calls() const { return impl_->calls_.size(); }
 
 // The unary methods, one line each: name, request and response types, gRPC path.

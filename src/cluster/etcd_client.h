@@ -36,11 +36,33 @@
 #include <string_view>
 #include <vector>
 
+#include "common/metrics.h"
 #include "common/status.h"
 #include "etcd/kv.pb.h"
 #include "etcd/rpc.pb.h"
 
 namespace cellar::cluster {
+
+// The client's metrics (EtcdClient::Metrics()); readable from any thread.
+inline constexpr metrics::Def kEtcdCalls{
+    "cellar_etcd_calls_total", metrics::Type::kCounter,
+    "etcd calls and streams started (unary calls, watches, keepalives).", ""};
+inline constexpr metrics::Def kEtcdCallErrors{
+    "cellar_etcd_call_errors_total", metrics::Type::kCounter,
+    "etcd calls and streams that ended with an error (a cancel by the caller is not one), by "
+    "status code.",
+    "code"};
+inline constexpr metrics::Def kEtcdConnects{"cellar_etcd_connects_total", metrics::Type::kCounter,
+                                            "HTTP/2 connections to etcd established.", ""};
+inline constexpr metrics::Def kEtcdConnectFailures{
+    "cellar_etcd_connect_failures_total", metrics::Type::kCounter,
+    "Connects to an etcd endpoint that failed or timed out (the next endpoint is tried).", ""};
+inline constexpr metrics::Def kEtcdConnectionsLost{
+    "cellar_etcd_connections_lost_total", metrics::Type::kCounter,
+    "etcd connections that broke; each ended every call and stream open on it.", ""};
+inline constexpr metrics::Def kEtcdOpenCalls{
+    "cellar_etcd_open_calls", metrics::Type::kGauge,
+    "etcd calls and streams open or waiting for the connection.", ""};
 
 struct EtcdOptions {
   // "http://127.0.0.1:2379" style URLs (h2c; no TLS yet). Tried in order on connect.
@@ -132,9 +154,11 @@ class EtcdClient {
   std::shared_ptr<EtcdStream> KeepAlive(KeepAliveOptions options, KeepAliveAck on_ack,
                                         std::function<void(Status)> on_lost);
 
-  // ---- Observability (tests, /metrics later) ----
-  uint64_t connects() const;  // TCP connections established so far
+  // ---- Observability ----
+  uint64_t connects() const;  // HTTP/2 connections established so far
   size_t open_calls() const;
+  // The kEtcd* metrics above; the source holds the client weakly (no samples once it is gone).
+  metrics::Source Metrics() const;
 
   struct Impl;
 

@@ -568,6 +568,8 @@ TEST_F(EtcdClientTest, LosingEtcdEndsWatchKeepAliveAndCalls) {
       << "a broken connection must end every stream";
   EXPECT_EQ(log.end->status.code(), Code::kUnavailable) << log.end->status.ToString();
   EXPECT_EQ(lost->code(), Code::kUnavailable) << lost->ToString();
+  const metrics::Source sources[] = {client_->Metrics()};
+  EXPECT_EQ(metrics::Snapshot(sources).Total(kEtcdConnectionsLost), 1u);
   auto r = Get("/gone/x");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
@@ -604,6 +606,16 @@ TEST(EtcdClientNoServerTest, UnreachableEndpointsFailWithinTheDeadline) {
       loop.Await<etcdserverpb::RangeResponse>([&](auto done) { bad->Range(req, 1s, done); }, 5s);
   EXPECT_EQ(r3.status().code(), Code::kUnavailable) << r3.status().ToString();
   EXPECT_NE(r3.status().message().find("only http://"), std::string::npos);
+
+  // Every error path is counted.
+  const metrics::Source sources[] = {refused->Metrics(), quiet->Metrics()};
+  const metrics::Snapshot snap(sources);
+  EXPECT_EQ(snap.Total(kEtcdCalls), 2u);
+  EXPECT_EQ(snap.Total(kEtcdConnectFailures), 1u);  // the refused one; the quiet one connects
+  EXPECT_EQ(snap.Total(kEtcdConnects), 1u);
+  EXPECT_EQ(snap.Value(kEtcdCallErrors, "code=\"UNAVAILABLE\""), 1u);
+  EXPECT_EQ(snap.Value(kEtcdCallErrors, "code=\"DEADLINE_EXCEEDED\""), 1u);
+  EXPECT_EQ(snap.Total(kEtcdOpenCalls), 0u);
   refused->Close();
   quiet->Close();
   bad->Close();
