@@ -10,6 +10,7 @@ PACKAGES=(
   libnghttp2-dev protobuf-compiler libprotobuf-dev nghttp2-client libjansson-dev
   clang libclang-rt-14-dev
   redis-server redis-tools python3 python3-redis
+  etcd-server etcd-client
 )
 
 missing=()

@@ -137,7 +137,9 @@ def main():
             for inc in includes:
                 checked += 1
                 if inc.endswith(".pb.h"):
-                    theirs = {"cellar_protos"}
+                    # proto/etcd/ is its own library (the cluster must not need the
+                    # front-end's protos); every other .proto is in cellar_protos.
+                    theirs = {"cellar_etcd_protos" if inc.startswith("etcd/") else "cellar_protos"}
                 else:
                     target = os.path.join(SRC, inc)
                     if not os.path.exists(target):
