@@ -22,8 +22,10 @@ SERVER = None
 TOKEN = None
 MB = 1 << 20
 # ThreadSanitizer's shadow memory grows with what the process touches: its RSS is not the
-# release build's (the bound itself is checked by the release and ASan runs).
-RSS_SLACK = 4 if "thread" in os.environ.get("CELLAR_SANITIZER", "") else 1
+# release build's (the bound itself is checked by the release and ASan runs). Under TSan with
+# other tests running beside it (ctest -j2) the growth was seen at 813 MiB for the 200 MiB
+# bound, so 4x was too tight a guess: 6x.
+RSS_SLACK = 6 if "thread" in os.environ.get("CELLAR_SANITIZER", "") else 1
 
 
 def setUpModule():
