@@ -231,7 +231,7 @@ class Topics {
   Counters Snapshot() const;
   // A sink cut a subscriber off for falling behind (any thread).
   void NoteSlowSubscriber();
-  // The topic metrics (kSubscriptions... below), read from Snapshot().
+  // The topic metrics (kSubscriptionsOpen... above), read from Snapshot().
   metrics::Source Metrics() const;
 
   class Hub;  // one per loop (hub.cc)

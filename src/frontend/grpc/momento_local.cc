@@ -127,8 +127,6 @@ std::string_view RpcName(std::string_view path) {
   return {};
 }
 
-std::optional<GrpcCode> StatusNamed(std::string_view name) { return GrpcCodeNamed(name); }
-
 FaultInjector& FaultInjector::Get() {
   static FaultInjector* injector = new FaultInjector();  // never freed: loops use it to exit
   return *injector;
@@ -146,7 +144,7 @@ Fault FaultInjector::Decide(std::string_view path, const FaultHeaders& h) {
   std::optional<uint64_t> error_count, delay_ms, delay_count, stream_limit;
   std::optional<GrpcCode> error_code, stream_code;
   if (wants_error) {
-    error_code = StatusNamed(h.return_error);
+    error_code = GrpcCodeNamed(h.return_error);
     if (!error_code) return {.error = NotUnderstood("return-error", h.return_error)};
     if (!ParseCount(h.error_count, error_count)) return {.error = NotUnderstood("error-count", h.error_count)};
   }
@@ -155,7 +153,7 @@ Fault FaultInjector::Decide(std::string_view path, const FaultHeaders& h) {
     if (!ParseCount(h.delay_count, delay_count)) return {.error = NotUnderstood("delay-count", h.delay_count)};
   }
   if (wants_stream_error) {
-    stream_code = StatusNamed(h.stream_error);
+    stream_code = GrpcCodeNamed(h.stream_error);
     if (!stream_code) return {.error = NotUnderstood("stream-error", h.stream_error)};
     if (!ParseCount(h.stream_error_limit, stream_limit)) {
       return {.error = NotUnderstood("stream-error-message-limit", h.stream_error_limit)};

@@ -3,7 +3,7 @@
 // handling against Cellar. Off unless that mode is on (ServiceContext::momento_local), which
 // only serves loopback. The metadata of a call:
 //   request-id                  groups one test's calls: the counts below are kept per id
-//   return-error                a status name (StatusNamed: "unavailable", "not-found"...)
+//   return-error                a status name (errors.h GrpcCodeNamed: "unavailable", "not-found"...)
 //   error-rpcs                  space-separated RPC names (RpcName: "get", "dictionary-set",
 //                               "topic-publish", "topic-subscribe"...) that answer it
 //   error-count                 only the first N matching calls of the id fail (none: all)
@@ -47,8 +47,6 @@ struct Fault {
 
 // The name momento-local gives the method at `path`, "" if it has none.
 std::string_view RpcName(std::string_view path);
-// The gRPC status a momento-local status name names.
-std::optional<GrpcCode> StatusNamed(std::string_view name);
 
 class FaultInjector {
  public:

@@ -23,9 +23,9 @@ TEST(MomentoLocal, NamesAndStatuses) {
   EXPECT_EQ(RpcName("/cache_client.Scs/SetIfNotExists"), "set-if");
   EXPECT_EQ(RpcName(kSubscribe), "topic-subscribe");
   EXPECT_EQ(RpcName("/control_client.ScsControl/CreateCache"), "");
-  EXPECT_EQ(StatusNamed("unavailable"), GrpcCode::kUnavailable);
-  EXPECT_EQ(StatusNamed("resource-exhausted"), GrpcCode::kResourceExhausted);
-  EXPECT_EQ(StatusNamed("SERVER_UNAVAILABLE"), std::nullopt);
+  EXPECT_EQ(GrpcCodeNamed("unavailable"), GrpcCode::kUnavailable);
+  EXPECT_EQ(GrpcCodeNamed("resource-exhausted"), GrpcCode::kResourceExhausted);
+  EXPECT_EQ(GrpcCodeNamed("SERVER_UNAVAILABLE"), std::nullopt);
   FaultHeaders h;
   EXPECT_FALSE(h.Take("cache", "x"));
 }

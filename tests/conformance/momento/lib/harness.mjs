@@ -249,10 +249,15 @@ export const loggerFactory = new DefaultMomentoLoggerFactory(
 // (the hex admin key, garbage on purpose) go the v1 way as before.
 export const V2_MODE = process.env.CELLAR_CREDENTIALS === 'v2';
 
+/** The JSON payload of a JWT (no signature check: what the SDK's jwt-decode reads). */
+export function jwtPayload(jwt) {
+  return JSON.parse(Buffer.from(String(jwt).split('.')[1], 'base64url').toString('utf8'));
+}
+
 /** Whether `token` is a Momento v2 API key: a JWT whose payload carries "t":"g". */
 export function isV2Key(token) {
   try {
-    return JSON.parse(Buffer.from(String(token).split('.')[1], 'base64url').toString('utf8')).t === 'g';
+    return jwtPayload(token).t === 'g';
   } catch {
     return false;
   }

@@ -30,7 +30,8 @@ const {
   GenerateApiKey, GenerateDisposableToken, ListCaches, MomentoErrorCode,
 } = await import('@gomomento/sdk');
 const {
-  CellarServer, expectError, expectType, makeCacheClient, mintToken, uid, v1ApiKey, withServer,
+  CellarServer, expectError, expectType, jwtPayload, makeCacheClient, mintToken, uid, v1ApiKey,
+  withServer,
 } = await import('../lib/harness.mjs');
 const {
   closeTopicClient, expectSubscribed, makeTopicClient, publishOk, subscribeRecorded,
@@ -38,11 +39,6 @@ const {
 
 const TIMEOUT = { timeout: 30000 };
 const DOMAIN = 'cellar.test';
-
-/** The JSON payload of a JWT (no signature check: what the SDK's jwt-decode reads). */
-function jwtPayload(jwt) {
-  return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8'));
-}
 
 describe('v2 API keys over TLS (fromApiKeyV2, fromEnvVarV2)', () => {
   let server;
