@@ -44,11 +44,6 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
   return metrics::RenderPrometheus(sources);
 }
 
-std::string RenderCacheMetrics(const gateway::Stats& st, const MetricsOptions& opts) {
-  const metrics::Source sources[] = {gateway::CacheMetrics(st, opts)};
-  return metrics::RenderPrometheus(sources);
-}
-
 std::string RenderStatsJson(const gateway::Stats& st, int64_t now_ms,
                             const std::optional<std::string>& tenant,
                             const std::optional<std::string>& cache) {

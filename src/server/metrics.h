@@ -24,9 +24,6 @@ using MetricsOptions = gateway::CacheMetricsOptions;
 std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
                           const gateway::Gateway* gateway, const MetricsOptions& opts);
 
-// Only the per-cache (`cellar_cache_*`) and per-tenant (`cellar_tenant_*`) series.
-std::string RenderCacheMetrics(const gateway::Stats& st, const MetricsOptions& opts);
-
 // GET /v1/stats: {"time_ms":N,"latency_bounds_us":[...],"caches":[{...}]} with every cache of
 // `tenant` (all tenants if nullopt), or only `cache` of it; a cache's fields are the rows of
 // gateway::CacheCounterRows() plus "throttled" by reason and its latency buckets.

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <string>
 
+#include "common/metrics.h"
+#include "gateway/stats.h"
 #include "gateway/tenancy.h"
 
 namespace cellar::server {
@@ -23,6 +25,12 @@ gateway::CacheStats Cache(std::string tenant, uint32_t tenant_id, std::string na
   c.refusals.assign(gateway::kNumRefusals, 0);
   c.latency.assign(gateway::kCacheLatencyBoundsUs.size(), 0);
   return c;
+}
+
+// Only the per-cache (`cellar_cache_*`) and per-tenant (`cellar_tenant_*`) series.
+std::string RenderCacheMetrics(const gateway::Stats& st, const MetricsOptions& opts) {
+  const metrics::Source sources[] = {gateway::CacheMetrics(st, opts)};
+  return metrics::RenderPrometheus(sources);
 }
 
 bool Has(const std::string& text, const std::string& line) {
