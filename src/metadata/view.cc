@@ -1,0 +1,117 @@
+#include "metadata/view.h"
+
+#include <chrono>
+
+#include "common/logging.h"
+
+namespace cellar::metadata {
+
+namespace {
+constexpr auto kApplyWait = std::chrono::seconds(5);
+constexpr int kMaxAttempts = 8;
+}  // namespace
+
+void Txn::Fence(const std::map<std::string, Entry, std::less<>>& entries, std::string key) {
+  auto it = entries.find(key);
+  compares.push_back(Compare{std::move(key), it == entries.end() ? 0 : it->second.mod_revision});
+}
+
+View::View(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+
+View::~View() {
+  if (watching_) store_.Unwatch(watch_id_);
+}
+
+Status View::Start(ApplyFn apply, std::function<void()> changed) {
+  apply_ = std::move(apply);
+  changed_ = std::move(changed);
+  watch_id_ = store_.Watch(prefix_, [this](const Update& u) { OnUpdate(u); });
+  watching_ = true;
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_for(lock, kApplyWait, [this] { return visible_ >= 0; })) {
+    return Status(Code::kUnavailable, "no answer from the metadata store (" + store_.Describe() +
+                                          ") within 5 s");
+  }
+  return Status::Ok();
+}
+
+int64_t View::revision() const {
+  std::lock_guard lock(mu_);
+  return revision_;
+}
+
+void View::OnUpdate(const Update& u) {
+  int64_t applied = -1;
+  {
+    std::lock_guard lock(mu_);
+    if (u.reset) {
+      if (u.snapshot.revision <= revision_) return;
+      entries_.clear();
+      for (const Entry& e : u.snapshot.entries) entries_[e.key] = e;
+      revision_ = u.snapshot.revision;
+      apply_(u);
+    } else {
+      Update fresh;
+      for (const Change& c : u.changes) {
+        if (c.mod_revision <= revision_) continue;
+        fresh.changes.push_back(c);
+      }
+      if (fresh.changes.empty()) return;
+      for (const Change& c : fresh.changes) {
+        if (c.value) {
+          entries_[c.key] = Entry{c.key, *c.value, c.mod_revision};
+        } else {
+          entries_.erase(c.key);
+        }
+        revision_ = std::max(revision_, c.mod_revision);
+      }
+      apply_(fresh);
+    }
+    applied = revision_;
+  }
+  if (changed_) changed_();
+  {
+    std::lock_guard lock(mu_);
+    visible_ = std::max(visible_, applied);
+  }
+  cv_.notify_all();
+}
+
+void View::WaitFor(int64_t revision) {
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_for(lock, kApplyWait, [&] { return visible_ >= revision; })) {
+    LOG_WARN("msg=\"metadata committed but not yet seen by this node's watch\" store=\"{}\" "
+             "revision={} seen={}",
+             store_.Describe(), revision, visible_);
+  }
+}
+
+StatusOr<int64_t> View::Mutate(const std::function<StatusOr<Txn>()>& plan) {
+  Status last;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    StatusOr<Txn> txn = [&] {
+      std::lock_guard lock(mu_);
+      return plan();
+    }();
+    if (!txn.ok()) return txn.status();
+    if (txn->writes.empty()) return revision();
+    auto rev = store_.Commit(txn->compares, txn->writes);
+    if (rev.ok()) {
+      WaitFor(*rev);
+      return rev;
+    }
+    if (rev.status().code() != Code::kFailedPrecondition) return rev.status();
+    last = rev.status();
+    // Someone wrote first: catch up from the store itself (the watch may lag), then re-plan.
+    auto snap = store_.Read(prefix_);
+    if (!snap.ok()) return snap.status();
+    Update reset;
+    reset.reset = true;
+    reset.snapshot = std::move(*snap);
+    OnUpdate(reset);
+  }
+  return Status(Code::kUnavailable, "metadata kept changing concurrently; try again (" +
+                                        std::string(last.message()) + ")");
+}
+
+}  // namespace cellar::metadata
