@@ -1,15 +1,19 @@
 #include "auth/signing_keys.h"
 
-#include <fcntl.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <tuple>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "common/json.h"
+#include "common/logging.h"
+#include "metadata/local_store.h"
 
 namespace cellar::auth {
 
@@ -58,70 +62,88 @@ int64_t NowMs() {
       .count();
 }
 
-}  // namespace
+constexpr std::string_view kPrefix = "signing-keys/";
 
-SigningKeyStore::SigningKeyStore(std::string dir)
-    : path_(dir.empty() ? std::string() : dir + "/signing_keys.tsv") {
-  std::lock_guard lock(mu_);
-  if (!path_.empty()) {
-    std::ifstream in(path_);
-    std::string line;
-    int line_no = 0;
-    while (in && std::getline(in, line)) {
-      ++line_no;
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      SigningKey key;
-      std::string secret_hex, state;
-      if (!(fields >> key.id >> secret_hex >> key.created_ms >> state) ||
-          (state != "active" && state != "revoked")) {
-        throw std::runtime_error(path_ + ":" + std::to_string(line_no) + ": corrupt line");
-      }
-      auto secret = Unhex(secret_hex);
-      if (!secret || secret->size() != kSecretBytes) {
-        throw std::runtime_error(path_ + ":" + std::to_string(line_no) + ": corrupt secret");
-      }
-      key.secret = std::move(*secret);
-      key.revoked = state == "revoked";
-      keys_.push_back(std::make_shared<const SigningKey>(std::move(key)));
-    }
-  }
-  if (keys_.empty()) {
-    NewKeyLocked();
-    if (Status st = PersistLocked(); !st.ok()) throw std::runtime_error(st.message());
-  }
+std::string KeyValue(const SigningKey& k) {
+  return "{\"secret\":\"" + Hex(k.secret) + "\",\"created_ms\":" + std::to_string(k.created_ms) +
+         ",\"revoked\":" + (k.revoked ? "true" : "false") + "}";
 }
 
-std::shared_ptr<const SigningKey> SigningKeyStore::NewKeyLocked() {
+// A key as the store holds it; nullopt (logged) when unreadable: hand-written or from a newer
+// version. It then verifies nothing, which fails closed.
+std::optional<SigningKey> ParseKey(std::string_view store_key, const std::string& value) {
+  SigningKey k;
+  k.id = std::string(store_key.substr(kPrefix.size()));
+  auto j = ParseJson(value);
+  const Json* secret = j ? j->Find("secret") : nullptr;
+  const Json* created = j ? j->Find("created_ms") : nullptr;
+  const Json* revoked = j ? j->Find("revoked") : nullptr;
+  std::optional<std::string> raw;
+  if (secret != nullptr && secret->type == Json::Type::kString) raw = Unhex(secret->text);
+  if (k.id.empty() || !raw || raw->size() != kSecretBytes) return std::nullopt;
+  k.secret = std::move(*raw);
+  auto ms = created == nullptr ? std::nullopt : created->AsUint();
+  k.created_ms = ms ? static_cast<int64_t>(*ms) : 0;
+  k.revoked = revoked != nullptr && revoked->type == Json::Type::kBool && revoked->boolean;
+  return k;
+}
+
+}  // namespace
+
+SigningKeyStore::SigningKeyStore(metadata::Store& store) : view_(store, std::string(kPrefix)) {
+  Init();
+}
+
+SigningKeyStore::SigningKeyStore()
+    : own_store_(std::make_unique<metadata::LocalStore>("")), view_(*own_store_, std::string(kPrefix)) {
+  Init();
+}
+
+void SigningKeyStore::Init() {
+  Status st = view_.Start([this](const metadata::Update&) { Apply(); }, nullptr);
+  if (!st.ok()) throw std::runtime_error(std::string(st.message()));
+  auto rev = view_.Mutate([this]() -> StatusOr<metadata::Txn> {
+    metadata::Txn txn;
+    if (!keys_.empty()) return txn;  // nothing to write
+    auto key = NewKey();
+    txn.Fence(view_.entries(), std::string(kPrefix) + key->id);
+    txn.writes.push_back({std::string(kPrefix) + key->id, KeyValue(*key)});
+    return txn;
+  });
+  if (!rev.ok()) throw std::runtime_error(std::string(rev.status().message()));
+}
+
+// Rebuilt from the view on every change: a handful of keys, changed by hand.
+void SigningKeyStore::Apply() {
+  std::vector<std::shared_ptr<const SigningKey>> keys;
+  for (const auto& [store_key, e] : view_.entries()) {
+    auto k = ParseKey(store_key, e.value);
+    if (!k) {
+      LOG_WARN("msg=\"unreadable signing key left out\" key=\"{}\"", store_key);
+      continue;
+    }
+    keys.push_back(std::make_shared<const SigningKey>(std::move(*k)));
+  }
+  std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+    return std::tie(a->created_ms, a->id) < std::tie(b->created_ms, b->id);
+  });
+  keys_ = std::move(keys);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+// Under view_.mutex(). Created after every key there is, even within one millisecond, so it
+// is the newest (keys sort by creation time).
+std::shared_ptr<const SigningKey> SigningKeyStore::NewKey() const {
   auto key = std::make_shared<SigningKey>();
-  key->id = "k" + Hex(RandomBytes(8));
+  key->id = "k";
+  key->id += Hex(RandomBytes(8));
   key->secret = RandomBytes(kSecretBytes);
-  key->created_ms = NowMs();
-  keys_.push_back(key);
+  key->created_ms = std::max(NowMs(), keys_.empty() ? 0 : keys_.back()->created_ms + 1);
   return key;
 }
 
-Status SigningKeyStore::PersistLocked() {
-  if (path_.empty()) return Status::Ok();
-  const std::string tmp = path_ + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status(Code::kInternal, "cannot write " + tmp);
-  std::string text = "# id\tsecret (hex)\tcreated_ms\tstate\n";
-  for (const auto& k : keys_) {
-    text += k->id + "\t" + Hex(k->secret) + "\t" + std::to_string(k->created_ms) + "\t" +
-            (k->revoked ? "revoked" : "active") + "\n";
-  }
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-                  ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return Status(Code::kInternal, "cannot write " + path_);
-  }
-  return Status::Ok();
-}
-
 std::shared_ptr<const SigningKey> SigningKeyStore::Current() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(view_.mutex());
   for (auto it = keys_.rbegin(); it != keys_.rend(); ++it) {
     if (!(*it)->revoked) return *it;
   }
@@ -129,7 +151,7 @@ std::shared_ptr<const SigningKey> SigningKeyStore::Current() const {
 }
 
 std::shared_ptr<const SigningKey> SigningKeyStore::Find(std::string_view id) const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(view_.mutex());
   for (const auto& k : keys_) {
     if (k->id == id) return k;
   }
@@ -137,37 +159,37 @@ std::shared_ptr<const SigningKey> SigningKeyStore::Find(std::string_view id) con
 }
 
 StatusOr<std::string> SigningKeyStore::Rotate() {
-  std::lock_guard lock(mu_);
-  auto key = NewKeyLocked();
-  if (Status st = PersistLocked(); !st.ok()) {
-    keys_.pop_back();
-    return st;
-  }
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  std::shared_ptr<const SigningKey> key;
+  auto rev = view_.Mutate([&]() -> StatusOr<metadata::Txn> {
+    key = NewKey();
+    metadata::Txn txn;
+    txn.Fence(view_.entries(), std::string(kPrefix) + key->id);
+    txn.writes.push_back({std::string(kPrefix) + key->id, KeyValue(*key)});
+    return txn;
+  });
+  if (!rev.ok()) return rev.status();
   return key->id;
 }
 
 Status SigningKeyStore::Revoke(std::string_view id) {
-  std::lock_guard lock(mu_);
-  for (auto& k : keys_) {
-    if (k->id != id) continue;
-    if (k->revoked) return Status::Ok();
-    auto old = k;
-    auto revoked = std::make_shared<SigningKey>(*k);
-    revoked->revoked = true;
-    k = revoked;
-    if (Status st = PersistLocked(); !st.ok()) {
-      k = old;
-      return st;
+  auto rev = view_.Mutate([&]() -> StatusOr<metadata::Txn> {
+    metadata::Txn txn;
+    for (const auto& k : keys_) {
+      if (k->id != id) continue;
+      if (k->revoked) return txn;  // already: nothing to write
+      SigningKey revoked = *k;
+      revoked.revoked = true;
+      txn.Fence(view_.entries(), std::string(kPrefix) + k->id);
+      txn.writes.push_back({std::string(kPrefix) + k->id, KeyValue(revoked)});
+      return txn;
     }
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-    return Status::Ok();
-  }
-  return Status(Code::kNotFound, "no signing key with id " + std::string(id));
+    return Status(Code::kNotFound, "no signing key with id " + std::string(id));
+  });
+  return rev.status();
 }
 
 std::vector<SigningKey> SigningKeyStore::List() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(view_.mutex());
   std::vector<SigningKey> out;
   for (const auto& k : keys_) {
     SigningKey copy = *k;
@@ -175,6 +197,47 @@ std::vector<SigningKey> SigningKeyStore::List() const {
     out.push_back(std::move(copy));
   }
   return out;
+}
+
+void ImportLegacySigningKeys(metadata::Store& store, const std::string& dir) {
+  const std::string path = dir + "/signing_keys.tsv";
+  std::ifstream in(path);
+  if (!in) return;
+  auto existing = store.Read(kPrefix);
+  if (!existing.ok()) throw std::runtime_error(std::string(existing.status().message()));
+  if (!existing->entries.empty()) {
+    LOG_WARN("msg=\"old signing keys left alone: the metadata store already has keys\" file={}",
+             path);
+    return;
+  }
+  std::vector<metadata::Write> writes;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    SigningKey key;
+    std::string secret_hex, state;
+    if (!(fields >> key.id >> secret_hex >> key.created_ms >> state) ||
+        (state != "active" && state != "revoked")) {
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": corrupt line");
+    }
+    auto secret = Unhex(secret_hex);
+    if (!secret || secret->size() != kSecretBytes) {
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": corrupt secret");
+    }
+    key.secret = std::move(*secret);
+    key.revoked = state == "revoked";
+    writes.push_back({std::string(kPrefix) + key.id, KeyValue(key)});
+  }
+  if (writes.empty()) return;
+  if (auto rev = store.Commit({}, writes); !rev.ok()) {
+    throw std::runtime_error("cannot import " + path + ": " + std::string(rev.status().message()));
+  }
+  std::filesystem::rename(path, path + ".imported");
+  LOG_INFO("msg=\"imported the old signing keys into the metadata store\" file={} keys={}", path,
+           writes.size());
 }
 
 }  // namespace cellar::auth

@@ -1,8 +1,12 @@
-// Signing keys for tokens, kept in the metadata directory (`signing_keys.tsv`, mode 0600, written
-// through a temp file and rename). The newest key that is not revoked signs new tokens; older
-// keys still verify theirs until revoked, and a revoked key's tokens fail at once.
+// Signing keys for tokens, kept in the metadata store (metadata/store.h) under `signing-keys/`:
+// the local file of a single node (mode 0600), or etcd on a fleet, where a token minted on one
+// node verifies on every other and a revocation reaches them all through the store's watch.
+// The newest key that is not revoked signs new tokens; older keys still verify theirs until
+// revoked, and a revoked key's tokens fail at once.
 //
-// Thread-safety: every method may be called from any thread (a mutex guards the list).
+//   signing-keys/<id>   {"secret":"<64 hex digits>","created_ms":...,"revoked":false}
+//
+// Thread-safety: every method may be called from any thread (the view's mutex guards the list).
 #pragma once
 
 #include <atomic>
@@ -16,6 +20,8 @@
 #include <absl/base/thread_annotations.h>
 
 #include "common/status.h"
+#include "metadata/store.h"
+#include "metadata/view.h"
 
 namespace cellar::auth {
 
@@ -28,10 +34,11 @@ struct SigningKey {
 
 class SigningKeyStore {
  public:
-  // Loads DIR/signing_keys.tsv, creating it with one fresh key if missing. Throws
-  // std::runtime_error on an unreadable or corrupt file (start-up only). An empty dir keeps
-  // the keys in memory only (tests).
-  explicit SigningKeyStore(std::string dir);
+  // Reads the keys from the store and follows its changes, adding one fresh key if there is
+  // none. Throws std::runtime_error if the store does not answer (start-up only).
+  explicit SigningKeyStore(metadata::Store& store);
+  // Keys in memory only (tests).
+  SigningKeyStore();
 
   // The key new tokens are signed with; null if every key is revoked.
   std::shared_ptr<const SigningKey> Current() const;
@@ -48,13 +55,20 @@ class SigningKeyStore {
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
-  Status PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::shared_ptr<const SigningKey> NewKeyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Init();
+  void Apply();
+  std::shared_ptr<const SigningKey> NewKey() const;
 
-  const std::string path_;  // empty: memory only
-  mutable std::mutex mu_;
-  std::vector<std::shared_ptr<const SigningKey>> keys_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<metadata::Store> own_store_;  // memory only: the default constructor's
+  metadata::View view_;
+  // Derived from view_.entries() (under view_.mutex()): oldest first.
+  std::vector<std::shared_ptr<const SigningKey>> keys_;
   std::atomic<uint64_t> generation_{0};
 };
+
+// Moves the keys of DIR/signing_keys.tsv (before the metadata store) into the store, once:
+// only when the store has none yet; the file is then renamed signing_keys.tsv.imported.
+// Throws std::runtime_error on a corrupt file.
+void ImportLegacySigningKeys(metadata::Store& store, const std::string& dir);
 
 }  // namespace cellar::auth

@@ -6,9 +6,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
 #include <string>
 
 #include "auth/base64.h"
+#include "metadata/local_store.h"
 
 namespace cellar::auth {
 namespace {
@@ -38,7 +42,7 @@ std::string Segment(const std::string& token, int i) {
 }
 
 TEST(Token, RoundTripCarriesEveryClaim) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = Mint(keys, SampleClaims());
   ASSERT_TRUE(token.ok()) << token.status().ToString();
   auto c = Verify(keys, *token, kNow);
@@ -54,7 +58,7 @@ TEST(Token, RoundTripCarriesEveryClaim) {
 }
 
 TEST(Token, NotAfterRoundTripsAndIsAbsentWhenZero) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   Claims claims = SampleClaims();
   claims.not_after = kNow + 60;
   auto token = Mint(keys, claims);
@@ -73,7 +77,7 @@ TEST(Token, NotAfterRoundTripsAndIsAbsentWhenZero) {
 }
 
 TEST(Token, NeverExpiringTokenHasNoExp) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   Claims claims = SampleClaims();
   claims.expires_at = 0;
   auto token = Mint(keys, claims);
@@ -83,7 +87,7 @@ TEST(Token, NeverExpiringTokenHasNoExp) {
 }
 
 TEST(Token, ExpiredIsRefused) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = Mint(keys, SampleClaims());
   ASSERT_TRUE(token.ok());
   auto c = Verify(keys, *token, kNow + 3600);
@@ -92,7 +96,7 @@ TEST(Token, ExpiredIsRefused) {
 }
 
 TEST(Token, ForgedPayloadIsRefused) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = Mint(keys, SampleClaims());
   ASSERT_TRUE(token.ok());
   // Same header and signature, payload claiming super-user.
@@ -108,7 +112,7 @@ TEST(Token, ForgedPayloadIsRefused) {
 }
 
 TEST(Token, TruncatedIsRefused) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = Mint(keys, SampleClaims());
   ASSERT_TRUE(token.ok());
   for (size_t cut : {size_t{0}, size_t{5}, token->find('.'), token->rfind('.'),
@@ -123,8 +127,8 @@ TEST(Token, TruncatedIsRefused) {
 }
 
 TEST(Token, ResignedWithAnotherKeyIsRefused) {
-  SigningKeyStore keys("");
-  SigningKeyStore other("");
+  SigningKeyStore keys;
+  SigningKeyStore other;
   auto token = Mint(other, SampleClaims());
   ASSERT_TRUE(token.ok());
   EXPECT_EQ(Verify(keys, *token, kNow).status().message(), "token signed by an unknown key");
@@ -138,7 +142,7 @@ TEST(Token, ResignedWithAnotherKeyIsRefused) {
 }
 
 TEST(Token, AlgNoneAndOtherAlgorithmsAreRefused) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = Mint(keys, SampleClaims());
   ASSERT_TRUE(token.ok());
   const std::string kid = keys.Current()->id;
@@ -155,7 +159,7 @@ TEST(Token, AlgNoneAndOtherAlgorithmsAreRefused) {
 }
 
 TEST(Token, RevokedKeyStopsItsTokensAtOnceAndRotationKeepsOthers) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto old_token = Mint(keys, SampleClaims());
   ASSERT_TRUE(old_token.ok());
   const std::string old_kid = keys.Current()->id;
@@ -174,7 +178,7 @@ TEST(Token, RevokedKeyStopsItsTokensAtOnceAndRotationKeepsOthers) {
 }
 
 TEST(Token, GarbageIsRefusedWithAClearMessage) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   for (const char* t : {"", "abc", "a.b", "a.b.c.d", "..", "!!!.###.$$$", "e30.e30.e30",
                         "eyJhbGciOiJIUzI1NiJ9.e30.AAAA"}) {
     auto c = Verify(keys, t, kNow);
@@ -210,7 +214,7 @@ StatusOr<std::string> MintV2(const SigningKeyStore& keys) {
 }
 
 TEST(TokenV2, MintedWithTheGlobalKeyClaimAndVerified) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   Claims claims = SampleClaims();
   claims.kind = TokenKind::kApi;
   claims.v2 = true;
@@ -235,7 +239,7 @@ TEST(TokenV2, MintedWithTheGlobalKeyClaimAndVerified) {
 }
 
 TEST(TokenV2, PlainTokensHaveNoTypeClaimAndStillVerify) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = Mint(keys, SampleClaims());
   ASSERT_TRUE(token.ok());
   // (The permissions object has a "t" of its own: topic grants.)
@@ -246,7 +250,7 @@ TEST(TokenV2, PlainTokensHaveNoTypeClaimAndStillVerify) {
 }
 
 TEST(TokenV2, ExpiredBadSignatureUnknownKeyAndTamperingAreRefused) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = MintV2(keys);
   ASSERT_TRUE(token.ok());
   EXPECT_EQ(Verify(keys, *token, kNow + 3600).status().message(), "token expired");
@@ -268,7 +272,7 @@ TEST(TokenV2, ExpiredBadSignatureUnknownKeyAndTamperingAreRefused) {
   look_alike.back() = kAlphabet[last ^ 1];
   EXPECT_FALSE(Verify(keys, look_alike, kNow).ok());
 
-  SigningKeyStore other("");
+  SigningKeyStore other;
   auto foreign = MintV2(other);
   ASSERT_TRUE(foreign.ok());
   EXPECT_EQ(Verify(keys, *foreign, kNow).status().message(), "token signed by an unknown key");
@@ -296,7 +300,7 @@ TEST(TokenV2, ExpiredBadSignatureUnknownKeyAndTamperingAreRefused) {
 }
 
 TEST(TokenV2, AnotherTypeClaimIsRefusedEvenWhenSigned) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   const std::string claims = "\"iat\":1,\"jti\":\"x\",\"k\":\"api\",\"p\":{\"su\":true},\"tn\":\"acme\"";
   for (const char* t : {"\"t\":\"x\"", "\"t\":\"G\"", "\"t\":\"\"", "\"t\":1", "\"t\":null"}) {
     auto c = Verify(keys, SignedWith(keys, HeaderOf(keys), "{" + claims + "," + t + "}"), kNow);
@@ -312,7 +316,7 @@ TEST(TokenV2, AnotherTypeClaimIsRefusedEvenWhenSigned) {
 }
 
 TEST(TokenV2, NotAJwtIsRefused) {
-  SigningKeyStore keys("");
+  SigningKeyStore keys;
   auto token = MintV2(keys);
   ASSERT_TRUE(token.ok());
   // A v1 key (base64 JSON wrapping the JWT) is unwrapped by the SDK, never sent as is.
@@ -330,7 +334,8 @@ TEST(SigningKeys, PersistedWithMode0600AndReloaded) {
   std::filesystem::create_directories(dir);
   std::string token, kid;
   {
-    SigningKeyStore keys(dir.string());
+    metadata::LocalStore store(dir.string());
+    SigningKeyStore keys(store);
     kid = keys.Current()->id;
     auto t = Mint(keys, SampleClaims());
     ASSERT_TRUE(t.ok());
@@ -338,14 +343,44 @@ TEST(SigningKeys, PersistedWithMode0600AndReloaded) {
     ASSERT_TRUE(keys.Rotate().ok());
     ASSERT_TRUE(keys.Revoke(kid).ok());
   }
-  const auto perms = std::filesystem::status(dir / "signing_keys.tsv").permissions();
+  const auto perms = std::filesystem::status(dir / "metadata.tsv").permissions();
   EXPECT_EQ(perms & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  SigningKeyStore again(dir.string());
+  metadata::LocalStore store(dir.string());
+  SigningKeyStore again(store);
   ASSERT_EQ(again.List().size(), 2u);
   EXPECT_TRUE(again.List()[0].revoked);
   EXPECT_TRUE(again.List()[0].secret.empty());  // List never hands out secrets
   EXPECT_EQ(Verify(again, token, kNow).status().message(), "token's signing key was revoked");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SigningKeys, TheOldKeyFileIsImportedOnceAndItsTokensStillVerify) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("cellar-keys-old-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string token;
+  {
+    // A key file as the versions before the metadata store wrote it.
+    SigningKeyStore keys;
+    token = *Mint(keys, SampleClaims());
+    const auto k = keys.Current();
+    std::string hex;
+    for (unsigned char c : k->secret) hex += fmt::format("{:02x}", c);
+    std::ofstream(dir / "signing_keys.tsv")
+        << "# id\tsecret (hex)\tcreated_ms\tstate\n"
+        << k->id << "\t" << hex << "\t" << k->created_ms << "\tactive\n";
+  }
+  metadata::LocalStore store(dir.string());
+  ImportLegacySigningKeys(store, dir.string());
+  EXPECT_TRUE(std::filesystem::exists(dir / "signing_keys.tsv.imported"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "signing_keys.tsv"));
+  SigningKeyStore keys(store);
+  EXPECT_EQ(keys.List().size(), 1u);  // imported, no fresh key added
+  EXPECT_TRUE(Verify(keys, token, kNow).ok());
+  ASSERT_TRUE(keys.Rotate().ok());  // a rotation in the same millisecond is still the newest
+  EXPECT_NE(keys.Current()->id, keys.List()[0].id);
   std::filesystem::remove_all(dir);
 }
 

@@ -1,6 +1,7 @@
 #include "common/json.h"
 
 #include <charconv>
+#include <cstdio>
 
 namespace cellar {
 
@@ -243,6 +244,22 @@ std::optional<Json> ParseJson(std::string_view text) {
   Parser parser(text);
   if (!parser.ParseDocument(&doc)) return std::nullopt;
   return doc;
+}
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
 }
 
 }  // namespace cellar

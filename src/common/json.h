@@ -27,6 +27,9 @@ struct Json {
   std::optional<uint64_t> AsUint() const;
 };
 
+// The inside of a JSON string literal (quotes, backslashes and control bytes escaped).
+std::string JsonEscape(std::string_view s);
+
 // The parsed document, or nullopt when text is not exactly one valid JSON value.
 std::optional<Json> ParseJson(std::string_view text);
 

@@ -4,10 +4,14 @@
 #include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
+
+#include "common/json.h"
 
 namespace cellar::control {
 
@@ -35,6 +39,57 @@ AdminKey LoadOrCreateAdminKey(const std::string& dir) {
   ::close(fd);
   if (!ok) throw std::runtime_error("cannot write " + path);
   return {key, true};
+}
+
+std::string Sha256Hex(std::string_view secret) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), digest);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : digest) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xF];
+  }
+  return out;
+}
+
+SharedAdminKey LoadOrCreateSharedAdminKey(metadata::Store& store, const std::string& dir) {
+  constexpr std::string_view kKey = "admin/key-sha256";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto snap = store.Read(kKey);
+    if (!snap.ok()) throw std::runtime_error(std::string(snap.status().message()));
+    std::optional<std::string> shared;
+    for (const auto& e : snap->entries) {
+      if (e.key != kKey) continue;
+      auto j = ParseJson(e.value);
+      const Json* h = j ? j->Find("sha256") : nullptr;
+      if (h == nullptr || h->type != Json::Type::kString || h->text.size() != 64) {
+        throw std::runtime_error("unreadable admin key hash in the metadata store (" +
+                                 std::string(kKey) + ")");
+      }
+      shared = h->text;
+    }
+    if (shared) {
+      // Reads DIR/admin.key only if it exists: a node that joins a fleet makes no key of its own.
+      std::ifstream in(dir + "/admin.key");
+      std::string local;
+      if (in && std::getline(in, local) && Sha256Hex(local) == *shared) return {*shared, local, false};
+      return {*shared, "", false};
+    }
+    AdminKey local = LoadOrCreateAdminKey(dir);
+    SharedAdminKey out{Sha256Hex(local.key), local.key, local.created};
+    const std::vector<metadata::Compare> absent{{std::string(kKey), 0}};
+    const std::vector<metadata::Write> put{{std::string(kKey), "{\"sha256\":\"" + out.sha256_hex + "\"}"}};
+    auto rev = store.Commit(absent, put);
+    if (rev.ok()) return out;
+    if (rev.status().code() != Code::kFailedPrecondition) {
+      throw std::runtime_error(std::string(rev.status().message()));
+    }
+    // Another node wrote it first: take theirs (the next round reads it), and drop the key
+    // just made here, which opens nothing.
+    if (local.created) std::filesystem::remove(dir + "/admin.key");
+  }
+  throw std::runtime_error("cannot agree on the admin key in the metadata store");
 }
 
 bool SecretEquals(std::string_view a, std::string_view b) {

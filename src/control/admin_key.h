@@ -1,8 +1,10 @@
-// The bootstrap admin key of the embedded single-node default.
+// The bootstrap admin key: the super-user of tenant `default` and the key of the admin API.
 #pragma once
 
 #include <string>
 #include <string_view>
+
+#include "metadata/store.h"
 
 namespace cellar::control {
 
@@ -14,6 +16,21 @@ struct AdminKey {
 // Reads DIR/admin.key, or generates a new random key and writes it with mode 0600.
 // Throws std::runtime_error on I/O failure (start-up only).
 AdminKey LoadOrCreateAdminKey(const std::string& dir);
+
+// On a fleet one admin key opens every node. The metadata store holds its SHA-256
+// (`admin/key-sha256`, hex), never the key. The first node to start writes it, from its
+// DIR/admin.key or a new key (created = true: print it once); the others take it, and keep
+// their DIR/admin.key only if it is the same key (`key` is empty otherwise: this node cannot
+// show it). Throws std::runtime_error if the store cannot be read or written (start-up only).
+struct SharedAdminKey {
+  std::string sha256_hex;
+  std::string key;  // empty when this node does not know it
+  bool created = false;
+};
+SharedAdminKey LoadOrCreateSharedAdminKey(metadata::Store& store, const std::string& dir);
+
+// Lowercase hex SHA-256 of a secret (what the gateway compares presented keys by).
+std::string Sha256Hex(std::string_view secret);
 
 // Constant-time comparison, so the time taken reveals nothing about the key.
 bool SecretEquals(std::string_view a, std::string_view b);

@@ -1,8 +1,21 @@
-// CacheRegistry: the control plane's list of caches (name -> id), persisted in the metadata
-// directory as `caches.tsv` so it survives a restart. Items are not persisted: it is a cache.
+// CacheRegistry: the control plane's catalog: tenants, caches (name -> id) and limits, kept in
+// the metadata store (metadata/store.h) under `catalog/`, so it survives a restart and, on a
+// fleet (etcd), is shared by every node: a change made on one node reaches the others through
+// the store's watch. Items are not persisted: it is a cache.
 //
-// Thread-safety: all methods may be called from any thread; a mutex guards the map. Lookups
-// happen once per connection (AUTH), never per command, so the lock is off the hot path.
+// Keys (values are JSON):
+//   catalog/ids                       {"next_cache":N,"next_tenant":M}   ids are never reused
+//   catalog/tenants/<name>            {"id":2,"created_ms":...}          (`default` is implied)
+//   catalog/caches/<tenant id>/<name> {"id":7,"created_ms":...}
+//   catalog/limits/tenant/<id>        {"limits":"max_items=...,..."}     (control/limits.h)
+//   catalog/limits/cache/<id>         {"limits":"..."}
+// Every write is a transaction fenced on the mod revision of what it was computed from (the id
+// counter, the name), so two nodes creating the same name, or two caches at once, cannot both
+// win or share an id.
+//
+// Thread-safety: all methods may be called from any thread; the view's mutex guards the
+// tables. Lookups happen once per connection (AUTH), never per command, so the lock is off
+// the hot path. Writes block on the store (local: a file write; etcd: a round trip).
 #pragma once
 
 #include <atomic>
@@ -19,6 +32,8 @@
 
 #include "common/status.h"
 #include "control/limits.h"
+#include "metadata/store.h"
+#include "metadata/view.h"
 
 namespace cellar::control {
 
@@ -44,9 +59,9 @@ Status ValidateCacheName(std::string_view name);
 
 class CacheRegistry {
  public:
-  // Loads DIR/caches.tsv if present (a file from before tenants puts every cache in
-  // `default`). Throws std::runtime_error on an unreadable or corrupt file (start-up only).
-  explicit CacheRegistry(std::string metadata_dir);
+  // Reads the catalog from the store and follows its changes. Throws std::runtime_error if
+  // the store does not answer (start-up only).
+  explicit CacheRegistry(metadata::Store& store);
 
   StatusOr<TenantInfo> CreateTenant(std::string_view name);
   std::optional<TenantInfo> FindTenant(std::string_view name) const;
@@ -78,29 +93,38 @@ class CacheRegistry {
   // The limits enforced on a cache (server defaults, tenant, cache); the tenant's own
   // (tenant_*) limits come from its overrides over the server's.
   Limits EffectiveLimits(uint32_t tenant, uint32_t cache_id) const;
-  // Called (outside the lock) after every change of limits, tenants or caches, so runtime
-  // state follows within the call. Set once, before serving.
-  void set_on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
+  // Called (outside the lock) after every change of limits, tenants or caches, made here or
+  // (on a fleet) on another node, so runtime state follows: for a change made here, before
+  // the call that made it returns.
+  void set_on_change(std::function<void()> fn);
   // Changes whenever limits change.
   uint64_t limits_generation() const { return limits_generation_.load(std::memory_order_acquire); }
 
  private:
-  Status PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Apply(const metadata::Update& u);
+  void ApplyEntry(std::string_view key, const std::string* value, bool* caches, bool* limits);
   void Changed();
+  bool TenantKnownLocked(uint32_t id) const;
 
-  const std::string path_;
-  mutable std::mutex mu_;
+  metadata::View view_;
+  // Derived from view_.entries(), guarded by view_.mutex().
   // Key: 4 bytes of tenant id (big-endian, so a tenant's caches sort together) + name.
-  std::map<std::string, CacheInfo, std::less<>> by_key_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, TenantInfo, std::less<>> tenants_ ABSL_GUARDED_BY(mu_);
-  uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;  // ids are never reused
-  uint32_t next_tenant_id_ ABSL_GUARDED_BY(mu_) = kDefaultTenant + 1;
+  std::map<std::string, CacheInfo, std::less<>> by_key_;
+  std::map<std::string, TenantInfo, std::less<>> tenants_;
+  uint32_t next_id_ = 1;  // ids are never reused
+  uint32_t next_tenant_id_ = kDefaultTenant + 1;
+  std::map<uint32_t, LimitOverrides> tenant_limits_;
+  std::map<uint32_t, LimitOverrides> cache_limits_;
+  Limits server_limits_ = Limits::Defaults();  // this process's flags, not in the store
   std::atomic<uint64_t> generation_{0};
-  Limits server_limits_ ABSL_GUARDED_BY(mu_) = Limits::Defaults();
-  std::map<uint32_t, LimitOverrides> tenant_limits_ ABSL_GUARDED_BY(mu_);
-  std::map<uint32_t, LimitOverrides> cache_limits_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> limits_generation_{0};
-  std::function<void()> on_change_;
+  std::mutex hook_mu_;
+  std::function<void()> on_change_ ABSL_GUARDED_BY(hook_mu_);
 };
+
+// Moves a cache list from before the metadata store (DIR/caches.tsv; one from before tenants
+// puts every cache in `default`) into the store, once: only when the store has no catalog yet;
+// the file is then renamed caches.tsv.imported. Throws std::runtime_error on a corrupt file.
+void ImportLegacyCacheList(metadata::Store& store, const std::string& dir);
 
 }  // namespace cellar::control

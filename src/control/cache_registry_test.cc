@@ -1,4 +1,5 @@
 #include "control/cache_registry.h"
+#include "metadata/local_store.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,8 @@ TEST(CacheRegistry, PersistsAcrossInstances) {
   std::filesystem::create_directories(dir);
   uint32_t id_b = 0;
   {
-    CacheRegistry r(dir.string());
+    metadata::LocalStore store_r(dir.string());
+  CacheRegistry r(store_r);
     ASSERT_TRUE(r.Create(kDefaultTenant, "a").ok());
     auto b = r.Create(kDefaultTenant, "b");
     ASSERT_TRUE(b.ok());
@@ -25,7 +27,8 @@ TEST(CacheRegistry, PersistsAcrossInstances) {
     EXPECT_EQ(r.Create(kDefaultTenant, std::string(256, 'x')).status().code(), Code::kInvalidArgument);
     ASSERT_TRUE(r.Remove(kDefaultTenant, "a").ok());
   }
-  CacheRegistry r(dir.string());
+  metadata::LocalStore store_r(dir.string());
+  CacheRegistry r(store_r);
   EXPECT_FALSE(r.Find(kDefaultTenant, "a"));
   ASSERT_TRUE(r.Find(kDefaultTenant, "b"));
   EXPECT_EQ(r.Find(kDefaultTenant, "b")->id, id_b);
@@ -41,7 +44,8 @@ TEST(CacheRegistry, TenantsHaveSeparateNamespacesAndSurviveRestart) {
   std::filesystem::create_directories(dir);
   uint32_t acme = 0, id_default = 0, id_acme = 0;
   {
-    CacheRegistry r(dir.string());
+    metadata::LocalStore store_r(dir.string());
+  CacheRegistry r(store_r);
     ASSERT_TRUE(r.FindTenant("default"));
     EXPECT_EQ(r.FindTenant("default")->id, kDefaultTenant);
     auto t = r.CreateTenant("acme");
@@ -60,7 +64,8 @@ TEST(CacheRegistry, TenantsHaveSeparateNamespacesAndSurviveRestart) {
     EXPECT_EQ(r.List(acme).size(), 1u);
     EXPECT_EQ(r.ListAll().size(), 2u);
   }
-  CacheRegistry r(dir.string());
+  metadata::LocalStore store_r(dir.string());
+  CacheRegistry r(store_r);
   ASSERT_TRUE(r.FindTenant("acme"));
   EXPECT_EQ(r.FindTenant("acme")->id, acme);
   EXPECT_EQ(r.Find(kDefaultTenant, "sessions")->id, id_default);
@@ -79,7 +84,11 @@ TEST(CacheRegistry, AListFromBeforeTenantsLoadsIntoDefault) {
     std::ofstream f(dir / "caches.tsv");
     f << "next_id\t8\n3\told\t1700000000000\n";
   }
-  CacheRegistry r(dir.string());
+  metadata::LocalStore store_r(dir.string());
+  ImportLegacyCacheList(store_r, dir.string());
+  EXPECT_TRUE(std::filesystem::exists(dir / "caches.tsv.imported"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "caches.tsv"));
+  CacheRegistry r(store_r);
   ASSERT_TRUE(r.Find(kDefaultTenant, "old"));
   EXPECT_EQ(r.Find(kDefaultTenant, "old")->id, 3u);
   EXPECT_EQ(r.Create(kDefaultTenant, "new")->id, 8u);

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "control/cache_registry.h"
+#include "metadata/local_store.h"
 
 namespace cellar::control {
 namespace {
@@ -75,7 +76,8 @@ TEST(Limits, RegistryMergesPersistsAndNotifies) {
   std::filesystem::create_directories(dir);
   uint32_t cache_id = 0, tenant_id = 0;
   {
-    CacheRegistry reg(dir);
+    metadata::LocalStore store(dir);
+    CacheRegistry reg(store);
     int changes = 0;
     reg.set_on_change([&] { ++changes; });
     tenant_id = reg.CreateTenant("acme")->id;
@@ -92,7 +94,8 @@ TEST(Limits, RegistryMergesPersistsAndNotifies) {
     EXPECT_EQ(reg.UpdateCacheLimits(tenant_id, "nope", {}).code(), Code::kNotFound);
     EXPECT_EQ(reg.UpdateTenantLimits(999, {}).code(), Code::kNotFound);
   }
-  CacheRegistry again(dir);
+  metadata::LocalStore store(dir);
+  CacheRegistry again(store);
   const Limits l = again.EffectiveLimits(tenant_id, cache_id);
   EXPECT_EQ(l[LimitId::kRequestsPerSecond], 50u);
   EXPECT_EQ(l[LimitId::kMaxItemBytes], 1024u);

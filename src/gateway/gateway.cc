@@ -146,7 +146,8 @@ void Gateway::Deliver(uint32_t at, std::vector<Message>& messages) {
 }
 
 bool Gateway::IsAdminKey(std::string_view secret) const {
-  return control::SecretEquals(secret, options_.admin_key);
+  return !options_.admin_key_sha256.empty() &&
+         control::SecretEquals(control::Sha256Hex(secret), options_.admin_key_sha256);
 }
 
 uint64_t Gateway::CacheGeneration() const { return registry_->generation(); }
@@ -243,8 +244,46 @@ void Gateway::ForEachShard(uint32_t origin, std::function<void(uint32_t, storage
 }
 
 void Gateway::LoadCachesAtStart() {
+  std::lock_guard lock(sync_mu_);
   for (const auto& info : registry_->ListAll()) {
     for (auto* engine : engines_) engine->CreateCache(info.id, info.tenant_id);
+    synced_[info.id] = info.tenant_id;
+  }
+}
+
+void Gateway::SyncCaches() {
+  std::vector<std::pair<uint32_t, uint32_t>> added;
+  std::vector<uint32_t> removed;
+  {
+    std::lock_guard lock(sync_mu_);
+    std::map<uint32_t, uint32_t> now;
+    for (const auto& info : registry_->ListAll()) now[info.id] = info.tenant_id;
+    for (const auto& [id, tenant] : now) {
+      auto it = synced_.find(id);
+      if (it == synced_.end() || it->second != tenant) added.emplace_back(id, tenant);
+    }
+    for (const auto& [id, tenant] : synced_) {
+      if (!now.count(id)) removed.push_back(id);
+    }
+    synced_ = std::move(now);
+  }
+  if (added.empty() && removed.empty()) return;
+  for (uint32_t s = 0; s < num_shards(); ++s) {
+    asio::post(*loops_[s], [this, s, added, removed] {
+      storage::Engine& e = *engines_[s];
+      for (const auto& [id, tenant] : added) {
+        e.CreateCache(id, tenant);
+        if (tenancy_ == nullptr) continue;
+        if (auto c = tenancy_->Find(id)) {
+          e.SetCacheShare(id, c->limit(control::LimitId::kMemoryShareBytes) / num_shards());
+        }
+      }
+      for (uint32_t id : removed) {
+        // As DeleteCache: subscriptions first, so their memory returns before the cache goes.
+        if (topics_ != nullptr) topics_->DropCache(s, id);
+        e.FlushCache(id, /*forget=*/true);
+      }
+    });
   }
 }
 

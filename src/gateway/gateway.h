@@ -12,11 +12,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <absl/base/thread_annotations.h>
 #include <boost/asio/io_context.hpp>
 
 #include "api/request.h"
@@ -95,7 +98,7 @@ class Batch {
 
 struct Options {
   bool dev_no_auth = false;
-  std::string admin_key;
+  std::string admin_key_sha256;  // hex (control::Sha256Hex): the admin key is compared by hash
   auth::SigningKeyStore* keys = nullptr;  // tokens; null: only the admin key authenticates
 };
 
@@ -184,6 +187,10 @@ class Gateway {
 
   // Makes caches of the registry known to every shard; blocking, before loops serve traffic.
   void LoadCachesAtStart();
+  // Makes the shards hold the registry's caches again after it changed, wherever the change
+  // was made (on a fleet, on another node): creates on every shard the caches they lack and
+  // drops (items, subscriptions) those removed. Posted to the loops; call from any thread.
+  void SyncCaches();
 
  private:
   // Runs fn(shard index, engine) on every shard's loop, then done() on loop `origin`.
@@ -212,6 +219,8 @@ class Gateway {
   std::vector<storage::Engine*> engines_;
   control::CacheRegistry* registry_;
   Options options_;
+  std::mutex sync_mu_;
+  std::map<uint32_t, uint32_t> synced_ ABSL_GUARDED_BY(sync_mu_);  // id -> tenant, on the shards
   topics::Topics* topics_ = nullptr;
   Tenancy* tenancy_ = nullptr;
   std::vector<LoopScheduler*> schedulers_;

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "control/cache_registry.h"
+#include "metadata/local_store.h"
 
 namespace cellar::gateway {
 namespace {
@@ -58,7 +59,8 @@ class TenancyTest : public ::testing::Test {
            std::to_string(::getpid());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    reg_ = std::make_unique<control::CacheRegistry>(dir_);
+    metadata_ = std::make_unique<metadata::LocalStore>(dir_);
+    reg_ = std::make_unique<control::CacheRegistry>(*metadata_);
     tenancy_ = std::make_unique<Tenancy>(reg_.get());
     reg_->set_on_change([this] { tenancy_->Refresh(); });
     tenant_ = reg_->CreateTenant("acme")->id;
@@ -66,6 +68,7 @@ class TenancyTest : public ::testing::Test {
     b_ = reg_->Create(tenant_, "b")->id;
   }
   std::string dir_;
+  std::unique_ptr<metadata::LocalStore> metadata_;
   std::unique_ptr<control::CacheRegistry> reg_;
   std::unique_ptr<Tenancy> tenancy_;
   uint32_t tenant_ = 0, a_ = 0, b_ = 0;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "control/cache_registry.h"
+#include "metadata/local_store.h"
 #include "server/admin_util.h"
 
 namespace cellar::server {
@@ -68,7 +69,8 @@ class RegistryTest : public ::testing::Test {
   RegistryTest() : dir_(std::filesystem::temp_directory_path() / "admin-limits-test-XXXXXX") {
     std::string tmpl = dir_.string();
     dir_ = mkdtemp(tmpl.data());
-    reg_ = std::make_unique<control::CacheRegistry>(dir_.string());
+    metadata_ = std::make_unique<metadata::LocalStore>(dir_.string());
+    reg_ = std::make_unique<control::CacheRegistry>(*metadata_);
   }
   ~RegistryTest() override { std::filesystem::remove_all(dir_); }
 
@@ -80,6 +82,7 @@ class RegistryTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  std::unique_ptr<metadata::LocalStore> metadata_;
   std::unique_ptr<control::CacheRegistry> reg_;
 };
 

@@ -8,22 +8,6 @@
 
 namespace cellar::server {
 
-std::string JsonEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
-      out += buf;
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
 HttpResponse JsonResponse(int status, std::string body) {
   return {status, "application/json", std::move(body)};
 }

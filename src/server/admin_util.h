@@ -8,13 +8,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/json.h"  // JsonEscape
 #include "common/status.h"
 #include "server/admin_http.h"
 
 namespace cellar::server {
-
-// The inside of a JSON string literal (quotes, backslashes and control bytes escaped).
-std::string JsonEscape(std::string_view s);
 
 HttpResponse JsonResponse(int status, std::string body);
 // {"error":"msg"}

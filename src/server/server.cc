@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "control/admin_key.h"
+#include "metadata/local_store.h"
 #include "auth/signing_keys.h"
 #include "control/cache_registry.h"
 #include "frontend/grpc/grpc_server.h"
@@ -147,8 +148,9 @@ struct Process::State {
   bool tls_required = false;
   uint32_t threads = 0;
   uint64_t limit = 0;
+  std::unique_ptr<metadata::Store> metadata;  // tenants, caches, limits, signing keys
   std::unique_ptr<control::CacheRegistry> registry;
-  control::AdminKey admin;
+  control::SharedAdminKey admin;
   std::vector<std::unique_ptr<Loop>> loops;
   std::unique_ptr<auth::SigningKeyStore> signing_keys;
   std::unique_ptr<gateway::Gateway> gateway;
@@ -219,8 +221,18 @@ int Process::State::Prepare() {
     }
     LOG_WARN("msg=\"serving a self-signed development certificate\" cert={}", cfg.tls_cert);
   }
-  registry = std::make_unique<control::CacheRegistry>(cfg.data_dir);
-  admin = control::LoadOrCreateAdminKey(cfg.data_dir);
+  {
+    // The embedded single-node default: the metadata file in the data directory (the lists
+    // of older versions are moved into it once).
+    auto local = std::make_unique<metadata::LocalStore>(cfg.data_dir);
+    control::ImportLegacyCacheList(*local, cfg.data_dir);
+    auth::ImportLegacySigningKeys(*local, cfg.data_dir);
+    metadata = std::move(local);
+    control::AdminKey key = control::LoadOrCreateAdminKey(cfg.data_dir);
+    admin = {control::Sha256Hex(key.key), key.key, key.created};
+  }
+  LOG_INFO("msg=\"metadata store\" store=\"{}\"", metadata->Describe());
+  registry = std::make_unique<control::CacheRegistry>(*metadata);
   if (admin.created) {
     std::cout << "cellar: generated the bootstrap admin key (shown once; also in "
               << cfg.data_dir << "/admin.key):\n  " << admin.key << "\n";
@@ -287,10 +299,10 @@ void Process::State::MakeCore() {
     engines.push_back(loop->engine.get());
     schedulers.push_back(loop->scheduler.get());
   }
-  signing_keys = std::make_unique<auth::SigningKeyStore>(cfg.data_dir);
+  signing_keys = std::make_unique<auth::SigningKeyStore>(*metadata);
   gateway = std::make_unique<gateway::Gateway>(
       ios, engines, registry.get(),
-      gateway::Options{cfg.dev_no_auth, admin.key, signing_keys.get()});
+      gateway::Options{cfg.dev_no_auth, admin.sha256_hex, signing_keys.get()});
   gateway->LoadCachesAtStart();
   topics = std::make_unique<topics::Topics>(ios, cfg.topics);
   gateway->set_topics(topics.get());
@@ -320,7 +332,10 @@ void Process::State::MakeCore() {
   topics->set_on_memory([this](uint32_t loop, uint32_t cache_id, int64_t delta) {
     loops[loop]->engine->ChargeExternal(cache_id, delta);
   });
-  registry->set_on_change([this] { tenancy->Refresh(); });
+  registry->set_on_change([this] {
+    tenancy->Refresh();
+    gateway->SyncCaches();
+  });
   tenancy->Refresh();
   gateway->set_tenancy(tenancy.get());
 }

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "control/cache_registry.h"
+#include "metadata/local_store.h"
 #include "gateway/gateway.h"
 #include "gateway/pipeline.h"
 #include "gateway/tenancy.h"
@@ -29,7 +30,8 @@ class InProcessNode {
   explicit InProcessNode(std::string dir) : dir_(std::move(dir)) {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    registry = std::make_unique<control::CacheRegistry>(dir_);
+    metadata_store = std::make_unique<metadata::LocalStore>(dir_);
+    registry = std::make_unique<control::CacheRegistry>(*metadata_store);
     tenancy = std::make_unique<Tenancy>(registry.get());
     registry->set_on_change([this] { tenancy->Refresh(); });
     tenant = registry->CreateTenant("acme")->id;
@@ -81,6 +83,7 @@ class InProcessNode {
   }
 
   boost::asio::io_context io;
+  std::unique_ptr<metadata::LocalStore> metadata_store;
   std::unique_ptr<control::CacheRegistry> registry;
   std::unique_ptr<Tenancy> tenancy;
   std::unique_ptr<storage::Engine> engine;

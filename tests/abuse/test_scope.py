@@ -18,7 +18,7 @@ import urllib.parse
 import redis
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import CellarServer, stop_server  # noqa: E402
+from harness import CellarServer, signing_keys, stop_server  # noqa: E402
 
 SERVER = None
 ADMIN = None  # a redis-py client of the tenant's super-user token on cache "vault"
@@ -58,14 +58,13 @@ def b64url(data):
 def forge(grants):
     """A token signed with the server's own signing key, as an older Cellar (which accepted
     an empty key selector) would have minted it: {"c": [grant...]} in the "p" claim."""
-    with open(os.path.join(SERVER.data_dir, "signing_keys.tsv")) as f:
-        kid, secret_hex = next(line.split()[:2] for line in f if line.strip() and line[0] != "#")
+    kid, secret, _ = signing_keys(SERVER.data_dir)[0]
     header = {"alg": "HS256", "kid": kid, "typ": "JWT"}
     payload = {"tn": "t_scope", "jti": "", "k": "api", "iat": int(time.time()), "n": "x",
                "p": {"c": grants, "t": []}}
     enc = lambda o: b64url(json.dumps(o, separators=(",", ":"), sort_keys=True).encode())
     signing_input = enc(header) + "." + enc(payload)
-    mac = hmac.new(bytes.fromhex(secret_hex), signing_input.encode(), hashlib.sha256).digest()
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + b64url(mac)
 
 

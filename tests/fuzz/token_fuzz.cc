@@ -19,7 +19,7 @@
 namespace {
 
 cellar::auth::SigningKeyStore& Keys() {
-  static cellar::auth::SigningKeyStore keys("");
+  static cellar::auth::SigningKeyStore keys;
   return keys;
 }
 

@@ -594,3 +594,90 @@ class RawConn:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class EtcdServer:
+    """A single-member etcd (Debian's etcd-server: /usr/bin/etcd, or $CELLAR_ETCD_BIN) on two
+    free loopback ports with its data in a temp dir, for cluster tests. Ready when its health
+    endpoint answers; stopped (SIGTERM, then SIGKILL) by stop()."""
+
+    def __init__(self):
+        self.exe = os.environ.get("CELLAR_ETCD_BIN") or "/usr/bin/etcd"
+        self.data_dir = tempfile.mkdtemp(prefix="cellar-etcd-")
+        self.proc = None
+        self.client_port = None
+        self._log = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def start(self):
+        if not os.access(self.exe, os.X_OK):
+            raise FileNotFoundError(f"etcd not found at {self.exe}: apt-get install etcd-server "
+                                    "(scripts/setup.sh does)")
+        # A port picked here may be taken before etcd binds it: then etcd exits, and we retry.
+        for _ in range(5):
+            self.client_port, peer = free_port(), free_port()
+            self._log = open(os.path.join(self.data_dir, "etcd.log"), "ab")
+            self.proc = subprocess.Popen(
+                [self.exe, "--name", "it", "--data-dir", os.path.join(self.data_dir, "data"),
+                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                 "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-cluster", f"it=http://127.0.0.1:{peer}", "--unsafe-no-fsync"],
+                stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            deadline = time.monotonic() + 15
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                        if b'"true"' in r.read():
+                            return self
+                except (OSError, urllib.error.URLError):
+                    pass
+                time.sleep(0.05)
+            self.stop()
+        raise RuntimeError("etcd did not start: see " + os.path.join(self.data_dir, "etcd.log"))
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def get(self, key):
+        """A key's value through etcd's JSON gateway (None when absent)."""
+        import base64
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        req = urllib.request.Request(self.url + "/v3/kv/range", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            kvs = json.loads(r.read()).get("kvs", [])
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
+
+def signing_keys(data_dir):
+    """The signing keys of a single node, read from its metadata file (DATA_DIR/metadata.tsv:
+    a header line, then <mod revision> TAB <key> TAB <value>), oldest first:
+    [(kid, secret bytes, revoked)]. For tests that sign tokens the admin API cannot mint."""
+    keys = []
+    with open(os.path.join(data_dir, "metadata.tsv")) as f:
+        next(f)
+        for line in f:
+            _, key, value = line.rstrip("\n").split("\t", 2)
+            if key.startswith("signing-keys/"):
+                v = json.loads(value.replace("\\\\", "\\"))
+                keys.append((v["created_ms"], key[len("signing-keys/"):],
+                             bytes.fromhex(v["secret"]), v["revoked"]))
+    keys.sort()
+    return [(kid, secret, revoked) for _, kid, secret, revoked in keys]

@@ -22,7 +22,8 @@ import unittest
 
 import redis
 
-from harness import CellarServer, RedisServer, resp_encode, rss_bytes, stop_server
+from harness import (CellarServer, RedisServer, resp_encode, rss_bytes, signing_keys,
+                     stop_server)
 
 SERVER = None  # tokens on (admin key), two loops
 
@@ -141,10 +142,8 @@ def mint_topic_token(server, grants, tenant="default", token_id="py-topic-token"
     """A token with topic grants, signed like the server signs them (HS256 with the current
     signing key from the data directory): the admin API mints cache grants only.
     grants: [(role "ps"|"so"|"po", cache or None, topic or None, topic_prefix or None)]."""
-    with open(os.path.join(server.data_dir, "signing_keys.tsv")) as f:
-        rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
-    live = [r for r in rows if len(r) >= 4 and r[3] != "revoked"]
-    kid, secret = live[-1][0], bytes.fromhex(live[-1][1])
+    live = [k for k in signing_keys(server.data_dir) if not k[2]]
+    kid, secret = live[-1][0], live[-1][1]
     topics = []
     for role, cache, topic, prefix in grants:
         g = {"r": role}
