@@ -100,6 +100,9 @@ struct Options {
   bool dev_no_auth = false;
   std::string admin_key_sha256;  // hex (control::Sha256Hex): the admin key is compared by hash
   auth::SigningKeyStore* keys = nullptr;  // tokens; null: only the admin key authenticates
+  // On a fleet: false while this node's cluster lease is not known alive, and writes are
+  // refused (Refusal::kNotServing). Null: always serving (a single node).
+  const std::atomic<bool>* serving = nullptr;
 };
 
 // Who a credential is: the bootstrap admin key is the super-user of tenant `default`; a token
@@ -165,6 +168,10 @@ class Gateway {
   // signing key was rotated or revoked since, its key not revoked.
   Status StillValid(Principal& p, int64_t now_s) const;
   bool IsAdminKey(std::string_view secret) const;
+  // Writes are acknowledged only while this is true (Options::serving).
+  bool serving_writes() const {
+    return options_.serving == nullptr || options_.serving->load(std::memory_order_acquire);
+  }
   // kAuthRefusals, read from this gateway's counts.
   metrics::Source AuthMetrics() const;
   // A cache of a tenant (control::kDefaultTenant = 1 is `default`).

@@ -89,6 +89,15 @@ Verdict Pipeline::Verify(const Principal& p, std::string_view cache, CacheState*
     calls.resize(first_call);
     return Verdict::kDenied;
   }
+  if (state != nullptr && !gw_->serving_writes()) {
+    for (size_t i = first_call; i < calls.size(); ++i) {
+      if (api::IsReadOnly(calls[i].req.op)) continue;
+      calls.resize(first_call);
+      refusal_ = Refusal::kNotServing;
+      Tenancy::CountRefusal(*state, refusal_);
+      return Verdict::kRefused;
+    }
+  }
   Tenancy* tenancy = gw_->tenancy();
   if (tenancy == nullptr || state == nullptr || (calls.size() == first_call && !admit_empty)) {
     return Verdict::kAllowed;
@@ -121,6 +130,12 @@ Verdict Pipeline::VerifyCacheWide(const Principal& p, std::string_view cache, Ca
                                   auth::Access access, uint64_t request_bytes) {
   if (!p.perms.super_user && !auth::AllowsWholeCache(p.perms, cache, access)) {
     return Verdict::kDenied;
+  }
+  if (state != nullptr && access != auth::Access::kRead && access != auth::Access::kSubscribe &&
+      !gw_->serving_writes()) {
+    refusal_ = Refusal::kNotServing;
+    Tenancy::CountRefusal(*state, refusal_);
+    return Verdict::kRefused;
   }
   Tenancy* tenancy = gw_->tenancy();
   if (tenancy == nullptr || state == nullptr) return Verdict::kAllowed;

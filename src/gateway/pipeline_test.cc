@@ -108,6 +108,31 @@ TEST_F(PipelineTest, PermissionByAccessClassDropsTheCommandsCalls) {
   EXPECT_EQ(p.admitted(), 1u);  // denied commands are not admitted (nor counted as requests)
 }
 
+TEST_F(PipelineTest, ANodeWithoutItsClusterLeaseRefusesWritesAndServesReads) {
+  Pipeline p(*gw_, 0, source_, Pipeline::Pacing::kEveryRound);
+  Principal admin;
+  admin.perms.super_user = true;
+  p.Begin();
+  node_.serving = false;
+  Add(p, api::Op::kGet, "a");
+  EXPECT_EQ(p.Verify(admin, "c", state_.get(), 0, auth::Access::kRead, 2), Verdict::kAllowed);
+  // One write among a command's calls refuses the command, not the calls before it.
+  Add(p, api::Op::kGet, "b");
+  Add(p, api::Op::kSet, "c");
+  EXPECT_EQ(p.Verify(admin, "c", state_.get(), 1, auth::Access::kWrite, 4), Verdict::kRefused);
+  EXPECT_EQ(p.refusal(), Refusal::kNotServing);
+  EXPECT_EQ(p.calls().size(), 1u);
+  EXPECT_EQ(RefusalCode(Refusal::kNotServing), Code::kUnavailable);
+  EXPECT_EQ(p.VerifyCacheWide(admin, "c", state_.get(), auth::Access::kControl, 1),
+            Verdict::kRefused);
+  EXPECT_EQ(p.VerifyCacheWide(admin, "c", state_.get(), auth::Access::kRead, 1),
+            Verdict::kAllowed);
+  EXPECT_EQ(Refusals(Refusal::kNotServing), 2u);
+  node_.serving = true;
+  Add(p, api::Op::kSet, "c");
+  EXPECT_EQ(p.Verify(admin, "c", state_.get(), 1, auth::Access::kWrite, 2), Verdict::kAllowed);
+}
+
 TEST_F(PipelineTest, TtlCapThenAdmissionEachCountedOnce) {
   Limit("max_ttl_seconds=10,requests_per_second=2");
   Pipeline p(*gw_, 0, source_, Pipeline::Pacing::kEveryRound);

@@ -32,6 +32,7 @@ constexpr std::array<RefusalInfo, kNumRefusals> kRefusals = {{
     {"publish_rate", "operations_rate_limit_exceeded", Code::kResourceExhausted},
     {"subscriptions", "topic_subscriptions_limit_exceeded", Code::kResourceExhausted},
     {"message_size", "request_size_limit_exceeded", Code::kResourceExhausted},
+    {"not_serving", "", Code::kUnavailable},
 }};
 
 }  // namespace
@@ -348,6 +349,9 @@ std::string Tenancy::Describe(const CacheState& c, Refusal r, bool name_cache) {
     case Refusal::kMessageSize:
       return "Request size limit exceeded: " + cache + " allows messages of at most " +
              limit(LimitId::kMaxMessageBytes) + " bytes (max_message_bytes)";
+    case Refusal::kNotServing:
+      return "Not serving writes: this node's cluster lease is not known alive (etcd "
+             "unreachable or the node was paused); it serves again once it has one; retry";
     case Refusal::kCount:
       break;
   }

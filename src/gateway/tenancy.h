@@ -56,6 +56,7 @@ enum class Refusal : uint8_t {
   kPublishRate,       // publish_per_second
   kSubscriptions,     // max_subscriptions
   kMessageSize,       // max_message_bytes
+  kNotServing,        // a write while this node's cluster lease is not known alive
   kCount,
 };
 inline constexpr size_t kNumRefusals = static_cast<size_t>(Refusal::kCount);
@@ -64,7 +65,8 @@ inline constexpr size_t kNumRefusals = static_cast<size_t>(Refusal::kCount);
 std::string_view RefusalName(Refusal r);
 // Momento's `err` trailer for a refusal (operations_rate_limit_exceeded, ...); empty if none.
 std::string_view RefusalErr(Refusal r);
-// The gRPC status of a refusal: RESOURCE_EXHAUSTED for limits, INVALID_ARGUMENT for the TTL.
+// The gRPC status of a refusal: RESOURCE_EXHAUSTED for limits, INVALID_ARGUMENT for the TTL,
+// UNAVAILABLE (retryable) for a node that is not serving writes.
 Code RefusalCode(Refusal r);
 
 // A lock-free GCRA bucket. rate 0: unlimited (every take succeeds, nothing is tracked).

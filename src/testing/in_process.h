@@ -5,6 +5,7 @@
 // finish their commands around it, as Dragonfly's BaseFamilyTest does.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -39,7 +40,7 @@ class InProcessNode {
     engine = std::make_unique<storage::Engine>(SystemClock::Get(), 64 << 20);
     gateway = std::make_unique<Gateway>(std::vector<boost::asio::io_context*>{&io},
                                         std::vector<storage::Engine*>{engine.get()},
-                                        registry.get(), Options{});
+                                        registry.get(), Options{.serving = &serving});
     gateway->LoadCachesAtStart();
     gateway->set_tenancy(tenancy.get());
     topics = std::make_unique<topics::Topics>(std::vector<boost::asio::io_context*>{&io},
@@ -84,6 +85,7 @@ class InProcessNode {
 
   boost::asio::io_context io;
   std::unique_ptr<metadata::LocalStore> metadata_store;
+  std::atomic<bool> serving{true};  // a fleet node's lease (Options::serving); tests flip it
   std::unique_ptr<control::CacheRegistry> registry;
   std::unique_ptr<Tenancy> tenancy;
   std::unique_ptr<storage::Engine> engine;

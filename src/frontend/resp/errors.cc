@@ -199,7 +199,9 @@ void WriteSubscriptionEnded(ReplyWriter& w, bool pattern, std::string_view name,
 
 void WriteRefusal(ReplyWriter& w, gateway::Pipeline& pipeline, const gateway::CacheState& c,
                   gateway::Refusal r) {
-  w.Error(pipeline.RefusalText(c, r, "ERR ", /*name_cache=*/true));
+  // TRYAGAIN, as Redis Cluster answers while it cannot serve a key for a moment.
+  w.Error(pipeline.RefusalText(c, r, r == gateway::Refusal::kNotServing ? "TRYAGAIN " : "ERR ",
+                               /*name_cache=*/true));
 }
 
 }  // namespace cellar::resp
