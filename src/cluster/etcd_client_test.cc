@@ -3,25 +3,16 @@
 // after. No etcd installed is a failure, not a skip: scripts/setup.sh installs it.
 #include "cluster/etcd_client.h"
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "cluster/etcd_test_server.h"
 
 namespace cellar::cluster {
 namespace {
@@ -30,136 +21,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using etcdserverpb::Compare;
 using SteadyClock = std::chrono::steady_clock;
-
-std::string EtcdBinary() {
-  const char* env = std::getenv("CELLAR_ETCD_BIN");
-  return env != nullptr ? env : "/usr/bin/etcd";
-}
-
-// A loopback port nothing listens on right now (the kernel picks it).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    if (fd >= 0) close(fd);
-    return -1;
-  }
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// One etcd process: a single-member cluster on two free loopback ports.
-class EtcdProcess {
- public:
-  ~EtcdProcess() { Stop(); }
-
-  // Starts it (a few tries: a free port may be taken before etcd binds it). Empty: started.
-  std::string Start(const std::function<bool(const std::string& url)>& ready) {
-    char tmpl[] = "/tmp/cellar-etcd-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return "mkdtemp failed";
-    dir_ = tmpl;
-    std::string why;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      why = StartOnce(ready);
-      if (why.empty()) return "";
-      Stop(/*keep_dir=*/true);
-    }
-    return why;
-  }
-
-  void Kill() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-
-  void Stop(bool keep_dir = false) {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      // Bounded: 5 s for a clean exit, then SIGKILL.
-      for (int i = 0; i < 100; ++i) {
-        if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-          pid_ = -1;
-          break;
-        }
-        usleep(50'000);
-      }
-      Kill();
-    }
-    if (!keep_dir && !dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-      dir_.clear();
-    }
-  }
-
-  const std::string& url() const { return url_; }
-
-  std::string LogTail() const {
-    std::ifstream in(dir_ + "/etcd.log");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string s = ss.str();
-    return s.size() > 3000 ? s.substr(s.size() - 3000) : s;
-  }
-
- private:
-  std::string StartOnce(const std::function<bool(const std::string& url)>& ready) {
-    const int client = FreePort(), peer = FreePort();
-    if (client <= 0 || peer <= 0) return "no free port";
-    url_ = "http://127.0.0.1:" + std::to_string(client);
-    const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
-    std::vector<std::string> args = {EtcdBinary(),
-                                     "--name=t",
-                                     "--data-dir=" + dir_ + "/data",
-                                     "--listen-client-urls=" + url_,
-                                     "--advertise-client-urls=" + url_,
-                                     "--listen-peer-urls=" + peer_url,
-                                     "--initial-advertise-peer-urls=" + peer_url,
-                                     "--initial-cluster=t=" + peer_url,
-                                     "--unsafe-no-fsync",
-                                     "--logger=zap",
-                                     "--log-outputs=stderr"};
-    const std::string log = dir_ + "/etcd.log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
-      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    if (pid_ < 0) return "fork failed";
-    // Ready when a Range answers; bounded: 150 tries, about 15 s.
-    for (int i = 0; i < 150; ++i) {
-      int wstatus = 0;
-      if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
-        pid_ = -1;
-        return "etcd exited early; its log:\n" + LogTail();
-      }
-      if (ready(url_)) return "";
-      usleep(100'000);
-    }
-    return "etcd did not answer within 15 s; its log:\n" + LogTail();
-  }
-
-  pid_t pid_ = -1;
-  std::string dir_;
-  std::string url_;
-};
 
 // Runs the io_context (bounded by time) and waits for results.
 class Loop {
@@ -198,18 +59,7 @@ class Loop {
 class EtcdClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(access(EtcdBinary().c_str(), X_OK), 0)
-        << "etcd not found at " << EtcdBinary()
-        << ": install Debian's etcd-server (scripts/setup.sh does), or set CELLAR_ETCD_BIN";
-    const std::string why = etcd_.Start([this](const std::string& url) {
-      auto probe = EtcdClient::Create(loop_.io(), EtcdOptions{.endpoints = {url}});
-      etcdserverpb::RangeRequest req;
-      req.set_key("probe");
-      auto r = loop_.Await<etcdserverpb::RangeResponse>(
-          [&](auto done) { probe->Range(req, 500ms, done); }, 2s);
-      probe->Close();
-      return r.ok();
-    });
+    const std::string why = etcd_.Start();
     ASSERT_EQ(why, "") << "starting etcd failed";
     client_ = EtcdClient::Create(loop_.io(), EtcdOptions{.endpoints = {etcd_.url()}});
   }
@@ -261,7 +111,7 @@ class EtcdClientTest : public ::testing::Test {
   }
 
   Loop loop_;
-  EtcdProcess etcd_;
+  EtcdTestServer etcd_;
   std::shared_ptr<EtcdClient> client_;
 };
 
