@@ -197,7 +197,16 @@ StatusOr<int64_t> EtcdStore::Commit(std::span<const metadata::Compare> compares,
     client_->Txn(std::move(txn), options_.timeout, std::move(done));
   });
   if (!r.ok()) return r.status();
-  if (r->succeeded()) return r->header().revision();
+  if (r->succeeded()) {
+    // Only deletes of absent keys: nothing changed, and the header's revision may belong to
+    // writes outside any watched prefix, which no watcher would ever reach.
+    bool changed = false;
+    for (const auto& op : r->responses()) {
+      changed = changed || !op.has_response_delete_range() ||
+                op.response_delete_range().deleted() > 0;
+    }
+    return changed ? r->header().revision() : 0;
+  }
 
   counters_->conflicts.fetch_add(1, std::memory_order_relaxed);
   std::string_view key = compares.empty() ? std::string_view() : compares[0].key;

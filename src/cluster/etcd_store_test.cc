@@ -327,10 +327,10 @@ TEST_F(EtcdStoreTest, WatchDeliversAResetThenChangesInOrderWithDeleteRevisions) 
   EXPECT_EQ(seen[3].change.mod_revision, *r3);
   EXPECT_EQ(seen[2].update, seen[3].update);
 
-  // Deleting an absent key changes nothing: no update, no new revision.
+  // Deleting an absent key changes nothing: no update, and revision 0 (nothing to wait for).
   auto noop = store->Commit({}, Delete("p/never"));
   ASSERT_TRUE(noop.ok());
-  EXPECT_EQ(*noop, *r3);
+  EXPECT_EQ(*noop, 0);
 
   store->Unwatch(id);
   ASSERT_TRUE(store->Commit({}, Put("p/after", "a")).ok());
@@ -499,22 +499,14 @@ TEST_F(EtcdStoreTest, ViewsOnTwoNodesSeeEachOtherAndLoseNoIncrement) {
     };
   };
   constexpr int kEach = 50;
-  // Mutate gives up after 8 lost races (kUnavailable, nothing written); between two nodes a
-  // round trip apart that happens now and then, and the caller tries again. What must hold is
-  // that no increment is lost and none is applied twice.
-  std::atomic<int> failed{0}, gave_up{0};
+  // Every increment lands exactly once: lost races are retried inside Mutate (with a random
+  // pause, so the loser of a race gets through), none is lost, none applied twice.
+  std::atomic<int> failed{0};
   std::string first_error;
   std::mutex error_mu;
   auto run = [&](View& v) {
     for (int i = 0; i < kEach; ++i) {
-      auto gave_up_racing = [](const StatusOr<int64_t>& r) {
-        return !r.ok() && r.status().message().find("kept changing") != std::string::npos;
-      };
       StatusOr<int64_t> r = v.Mutate(increment(v));
-      for (int again = 0; again < 10 && gave_up_racing(r); ++again) {
-        ++gave_up;
-        r = v.Mutate(increment(v));
-      }
       if (!r.ok()) {
         std::lock_guard lock(error_mu);
         if (failed++ == 0) first_error = r.status().ToString();
@@ -526,7 +518,6 @@ TEST_F(EtcdStoreTest, ViewsOnTwoNodesSeeEachOtherAndLoseNoIncrement) {
   ta.join();
   tb.join();
   EXPECT_EQ(failed, 0) << first_error;
-  RecordProperty("mutates_that_gave_up", gave_up.load());
   RecordProperty("commit_conflicts", std::to_string(Metric(*node_a, kEtcdStoreCommitConflicts) +
                                                     Metric(*node_b, kEtcdStoreCommitConflicts)));
   auto snap = node_a->Read("c/");
@@ -534,7 +525,7 @@ TEST_F(EtcdStoreTest, ViewsOnTwoNodesSeeEachOtherAndLoseNoIncrement) {
   ASSERT_EQ(snap->entries.size(), 2u);
   ASSERT_EQ(snap->entries[0].key, "c/n");
   const std::string total = snap->entries[0].value;
-  EXPECT_EQ(total, std::to_string(2 * kEach - failed));
+  EXPECT_EQ(total, std::to_string(2 * kEach));
   for (View* v : {&a, &b}) {
     EXPECT_TRUE(Eventually(
         [&] {

@@ -184,7 +184,7 @@ StatusOr<int64_t> LocalStore::Commit(std::span<const Compare> compares,
       }
       changes.push_back(Change{w.key, w.value, next});
     }
-    if (changes.empty()) return revision_;
+    if (changes.empty()) return int64_t{0};  // nothing changed
     revision_ = next;
     if (Status st = PersistLocked(); !st.ok()) {
       --revision_;

@@ -57,6 +57,10 @@ TEST(LocalStoreTest, CommitsAreFencedByModRevision) {
   ASSERT_EQ(snap->entries.size(), 1u);
   EXPECT_EQ(snap->entries[0].key, "a/y");
   EXPECT_EQ(snap->entries[0].mod_revision, *r3);
+  // Deleting an absent key changes nothing: revision 0, and the store's revision stays.
+  std::vector<Write> none{{"a/never", std::nullopt}};
+  EXPECT_EQ(*store.Commit({}, none), 0);
+  EXPECT_EQ(store.Read("a/")->revision, *r3);
   // Bad keys are refused before anything is written.
   EXPECT_EQ(store.Commit({}, Put("has space", "v")).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(store.Commit({}, Put("", "v")).status().code(), Code::kInvalidArgument);

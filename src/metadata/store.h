@@ -73,7 +73,8 @@ class Store {
   // Every entry under prefix, as of one revision.
   virtual StatusOr<Snapshot> Read(std::string_view prefix) = 0;
 
-  // Applies every write, atomically, if every compare holds; returns the commit's revision.
+  // Applies every write, atomically, if every compare holds; returns the commit's revision, or
+  // 0 when it changed nothing (only deletes of absent keys).
   // kFailedPrecondition when a compare failed (nothing written); kUnavailable / kDeadlineExceeded when
   // the store could not be reached (the outcome is then unknown: re-read before retrying).
   virtual StatusOr<int64_t> Commit(std::span<const Compare> compares,

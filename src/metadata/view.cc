@@ -1,6 +1,9 @@
 #include "metadata/view.h"
 
+#include <algorithm>
 #include <chrono>
+#include <random>
+#include <thread>
 
 #include "common/logging.h"
 
@@ -8,7 +11,14 @@ namespace cellar::metadata {
 
 namespace {
 constexpr auto kApplyWait = std::chrono::seconds(5);
-constexpr int kMaxAttempts = 8;
+constexpr int kMaxAttempts = 16;
+
+// A pause of 1..cap_ms milliseconds, different per thread.
+int Jitter(int cap_ms) {
+  thread_local std::minstd_rand rng(
+      static_cast<uint32_t>(std::hash<std::thread::id>()(std::this_thread::get_id())));
+  return 1 + static_cast<int>(rng() % static_cast<uint32_t>(cap_ms));
+}
 }  // namespace
 
 void Txn::Fence(const std::map<std::string, Entry, std::less<>>& entries, std::string key) {
@@ -97,11 +107,18 @@ StatusOr<int64_t> View::Mutate(const std::function<StatusOr<Txn>()>& plan) {
     if (txn->writes.empty()) return revision();
     auto rev = store_.Commit(txn->compares, txn->writes);
     if (rev.ok()) {
+      if (*rev == 0) return revision();  // nothing changed: nothing to wait for
       WaitFor(*rev);
       return rev;
     }
     if (rev.status().code() != Code::kFailedPrecondition) return rev.status();
     last = rev.status();
+    // Two writers on one key: the loser needs two round trips (read, commit) to the winner's
+    // one and may lose again; a short random pause, growing per try, lets it through.
+    if (attempt > 0) {
+      const int cap_ms = std::min(1 << attempt, 64);
+      std::this_thread::sleep_for(std::chrono::milliseconds(Jitter(cap_ms)));
+    }
     // Someone wrote first: catch up from the store itself (the watch may lag), then re-plan.
     auto snap = store_.Read(prefix_);
     if (!snap.ok()) return snap.status();

@@ -53,7 +53,8 @@ class View {
 
   // Calls plan under mutex() to build a transaction from the current copy, commits it, and
   // waits until the view has applied it. When a fence fails (someone else wrote first), the
-  // view is refreshed from the store and plan runs again, at most 8 times. An error from plan
+  // view is refreshed from the store and plan runs again after a short random pause, at most
+  // 16 times (about 0.5 s of pauses). An error from plan
   // is returned as is (nothing written).
   StatusOr<int64_t> Mutate(const std::function<StatusOr<Txn>()>& plan);
 
