@@ -92,6 +92,11 @@ class EtcdStore final : public metadata::Store {
 
   const EtcdStoreOptions& options() const { return options_; }
 
+  // For other users of the same etcd connection (cluster/membership.h): the client, and the
+  // io_context its thread runs. Use the client on that thread only (post to io()).
+  const std::shared_ptr<EtcdClient>& client() const { return client_; }
+  boost::asio::io_context& io() { return io_; }
+
  private:
   struct WatchState;
   struct Counters {

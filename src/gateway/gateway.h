@@ -100,9 +100,9 @@ struct Options {
   bool dev_no_auth = false;
   std::string admin_key_sha256;  // hex (control::Sha256Hex): the admin key is compared by hash
   auth::SigningKeyStore* keys = nullptr;  // tokens; null: only the admin key authenticates
-  // On a fleet: false while this node's cluster lease is not known alive, and writes are
-  // refused (Refusal::kNotServing). Null: always serving (a single node).
-  const std::atomic<bool>* serving = nullptr;
+  // On a fleet: until when (MonotonicNanos) this node's cluster lease is known alive; writes
+  // in rounds that start later are refused (Refusal::kNotServing). Null: a single node.
+  const std::atomic<uint64_t>* serving_until_ns = nullptr;
 };
 
 // Who a credential is: the bootstrap admin key is the super-user of tenant `default`; a token
@@ -168,9 +168,11 @@ class Gateway {
   // signing key was rotated or revoked since, its key not revoked.
   Status StillValid(Principal& p, int64_t now_s) const;
   bool IsAdminKey(std::string_view secret) const;
-  // Writes are acknowledged only while this is true (Options::serving).
-  bool serving_writes() const {
-    return options_.serving == nullptr || options_.serving->load(std::memory_order_acquire);
+  // Writes of a round that started at now_ns (MonotonicNanos) may be acknowledged
+  // (Options::serving_until_ns).
+  bool serving_writes(uint64_t now_ns) const {
+    return options_.serving_until_ns == nullptr ||
+           now_ns < options_.serving_until_ns->load(std::memory_order_acquire);
   }
   // kAuthRefusals, read from this gateway's counts.
   metrics::Source AuthMetrics() const;

@@ -89,7 +89,7 @@ Verdict Pipeline::Verify(const Principal& p, std::string_view cache, CacheState*
     calls.resize(first_call);
     return Verdict::kDenied;
   }
-  if (state != nullptr && !gw_->serving_writes()) {
+  if (state != nullptr && !gw_->serving_writes(start_ns_)) {
     for (size_t i = first_call; i < calls.size(); ++i) {
       if (api::IsReadOnly(calls[i].req.op)) continue;
       calls.resize(first_call);
@@ -131,8 +131,9 @@ Verdict Pipeline::VerifyCacheWide(const Principal& p, std::string_view cache, Ca
   if (!p.perms.super_user && !auth::AllowsWholeCache(p.perms, cache, access)) {
     return Verdict::kDenied;
   }
+  // Cache-wide calls may come outside a round (start_ns_ would be old): read the clock.
   if (state != nullptr && access != auth::Access::kRead && access != auth::Access::kSubscribe &&
-      !gw_->serving_writes()) {
+      !gw_->serving_writes(MonotonicNanos())) {
     refusal_ = Refusal::kNotServing;
     Tenancy::CountRefusal(*state, refusal_);
     return Verdict::kRefused;

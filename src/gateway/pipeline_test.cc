@@ -113,7 +113,7 @@ TEST_F(PipelineTest, ANodeWithoutItsClusterLeaseRefusesWritesAndServesReads) {
   Principal admin;
   admin.perms.super_user = true;
   p.Begin();
-  node_.serving = false;
+  node_.serving_until = 0;  // the lease's deadline has passed
   Add(p, api::Op::kGet, "a");
   EXPECT_EQ(p.Verify(admin, "c", state_.get(), 0, auth::Access::kRead, 2), Verdict::kAllowed);
   // One write among a command's calls refuses the command, not the calls before it.
@@ -128,7 +128,7 @@ TEST_F(PipelineTest, ANodeWithoutItsClusterLeaseRefusesWritesAndServesReads) {
   EXPECT_EQ(p.VerifyCacheWide(admin, "c", state_.get(), auth::Access::kRead, 1),
             Verdict::kAllowed);
   EXPECT_EQ(Refusals(Refusal::kNotServing), 2u);
-  node_.serving = true;
+  node_.serving_until = UINT64_MAX;
   Add(p, api::Op::kSet, "c");
   EXPECT_EQ(p.Verify(admin, "c", state_.get(), 1, auth::Access::kWrite, 2), Verdict::kAllowed);
 }

@@ -190,9 +190,12 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     if (req.path == "/metrics") {
       if (req.method != "GET") return respond(Error(405, "use GET"));
       uint32_t threads = ctx.threads;
-      return gw->CollectStats(0, [respond, threads, gw, opts = ctx.metrics](gateway::Stats st) {
-        respond({200, "text/plain; version=0.0.4", RenderMetrics(st, threads, gw, opts)});
-      });
+      return gw->CollectStats(
+          0, [respond, threads, gw, opts = ctx.metrics, extra = ctx.extra_metrics](
+                 gateway::Stats st) {
+            respond({200, "text/plain; version=0.0.4",
+                     RenderMetrics(st, threads, gw, opts, extra)});
+          });
     }
     if (ctx.block && (req.path == "/block" || req.path == "/unblock")) {
       if (req.method != "GET" && req.method != "POST") return respond(Error(405, "use GET"));
@@ -212,6 +215,10 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     }
     control::CacheRegistry& reg = gw->registry();
     if (req.path == "/v1/limits") return respond(HandleLimitsTable(reg, req));
+    if (req.path == "/v1/cluster" && ctx.cluster) {
+      if (req.method != "GET") return respond(Error(405, "use GET"));
+      return respond({200, "application/json", ctx.cluster()});
+    }
     if (auto t = PathSegment(req, "/v1/tenants/", "/limits")) {
       return respond(HandleTenantLimits(reg, req, *t));
     }
@@ -251,7 +258,8 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
           if (c.tenant != tenant_name) continue;
           if (!first) body += ",";
           first = false;
-          body += "{\"name\":\"" + JsonEscape(c.name) + "\",\"items\":" + std::to_string(c.items) +
+          body += "{\"name\":\"" + JsonEscape(c.name) + "\",\"id\":" + std::to_string(c.id) +
+                  ",\"items\":" + std::to_string(c.items) +
                   ",\"bytes\":" + std::to_string(c.bytes) +
                   ",\"requests\":" + std::to_string(c.requests) +
                   ",\"hits\":" + std::to_string(c.hits) +

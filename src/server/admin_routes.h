@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "auth/signing_keys.h"
 #include "gateway/gateway.h"
@@ -23,6 +24,10 @@ struct AdminContext {
   // --momento-local: GET /block (true) and /unblock (false); null: not offered.
   std::function<void(bool)> block;
   std::string endpoint;  // what minted keys name: --public-endpoint, or bind:api-port
+  // GET /v1/cluster: the JSON of this node's view of the cluster (or of a single node).
+  std::function<std::string()> cluster;
+  // Sources /metrics adds to the server's own (on a fleet: etcd, membership).
+  std::vector<metrics::Source> extra_metrics;
 };
 
 // Returns the handler for AdminHttpServer. It runs on loop 0.

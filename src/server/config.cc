@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <iostream>
+#include <set>
+#include <sstream>
 #include <tuple>
 
 #include <CLI/CLI.hpp>
@@ -193,6 +195,50 @@ void AddTenancyFlags(CLI::App& app, Config& c, FlagText& f) {
       ->check(CLI::IsMember({"on", "off"}));
 }
 
+// The fleet on etcd.
+void AddClusterFlags(CLI::App& app, Config& c) {
+  app.add_option("--cluster-etcd", c.cluster_etcd,
+                 "etcd client URLs (http://host:port, comma-separated): keep tenants, caches, "
+                 "limits, signing keys and the admin key's hash in etcd, shared by every node "
+                 "of the cluster (docs/cluster.md); none: single node, metadata in --data-dir")
+      ->delimiter(',');
+  app.add_option("--cluster-name", c.cluster_name,
+                 "the cluster's name: its nodes share the etcd prefix /cellar/v1/<name>/")
+      ->capture_default_str();
+  app.add_option("--node-id", c.node_id,
+                 "this node's id in the cluster (default: DATA_DIR/node.id, made on first start)");
+  app.add_option("--zone", c.zone, "this node's zone (failure domain)")->capture_default_str();
+  app.add_option("--roles", c.roles,
+                 "gateway,storage[,control]: control nodes run for control leader")
+      ->capture_default_str();
+  app.add_option("--cluster-lease-ttl", c.lease_ttl_seconds,
+                 "seconds: the node's lease in etcd; it stops acknowledging writes when the "
+                 "lease is not known alive, and others see it gone after this long")
+      ->check(CLI::Range(2u, 60u))
+      ->capture_default_str();
+}
+
+// 1..63 of a-z, 0-9, '-' and '_': cluster names, node ids, zones (they go into etcd keys).
+bool ValidClusterName(std::string_view s) {
+  return !s.empty() && s.size() <= 63 &&
+         s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") == std::string_view::npos;
+}
+
+// http://host:port (what our etcd client dials: h2c, no TLS yet).
+bool ValidEtcdUrl(std::string_view u) {
+  constexpr std::string_view kScheme = "http://";
+  if (u.substr(0, kScheme.size()) != kScheme) return false;
+  const std::string_view rest = u.substr(kScheme.size());
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size()) return false;
+  const std::string_view port = rest.substr(colon + 1);
+  if (port.size() > 5) return false;
+  for (char ch : port) {
+    if (!std::isdigit(static_cast<unsigned char>(ch))) return false;
+  }
+  return true;
+}
+
 // /metrics cardinality and the usage log.
 void AddObservabilityFlags(CLI::App& app, Config& c) {
   app.add_option("--metrics-max-caches", c.metrics_max_caches,
@@ -249,6 +295,38 @@ std::optional<int> ApplyFlagText(const FlagText& f, Config& c) {
                  "path (the SDK connects to cache.<it>, control.<it> and token.<it>), got "
               << c.public_endpoint << "\n";
     return 2;
+  }
+  for (const auto& url : c.cluster_etcd) {
+    if (!ValidEtcdUrl(url)) {
+      std::cerr << "cellar serve: --cluster-etcd: an etcd client URL, http://host:port, got "
+                << url << "\n";
+      return 2;
+    }
+  }
+  for (auto [flag, value] : {std::pair{"--cluster-name", &c.cluster_name},
+                             std::pair{"--zone", &c.zone}, std::pair{"--node-id", &c.node_id}}) {
+    if (value->empty() && value == &c.node_id) continue;  // from DATA_DIR/node.id
+    if (!ValidClusterName(*value)) {
+      std::cerr << "cellar serve: " << flag << ": 1 to 63 of a-z, 0-9, '-' and '_', got "
+                << *value << "\n";
+      return 2;
+    }
+  }
+  {
+    std::set<std::string> roles;
+    std::stringstream in(c.roles);
+    for (std::string r; std::getline(in, r, ',');) roles.insert(r);
+    for (const auto& r : roles) {
+      if (r != "gateway" && r != "storage" && r != "control") {
+        std::cerr << "cellar serve: --roles: gateway, storage and control, got " << r << "\n";
+        return 2;
+      }
+    }
+    if (!roles.count("gateway") || !roles.count("storage")) {
+      std::cerr << "cellar serve: --roles: every node is a gateway and a storage node for now "
+                   "(stateless gateways come with the slot map); control is optional\n";
+      return 2;
+    }
   }
   if (c.tls_self_signed && !c.tls_cert.empty()) {
     std::cerr << "cellar serve: --tls-self-signed and --tls-cert exclude each other\n";
@@ -307,13 +385,15 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
   AddTenancyFlags(app, c, f);
   AddConnectionFlags(app, c.connections, f.conn);
   AddObservabilityFlags(app, c);
+  AddClusterFlags(app, c);
   app.set_config("--config", "", "TOML/INI file with the same keys as the flags (resp-port = 7000)");
   app.footer(
       "Examples:\n"
       "  cellar serve                              # 127.0.0.1: RESP 6379, admin 9090\n"
       "  cellar serve --dev-no-auth                # redis-cli works without AUTH (cache 'default')\n"
       "  cellar serve --resp-port 0 --admin-port 0 # free ports, see DATA_DIR/ports.json\n"
-      "  cellar serve --memory-limit 2gb --threads 4");
+      "  cellar serve --memory-limit 2gb --threads 4\n"
+      "  cellar serve --cluster-etcd http://10.0.0.5:2379 # metadata shared in etcd");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

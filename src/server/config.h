@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "frontend/net/conn_gate.h"
 #include "topics/topics.h"
@@ -57,6 +58,18 @@ struct Config {
   uint32_t metrics_max_tenants = 100;
   // Usage accounting (server/usage.h): seconds per "minute" row; 60 except in tests.
   uint32_t usage_minute_seconds = 60;
+  // The fleet (docs/cluster.md): etcd's client URLs (http://host:port, tried in order); none:
+  // the embedded single-node default, metadata in data_dir. The cluster name picks the
+  // prefix every node of one fleet shares in etcd: /cellar/v1/<name>/.
+  std::vector<std::string> cluster_etcd;
+  std::string cluster_name = "main";
+  // This node in the fleet: its id (empty: the one in DATA_DIR/node.id, made on first start),
+  // its zone, its roles (gateway and storage always; control: runs for control leader) and the
+  // TTL of its lease in etcd (it stops acknowledging writes when the lease is not known alive).
+  std::string node_id;
+  std::string zone = "default";
+  std::string roles = "gateway,storage,control";
+  uint32_t lease_ttl_seconds = 10;
 };
 
 // "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,

@@ -30,7 +30,8 @@ void LatencyJson(std::string& body, const CacheStats& c) {
 }  // namespace
 
 std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
-                          const gateway::Gateway* gateway, const MetricsOptions& opts) {
+                          const gateway::Gateway* gateway, const MetricsOptions& opts,
+                          std::span<const metrics::Source> extra) {
   std::vector<metrics::Source> sources = {
       resp::RespMetrics(threads),          grpc::GrpcMetrics(threads),
       net::NetMetrics(),                   gateway::ReplyMemory::Metrics(),
@@ -41,6 +42,7 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
     sources.insert(sources.begin() + 2, gateway->AuthMetrics());
     if (gateway->topics() != nullptr) sources.insert(sources.begin() + 2, gateway->topics()->Metrics());
   }
+  sources.insert(sources.end(), extra.begin(), extra.end());
   return metrics::RenderPrometheus(sources);
 }
 

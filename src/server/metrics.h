@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
+#include "common/metrics.h"
 #include "gateway/gateway.h"
 
 namespace cellar::topics {
@@ -22,7 +24,8 @@ using MetricsOptions = gateway::CacheMetricsOptions;
 // and authentication refusals when `gateway` is given, reply memory, bug checks, the store),
 // then the per-cache and per-tenant series.
 std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
-                          const gateway::Gateway* gateway, const MetricsOptions& opts);
+                          const gateway::Gateway* gateway, const MetricsOptions& opts,
+                          std::span<const metrics::Source> extra = {});
 
 // GET /v1/stats: {"time_ms":N,"latency_bounds_us":[...],"caches":[{...}]} with every cache of
 // `tenant` (all tenants if nullopt), or only `cache` of it; a cache's fields are the rows of

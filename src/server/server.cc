@@ -4,13 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
-#include <utility>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -20,12 +24,15 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "auth/signing_keys.h"
+#include "cluster/etcd_store.h"
+#include "cluster/membership.h"
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/logging.h"
 #include "control/admin_key.h"
-#include "metadata/local_store.h"
-#include "auth/signing_keys.h"
 #include "control/cache_registry.h"
+#include "metadata/local_store.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/momento_local.h"
 #include "frontend/grpc/topic_frames.h"
@@ -139,6 +146,37 @@ void WritePortsFile(const std::string& dir, const std::string& bind, uint16_t re
   ::close(fd);
 }
 
+// n random bytes as lowercase hex.
+std::string RandomHex(size_t n) {
+  std::string raw(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("no randomness");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+// This node's id in a cluster when --node-id is not given: DATA_DIR/node.id, made on first
+// start ("n" + 8 hex digits), so a restarted node is the same member.
+std::string LoadOrCreateNodeId(const std::string& dir) {
+  const std::string path = dir + "/node.id";
+  {
+    std::ifstream in(path);
+    std::string id;
+    if (in && std::getline(in, id) && !id.empty()) return id;
+  }
+  const std::string id = "n" + RandomHex(4);
+  std::ofstream out(path, std::ios::trunc);
+  out << id << "\n";
+  if (!out.flush()) throw std::runtime_error("cannot write " + path);
+  return id;
+}
+
 }  // namespace
 
 // Everything one serving process holds, in the order it is made (so it is torn down in the
@@ -149,6 +187,8 @@ struct Process::State {
   uint32_t threads = 0;
   uint64_t limit = 0;
   std::unique_ptr<metadata::Store> metadata;  // tenants, caches, limits, signing keys
+  cluster::EtcdStore* etcd = nullptr;         // the metadata store, on a fleet
+  std::unique_ptr<cluster::Membership> membership;  // on a fleet: lease, members, leader
   std::unique_ptr<control::CacheRegistry> registry;
   control::SharedAdminKey admin;
   std::vector<std::unique_ptr<Loop>> loops;
@@ -175,6 +215,8 @@ struct Process::State {
   void MakeLoops();
   void MakeCore();
   void Listen();
+  // GET /v1/cluster: this node, the members, the leader (a single node says so).
+  std::function<std::string()> ClusterStatusFn() const;
   void Announce() const;
   void StartDrain();
 };
@@ -221,7 +263,35 @@ int Process::State::Prepare() {
     }
     LOG_WARN("msg=\"serving a self-signed development certificate\" cert={}", cfg.tls_cert);
   }
-  {
+  if (!cfg.cluster_etcd.empty()) {
+    // A fleet: the metadata lives in etcd under /cellar/v1/<cluster>/, shared by every node.
+    cluster::EtcdStoreOptions o;
+    o.endpoints = cfg.cluster_etcd;
+    o.root = "/cellar/v1/" + cfg.cluster_name + "/";
+    auto store = std::make_unique<cluster::EtcdStore>(o);
+    etcd = store.get();
+    metadata = std::move(store);
+    admin = control::LoadOrCreateSharedAdminKey(*metadata, cfg.data_dir);
+    if (!admin.created && admin.key.empty()) {
+      LOG_INFO("msg=\"using the cluster's admin key (its hash is in etcd; the key itself is in "
+               "admin.key of the node that made it)\" cluster={}",
+               cfg.cluster_name);
+    }
+    cluster::MembershipOptions m;
+    m.self.node_id = cfg.node_id.empty() ? LoadOrCreateNodeId(cfg.data_dir) : cfg.node_id;
+    m.self.zone = cfg.zone;
+    m.self.boot_id = RandomHex(8);
+    m.self.roles = cfg.roles;
+    m.self.cores = cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    m.self.memory_bytes = cfg.memory_limit > 0 ? cfg.memory_limit : PhysicalMemory() / 2;
+    m.lease_ttl = std::chrono::seconds(cfg.lease_ttl_seconds);
+    m.candidate = cfg.roles.find("control") != std::string::npos;
+    membership = std::make_unique<cluster::Membership>(*etcd, m);
+    LOG_WARN("msg=\"cluster mode, in progress (issue 18): tenants, caches, limits, signing keys, "
+             "members and the control leader are shared through etcd; items and topics are "
+             "still per node (no slot map or forwarding yet)\" cluster={} node={} zone={}",
+             cfg.cluster_name, m.self.node_id, cfg.zone);
+  } else {
     // The embedded single-node default: the metadata file in the data directory (the lists
     // of older versions are moved into it once).
     auto local = std::make_unique<metadata::LocalStore>(cfg.data_dir);
@@ -302,7 +372,8 @@ void Process::State::MakeCore() {
   signing_keys = std::make_unique<auth::SigningKeyStore>(*metadata);
   gateway = std::make_unique<gateway::Gateway>(
       ios, engines, registry.get(),
-      gateway::Options{cfg.dev_no_auth, admin.sha256_hex, signing_keys.get()});
+      gateway::Options{cfg.dev_no_auth, admin.sha256_hex, signing_keys.get(),
+                       membership ? membership->serving_until() : nullptr});
   gateway->LoadCachesAtStart();
   topics = std::make_unique<topics::Topics>(ios, cfg.topics);
   gateway->set_topics(topics.get());
@@ -416,10 +487,57 @@ void Process::State::Listen() {
     };
   }
   admin_ctx.endpoint = grpc_ctx.endpoint;
+  admin_ctx.cluster = ClusterStatusFn();
+  if (etcd != nullptr) admin_ctx.extra_metrics = {etcd->Metrics(), membership->Metrics()};
   admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
   admin_http->set_tls(admin_tls.get());
   admin_http->Listen(cfg.bind, cfg.admin_port);
+  if (membership) {
+    // Registered once it can be reached: members/<id> carries the addresses.
+    auto at = [this](uint16_t port) { return cfg.bind + ":" + std::to_string(port); };
+    membership->set_addresses(at(resp_port), at(api_port), at(admin_http->port()));
+    if (Status st = membership->Join(); !st.ok()) {
+      throw std::runtime_error("cannot join the cluster: " + std::string(st.message()));
+    }
+  }
   WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http->port());
+}
+
+std::function<std::string()> Process::State::ClusterStatusFn() const {
+  if (membership == nullptr) {
+    return [desc = metadata->Describe()] {
+      return "{\"mode\":\"single-node\",\"metadata\":\"" + JsonEscape(desc) + "\"}";
+    };
+  }
+  return [m = membership.get(), name = cfg.cluster_name, desc = metadata->Describe()] {
+    const cluster::ClusterState s = m->State();
+    auto q = [](std::string_view v) { return "\"" + JsonEscape(v) + "\""; };
+    std::string body = "{\"mode\":\"cluster\",\"cluster\":" + q(name) +
+                       ",\"metadata\":" + q(desc) + ",\"self\":" + q(s.self) +
+                       ",\"serving\":" + (s.serving ? "true" : "false") +
+                       ",\"leader\":" + (s.leader.empty() ? "null" : q(s.leader)) +
+                       ",\"is_leader\":" + (s.is_leader ? "true" : "false") + ",\"members\":[";
+    std::map<std::string, std::vector<std::string>> zones;
+    for (size_t i = 0; i < s.members.size(); ++i) {
+      const cluster::MemberInfo& n = s.members[i];
+      zones[n.zone].push_back(n.node_id);
+      body += (i ? "," : "") + std::string("{\"node\":") + q(n.node_id) + ",\"zone\":" +
+              q(n.zone) + ",\"resp\":" + q(n.resp_addr) + ",\"api\":" + q(n.api_addr) +
+              ",\"admin\":" + q(n.admin_addr) + ",\"roles\":" + q(n.roles) +
+              ",\"cores\":" + std::to_string(n.cores) +
+              ",\"memory\":" + std::to_string(n.memory_bytes) + ",\"boot\":" + q(n.boot_id) +
+              "}";
+    }
+    body += "],\"zones\":{";
+    bool first = true;
+    for (const auto& [zone, ids] : zones) {
+      body += (first ? "" : ",") + q(zone) + ":[";
+      for (size_t i = 0; i < ids.size(); ++i) body += (i ? "," : "") + q(ids[i]);
+      body += "]";
+      first = false;
+    }
+    return body + "}}";
+  };
 }
 
 void Process::State::Announce() const {

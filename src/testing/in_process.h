@@ -40,7 +40,7 @@ class InProcessNode {
     engine = std::make_unique<storage::Engine>(SystemClock::Get(), 64 << 20);
     gateway = std::make_unique<Gateway>(std::vector<boost::asio::io_context*>{&io},
                                         std::vector<storage::Engine*>{engine.get()},
-                                        registry.get(), Options{.serving = &serving});
+                                        registry.get(), Options{.serving_until_ns = &serving_until});
     gateway->LoadCachesAtStart();
     gateway->set_tenancy(tenancy.get());
     topics = std::make_unique<topics::Topics>(std::vector<boost::asio::io_context*>{&io},
@@ -85,7 +85,8 @@ class InProcessNode {
 
   boost::asio::io_context io;
   std::unique_ptr<metadata::LocalStore> metadata_store;
-  std::atomic<bool> serving{true};  // a fleet node's lease (Options::serving); tests flip it
+  // A fleet node's lease (Options::serving_until_ns); tests set it to 0 to take it away.
+  std::atomic<uint64_t> serving_until{UINT64_MAX};
   std::unique_ptr<control::CacheRegistry> registry;
   std::unique_ptr<Tenancy> tenancy;
   std::unique_ptr<storage::Engine> engine;

@@ -618,26 +618,42 @@ class EtcdServer:
                                     "(scripts/setup.sh does)")
         # A port picked here may be taken before etcd binds it: then etcd exits, and we retry.
         for _ in range(5):
-            self.client_port, peer = free_port(), free_port()
-            self._log = open(os.path.join(self.data_dir, "etcd.log"), "ab")
-            self.proc = subprocess.Popen(
-                [self.exe, "--name", "it", "--data-dir", os.path.join(self.data_dir, "data"),
-                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-                 "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                 "--initial-cluster", f"it=http://127.0.0.1:{peer}", "--unsafe-no-fsync"],
-                stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            deadline = time.monotonic() + 15
-            while self.proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                        if b'"true"' in r.read():
-                            return self
-                except (OSError, urllib.error.URLError):
-                    pass
-                time.sleep(0.05)
+            self.client_port, self.peer_port = free_port(), free_port()
+            if self._launch():
+                return self
             self.stop()
         raise RuntimeError("etcd did not start: see " + os.path.join(self.data_dir, "etcd.log"))
+
+    def restart(self):
+        """Stops etcd and starts it again on the same ports with the same data."""
+        self.stop()
+        if not self._launch():
+            self.stop()
+            raise RuntimeError("etcd did not restart: see " +
+                               os.path.join(self.data_dir, "etcd.log"))
+        return self
+
+    def _launch(self):
+        """Starts etcd on the chosen ports; True once it answers /health (bounded)."""
+        peer = self.peer_port
+        self._log = open(os.path.join(self.data_dir, "etcd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.exe, "--name", "it", "--data-dir", os.path.join(self.data_dir, "data"),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+             "--initial-cluster", f"it=http://127.0.0.1:{peer}", "--unsafe-no-fsync"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                    if b'"true"' in r.read():
+                        return True
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.05)
+        return False
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
