@@ -31,7 +31,8 @@ std::string Str(const Json* j) {
 std::string MemberInfo::ToJson() const {
   auto q = [](std::string_view s) { return "\"" + JsonEscape(s) + "\""; };
   return "{\"zone\":" + q(zone) + ",\"boot\":" + q(boot_id) + ",\"resp\":" + q(resp_addr) +
-         ",\"api\":" + q(api_addr) + ",\"admin\":" + q(admin_addr) + ",\"roles\":" + q(roles) +
+         ",\"api\":" + q(api_addr) + ",\"admin\":" + q(admin_addr) +
+         ",\"internal\":" + q(internal_addr) + ",\"roles\":" + q(roles) +
          ",\"cores\":" + std::to_string(cores) + ",\"memory\":" + std::to_string(memory_bytes) +
          "}";
 }
@@ -46,6 +47,7 @@ std::optional<MemberInfo> MemberInfo::FromJson(std::string_view node_id, std::st
   m.resp_addr = Str(j->Find("resp"));
   m.api_addr = Str(j->Find("api"));
   m.admin_addr = Str(j->Find("admin"));
+  m.internal_addr = Str(j->Find("internal"));
   m.roles = Str(j->Find("roles"));
   const Json* cores = j->Find("cores");
   const Json* memory = j->Find("memory");
@@ -100,6 +102,7 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
   std::string MemberKey() const { return Key(kMembers) + options.self.node_id; }
 
   void Changed() {
+    if (stopping) return;
     std::function<void()> fn;
     {
       std::lock_guard lock(mu);
@@ -422,10 +425,12 @@ Status RunAndWait(EtcdStore& store, std::chrono::milliseconds limit,
 }
 }  // namespace
 
-void Membership::set_addresses(std::string resp, std::string api, std::string admin) {
+void Membership::set_addresses(std::string resp, std::string api, std::string admin,
+                               std::string internal) {
   impl_->options.self.resp_addr = std::move(resp);
   impl_->options.self.api_addr = std::move(api);
   impl_->options.self.admin_addr = std::move(admin);
+  impl_->options.self.internal_addr = std::move(internal);
 }
 
 Status Membership::Join() {
@@ -453,6 +458,13 @@ Status Membership::Join() {
 
 void Membership::Leave() {
   auto impl = impl_;
+  // Watches first: once the lease goes, their news (members gone, no leader) is not ours to
+  // act on. After Unwatch returns no watch callback runs.
+  if (impl->watching) {
+    impl->store.Unwatch(impl->members_watch);
+    impl->store.Unwatch(impl->leader_watch);
+    impl->watching = false;
+  }
   (void)RunAndWait(impl->store, std::chrono::seconds(6), [impl](std::function<void(Status)> done) {
     if (impl->stopping) return done(Status::Ok());
     impl->stopping = true;
@@ -468,12 +480,6 @@ void Membership::Leave() {
     }
     impl->RevokeLease([done] { done(Status::Ok()); });
   });
-  // After Unwatch returns no watch callback runs; the rest holds only weak references.
-  if (impl->watching) {
-    impl->store.Unwatch(impl->members_watch);
-    impl->store.Unwatch(impl->leader_watch);
-    impl->watching = false;
-  }
 }
 
 bool Membership::serving() const {

@@ -55,6 +55,7 @@ struct MemberInfo {
   std::string zone;
   std::string boot_id;  // random per process start: tells a restarted node from the old one
   std::string resp_addr, api_addr, admin_addr;  // host:port; empty when not listening
+  std::string internal_addr;  // host:port where other nodes forward calls (frontend/internal)
   std::string roles;                            // "gateway,storage,control"
   uint32_t cores = 0;
   uint64_t memory_bytes = 0;
@@ -90,7 +91,8 @@ class Membership {
 
   // Where this node listens (host:port each), for members/<id>; before Join (the ports are
   // known once the listeners are open).
-  void set_addresses(std::string resp, std::string api, std::string admin);
+  void set_addresses(std::string resp, std::string api, std::string admin,
+                     std::string internal);
   // Takes a lease, registers, keeps the lease alive, watches members and leader, and runs for
   // leader if a candidate. Blocking, bounded (join_wait plus a few etcd round trips).
   // kAlreadyExists: another live process holds this node id.

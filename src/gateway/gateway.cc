@@ -6,6 +6,7 @@
 #include "auth/token.h"
 #include "common/clock.h"
 #include "control/admin_key.h"
+#include "gateway/forward.h"
 #include "control/cache_registry.h"
 #include "gateway/reply_memory.h"
 #include "gateway/tenancy.h"
@@ -33,15 +34,45 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
   const uint32_t n = num_shards();
   if (batch->by_shard_.size() != n) batch->by_shard_.resize(n);
   for (auto& v : batch->by_shard_) v.clear();
+  // On a fleet, keyed calls whose slot another node owns go there (forward.h).
+  const Routes* routes =
+      forwarder_ != nullptr && !batch->local_only_ ? forwarder_->RoutesFor(origin) : nullptr;
+  if (routes != nullptr) {
+    if (batch->by_peer_.size() < routes->peers.size()) batch->by_peer_.resize(routes->peers.size());
+    for (auto& v : batch->by_peer_) v.clear();
+  }
   for (uint32_t i = 0; i < batch->calls.size(); ++i) {
     if (batch->calls[i].hold) continue;
     const api::Request& req = batch->calls[i].req;
-    uint32_t s = req.shard >= 0 ? static_cast<uint32_t>(req.shard) % n
-                                : routing::ShardOf(req.cache_id, req.key, n);
-    batch->by_shard_[s].push_back(i);
+    if (req.shard >= 0) {
+      batch->by_shard_[static_cast<uint32_t>(req.shard) % n].push_back(i);
+      continue;
+    }
+    const uint64_t hash = KeyHash(req.cache_id, req.key);
+    if (routes != nullptr && req.op != api::Op::kPublish) {
+      const int peer = routes->Owner(routing::SlotOf(hash));
+      if (peer >= 0) {
+        batch->by_peer_[static_cast<size_t>(peer)].push_back(i);
+        continue;
+      }
+      if (peer == Routes::kNoMap) {
+        batch->calls[i].reply.status =
+            Status(Code::kUnavailable, "the cluster has no slot map yet; retry");
+        continue;
+      }
+    }
+    batch->by_shard_[routing::ShardOf(hash, n)].push_back(i);
   }
   batch->done_ = std::move(done);
   batch->pending_ = 1;  // held until the local part has run
+  if (routes != nullptr) {
+    for (size_t p = 0; p < routes->peers.size(); ++p) {
+      if (batch->by_peer_[p].empty()) continue;
+      ++batch->pending_;
+      forwarder_->Forward(origin, *routes, static_cast<int>(p), *batch, batch->by_peer_[p],
+                          [batch] { batch->Finish(); });
+    }
+  }
   for (uint32_t s = 0; s < n; ++s) {
     if (s == origin || batch->by_shard_[s].empty()) continue;
     ++batch->pending_;

@@ -45,6 +45,7 @@ namespace cellar::gateway {
 
 class Tenancy;
 class LoopScheduler;
+class Forwarder;
 
 struct Call {
   api::Request req;
@@ -73,6 +74,9 @@ class Batch {
     return false;
   }
 
+  // Calls forwarded here by another node (forward.h): run on this node's shards, never sent on.
+  void set_local_only(bool on) { local_only_ = on; }
+
   // Bytes the round's replies may take (reply_memory.h): once spent, the shards refuse the
   // rest of the round's calls without running them; a read-only call whose reply passes
   // what is left is refused after running. INT64_MAX: no bound. Set before Submit.
@@ -91,7 +95,9 @@ class Batch {
     done();
   }
   std::vector<std::vector<uint32_t>> by_shard_;  // call indices per shard
+  std::vector<std::vector<uint32_t>> by_peer_;   // call indices per other node (forward.h)
   int pending_ = 0;
+  bool local_only_ = false;
   std::atomic<int64_t> reply_left_{INT64_MAX};  // charged by the shards' parts
   std::function<void()> done_;
 };
@@ -194,6 +200,9 @@ class Gateway {
                   std::function<void(StatusOr<uint64_t>)> done);
   void CollectStats(uint32_t origin, std::function<void(Stats)> done);
 
+  // On a fleet: sends calls whose slot another node owns there (forward.h). Set before serving.
+  void set_forwarder(Forwarder* f) { forwarder_ = f; }
+
   // Makes caches of the registry known to every shard; blocking, before loops serve traffic.
   void LoadCachesAtStart();
   // Makes the shards hold the registry's caches again after it changed, wherever the change
@@ -228,6 +237,7 @@ class Gateway {
   std::vector<storage::Engine*> engines_;
   control::CacheRegistry* registry_;
   Options options_;
+  Forwarder* forwarder_ = nullptr;
   std::mutex sync_mu_;
   std::map<uint32_t, uint32_t> synced_ ABSL_GUARDED_BY(sync_mu_);  // id -> tenant, on the shards
   topics::Topics* topics_ = nullptr;

@@ -19,4 +19,10 @@ inline uint32_t ShardOf(uint32_t cache_id, std::string_view key, uint32_t num_sh
   return ShardOf(KeyHash(cache_id, key), num_shards);
 }
 
+// A fleet's slots (CLUSTER.md): 16,384, spread over the nodes by the slot map. Bits 16..29 of
+// the hash: ShardOf weighs the top of bits 16..47, so a node's slots still spread over all of
+// its shards.
+inline constexpr uint32_t kSlots = 16384;
+inline uint32_t SlotOf(uint64_t hash) { return static_cast<uint32_t>(hash >> 16) & (kSlots - 1); }
+
 }  // namespace cellar::routing

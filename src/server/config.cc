@@ -211,6 +211,16 @@ void AddClusterFlags(CLI::App& app, Config& c) {
   app.add_option("--roles", c.roles,
                  "gateway,storage[,control]: control nodes run for control leader")
       ->capture_default_str();
+  app.add_option("--internal-port", c.internal_port,
+                 "port other nodes forward calls to (0: the kernel picks; advertised in etcd)")
+      ->capture_default_str();
+  app.add_option("--cluster-advertise", c.advertise,
+                 "host other nodes reach this one at (default: --bind, or the host name when "
+                 "--bind is 0.0.0.0 or ::)");
+  app.add_option("--cluster-bootstrap-expect", c.bootstrap_expect,
+                 "the control leader spreads the slots once this many nodes are members")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
   app.add_option("--cluster-lease-ttl", c.lease_ttl_seconds,
                  "seconds: the node's lease in etcd; it stops acknowledging writes when the "
                  "lease is not known alive, and others see it gone after this long")

@@ -70,6 +70,12 @@ struct Config {
   std::string zone = "default";
   std::string roles = "gateway,storage,control";
   uint32_t lease_ttl_seconds = 10;
+  // Where other nodes forward calls to this one (frontend/internal): the port (0: the kernel
+  // picks) and the host they dial (empty: --bind, or this machine's name when --bind is a
+  // wildcard address). The leader makes the first slot map once this many nodes are members.
+  uint16_t internal_port = 0;
+  std::string advertise;
+  uint32_t bootstrap_expect = 1;
 };
 
 // "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,

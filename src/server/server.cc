@@ -27,6 +27,10 @@
 #include "auth/signing_keys.h"
 #include "cluster/etcd_store.h"
 #include "cluster/membership.h"
+#include "cluster/slots.h"
+#include "frontend/internal/peers.h"
+#include "gateway/forward.h"
+#include "routing/router.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/logging.h"
@@ -71,6 +75,7 @@ struct Loop {
   std::unique_ptr<gateway::LoopScheduler> scheduler;
   std::unique_ptr<resp::RespServer> resp;
   std::unique_ptr<grpc::GrpcServer> grpc;
+  std::unique_ptr<internal::PeerServer> peers;  // on a fleet: calls other nodes forward here
   std::unique_ptr<asio::steady_timer> expire_timer;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   // Set by shutdown on this loop's thread. cancel() cannot recall a tick whose handler is
@@ -161,6 +166,68 @@ std::string RandomHex(size_t n) {
   return out;
 }
 
+// The secret nodes of one cluster present to each other's internal port: in etcd
+// (`internal/secret`), made by the first node.
+std::string LoadOrCreateInternalSecret(metadata::Store& store) {
+  constexpr std::string_view kKey = "internal/secret";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto snap = store.Read(kKey);
+    if (!snap.ok()) throw std::runtime_error(std::string(snap.status().message()));
+    for (const auto& e : snap->entries) {
+      auto j = ParseJson(e.value);
+      const Json* s = j ? j->Find("secret") : nullptr;
+      if (e.key == kKey && s != nullptr && s->type == Json::Type::kString && !s->text.empty()) {
+        return s->text;
+      }
+    }
+    const std::string secret = RandomHex(32);
+    const std::vector<metadata::Compare> absent{{std::string(kKey), 0}};
+    const std::vector<metadata::Write> put{{std::string(kKey), "{\"secret\":\"" + secret + "\"}"}};
+    auto rev = store.Commit(absent, put);
+    if (rev.ok()) return secret;
+    if (rev.status().code() != Code::kFailedPrecondition) {
+      throw std::runtime_error(std::string(rev.status().message()));
+    }
+  }
+  throw std::runtime_error("cannot agree on the cluster's internal secret in etcd");
+}
+
+// The host other nodes dial: --cluster-advertise, else --bind unless it is a wildcard.
+std::string AdvertisedHost(const Config& cfg) {
+  if (!cfg.advertise.empty()) return cfg.advertise;
+  if (cfg.bind != "0.0.0.0" && cfg.bind != "::") return cfg.bind;
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return cfg.bind;
+  return name;
+}
+
+// The forwarder's routes from a slot map and the members: who owns each slot, where they listen.
+void PublishRoutes(internal::PeerForwarder& forwarder, const std::string& self,
+                   const std::shared_ptr<const cluster::SlotMap>& map,
+                   const cluster::ClusterState& members) {
+  auto routes = std::make_shared<gateway::Routes>();
+  std::map<std::string, std::string> addresses;
+  for (const auto& m : members.members) {
+    if (m.node_id != self && !m.internal_addr.empty()) addresses[m.node_id] = m.internal_addr;
+  }
+  if (map != nullptr) {
+    routes->epoch = map->epoch;
+    routes->owner.resize(routing::kSlots);
+    std::map<std::string, int16_t> index;
+    for (uint32_t s = 0; s < routing::kSlots; ++s) {
+      const std::string& node = map->owner[s];
+      if (node == self) {
+        routes->owner[s] = gateway::Routes::kLocal;
+        continue;
+      }
+      auto [it, added] = index.try_emplace(node, static_cast<int16_t>(routes->peers.size()));
+      if (added) routes->peers.push_back(node);
+      routes->owner[s] = it->second;
+    }
+  }
+  forwarder.SetRoutes(std::move(routes), std::move(addresses));
+}
+
 // This node's id in a cluster when --node-id is not given: DATA_DIR/node.id, made on first
 // start ("n" + 8 hex digits), so a restarted node is the same member.
 std::string LoadOrCreateNodeId(const std::string& dir) {
@@ -189,6 +256,9 @@ struct Process::State {
   std::unique_ptr<metadata::Store> metadata;  // tenants, caches, limits, signing keys
   cluster::EtcdStore* etcd = nullptr;         // the metadata store, on a fleet
   std::unique_ptr<cluster::Membership> membership;  // on a fleet: lease, members, leader
+  std::unique_ptr<cluster::SlotController> slots;   // on a fleet: the slot map
+  internal::PeerOptions peer_options;
+  std::unique_ptr<internal::PeerForwarder> forwarder;  // on a fleet: calls to other nodes
   std::unique_ptr<control::CacheRegistry> registry;
   control::SharedAdminKey admin;
   std::vector<std::unique_ptr<Loop>> loops;
@@ -224,6 +294,11 @@ struct Process::State {
 Process::Process(Config cfg) : s_(std::make_unique<State>()) { s_->cfg = std::move(cfg); }
 Process::~Process() {
   if (s_->topics != nullptr) s_->topics->set_admission(nullptr);  // the tenancy goes first
+  // The fleet's parts call each other (and the forwarder) from etcd's thread: detach and stop
+  // them in order, before the default order would free one another still calls.
+  if (s_->membership != nullptr) s_->membership->set_on_change(nullptr);
+  s_->slots.reset();       // its watch ends first
+  s_->membership.reset();  // leaves: revokes the lease
 }
 
 int Process::State::Prepare() {
@@ -272,6 +347,9 @@ int Process::State::Prepare() {
     etcd = store.get();
     metadata = std::move(store);
     admin = control::LoadOrCreateSharedAdminKey(*metadata, cfg.data_dir);
+    peer_options.secret = LoadOrCreateInternalSecret(*metadata);
+    peer_options.max_frame_bytes =
+        std::max<uint64_t>(64ull << 20, 2 * cfg.max_item_size + (1 << 20));
     if (!admin.created && admin.key.empty()) {
       LOG_INFO("msg=\"using the cluster's admin key (its hash is in etcd; the key itself is in "
                "admin.key of the node that made it)\" cluster={}",
@@ -287,9 +365,13 @@ int Process::State::Prepare() {
     m.lease_ttl = std::chrono::seconds(cfg.lease_ttl_seconds);
     m.candidate = cfg.roles.find("control") != std::string::npos;
     membership = std::make_unique<cluster::Membership>(*etcd, m);
-    LOG_WARN("msg=\"cluster mode, in progress (issue 18): tenants, caches, limits, signing keys, "
-             "members and the control leader are shared through etcd; items and topics are "
-             "still per node (no slot map or forwarding yet)\" cluster={} node={} zone={}",
+    slots = std::make_unique<cluster::SlotController>(
+        *etcd, *membership, cluster::SlotOptions{.bootstrap_expect = cfg.bootstrap_expect});
+    LOG_WARN("msg=\"cluster mode, in progress (issue 18): metadata, members, the control leader "
+             "and the slot map live in etcd and keyed calls go to their slot's owner; not yet: "
+             "moving slots to nodes that join later, topics and limits across nodes, "
+             "cache-wide commands (SCAN, KEYS, DBSIZE, FLUSH) beyond this node\" cluster={} "
+             "node={} zone={}",
              cfg.cluster_name, m.self.node_id, cfg.zone);
   } else {
     // The embedded single-node default: the metadata file in the data directory (the lists
@@ -375,6 +457,13 @@ void Process::State::MakeCore() {
       gateway::Options{cfg.dev_no_auth, admin.sha256_hex, signing_keys.get(),
                        membership ? membership->serving_until() : nullptr});
   gateway->LoadCachesAtStart();
+  if (membership) {
+    forwarder = std::make_unique<internal::PeerForwarder>(ios, peer_options);
+    // No map yet: keyed calls are refused (retryable) until the first one arrives, so no
+    // write lands on a node that turns out not to own it.
+    forwarder->SetRoutes(std::make_shared<gateway::Routes>(), {});
+    gateway->set_forwarder(forwarder.get());
+  }
   topics = std::make_unique<topics::Topics>(ios, cfg.topics);
   gateway->set_topics(topics.get());
   gateway->set_schedulers(std::move(schedulers));
@@ -488,17 +577,34 @@ void Process::State::Listen() {
   }
   admin_ctx.endpoint = grpc_ctx.endpoint;
   admin_ctx.cluster = ClusterStatusFn();
-  if (etcd != nullptr) admin_ctx.extra_metrics = {etcd->Metrics(), membership->Metrics()};
+  if (etcd != nullptr) {
+    admin_ctx.extra_metrics = {etcd->Metrics(), membership->Metrics(), forwarder->Metrics()};
+  }
   admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
   admin_http->set_tls(admin_tls.get());
   admin_http->Listen(cfg.bind, cfg.admin_port);
   if (membership) {
+    uint16_t internal_port = cfg.internal_port;
+    for (uint32_t i = 0; i < threads; ++i) {
+      loops[i]->peers = std::make_unique<internal::PeerServer>(loops[i]->io, i, *gateway,
+                                                               *forwarder, peer_options);
+      loops[i]->peers->Listen(cfg.bind, internal_port, i == 0);
+      internal_port = loops[i]->peers->port();
+    }
     // Registered once it can be reached: members/<id> carries the addresses.
-    auto at = [this](uint16_t port) { return cfg.bind + ":" + std::to_string(port); };
-    membership->set_addresses(at(resp_port), at(api_port), at(admin_http->port()));
+    const std::string host = AdvertisedHost(cfg);
+    auto at = [&host](uint16_t port) { return host + ":" + std::to_string(port); };
+    membership->set_addresses(at(resp_port), at(api_port), at(admin_http->port()),
+                              at(internal_port));
     if (Status st = membership->Join(); !st.ok()) {
       throw std::runtime_error("cannot join the cluster: " + std::string(st.message()));
     }
+    const std::string self = membership->State().self;
+    slots->Start([f = forwarder.get(), self](std::shared_ptr<const cluster::SlotMap> map,
+                                            const cluster::ClusterState& members) {
+      PublishRoutes(*f, self, map, members);
+    });
+    membership->set_on_change(slots->MembershipHook());
   }
   WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http->port());
 }
@@ -509,8 +615,12 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
       return "{\"mode\":\"single-node\",\"metadata\":\"" + JsonEscape(desc) + "\"}";
     };
   }
-  return [m = membership.get(), name = cfg.cluster_name, desc = metadata->Describe()] {
+  return [m = membership.get(), slots = slots.get(), name = cfg.cluster_name,
+          desc = metadata->Describe()] {
     const cluster::ClusterState s = m->State();
+    const std::shared_ptr<const cluster::SlotMap> map = slots->Current();
+    std::map<std::string, uint32_t> counts;
+    if (map) counts = map->Counts();
     auto q = [](std::string_view v) { return "\"" + JsonEscape(v) + "\""; };
     std::string body = "{\"mode\":\"cluster\",\"cluster\":" + q(name) +
                        ",\"metadata\":" + q(desc) + ",\"self\":" + q(s.self) +
@@ -521,22 +631,39 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
     for (size_t i = 0; i < s.members.size(); ++i) {
       const cluster::MemberInfo& n = s.members[i];
       zones[n.zone].push_back(n.node_id);
-      body += (i ? "," : "") + std::string("{\"node\":") + q(n.node_id) + ",\"zone\":" +
+      if (i) body += ",";
+      body += "{\"node\":" + q(n.node_id) + ",\"zone\":" +
               q(n.zone) + ",\"resp\":" + q(n.resp_addr) + ",\"api\":" + q(n.api_addr) +
               ",\"admin\":" + q(n.admin_addr) + ",\"roles\":" + q(n.roles) +
               ",\"cores\":" + std::to_string(n.cores) +
               ",\"memory\":" + std::to_string(n.memory_bytes) + ",\"boot\":" + q(n.boot_id) +
+              ",\"internal\":" + q(n.internal_addr) +
+              ",\"slots\":" + std::to_string(counts.count(n.node_id) ? counts[n.node_id] : 0) +
               "}";
     }
     body += "],\"zones\":{";
     bool first = true;
     for (const auto& [zone, ids] : zones) {
-      body += (first ? "" : ",") + q(zone) + ":[";
-      for (size_t i = 0; i < ids.size(); ++i) body += (i ? "," : "") + q(ids[i]);
+      if (!first) body += ",";
+      body += q(zone);
+      body += ":[";
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (i) body += ",";
+        body += q(ids[i]);
+      }
       body += "]";
       first = false;
     }
-    return body + "}}";
+    body += "},\"slot_map\":";
+    if (map == nullptr) return body + "null}";
+    body += "{\"epoch\":" + std::to_string(map->epoch) + ",\"ranges\":[";
+    bool first_range = true;
+    for (const auto& r : map->Ranges()) {
+      body += first_range ? "[" : ",[";
+      body += std::to_string(r.first) + "," + std::to_string(r.last) + "," + q(r.node) + "]";
+      first_range = false;
+    }
+    return body + "]}}";
   };
 }
 
@@ -594,10 +721,13 @@ int Process::Start() {
     if (left > 0) {
       LOG_WARN("msg=\"closing connections that did not finish in time\" count={}", left);
     }
+    // Connections to other nodes hold reads open: closed too, or the loops never run dry.
+    if (s.forwarder) s.forwarder->CloseAll();
     for (auto& loop : s.loops) {
       Loop* l = loop.get();
       asio::post(l->io, [l] {
         l->resp->CloseAll();
+        if (l->peers) l->peers->CloseAll();
         l->grpc->CloseAll();
         l->stopping = true;
         l->expire_timer->cancel();
@@ -652,6 +782,7 @@ void Process::State::StartDrain() {
     Loop* l = loop.get();
     asio::post(l->io, [l] {
       l->resp->Stop();
+      if (l->peers) l->peers->Stop();
       l->grpc->Stop();
     });
   }

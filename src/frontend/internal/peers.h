@@ -1,0 +1,127 @@
+// The fleet's internal connections (gateway/forward.h): a node forwards the calls whose slot
+// another node owns to that node's internal port, and serves the calls other nodes forward to
+// it. Our own framing over TCP (plaintext: keep the internal port on a private network; TLS
+// between nodes is still to come):
+//
+//   frame:  u32 payload length, u8 kind, u64 id, payload
+//   kinds:  1 hello (payload: the cluster's internal secret), 2 hello ok, 3 calls
+//           (gateway/forward_codec.h), 4 replies to the calls frame of the same id
+//
+// A connection must say hello with the right secret first (constant-time compare), or it is
+// closed. A frame past max_frame_bytes, or one that does not decode, closes the connection.
+// Calls for a slot the receiving node does not own (the sender's map is older) are answered
+// UNAVAILABLE, without running, and the sender's client retries.
+//
+// PeerServer: one per loop, all on one port (SO_REUSEPORT), calls run through that loop's
+// Gateway::Submit like a front-end's, without the pipeline's checks (the forwarding node made
+// them). PeerForwarder: the gateway's Forwarder; per loop one connection to each peer, opened
+// on first use, frames pipelined on it; routes refreshed per loop when the slot map changes.
+// Threads: a connection belongs to its loop; SetRoutes may come from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/metrics.h"
+#include "gateway/forward.h"
+#include "gateway/gateway.h"
+
+namespace cellar::internal {
+
+inline constexpr metrics::Def kForwardedCalls{
+    "cellar_forwarded_calls_total", metrics::Type::kCounter,
+    "Calls this node sent to the node owning their slot.", ""};
+inline constexpr metrics::Def kForwardErrors{
+    "cellar_forward_errors_total", metrics::Type::kCounter,
+    "Forwarded calls answered with an error by this node because the owner could not be "
+    "reached, did not answer in time, or no longer owned the slot.",
+    "reason"};
+inline constexpr metrics::Def kServedForwardedCalls{
+    "cellar_forwarded_calls_served_total", metrics::Type::kCounter,
+    "Calls other nodes forwarded to this node, run here.", ""};
+
+struct PeerOptions {
+  std::string secret;                        // the cluster's internal secret (both sides)
+  size_t max_frame_bytes = 64u << 20;        // either direction
+  int64_t default_timeout_ms = 10'000;       // for calls without a deadline of their own
+};
+
+class PeerServer {
+ public:
+  PeerServer(boost::asio::io_context& io, uint32_t loop, gateway::Gateway& gateway,
+             gateway::Forwarder& routes, const PeerOptions& options);
+  ~PeerServer();
+  // Throws std::runtime_error on failure (start-up only). `first`: the first loop's.
+  void Listen(const std::string& address, uint16_t port, bool first);
+  uint16_t port() const { return port_; }
+  void Stop();      // stops accepting
+  void CloseAll();  // closes every connection
+
+  struct Conn;
+
+ private:
+  void Accept();
+  friend struct Conn;
+
+  boost::asio::io_context& io_;
+  const uint32_t loop_;
+  gateway::Gateway& gateway_;
+  gateway::Forwarder& routes_;
+  const PeerOptions& options_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  bool stopping_ = false;
+  std::unordered_set<std::shared_ptr<Conn>> live_;
+};
+
+class PeerForwarder final : public gateway::Forwarder {
+ public:
+  PeerForwarder(std::vector<boost::asio::io_context*> loops, const PeerOptions& options);
+  ~PeerForwarder() override;
+
+  // A new slot map: routes (owner per slot, peer ids) and where each peer listens
+  // (host:port of its internal port). Any thread.
+  void SetRoutes(std::shared_ptr<const gateway::Routes> routes,
+                 std::map<std::string, std::string> addresses);
+
+  const gateway::Routes* RoutesFor(uint32_t loop) override;
+  void Forward(uint32_t origin, const gateway::Routes& routes, int peer, gateway::Batch& batch,
+               std::span<const uint32_t> indices, std::function<void()> done) override;
+
+  metrics::Source Metrics() const;
+  // Closes every connection (on each loop); call before the loops stop.
+  void CloseAll();
+
+  struct Conn;
+  struct Counters {
+    std::atomic<uint64_t> forwarded{0}, unreachable{0}, timeout{0}, moved{0}, served{0};
+  };
+  static Counters& counters();
+
+ private:
+  struct LoopState {
+    uint64_t generation = 0;
+    std::shared_ptr<const gateway::Routes> routes;
+    std::map<std::string, std::string> addresses;
+    std::map<std::string, std::shared_ptr<Conn>> conns;  // by node id
+  };
+
+  std::vector<boost::asio::io_context*> loops_;
+  const PeerOptions& options_;
+  std::mutex mu_;
+  std::shared_ptr<const gateway::Routes> routes_;   // guarded by mu_
+  std::map<std::string, std::string> addresses_;    // guarded by mu_
+  std::atomic<uint64_t> generation_{0};
+  std::vector<LoopState> per_loop_;  // each touched by its loop only
+};
+
+}  // namespace cellar::internal

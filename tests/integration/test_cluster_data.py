@@ -1,0 +1,190 @@
+"""Issue 18, steps 3 and 4: the slot map, and any node serving any client.
+
+One real etcd and three `cellar serve --cluster-etcd --cluster-bootstrap-expect 3` nodes (on
+127.0.0.1-3), all started here on free ports. The control leader spreads the 16,384 slots over
+the three; a client on any node reads and writes every key, whichever node owns it (the call
+is forwarded over the internal port, and the client never sees it): redis-py on node 3 and the
+official Momento SDK on node 1 read each other's writes across all slots, collections and
+counters included; the items are spread over the three nodes; a stale or foreign internal
+connection is refused; a node that dies loses its slots to the others.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import redis
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import CellarServer, EtcdServer, REPO_ROOT  # noqa: E402
+
+BOUND = 20.0
+etcd = None
+nodes = []
+NODE = shutil.which("node")
+SDK_DIR = os.path.join(REPO_ROOT, "tests", "conformance", "momento")
+SDK_TOOL = os.path.join(SDK_DIR, "tools", "cluster_client.mjs")
+
+
+def start_node(i, data_dir=None):
+    return CellarServer(data_dir=data_dir,
+                        extra_args=["--bind", f"127.0.0.{i}", "--threads", "2",
+                                    "--cluster-etcd", etcd.url, "--cluster-name", "data",
+                                    "--node-id", f"n{i}", "--zone", f"z{i}",
+                                    "--cluster-lease-ttl", "2",
+                                    "--cluster-bootstrap-expect", "3"]).start()
+
+
+def setUpModule():
+    global etcd
+    etcd = EtcdServer().start()
+    try:
+        for i in (1, 2, 3):
+            nodes.append(start_node(i))
+    except Exception:
+        tearDownModule()
+        raise
+    for n in nodes[1:]:
+        n.admin_key = nodes[0].admin_key
+    eventually(lambda: all(spread(n) for n in nodes), "the slots spread over three nodes")
+
+
+def tearDownModule():
+    for n in nodes:
+        try:
+            n.stop()
+        finally:
+            n.cleanup()
+    if etcd is not None:
+        etcd.cleanup()
+
+
+def eventually(fn, what):
+    deadline = time.monotonic() + BOUND
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {BOUND}s: {what}")
+        time.sleep(0.05)
+
+
+def cluster(node):
+    status, body = node.admin("GET", "/v1/cluster")
+    assert status == 200, (status, body)
+    return body
+
+
+def spread(node):
+    v = cluster(node)
+    return v["slot_map"] is not None and len({r[2] for r in v["slot_map"]["ranges"]}) == 3
+
+
+def items_per_node(cache):
+    out = []
+    for n in nodes:
+        st, body = n.admin("GET", "/v1/caches")
+        assert st == 200, body
+        out.append(sum(c["items"] for c in body["caches"] if c["name"] == cache))
+    return out
+
+
+class SlotMap(unittest.TestCase):
+    def test_the_leader_spreads_every_slot_evenly_and_every_node_agrees(self):
+        views = [cluster(n) for n in nodes]
+        maps = [v["slot_map"] for v in views]
+        self.assertTrue(all(m == maps[0] for m in maps), maps)
+        ranges = maps[0]["ranges"]
+        self.assertEqual(ranges[0][0], 0)
+        self.assertEqual(ranges[-1][1], 16383)
+        for a, b in zip(ranges, ranges[1:]):
+            self.assertEqual(b[0], a[1] + 1)
+        per_node = {m["node"]: m["slots"] for m in views[0]["members"]}
+        self.assertEqual(sum(per_node.values()), 16384)
+        self.assertLessEqual(max(per_node.values()) - min(per_node.values()), 1)
+        stored = json.loads(etcd.get("/cellar/v1/data/slotmap"))
+        self.assertEqual(stored["ranges"], ranges)
+
+
+class AnyNode(unittest.TestCase):
+    def test_redis_clients_on_different_nodes_read_each_others_writes_on_every_slot(self):
+        nodes[0].create_cache("everywhere")
+        eventually(lambda: all("everywhere" in [c["name"] for c in n.list_caches()]
+                               for n in nodes), "the cache on every node")
+        w = nodes[2].client("everywhere", create=False)
+        r = nodes[0].client("everywhere", create=False)
+        keys = [f"key:{i}" for i in range(3000)]  # every node owns about a third
+        pipe = w.pipeline(transaction=False)
+        for k in keys:
+            pipe.set(k, k.upper())
+        self.assertTrue(all(pipe.execute()))
+        got = r.mget(keys)  # one command, its keys on three nodes
+        self.assertEqual(got, [k.upper().encode() for k in keys])
+        per_node = items_per_node("everywhere")
+        self.assertEqual(sum(per_node), len(keys))
+        self.assertTrue(all(n > 600 for n in per_node), per_node)
+        # Counters, dictionaries, sorted sets and lists, written on two nodes, read on the third.
+        for i in range(50):
+            w.incr(f"ctr:{i}")
+            r.incrby(f"ctr:{i}", 2)
+            w.hset(f"h:{i}", "f", i)
+            r.zadd(f"z:{i}", {"m": i})
+            w.lpush(f"l:{i}", "a", "b")
+        third = nodes[1].client("everywhere", create=False)
+        for i in range(50):
+            self.assertEqual(third.get(f"ctr:{i}"), b"3")
+            self.assertEqual(third.hget(f"h:{i}", "f"), str(i).encode())
+            self.assertEqual(third.zscore(f"z:{i}", "m"), float(i))
+            self.assertEqual(third.lrange(f"l:{i}", 0, -1), [b"b", b"a"])
+        # Errors travel too: WRONGTYPE from the owner, as a single node answers it.
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            third.incr("l:0")
+        self.assertIn("WRONGTYPE", str(e.exception))
+        self.assertEqual(third.delete(*keys[:100]), 100)
+        self.assertEqual(w.exists(*keys[:200]), 100)
+        self.assertGreater(nodes[2].metric("cellar_forwarded_calls_total"), 1000)
+        self.assertGreater(nodes[0].metric("cellar_forwarded_calls_served_total"), 500)
+
+    def test_the_momento_sdk_on_node_1_and_redis_on_node_3_read_each_others_writes(self):
+        self.assertTrue(NODE and os.path.isdir(os.path.join(SDK_DIR, "node_modules")),
+                        "needs node and `npm ci` in tests/conformance/momento (scripts/test.sh "
+                        "runs it)")
+        nodes[0].create_cache("sdk", exist_ok=True)
+        eventually(lambda: all("sdk" in [c["name"] for c in n.list_caches()] for n in nodes),
+                   "the cache on every node")
+        w = nodes[2].client("sdk", create=False)
+        for i in range(300):
+            w.set(f"r:{i}", f"from-redis-{i}")
+        p = subprocess.run(
+            [NODE, SDK_TOOL, f"127.0.0.1:{nodes[0].api_port}", nodes[0].admin_key, "sdk", "300"],
+            capture_output=True, text=True, timeout=120, cwd=SDK_DIR)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        result = json.loads(p.stdout.strip().splitlines()[-1])
+        self.assertEqual(result["read_ok"], 300, result)
+        self.assertEqual(result["wrote"], 300, result)
+        for i in range(300):
+            self.assertEqual(w.get(f"m:{i}"), f"from-sdk-{i}".encode())
+            self.assertEqual(w.hget(f"md:{i}", "f"), f"v{i}".encode())
+
+
+class Internal(unittest.TestCase):
+    def test_an_internal_connection_without_the_secret_is_closed(self):
+        port = int(cluster(nodes[0])["members"][0]["internal"].rsplit(":", 1)[1])
+        host = cluster(nodes[0])["members"][0]["internal"].rsplit(":", 1)[0]
+        s = socket.create_connection((host, port), timeout=5)
+        secret = b"wrong"
+        s.sendall(len(secret).to_bytes(4, "little") + b"\x01" + (0).to_bytes(8, "little") +
+                  secret)
+        s.settimeout(5)
+        self.assertEqual(s.recv(100), b"")  # closed, nothing answered
+        s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
