@@ -38,6 +38,8 @@ constexpr char kFooter[] = R"(Examples:
   cellar limits show --tenant acme --cache sessions   each limit, its value and where it is set
   cellar stats --interval 2                    live ops/s, hit ratio, bytes, latency per cache
   cellar usage --tenant acme --minutes 60      requests and bytes per minute (billing)
+  cellar cluster status                        a fleet's nodes, zones, slots and moves
+  cellar node drain n2 --wait                  move n2's slots away before it leaves
 
 Ports and the admin key come from --resp-port, --admin-port and --key (or CELLAR_ADMIN_KEY);
 those not given are read from DATA_DIR/ports.json and DATA_DIR/admin.key, which `cellar serve`
@@ -136,6 +138,7 @@ int CliMain(int argc, char** argv) {
   groups.push_back(ControlCommands());  // cache, tenant, key, signing-key (cli_control.cc)
   groups.push_back(DataCommands());     // get, set, delete (cli_data.cc)
   groups.push_back(ObserveCommands());  // limits, stats, usage (observe.cc)
+  groups.push_back(ClusterCommands());  // cluster status, node drain (cli_cluster.cc)
   for (auto& g : groups) g->Register(app);
 
   CLI::App* version = app.add_subcommand("version", "print the version");

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cli/admin_client.h"
 #include "common/json.h"
@@ -44,6 +45,15 @@ AdminResponse CheckedRequest(AdminClient& client, const std::string& method,
 // The answer's JSON object; CliError if it is not one.
 Json ParseBody(const AdminResponse& res);
 
+// Prints rows under a header with each column as wide as its widest cell; columns named in
+// `right` (by index) are right-aligned (numbers).
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows,
+                const std::vector<bool>& right = {});
+// A JSON value as a table cell ("-" when absent), and as a number (0 when absent).
+std::string Text(const Json* v);
+uint64_t Uint(const Json* v);
+
 // A group of the CLI's subcommands, registered from its own file; CliMain only parses the
 // global options, finds the group that was given and runs it.
 class CommandGroup {
@@ -61,5 +71,6 @@ class CommandGroup {
 std::unique_ptr<CommandGroup> ControlCommands();  // cache, tenant, key, signing-key
 std::unique_ptr<CommandGroup> DataCommands();     // get, set, delete
 std::unique_ptr<CommandGroup> ObserveCommands();  // limits, stats, usage (observe.cc)
+std::unique_ptr<CommandGroup> ClusterCommands();  // cluster status, node drain (cli_cluster.cc)
 
 }  // namespace cellar::cli

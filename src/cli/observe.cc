@@ -20,49 +20,6 @@
 namespace cellar::cli {
 namespace {
 
-// Prints rows under a header with each column as wide as its widest cell; columns named in
-// `right` (by index) are right-aligned (numbers).
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows,
-                const std::vector<bool>& right = {}) {
-  std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
-      width[i] = std::max(width[i], r[i].size());
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string out;
-    for (size_t i = 0; i < cells.size() && i < width.size(); ++i) {
-      const bool last = i + 1 == cells.size();
-      const bool r = i < right.size() && right[i];
-      if (i > 0) out += "  ";
-      if (r) {
-        out += fmt::format("{:>{}}", cells[i], width[i]);
-      } else if (last) {
-        out += cells[i];  // no trailing blanks
-      } else {
-        out += fmt::format("{:<{}}", cells[i], width[i]);
-      }
-    }
-    fmt::print("{}\n", out);
-  };
-  line(header);
-  for (const auto& r : rows) line(r);
-}
-
-std::string Text(const Json* v) {
-  if (v == nullptr) return "-";
-  if (v->type == Json::Type::kString || v->type == Json::Type::kNumber) return v->text;
-  if (v->type == Json::Type::kBool) return v->boolean ? "true" : "false";
-  return "-";
-}
-
-uint64_t Uint(const Json* v) {
-  if (v == nullptr) return 0;
-  return v->AsUint().value_or(0);
-}
-
 std::string LimitsPath(const std::string& tenant, const std::string& cache) {
   if (cache.empty()) return "/v1/tenants/" + EncodePathSegment(tenant) + "/limits";
   return "/v1/caches/" + EncodePathSegment(cache) + "/limits?tenant=" + EncodePathSegment(tenant);

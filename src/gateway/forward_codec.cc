@@ -253,7 +253,7 @@ void EncodeReplies(std::span<const Call> calls, std::string& out) {
     Put<uint8_t>(out, static_cast<uint8_t>(p.status.code()));
     PutStr(out, p.status.message());
     Put<uint8_t>(out, p.found ? 1 : 0);
-    Put<uint8_t>(out, c.not_run ? 1 : 0);
+    Put<uint8_t>(out, static_cast<uint8_t>((c.not_run ? 1 : 0) | (c.moved ? 2 : 0)));
     Put<int64_t>(out, p.integer);
     PutStr(out, p.value);
     Put<uint32_t>(out, static_cast<uint32_t>(p.keys.size()));
@@ -284,7 +284,9 @@ bool DecodeReplies(std::string_view frame, Batch& batch, std::span<const uint32_
     }
     p.status = code == 0 ? Status::Ok() : Status(static_cast<Code>(code), std::string(message));
     p.found = found != 0;
-    c.not_run = not_run != 0;
+    if (not_run > 3) return false;
+    c.not_run = (not_run & 1) != 0;
+    c.moved = (not_run & 2) != 0;
     p.value.assign(value);
     uint32_t k = 0;
     if (!r.Count(&k, 4)) return false;

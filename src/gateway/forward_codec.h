@@ -7,7 +7,8 @@
 //            i64 ms left before its deadline (-1: none), str key, value, pattern, check,
 //            params (u8 variant index, then its fields), u32 n + str args, u32 n + f64 scores,
 //            u32 n + i64 numbers
-//   replies: u32 count, then per reply: u8 status code, str message, u8 found, u8 not_run,
+//   replies: u32 count, then per reply: u8 status code, str message, u8 found, u8 flags
+//            (1 not_run, 2 moved),
 //            i64 integer, str value, u32 n + str keys, u32 n + i64 numbers, u32 n + str items,
 //            u32 n + f64 scores, i64 length
 //   str:     u32 length, bytes

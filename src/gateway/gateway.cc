@@ -1,7 +1,10 @@
 #include "gateway/gateway.h"
 
+#include <map>
+
 #include <absl/container/flat_hash_map.h>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "auth/token.h"
 #include "common/clock.h"
@@ -41,6 +44,8 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
     if (batch->by_peer_.size() < routes->peers.size()) batch->by_peer_.resize(routes->peers.size());
     for (auto& v : batch->by_peer_) v.clear();
   }
+  MigrationState* moving = migrating_.load(std::memory_order_acquire);
+  int parked = 0;
   for (uint32_t i = 0; i < batch->calls.size(); ++i) {
     if (batch->calls[i].hold) continue;
     const api::Request& req = batch->calls[i].req;
@@ -49,8 +54,9 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
       continue;
     }
     const uint64_t hash = KeyHash(req.cache_id, req.key);
+    const uint32_t slot = routing::SlotOf(hash);
     if (routes != nullptr && req.op != api::Op::kPublish) {
-      const int peer = routes->Owner(routing::SlotOf(hash));
+      const int peer = routes->Owner(slot);
       if (peer >= 0) {
         batch->by_peer_[static_cast<size_t>(peer)].push_back(i);
         continue;
@@ -61,16 +67,36 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
         continue;
       }
     }
+    // A write to a slot on its way to another node: recorded (copied again), or, once the
+    // move is paused, parked until it ends.
+    if (moving != nullptr && moving->Covers(slot) && req.op != api::Op::kPublish &&
+        !api::IsReadOnly(req.op)) {
+      std::lock_guard lock(moving->mu);
+      if (moving->paused) {
+        moving->parked.push_back({batch, origin, i});
+        ++parked;
+        continue;
+      }
+      moving->dirty.emplace(req.cache_id, std::string(req.key));
+    }
     batch->by_shard_[routing::ShardOf(hash, n)].push_back(i);
   }
   batch->done_ = std::move(done);
-  batch->pending_ = 1;  // held until the local part has run
+  batch->pending_ = 1 + parked;  // held until the local part has run (and each parked call)
   if (routes != nullptr) {
     for (size_t p = 0; p < routes->peers.size(); ++p) {
       if (batch->by_peer_[p].empty()) continue;
       ++batch->pending_;
       forwarder_->Forward(origin, *routes, static_cast<int>(p), *batch, batch->by_peer_[p],
-                          [batch] { batch->Finish(); });
+                          [this, batch, origin, sent = batch->by_peer_[p]] {
+                            // Calls the peer no longer owns go again, by the routes then.
+                            std::vector<uint32_t> moved;
+                            for (uint32_t i : sent) {
+                              if (batch->calls[i].moved) moved.push_back(i);
+                            }
+                            if (!moved.empty()) Resubmit(origin, *batch, std::move(moved), 1, 5);
+                            batch->Finish();
+                          });
     }
   }
   for (uint32_t s = 0; s < n; ++s) {
@@ -80,6 +106,122 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
   }
   if (origin < n) RunPart(*batch, origin);
   batch->Finish();
+}
+
+// A call a peer answered `moved` (or one not sent: its owner's address is not known yet) is
+// routed again, at most this many times, 5 ms apart (about 2 s: time for a map change to
+// arrive even on a loaded machine): then it is answered UNAVAILABLE, which clients retry.
+constexpr int kMaxHops = 400;
+
+void Gateway::Resubmit(uint32_t origin, Batch& batch, std::vector<uint32_t> indices, int hops,
+                       int delay_ms) {
+  ++batch.pending_;
+  auto run = [this, origin, &batch, indices = std::move(indices), hops]() {
+    auto sub = std::make_shared<Batch>();
+    sub->calls.resize(indices.size());
+    for (size_t k = 0; k < indices.size(); ++k) {
+      const Call& from = batch.calls[indices[k]];
+      sub->calls[k].req = from.req;  // views into the front-end's buffer: held until batch ends
+      sub->calls[k].deadline_ms = from.deadline_ms;
+    }
+    sub->set_reply_budget(batch.reply_left());
+    Submit(origin, sub.get(), [this, sub, origin, &batch, indices, hops] {
+      std::vector<uint32_t> again;
+      for (size_t k = 0; k < indices.size(); ++k) {
+        Call& to = batch.calls[indices[k]];
+        Call& from = sub->calls[k];
+        if (from.moved && hops < kMaxHops) {
+          again.push_back(indices[k]);
+          continue;
+        }
+        to.reply = std::move(from.reply);
+        to.not_run = from.not_run;
+        to.moved = false;
+        if (from.moved) {
+          to.reply = api::Reply();
+          to.reply.status =
+              Status(Code::kUnavailable, "the key's slot is moving between nodes; retry");
+        }
+      }
+      if (!again.empty()) Resubmit(origin, batch, std::move(again), hops + 1, 5);
+      batch.Finish();
+    });
+  };
+  if (delay_ms <= 0) {
+    run();
+    return;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(*loops_[origin]);
+  timer->expires_after(std::chrono::milliseconds(delay_ms));
+  timer->async_wait([timer, run = std::move(run)](const boost::system::error_code&) { run(); });
+}
+
+void Gateway::Barrier(std::function<void()> done) {
+  const uint32_t n = num_shards();
+  auto left = std::make_shared<std::atomic<uint32_t>>(n * n);
+  auto fn = std::make_shared<std::function<void()>>(std::move(done));
+  // One empty batch per (loop, shard): a "part done" message to the shard finishes it there.
+  auto marks = std::make_shared<std::vector<Batch>>(n * n);
+  for (uint32_t i = 0; i < n * n; ++i) {
+    Batch& b = (*marks)[i];
+    b.pending_ = 1;
+    b.done_ = [this, left, fn, marks] {
+      if (left->fetch_sub(1) == 1) asio::post(*loops_[0], [fn] { (*fn)(); });
+    };
+  }
+  for (uint32_t from = 0; from < n; ++from) {
+    // Posted to loop `from`: it runs after that loop's earlier handlers, whose messages to the
+    // shards are then queued (or sent) already; these follow them in the same queues.
+    asio::post(*loops_[from], [this, from, n, marks] {
+      for (uint32_t s = 0; s < n; ++s) Send(from, s, Message{&(*marks)[from * n + s], s, true});
+    });
+  }
+}
+
+void Gateway::BeginMigration(std::shared_ptr<MigrationState> m) {
+  std::lock_guard lock(sync_mu_);
+  if (migration_) past_migrations_.push_back(migration_);
+  migration_ = std::move(m);
+  migrating_.store(migration_.get(), std::memory_order_release);
+}
+
+void Gateway::PauseMigration() {
+  std::lock_guard lock(sync_mu_);
+  if (!migration_) return;
+  std::lock_guard m(migration_->mu);
+  migration_->paused = true;
+  migration_->paused_at_ns = static_cast<int64_t>(MonotonicNanos());
+}
+
+void Gateway::EndMigration() {
+  std::vector<MigrationState::Parked> parked;
+  {
+    std::lock_guard lock(sync_mu_);
+    if (!migration_) return;
+    migrating_.store(nullptr, std::memory_order_release);
+    {
+      std::lock_guard m(migration_->mu);
+      migration_->paused = false;
+      parked = std::move(migration_->parked);
+      migration_->parked.clear();
+    }
+    past_migrations_.push_back(std::move(migration_));
+    migration_.reset();
+  }
+  // Each parked write runs on its connection's loop, routed by the routes in force now.
+  std::map<std::pair<uint32_t, Batch*>, std::vector<uint32_t>> by_batch;
+  for (const auto& p : parked) by_batch[{p.origin, p.batch}].push_back(p.index);
+  for (auto& [key, indices] : by_batch) {
+    const uint32_t origin = key.first;
+    Batch* batch = key.second;
+    asio::post(*loops_[origin], [this, origin, batch, indices = std::move(indices)]() mutable {
+      // The parked calls' own units of pending_ (Submit counted one each) end here; the
+      // resubmission holds its own.
+      const size_t n = indices.size();
+      Resubmit(origin, *batch, std::move(indices), 0);
+      for (size_t k = 0; k < n; ++k) batch->Finish();
+    });
+  }
 }
 
 void Gateway::Send(uint32_t from, uint32_t to, Message m) {

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,7 @@ namespace cellar::gateway {
 class Tenancy;
 class LoopScheduler;
 class Forwarder;
+class Batch;
 
 struct Call {
   api::Request req;
@@ -58,6 +60,28 @@ struct Call {
   bool not_run = false;
   // Set by the front-end to leave a call out of a Submit (it ran in an earlier one).
   bool hold = false;
+  // Set by the node a call was forwarded to when it no longer owns the call's slot (the
+  // sender's map is older): not run; the sender routes it again (forward.h).
+  bool moved = false;
+};
+
+// A slot range moving from this node to another (frontend/internal/migrate.h). While it is
+// set, writes to those slots are recorded (dirty: copied again before the move ends); while
+// paused, they wait (parked) and run once the move commits or is aborted.
+struct MigrationState {
+  uint32_t first = 0, last = 0;
+  bool Covers(uint32_t slot) const { return slot >= first && slot <= last; }
+
+  std::mutex mu;
+  bool paused = false;                                  // guarded by mu
+  std::set<std::pair<uint32_t, std::string>> dirty;     // (cache id, key); guarded by mu
+  struct Parked {
+    Batch* batch;
+    uint32_t origin;
+    uint32_t index;
+  };
+  std::vector<Parked> parked;  // guarded by mu
+  int64_t paused_at_ns = 0;    // guarded by mu
 };
 
 // One round of calls from a connection. Reused across rounds to keep allocations off the
@@ -202,6 +226,22 @@ class Gateway {
 
   // On a fleet: sends calls whose slot another node owns there (forward.h). Set before serving.
   void set_forwarder(Forwarder* f) { forwarder_ = f; }
+  Forwarder* forwarder() const { return forwarder_; }
+
+  // Slots leaving this node (MigrationState): from Begin, writes to them are recorded; Pause
+  // parks new ones; End (the move committed, or was aborted) lets the parked writes go, routed
+  // by the routes then in force. One at a time. Any thread.
+  void BeginMigration(std::shared_ptr<MigrationState> m);
+  void PauseMigration();
+  void EndMigration();
+  // Runs batch.calls[indices] again through Submit on loop `origin` (routed afresh: a parked
+  // write once its move ends, a call a peer answered `moved`), their replies back into the
+  // batch, which finishes only after. Loop `origin` only; after `delay_ms` if > 0.
+  void Resubmit(uint32_t origin, Batch& batch, std::vector<uint32_t> indices, int hops,
+                int delay_ms = 0);
+  // done() on loop 0 once every call that any loop handed to any shard before this call has
+  // run there (each loop's messages to a shard go in order, and this follows them).
+  void Barrier(std::function<void()> done);
 
   // Makes caches of the registry known to every shard; blocking, before loops serve traffic.
   void LoadCachesAtStart();
@@ -238,6 +278,9 @@ class Gateway {
   control::CacheRegistry* registry_;
   Options options_;
   Forwarder* forwarder_ = nullptr;
+  std::atomic<MigrationState*> migrating_{nullptr};
+  std::shared_ptr<MigrationState> migration_;  // keeps migrating_ alive; guarded by sync_mu_
+  std::vector<std::shared_ptr<MigrationState>> past_migrations_;  // never freed while serving
   std::mutex sync_mu_;
   std::map<uint32_t, uint32_t> synced_ ABSL_GUARDED_BY(sync_mu_);  // id -> tenant, on the shards
   topics::Topics* topics_ = nullptr;

@@ -219,6 +219,22 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
       if (req.method != "GET") return respond(Error(405, "use GET"));
       return respond({200, "application/json", ctx.cluster()});
     }
+    if (req.path.rfind("/v1/nodes/", 0) == 0) {
+      if (!ctx.set_draining) return respond(Error(404, "not a cluster: no nodes to drain"));
+      const bool drain = req.path.ends_with("/drain");
+      const bool activate = req.path.ends_with("/activate");
+      if (!drain && !activate) {
+        return respond(Error(404, "no such endpoint; POST /v1/nodes/ID/drain or /activate"));
+      }
+      if (req.method != "POST") return respond(Error(405, "use POST"));
+      const std::string_view rest = std::string_view(req.path).substr(10);
+      const std::string node(rest.substr(0, rest.rfind('/')));
+      Status st = ctx.set_draining(node, drain);
+      if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
+      return respond({200, "application/json",
+                      "{\"node\":\"" + JsonEscape(node) + "\",\"state\":\"" +
+                          (drain ? "draining" : "active") + "\"}"});
+    }
     if (auto t = PathSegment(req, "/v1/tenants/", "/limits")) {
       return respond(HandleTenantLimits(reg, req, *t));
     }

@@ -26,6 +26,8 @@ struct AdminContext {
   std::string endpoint;  // what minted keys name: --public-endpoint, or bind:api-port
   // GET /v1/cluster: the JSON of this node's view of the cluster (or of a single node).
   std::function<std::string()> cluster;
+  // POST /v1/nodes/ID/drain (true) and /activate (false); null on a single node.
+  std::function<Status(const std::string& node, bool drain)> set_draining;
   // Sources /metrics adds to the server's own (on a fleet: etcd, membership).
   std::vector<metrics::Source> extra_metrics;
 };

@@ -12,6 +12,8 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <set>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -28,6 +30,7 @@
 #include "cluster/etcd_store.h"
 #include "cluster/membership.h"
 #include "cluster/slots.h"
+#include "frontend/internal/migrate.h"
 #include "frontend/internal/peers.h"
 #include "gateway/forward.h"
 #include "routing/router.h"
@@ -259,6 +262,7 @@ struct Process::State {
   std::unique_ptr<cluster::SlotController> slots;   // on a fleet: the slot map
   internal::PeerOptions peer_options;
   std::unique_ptr<internal::PeerForwarder> forwarder;  // on a fleet: calls to other nodes
+  std::unique_ptr<internal::Migrator> migrator;        // on a fleet: slots moving in or out
   std::unique_ptr<control::CacheRegistry> registry;
   control::SharedAdminKey admin;
   std::vector<std::unique_ptr<Loop>> loops;
@@ -297,7 +301,7 @@ Process::~Process() {
   // The fleet's parts call each other (and the forwarder) from etcd's thread: detach and stop
   // them in order, before the default order would free one another still calls.
   if (s_->membership != nullptr) s_->membership->set_on_change(nullptr);
-  s_->slots.reset();       // its watch ends first
+  s_->slots.reset();       // its watches end first (its hooks reach the migrator)
   s_->membership.reset();  // leaves: revokes the lease
 }
 
@@ -368,10 +372,10 @@ int Process::State::Prepare() {
     slots = std::make_unique<cluster::SlotController>(
         *etcd, *membership, cluster::SlotOptions{.bootstrap_expect = cfg.bootstrap_expect});
     LOG_WARN("msg=\"cluster mode, in progress (issue 18): metadata, members, the control leader "
-             "and the slot map live in etcd and keyed calls go to their slot's owner; not yet: "
-             "moving slots to nodes that join later, topics and limits across nodes, "
-             "cache-wide commands (SCAN, KEYS, DBSIZE, FLUSH) beyond this node\" cluster={} "
-             "node={} zone={}",
+             "and the slot map live in etcd, keyed calls go to their slot's owner, slots move "
+             "with their items on join and drain; not yet: topics and limits across nodes, "
+             "cache-wide commands (SCAN, KEYS, DBSIZE, FLUSH) beyond this node, replication\" "
+             "cluster={} node={} zone={}",
              cfg.cluster_name, m.self.node_id, cfg.zone);
   } else {
     // The embedded single-node default: the metadata file in the data directory (the lists
@@ -577,6 +581,18 @@ void Process::State::Listen() {
   }
   admin_ctx.endpoint = grpc_ctx.endpoint;
   admin_ctx.cluster = ClusterStatusFn();
+  if (membership) {
+    admin_ctx.set_draining = [this](const std::string& node, bool drain) -> Status {
+      bool known = false;
+      for (const auto& m : membership->State().members) known = known || m.node_id == node;
+      if (!known) return Status(Code::kNotFound, "no member " + node + " in this cluster");
+      const std::vector<metadata::Write> w{
+          {"nodes/" + node,
+           drain ? std::optional<std::string>("{\"state\":\"draining\"}") : std::nullopt}};
+      auto rev = metadata->Commit({}, w);
+      return rev.ok() ? Status::Ok() : rev.status();
+    };
+  }
   if (etcd != nullptr) {
     admin_ctx.extra_metrics = {etcd->Metrics(), membership->Metrics(), forwarder->Metrics()};
   }
@@ -600,10 +616,30 @@ void Process::State::Listen() {
       throw std::runtime_error("cannot join the cluster: " + std::string(st.message()));
     }
     const std::string self = membership->State().self;
-    slots->Start([f = forwarder.get(), self](std::shared_ptr<const cluster::SlotMap> map,
-                                            const cluster::ClusterState& members) {
-      PublishRoutes(*f, self, map, members);
-    });
+    migrator = std::make_unique<internal::Migrator>(loops[0]->io, *gateway, *forwarder);
+    cluster::MoveHooks hooks;
+    hooks.purge = [m = migrator.get()](uint32_t first, uint32_t last,
+                                       std::function<void(Status)> done) {
+      m->Purge(first, last, std::move(done));
+    };
+    hooks.copy_out = [m = migrator.get()](std::string dst, uint32_t first, uint32_t last,
+                                          std::function<void(Status, std::string)> done) {
+      m->CopyOut(std::move(dst), first, last,
+                 [done = std::move(done)](Status st, internal::MoveStats s) {
+                   done(std::move(st), fmt::format("copied={} recopied={} rounds={} paused={}",
+                                                   s.keys_copied, s.keys_recopied, s.rounds,
+                                                   s.pause_keys));
+                 });
+    };
+    hooks.finish = [m = migrator.get()](bool committed, uint32_t first, uint32_t last) {
+      m->Finish(committed, first, last);
+    };
+    slots->Start(
+        [f = forwarder.get(), self](std::shared_ptr<const cluster::SlotMap> map,
+                                    const cluster::ClusterState& members) {
+          PublishRoutes(*f, self, map, members);
+        },
+        std::move(hooks));
     membership->set_on_change(slots->MembershipHook());
   }
   WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http->port());
@@ -619,6 +655,8 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
           desc = metadata->Describe()] {
     const cluster::ClusterState s = m->State();
     const std::shared_ptr<const cluster::SlotMap> map = slots->Current();
+    const std::optional<cluster::Move> move = slots->CurrentMove();
+    const std::set<std::string> draining = slots->Draining();
     std::map<std::string, uint32_t> counts;
     if (map) counts = map->Counts();
     auto q = [](std::string_view v) { return "\"" + JsonEscape(v) + "\""; };
@@ -639,7 +677,7 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
               ",\"memory\":" + std::to_string(n.memory_bytes) + ",\"boot\":" + q(n.boot_id) +
               ",\"internal\":" + q(n.internal_addr) +
               ",\"slots\":" + std::to_string(counts.count(n.node_id) ? counts[n.node_id] : 0) +
-              "}";
+              ",\"state\":" + (draining.count(n.node_id) ? "\"draining\"" : "\"active\"") + "}";
     }
     body += "],\"zones\":{";
     bool first = true;
@@ -654,7 +692,9 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
       body += "]";
       first = false;
     }
-    body += "},\"slot_map\":";
+    body += "},\"migration\":";
+    body += move ? move->ToJson() : "null";
+    body += ",\"slot_map\":";
     if (map == nullptr) return body + "null}";
     body += "{\"epoch\":" + std::to_string(map->epoch) + ",\"ranges\":[";
     bool first_range = true;

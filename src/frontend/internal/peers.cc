@@ -24,7 +24,7 @@ using boost::system::error_code;
 
 namespace {
 
-enum Kind : uint8_t { kHello = 1, kHelloOk = 2, kCalls = 3, kReplies = 4 };
+enum Kind : uint8_t { kHello = 1, kHelloOk = 2, kCalls = 3, kReplies = 4, kImport = 5 };
 constexpr size_t kHeader = 13;  // u32 length, u8 kind, u64 id
 
 std::string Frame(Kind kind, uint64_t id, std::string_view payload) {
@@ -125,7 +125,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       Send(Frame(kHelloOk, h.id, {}));
       return ReadHeader();
     }
-    if (h.kind != kCalls) return Close();
+    if (h.kind != kCalls && h.kind != kImport) return Close();
     std::shared_ptr<gateway::DecodedCalls> d =
         gateway::DecodeCalls(std::move(payload), SteadyMillis());
     payload.clear();
@@ -135,11 +135,14 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     }
     // A sender with an older map may send calls for slots this node no longer owns: they are
     // answered without running, and the sender tries again.
-    const gateway::Routes* routes = server->routes_.RoutesFor(server->loop_);
+    // An import (slots moving here: migrate.h) is for slots this node does not own yet.
+    const gateway::Routes* routes =
+        h.kind == kImport ? nullptr : server->routes_.RoutesFor(server->loop_);
     for (gateway::Call& c : d->batch.calls) {
       if (routes != nullptr &&
           routes->Owner(routing::SlotOf(KeyHash(c.req.cache_id, c.req.key))) >= 0) {
         c.hold = true;
+        c.moved = true;
         c.reply.status = Status(Code::kUnavailable,
                                 "the slot moved to another node; retry (the cluster's map "
                                 "changed)");
@@ -268,7 +271,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   }
 
   void Send(gateway::Batch& batch, std::span<const uint32_t> indices,
-            std::function<void()> done) {
+            std::function<void()> done, Kind kind = kCalls) {
     const int64_t now = SteadyMillis();
     Pending p{&batch, std::vector<uint32_t>(indices.begin(), indices.end()), std::move(done),
               now + options.default_timeout_ms, false};
@@ -282,7 +285,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
     std::string body;
     gateway::EncodeCalls(batch, indices, now, body);
     const uint64_t id = next_id++;
-    std::string frame = Frame(kCalls, id, body);
+    std::string frame = Frame(kind, id, body);
     pending.emplace(id, std::move(p));
     PeerForwarder::counters().forwarded.fetch_add(indices.size(), std::memory_order_relaxed);
     if (state == kReady) {
@@ -442,17 +445,39 @@ void PeerForwarder::Forward(uint32_t origin, const gateway::Routes& routes, int 
   if (it == s.conns.end() || it->second->state == Conn::kClosed) {
     auto a = s.addresses.find(node);
     if (a == s.addresses.end()) {
+      // The map names a node whose member record has not reached us yet (two watches): the
+      // calls were not sent, so they are routed again shortly (Gateway::Resubmit).
       for (uint32_t i : indices) {
+        batch.calls[i].moved = true;
         batch.calls[i].reply.status =
             Status(Code::kUnavailable, "node " + node + " has no internal address yet; retry");
       }
-      counters().unreachable.fetch_add(indices.size(), std::memory_order_relaxed);
       return done();
     }
     auto c = std::make_shared<Conn>(*loops_[origin], node, a->second, options_);
     it = s.conns.insert_or_assign(node, std::move(c)).first;
   }
   it->second->Send(batch, indices, std::move(done));
+}
+
+void PeerForwarder::Import(uint32_t origin, const std::string& node, gateway::Batch& batch,
+                           std::span<const uint32_t> indices, std::function<void()> done) {
+  LoopState& s = per_loop_[origin];
+  RoutesFor(origin);  // the addresses as of now
+  auto it = s.conns.find(node);
+  if (it == s.conns.end() || it->second->state == Conn::kClosed) {
+    auto a = s.addresses.find(node);
+    if (a == s.addresses.end()) {
+      for (uint32_t i : indices) {
+        batch.calls[i].reply.status = Status(Code::kUnavailable, "no address for node " + node);
+      }
+      return done();
+    }
+    it = s.conns.insert_or_assign(node, std::make_shared<Conn>(*loops_[origin], node,
+                                                               a->second, options_))
+             .first;
+  }
+  it->second->Send(batch, indices, std::move(done), kImport);
 }
 
 void PeerForwarder::CloseAll() {

@@ -5,12 +5,13 @@
 //
 //   frame:  u32 payload length, u8 kind, u64 id, payload
 //   kinds:  1 hello (payload: the cluster's internal secret), 2 hello ok, 3 calls
-//           (gateway/forward_codec.h), 4 replies to the calls frame of the same id
+//           (gateway/forward_codec.h), 4 replies to the calls frame of the same id, 5 import
+//           (calls for slots moving to the receiver: run whatever its map says; migrate.h)
 //
 // A connection must say hello with the right secret first (constant-time compare), or it is
 // closed. A frame past max_frame_bytes, or one that does not decode, closes the connection.
 // Calls for a slot the receiving node does not own (the sender's map is older) are answered
-// UNAVAILABLE, without running, and the sender's client retries.
+// `moved`, without running, and the sender routes them again (Gateway::Resubmit).
 //
 // PeerServer: one per loop, all on one port (SO_REUSEPORT), calls run through that loop's
 // Gateway::Submit like a front-end's, without the pipeline's checks (the forwarding node made
@@ -96,6 +97,11 @@ class PeerForwarder final : public gateway::Forwarder {
   const gateway::Routes* RoutesFor(uint32_t loop) override;
   void Forward(uint32_t origin, const gateway::Routes& routes, int peer, gateway::Batch& batch,
                std::span<const uint32_t> indices, std::function<void()> done) override;
+
+  // Sends batch.calls[indices] to node `node` as an import (slots moving there: migrate.h):
+  // run there whatever its map says. done on loop `origin`, as Forward's.
+  void Import(uint32_t origin, const std::string& node, gateway::Batch& batch,
+              std::span<const uint32_t> indices, std::function<void()> done);
 
   metrics::Source Metrics() const;
   // Closes every connection (on each loop); call before the loops stop.

@@ -30,7 +30,11 @@ void WriteStatus(ReplyWriter& w, const Status& st) {
     case Code::kFailedPrecondition:
     case Code::kResourceExhausted:
       return w.Error("ERR " + st.message());
-    case Code::kUnavailable: return w.Error("ERR server is shutting down");
+    // With its own words: a fleet's passing state ("node n2 unreachable ...; retry"), answered
+    // TRYAGAIN as Redis Cluster does; without: the server is going away.
+    case Code::kUnavailable:
+      return w.Error(st.message().empty() ? "ERR server is shutting down"
+                                          : "TRYAGAIN " + st.message());
     case Code::kDeadlineExceeded: return w.Error("ERR deadline exceeded");
     case Code::kUnimplemented: return w.Error("ERR not implemented");
     case Code::kInternal: return w.Error("ERR internal error");
