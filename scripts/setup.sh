@@ -23,6 +23,12 @@ done
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
+# kubectl renders the Kubernetes manifests offline (`kubectl kustomize`, tests/deploy). Any
+# kubectl will do, so an installed one is kept; else Debian's kubernetes-client (1.20, whose
+# kustomize is old: deploy/kubernetes is written for both).
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
 
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
