@@ -312,7 +312,13 @@ class Session : public std::enable_shared_from_this<Session> {
                                                       tcp::socket::message_peek, ec);
       if (ec || n == 0) return self->Close();
       if (first != net::kTlsHandshakeByte) {
-        if (tls->required()) return self->Close();
+        // Plaintext from this machine itself stays possible (the CLI in the same pod or host,
+        // e.g. a drain in a preStop hook: it speaks no TLS); from anywhere else it is refused
+        // when TLS is required. The admin key is asked for either way.
+        error_code peer_ec;
+        const auto peer = self->stream_.socket().remote_endpoint(peer_ec);
+        const bool local = !peer_ec && peer.address().is_loopback();
+        if (tls->required() && !local) return self->Close();
         return self->ReadHeader();
       }
       self->tls_ctx_ = tls->Current();

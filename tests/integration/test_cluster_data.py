@@ -110,6 +110,13 @@ class SlotMap(unittest.TestCase):
         self.assertLessEqual(max(per_node.values()) - min(per_node.values()), 1)
         stored = json.loads(etcd.get("/cellar/v1/data/slotmap"))
         self.assertEqual(stored["ranges"], ranges)
+        # The CLI's view of the same.
+        p = nodes[1].run_cli("--host", nodes[1].host, "--admin-port", str(nodes[1].admin_port),
+                             "--key", nodes[1].admin_key, "cluster", "status")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("leader " + views[0]["leader"], p.stdout)
+        for node, n in per_node.items():
+            self.assertRegex(p.stdout, rf"(?m)^{node}\s+z\d\s+active\s+{n}\s")
 
 
 class AnyNode(unittest.TestCase):
