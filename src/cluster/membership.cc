@@ -87,6 +87,8 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
   std::chrono::milliseconds backoff{500};
   bool stopping = false;
   bool campaigning = false;
+  bool held_back = false;  // registered again, waiting for before_serving
+  std::function<void(std::function<void()>)> before_serving;
   bool watching = false;
   uint64_t members_watch = 0, leader_watch = 0;
 
@@ -201,6 +203,20 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
         [weak](Status st) {
           if (auto s = weak.lock()) s->OnLost(std::move(st));
         });
+    if (watching && before_serving) {
+      // A rejoin: serve once before_serving says the node's view is current again.
+      held_back = true;
+      std::weak_ptr<Impl> w = self;
+      before_serving([w] {
+        auto s = w.lock();
+        if (!s || s->stopping || s->lease_id == 0 || !s->held_back) return;
+        s->held_back = false;
+        if (Clock::now() < s->alive_until - s->margin) s->SetServing(true);
+        s->ArmDeadline();
+        s->MaybeCampaign();
+      });
+      return;
+    }
     SetServing(true);
     ArmDeadline();
     if (!watching) {
@@ -239,6 +255,7 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
   void OnAck(Clock::time_point until) {
     if (stopping || lease_id == 0) return;
     alive_until = std::max(alive_until, until);
+    if (held_back) return;
     if (Clock::now() < alive_until - margin) SetServing(true);
     ArmDeadline();
   }
@@ -255,6 +272,7 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
 
   void OnLost(Status why) {
     if (stopping) return;
+    held_back = false;
     LOG_WARN("msg=\"cluster lease lost\" node={} why=\"{}\"", options.self.node_id,
              why.message());
     keepalive.reset();
@@ -497,6 +515,10 @@ ClusterState Membership::State() const {
   s.is_leader = impl_->is_leader;
   s.leader_fence = impl_->fence;
   return s;
+}
+
+void Membership::set_before_serving(std::function<void(std::function<void()>)> fn) {
+  impl_->before_serving = std::move(fn);
 }
 
 void Membership::set_on_change(std::function<void()> fn) {

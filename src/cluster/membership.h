@@ -110,6 +110,10 @@ class Membership {
   ClusterState State() const;
   // Called (on the io thread) after members, leader or serving change.
   void set_on_change(std::function<void()> fn);
+  // After a lost lease, the node registers again; before it serves writes again, fn runs (io
+  // thread) and calls ready() once what the node relies on is current (the slot map: while
+  // the lease was lost, its slots may have gone to others). Set before Join.
+  void set_before_serving(std::function<void(std::function<void()> ready)> fn);
   metrics::Source Metrics() const;
 
  private:

@@ -1,6 +1,7 @@
 #include "cluster/slots.h"
 
 #include <algorithm>
+#include <future>
 #include <set>
 
 #include <boost/asio/post.hpp>
@@ -70,8 +71,10 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
   // io thread:
   bool map_loaded = false, move_loaded = false, nodes_loaded = false;
   int64_t map_revision = 0;   // mod revisions (0: absent), the fences of the leader's writes
+  int64_t map_as_of = 0;      // the etcd revision the map is current as of
   int64_t move_revision = 0;
   bool committing = false;    // a write of ours is in flight
+  std::atomic<bool> stopped{false};  // the controller is going: callbacks do nothing
   uint64_t purging = 0, copying = 0, finished = 0, purged_after_abort = 0;  // move ids acted on
   std::pair<uint64_t, std::string> phase_seen;  // the leader's timeout clock
   Clock::time_point phase_since;
@@ -91,9 +94,20 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
     std::optional<std::string> value;
     int64_t rev = 0;
     if (!Pick(u, kSlotMap, &value, &rev)) return;
+    // Older than what a direct read (Refresh) brought already: skip.
+    const int64_t as_of = u.reset ? u.snapshot.revision : rev;
+    if (as_of < map_as_of || (!u.reset && as_of == map_as_of)) return;
+    map_as_of = as_of;
+    SetMap(value, rev);
+  }
+
+  void SetMap(const std::optional<std::string>& value, int64_t rev) {
     map_loaded = true;
     map_revision = rev;
     std::shared_ptr<const SlotMap> next;
+    if (!value) {
+      LOG_WARN("msg=\"no slot map in etcd\" as_of={} had_one={}", map_as_of, map != nullptr);
+    }
     if (value) {
       auto m = SlotMap::FromJson(*value);
       if (!m) {
@@ -112,6 +126,40 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
     Notify();
     Act();
     Evaluate();
+  }
+
+  // Reads the map from etcd now (not waiting for a watch that may be retrying), publishes it,
+  // then ready().
+  void Refresh(std::function<void()> ready, int tries) {
+    etcdserverpb::RangeRequest req;
+    req.set_key(Root(kSlotMap));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    store.client()->Range(req, kTimeout, [weak, ready, tries](auto r) {
+      auto s = weak.lock();
+      if (!s || s->stopped) return;
+      if (!r.ok()) {
+        LOG_WARN("msg=\"reading the slot map failed\" why=\"{}\"", r.status().message());
+        if (tries > 1) {
+          s->retry_timer.expires_after(std::chrono::milliseconds(500));
+          s->retry_timer.async_wait([weak, ready, tries](const boost::system::error_code& ec) {
+            if (auto s = weak.lock(); s && !ec) s->Refresh(ready, tries - 1);
+          });
+          return;
+        }
+        return ready();
+      }
+      std::optional<std::string> value;
+      int64_t rev = 0;
+      if (r->kvs_size() > 0) {
+        value = r->kvs(0).value();
+        rev = r->kvs(0).mod_revision();
+      }
+      if (r->header().revision() >= s->map_as_of) {
+        s->map_as_of = r->header().revision();
+        s->SetMap(value, rev);
+      }
+      ready();
+    });
   }
 
   void OnMove(const metadata::Update& u) {
@@ -184,7 +232,7 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void Notify() {
-    if (!on_change) return;
+    if (stopped || !on_change) return;
     std::shared_ptr<const SlotMap> m;
     {
       std::lock_guard lock(mu);
@@ -195,6 +243,7 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- this node's part in a move ----
   void Act() {
+    if (stopped) return;
     std::optional<Move> m;
     std::shared_ptr<const SlotMap> current;
     {
@@ -231,26 +280,26 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
           if (!st.ok()) {
             return s->WritePhase(id, "aborted", "copy: " + std::string(st.message()), summary);
           }
-          s->WritePhase(id, "ready", "", summary);
-          // Writes to the slots wait from now: bounded, by aborting if no commit comes.
+          // Writes to the slots wait from now: bounded, by aborting if no commit comes (also
+          // when writing `ready` itself fails).
           s->commit_timer.expires_after(s->options.commit_timeout);
           std::weak_ptr<Impl> w = s;
           s->commit_timer.async_wait([w, id](const boost::system::error_code& ec) {
             auto s = w.lock();
-            if (ec || !s) return;
+            if (ec || !s || s->stopped) return;
             bool stuck;
             {
               std::lock_guard lock(s->mu);
-              stuck = s->move && s->move->id == id && s->move->phase == "ready";
+              stuck = s->move && s->move->id == id && s->move->active();
             }
             if (stuck) s->WritePhase(id, "aborted", "no commit in time", "");
           });
+          s->WritePhase(id, "ready", "", summary);
         });
       });
     }
     if (m->src == me && copying == m->id && finished != m->id) {
-      if (m->phase == "done" && current != nullptr && current->epoch >= m->epoch_after &&
-          current->owner[m->first] == m->dst) {
+      if (m->phase == "done" && current != nullptr && current->epoch >= m->epoch_after) {
         // The routes name the new owner already (Notify ran first): the parked writes go there.
         finished = m->id;
         commit_timer.cancel();
@@ -267,14 +316,24 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  // A phase written by the node whose turn it is, fenced on the record it saw.
+  // A phase written by the node whose turn it is, fenced on the record it saw, and only over
+  // the phase it follows (prepare -> copy -> ready; aborted over any of these): never over
+  // an abort or a commit that came first.
   void WritePhase(uint64_t id, std::string phase, std::string why, std::string summary) {
     std::optional<Move> m;
     {
       std::lock_guard lock(mu);
       m = move;
     }
-    if (!m || m->id != id) return;
+    if (!m || m->id != id || stopped) return;
+    const bool follows = (phase == "copy" && m->phase == "prepare") ||
+                         (phase == "ready" && m->phase == "copy") ||
+                         (phase == "aborted" && m->active());
+    if (!follows) {
+      LOG_INFO("msg=\"slot move phase not written: the move is {} already\" id={} phase={}",
+               m->phase, id, phase);
+      return;
+    }
     m->phase = std::move(phase);
     m->why = std::move(why);
     if (!summary.empty()) m->summary = std::move(summary);
@@ -301,7 +360,7 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- the leader's part ----
   void Evaluate() {
-    if (!map_loaded || !move_loaded || !nodes_loaded || committing) return;
+    if (stopped || !map_loaded || !move_loaded || !nodes_loaded || committing) return;
     const ClusterState s = membership.State();
     if (!s.is_leader || s.leader_fence == 0) return;
     std::set<std::string> alive;
@@ -449,7 +508,7 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
     std::weak_ptr<Impl> weak = shared_from_this();
     store.client()->Txn(std::move(txn), kTimeout, [weak, what](auto r) {
       auto self = weak.lock();
-      if (!self) return;
+      if (!self || self->stopped) return;
       self->committing = false;
       if (!r.ok()) {
         LOG_WARN("msg=\"control write failed; trying again in 1 s\" what=\"{}\" why=\"{}\"", what,
@@ -483,11 +542,21 @@ SlotController::SlotController(EtcdStore& store, Membership& membership, SlotOpt
 
 SlotController::~SlotController() {
   for (uint64_t id : impl_->watches) impl_->store.Unwatch(id);
+  // Stopped on its own thread, and waited for: an etcd answer or a timer still queued finds
+  // it stopped and touches nothing (the membership it reads goes next).
   auto impl = impl_;
-  asio::post(impl->store.io(), [impl] {
+  auto stopped = std::make_shared<std::promise<void>>();
+  auto future = stopped->get_future();
+  asio::post(impl->store.io(), [impl, stopped] {
+    impl->stopped = true;
     impl->commit_timer.cancel();
     impl->retry_timer.cancel();
+    stopped->set_value();
   });
+  if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    LOG_WARN("msg=\"slot controller stop: etcd's thread did not answer\"");
+    impl->stopped = true;  // its thread is gone or stuck: nothing runs there any more
+  }
 }
 
 void SlotController::Start(OnChange on_change, MoveHooks hooks) {
@@ -517,6 +586,16 @@ std::function<void()> SlotController::MembershipHook() const {
     if (auto s = weak.lock()) {
       s->Notify();
       s->Evaluate();
+    }
+  };
+}
+
+std::function<void(std::function<void()>)> SlotController::RefreshHook() const {
+  return [weak = std::weak_ptr<Impl>(impl_)](std::function<void()> ready) {
+    if (auto s = weak.lock()) {
+      s->Refresh(std::move(ready), 3);
+    } else {
+      ready();
     }
   };
 }

@@ -81,6 +81,9 @@ class SlotController {
   void OnMembership();
   // OnMembership as a callable that outlives this object harmlessly (for set_on_change).
   std::function<void()> MembershipHook() const;
+  // For Membership::set_before_serving: reads the slot map from etcd now and publishes it
+  // (on_change) before calling ready.
+  std::function<void(std::function<void()>)> RefreshHook() const;
   std::shared_ptr<const SlotMap> Current() const;
   std::optional<Move> CurrentMove() const;
   std::set<std::string> Draining() const;

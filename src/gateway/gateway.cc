@@ -8,6 +8,7 @@
 
 #include "auth/token.h"
 #include "common/clock.h"
+#include "common/logging.h"
 #include "control/admin_key.h"
 #include "gateway/forward.h"
 #include "control/cache_registry.h"
@@ -45,7 +46,12 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
     for (auto& v : batch->by_peer_) v.clear();
   }
   MigrationState* moving = migrating_.load(std::memory_order_acquire);
+  // On a fleet, writes run here only while this node's lease is known alive, whatever path
+  // they came by (a client's round was checked by its pipeline already; a peer's forwarded
+  // calls, resubmissions and moves' copies were not).
+  const bool writable = options_.serving_until_ns == nullptr || serving_writes(MonotonicNanos());
   int parked = 0;
+  std::vector<uint32_t> late;  // writes that found their move ended: routed again
   for (uint32_t i = 0; i < batch->calls.size(); ++i) {
     if (batch->calls[i].hold) continue;
     const api::Request& req = batch->calls[i].req;
@@ -62,27 +68,48 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
         continue;
       }
       if (peer == Routes::kNoMap) {
+        static std::atomic<int> logged{0};  // the first few only: it is normal at start-up
+        if (logged.fetch_add(1) < 3) {
+          LOG_WARN("msg=\"keyed call refused: no slot map here yet\" loop={} epoch={} peers={}",
+                   origin, routes->epoch, routes->peers.size());
+        }
         batch->calls[i].reply.status =
             Status(Code::kUnavailable, "the cluster has no slot map yet; retry");
         continue;
       }
     }
-    // A write to a slot on its way to another node: recorded (copied again), or, once the
-    // move is paused, parked until it ends.
+    // A write to a slot on its way to another node waits, once the move is paused, until it
+    // ends (RunPart records the others once they ran).
     if (moving != nullptr && moving->Covers(slot) && req.op != api::Op::kPublish &&
         !api::IsReadOnly(req.op)) {
       std::lock_guard lock(moving->mu);
+      if (moving->ended) {
+        late.push_back(i);
+        ++parked;
+        continue;
+      }
       if (moving->paused) {
         moving->parked.push_back({batch, origin, i});
         ++parked;
         continue;
       }
-      moving->dirty.emplace(req.cache_id, std::string(req.key));
+    }
+    if (!writable && req.op != api::Op::kPublish && !api::IsReadOnly(req.op)) {
+      batch->calls[i].reply.status =
+          Status(Code::kUnavailable, "this node's cluster lease is not known alive; retry");
+      continue;
     }
     batch->by_shard_[routing::ShardOf(hash, n)].push_back(i);
   }
   batch->done_ = std::move(done);
   batch->pending_ = 1 + parked;  // held until the local part has run (and each parked call)
+  if (!late.empty()) {
+    asio::post(*loops_[origin], [this, origin, batch, late = std::move(late)]() mutable {
+      const size_t n = late.size();
+      Resubmit(origin, *batch, std::move(late), 0);
+      for (size_t k = 0; k < n; ++k) batch->Finish();
+    });
+  }
   if (routes != nullptr) {
     for (size_t p = 0; p < routes->peers.size(); ++p) {
       if (batch->by_peer_[p].empty()) continue;
@@ -185,12 +212,11 @@ void Gateway::BeginMigration(std::shared_ptr<MigrationState> m) {
   migrating_.store(migration_.get(), std::memory_order_release);
 }
 
-void Gateway::PauseMigration() {
-  std::lock_guard lock(sync_mu_);
-  if (!migration_) return;
-  std::lock_guard m(migration_->mu);
-  migration_->paused = true;
-  migration_->paused_at_ns = static_cast<int64_t>(MonotonicNanos());
+void Gateway::PauseMigration(MigrationState& m) {
+  std::lock_guard lock(m.mu);
+  if (m.ended) return;
+  m.paused = true;
+  m.paused_at_ns = static_cast<int64_t>(MonotonicNanos());
 }
 
 void Gateway::EndMigration() {
@@ -201,7 +227,7 @@ void Gateway::EndMigration() {
     migrating_.store(nullptr, std::memory_order_release);
     {
       std::lock_guard m(migration_->mu);
-      migration_->paused = false;
+      migration_->ended = true;
       parked = std::move(migration_->parked);
       migration_->parked.clear();
     }
@@ -291,6 +317,7 @@ void Gateway::RunPart(Batch& batch, uint32_t shard) {
     const bool read_only = api::IsReadOnly(call.req.op);
     if (read_only && left != INT64_MAX) call.reply.items.set_byte_cap(static_cast<size_t>(left));
     engine.Execute(call.req, call.reply);
+    if (!read_only) NoteWrite(call.req);
     if (left == INT64_MAX) continue;
     const int64_t bytes = static_cast<int64_t>(call.reply.footprint());
     if (read_only && (call.reply.items.overflowed() || bytes > left)) {
@@ -305,6 +332,21 @@ void Gateway::RunPart(Batch& batch, uint32_t shard) {
     batch.reply_left_.fetch_sub(bytes, std::memory_order_relaxed);
   }
   engine.EndBatch();
+}
+
+// A write that ran on a shard, for the move of its slot if one is under way (MigrationState):
+// recorded after it ran, so the copy that reads it again reads what it wrote.
+void Gateway::NoteWrite(const api::Request& req) {
+  MigrationState* m = migrating_.load(std::memory_order_acquire);
+  if (m == nullptr) return;
+  if (req.op == api::Op::kFlushCache) {
+    std::lock_guard lock(m->mu);
+    m->flushed = true;
+    return;
+  }
+  if (req.shard >= 0 || !m->Covers(routing::SlotOf(KeyHash(req.cache_id, req.key)))) return;
+  std::lock_guard lock(m->mu);
+  m->dirty.emplace(req.cache_id, std::string(req.key));
 }
 
 void Gateway::Deliver(uint32_t at, std::vector<Message>& messages) {

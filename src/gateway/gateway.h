@@ -66,14 +66,19 @@ struct Call {
 };
 
 // A slot range moving from this node to another (frontend/internal/migrate.h). While it is
-// set, writes to those slots are recorded (dirty: copied again before the move ends); while
-// paused, they wait (parked) and run once the move commits or is aborted.
+// set, writes to those slots are recorded once they ran on their shard (dirty: copied again
+// before the move ends, and read only after they ran); while paused, new ones wait (parked)
+// and go once the move commits or is aborted, routed by the routes then in force. Once ended
+// it never un-pauses: a write that still finds it (a Submit that began before the end) is
+// routed again instead of running here.
 struct MigrationState {
   uint32_t first = 0, last = 0;
   bool Covers(uint32_t slot) const { return slot >= first && slot <= last; }
 
   std::mutex mu;
   bool paused = false;                                  // guarded by mu
+  bool ended = false;                                   // guarded by mu
+  bool flushed = false;  // a cache-wide flush ran here meanwhile: the copy is void; guarded by mu
   std::set<std::pair<uint32_t, std::string>> dirty;     // (cache id, key); guarded by mu
   struct Parked {
     Batch* batch;
@@ -232,7 +237,7 @@ class Gateway {
   // parks new ones; End (the move committed, or was aborted) lets the parked writes go, routed
   // by the routes then in force. One at a time. Any thread.
   void BeginMigration(std::shared_ptr<MigrationState> m);
-  void PauseMigration();
+  void PauseMigration(MigrationState& m);
   void EndMigration();
   // Runs batch.calls[indices] again through Submit on loop `origin` (routed afresh: a parked
   // write once its move ends, a call a peer answered `moved`), their replies back into the
@@ -277,6 +282,8 @@ class Gateway {
   std::vector<storage::Engine*> engines_;
   control::CacheRegistry* registry_;
   Options options_;
+  void NoteWrite(const api::Request& req);
+
   Forwarder* forwarder_ = nullptr;
   std::atomic<MigrationState*> migrating_{nullptr};
   std::shared_ptr<MigrationState> migration_;  // keeps migrating_ alive; guarded by sync_mu_

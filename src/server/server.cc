@@ -299,7 +299,9 @@ Process::Process(Config cfg) : s_(std::make_unique<State>()) { s_->cfg = std::mo
 Process::~Process() {
   if (s_->topics != nullptr) s_->topics->set_admission(nullptr);  // the tenancy goes first
   // The fleet's parts call each other (and the forwarder) from etcd's thread: detach and stop
-  // them in order, before the default order would free one another still calls.
+  // them in order, before the default order would free one another still calls. The
+  // registry's watch reaches the tenancy and the gateway, which go before it.
+  if (s_->registry != nullptr) s_->registry->set_on_change(nullptr);
   if (s_->membership != nullptr) s_->membership->set_on_change(nullptr);
   s_->slots.reset();       // its watches end first (its hooks reach the migrator)
   s_->membership.reset();  // leaves: revokes the lease
@@ -371,6 +373,8 @@ int Process::State::Prepare() {
     membership = std::make_unique<cluster::Membership>(*etcd, m);
     slots = std::make_unique<cluster::SlotController>(
         *etcd, *membership, cluster::SlotOptions{.bootstrap_expect = cfg.bootstrap_expect});
+    // After a lost lease the node serves again only with the slot map as of then.
+    membership->set_before_serving(slots->RefreshHook());
     LOG_WARN("msg=\"cluster mode, in progress (issue 18): metadata, members, the control leader "
              "and the slot map live in etcd, keyed calls go to their slot's owner, slots move "
              "with their items on join and drain; not yet: topics and limits across nodes, "

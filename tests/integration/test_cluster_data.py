@@ -192,6 +192,21 @@ class Internal(unittest.TestCase):
         self.assertEqual(s.recv(100), b"")  # closed, nothing answered
         s.close()
 
+    def test_the_internal_port_gives_strangers_no_memory_and_no_time(self):
+        internal = cluster(nodes[0])["members"][0]["internal"]
+        host, port = internal.rsplit(":", 1)
+        # A frame claiming 1 MiB before any hello: closed at once, nothing allocated for it.
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall((1 << 20).to_bytes(4, "little") + b"\x01" + (0).to_bytes(8, "little"))
+        self.assertEqual(s.recv(100), b"")
+        s.close()
+        # Silence: closed once the hello is overdue (5 s).
+        s = socket.create_connection((host, int(port)), timeout=15)
+        start = time.monotonic()
+        self.assertEqual(s.recv(100), b"")
+        self.assertLess(time.monotonic() - start, 12)
+        s.close()
+
 
 if __name__ == "__main__":
     unittest.main()

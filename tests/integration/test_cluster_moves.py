@@ -68,12 +68,18 @@ def eventually(fn, what, bound=BOUND):
         if v:
             return v
         if time.monotonic() > deadline:
-            for name, n in nodes.items():  # what the nodes said about the moves
-                lines = [l for l in n.log_tail(200000).splitlines()
-                         if "move" in l or "control write" in l or "level=warn" in l]
-                print(f"--- {name}\n" + "\n".join(lines[-15:]), file=sys.stderr)
+            dump_logs()
             raise AssertionError(f"not within {bound}s: {what}; slots {slots(nodes['n1'])}")
         time.sleep(0.1)
+
+
+def dump_logs():
+    """What the nodes said about maps, moves and leases (on a failure)."""
+    for name, n in nodes.items():
+        lines = [l for l in n.log_tail(400000).splitlines()
+                 if any(w in l for w in ("move", "control write", "level=warn", "slot map",
+                                         "lease", "level=error"))]
+        print(f"--- {name}\n" + "\n".join(lines[-40:]), file=sys.stderr)
 
 
 def slots(node):
@@ -164,7 +170,9 @@ class JoinAndDrain(unittest.TestCase):
               f"  {len(lat)} acknowledged writes; latency p50 {pct(0.5):.2f} ms, "
               f"p99 {pct(0.99):.2f} ms, p99.9 {pct(0.999):.2f} ms, max {lat[-1] * 1000:.1f} ms",
               file=sys.stderr)
-        errors = [e for w in writers for e in w.errors]
+        errors = [(w.tag, e) for w in writers for e in w.errors]
+        if errors:
+            dump_logs()
         self.assertEqual(errors, [], "writes were refused")
         # The checker, through n1 (n2 holds nothing now; n3 joined in the middle).
         r = n1.client("moves", create=False)

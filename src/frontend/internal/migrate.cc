@@ -35,6 +35,7 @@ struct Migrator::Run : std::enable_shared_from_this<Migrator::Run> {
   Migrator* m;
   uint32_t first, last;
   std::string dst;  // empty: a purge
+  std::shared_ptr<gateway::MigrationState> state;  // a copy's (null: a purge)
   std::function<void(Status)> done;
   MoveStats stats;
   // The scan: caches x shards, and where it is.
@@ -103,7 +104,15 @@ struct Migrator::Run : std::enable_shared_from_this<Migrator::Run> {
     std::vector<std::vector<std::string_view>> args;
   };
 
+  // The move was aborted (its state ended) or a flush ran under it: stop.
+  bool Void() {
+    if (state == nullptr) return false;
+    std::lock_guard lock(state->mu);
+    return state->ended || state->flushed;
+  }
+
   void Copy(std::vector<Key> keys, std::function<void()> next) {
+    if (Void()) return Fail(Status(Code::kUnavailable, "the move was aborted, or a flush ran"));
     if (keys.empty()) return next();
     if (keys.size() > kChunk) {
       std::vector<Key> rest(std::make_move_iterator(keys.begin() + kChunk),
@@ -260,6 +269,7 @@ void Migrator::CopyOut(std::string dst, uint32_t first, uint32_t last,
     run->first = first;
     run->last = last;
     run->dst = std::move(dst);
+    run->state = state;
     run->caches = CacheIds(gateway_);
     auto fin = std::make_shared<std::function<void(Status, MoveStats)>>(std::move(done));
     run->done = [run, fin](Status st) {
@@ -279,12 +289,16 @@ void Migrator::CopyOut(std::string dst, uint32_t first, uint32_t last,
       return state->dirty.size();
     };
     auto finish_paused = std::make_shared<std::function<void()>>();
-    *finish_paused = [this, run, take] {
-      gateway_.PauseMigration();
+    *finish_paused = [this, run, take, state] {
+      gateway_.PauseMigration(*state);
+      // Every write handed to a shard before the pause has run (and been recorded) after this.
       gateway_.Barrier([run, take] {
         std::vector<Key> keys = take();
         run->stats.pause_keys = keys.size();
         run->Copy(std::move(keys), [run] {
+          if (run->Void()) {
+            return run->Fail(Status(Code::kUnavailable, "the move was aborted, or a flush ran"));
+          }
           if (run->done) run->done(Status::Ok());
         });
       });

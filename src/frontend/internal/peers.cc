@@ -86,10 +86,11 @@ PeerForwarder::Counters& PeerForwarder::counters() {
 // Server side: calls forwarded to this node.
 
 struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
-  Conn(PeerServer* s, tcp::socket sock) : server(s), socket(std::move(sock)) {}
+  Conn(PeerServer* s, tcp::socket sock) : server(s), socket(std::move(sock)), hello_timer(s->io_) {}
 
   PeerServer* server;
   tcp::socket socket;
+  asio::steady_timer hello_timer;  // a connection that does not say hello in time is closed
   char header[kHeader];
   std::string payload;
   bool hello = false;
@@ -101,8 +102,11 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     asio::async_read(socket, asio::buffer(header, kHeader), [self](error_code ec, size_t) {
       if (ec) return self->Close();
       const Header h = ParseHeader(self->header);
-      if (h.len > self->server->options_.max_frame_bytes) {
-        LOG_WARN("msg=\"internal frame too large; closing\" bytes={}", h.len);
+      // Before the hello only a hello fits: nobody unknown makes us hold a large buffer.
+      const size_t limit = self->hello ? self->server->options_.max_frame_bytes : 4096;
+      if (h.len > limit) {
+        LOG_WARN("msg=\"internal frame too large; closing\" bytes={} hello={}", h.len,
+                 self->hello);
         return self->Close();
       }
       self->payload.resize(h.len);
@@ -122,6 +126,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
         return Close();
       }
       hello = true;
+      hello_timer.cancel();
       Send(Frame(kHelloOk, h.id, {}));
       return ReadHeader();
     }
@@ -139,8 +144,15 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     const gateway::Routes* routes =
         h.kind == kImport ? nullptr : server->routes_.RoutesFor(server->loop_);
     for (gateway::Call& c : d->batch.calls) {
-      if (routes != nullptr &&
-          routes->Owner(routing::SlotOf(KeyHash(c.req.cache_id, c.req.key))) >= 0) {
+      // Only keyed data calls travel between nodes (cache-wide ones and publishes never do).
+      if (api::IsCacheWide(c.req.op) || c.req.op == api::Op::kPublish) {
+        c.hold = true;
+        c.reply.status = Status(Code::kInvalidArgument, "not a call nodes forward");
+        continue;
+      }
+      // Not ours (or no map here yet: the sender's is newer): the sender routes it again.
+      if (routes != nullptr && routes->Owner(routing::SlotOf(KeyHash(c.req.cache_id, c.req.key))) !=
+                                   gateway::Routes::kLocal) {
         c.hold = true;
         c.moved = true;
         c.reply.status = Status(Code::kUnavailable,
@@ -178,6 +190,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     if (closed) return;
     closed = true;
     error_code ignored;
+    hello_timer.cancel();
     socket.close(ignored);
     writer.Clear();
     server->live_.erase(shared_from_this());
@@ -202,6 +215,11 @@ void PeerServer::Accept() {
       sock.set_option(tcp::no_delay(true), ec);
       auto c = std::make_shared<Conn>(this, std::move(sock));
       live_.insert(c);
+      c->hello_timer.expires_after(std::chrono::seconds(5));
+      c->hello_timer.async_wait([weak = std::weak_ptr<Conn>(c)](error_code ec) {
+        auto c = weak.lock();
+        if (!ec && c && !c->hello) c->Close();
+      });
       c->ReadHeader();
     }
     Accept();
@@ -357,13 +375,16 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
       self->sweeping = false;
       if (self->state == kClosed) return;
       const int64_t now = SteadyMillis();
+      std::vector<Pending> late;  // failed after the walk: failing runs the caller's code
       for (auto it = self->pending.begin(); it != self->pending.end();) {
         if (now < it->second.deadline_ms) {
           ++it;
           continue;
         }
-        Pending p = std::move(it->second);
+        late.push_back(std::move(it->second));
         it = self->pending.erase(it);
+      }
+      for (Pending& p : late) {
         PeerForwarder::counters().timeout.fetch_add(p.indices.size(), std::memory_order_relaxed);
         FailOne(p, p.has_deadline ? Status(Code::kDeadlineExceeded)
                                   : Status(Code::kUnavailable, "node " + self->node +
@@ -423,15 +444,19 @@ const gateway::Routes* PeerForwarder::RoutesFor(uint32_t loop) {
     s.routes = routes_;
     s.addresses = addresses_;
     // A node gone, or at another address: its connection goes (its calls fail, retryable).
+    // Closed after the map is settled: failing a call runs its caller's code, which may
+    // forward again (and so add a connection) right away.
+    std::vector<std::pair<std::string, std::shared_ptr<Conn>>> gone;
     for (auto it = s.conns.begin(); it != s.conns.end();) {
       auto a = s.addresses.find(it->first);
       if (a == s.addresses.end() || a->second != it->second->addr) {
-        it->second->Close(Status(Code::kUnavailable, "node " + it->first + " left; retry"));
+        gone.emplace_back(it->first, std::move(it->second));
         it = s.conns.erase(it);
       } else {
         ++it;
       }
     }
+    for (auto& [node, c] : gone) c->Close(Status(Code::kUnavailable, "node " + node + " left; retry"));
   }
   return s.routes.get();
 }
@@ -440,6 +465,12 @@ void PeerForwarder::Forward(uint32_t origin, const gateway::Routes& routes, int 
                             gateway::Batch& batch, std::span<const uint32_t> indices,
                             std::function<void()> done) {
   LoopState& s = per_loop_[origin];
+  if (closed_.load(std::memory_order_acquire)) {
+    for (uint32_t i : indices) {
+      batch.calls[i].reply.status = Status(Code::kUnavailable, "shutting down");
+    }
+    return done();
+  }
   const std::string& node = routes.peers[static_cast<size_t>(peer)];
   auto it = s.conns.find(node);
   if (it == s.conns.end() || it->second->state == Conn::kClosed) {
@@ -463,6 +494,12 @@ void PeerForwarder::Forward(uint32_t origin, const gateway::Routes& routes, int 
 void PeerForwarder::Import(uint32_t origin, const std::string& node, gateway::Batch& batch,
                            std::span<const uint32_t> indices, std::function<void()> done) {
   LoopState& s = per_loop_[origin];
+  if (closed_.load(std::memory_order_acquire)) {
+    for (uint32_t i : indices) {
+      batch.calls[i].reply.status = Status(Code::kUnavailable, "shutting down");
+    }
+    return done();
+  }
   RoutesFor(origin);  // the addresses as of now
   auto it = s.conns.find(node);
   if (it == s.conns.end() || it->second->state == Conn::kClosed) {
@@ -481,12 +518,12 @@ void PeerForwarder::Import(uint32_t origin, const std::string& node, gateway::Ba
 }
 
 void PeerForwarder::CloseAll() {
+  closed_.store(true, std::memory_order_release);  // no new connection from now on
   for (size_t l = 0; l < loops_.size(); ++l) {
     asio::post(*loops_[l], [this, l] {
-      for (auto& [node, c] : per_loop_[l].conns) {
-        c->Close(Status(Code::kUnavailable, "shutting down"));
-      }
+      auto conns = std::move(per_loop_[l].conns);  // failing calls may run code that forwards
       per_loop_[l].conns.clear();
+      for (auto& [node, c] : conns) c->Close(Status(Code::kUnavailable, "shutting down"));
     });
   }
 }

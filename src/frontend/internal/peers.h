@@ -127,6 +127,7 @@ class PeerForwarder final : public gateway::Forwarder {
   std::shared_ptr<const gateway::Routes> routes_;   // guarded by mu_
   std::map<std::string, std::string> addresses_;    // guarded by mu_
   std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> closed_{false};
   std::vector<LoopState> per_loop_;  // each touched by its loop only
 };
 
