@@ -198,9 +198,9 @@ void AddTenancyFlags(CLI::App& app, Config& c, FlagText& f) {
 // The fleet on etcd.
 void AddClusterFlags(CLI::App& app, Config& c) {
   app.add_option("--cluster-etcd", c.cluster_etcd,
-                 "etcd client URLs (http://host:port, comma-separated): keep tenants, caches, "
-                 "limits, signing keys and the admin key's hash in etcd, shared by every node "
-                 "of the cluster (docs/cluster.md); none: single node, metadata in --data-dir")
+                 "etcd client URLs (http://host:port, comma-separated): run as a node of a "
+                 "cluster: metadata, membership and the slot map in etcd, any node serving any "
+                 "key (docs/cluster.md); none: a single node, metadata in --data-dir")
       ->delimiter(',');
   app.add_option("--cluster-name", c.cluster_name,
                  "the cluster's name: its nodes share the etcd prefix /cellar/v1/<name>/")
@@ -403,7 +403,7 @@ std::optional<int> ParseServeArgs(int argc, char** argv, Config& c) {
       "  cellar serve --dev-no-auth                # redis-cli works without AUTH (cache 'default')\n"
       "  cellar serve --resp-port 0 --admin-port 0 # free ports, see DATA_DIR/ports.json\n"
       "  cellar serve --memory-limit 2gb --threads 4\n"
-      "  cellar serve --cluster-etcd http://10.0.0.5:2379 # metadata shared in etcd");
+      "  cellar serve --cluster-etcd http://10.0.0.5:2379 --node-id n1 --zone z1  # a fleet");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
