@@ -79,7 +79,8 @@ def dump_logs():
         lines = [l for l in n.log_tail(400000).splitlines()
                  if any(w in l for w in ("move", "control write", "level=warn", "slot map",
                                          "lease", "level=error"))]
-        print(f"--- {name}\n" + "\n".join(lines[-40:]), file=sys.stderr)
+        refused = [l for l in lines if "keyed call refused" in l]
+        print(f"--- {name}\n" + "\n".join(refused[:3] + lines[-40:]), file=sys.stderr)
 
 
 def slots(node):
@@ -143,7 +144,9 @@ class Writer(threading.Thread):
 class JoinAndDrain(unittest.TestCase):
     def test_join_then_drain_under_writes_loses_no_acknowledged_write(self):
         n1, n2 = nodes["n1"], nodes["n2"]
-        eventually(lambda: balanced(n1, ["n1", "n2"]), "the first map over n1 and n2")
+        # Both nodes have the first map (before it a node refuses keyed calls, retryably).
+        eventually(lambda: balanced(n1, ["n1", "n2"]) and balanced(n2, ["n1", "n2"]),
+                   "the first map over n1 and n2, on both")
         n1.create_cache("moves")
         eventually(lambda: "moves" in [c["name"] for c in n2.list_caches()], "cache on n2")
         writers = [Writer(n1, "a"), Writer(n2, "b")]
