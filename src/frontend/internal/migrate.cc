@@ -44,7 +44,8 @@ struct Migrator::Run : std::enable_shared_from_this<Migrator::Run> {
   uint32_t shard = 0;
   int64_t cursor = 0;
 
-  void Fail(Status st) {
+  // Ends the run (OK or not) once: done is moved out, so nothing refers to the run after.
+  void End(Status st) {
     auto d = std::move(done);
     done = nullptr;
     if (d) d(std::move(st));
@@ -64,7 +65,7 @@ struct Migrator::Run : std::enable_shared_from_this<Migrator::Run> {
     auto self = shared_from_this();
     m->gateway_.Submit(0, batch.get(), [self, batch, each, finished] {
       const api::Reply& r = batch->calls[0].reply;
-      if (!r.status.ok()) return self->Fail(r.status);
+      if (!r.status.ok()) return self->End(r.status);
       std::vector<Key> keys;
       for (const std::string& k : r.keys) {
         Key key{self->caches[self->cache_i], k};
@@ -112,7 +113,7 @@ struct Migrator::Run : std::enable_shared_from_this<Migrator::Run> {
   }
 
   void Copy(std::vector<Key> keys, std::function<void()> next) {
-    if (Void()) return Fail(Status(Code::kUnavailable, "the move was aborted, or a flush ran"));
+    if (Void()) return End(Status(Code::kUnavailable, "the move was aborted, or a flush ran"));
     if (keys.empty()) return next();
     if (keys.size() > kChunk) {
       std::vector<Key> rest(std::make_move_iterator(keys.begin() + kChunk),
@@ -217,7 +218,7 @@ struct Migrator::Run : std::enable_shared_from_this<Migrator::Run> {
     m->forwarder_.Import(0, dst, ch->write, all, [self, ch, next] {
       for (const gateway::Call& c : ch->write.calls) {
         if (!c.reply.status.ok()) {
-          return self->Fail(Status(c.reply.status.code(), "copying to node " + self->dst + ": " +
+          return self->End(Status(c.reply.status.code(), "copying to node " + self->dst + ": " +
                                                               c.reply.status.message()));
         }
       }
@@ -251,7 +252,7 @@ void Migrator::Purge(uint32_t first, uint32_t last, std::function<void(Status)> 
                 run->DeleteHere(std::move(keys), next);
               },
               [run] {
-                if (run->done) run->done(Status::Ok());
+                run->End(Status::Ok());
               });
   });
 }
@@ -272,8 +273,10 @@ void Migrator::CopyOut(std::string dst, uint32_t first, uint32_t last,
     run->state = state;
     run->caches = CacheIds(gateway_);
     auto fin = std::make_shared<std::function<void(Status, MoveStats)>>(std::move(done));
-    run->done = [run, fin](Status st) {
-      if (*fin) (*fin)(std::move(st), run->stats);
+    // Raw: the run calls this itself (Fail / Succeed), so it is alive; a shared_ptr here would
+    // be a cycle (run -> done -> run) that never frees.
+    run->done = [r = run.get(), fin](Status st) {
+      if (*fin) (*fin)(std::move(st), r->stats);
       *fin = nullptr;
     };
     // After the first pass: the keys written meanwhile, again, until few are left; then pause,
@@ -297,20 +300,25 @@ void Migrator::CopyOut(std::string dst, uint32_t first, uint32_t last,
         run->stats.pause_keys = keys.size();
         run->Copy(std::move(keys), [run] {
           if (run->Void()) {
-            return run->Fail(Status(Code::kUnavailable, "the move was aborted, or a flush ran"));
+            return run->End(Status(Code::kUnavailable, "the move was aborted, or a flush ran"));
           }
-          if (run->done) run->done(Status::Ok());
+          run->End(Status::Ok());
         });
       });
     };
     auto again = std::make_shared<std::function<void()>>();
-    *again = [run, take, left, again, finish_paused] {
+    // The pass over written keys calls itself through a weak reference (a strong one in itself
+    // would never be freed); the continuations in flight hold it.
+    *again = [run, take, left, weak = std::weak_ptr<std::function<void()>>(again),
+              finish_paused] {
       if (!run->done) return;  // failed
       if (left() <= kPauseAt || run->stats.rounds >= kMaxRounds) return (*finish_paused)();
       ++run->stats.rounds;
       std::vector<Key> keys = take();
       run->stats.keys_recopied += keys.size();
-      run->Copy(std::move(keys), [again] { (*again)(); });
+      auto self = weak.lock();
+      if (!self) return;
+      run->Copy(std::move(keys), [self] { (*self)(); });
     };
     run->Scan(
         [run](std::vector<Key> keys, std::function<void()> next) {
