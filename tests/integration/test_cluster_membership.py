@@ -180,7 +180,9 @@ class Outage(unittest.TestCase):
         with self.assertRaises(redis.exceptions.ResponseError) as refused:
             c.set("k", "right after")
         self.assertTrue(str(refused.exception).startswith("TRYAGAIN"), str(refused.exception))
-        self.assertEqual(c.get("k"), b"before")
+        # Reads go on. (What they find depends on where k's slot is now: n3's slots went to
+        # the others, empty, when its lease expired; there are no replicas yet.)
+        self.assertIn(c.get("k"), (b"before", None))
 
         def accepted():
             try:
