@@ -697,3 +697,49 @@ def signing_keys(data_dir):
                              bytes.fromhex(v["secret"]), v["revoked"]))
     keys.sort()
     return [(kid, secret, revoked) for _, kid, secret, revoked in keys]
+
+
+# ---- fleets (the cluster tests) ------------------------------------------------------------
+
+def cluster_node(etcd, i, cluster_name, *extra, data_dir=None, threads=2, named=True):
+    """A started `cellar serve` node of a fleet on `etcd`, bound to 127.0.0.<i>; named: node id
+    n<i> in zone z<i> (else the node makes its own id, DATA_DIR/node.id). `extra`: more flags."""
+    args = ["--bind", f"127.0.0.{i}", "--threads", str(threads), "--cluster-etcd", etcd.url,
+            "--cluster-name", cluster_name]
+    if named:
+        args += ["--node-id", f"n{i}", "--zone", f"z{i}"]
+    return CellarServer(data_dir=data_dir, extra_args=args + list(extra)).start()
+
+
+def stop_fleet(nodes, etcd):
+    """A cluster module's tearDownModule: stops every node (checking each exits cleanly), then
+    etcd. Either may be partly started (a set-up that failed early)."""
+    for n in nodes:
+        try:
+            n.stop()
+        finally:
+            n.cleanup()
+    if etcd is not None:
+        etcd.cleanup()
+
+
+def cluster_view(node):
+    """GET /v1/cluster of a node (its view of the fleet)."""
+    status, body = node.admin("GET", "/v1/cluster")
+    assert status == 200, (status, body)
+    return body
+
+
+def poll(fn, what, bound, interval=0.05, on_timeout=None):
+    """Calls fn() until it returns a true value; returns (value, seconds taken). Past `bound`
+    seconds: on_timeout() if given, then AssertionError naming `what`."""
+    start = time.monotonic()
+    while True:
+        v = fn()
+        if v:
+            return v, time.monotonic() - start
+        if time.monotonic() - start > bound:
+            if on_timeout is not None:
+                on_timeout()
+            raise AssertionError(f"not within {bound}s: {what}")
+        time.sleep(interval)

@@ -21,7 +21,8 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CellarServer, EtcdServer, REPO_ROOT  # noqa: E402
+from harness import (REPO_ROOT, EtcdServer, cluster_node, cluster_view, poll,  # noqa: E402
+                     stop_fleet)
 
 BOUND = 20.0
 etcd = None
@@ -31,13 +32,9 @@ SDK_DIR = os.path.join(REPO_ROOT, "tests", "conformance", "momento")
 SDK_TOOL = os.path.join(SDK_DIR, "tools", "cluster_client.mjs")
 
 
-def start_node(i, data_dir=None):
-    return CellarServer(data_dir=data_dir,
-                        extra_args=["--bind", f"127.0.0.{i}", "--threads", "2",
-                                    "--cluster-etcd", etcd.url, "--cluster-name", "data",
-                                    "--node-id", f"n{i}", "--zone", f"z{i}",
-                                    "--cluster-lease-ttl", "2",
-                                    "--cluster-bootstrap-expect", "3"]).start()
+def start_node(i):
+    return cluster_node(etcd, i, "data", "--cluster-lease-ttl", "2",
+                        "--cluster-bootstrap-expect", "3")
 
 
 def setUpModule():
@@ -55,30 +52,14 @@ def setUpModule():
 
 
 def tearDownModule():
-    for n in nodes:
-        try:
-            n.stop()
-        finally:
-            n.cleanup()
-    if etcd is not None:
-        etcd.cleanup()
+    stop_fleet(nodes, etcd)
 
 
 def eventually(fn, what):
-    deadline = time.monotonic() + BOUND
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {BOUND}s: {what}")
-        time.sleep(0.05)
+    return poll(fn, what, BOUND)[0]
 
 
-def cluster(node):
-    status, body = node.admin("GET", "/v1/cluster")
-    assert status == 200, (status, body)
-    return body
+cluster = cluster_view
 
 
 def spread(node):

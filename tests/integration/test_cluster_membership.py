@@ -19,7 +19,8 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CellarServer, EtcdServer, cellar_bin  # noqa: E402
+from harness import (EtcdServer, cellar_bin, cluster_node, cluster_view, poll,  # noqa: E402
+                     stop_fleet)
 
 TTL = 2
 BOUND = 20.0  # seconds any change may take here (lease expiry, rejoin backoff), never slept
@@ -29,11 +30,8 @@ nodes = []
 
 
 def start_node(i, data_dir=None):
-    return CellarServer(data_dir=data_dir,
-                        extra_args=["--bind", f"127.0.0.{i}", "--threads", "1",
-                                    "--cluster-etcd", etcd.url, "--cluster-name", "members",
-                                    "--node-id", f"n{i}", "--zone", f"z{i}",
-                                    "--cluster-lease-ttl", str(TTL)]).start()
+    return cluster_node(etcd, i, "members", "--cluster-lease-ttl", str(TTL), data_dir=data_dir,
+                        threads=1)
 
 
 def setUpModule():
@@ -50,30 +48,14 @@ def setUpModule():
 
 
 def tearDownModule():
-    for n in nodes:
-        try:
-            n.stop()
-        finally:
-            n.cleanup()
-    if etcd is not None:
-        etcd.cleanup()
+    stop_fleet(nodes, etcd)
 
 
-def cluster(node):
-    status, body = node.admin("GET", "/v1/cluster")
-    assert status == 200, (status, body)
-    return body
+cluster = cluster_view
 
 
 def eventually(fn, what):
-    deadline = time.monotonic() + BOUND
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {BOUND}s: {what}")
-        time.sleep(0.05)
+    return poll(fn, what, BOUND)[0]
 
 
 def healthy():

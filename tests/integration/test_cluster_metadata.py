@@ -23,7 +23,8 @@ import urllib.parse
 import redis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CellarServer, EtcdServer, cellar_bin, free_port  # noqa: E402
+from harness import (EtcdServer, cellar_bin, cluster_node, free_port, poll,  # noqa: E402
+                     stop_fleet)
 
 SEEN_WITHIN = 5.0  # bound on waiting for a change to reach another node (measured: ms)
 
@@ -36,9 +37,8 @@ def setUpModule():
     etcd = EtcdServer().start()
     try:
         for i in (1, 2, 3):
-            nodes.append(CellarServer(extra_args=["--bind", f"127.0.0.{i}", "--threads", "2",
-                                                  "--cluster-etcd", etcd.url,
-                                                  "--cluster-name", "it"]).start())
+            # Unnamed: each node makes its own id (DATA_DIR/node.id).
+            nodes.append(cluster_node(etcd, i, "it", named=False))
     except Exception:
         tearDownModule()
         raise
@@ -48,25 +48,12 @@ def setUpModule():
 
 
 def tearDownModule():
-    for n in nodes:
-        try:
-            n.stop()
-        finally:
-            n.cleanup()
-    if etcd is not None:
-        etcd.cleanup()
+    stop_fleet(nodes, etcd)
 
 
 def wait_until(fn, what):
     """Polls fn() until it returns a true value; returns (value, seconds taken)."""
-    start = time.monotonic()
-    while True:
-        v = fn()
-        if v:
-            return v, time.monotonic() - start
-        if time.monotonic() - start > SEEN_WITHIN:
-            raise AssertionError(f"not seen within {SEEN_WITHIN}s: {what}")
-        time.sleep(0.005)
+    return poll(fn, what, SEEN_WITHIN, interval=0.005)
 
 
 def auth_ok(node, cache, secret):

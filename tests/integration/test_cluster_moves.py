@@ -18,7 +18,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CellarServer, EtcdServer  # noqa: E402
+from harness import EtcdServer, cluster_node, cluster_view, poll, stop_fleet  # noqa: E402
 
 BOUND = 90.0
 etcd = None
@@ -26,11 +26,8 @@ nodes = {}
 
 
 def start_node(i):
-    return CellarServer(extra_args=["--bind", f"127.0.0.{i}", "--threads", "2",
-                                    "--cluster-etcd", etcd.url, "--cluster-name", "moves",
-                                    "--node-id", f"n{i}", "--zone", f"z{i}",
-                                    "--cluster-lease-ttl", "3",
-                                    "--cluster-bootstrap-expect", "2"]).start()
+    return cluster_node(etcd, i, "moves", "--cluster-lease-ttl", "3",
+                        "--cluster-bootstrap-expect", "2")
 
 
 def setUpModule():
@@ -46,31 +43,17 @@ def setUpModule():
 
 
 def tearDownModule():
-    for n in nodes.values():
-        try:
-            n.stop()
-        finally:
-            n.cleanup()
-    if etcd is not None:
-        etcd.cleanup()
+    stop_fleet(nodes.values(), etcd)
 
 
-def cluster(node):
-    status, body = node.admin("GET", "/v1/cluster")
-    assert status == 200, (status, body)
-    return body
+cluster = cluster_view
 
 
 def eventually(fn, what, bound=BOUND):
-    deadline = time.monotonic() + bound
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            dump_logs()
-            raise AssertionError(f"not within {bound}s: {what}; slots {slots(nodes['n1'])}")
-        time.sleep(0.1)
+    def explain():
+        dump_logs()
+        print(f"slots as n1 sees them: {slots(nodes['n1'])}", file=sys.stderr)
+    return poll(fn, what, bound, interval=0.1, on_timeout=explain)[0]
 
 
 def dump_logs():
