@@ -395,7 +395,7 @@ int Process::State::Prepare() {
   registry = std::make_unique<control::CacheRegistry>(*metadata);
   if (admin.created) {
     std::cout << "cellar: generated the bootstrap admin key (shown once; also in "
-              << cfg.data_dir << "/admin.key):\n  " << admin.key << "\n";
+              << cfg.data_dir << "/admin.key):\n  " << admin.key << std::endl;  // before ports.json
   }
   if (cfg.dev_no_auth) {
     LOG_WARN("msg=\"DEVELOPMENT MODE: --dev-no-auth: unauthenticated RESP clients use cache "
