@@ -118,13 +118,13 @@ class AdminApi(unittest.TestCase):
         self.assertIsNone(c2.get("a"))
 
     def test_unauthenticated_clients_cannot_send_large_commands(self):
-        sock = self.s.raw()
-        sock.sendall(b"*1\r\n$16777216\r\n")  # announces 16 MiB, sends nothing more
-        self.assertIn(b"Protocol error", recv_reply_line(sock))
-        self.assertEqual(recv_until_closed(sock), (b"", True))
-        sock = self.s.raw()
-        sock.sendall(resp_encode(*(["ECHO"] * 40)))
-        self.assertIn(b"Protocol error", recv_reply_line(sock))
+        with self.s.raw() as sock:
+            sock.sendall(b"*1\r\n$16777216\r\n")  # announces 16 MiB, sends nothing more
+            self.assertIn(b"Protocol error", recv_reply_line(sock))
+            self.assertEqual(recv_until_closed(sock), (b"", True))
+        with self.s.raw() as sock:
+            sock.sendall(resp_encode(*(["ECHO"] * 40)))
+            self.assertIn(b"Protocol error", recv_reply_line(sock))
         # After AUTH the normal limits apply.
         c = self.s.client("adm_big")
         self.assertTrue(c.set("big", b"x" * (1 << 20)))
