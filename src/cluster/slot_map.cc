@@ -78,16 +78,20 @@ SlotMap AssignEvenly(std::vector<std::string> nodes) {
   return m;
 }
 
-std::optional<SlotMap> ReassignLost(const SlotMap& map, const std::set<std::string>& alive) {
+std::optional<SlotMap> ReassignLost(const SlotMap& map, const std::set<std::string>& alive,
+                                    const std::set<std::string>& takers) {
   if (alive.empty()) return std::nullopt;
-  std::map<std::string, uint32_t> counts;
-  for (const std::string& a : alive) counts[a] = 0;
+  std::map<std::string, uint32_t> counts;  // the takers' slots
+  for (const std::string& a : takers.empty() ? alive : takers) {
+    if (alive.count(a)) counts[a] = 0;
+  }
+  if (counts.empty()) return std::nullopt;
   bool lost = false;
   for (const std::string& o : map.owner) {
-    if (counts.count(o)) {
-      ++counts[o];
-    } else {
+    if (!alive.count(o)) {
       lost = true;
+    } else if (auto it = counts.find(o); it != counts.end()) {
+      ++it->second;
     }
   }
   if (!lost) return std::nullopt;
@@ -96,10 +100,10 @@ std::optional<SlotMap> ReassignLost(const SlotMap& map, const std::set<std::stri
   // Each run of lost slots is cut into pieces for the alive nodes with the fewest slots.
   const std::vector<SlotMap::Range> ranges = map.Ranges();
   for (const SlotMap::Range& r : ranges) {
-    if (counts.count(r.node)) continue;
+    if (alive.count(r.node)) continue;
     uint32_t s = r.first;
     const uint32_t total = r.last - r.first + 1;
-    const uint32_t piece = std::max<uint32_t>(1, total / static_cast<uint32_t>(alive.size()));
+    const uint32_t piece = std::max<uint32_t>(1, total / static_cast<uint32_t>(counts.size()));
     while (s <= r.last) {
       auto fewest = std::min_element(counts.begin(), counts.end(),
                                      [](const auto& a, const auto& b) { return a.second < b.second; });

@@ -40,8 +40,10 @@ struct SlotMap {
 // more when it does not divide evenly). epoch 1.
 SlotMap AssignEvenly(std::vector<std::string> nodes);
 
-// The slots of owners not in `alive` given to the alive ones, fewest-slots first, in runs so
-// ranges stay few; nullopt when every owner is alive (or none is: nothing to give them to).
-std::optional<SlotMap> ReassignLost(const SlotMap& map, const std::set<std::string>& alive);
+// The slots of owners not in `alive` given to `takers` (alive nodes; empty: every alive one),
+// fewest-slots first, in runs so ranges stay few; nullopt when every owner is alive (or
+// nobody can take them).
+std::optional<SlotMap> ReassignLost(const SlotMap& map, const std::set<std::string>& alive,
+                                    const std::set<std::string>& takers = {});
 
 }  // namespace cellar::cluster

@@ -52,5 +52,20 @@ TEST(SlotMap, ALostNodesSlotsGoToTheOthersEvenlyAndNothingElseMoves) {
   EXPECT_LE(r->Ranges().size(), 5u);  // still a few ranges
 }
 
+TEST(SlotMap, ALostNodesSlotsGoOnlyToTheTakersAndADrainingNodeIsNotLost) {
+  SlotMap m = AssignEvenly({"a", "b", "c"});
+  // c drains (alive, not a taker); b dies: its slots go to a only, c keeps its own.
+  auto r = ReassignLost(m, {"a", "c"}, {"a"});
+  ASSERT_TRUE(r);
+  auto counts = r->Counts();
+  EXPECT_EQ(counts.count("b"), 0u);
+  EXPECT_EQ(counts["c"], m.Counts()["c"]);
+  EXPECT_EQ(counts["a"] + counts["c"], routing::kSlots);
+  // Nobody lost: a draining node's slots stay where they are (they move by moves).
+  EXPECT_FALSE(ReassignLost(m, {"a", "b", "c"}, {"a", "b"}));
+  // No taker alive: nothing to give them to.
+  EXPECT_FALSE(ReassignLost(m, {"a", "c"}, {"x"}));
+}
+
 }  // namespace
 }  // namespace cellar::cluster

@@ -78,6 +78,9 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
   uint64_t purging = 0, copying = 0, finished = 0, purged_after_abort = 0;  // move ids acted on
   std::pair<uint64_t, std::string> phase_seen;  // the leader's timeout clock
   Clock::time_point phase_since;
+  uint64_t abort_seen = 0;  // the leader's back-off after aborted moves
+  int aborts_in_row = 0;
+  Clock::time_point abort_at;
   asio::steady_timer commit_timer;  // the source's bound on its paused writes
   asio::steady_timer retry_timer;   // the leader's next try after a failed write
   // shared with other threads:
@@ -385,7 +388,13 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
       a.why = "a node of the move left";
       return CommitMove(a, s.leader_fence);
     }
-    if (auto next = ReassignLost(*current, alive)) {
+    // A dead node's slots go to the live nodes that are not draining (to a draining one only
+    // if every node drains: they would have to move again).
+    std::set<std::string> takers;
+    for (const auto& a : alive) {
+      if (!drain.count(a)) takers.insert(a);
+    }
+    if (auto next = ReassignLost(*current, alive, takers)) {
       return CommitMap(std::move(*next), s.leader_fence, std::nullopt);
     }
     if (mv && mv->phase == "ready") {
@@ -409,6 +418,27 @@ struct SlotController::Impl : std::enable_shared_from_this<Impl> {
         return CommitMove(a, s.leader_fence);
       }
       return;
+    }
+    // After an aborted move, the next waits: 100 ms, doubling with each abort in a row up to
+    // 10 s, so a move that keeps failing (a destination that cannot take it) does not spin.
+    if (mv && mv->phase == "aborted") {
+      if (abort_seen != mv->id) {
+        abort_seen = mv->id;
+        abort_at = Clock::now();
+        ++aborts_in_row;
+      }
+      const auto wait = std::chrono::milliseconds(
+          std::min<int64_t>(10'000, int64_t{100} << std::min(aborts_in_row - 1, 7)));
+      if (const auto left = abort_at + wait - Clock::now(); left > Clock::duration::zero()) {
+        std::weak_ptr<Impl> weak = shared_from_this();
+        retry_timer.expires_after(left);
+        retry_timer.async_wait([weak](const boost::system::error_code& ec) {
+          if (auto self = weak.lock(); self && !ec) self->Evaluate();
+        });
+        return;
+      }
+    } else if (mv && mv->phase == "done") {
+      aborts_in_row = 0;
     }
     if (auto plan = Plan(*current, alive, drain, mv ? mv->id : 0)) CommitMove(*plan, s.leader_fence);
   }

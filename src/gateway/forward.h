@@ -1,8 +1,8 @@
 // Forwarding: on a fleet, the calls whose slot another node owns leave this node from
 // Gateway::Submit, one frame per owner and round, and their replies come back into the same
 // Calls, so a front-end never knows (CLUSTER.md: clients never see MOVED or ASK). The slot of a
-// call is routing::SlotOf(its key hash); keyless calls (SCAN, KEYS, counts, flush, stats),
-// and publishes, stay on this node.
+// call is routing::SlotOf(its key hash; a publish's key is its topic); keyless calls (SCAN,
+// KEYS, counts, flush, stats) stay on this node.
 //
 // The gateway sees only this interface; the transport (frontend/internal) implements it and
 // the cluster (the slot map in etcd) feeds it routes.

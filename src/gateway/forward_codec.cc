@@ -4,52 +4,15 @@
 #include <cstring>
 #include <type_traits>
 
+#include "common/wire.h"
+
 namespace cellar::gateway {
 
 namespace {
 
-// ---- writing ----
-template <typename T>
-void Put(std::string& out, T v) {
-  static_assert(std::is_trivially_copyable_v<T>);
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out.append(buf, sizeof(T));
-}
-void PutStr(std::string& out, std::string_view s) {
-  Put<uint32_t>(out, static_cast<uint32_t>(s.size()));
-  out.append(s);
-}
-
-// ---- reading ----
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    if (in_.size() - pos_ < sizeof(T)) return false;
-    std::memcpy(v, in_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return true;
-  }
-  bool Str(std::string_view* s) {
-    uint32_t n = 0;
-    if (!Get(&n) || in_.size() - pos_ < n) return false;
-    *s = in_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  // A count of elements at least `min_bytes` each: bounded by what is left, so a hostile
-  // count cannot make us reserve memory the frame does not hold.
-  bool Count(uint32_t* n, size_t min_bytes) {
-    return Get(n) && static_cast<uint64_t>(*n) * min_bytes <= in_.size() - pos_;
-  }
-  bool done() const { return pos_ == in_.size(); }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-};
+using wire::Put;
+using wire::PutStr;
+using wire::Reader;
 
 constexpr uint8_t kMaxOp = static_cast<uint8_t>(api::Op::kPublish);
 constexpr uint8_t kMaxCode = static_cast<uint8_t>(Code::kInternal);

@@ -61,7 +61,7 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
     }
     const uint64_t hash = KeyHash(req.cache_id, req.key);
     const uint32_t slot = routing::SlotOf(hash);
-    if (routes != nullptr && req.op != api::Op::kPublish) {
+    if (routes != nullptr) {
       const int peer = routes->Owner(slot);
       if (peer >= 0) {
         batch->by_peer_[static_cast<size_t>(peer)].push_back(i);
@@ -79,9 +79,9 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
       }
     }
     // A write to a slot on its way to another node waits, once the move is paused, until it
-    // ends (RunPart records the others once they ran).
-    if (moving != nullptr && moving->Covers(slot) && req.op != api::Op::kPublish &&
-        !api::IsReadOnly(req.op)) {
+    // ends (RunPart records the others once they ran). So does a publish: the topic's state
+    // is handed over while paused.
+    if (moving != nullptr && moving->Covers(slot) && !api::IsReadOnly(req.op)) {
       std::lock_guard lock(moving->mu);
       if (moving->ended) {
         late.push_back(i);
@@ -94,7 +94,7 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
         continue;
       }
     }
-    if (!writable && req.op != api::Op::kPublish && !api::IsReadOnly(req.op)) {
+    if (!writable && !api::IsReadOnly(req.op)) {
       batch->calls[i].reply.status =
           Status(Code::kUnavailable, "this node's cluster lease is not known alive; retry");
       continue;

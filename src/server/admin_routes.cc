@@ -6,9 +6,11 @@
 
 #include "auth/token.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/numbers.h"
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
+#include "routing/router.h"
 #include "server/admin_limits.h"
 #include "server/admin_util.h"
 #include "server/metrics.h"
@@ -139,6 +141,25 @@ HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
   return Error(404, "no such endpoint");
 }
 
+// GET /v1/cluster/slot?cache=C[&tenant=T]&key=K: where a key (or a topic: the same name) of a
+// cache lives: its slot and, on a fleet, the node that owns the slot now. For operators (and
+// tests) asking "which node holds this?"; clients never need it.
+HttpResponse HandleSlotOf(const AdminContext& ctx, control::CacheRegistry& reg,
+                          const HttpRequest& req) {
+  if (req.method != "GET") return Error(405, "use GET /v1/cluster/slot?cache=C&key=K");
+  const auto cache = QueryParam(req.query, "cache");
+  const auto key = QueryParam(req.query, "key");
+  if (!cache || !key) return Error(400, "cache and key are required: ?cache=C&key=K[&tenant=T]");
+  const auto tenant = reg.FindTenant(QueryParam(req.query, "tenant").value_or("default"));
+  if (!tenant) return Error(404, "tenant not found");
+  const auto c = reg.Find(tenant->id, *cache);
+  if (!c) return Error(404, "cache not found");
+  const uint32_t slot = routing::SlotOf(KeyHash(c->id, *key));
+  std::string body = "{\"cache_id\":" + std::to_string(c->id) + ",\"slot\":" + std::to_string(slot);
+  if (ctx.slot_owner) body += ",\"owner\":\"" + JsonEscape(ctx.slot_owner(slot)) + "\"";
+  return Json(200, body + "}");
+}
+
 // GET /v1/usage?tenant=T[&cache=C][&from=UNIX&to=UNIX]: minute rows, the minute in progress
 // flagged "partial".
 HttpResponse HandleUsage(const AdminContext& ctx, const HttpRequest& req) {
@@ -219,6 +240,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
       if (req.method != "GET") return respond(Error(405, "use GET"));
       return respond({200, "application/json", ctx.cluster()});
     }
+    if (req.path == "/v1/cluster/slot") return respond(HandleSlotOf(ctx, reg, req));
     if (req.path.rfind("/v1/nodes/", 0) == 0) {
       if (!ctx.set_draining) return respond(Error(404, "not a cluster: no nodes to drain"));
       const bool drain = req.path.ends_with("/drain");

@@ -26,6 +26,9 @@ struct AdminContext {
   std::string endpoint;  // what minted keys name: --public-endpoint, or bind:api-port
   // GET /v1/cluster: the JSON of this node's view of the cluster (or of a single node).
   std::function<std::string()> cluster;
+  // GET /v1/cluster/slot: the node owning a slot now (empty: no map yet); null on a single
+  // node (every slot is its own).
+  std::function<std::string(uint32_t slot)> slot_owner;
   // POST /v1/nodes/ID/drain (true) and /activate (false); null on a single node.
   std::function<Status(const std::string& node, bool drain)> set_draining;
   // Sources /metrics adds to the server's own (on a fleet: etcd, membership).

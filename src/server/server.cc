@@ -377,7 +377,8 @@ int Process::State::Prepare() {
     membership->set_before_serving(slots->RefreshHook());
     LOG_WARN("msg=\"cluster mode, in progress (issue 18): metadata, members, the control leader "
              "and the slot map live in etcd, keyed calls go to their slot's owner, slots move "
-             "with their items on join and drain; not yet: topics and limits across nodes, "
+             "with their items on join and drain, topics are relayed from their owner; not yet: "
+             "limits across nodes, "
              "cache-wide commands (SCAN, KEYS, DBSIZE, FLUSH) beyond this node, replication\" "
              "cluster={} node={} zone={}",
              cfg.cluster_name, m.self.node_id, cfg.zone);
@@ -474,6 +475,10 @@ void Process::State::MakeCore() {
   }
   topics = std::make_unique<topics::Topics>(ios, cfg.topics);
   gateway->set_topics(topics.get());
+  if (forwarder) {  // topics numbered by the node owning their slot, relayed by the others
+    topics->set_fleet(forwarder.get());
+    forwarder->set_topics(topics.get());
+  }
   gateway->set_schedulers(std::move(schedulers));
   // Limits in force follow the control plane: every change of caches, tenants or limits
   // refreshes the runtime copy (at once); topics ask it too (topics/admission.h).
@@ -585,6 +590,12 @@ void Process::State::Listen() {
   }
   admin_ctx.endpoint = grpc_ctx.endpoint;
   admin_ctx.cluster = ClusterStatusFn();
+  if (slots != nullptr) {
+    admin_ctx.slot_owner = [sc = slots.get()](uint32_t slot) -> std::string {
+      auto map = sc->Current();
+      return map == nullptr ? std::string() : map->owner[slot];
+    };
+  }
   if (membership) {
     admin_ctx.set_draining = [this](const std::string& node, bool drain) -> Status {
       bool known = false;
@@ -608,6 +619,7 @@ void Process::State::Listen() {
     for (uint32_t i = 0; i < threads; ++i) {
       loops[i]->peers = std::make_unique<internal::PeerServer>(loops[i]->io, i, *gateway,
                                                                *forwarder, peer_options);
+      loops[i]->peers->set_topics(topics.get());
       loops[i]->peers->Listen(cfg.bind, internal_port, i == 0);
       internal_port = loops[i]->peers->port();
     }
@@ -620,7 +632,8 @@ void Process::State::Listen() {
       throw std::runtime_error("cannot join the cluster: " + std::string(st.message()));
     }
     const std::string self = membership->State().self;
-    migrator = std::make_unique<internal::Migrator>(loops[0]->io, *gateway, *forwarder);
+    migrator = std::make_unique<internal::Migrator>(loops[0]->io, *gateway, *forwarder,
+                                                    topics.get());
     cluster::MoveHooks hooks;
     hooks.purge = [m = migrator.get()](uint32_t first, uint32_t last,
                                        std::function<void(Status)> done) {
@@ -630,18 +643,20 @@ void Process::State::Listen() {
                                           std::function<void(Status, std::string)> done) {
       m->CopyOut(std::move(dst), first, last,
                  [done = std::move(done)](Status st, internal::MoveStats s) {
-                   done(std::move(st), fmt::format("copied={} recopied={} rounds={} paused={}",
-                                                   s.keys_copied, s.keys_recopied, s.rounds,
-                                                   s.pause_keys));
+                   done(std::move(st),
+                        fmt::format("copied={} recopied={} rounds={} paused={} topics={}",
+                                    s.keys_copied, s.keys_recopied, s.rounds, s.pause_keys,
+                                    s.topics));
                  });
     };
     hooks.finish = [m = migrator.get()](bool committed, uint32_t first, uint32_t last) {
       m->Finish(committed, first, last);
     };
     slots->Start(
-        [f = forwarder.get(), self](std::shared_ptr<const cluster::SlotMap> map,
-                                    const cluster::ClusterState& members) {
+        [f = forwarder.get(), t = topics.get(), self](std::shared_ptr<const cluster::SlotMap> map,
+                                                      const cluster::ClusterState& members) {
           PublishRoutes(*f, self, map, members);
+          t->RoutesChanged();
         },
         std::move(hooks));
     membership->set_on_change(slots->MembershipHook());

@@ -1,6 +1,7 @@
 // The hubs: one per loop, owning its subscriptions, the topics whose slot is its own (their
-// sequence numbers and replay rings), and the messages between loops. Wire-neutral: a message
-// is stored once, with each front-end's encoding made once at publish (Topics::RegisterEncoding).
+// sequence numbers and replay rings; on a fleet, mirrors of topics another node numbers), and
+// the messages between loops. Wire-neutral: a message is stored once, with each front-end's
+// encoding made once at publish (Topics::RegisterEncoding).
 #include "topics/topics.h"
 
 #include <absl/base/thread_annotations.h>
@@ -17,6 +18,7 @@
 #include "common/clock.h"
 #include "common/glob.h"
 #include "common/hash.h"
+#include "common/logging.h"
 #include "routing/router.h"
 
 namespace cellar::topics {
@@ -98,24 +100,74 @@ class Topics::Hub {
   }
 
   // --- Owner side --------------------------------------------------------------------------
+  // A topic this loop keeps: numbered here, or (on a fleet, `link` set) a mirror of a topic
+  // another node numbers, fed by one relay to that node.
+  class Link;
   struct Owned {
     uint64_t next_seq = 1;
-    uint64_t page = 0;
+    uint64_t page = 0;  // a mirror's: 0 until its first relay joined
     std::deque<MessagePtr> ring;
     size_t ring_bytes = 0;
     std::vector<uint32_t> subs_by_loop;
     uint32_t subs_total = 0;
+    uint32_t relay_subs = 0;  // of subs_total: other nodes' relays, served here
     int64_t last_active_ms = 0;
+    std::unique_ptr<Link> link;  // a mirror's relay
   };
   struct PatternReg {
     std::string pattern;
     uint32_t loop;
     uint32_t count;
   };
+  struct PendingJoin {
+    uint32_t from;
+    SubId id;
+    uint64_t resume_at, page;
+  };
 
-  Owned& OwnedTopic(uint32_t cache, std::string_view name) {
-    auto it = owned_.find(KeyView{cache, name});
-    if (it != owned_.end()) return it->second;
+  // A mirror's upstream: the relay's sink. Its callbacks find the mirror by key (the map may
+  // move values), and a reconnect timer's callback checks the link's generation, so nothing
+  // refers to a link that is gone.
+  class Link final : public Sink {
+   public:
+    Link(Hub* hub, uint32_t cache, std::string_view name, uint64_t gen)
+        : hub_(hub), cache_(cache), name_(name), gen_(gen), timer_(*hub->io_) {}
+    ~Link() override { timer_.cancel(); }
+    void OnJoined(SubId, uint64_t latest, uint64_t page) override {
+      if (Owned* t = hub_->MirrorOf(*this)) hub_->LinkJoined(*t, latest, page);
+    }
+    void OnReady(SubId) override {}
+    void OnDiscontinuity(SubId, uint64_t, uint64_t next, uint64_t page) override {
+      if (Owned* t = hub_->MirrorOf(*this)) hub_->LinkDiscontinuity(*t, next, page);
+    }
+    void OnItem(SubId, const MessagePtr& m) override {
+      if (Owned* t = hub_->MirrorOf(*this)) hub_->LinkItem(*t, m);
+    }
+    void OnReplayed(SubId) override {
+      if (Owned* t = hub_->MirrorOf(*this)) hub_->LinkReplayed(*t);
+    }
+    void OnEnd(SubId, const Status& why) override {
+      if (Owned* t = hub_->MirrorOf(*this)) hub_->LinkEnded(*t, why);
+    }
+
+    Hub* hub_;
+    const uint32_t cache_;
+    const std::string name_;
+    const uint64_t gen_;
+    uint64_t handle = 0;        // the open relay (0: none)
+    bool synced = false;        // the mirror has the owner's state: joins are answered
+    uint64_t joined_latest = 0;
+    int64_t backoff_ms = 0;
+    std::vector<PendingJoin> pending;  // joins that came before the first sync
+    asio::steady_timer timer_;
+  };
+
+  Fleet::Owner OwnerOf(uint32_t cache, std::string_view name) {
+    Fleet* f = topics_->fleet_;
+    return f == nullptr ? Fleet::Owner::kHere : f->OwnerOf(loop_, cache, name);
+  }
+
+  Owned& NewState(uint32_t cache, std::string_view name) {
     Owned& t = owned_[Key{cache, std::string(name)}];
     t.page = RandomPage();
     t.subs_by_loop.assign(topics_->num_loops(), 0);
@@ -123,8 +175,132 @@ class Topics::Hub {
     return t;
   }
 
+  // The state of a topic this node numbers (the gateway routed a publish here, or a join
+  // found the slot here): a mirror here takes over, a handed-over state is adopted.
+  Owned& Numbered(uint32_t cache, std::string_view name) {
+    auto it = owned_.find(KeyView{cache, name});
+    if (it == owned_.end()) {
+      Owned& t = NewState(cache, name);
+      Assume(cache, name, t);
+      return t;
+    }
+    if (it->second.link != nullptr || (!staged_.empty() && staged_.contains(KeyView{cache, name}))) {
+      Assume(cache, name, it->second);
+    }
+    return it->second;
+  }
+
+  // For a join: numbered here if the slot is here, else a mirror (made, and its relay opened,
+  // if there is none yet).
+  Owned& ForJoin(uint32_t cache, std::string_view name) {
+    auto it = owned_.find(KeyView{cache, name});
+    const Fleet::Owner o = OwnerOf(cache, name);
+    if (o == Fleet::Owner::kHere) return Numbered(cache, name);
+    if (it != owned_.end()) return it->second;  // a mirror, or numbered here until the map says
+    Owned& t = NewState(cache, name);
+    t.page = 0;
+    t.link = std::make_unique<Link>(this, cache, name, ++link_gen_);
+    Connect(t);
+    return t;
+  }
+
+  // This node numbers the topic from now on. From a handed-over state (a move) if one came:
+  // the mirror's subscribers get what the relay had not brought yet; else, for a mirror
+  // (its owner left without handing it over, so what that owner numbered last may never
+  // have reached here), a new page, and its subscribers hear of the gap.
+  void Assume(uint32_t cache, std::string_view name, Owned& t) {
+    std::vector<PendingJoin> pending;
+    bool had_items = false;  // the state has delivered something (its page means something)
+    const bool was_mirror = t.link != nullptr;
+    if (was_mirror) {
+      pending = std::move(t.link->pending);
+      had_items = t.link->synced;
+      CloseLink(t);
+      Count(takeovers_);
+    } else {
+      had_items = t.subs_total > t.relay_subs || !t.ring.empty();
+    }
+    auto st = staged_.find(KeyView{cache, name});
+    if (st != staged_.end()) {
+      TopicState s = std::move(st->second.state);
+      staged_.erase(st);
+      Count(handed_over_);
+      const bool same = s.page == t.page;
+      if (had_items && same) {
+        for (const MessagePtr& m : s.ring) {
+          if (m->seq >= t.next_seq) FanOut(t, m);
+        }
+      } else if (had_items) {
+        Discontinuity(cache, name, t, s.next_seq - 1, s.page);
+      }
+      t.next_seq = same ? std::max(t.next_seq, s.next_seq) : s.next_seq;
+      t.page = s.page;
+      t.ring.clear();
+      t.ring_bytes = 0;
+      for (MessagePtr& m : s.ring) Keep(t, std::move(m));
+    } else if (was_mirror) {
+      const uint64_t page = RandomPage();
+      if (had_items) Discontinuity(cache, name, t, 0, page);
+      t.page = page;
+      t.next_seq = 1;
+      t.ring.clear();
+      t.ring_bytes = 0;
+    }
+    t.last_active_ms = SteadyMillis();
+    for (const PendingJoin& j : pending) SendSync(j.from, j.id, t, j.resume_at, j.page);
+  }
+
+  // Every loop with subscriptions to the topic hears of a gap: their subscribers saw up to
+  // the state's last number; what follows starts after `next` on `page`.
+  void Discontinuity(uint32_t cache, std::string_view name, Owned& t, uint64_t next,
+                     uint64_t page) {
+    const uint64_t last = t.next_seq - 1;
+    for (uint32_t l = 0; l < t.subs_by_loop.size(); ++l) {
+      if (t.subs_by_loop[l] == 0) continue;
+      Send(l, Event{nullptr, [cache, n = std::string(name), last, next, page](Hub& h) {
+                      h.TopicDiscontinuity(cache, n, last, next, page);
+                    }});
+    }
+  }
+
+  // Hands a message to every loop that wants it (subscriptions to the topic, or a matching
+  // pattern of the cache), one event per loop; answers how many subscriptions receive it
+  // (other nodes' relays not counted: PUBLISH answers the subscribers on the owner's node).
+  int64_t FanOut(const Owned& t, const MessagePtr& m) {
+    const uint32_t n = topics_->num_loops();
+    int64_t receivers = t.subs_total - t.relay_subs;
+    std::vector<uint8_t>& dest = dest_scratch_;
+    dest.assign(n, 0);
+    for (uint32_t l = 0; l < n; ++l) dest[l] = t.subs_by_loop[l] > 0;
+    if (auto pit = patterns_.find(m->cache_id); pit != patterns_.end()) {
+      for (const PatternReg& p : pit->second) {
+        if (GlobMatch(p.pattern, m->topic)) {
+          receivers += p.count;
+          dest[p.loop] = 1;
+        }
+      }
+    }
+    for (uint32_t l = 0; l < n; ++l) {
+      if (dest[l]) Send(l, Event{m, nullptr});
+    }
+    return receivers;
+  }
+
+  // The ring keeps recent messages for resuming subscribers, bounded by count and bytes.
+  void Keep(Owned& t, MessagePtr m) {
+    const Options& o = topics_->options_;
+    if (o.replay_messages == 0) return;
+    t.ring_bytes += m->footprint();
+    t.ring.push_back(std::move(m));
+    while (!t.ring.empty() &&
+           (t.ring.size() > o.replay_messages || t.ring_bytes > o.replay_bytes)) {
+      t.ring_bytes -= t.ring.front()->footprint();
+      t.ring.pop_front();
+    }
+  }
+
   void Publish(const api::Request& req, api::Reply& reply) {
-    Owned& t = OwnedTopic(req.cache_id, req.key);
+    Owned& t = Numbered(req.cache_id, req.key);
     auto m = std::make_shared<TopicMessage>();
     m->cache_id = req.cache_id;
     m->seq = t.next_seq++;
@@ -136,55 +312,46 @@ class Topics::Hub {
     // Each front-end's wire form, once per message (not once per subscriber).
     for (size_t i = 0; i < topics_->encoders_.size(); ++i) topics_->encoders_[i](*m, m->encoded[i]);
     t.last_active_ms = SteadyMillis();
-
-    // Who receives it: loops with subscriptions on the topic, and loops with a matching
-    // pattern subscription of the cache. One event per loop.
-    const uint32_t n = topics_->num_loops();
-    int64_t receivers = t.subs_total;
-    std::vector<uint8_t>& dest = dest_scratch_;
-    dest.assign(n, 0);
-    for (uint32_t l = 0; l < n; ++l) dest[l] = t.subs_by_loop[l] > 0;
-    if (auto pit = patterns_.find(req.cache_id); pit != patterns_.end()) {
-      for (const PatternReg& p : pit->second) {
-        if (GlobMatch(p.pattern, req.key)) {
-          receivers += p.count;
-          dest[p.loop] = 1;
-        }
-      }
-    }
     MessagePtr shared = std::move(m);
     Count(published_);
-    for (uint32_t l = 0; l < n; ++l) {
-      if (dest[l]) Send(l, Event{shared, nullptr});
-    }
-    // The ring keeps recent messages for resuming subscribers, bounded by count and bytes.
-    const Options& o = topics_->options_;
-    if (o.replay_messages > 0) {
-      t.ring_bytes += shared->footprint();
-      t.ring.push_back(std::move(shared));
-      while (!t.ring.empty() &&
-             (t.ring.size() > o.replay_messages || t.ring_bytes > o.replay_bytes)) {
-        t.ring_bytes -= t.ring.front()->footprint();
-        t.ring.pop_front();
-      }
-    }
-    reply.integer = receivers;
+    reply.integer = FanOut(t, shared);
+    Keep(t, std::move(shared));
   }
 
-  // A subscription of loop `from` joins; answers it with the sync on the same channel that
-  // carries the topic's later items to that loop.
+  // A subscription of loop `from` joins (relay: another node's, served here); answered with
+  // the sync on the same channel that carries the topic's later items to that loop. A relay
+  // for a topic this node does not number (the other node's map is newer or older) ends, so
+  // that it finds the owner.
   void Join(uint32_t from, SubId id, uint32_t cache, const std::string& name, uint64_t resume_at,
-            uint64_t page) {
-    Owned& t = OwnedTopic(cache, name);
+            uint64_t page, bool relay) {
+    if (relay && OwnerOf(cache, name) != Fleet::Owner::kHere) {
+      Send(from, Event{nullptr, [id](Hub& h) {
+                         h.EndOne(id, Status(Code::kUnavailable,
+                                             "this node does not own the topic; retry"));
+                       }});
+      return;
+    }
+    Owned& t = ForJoin(cache, name);
     t.subs_by_loop[from]++;
     t.subs_total++;
+    if (relay) t.relay_subs++;
+    if (t.link != nullptr && !t.link->synced) {
+      t.link->pending.push_back(PendingJoin{from, id, resume_at, page});
+      return;
+    }
+    SendSync(from, id, t, resume_at, page);
+  }
+
+  void SendSync(uint32_t from, SubId id, const Owned& t, uint64_t resume_at, uint64_t page) {
     const uint64_t latest = t.next_seq - 1;
     struct Disc {
       bool any = false;
       uint64_t last = 0, next = 0, page = 0;
     } disc;
     std::vector<MessagePtr> replay;
-    if (resume_at != 0) {
+    if (page == kWholeRing) {
+      replay.assign(t.ring.begin(), t.ring.end());
+    } else if (resume_at != 0) {
       const uint64_t oldest = t.ring.empty() ? t.next_seq : t.ring.front()->seq;
       if (page == t.page && resume_at <= t.next_seq) {
         if (resume_at < oldest) {
@@ -200,20 +367,185 @@ class Topics::Hub {
         disc = {true, resume_at - 1, latest, t.page};
       }
     }
-    Send(from, Event{nullptr, [id, latest, disc, replay = std::move(replay)](Hub& h) {
-                       h.OnSync(id, latest, disc.any, disc.last, disc.next, disc.page, replay);
+    Send(from, Event{nullptr, [id, latest, tp = t.page, disc, replay = std::move(replay)](Hub& h) {
+                       h.OnSync(id, latest, tp, disc.any, disc.last, disc.next, disc.page, replay);
                      }});
   }
 
-  void Leave(uint32_t from, uint32_t cache, const std::string& name) {
+  void Leave(uint32_t from, uint32_t cache, const std::string& name, bool relay) {
     auto it = owned_.find(KeyView{cache, name});
     if (it == owned_.end()) return;
     Owned& t = it->second;
     if (t.subs_by_loop[from] > 0) {
       t.subs_by_loop[from]--;
       t.subs_total--;
+      if (relay && t.relay_subs > 0) t.relay_subs--;
     }
-    if (t.subs_total == 0 && t.ring.empty()) owned_.erase(it);
+    if (t.subs_total != 0) return;
+    if (t.link != nullptr) {  // nobody here listens: the relay goes, and the copy with it
+      CloseLink(t);
+      owned_.erase(it);
+    } else if (t.ring.empty()) {
+      owned_.erase(it);
+    }
+  }
+
+  // --- Mirrors: the relay's events.
+  Owned* MirrorOf(const Link& l) {
+    auto it = owned_.find(KeyView{l.cache_, l.name_});
+    if (it == owned_.end() || it->second.link.get() != &l) return nullptr;
+    return &it->second;
+  }
+
+  void Connect(Owned& t) {
+    Link& l = *t.link;
+    // The first relay copies the owner's whole ring; later ones resume after the last item.
+    l.handle = topics_->fleet_->OpenRelay(loop_, &l, l.cache_, l.name_,
+                                          t.page == 0 ? 1 : t.next_seq,
+                                          t.page == 0 ? kWholeRing : t.page);
+    Count(relays_opened_);
+  }
+
+  void CloseLink(Owned& t) {
+    if (t.link == nullptr) return;
+    if (t.link->handle != 0) topics_->fleet_->CloseRelay(loop_, t.link->handle);
+    t.link.reset();
+  }
+
+  void LinkJoined(Owned& t, uint64_t latest, uint64_t page) {
+    t.link->joined_latest = latest;
+    if (t.page == 0) {  // the first relay: the owner's whole ring follows
+      t.page = page;
+      t.next_seq = 1;
+    }
+  }
+
+  // The owner could not continue where the mirror stopped (another page, or items left its
+  // ring): the mirror's subscribers hear of the gap; the copy starts again after `next`.
+  void LinkDiscontinuity(Owned& t, uint64_t next, uint64_t page) {
+    Discontinuity(t.link->cache_, t.link->name_, t, next, page);
+    t.page = page;
+    t.next_seq = next + 1;
+    t.ring.clear();
+    t.ring_bytes = 0;
+  }
+
+  void LinkItem(Owned& t, const MessagePtr& m) {
+    if (m->page != t.page || m->seq < t.next_seq) return;  // seen already
+    t.next_seq = m->seq + 1;
+    t.last_active_ms = SteadyMillis();
+    Count(relayed_);
+    FanOut(t, m);
+    Keep(t, m);
+  }
+
+  void LinkReplayed(Owned& t) {
+    Link& l = *t.link;
+    t.next_seq = std::max(t.next_seq, l.joined_latest + 1);
+    l.backoff_ms = 0;
+    if (l.synced) return;
+    l.synced = true;
+    std::vector<PendingJoin> pending = std::move(l.pending);
+    l.pending.clear();
+    for (const PendingJoin& j : pending) SendSync(j.from, j.id, t, j.resume_at, j.page);
+  }
+
+  // The relay ended (the owner moved or left, or the connection broke): try again shortly,
+  // from the last item, wherever the map then says the topic is. Subscribers here keep their
+  // subscriptions and hear nothing meanwhile.
+  void LinkEnded(Owned& t, const Status& why) {
+    Link& l = *t.link;
+    l.handle = 0;
+    l.backoff_ms = std::clamp<int64_t>(l.backoff_ms * 2, 10, 1000);
+    if (l.backoff_ms >= 1000) {
+      LOG_WARN("msg=\"topic relay keeps failing; retrying\" cache={} why=\"{}\"", l.cache_,
+               why.message());
+    }
+    l.timer_.expires_after(std::chrono::milliseconds(l.backoff_ms));
+    l.timer_.async_wait([this, cache = l.cache_, name = l.name_, gen = l.gen_](
+                            const boost::system::error_code& ec) {
+      if (ec) return;
+      auto it = owned_.find(KeyView{cache, name});
+      if (it == owned_.end() || it->second.link == nullptr || it->second.link->gen_ != gen) return;
+      Reconnect(cache, name, it->second);
+    });
+  }
+
+  void Reconnect(uint32_t cache, std::string_view name, Owned& t) {
+    switch (OwnerOf(cache, name)) {
+      case Fleet::Owner::kHere:
+        return Assume(cache, name, t);
+      case Fleet::Owner::kElsewhere:
+        return Connect(t);
+      case Fleet::Owner::kUnknown:
+        return LinkEnded(t, Status(Code::kUnavailable, "no slot map yet"));
+    }
+  }
+
+  // The slot map changed: topics numbered here whose slot went elsewhere end the relays
+  // served here (after every item numbered here: the same channels) and become mirrors if
+  // they have subscribers here; mirrors whose slot came here take over.
+  void Reevaluate() {
+    if (topics_->fleet_ == nullptr) return;
+    std::vector<Key> gone;
+    for (auto& [key, t] : owned_) {
+      const Fleet::Owner o = OwnerOf(key.cache, key.name);
+      if (t.link != nullptr) {
+        if (o == Fleet::Owner::kHere) Assume(key.cache, key.name, t);
+        continue;
+      }
+      if (o != Fleet::Owner::kElsewhere) continue;
+      if (t.relay_subs > 0) {
+        for (uint32_t l = 0; l < t.subs_by_loop.size(); ++l) {
+          if (t.subs_by_loop[l] == 0) continue;
+          Send(l, Event{nullptr, [c = key.cache, n = key.name](Hub& h) { h.EndRelays(c, n); }});
+        }
+      }
+      if (t.subs_total > t.relay_subs) {
+        t.link = std::make_unique<Link>(this, key.cache, key.name, ++link_gen_);
+        t.link->synced = true;  // its ring and numbers are the owner's: joins go on being served
+        Connect(t);
+      } else {
+        gone.push_back(key);
+      }
+    }
+    for (const Key& k : gone) owned_.erase(KeyView{k.cache, k.name});
+    DropStaleStaged();
+  }
+
+  // Topic states handed over for slots moving here.
+  struct Staged {
+    TopicState state;
+    int64_t at_ms;
+  };
+  void Stage(TopicState s) {
+    const uint32_t cache = s.cache_id;
+    std::string name = s.topic;
+    staged_.insert_or_assign(Key{cache, std::move(name)}, Staged{std::move(s), SteadyMillis()});
+  }
+  void DropStaleStaged() {
+    const int64_t now = SteadyMillis();
+    for (auto it = staged_.begin(); it != staged_.end();) {
+      if (now - it->second.at_ms > 60'000) {
+        staged_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  void Export(uint32_t first, uint32_t last, std::vector<TopicState>& out) const {
+    for (const auto& [key, t] : owned_) {
+      if (t.link != nullptr) continue;
+      const uint32_t slot = routing::SlotOf(KeyHash(key.cache, key.name));
+      if (slot < first || slot > last) continue;
+      TopicState s;
+      s.cache_id = key.cache;
+      s.topic = key.name;
+      s.page = t.page;
+      s.next_seq = t.next_seq;
+      s.ring.assign(t.ring.begin(), t.ring.end());
+      out.push_back(std::move(s));
+    }
   }
 
   void AddPattern(uint32_t from, uint32_t cache, const std::string& pattern) {
@@ -258,6 +590,7 @@ class Topics::Hub {
     uint64_t last_seq = 0;
     void* tag = nullptr;   // the sink's, handed back with each item
     int64_t expires_at_s = 0;  // the subscriber's token expiry (0: never)
+    bool relay = false;    // another node's relay (no admission, no memory charge)
   };
   struct SubList {
     std::vector<Sub*> subs;
@@ -266,9 +599,11 @@ class Topics::Hub {
 
   StatusOr<SubId> Subscribe(Sink* sink, uint32_t cache, std::string_view name, uint64_t resume_at,
                             uint64_t page, bool heartbeat, bool pattern, void* tag,
-                            int64_t expires_at_s) {
+                            int64_t expires_at_s, bool relay = false) {
     if (Status st = topics_->CheckName(name, pattern); !st.ok()) return st;
-    if (Status st = topics_->AdmitSubscription(cache); !st.ok()) return st;
+    if (!relay) {
+      if (Status st = topics_->AdmitSubscription(cache); !st.ok()) return st;
+    }
     auto sub = std::make_unique<Sub>();
     Sub* s = sub.get();
     s->id = next_id_++;
@@ -279,9 +614,10 @@ class Topics::Hub {
     s->heartbeat = heartbeat;
     s->tag = tag;
     s->expires_at_s = expires_at_s;
+    s->relay = relay;
     if (expires_at_s != 0) ++expiring_;
     subs_[s->id] = std::move(sub);
-    if (topics_->on_memory_) {
+    if (!relay && topics_->on_memory_) {
       topics_->on_memory_(loop_, cache, topics_->SubscriptionBytes(s->name, pattern));
     }
     SubList& list = pattern ? local_patterns_[cache] : local_[Key{cache, std::string(name)}];
@@ -299,8 +635,8 @@ class Topics::Hub {
       }
     } else {
       const uint32_t owner = routing::ShardOf(cache, name, topics_->num_loops());
-      Send(owner, Event{nullptr, [me, id, cache, n = s->name, resume_at, page](Hub& o) {
-                          o.Join(me, id, cache, n, resume_at, page);
+      Send(owner, Event{nullptr, [me, id, cache, n = s->name, resume_at, page, relay](Hub& o) {
+                          o.Join(me, id, cache, n, resume_at, page, relay);
                         }});
     }
     return id;
@@ -313,8 +649,8 @@ class Topics::Hub {
     if (s->expires_at_s != 0) --expiring_;
     TellOwners(*s);
     Detach(*s);
-    topics_->ReleaseSubscription(s->cache);
-    if (topics_->on_memory_) {
+    if (!s->relay) topics_->ReleaseSubscription(s->cache);
+    if (!s->relay && topics_->on_memory_) {
       topics_->on_memory_(loop_, s->cache, -topics_->SubscriptionBytes(s->name, s->pattern));
     }
     s->sink = nullptr;
@@ -330,7 +666,9 @@ class Topics::Hub {
       }
     } else {
       const uint32_t owner = routing::ShardOf(s.cache, s.name, topics_->num_loops());
-      Send(owner, Event{nullptr, [me, c = s.cache, n = s.name](Hub& o) { o.Leave(me, c, n); }});
+      Send(owner, Event{nullptr, [me, c = s.cache, n = s.name, r = s.relay](Hub& o) {
+                          o.Leave(me, c, n, r);
+                        }});
     }
   }
 
@@ -434,14 +772,15 @@ class Topics::Hub {
     return it == subs_.end() ? nullptr : it->second.get();
   }
 
-  void OnSync(SubId id, uint64_t latest, bool disc, uint64_t last, uint64_t next, uint64_t page,
-              const std::vector<MessagePtr>& replay) {
+  void OnSync(SubId id, uint64_t latest, uint64_t topic_page, bool disc, uint64_t last,
+              uint64_t next, uint64_t page, const std::vector<MessagePtr>& replay) {
     Sub* s = Live(id);
     if (s == nullptr) return;
     BeginDelivery();
     s->ready = true;
     s->active = true;
-    s->sink->OnReady(id);
+    s->sink->OnJoined(id, latest, topic_page);
+    if (s->sink != nullptr) s->sink->OnReady(id);
     if (disc && s->sink != nullptr) s->sink->OnDiscontinuity(id, last, next, page);
     for (const MessagePtr& m : replay) {
       if (s->sink == nullptr) break;  // unsubscribed by a callback
@@ -489,6 +828,36 @@ class Topics::Hub {
     EndDelivery();
   }
 
+  void EndOne(SubId id, const Status& why) {
+    EndWhere([id](const Sub& s) { return s.id == id; }, why);
+  }
+
+  // Other nodes' relays of a topic that moved away: they end, and find its new owner.
+  void EndRelays(uint32_t cache, const std::string& name) {
+    EndWhere([cache, &name](const Sub& s) {
+               return s.relay && !s.pattern && s.cache == cache && s.name == name;
+             },
+             Status(Code::kUnavailable, "the topic moved to another node; retry"));
+  }
+
+  // A gap in a topic's numbering (its owner changed without handing it over, or a mirror
+  // fell out of its owner's ring): the topic's subscriptions here hear it, and take what
+  // follows `next` on `page`.
+  void TopicDiscontinuity(uint32_t cache, const std::string& name, uint64_t last, uint64_t next,
+                          uint64_t page) {
+    auto it = local_.find(KeyView{cache, name});
+    if (it == local_.end()) return;
+    BeginDelivery();
+    auto& subs = it->second.subs;
+    for (size_t i = 0; i < subs.size(); ++i) {
+      Sub* s = subs[i];
+      if (s == nullptr || !s->ready || s->sink == nullptr) continue;
+      s->sink->OnDiscontinuity(s->id, std::min(last, s->last_seq), next, page);
+      s->last_seq = next;
+    }
+    EndDelivery();
+  }
+
   // Subscriptions whose token expired end with kUnauthenticated (a disposable token's
   // subscriber must not keep listening past its expiry).
   void EndExpired(int64_t now_s) {
@@ -502,7 +871,15 @@ class Topics::Hub {
              Status(Code::kNotFound, "the cache was deleted"));
     for (auto it = owned_.begin(); it != owned_.end();) {
       if (it->first.cache == cache) {
+        CloseLink(it->second);
         owned_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = staged_.begin(); it != staged_.end();) {
+      if (it->first.cache == cache) {
+        staged_.erase(it++);
       } else {
         ++it;
       }
@@ -540,8 +917,10 @@ class Topics::Hub {
     if (now - last_sweep_ms_ >= 10'000) {
       last_sweep_ms_ = now;
       const int64_t idle_ms = topics_->options_.idle_topic_ms;
+      DropStaleStaged();
       for (auto it = owned_.begin(); it != owned_.end();) {
         if (it->second.subs_total == 0 && now - it->second.last_active_ms >= idle_ms) {
+          CloseLink(it->second);
           owned_.erase(it++);
         } else {
           ++it;
@@ -552,6 +931,7 @@ class Topics::Hub {
   void Stop() {
     stopped_ = true;
     timer_.cancel();
+    for (auto& [key, t] : owned_) CloseLink(t);
     EndWhere([](const Sub&) { return true; },
              Status(Code::kUnavailable, "the server is shutting down"));
   }
@@ -559,13 +939,13 @@ class Topics::Hub {
   // --- Introspection.
   void CollectChannels(uint32_t cache, const std::string& pattern, std::vector<std::string>& out) const {
     for (const auto& [key, t] : owned_) {
-      if (key.cache != cache || t.subs_total == 0) continue;
+      if (key.cache != cache || t.subs_total == t.relay_subs) continue;
       if (pattern.empty() || GlobMatch(pattern, key.name)) out.push_back(key.name);
     }
   }
   int64_t NumSub(uint32_t cache, const std::string& name) const {
     auto it = owned_.find(KeyView{cache, name});
-    return it == owned_.end() ? 0 : it->second.subs_total;
+    return it == owned_.end() ? 0 : it->second.subs_total - it->second.relay_subs;
   }
   int64_t NumPat(uint32_t cache) const {
     int64_t n = 0;
@@ -579,6 +959,7 @@ class Topics::Hub {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   std::atomic<uint64_t> published_{0}, deliveries_{0};
+  std::atomic<uint64_t> relays_opened_{0}, relayed_{0}, takeovers_{0}, handed_over_{0};
 
  private:
   Topics* topics_;
@@ -590,6 +971,8 @@ class Topics::Hub {
 
   absl::flat_hash_map<Key, Owned, KeyHasher, KeyEq> owned_;
   absl::flat_hash_map<uint32_t, std::vector<PatternReg>> patterns_;
+  absl::flat_hash_map<Key, Staged, KeyHasher, KeyEq> staged_;
+  uint64_t link_gen_ = 0;
 
   absl::flat_hash_map<SubId, std::unique_ptr<Sub>> subs_;
   absl::flat_hash_map<Key, SubList, KeyHasher, KeyEq> local_;
@@ -640,14 +1023,20 @@ Topics::Counters Topics::Snapshot() const {
 }
 
 metrics::Source Topics::Metrics() const {
-  static constexpr const metrics::Def* kDefs[] = {&kSubscriptionsOpen, &kMessagesPublished,
-                                                  &kDeliveries, &kSlowSubscribers};
+  static constexpr const metrics::Def* kDefs[] = {
+      &kSubscriptionsOpen, &kMessagesPublished, &kDeliveries, &kSlowSubscribers,
+      &kRelaysOpened,      &kRelayedItems,      &kTakeovers,  &kHandOvers};
   return {kDefs, [this](metrics::Sink& sink) {
             const Counters c = Snapshot();
             sink.Add(kSubscriptionsOpen, "", static_cast<uint64_t>(std::max<int64_t>(0, c.subscriptions)));
             sink.Add(kMessagesPublished, "", c.published);
             sink.Add(kDeliveries, "", c.deliveries);
             sink.Add(kSlowSubscribers, "", c.slow_cutoffs);
+            const FleetCounters f = FleetSnapshot();
+            sink.Add(kRelaysOpened, "", f.relays_opened);
+            sink.Add(kRelayedItems, "", f.relayed_items);
+            sink.Add(kTakeovers, "", f.takeovers);
+            sink.Add(kHandOvers, "", f.handed_over);
           }};
 }
 
@@ -660,6 +1049,35 @@ StatusOr<SubId> Topics::Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
                                   bool heartbeat, void* tag, int64_t expires_at_s) {
   return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, heartbeat, false, tag,
                                 expires_at_s);
+}
+
+StatusOr<SubId> Topics::SubscribeRelay(uint32_t loop, Sink* sink, uint32_t cache_id,
+                                       std::string_view topic, uint64_t resume_at, uint64_t page,
+                                       void* tag) {
+  return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, false, false, tag, 0,
+                                /*relay=*/true);
+}
+
+void Topics::RoutesChanged() {
+  for (auto& h : hubs_) {
+    asio::post(*h->io(), [hub = h.get()] { hub->Reevaluate(); });
+  }
+}
+
+void Topics::Encode(TopicMessage& message) const {
+  for (size_t i = 0; i < encoders_.size(); ++i) encoders_[i](message, message.encoded[i]);
+}
+
+Topics::FleetCounters Topics::FleetSnapshot() const {
+  FleetCounters c;
+  constexpr auto r = std::memory_order_relaxed;
+  for (const auto& h : hubs_) {
+    c.relays_opened += h->relays_opened_.load(r);
+    c.relayed_items += h->relayed_.load(r);
+    c.takeovers += h->takeovers_.load(r);
+    c.handed_over += h->handed_over_.load(r);
+  }
+  return c;
 }
 
 StatusOr<SubId> Topics::PSubscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
@@ -720,6 +1138,37 @@ void OnEveryHub(std::vector<std::unique_ptr<Topics::Hub>>& hubs, uint32_t origin
   }
 }
 }  // namespace
+
+void Topics::ExportRange(uint32_t origin, uint32_t first_slot, uint32_t last_slot,
+                         std::function<void(std::vector<TopicState>)> done) {
+  auto parts = std::make_shared<std::vector<std::vector<TopicState>>>(num_loops());
+  OnEveryHub(
+      hubs_, origin,
+      [parts, first_slot, last_slot](uint32_t i, Hub& h) {
+        h.Export(first_slot, last_slot, (*parts)[i]);
+      },
+      [parts, done = std::move(done)] {
+        std::vector<TopicState> all;
+        for (auto& p : *parts) {
+          for (auto& s : p) all.push_back(std::move(s));
+        }
+        done(std::move(all));
+      });
+}
+
+void Topics::ImportStates(uint32_t origin, std::vector<TopicState> states,
+                          std::function<void()> done) {
+  auto by_loop = std::make_shared<std::vector<std::vector<TopicState>>>(num_loops());
+  for (TopicState& s : states) {
+    (*by_loop)[routing::ShardOf(s.cache_id, s.topic, num_loops())].push_back(std::move(s));
+  }
+  OnEveryHub(
+      hubs_, origin,
+      [by_loop](uint32_t i, Hub& h) {
+        for (TopicState& s : (*by_loop)[i]) h.Stage(std::move(s));
+      },
+      std::move(done));
+}
 
 void Topics::Channels(uint32_t origin, uint32_t cache_id, std::string pattern,
                       std::function<void(std::vector<std::string>)> done) {

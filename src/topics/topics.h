@@ -58,6 +58,20 @@ inline constexpr metrics::Def kSlowSubscribers{
     "cellar_topic_slow_subscribers_total", metrics::Type::kCounter,
     "Subscribers cut off because they fell behind their queue bound.", ""};
 
+inline constexpr metrics::Def kRelaysOpened{
+    "cellar_topic_relays_opened_total", metrics::Type::kCounter,
+    "Relays this node opened to the node that numbers a topic (one per topic with subscribers "
+    "here; again after a move or a broken connection).", ""};
+inline constexpr metrics::Def kRelayedItems{
+    "cellar_topic_relayed_items_total", metrics::Type::kCounter,
+    "Topic items that came in by relay from the topic's owner.", ""};
+inline constexpr metrics::Def kTakeovers{
+    "cellar_topic_takeovers_total", metrics::Type::kCounter,
+    "Topics this node began numbering after another node had (a move, or an owner gone).", ""};
+inline constexpr metrics::Def kHandOvers{
+    "cellar_topic_handovers_total", metrics::Type::kCounter,
+    "Topic states received in slot moves and adopted (numbering continued, nothing lost).", ""};
+
 struct Options {
   uint32_t replay_messages = 4096;         // per topic, the ring's message bound
   uint64_t replay_bytes = 4 << 20;         // per topic, the ring's payload bound
@@ -110,6 +124,13 @@ using SubId = uint64_t;  // unique per loop, never 0
 class Sink {
  public:
   virtual ~Sink() = default;
+  // Just before OnReady: where the topic stands (the latest sequence number given, and the
+  // page). Relays (another node's copy of the topic) need it; front-ends do not.
+  virtual void OnJoined(SubId id, uint64_t latest, uint64_t page) {
+    (void)id;
+    (void)latest;
+    (void)page;
+  }
   // The owner has joined the subscription: publishes from now on are delivered.
   virtual void OnReady(SubId id) = 0;
   // Resume point not available: items from last_seq + 1 to new_seq are lost; the page may
@@ -132,6 +153,43 @@ class Sink {
   // The subscription is over and already removed (cache deleted: kNotFound; server stopping:
   // kUnavailable; the subscriber's token expired: kUnauthenticated). Do not Unsubscribe it.
   virtual void OnEnd(SubId id, const Status& why) = 0;
+};
+
+// A subscription's `page` asking for everything the topic's ring holds (no discontinuity):
+// a relay's first join, which makes its copy of the ring.
+inline constexpr uint64_t kWholeRing = ~uint64_t{0};
+
+// Topics on a fleet (frontend/internal implements it). A topic's owner is the node that owns
+// its slot (routing::SlotOf(KeyHash(cache id, topic)), as a key's): it numbers the messages
+// and keeps the ring. Every other node with subscribers keeps a mirror: one relay (an
+// upstream subscription to the owner) per topic, whose items it keeps in its own ring and
+// fans out to its loops as if it owned the topic. When the owner changes, the mirror resumes
+// at the new owner from its last sequence number (a move hands the topic's state over, so
+// nothing is lost or repeated); an owner gone without a hand-over means a new page and a
+// discontinuity for every subscriber (a gap is always signalled).
+class Fleet {
+ public:
+  enum class Owner : uint8_t { kHere, kElsewhere, kUnknown /* no slot map yet */ };
+  virtual ~Fleet() = default;
+  // By loop `loop`'s view of the slot map; called on that loop.
+  virtual Owner OwnerOf(uint32_t loop, uint32_t cache_id, std::string_view topic) = 0;
+  // Opens a relay from loop `loop` to the topic's owner: `sink` hears, on `loop`, what a
+  // subscription's sink hears (OnJoined, OnReady, OnDiscontinuity, items, OnReplayed), with
+  // the returned handle (never 0) as id, until OnEnd (the owner moved, left or cannot be
+  // reached: never called inside OpenRelay) or CloseRelay.
+  virtual uint64_t OpenRelay(uint32_t loop, Sink* sink, uint32_t cache_id,
+                             const std::string& topic, uint64_t resume_at, uint64_t page) = 0;
+  // Ends a relay; its sink hears nothing more.
+  virtual void CloseRelay(uint32_t loop, uint64_t handle) = 0;
+};
+
+// A topic's numbering and ring, handed from its old owner to its new one when its slot moves.
+struct TopicState {
+  uint32_t cache_id = 0;
+  std::string topic;
+  uint64_t page = 0;
+  uint64_t next_seq = 1;
+  std::vector<MessagePtr> ring;  // oldest first
 };
 
 class Topics {
@@ -204,6 +262,38 @@ class Topics {
   // Ends a subscription (no callback). Unknown ids are ignored.
   void Unsubscribe(uint32_t loop, SubId id);
 
+  // ---- Fleet (see Fleet above) ---------------------------------------------------------------
+  // Set before serving, on a fleet only.
+  void set_fleet(Fleet* fleet) { fleet_ = fleet; }
+  // The slot map changed (any thread): each loop re-checks the topics it keeps. Topics that
+  // moved away end the relays served here (after every item numbered here) and become
+  // mirrors if they have subscribers here; mirrors whose slot is now here take the topic
+  // over (from the state a move handed over, else on a new page).
+  void RoutesChanged();
+  // Another node's relay, served on `loop` of this node, the topic's owner: a subscription
+  // without the cache's subscription limits or memory charge (the relaying node counted its
+  // own subscribers), with OnJoined; page kWholeRing replays the whole ring. If this node
+  // does not own the topic (by `loop`'s view), it ends at once with kUnavailable.
+  StatusOr<SubId> SubscribeRelay(uint32_t loop, Sink* sink, uint32_t cache_id,
+                                 std::string_view topic, uint64_t resume_at, uint64_t page,
+                                 void* tag);
+  // Fills a message's wire forms (a relayed message arrives without them). Any thread.
+  void Encode(TopicMessage& message) const;
+  // The state of the topics this node numbers whose slot is in [first, last], from every loop;
+  // done on `origin`. For a move, once publishes to the slots are paused.
+  void ExportRange(uint32_t origin, uint32_t first_slot, uint32_t last_slot,
+                   std::function<void(std::vector<TopicState>)> done);
+  // Keeps handed-over states until this node owns their topics (then they continue the
+  // numbering); dropped after a minute if it never does (an aborted move). done on `origin`.
+  void ImportStates(uint32_t origin, std::vector<TopicState> states, std::function<void()> done);
+  struct FleetCounters {
+    uint64_t relays_opened = 0;    // relays this node opened to owners
+    uint64_t relayed_items = 0;    // items that came in by relay
+    uint64_t takeovers = 0;        // topics this node began numbering after another node did
+    uint64_t handed_over = 0;      // topic states received in moves, adopted
+  };
+  FleetCounters FleetSnapshot() const;
+
   // ---- Introspection (PUBSUB) ---------------------------------------------------------------
   // Topics of the cache with at least one topic subscription, matching pattern (empty: all).
   void Channels(uint32_t origin, uint32_t cache_id, std::string pattern,
@@ -245,6 +335,7 @@ class Topics {
   std::vector<std::unique_ptr<Hub>> hubs_;
   std::atomic<int64_t> live_{0};  // subscriptions, every loop's
   // A subscription in (the admission's limits) or out (any loop).
+  Fleet* fleet_ = nullptr;
   Status AdmitSubscription(uint32_t cache_id);
   void ReleaseSubscription(uint32_t cache_id);
   Status CheckName(std::string_view name, bool pattern) const;

@@ -711,6 +711,23 @@ def cluster_node(etcd, i, cluster_name, *extra, data_dir=None, threads=2, named=
     return CellarServer(data_dir=data_dir, extra_args=args + list(extra)).start()
 
 
+def start_fleet(start, count=3):
+    """A cluster module's setUpModule: a fresh etcd, then start(etcd, i) for i in 1..count
+    (e.g. a cluster_node). Every node gets node 1's admin key (node 1 made the fleet's key; the
+    others only know its hash). Returns (etcd, nodes); stops what started if one fails."""
+    etcd = EtcdServer().start()
+    nodes = []
+    try:
+        for i in range(1, count + 1):
+            nodes.append(start(etcd, i))
+    except Exception:
+        stop_fleet(nodes, etcd)
+        raise
+    for n in nodes[1:]:
+        n.admin_key = nodes[0].admin_key
+    return etcd, nodes
+
+
 def stop_fleet(nodes, etcd):
     """A cluster module's tearDownModule: stops every node (checking each exits cleanly), then
     etcd. Either may be partly started (a set-up that failed early)."""

@@ -21,8 +21,8 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (REPO_ROOT, EtcdServer, cluster_node, cluster_view, poll,  # noqa: E402
-                     stop_fleet)
+from harness import (REPO_ROOT, cluster_node, cluster_view, poll,  # noqa: E402
+                     start_fleet, stop_fleet)
 
 BOUND = 20.0
 etcd = None
@@ -32,22 +32,15 @@ SDK_DIR = os.path.join(REPO_ROOT, "tests", "conformance", "momento")
 SDK_TOOL = os.path.join(SDK_DIR, "tools", "cluster_client.mjs")
 
 
-def start_node(i):
+def start_node(etcd, i):
     return cluster_node(etcd, i, "data", "--cluster-lease-ttl", "2",
                         "--cluster-bootstrap-expect", "3")
 
 
 def setUpModule():
     global etcd
-    etcd = EtcdServer().start()
-    try:
-        for i in (1, 2, 3):
-            nodes.append(start_node(i))
-    except Exception:
-        tearDownModule()
-        raise
-    for n in nodes[1:]:
-        n.admin_key = nodes[0].admin_key
+    etcd, started = start_fleet(start_node)
+    nodes.extend(started)
     eventually(lambda: all(spread(n) for n in nodes), "the slots spread over three nodes")
 
 

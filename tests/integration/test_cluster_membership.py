@@ -19,8 +19,8 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (EtcdServer, cellar_bin, cluster_node, cluster_view, poll,  # noqa: E402
-                     stop_fleet)
+from harness import (cellar_bin, cluster_node, cluster_view, poll,  # noqa: E402
+                     start_fleet, stop_fleet)
 
 TTL = 2
 BOUND = 20.0  # seconds any change may take here (lease expiry, rejoin backoff), never slept
@@ -36,15 +36,9 @@ def start_node(i, data_dir=None):
 
 def setUpModule():
     global etcd
-    etcd = EtcdServer().start()
-    try:
-        for i in (1, 2, 3):
-            nodes.append(start_node(i))
-    except Exception:
-        tearDownModule()
-        raise
-    for n in nodes[1:]:
-        n.admin_key = nodes[0].admin_key
+    etcd, started = start_fleet(lambda e, i: cluster_node(
+        e, i, "members", "--cluster-lease-ttl", str(TTL), threads=1))
+    nodes.extend(started)
 
 
 def tearDownModule():

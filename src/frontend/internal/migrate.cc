@@ -7,6 +7,7 @@
 
 #include "common/hash.h"
 #include "common/logging.h"
+#include "frontend/internal/topic_codec.h"
 #include "control/cache_registry.h"
 #include "routing/router.h"
 
@@ -229,8 +230,9 @@ struct Migrator::Run : std::enable_shared_from_this<Migrator::Run> {
   void next_hook(const std::function<void()>& next) { next(); }
 };
 
-Migrator::Migrator(asio::io_context& loop0, gateway::Gateway& gateway, PeerForwarder& forwarder)
-    : loop0_(loop0), gateway_(gateway), forwarder_(forwarder) {}
+Migrator::Migrator(asio::io_context& loop0, gateway::Gateway& gateway, PeerForwarder& forwarder,
+                   topics::Topics* topics)
+    : loop0_(loop0), gateway_(gateway), forwarder_(forwarder), topics_(topics) {}
 
 namespace {
 std::vector<uint32_t> CacheIds(gateway::Gateway& gw) {
@@ -295,14 +297,14 @@ void Migrator::CopyOut(std::string dst, uint32_t first, uint32_t last,
     *finish_paused = [this, run, take, state] {
       gateway_.PauseMigration(*state);
       // Every write handed to a shard before the pause has run (and been recorded) after this.
-      gateway_.Barrier([run, take] {
+      gateway_.Barrier([this, run, take] {
         std::vector<Key> keys = take();
         run->stats.pause_keys = keys.size();
-        run->Copy(std::move(keys), [run] {
+        run->Copy(std::move(keys), [this, run] {
           if (run->Void()) {
             return run->End(Status(Code::kUnavailable, "the move was aborted, or a flush ran"));
           }
-          run->End(Status::Ok());
+          HandOverTopics(run);
         });
       });
     };
@@ -328,6 +330,26 @@ void Migrator::CopyOut(std::string dst, uint32_t first, uint32_t last,
         [run, again] {
           if (run->done) (*again)();
         });
+  });
+}
+
+// While paused (publishes to the slots wait too, and the barrier let every one already
+// numbered land), the topics numbered here whose slot moves go with their numbering and
+// rings: the new owner continues where this node stopped, and the nodes relaying them resume
+// there from their last item.
+void Migrator::HandOverTopics(std::shared_ptr<Run> run) {
+  if (topics_ == nullptr) return run->End(Status::Ok());
+  topics_->ExportRange(0, run->first, run->last, [this, run](std::vector<topics::TopicState> states) {
+    run->stats.topics = states.size();
+    if (states.empty()) return run->End(Status::Ok());
+    std::string payload;
+    EncodeStates(states, payload);
+    forwarder_.SendTopicStates(0, run->dst, std::move(payload), [run](Status st) {
+      if (!st.ok()) {
+        return run->End(Status(st.code(), "handing over topics: " + std::string(st.message())));
+      }
+      run->End(Status::Ok());
+    });
   });
 }
 

@@ -7,8 +7,10 @@
 //     import (type, value or elements, TTL: DEL, then SET / HSET / RPUSH / SADD / ZADD, then
 //     EXPIRE; strings carry their TTL in the SET); then the keys written meanwhile, again,
 //     until few are left; then writes to the slots are paused (parked, not refused), a barrier
-//     lets every write already handed to a shard finish, and the last written keys go. done()
-//     then: the items there are exactly the items here, and stay so while paused.
+//     lets every write already handed to a shard finish, and the last written keys go; then
+//     the topics numbered here whose slot moves (numbering and ring: publishes are paused
+//     too). done() then: the items there are exactly the items here, and stay so while
+//     paused.
 //   - Finish (on the sending node, once etcd committed the new owner or the move was
 //     aborted): the parked writes go, routed by the map then in force; after a commit the
 //     slots' items here are purged.
@@ -34,11 +36,13 @@ struct MoveStats {
   uint64_t keys_recopied = 0;   // written meanwhile, copied again
   int rounds = 0;               // passes over written keys before the pause
   uint64_t pause_keys = 0;      // copied while paused
+  uint64_t topics = 0;          // topic states handed over while paused
 };
 
 class Migrator {
  public:
-  Migrator(boost::asio::io_context& loop0, gateway::Gateway& gateway, PeerForwarder& forwarder);
+  Migrator(boost::asio::io_context& loop0, gateway::Gateway& gateway, PeerForwarder& forwarder,
+           topics::Topics* topics);
 
   // Loop-0 thread or any: work is posted to loop 0; done runs there.
   void Purge(uint32_t first, uint32_t last, std::function<void(Status)> done);
@@ -49,9 +53,12 @@ class Migrator {
   struct Run;
 
  private:
+  void HandOverTopics(std::shared_ptr<Run> run);
+
   boost::asio::io_context& loop0_;
   gateway::Gateway& gateway_;
   PeerForwarder& forwarder_;
+  topics::Topics* topics_;
 };
 
 }  // namespace cellar::internal

@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "control/admin_key.h"
 #include "frontend/net/listen.h"
+#include "frontend/internal/topic_codec.h"
 #include "gateway/forward_codec.h"
 
 namespace cellar::internal {
@@ -24,7 +25,23 @@ using boost::system::error_code;
 
 namespace {
 
-enum Kind : uint8_t { kHello = 1, kHelloOk = 2, kCalls = 3, kReplies = 4, kImport = 5 };
+enum Kind : uint8_t {
+  kHello = 1,
+  kHelloOk = 2,
+  kCalls = 3,
+  kReplies = 4,
+  kImport = 5,
+  // Topics (topic_codec.h), by relay id.
+  kSubscribe = 6,
+  kUnsubscribe = 7,
+  kJoined = 8,
+  kGap = 9,
+  kItem = 10,
+  kReplayed = 11,
+  kEnd = 12,
+  kStates = 13,
+  kStatesOk = 14,
+};
 constexpr size_t kHeader = 13;  // u32 length, u8 kind, u64 id
 
 std::string Frame(Kind kind, uint64_t id, std::string_view payload) {
@@ -53,7 +70,11 @@ Header ParseHeader(const char* h) {
 // Writes queued frames one after another; owner keeps it alive through shared_from_this.
 class Writer {
  public:
-  void Push(std::string frame) { out_.push_back(std::move(frame)); }
+  void Push(std::string frame) {
+    bytes_ += frame.size();
+    out_.push_back(std::move(frame));
+  }
+  size_t bytes() const { return bytes_; }  // queued, not yet written
   bool busy() const { return writing_; }
   bool empty() const { return out_.empty(); }
   template <typename Self>
@@ -61,17 +82,36 @@ class Writer {
     if (writing_ || out_.empty()) return;
     writing_ = true;
     asio::async_write(sock, asio::buffer(out_.front()),
-                      [this, self, &sock](error_code ec, size_t) {
+                      [this, self, &sock, epoch = epoch_](error_code ec, size_t) {
                         writing_ = false;
+                        if (epoch != epoch_) {  // cleared (closed) while this write was out
+                          out_.clear();
+                          return;
+                        }
                         if (ec) return self->Fail("write: " + ec.message());
+                        bytes_ -= out_.front().size();
                         out_.pop_front();
                         Pump(sock, self);
                       });
   }
-  void Clear() { out_.clear(); }
+  // Drops what is queued. A write already out keeps its frame until its handler runs (which
+  // then sees the clear, even if the write had completed before it).
+  void Clear() {
+    ++epoch_;
+    if (writing_ && !out_.empty()) {
+      std::string in_flight = std::move(out_.front());
+      out_.clear();
+      out_.push_back(std::move(in_flight));
+    } else {
+      out_.clear();
+    }
+    bytes_ = 0;
+  }
 
  private:
   std::deque<std::string> out_;
+  size_t bytes_ = 0;
+  uint64_t epoch_ = 0;
   bool writing_ = false;
 };
 
@@ -86,7 +126,53 @@ PeerForwarder::Counters& PeerForwarder::counters() {
 // Server side: calls forwarded to this node.
 
 struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
-  Conn(PeerServer* s, tcp::socket sock) : server(s), socket(std::move(sock)), hello_timer(s->io_) {}
+  Conn(PeerServer* s, tcp::socket sock)
+      : server(s), socket(std::move(sock)), hello_timer(s->io_), relays(this) {}
+
+  // Other nodes' relays on this connection: subscriptions of this node's topics, whose events
+  // go back as frames by relay id.
+  struct Relays final : topics::Sink {
+    explicit Relays(Conn* c) : conn(c) {}
+    Conn* conn;
+    std::map<topics::SubId, uint64_t> by_sub;    // subscription -> relay id
+    std::map<uint64_t, topics::SubId> by_relay;
+
+    uint64_t RelayOf(topics::SubId id) const {
+      auto it = by_sub.find(id);
+      return it == by_sub.end() ? 0 : it->second;
+    }
+    void OnJoined(topics::SubId id, uint64_t latest, uint64_t page) override {
+      std::string p;
+      EncodeJoined(latest, page, p);
+      conn->Send(Frame(kJoined, RelayOf(id), p));
+    }
+    void OnReady(topics::SubId) override {}
+    void OnDiscontinuity(topics::SubId id, uint64_t last, uint64_t next, uint64_t page) override {
+      std::string p;
+      EncodeGap(last, next, page, p);
+      conn->Send(Frame(kGap, RelayOf(id), p));
+    }
+    void OnItem(topics::SubId id, const topics::MessagePtr& m) override {
+      const uint64_t relay = RelayOf(id);
+      if (conn->writer.bytes() > conn->server->options_.max_relay_queue_bytes) {
+        // The relaying node (or the network to it) fell behind: it resumes from its last item.
+        return conn->EndRelay(relay, Status(Code::kResourceExhausted,
+                                            "the relay fell behind; resume"));
+      }
+      std::string p;
+      EncodeItem(*m, p);
+      conn->Send(Frame(kItem, relay, p));
+    }
+    void OnReplayed(topics::SubId id) override { conn->Send(Frame(kReplayed, RelayOf(id), {})); }
+    void OnEnd(topics::SubId id, const Status& why) override {
+      const uint64_t relay = RelayOf(id);
+      by_sub.erase(id);
+      by_relay.erase(relay);
+      std::string p;
+      EncodeEnd(why, p);
+      conn->Send(Frame(kEnd, relay, p));
+    }
+  };
 
   PeerServer* server;
   tcp::socket socket;
@@ -96,6 +182,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
   bool hello = false;
   bool closed = false;
   Writer writer;
+  Relays relays;
 
   void ReadHeader() {
     auto self = shared_from_this();
@@ -130,6 +217,14 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       Send(Frame(kHelloOk, h.id, {}));
       return ReadHeader();
     }
+    if (h.kind == kSubscribe || h.kind == kUnsubscribe || h.kind == kStates) {
+      if (!HandleTopics(h)) {
+        LOG_WARN("msg=\"undecodable internal topic frame; closing\" peer={} kind={}", Peer(),
+                 h.kind);
+        return Close();
+      }
+      return ReadHeader();
+    }
     if (h.kind != kCalls && h.kind != kImport) return Close();
     std::shared_ptr<gateway::DecodedCalls> d =
         gateway::DecodeCalls(std::move(payload), SteadyMillis());
@@ -144,8 +239,8 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     const gateway::Routes* routes =
         h.kind == kImport ? nullptr : server->routes_.RoutesFor(server->loop_);
     for (gateway::Call& c : d->batch.calls) {
-      // Only keyed data calls travel between nodes (cache-wide ones and publishes never do).
-      if (api::IsCacheWide(c.req.op) || c.req.op == api::Op::kPublish) {
+      // Only keyed calls travel between nodes (data and publishes; cache-wide ones never do).
+      if (api::IsCacheWide(c.req.op)) {
         c.hold = true;
         c.reply.status = Status(Code::kInvalidArgument, "not a call nodes forward");
         continue;
@@ -173,6 +268,67 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     ReadHeader();  // the next frame may run meanwhile: replies go back by id
   }
 
+  // A relay opens or ends, or a move hands topic states over. False: undecodable.
+  bool HandleTopics(const Header& h) {
+    topics::Topics* topics = server->topics_;
+    if (h.kind == kSubscribe) {
+      RelaySubscribe sub;
+      if (!DecodeSubscribe(payload, &sub) || h.id == 0 || relays.by_relay.contains(h.id)) {
+        return false;
+      }
+      if (topics == nullptr) {
+        std::string p;
+        EncodeEnd(Status(Code::kUnimplemented, "topics are not served here"), p);
+        Send(Frame(kEnd, h.id, p));
+        return true;
+      }
+      auto id = topics->SubscribeRelay(server->loop_, &relays, sub.cache_id, sub.topic,
+                                       sub.resume_at, sub.page, nullptr);
+      if (!id.ok()) {
+        std::string p;
+        EncodeEnd(id.status(), p);
+        Send(Frame(kEnd, h.id, p));
+        return true;
+      }
+      relays.by_sub[*id] = h.id;
+      relays.by_relay[h.id] = *id;
+      return true;
+    }
+    if (h.kind == kUnsubscribe) {
+      if (!payload.empty()) return false;
+      auto it = relays.by_relay.find(h.id);
+      if (it != relays.by_relay.end()) {
+        topics->Unsubscribe(server->loop_, it->second);
+        relays.by_sub.erase(it->second);
+        relays.by_relay.erase(it);
+      }
+      return true;
+    }
+    // kStates: a move hands over the topics of slots coming here.
+    std::vector<topics::TopicState> states;
+    if (!DecodeStates(payload, &states, topics)) return false;
+    payload.clear();
+    if (topics == nullptr) {
+      Send(Frame(kStatesOk, h.id, {}));
+      return true;
+    }
+    auto self = shared_from_this();
+    topics->ImportStates(server->loop_, std::move(states),
+                         [self, id = h.id] { self->Send(Frame(kStatesOk, id, {})); });
+    return true;
+  }
+
+  void EndRelay(uint64_t relay, const Status& why) {
+    auto it = relays.by_relay.find(relay);
+    if (it == relays.by_relay.end()) return;
+    server->topics_->Unsubscribe(server->loop_, it->second);
+    relays.by_sub.erase(it->second);
+    relays.by_relay.erase(it);
+    std::string p;
+    EncodeEnd(why, p);
+    Send(Frame(kEnd, relay, p));
+  }
+
   void Send(std::string frame) {
     if (closed) return;
     writer.Push(std::move(frame));
@@ -189,6 +345,9 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
   void Close() {
     if (closed) return;
     closed = true;
+    for (auto& [sub, relay] : relays.by_sub) server->topics_->Unsubscribe(server->loop_, sub);
+    relays.by_sub.clear();
+    relays.by_relay.clear();
     error_code ignored;
     hello_timer.cancel();
     socket.close(ignored);
@@ -267,6 +426,100 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   char header[kHeader];
   std::string payload;
   bool sweeping = false;
+  // Relays to topics this peer owns (topics::Fleet), by relay id (the handle).
+  struct Relay {
+    topics::Sink* sink;
+    uint32_t cache;
+    std::string topic;
+  };
+  std::map<uint64_t, Relay> relays;
+  struct Op {  // a topic-state hand-over waiting for its ok
+    std::function<void(Status)> done;
+    int64_t deadline_ms;
+  };
+  std::map<uint64_t, Op> ops;
+  topics::Topics* topics = nullptr;  // gives relayed messages their wire forms
+  bool quiet = false;                // shutting down: relays end without a word to their sinks
+
+  void SendFrame(std::string frame) {
+    if (state == kReady) {
+      writer.Push(std::move(frame));
+      writer.Pump(socket, shared_from_this());
+    } else {
+      waiting.push_back(std::move(frame));
+      if (state == kIdle) Connect();
+    }
+  }
+
+  void OpenRelay(uint64_t id, topics::Sink* sink, uint32_t cache, const std::string& topic,
+                 uint64_t resume_at, uint64_t page) {
+    relays[id] = Relay{sink, cache, topic};
+    std::string p;
+    EncodeSubscribe(RelaySubscribe{cache, resume_at, page, topic}, p);
+    SendFrame(Frame(kSubscribe, id, p));
+  }
+
+  bool CloseRelay(uint64_t id) {
+    if (relays.erase(id) == 0) return false;
+    if (state == kReady || state == kConnecting) SendFrame(Frame(kUnsubscribe, id, {}));
+    return true;
+  }
+
+  void SendStates(std::string payload, std::function<void(Status)> done) {
+    const uint64_t id = next_id++;
+    ops[id] = Op{std::move(done), SteadyMillis() + options.default_timeout_ms};
+    SendFrame(Frame(kStates, id, payload));
+    Sweep();
+  }
+
+  // The owner's answers on a relay. False: undecodable.
+  bool HandleRelay(const Header& h) {
+    auto it = relays.find(h.id);
+    const bool known = it != relays.end();
+    switch (h.kind) {
+      case kJoined: {
+        uint64_t latest = 0, page = 0;
+        if (!DecodeJoined(payload, &latest, &page)) return false;
+        if (known) {
+          it->second.sink->OnJoined(h.id, latest, page);
+          if (relays.contains(h.id)) it->second.sink->OnReady(h.id);
+        }
+        return true;
+      }
+      case kGap: {
+        uint64_t last = 0, next = 0, page = 0;
+        if (!DecodeGap(payload, &last, &next, &page)) return false;
+        if (known) it->second.sink->OnDiscontinuity(h.id, last, next, page);
+        return true;
+      }
+      case kItem: {
+        auto m = std::make_shared<topics::TopicMessage>();
+        if (!DecodeItem(payload, m.get())) return false;
+        if (!known) return true;
+        m->cache_id = it->second.cache;
+        m->topic = it->second.topic;
+        if (topics != nullptr) topics->Encode(*m);
+        it->second.sink->OnItem(h.id, std::move(m));
+        return true;
+      }
+      case kReplayed:
+        if (!payload.empty()) return false;
+        if (known) it->second.sink->OnReplayed(h.id);
+        return true;
+      case kEnd: {
+        Status why;
+        if (!DecodeEnd(payload, &why)) return false;
+        if (known) {
+          topics::Sink* sink = it->second.sink;
+          relays.erase(it);
+          sink->OnEnd(h.id, why);
+        }
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
 
   void Connect() {
     state = kConnecting;
@@ -306,13 +559,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
     std::string frame = Frame(kind, id, body);
     pending.emplace(id, std::move(p));
     PeerForwarder::counters().forwarded.fetch_add(indices.size(), std::memory_order_relaxed);
-    if (state == kReady) {
-      writer.Push(std::move(frame));
-      writer.Pump(socket, shared_from_this());
-    } else {
-      waiting.push_back(std::move(frame));
-      if (state == kIdle) Connect();
-    }
+    SendFrame(std::move(frame));
     Sweep();
   }
 
@@ -343,7 +590,23 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
       writer.Pump(socket, shared_from_this());
       return ReadHeader();
     }
-    if (h.kind != kReplies || state != kReady) return Fail("unexpected frame");
+    if (state != kReady) return Fail("unexpected frame");
+    if (h.kind >= kJoined && h.kind <= kEnd) {
+      if (!HandleRelay(h)) return Fail("undecodable relay frame");
+      if (state != kClosed) ReadHeader();
+      return;
+    }
+    if (h.kind == kStatesOk) {
+      auto op = ops.find(h.id);
+      if (op != ops.end()) {
+        auto done = std::move(op->second.done);
+        ops.erase(op);
+        done(Status::Ok());
+      }
+      if (state != kClosed) ReadHeader();
+      return;
+    }
+    if (h.kind != kReplies) return Fail("unexpected frame");
     auto it = pending.find(h.id);
     if (it != pending.end()) {  // else: answered already (timed out)
       Pending p = std::move(it->second);
@@ -367,7 +630,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
 
   // Answers calls past their deadline (or the default timeout) while the peer is silent.
   void Sweep() {
-    if (sweeping || pending.empty() || state == kClosed) return;
+    if (sweeping || (pending.empty() && ops.empty()) || state == kClosed) return;
     sweeping = true;
     timer.expires_after(std::chrono::milliseconds(50));
     auto self = shared_from_this();
@@ -383,6 +646,18 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
         }
         late.push_back(std::move(it->second));
         it = self->pending.erase(it);
+      }
+      std::vector<std::function<void(Status)>> late_ops;
+      for (auto it = self->ops.begin(); it != self->ops.end();) {
+        if (now < it->second.deadline_ms) {
+          ++it;
+          continue;
+        }
+        late_ops.push_back(std::move(it->second.done));
+        it = self->ops.erase(it);
+      }
+      for (auto& done : late_ops) {
+        done(Status(Code::kDeadlineExceeded, "node " + self->node + " did not answer in time"));
       }
       for (Pending& p : late) {
         PeerForwarder::counters().timeout.fetch_add(p.indices.size(), std::memory_order_relaxed);
@@ -414,10 +689,18 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
     waiting.clear();
     auto all = std::move(pending);
     pending.clear();
+    auto ended = std::move(relays);
+    relays.clear();
+    auto all_ops = std::move(ops);
+    ops.clear();
     for (auto& [id, p] : all) {
       PeerForwarder::counters().unreachable.fetch_add(p.indices.size(),
                                                       std::memory_order_relaxed);
       FailOne(p, st);
+    }
+    for (auto& [id, op] : all_ops) op.done(st);
+    if (!quiet) {
+      for (auto& [id, r] : ended) r.sink->OnEnd(id, st);
     }
   }
 };
@@ -464,7 +747,6 @@ const gateway::Routes* PeerForwarder::RoutesFor(uint32_t loop) {
 void PeerForwarder::Forward(uint32_t origin, const gateway::Routes& routes, int peer,
                             gateway::Batch& batch, std::span<const uint32_t> indices,
                             std::function<void()> done) {
-  LoopState& s = per_loop_[origin];
   if (closed_.load(std::memory_order_acquire)) {
     for (uint32_t i : indices) {
       batch.calls[i].reply.status = Status(Code::kUnavailable, "shutting down");
@@ -472,28 +754,91 @@ void PeerForwarder::Forward(uint32_t origin, const gateway::Routes& routes, int 
     return done();
   }
   const std::string& node = routes.peers[static_cast<size_t>(peer)];
-  auto it = s.conns.find(node);
-  if (it == s.conns.end() || it->second->state == Conn::kClosed) {
-    auto a = s.addresses.find(node);
-    if (a == s.addresses.end()) {
-      // The map names a node whose member record has not reached us yet (two watches): the
-      // calls were not sent, so they are routed again shortly (Gateway::Resubmit).
-      for (uint32_t i : indices) {
-        batch.calls[i].moved = true;
-        batch.calls[i].reply.status =
-            Status(Code::kUnavailable, "node " + node + " has no internal address yet; retry");
-      }
-      return done();
+  std::shared_ptr<Conn> c = ConnTo(origin, node);
+  if (c == nullptr) {
+    // The map names a node whose member record has not reached us yet (two watches): the
+    // calls were not sent, so they are routed again shortly (Gateway::Resubmit).
+    for (uint32_t i : indices) {
+      batch.calls[i].moved = true;
+      batch.calls[i].reply.status =
+          Status(Code::kUnavailable, "node " + node + " has no internal address yet; retry");
     }
-    auto c = std::make_shared<Conn>(*loops_[origin], node, a->second, options_);
-    it = s.conns.insert_or_assign(node, std::move(c)).first;
+    return done();
   }
-  it->second->Send(batch, indices, std::move(done));
+  c->Send(batch, indices, std::move(done));
+}
+
+// This loop's connection to `node` (made if there is none, or it closed); null if its address
+// is not known.
+std::shared_ptr<PeerForwarder::Conn> PeerForwarder::ConnTo(uint32_t loop, const std::string& node) {
+  LoopState& s = per_loop_[loop];
+  auto it = s.conns.find(node);
+  if (it != s.conns.end() && it->second->state != Conn::kClosed) return it->second;
+  auto a = s.addresses.find(node);
+  if (a == s.addresses.end()) return nullptr;
+  auto c = std::make_shared<Conn>(*loops_[loop], node, a->second, options_);
+  c->topics = topics_;
+  s.conns.insert_or_assign(node, c);
+  return c;
+}
+
+topics::Fleet::Owner PeerForwarder::OwnerOf(uint32_t loop, uint32_t cache_id,
+                                            std::string_view topic) {
+  const gateway::Routes* routes = RoutesFor(loop);
+  if (routes == nullptr) return Owner::kHere;
+  const int owner = routes->Owner(routing::SlotOf(KeyHash(cache_id, topic)));
+  if (owner == gateway::Routes::kLocal) return Owner::kHere;
+  return owner == gateway::Routes::kNoMap ? Owner::kUnknown : Owner::kElsewhere;
+}
+
+uint64_t PeerForwarder::OpenRelay(uint32_t loop, topics::Sink* sink, uint32_t cache_id,
+                                  const std::string& topic, uint64_t resume_at, uint64_t page) {
+  LoopState& s = per_loop_[loop];
+  const uint64_t id = s.next_relay++;
+  const gateway::Routes* routes = RoutesFor(loop);
+  std::shared_ptr<Conn> c;
+  if (routes != nullptr && !closed_.load(std::memory_order_acquire)) {
+    const int owner = routes->Owner(routing::SlotOf(KeyHash(cache_id, topic)));
+    if (owner >= 0) c = ConnTo(loop, routes->peers[static_cast<size_t>(owner)]);
+  }
+  if (c == nullptr) {
+    // Nowhere to send it yet: it ends (after this call, as Fleet promises).
+    s.failing[id] = sink;
+    asio::post(*loops_[loop], [this, loop, id] {
+      LoopState& st = per_loop_[loop];
+      auto it = st.failing.find(id);
+      if (it == st.failing.end()) return;
+      topics::Sink* sk = it->second;
+      st.failing.erase(it);
+      sk->OnEnd(id, Status(Code::kUnavailable, "the topic's owner is not known here yet"));
+    });
+    return id;
+  }
+  c->OpenRelay(id, sink, cache_id, topic, resume_at, page);
+  return id;
+}
+
+void PeerForwarder::CloseRelay(uint32_t loop, uint64_t handle) {
+  LoopState& s = per_loop_[loop];
+  if (s.failing.erase(handle) != 0) return;
+  for (auto& [node, c] : s.conns) {
+    if (c->CloseRelay(handle)) return;
+  }
+}
+
+void PeerForwarder::SendTopicStates(uint32_t origin, const std::string& node,
+                                    std::string payload, std::function<void(Status)> done) {
+  if (closed_.load(std::memory_order_acquire)) {
+    return done(Status(Code::kUnavailable, "shutting down"));
+  }
+  RoutesFor(origin);  // the addresses as of now
+  std::shared_ptr<Conn> c = ConnTo(origin, node);
+  if (c == nullptr) return done(Status(Code::kUnavailable, "no address for node " + node));
+  c->SendStates(std::move(payload), std::move(done));
 }
 
 void PeerForwarder::Import(uint32_t origin, const std::string& node, gateway::Batch& batch,
                            std::span<const uint32_t> indices, std::function<void()> done) {
-  LoopState& s = per_loop_[origin];
   if (closed_.load(std::memory_order_acquire)) {
     for (uint32_t i : indices) {
       batch.calls[i].reply.status = Status(Code::kUnavailable, "shutting down");
@@ -501,20 +846,14 @@ void PeerForwarder::Import(uint32_t origin, const std::string& node, gateway::Ba
     return done();
   }
   RoutesFor(origin);  // the addresses as of now
-  auto it = s.conns.find(node);
-  if (it == s.conns.end() || it->second->state == Conn::kClosed) {
-    auto a = s.addresses.find(node);
-    if (a == s.addresses.end()) {
-      for (uint32_t i : indices) {
-        batch.calls[i].reply.status = Status(Code::kUnavailable, "no address for node " + node);
-      }
-      return done();
+  std::shared_ptr<Conn> c = ConnTo(origin, node);
+  if (c == nullptr) {
+    for (uint32_t i : indices) {
+      batch.calls[i].reply.status = Status(Code::kUnavailable, "no address for node " + node);
     }
-    it = s.conns.insert_or_assign(node, std::make_shared<Conn>(*loops_[origin], node,
-                                                               a->second, options_))
-             .first;
+    return done();
   }
-  it->second->Send(batch, indices, std::move(done), kImport);
+  c->Send(batch, indices, std::move(done), kImport);
 }
 
 void PeerForwarder::CloseAll() {
@@ -523,7 +862,11 @@ void PeerForwarder::CloseAll() {
     asio::post(*loops_[l], [this, l] {
       auto conns = std::move(per_loop_[l].conns);  // failing calls may run code that forwards
       per_loop_[l].conns.clear();
-      for (auto& [node, c] : conns) c->Close(Status(Code::kUnavailable, "shutting down"));
+      per_loop_[l].failing.clear();
+      for (auto& [node, c] : conns) {
+        c->quiet = true;  // the topics stopped first; their relays' sinks may be gone
+        c->Close(Status(Code::kUnavailable, "shutting down"));
+      }
     });
   }
 }

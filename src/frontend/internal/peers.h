@@ -6,7 +6,11 @@
 //   frame:  u32 payload length, u8 kind, u64 id, payload
 //   kinds:  1 hello (payload: the cluster's internal secret), 2 hello ok, 3 calls
 //           (gateway/forward_codec.h), 4 replies to the calls frame of the same id, 5 import
-//           (calls for slots moving to the receiver: run whatever its map says; migrate.h)
+//           (calls for slots moving to the receiver: run whatever its map says; migrate.h);
+//           topics (payloads: topic_codec.h; the id is the relay's): 6 subscribe and
+//           7 unsubscribe (a relay to the topic's owner), 8 joined, 9 gap, 10 item,
+//           11 replayed, 12 end (the owner's answers on a relay), 13 topic states (a move's
+//           hand-over) and 14 states ok
 //
 // A connection must say hello with the right secret first (constant-time compare), or it is
 // closed. A frame past max_frame_bytes, or one that does not decode, closes the connection.
@@ -17,6 +21,10 @@
 // Gateway::Submit like a front-end's, without the pipeline's checks (the forwarding node made
 // them). PeerForwarder: the gateway's Forwarder; per loop one connection to each peer, opened
 // on first use, frames pipelined on it; routes refreshed per loop when the slot map changes.
+// Topics (topics.h, Fleet): PeerForwarder opens relays on the same per-loop connections;
+// PeerServer serves them as subscriptions of the owner's Topics (SubscribeRelay). A relay whose
+// connection has more than max_relay_queue_bytes unwritten is ended (the relaying node resumes
+// from its last item).
 // Threads: a connection belongs to its loop; SetRoutes may come from any thread.
 #pragma once
 
@@ -35,6 +43,7 @@
 #include "common/metrics.h"
 #include "gateway/forward.h"
 #include "gateway/gateway.h"
+#include "topics/topics.h"
 
 namespace cellar::internal {
 
@@ -54,6 +63,7 @@ struct PeerOptions {
   std::string secret;                        // the cluster's internal secret (both sides)
   size_t max_frame_bytes = 64u << 20;        // either direction
   int64_t default_timeout_ms = 10'000;       // for calls without a deadline of their own
+  size_t max_relay_queue_bytes = 32u << 20;  // a relay's connection behind by this: ended
 };
 
 class PeerServer {
@@ -66,12 +76,15 @@ class PeerServer {
   uint16_t port() const { return port_; }
   void Stop();      // stops accepting
   void CloseAll();  // closes every connection
+  // Serves other nodes' relays (set before serving; none: relays end at once).
+  void set_topics(topics::Topics* topics) { topics_ = topics; }
 
   struct Conn;
 
  private:
   void Accept();
   friend struct Conn;
+  topics::Topics* topics_ = nullptr;
 
   boost::asio::io_context& io_;
   const uint32_t loop_;
@@ -84,7 +97,7 @@ class PeerServer {
   std::unordered_set<std::shared_ptr<Conn>> live_;
 };
 
-class PeerForwarder final : public gateway::Forwarder {
+class PeerForwarder final : public gateway::Forwarder, public topics::Fleet {
  public:
   PeerForwarder(std::vector<boost::asio::io_context*> loops, const PeerOptions& options);
   ~PeerForwarder() override;
@@ -103,6 +116,18 @@ class PeerForwarder final : public gateway::Forwarder {
   void Import(uint32_t origin, const std::string& node, gateway::Batch& batch,
               std::span<const uint32_t> indices, std::function<void()> done);
 
+  // topics::Fleet: relays on this loop's connection to the topic's owner.
+  Owner OwnerOf(uint32_t loop, uint32_t cache_id, std::string_view topic) override;
+  uint64_t OpenRelay(uint32_t loop, topics::Sink* sink, uint32_t cache_id,
+                     const std::string& topic, uint64_t resume_at, uint64_t page) override;
+  void CloseRelay(uint32_t loop, uint64_t handle) override;
+  // A move's topic states (topic_codec.h's states payload) to node `node`; done on `origin`
+  // once it kept them (or could not be reached: not OK).
+  void SendTopicStates(uint32_t origin, const std::string& node, std::string payload,
+                       std::function<void(Status)> done);
+  // Messages that arrive by relay get their wire forms from it (set before serving).
+  void set_topics(topics::Topics* topics) { topics_ = topics; }
+
   metrics::Source Metrics() const;
   // Closes every connection (on each loop); call before the loops stop.
   void CloseAll();
@@ -119,7 +144,12 @@ class PeerForwarder final : public gateway::Forwarder {
     std::shared_ptr<const gateway::Routes> routes;
     std::map<std::string, std::string> addresses;
     std::map<std::string, std::shared_ptr<Conn>> conns;  // by node id
+    uint64_t next_relay = 1;
+    // Relays opened without a connection (no map or address yet): they end, posted.
+    std::map<uint64_t, topics::Sink*> failing;
   };
+  std::shared_ptr<Conn> ConnTo(uint32_t loop, const std::string& node);
+  topics::Topics* topics_ = nullptr;
 
   std::vector<boost::asio::io_context*> loops_;
   const PeerOptions& options_;
