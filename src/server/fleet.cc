@@ -135,7 +135,11 @@ std::optional<FleetRecord> FleetRecord::FromJson(std::string_view json) {
 
 Fleet::Fleet(metadata::Store& store, cluster::Membership& membership, gateway::Tenancy& tenancy,
              FleetOptions options)
-    : store_(store), membership_(membership), tenancy_(tenancy), options_(std::move(options)) {}
+    : store_(store),
+      membership_(membership),
+      tenancy_(tenancy),
+      options_(std::move(options)),
+      view_(std::make_unique<metadata::View>(store_, std::string(kFleetPrefix))) {}
 
 Fleet::~Fleet() {
   Stop();
@@ -143,29 +147,36 @@ Fleet::~Fleet() {
   view_.reset();  // unwatches
 }
 
+void Fleet::OnRecord(const std::string& key, const std::string* value) {
+  std::string node = key.starts_with(kFleetPrefix) ? key.substr(kFleetPrefix.size()) : key;
+  if (node == options_.self) return;
+  std::optional<FleetRecord> rec = value ? FleetRecord::FromJson(*value) : std::nullopt;
+  if (!rec) {  // gone with its node's lease (or unreadable): its usage rows stay
+    peers_.erase(node);
+    return;
+  }
+  for (const UsageRecord& u : rec->usage) {
+    usage_[{u.minute, node, u.tenant, u.cache}] = u.usage;
+    newest_minute_ = std::max(newest_minute_, u.minute);
+  }
+  // The window of the others' rows: a day, like the UsageLog's.
+  while (!usage_.empty() && std::get<0>(usage_.begin()->first) < newest_minute_ - 24 * 3600) {
+    usage_.erase(usage_.begin());
+  }
+  peers_[node] = std::move(*rec);
+}
+
 Status Fleet::Start() {
-  view_ = std::make_unique<metadata::View>(store_, std::string(kFleetPrefix));
   Status st = view_->Start(
-      [this](const metadata::Update&) {
-        // Under the view's mutex, entries() current: rebuild the peers' records.
-        peers_.clear();
-        for (const auto& [key, e] : view_->entries()) {
-          std::string node = key.starts_with(kFleetPrefix) ? key.substr(kFleetPrefix.size()) : key;
-          if (node == options_.self) continue;
-          auto rec = FleetRecord::FromJson(e.value);
-          if (!rec) continue;
-          for (const UsageRecord& u : rec->usage) {
-            usage_[{node, u.minute, u.tenant, u.cache}] = u.usage;
-          }
-          peers_[node] = std::move(*rec);
+      [this](const metadata::Update& u) {
+        // Under the view's mutex, entries() current.
+        if (u.reset) {
+          peers_.clear();
+          for (const auto& [key, e] : view_->entries()) OnRecord(key, &e.value);
+          return;
         }
-        // The window of peers' rows: a day, like the UsageLog's.
-        if (!usage_.empty()) {
-          int64_t newest = 0;
-          for (const auto& [k, v] : usage_) newest = std::max(newest, std::get<1>(k));
-          std::erase_if(usage_, [newest](const auto& kv) {
-            return std::get<1>(kv.first) < newest - 24 * 3600;
-          });
+        for (const metadata::Change& c : u.changes) {
+          OnRecord(c.key, c.value ? &*c.value : nullptr);
         }
       },
       nullptr);
@@ -322,9 +333,10 @@ std::vector<UsageRecord> Fleet::PeerUsage(const std::optional<std::string>& tena
   const int64_t current = minute_seconds > 0 ? now_s - now_s % minute_seconds : now_s;
   std::vector<UsageRecord> out;
   std::lock_guard lock(view_->mutex());
-  for (const auto& [key, u] : usage_) {
-    const auto& [node, minute, t, c] = key;
-    if (minute < from || minute >= to) continue;
+  for (auto it = usage_.lower_bound({from, "", "", ""}); it != usage_.end(); ++it) {
+    const auto& [minute, node, t, c] = it->first;
+    const UsageCounters& u = it->second;
+    if (minute >= to) break;
     if ((tenant && t != *tenant) || (cache && c != *cache)) continue;
     out.push_back(UsageRecord{minute, t, c, u, minute >= current});
   }

@@ -107,6 +107,8 @@ class Fleet {
                                      int64_t to, int64_t now_ms, int64_t minute_seconds) const;
 
  private:
+  // A record of quota/ changed (value null: deleted); under view_->mutex().
+  void OnRecord(const std::string& key, const std::string* value);
   void Run();
   // Writes this node's record (when it changed); returns its demand, by cache id.
   std::map<uint32_t, uint64_t> Report(std::chrono::steady_clock::time_point now);
@@ -120,7 +122,9 @@ class Fleet {
   std::unique_ptr<metadata::View> view_;
   // Under view_->mutex(): every other node's last record, and their usage rows seen so far.
   std::map<std::string, FleetRecord> peers_;
-  std::map<std::tuple<std::string, int64_t, std::string, std::string>, UsageCounters> usage_;
+  // (minute, node, tenant, cache) -> the node's row, as it last reported it.
+  std::map<std::tuple<int64_t, std::string, std::string, std::string>, UsageCounters> usage_;
+  int64_t newest_minute_ = 0;
 
   std::thread thread_;
   std::mutex mu_;

@@ -218,6 +218,40 @@ class FleetWideLimit(unittest.TestCase):
         self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s on one node")
         client.close()
 
+    def test_zz_a_node_that_leaves_takes_its_record_and_the_others_share_the_limit(self):
+        # Last (the fleet is two nodes after it). SIGTERM: the node revokes its lease, and its
+        # quota record goes with it; the two left split the limit between them.
+        cache = "two-left"
+        nodes[0].create_cache(cache)
+        set_limit(cache, N)
+        nodes[2].stop()
+        poll(lambda: etcd.get("/cellar/v1/limits/quota/n3") is None,
+             "node 3's quota record gone with its lease", BOUND)
+
+        def two_nodes():
+            for n in nodes[:2]:
+                v = cluster_view(n)
+                if len(v["members"]) != 2 or v["slot_map"] is None:
+                    return False
+                if {r[2] for r in v["slot_map"]["ranges"]} != {"n1", "n2"}:
+                    return False
+            return True
+        poll(two_nodes, "two members, owning every slot", BOUND)
+        clients = [n.client(cache, create=False) for n in nodes[:2]]
+        for c in clients:
+            c.ping()
+        results = run_drivers(clients, 2 * N, DRIVE_SECONDS)
+        duration = max(t for r in results for t, _ in r)
+        rate = sum(1 for r in results for t, ok in r if ok and t >= CONVERGE_SECONDS) / (
+            duration - CONVERGE_SECONDS)
+        timeline = [sum(1 for r in results for t, ok in r if ok and s <= t < s + 1)
+                    for s in range(int(duration))]
+        print(f"\n  two nodes left, each offered {2 * N}/s: admitted {rate:.0f}/s after "
+              f"{CONVERGE_SECONDS:.0f} s; per second {timeline}", file=sys.stderr)
+        self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s on two nodes")
+        for c in clients:
+            c.close()
+
 
 if __name__ == "__main__":
     unittest.main()
