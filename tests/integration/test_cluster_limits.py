@@ -11,6 +11,7 @@ drivers reaching 2N offered (checked, and said if not).
 """
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -217,6 +218,40 @@ class FleetWideLimit(unittest.TestCase):
         self.assertGreaterEqual(offered, 2 * N, "the driver could not offer 2N")
         self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s on one node")
         client.close()
+
+    def test_etcd_paused_the_nodes_keep_splitting_by_the_last_demand_they_saw(self):
+        # etcd stops answering (SIGSTOP) for 4 s under traffic: no node can write its record,
+        # each keeps the others' last ones, so the fleet still admits N, not 3N (which a node
+        # that forgot the others would: alone, it takes the whole limit less the floors).
+        cache = "no-etcd"
+        nodes[0].create_cache(cache)
+        set_limit(cache, N)
+        clients = [n.client(cache, create=False) for n in nodes]
+        for c in clients:
+            c.ping()
+        pause_at, resume_at = 2.5, 6.5
+
+        def pause():
+            time.sleep(pause_at)
+            etcd.proc.send_signal(signal.SIGSTOP)
+            time.sleep(resume_at - pause_at)
+            etcd.proc.send_signal(signal.SIGCONT)
+        pauser = threading.Thread(target=pause)
+        pauser.start()
+        try:
+            results = run_drivers(clients, PER_NODE_OFFER, 8.0)
+        finally:
+            pauser.join()
+            etcd.proc.send_signal(signal.SIGCONT)
+        during = sum(1 for r in results for t, ok in r if ok and pause_at + 0.5 <= t < resume_at)
+        rate = during / (resume_at - pause_at - 0.5)
+        timeline = [sum(1 for r in results for t, ok in r if ok and s <= t < s + 1)
+                    for s in range(8)]
+        print(f"\n  etcd paused from {pause_at} s to {resume_at} s: admitted {rate:.0f}/s "
+              f"meanwhile; per second {timeline}", file=sys.stderr)
+        self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s with etcd paused")
+        for c in clients:
+            c.close()
 
     def test_zz_a_node_that_leaves_takes_its_record_and_the_others_share_the_limit(self):
         # Last (the fleet is two nodes after it). SIGTERM: the node revokes its lease, and its
