@@ -3,7 +3,9 @@
 One real etcd and three `cellar serve --cluster-etcd` nodes. A cache limited to N requests per
 second gets N over the whole fleet, not N per node: each node admits its share of the limit,
 rebalanced every second from the demand the nodes report in etcd (quota/<node>, under their
-leases). And /v1/stats and /v1/usage on any node sum the nodes' counters.
+leases). And /v1/stats and /v1/usage on any node sum the nodes' counters. Also: a tenant-wide
+limit over two caches; one node driven alone (most of the limit goes there); etcd paused under
+traffic (the last shares hold); a node that leaves (its record goes, the two left share).
 
 The drivers are redis-py clients, one per node, paced so that together they offer about 3N per
 second; what is checked is counts (admitted, refused), never the machine's speed, beyond the
@@ -194,6 +196,44 @@ class FleetWideLimit(unittest.TestCase):
         p = nodes[2].run_cli(*cli, "--local")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertNotIn("nodes 3", p.stdout)
+        for c in clients:
+            c.close()
+
+    def test_a_tenant_limit_holds_over_its_caches_on_every_node(self):
+        # tenant_requests_per_second = N over two caches driven through different nodes: the
+        # tenant's share on each node follows the sum of its caches' demand there.
+        token = nodes[0].tenant_with_cache("acme", "orders")
+        st, body = nodes[0].admin("PUT", "/v1/caches/carts?tenant=acme")
+        self.assertEqual(st, 201, body)
+        st, body = nodes[0].admin("PUT", "/v1/tenants/acme/limits",
+                                  body={"tenant_requests_per_second": N})
+        self.assertEqual(st, 200, body)
+
+        def everywhere():
+            for n in nodes:
+                st, b = n.admin("GET", "/v1/tenants/acme/limits")
+                if st != 200 or b.get("overrides", {}).get("tenant_requests_per_second") != N:
+                    return False
+            return True
+        poll(everywhere, "the tenant's limit on every node", BOUND)
+
+        def client(node, cache):
+            c = redis.Redis(host=node.host, port=node.resp_port, username=cache, password=token,
+                            socket_timeout=30)
+            poll(lambda: c.ping(), f"AUTH {cache} on {node.host}", BOUND)
+            return c
+        clients = [client(nodes[0], "orders"), client(nodes[1], "carts"),
+                   client(nodes[2], "orders"), client(nodes[2], "carts")]
+        results = run_drivers(clients, PER_NODE_OFFER, DRIVE_SECONDS)
+        duration = max(t for r in results for t, _ in r)
+        rate = sum(1 for r in results for t, ok in r if ok and t >= CONVERGE_SECONDS) / (
+            duration - CONVERGE_SECONDS)
+        timeline = [sum(1 for r in results for t, ok in r if ok and s <= t < s + 1)
+                    for s in range(int(duration))]
+        print(f"\n  tenant limit {N}/s, two caches through three nodes at "
+              f"{len(clients) * PER_NODE_OFFER}/s: admitted {rate:.0f}/s after "
+              f"{CONVERGE_SECONDS:.0f} s; per second {timeline}", file=sys.stderr)
+        self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s for the tenant")
         for c in clients:
             c.close()
 
