@@ -70,6 +70,7 @@ struct CacheSample {
 
 struct StatsSample {
   int64_t time_ms = 0;
+  uint64_t nodes = 0;  // a fleet: how many nodes the counters sum (0: a single node)
   std::vector<uint64_t> bounds;
   std::map<std::pair<std::string, std::string>, CacheSample> caches;  // (tenant, cache)
 };
@@ -80,12 +81,14 @@ StatsSample FetchStats(const Target& t, const StatsOptions& o) {
   if (!o.cache.empty()) {
     query += std::string(query.empty() ? "" : "&") + "cache=" + EncodePathSegment(o.cache);
   }
+  if (o.local) query += std::string(query.empty() ? "" : "&") + "node=local";
   // A fresh connection each time: an interval may outlast the server's idle timeout.
   AdminClient client(t.host, t.admin_port, t.key);
   Json doc =
       ParseBody(CheckedRequest(client, "GET", "/v1/stats" + (query.empty() ? "" : "?" + query)));
   StatsSample s;
   s.time_ms = static_cast<int64_t>(Uint(doc.Find("time_ms")));
+  s.nodes = Uint(doc.Find("nodes"));
   if (const Json* b = doc.Find("latency_bounds_us"); b && b->type == Json::Type::kArray) {
     for (const Json& x : b->items) s.bounds.push_back(x.AsUint().value_or(0));
   }
@@ -170,9 +173,9 @@ void PrintStats(const StatsSample& before, const StatsSample& now) {
     if (a.ops != b.ops) return a.ops > b.ops;
     return a.cells < b.cells;
   });
-  fmt::print("cellar stats  {} UTC  over {:.1f} s  caches {}  ops/s {}  in/s {}  out/s {}\n",
-             UtcNow(), dt, rows.size(), Rate(total_ops), FormatBytes(total_in),
-             FormatBytes(total_out));
+  fmt::print("cellar stats  {} UTC  over {:.1f} s  {}caches {}  ops/s {}  in/s {}  out/s {}\n",
+             UtcNow(), dt, now.nodes > 0 ? fmt::format("nodes {}  ", now.nodes) : "", rows.size(),
+             Rate(total_ops), FormatBytes(total_in), FormatBytes(total_out));
   std::vector<std::vector<std::string>> cells;
   for (Row& r : rows) cells.push_back(std::move(r.cells));
   PrintTable({"TENANT", "CACHE", "OPS/S", "HIT%", "IN/S", "OUT/S", "ITEMS", "MEMORY", "P50", "P99",
@@ -263,6 +266,7 @@ int Usage(const Target& t, const UsageOptions& o) {
       "from=" + std::to_string(now - static_cast<int64_t>(o.minutes) * 60 - (now % 60));
   if (!o.tenant.empty()) query += "&tenant=" + EncodePathSegment(o.tenant);
   if (!o.cache.empty()) query += "&cache=" + EncodePathSegment(o.cache);
+  if (o.local) query += "&node=local";
   AdminClient client(t.host, t.admin_port, t.key);
   AdminResponse res = CheckedRequest(client, "GET", "/v1/usage?" + query);
   if (o.json) {
@@ -374,6 +378,8 @@ class ObserveGroup final : public CommandGroup {
         ->type_name("SECONDS");
     stats_->add_option("--count", stats_opts_.count,
                        "refreshes before exiting (default: until Ctrl-C)");
+    stats_->add_flag("--local", stats_opts_.local,
+                     "on a fleet, this node's counters only (default: the sum over the nodes)");
 
     usage_ = app.add_subcommand(
         "usage", "requests, bytes in and out, throttled requests per tenant, cache and minute");
@@ -381,6 +387,8 @@ class ObserveGroup final : public CommandGroup {
     usage_->add_option("--cache", usage_opts_.cache, "only caches of this name");
     usage_->add_option("--minutes", usage_opts_.minutes, "how far back")->capture_default_str();
     usage_->add_flag("--json", usage_opts_.json, "print the admin API's JSON");
+    usage_->add_flag("--local", usage_opts_.local,
+                     "on a fleet, this node's usage only (default: the sum over the nodes)");
   }
   bool Parsed() const override {
     return limits_->parsed() || stats_->parsed() || usage_->parsed();

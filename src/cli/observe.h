@@ -26,6 +26,7 @@ struct StatsOptions {
   std::string cache;   // empty: every cache
   double interval_s = 1;
   uint64_t count = 0;  // tables to print; 0: until interrupted
+  bool local = false;  // on a fleet: this node's counters only (the default sums the nodes')
 };
 // `cellar stats`: per cache rates between consecutive samples, like top.
 int Stats(const Target& t, const StatsOptions& o);
@@ -35,6 +36,7 @@ struct UsageOptions {
   std::string cache;
   uint64_t minutes = 60;
   bool json = false;
+  bool local = false;  // on a fleet: this node's usage only
 };
 // `cellar usage`: per minute requests and bytes, for billing.
 int Usage(const Target& t, const UsageOptions& o);

@@ -77,6 +77,8 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<uint64_t> serving_until{0};      // what gates writes (MonotonicNanos)
   std::atomic<uint64_t> lease_losses{0};
 
+  std::atomic<int64_t> lease_now{0};  // lease_id, for other threads
+
   // ---- io thread only ----
   int64_t lease_id = 0;
   int64_t granted_ttl = 0;
@@ -125,6 +127,7 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
       if (!r.ok()) return done(r.status());
       if (!r->error().empty()) return done(Status(Code::kUnavailable, "etcd: " + r->error()));
       self->lease_id = r->id();
+      self->lease_now.store(r->id(), std::memory_order_release);
       self->granted_ttl = r->ttl();
       self->alive_until = sent + std::chrono::seconds(r->ttl());
       self->Claim(/*take_over=*/false, done);
@@ -185,6 +188,7 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
     etcdserverpb::LeaseRevokeRequest req;
     req.set_id(lease_id);
     lease_id = 0;
+    lease_now.store(0, std::memory_order_release);
     store.client()->LeaseRevoke(req, kTimeout, [then](auto) {
       if (then) then();
     });
@@ -499,6 +503,31 @@ void Membership::Leave() {
     impl->RevokeLease([done] { done(Status::Ok()); });
   });
 }
+
+StatusOr<int64_t> Membership::PutUnderLease(std::string key, std::string value,
+                                            std::chrono::milliseconds timeout) {
+  auto impl = impl_;
+  auto used = std::make_shared<std::atomic<int64_t>>(0);
+  Status st =
+      RunAndWait(impl->store, timeout,
+                 [impl, used, timeout, key = std::move(key),
+                  value = std::move(value)](std::function<void(Status)> done) {
+                   if (impl->stopping || impl->lease_id == 0) {
+                     return done(Status(Code::kUnavailable, "no cluster lease held right now"));
+                   }
+                   etcdserverpb::PutRequest put;
+                   put.set_key(impl->Key(key));
+                   put.set_value(value);
+                   put.set_lease(impl->lease_id);
+                   used->store(impl->lease_id);
+                   impl->store.client()->Put(
+                       put, timeout, [done](auto r) { done(r.ok() ? Status::Ok() : r.status()); });
+                 });
+  if (!st.ok()) return st;
+  return used->load();
+}
+
+int64_t Membership::lease() const { return impl_->lease_now.load(std::memory_order_acquire); }
 
 bool Membership::serving() const {
   return MonotonicNanos() < impl_->serving_until.load(std::memory_order_acquire);

@@ -100,6 +100,16 @@ class Membership {
   // Revokes the lease: this node's keys (member, leader) go at once, and it stops serving.
   void Leave();
 
+  // Puts key (relative to the store's root) = value under this node's current lease, so it
+  // goes with the lease (a node that dies or leaves takes it along). Blocking, bounded by
+  // `timeout`; not on the store's io thread. Returns the lease used: after a lost lease the
+  // node registers under a new one and the key is gone with the old one, so a caller that
+  // wants it to stay writes it again when lease() differs. kUnavailable while no lease is held.
+  StatusOr<int64_t> PutUnderLease(std::string key, std::string value,
+                                  std::chrono::milliseconds timeout);
+  // The lease held now (0: none); any thread.
+  int64_t lease() const;
+
   // True while the lease is known alive (see the file comment).
   bool serving() const;
   // Until when (steady clock, ns since its epoch: MonotonicNanos) writes may be acknowledged;

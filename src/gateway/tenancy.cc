@@ -107,6 +107,18 @@ void CacheUsage::RecordLatency(uint64_t us, uint64_t count) {
   latency_count.fetch_add(count, std::memory_order_relaxed);
 }
 
+uint64_t FleetShare(uint64_t limit, uint64_t own_demand, uint64_t total_demand, uint32_t nodes) {
+  if (limit == 0 || nodes <= 1) return limit;
+  if (total_demand == 0 || own_demand > total_demand) {
+    return std::max<uint64_t>(1, limit / nodes);  // nothing known (or inconsistent): even
+  }
+  const uint64_t floor = std::max<uint64_t>(1, limit / nodes / 10);
+  const uint64_t floors = floor * nodes;
+  const uint64_t rest = limit > floors ? limit - floors : 0;
+  const unsigned __int128 part = static_cast<unsigned __int128>(rest) * own_demand / total_demand;
+  return floor + static_cast<uint64_t>(part);
+}
+
 // ---- Tenancy -------------------------------------------------------------------------------
 
 Tenancy::Tenancy(control::CacheRegistry* registry) : registry_(registry) { Refresh(); }
@@ -144,12 +156,17 @@ void Tenancy::Refresh() {
       new_caches[c.id] = std::move(s);
     }
   }
-  // Limits: a cache's effective values; a tenant's own caps from its overrides.
+  // Limits: a cache's effective values; a tenant's own caps from its overrides. On a fleet,
+  // this node's share of each per-second limit (FleetShare, from the last ApplyFleet).
+  const uint32_t nodes = fleet_nodes_.load(std::memory_order_relaxed);
   for (const auto& [id, t] : new_tenants) {
     const control::Limits l = control::Resolve(server, registry_->TenantLimits(id), {});
-    t->requests.set_rate(l[LimitId::kTenantRequestsPerSecond]);
-    t->read_bytes.set_rate(l[LimitId::kTenantReadBytesPerSecond]);
-    t->write_bytes.set_rate(l[LimitId::kTenantWriteBytesPerSecond]);
+    const uint64_t own = t->fleet_own.load(std::memory_order_relaxed);
+    const uint64_t total = t->fleet_total.load(std::memory_order_relaxed);
+    auto share = [&](LimitId lid) { return FleetShare(l[lid], own, total, nodes); };
+    t->requests.set_rate(share(LimitId::kTenantRequestsPerSecond));
+    t->read_bytes.set_rate(share(LimitId::kTenantReadBytesPerSecond));
+    t->write_bytes.set_rate(share(LimitId::kTenantWriteBytesPerSecond));
     t->memory_share.store(l[LimitId::kTenantMemoryShareBytes], std::memory_order_relaxed);
   }
   for (const auto& [id, c] : new_caches) {
@@ -157,10 +174,13 @@ void Tenancy::Refresh() {
     for (size_t i = 0; i < control::kNumLimits; ++i) {
       c->limits[i].store(l.v[i], std::memory_order_relaxed);
     }
-    c->requests.set_rate(l[LimitId::kRequestsPerSecond]);
-    c->read_bytes.set_rate(l[LimitId::kReadBytesPerSecond]);
-    c->write_bytes.set_rate(l[LimitId::kWriteBytesPerSecond]);
-    c->publishes.set_rate(l[LimitId::kPublishPerSecond]);
+    const uint64_t own = c->fleet_own.load(std::memory_order_relaxed);
+    const uint64_t total = c->fleet_total.load(std::memory_order_relaxed);
+    auto share = [&](LimitId lid) { return FleetShare(l[lid], own, total, nodes); };
+    c->requests.set_rate(share(LimitId::kRequestsPerSecond));
+    c->read_bytes.set_rate(share(LimitId::kReadBytesPerSecond));
+    c->write_bytes.set_rate(share(LimitId::kWriteBytesPerSecond));
+    c->publishes.set_rate(share(LimitId::kPublishPerSecond));
   }
   {
     std::unique_lock lock(mu_);
@@ -175,6 +195,37 @@ void Tenancy::Refresh() {
     tenants_.swap(new_tenants);
   }
   if (on_refresh_) on_refresh_();
+}
+
+void Tenancy::ApplyFleet(uint32_t nodes, const absl::flat_hash_map<uint32_t, FleetDemand>& caches,
+                         const absl::flat_hash_map<uint32_t, FleetDemand>& tenants) {
+  std::lock_guard one(refresh_mu_);
+  nodes = std::max<uint32_t>(1, nodes);
+  fleet_nodes_.store(nodes, std::memory_order_relaxed);
+  std::shared_lock lock(mu_);
+  for (const auto& [id, t] : tenants_) {
+    auto it = tenants.find(id);
+    const FleetDemand d = it == tenants.end() ? FleetDemand{} : it->second;
+    t->fleet_own.store(d.own, std::memory_order_relaxed);
+    t->fleet_total.store(d.total, std::memory_order_relaxed);
+    const control::Limits l =
+        control::Resolve(registry_->server_limits(), registry_->TenantLimits(id), {});
+    auto share = [&](LimitId lid) { return FleetShare(l[lid], d.own, d.total, nodes); };
+    t->requests.adjust_rate(share(LimitId::kTenantRequestsPerSecond));
+    t->read_bytes.adjust_rate(share(LimitId::kTenantReadBytesPerSecond));
+    t->write_bytes.adjust_rate(share(LimitId::kTenantWriteBytesPerSecond));
+  }
+  for (const auto& [id, c] : caches_) {
+    auto it = caches.find(id);
+    const FleetDemand d = it == caches.end() ? FleetDemand{} : it->second;
+    c->fleet_own.store(d.own, std::memory_order_relaxed);
+    c->fleet_total.store(d.total, std::memory_order_relaxed);
+    auto share = [&](LimitId lid) { return FleetShare(c->limit(lid), d.own, d.total, nodes); };
+    c->requests.adjust_rate(share(LimitId::kRequestsPerSecond));
+    c->read_bytes.adjust_rate(share(LimitId::kReadBytesPerSecond));
+    c->write_bytes.adjust_rate(share(LimitId::kWriteBytesPerSecond));
+    c->publishes.adjust_rate(share(LimitId::kPublishPerSecond));
+  }
 }
 
 std::shared_ptr<CacheState> Tenancy::Find(uint32_t cache_id) const {
@@ -247,7 +298,8 @@ Status Tenancy::AdmitPublish(uint32_t cache_id, size_t value_bytes) {
     CountRefusal(*c, Refusal::kPublishRate);
     return Status(Code::kResourceExhausted,
                   std::string(topics::kPublishRateText) + ": the cache's publish rate limit is " +
-                      std::to_string(c->publishes.rate()) + " per second (publish_per_second)");
+                      std::to_string(c->limit(LimitId::kPublishPerSecond)) +
+                      " per second (publish_per_second)");
   }
   return Status::Ok();
 }
@@ -299,7 +351,13 @@ void Tenancy::ChargeRead(CacheState& c, uint64_t bytes, int64_t now_ns) {
 
 std::string Tenancy::Describe(const CacheState& c, Refusal r, bool name_cache) {
   auto limit = [&](LimitId id) { return std::to_string(c.limit(id)); };
-  auto tenant_limit = [&](const RateBucket& b) { return std::to_string(b.rate()); };
+  // The limits as set (on a fleet the buckets hold this node's share of them).
+  auto tenant_limit = [&](const RateBucket& b) {
+    return std::to_string(
+        &b == &c.tenant_state->requests     ? c.limit(LimitId::kTenantRequestsPerSecond)
+        : &b == &c.tenant_state->read_bytes ? c.limit(LimitId::kTenantReadBytesPerSecond)
+                                            : c.limit(LimitId::kTenantWriteBytesPerSecond));
+  };
   const std::string cache = name_cache ? "cache '" + c.name + "'" : std::string("this cache");
   const std::string tenant =
       name_cache ? "tenant '" + (c.tenant_state ? c.tenant_state->name : std::string()) + "'"

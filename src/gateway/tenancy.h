@@ -79,6 +79,9 @@ class RateBucket {
       tat_.store(0, std::memory_order_relaxed);
     }
   }
+  // A new share of the same limit (a fleet rebalancing, every second): the bucket keeps its
+  // state, so a node does not get a fresh burst at each rebalance.
+  void adjust_rate(uint64_t per_second) { rate_.store(per_second, std::memory_order_relaxed); }
   uint64_t rate() const { return rate_.load(std::memory_order_relaxed); }
   // Takes n units if the bucket allows them now (within the burst); false leaves it unchanged.
   bool TryTake(uint64_t n, int64_t now_ns);
@@ -98,6 +101,21 @@ class RateBucket {
   int64_t CostNs(uint64_t n, uint64_t rate) const;
   std::atomic<uint64_t> rate_{0};
   std::atomic<int64_t> tat_{0};  // theoretical arrival time, steady ns
+};
+
+// Limits across a fleet (docs/cluster.md, "Limits across the fleet"): a per-second limit holds
+// for the cache (or tenant) as a whole, so each node admits its share of it. Every node reports
+// its demand (requests admitted and refused over the last second) and splits the limit by
+// demand: each of the `nodes` nodes keeps a floor (limit / nodes / 10, at least 1, so a node
+// whose traffic starts admits some at once) and the rest goes by own / total demand. The shares
+// of all nodes add up to the limit (short of rounding). Nobody's demand known: an even split.
+// One node (nodes <= 1): the whole limit. A limit of 0 (unlimited) stays 0.
+uint64_t FleetShare(uint64_t limit, uint64_t own_demand, uint64_t total_demand, uint32_t nodes);
+
+// One cache's or tenant's demand here and over the fleet (requests per second).
+struct FleetDemand {
+  uint64_t own = 0;
+  uint64_t total = 0;
 };
 
 // Latency buckets (upper bounds, microseconds) of the per-cache histogram.
@@ -123,6 +141,7 @@ struct TenantState {
   RateBucket requests, read_bytes, write_bytes;  // tenant_* limits
   std::atomic<uint64_t> memory_share{0};         // tenant_memory_share_bytes (0: equal split)
   std::atomic<int64_t> subscriptions{0};         // over all its caches
+  std::atomic<uint64_t> fleet_own{0}, fleet_total{0};  // FleetDemand (fleet only)
 };
 
 struct CacheState {
@@ -136,6 +155,7 @@ struct CacheState {
   std::atomic<int64_t> subscriptions{0};     // topic subscriptions, every loop's
   CacheUsage usage;
   std::atomic<bool> deleted{false};
+  std::atomic<uint64_t> fleet_own{0}, fleet_total{0};  // FleetDemand (fleet only)
 
   uint64_t limit(control::LimitId id) const {
     return limits[static_cast<size_t>(id)].load(std::memory_order_relaxed);
@@ -155,6 +175,14 @@ class Tenancy final : public topics::Admission {
   void Refresh();
   // Called after Refresh with every cache's limits (pushes them to topics and engines).
   void set_on_refresh(std::function<void()> fn) { on_refresh_ = std::move(fn); }
+
+  // On a fleet (server/fleet.h), about once a second: the members' count and the demand of
+  // each cache and tenant (absent: none anywhere); sets every rate bucket to this node's
+  // share of its limit (FleetShare), keeping the buckets' state. Until the first call, and
+  // with nodes <= 1, every bucket has its whole limit (a single node).
+  void ApplyFleet(uint32_t nodes, const absl::flat_hash_map<uint32_t, FleetDemand>& caches,
+                  const absl::flat_hash_map<uint32_t, FleetDemand>& tenants);
+  uint32_t fleet_nodes() const { return fleet_nodes_.load(std::memory_order_relaxed); }
 
   std::shared_ptr<CacheState> Find(uint32_t cache_id) const;
   std::vector<std::shared_ptr<CacheState>> All() const;
@@ -185,7 +213,8 @@ class Tenancy final : public topics::Admission {
   absl::flat_hash_map<uint32_t, std::shared_ptr<CacheState>> caches_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::shared_ptr<TenantState>> tenants_ ABSL_GUARDED_BY(mu_);
   std::function<void()> on_refresh_;
-  std::mutex refresh_mu_;  // one Refresh at a time
+  std::mutex refresh_mu_;  // one Refresh (or ApplyFleet) at a time
+  std::atomic<uint32_t> fleet_nodes_{1};
 };
 
 }  // namespace cellar::gateway

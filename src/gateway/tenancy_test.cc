@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include "control/cache_registry.h"
 #include "metadata/local_store.h"
@@ -48,6 +50,59 @@ TEST(RateBucket, UnlimitedAndRefundAndDebt) {
   big.set_rate(100);
   EXPECT_TRUE(big.TryTake(1000, t0));
   EXPECT_FALSE(big.TryTake(1, t0));
+}
+
+TEST(FleetShare, SplitsTheLimitByDemandWithAFloorPerNode) {
+  // Alone, or unlimited: the whole limit (a single node is unchanged).
+  EXPECT_EQ(FleetShare(1000, 5, 10, 1), 1000u);
+  EXPECT_EQ(FleetShare(1000, 0, 0, 0), 1000u);
+  EXPECT_EQ(FleetShare(0, 5, 10, 3), 0u);
+  // Nobody's demand known: an even split.
+  EXPECT_EQ(FleetShare(900, 0, 0, 3), 300u);
+  // Equal demand on three nodes: a third each.
+  EXPECT_EQ(FleetShare(900, 100, 300, 3), 300u);
+  // Floor: 900 / 3 / 10 = 30 per node; the other 810 by demand.
+  EXPECT_EQ(FleetShare(900, 0, 500, 3), 30u);
+  EXPECT_EQ(FleetShare(900, 500, 500, 3), 30u + 810u);
+  EXPECT_EQ(FleetShare(900, 100, 400, 3), 30u + 810u / 4);
+  // The shares of all nodes add up to the limit (within rounding), whatever the demand.
+  for (uint64_t limit : {1ull, 7ull, 300ull, 1000ull, 123457ull, 10'000'000'000ull}) {
+    for (uint32_t nodes : {2u, 3u, 5u, 16u}) {
+      std::vector<uint64_t> demand;
+      for (uint32_t i = 0; i < nodes; ++i) demand.push_back(i == 0 ? 0 : (i * 37) % 1000 + 1);
+      uint64_t total = 0;
+      for (uint64_t d : demand) total += d;
+      uint64_t sum = 0;
+      for (uint64_t d : demand) {
+        const uint64_t s = FleetShare(limit, d, total, nodes);
+        EXPECT_GE(s, 1u);  // every node admits something
+        sum += s;
+      }
+      const uint64_t floor_sum = nodes * std::max<uint64_t>(1, limit / nodes / 10);
+      if (limit >= floor_sum) {  // rounding down loses less than one per node
+        EXPECT_LE(sum, limit) << limit << " " << nodes;
+        EXPECT_GE(sum + nodes, limit) << limit << " " << nodes;
+      } else {  // a limit below one per node: the floors
+        EXPECT_EQ(sum, floor_sum) << limit << " " << nodes;
+      }
+    }
+  }
+  // Demand larger than the total (records of different seconds): an even split.
+  EXPECT_EQ(FleetShare(900, 50, 10, 3), 300u);
+}
+
+TEST(RateBucket, AdjustRateKeepsTheBucketState) {
+  RateBucket b;
+  b.set_rate(100);
+  const int64_t t0 = 10 * kSec;
+  int passed = 0;
+  for (int i = 0; i < 100; ++i) passed += b.TryTake(1, t0);
+  EXPECT_EQ(passed, 26);
+  b.adjust_rate(200);  // a new share: no fresh burst
+  EXPECT_FALSE(b.TryTake(1, t0));
+  EXPECT_EQ(b.rate(), 200u);
+  b.set_rate(400);  // a new limit: a fresh bucket
+  EXPECT_TRUE(b.TryTake(1, t0));
 }
 
 class TenancyTest : public ::testing::Test {
@@ -201,6 +256,39 @@ TEST_F(TenancyTest, DescribeNamesTheLimitAndDeletedCachesAreMarked) {
   ASSERT_TRUE(reg_->Remove(tenant_, "a").ok());
   EXPECT_TRUE(a->deleted.load());
   EXPECT_EQ(tenancy_->Find(a_), nullptr);
+}
+
+TEST_F(TenancyTest, ApplyFleetSetsEachNodesShareAndRefreshKeepsIt) {
+  ASSERT_TRUE(
+      reg_->UpdateCacheLimits(tenant_, "a", *control::ParseLimits("requests_per_second=900", true))
+          .ok());
+  ASSERT_TRUE(reg_->UpdateTenantLimits(
+                      tenant_, *control::ParseLimits("tenant_requests_per_second=3000", false))
+                  .ok());
+  auto a = tenancy_->Find(a_);
+  auto b = tenancy_->Find(b_);
+  EXPECT_EQ(a->requests.rate(), 900u);  // a single node: the whole limit
+  absl::flat_hash_map<uint32_t, FleetDemand> caches{{a_, {100, 400}}};
+  absl::flat_hash_map<uint32_t, FleetDemand> tenants{{tenant_, {100, 400}}};
+  tenancy_->ApplyFleet(3, caches, tenants);
+  EXPECT_EQ(tenancy_->fleet_nodes(), 3u);
+  EXPECT_EQ(a->requests.rate(), 30u + 810u / 4);
+  EXPECT_EQ(a->tenant_state->requests.rate(), 100u + 2700u / 4);
+  // No demand known for b: an even split of its limit (100,000 by default).
+  EXPECT_EQ(b->requests.rate(), 100000u / 3);
+  // The limit is still what was set: refusals name it, not the share.
+  EXPECT_NE(Tenancy::Describe(*a, Refusal::kRequestRate).find("allows 900 operations"),
+            std::string::npos);
+  EXPECT_NE(Tenancy::Describe(*a, Refusal::kTenantRequestRate).find("allows 3000 operations"),
+            std::string::npos);
+  // A catalog change re-reads the limits and keeps the shares.
+  ASSERT_TRUE(
+      reg_->UpdateCacheLimits(tenant_, "a", *control::ParseLimits("requests_per_second=1800", true))
+          .ok());
+  EXPECT_EQ(a->requests.rate(), 60u + 1620u / 4);
+  // Alone again: the whole limit.
+  tenancy_->ApplyFleet(1, {}, {});
+  EXPECT_EQ(a->requests.rate(), 1800u);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 #include "server/admin_routes.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 
 #include "auth/token.h"
 #include "common/clock.h"
@@ -13,6 +15,7 @@
 #include "routing/router.h"
 #include "server/admin_limits.h"
 #include "server/admin_util.h"
+#include "server/fleet.h"
 #include "server/metrics.h"
 #include "server/usage.h"
 
@@ -160,8 +163,8 @@ HttpResponse HandleSlotOf(const AdminContext& ctx, control::CacheRegistry& reg,
   return Json(200, body + "}");
 }
 
-// GET /v1/usage?tenant=T[&cache=C][&from=UNIX&to=UNIX]: minute rows, the minute in progress
-// flagged "partial".
+// GET /v1/usage?tenant=T[&cache=C][&from=UNIX&to=UNIX][&node=local]: minute rows, the minute
+// in progress flagged "partial"; on a fleet, summed over the nodes unless node=local.
 HttpResponse HandleUsage(const AdminContext& ctx, const HttpRequest& req) {
   if (req.method != "GET") return Error(405, "use GET /v1/usage");
   if (ctx.usage == nullptr) return Error(404, "usage accounting is not running");
@@ -181,8 +184,26 @@ HttpResponse HandleUsage(const AdminContext& ctx, const HttpRequest& req) {
     }
   }
   ctx.usage->SampleNow();  // so the minute in progress includes the last second
-  const auto rows =
-      ctx.usage->log().Query(tenant, QueryParam(req.query, "cache"), bounds[0], bounds[1]);
+  const auto cache = QueryParam(req.query, "cache");
+  auto rows = ctx.usage->log().Query(tenant, cache, bounds[0], bounds[1]);
+  if (ctx.fleet != nullptr && QueryParam(req.query, "node").value_or("") != "local") {
+    // The fleet's: this node's rows plus the others' (as they reported them, within a second).
+    std::map<std::tuple<int64_t, std::string, std::string>, UsageRecord> merged;
+    auto add = [&merged](UsageRecord r) {
+      auto [it, fresh] = merged.try_emplace({r.minute, r.tenant, r.cache}, r);
+      if (fresh) return;
+      it->second.usage.Add(r.usage);
+      it->second.partial = it->second.partial || r.partial;
+    };
+    for (UsageRecord& r : rows) add(std::move(r));
+    for (UsageRecord& r :
+         ctx.fleet->PeerUsage(tenant, cache, bounds[0], bounds[1], SystemClock::Get()->NowMillis(),
+                              ctx.usage->log().minute_seconds())) {
+      add(std::move(r));
+    }
+    rows.clear();
+    for (auto& [key, r] : merged) rows.push_back(std::move(r));
+  }
   std::string body = "{\"minute_seconds\":" + std::to_string(ctx.usage->log().minute_seconds()) +
                      ",\"usage\":[";
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -271,8 +292,12 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
         if (!t) return respond(Error(404, "tenant not found"));
         if (cache && !reg.Find(t->id, *cache)) return respond(Error(404, "cache not found"));
       }
-      return gw->CollectStats(0, [respond, tenant, cache](gateway::Stats st) {
-        respond(Json(200, RenderStatsJson(st, SystemClock::Get()->NowMillis(), tenant, cache)));
+      // On a fleet, the sums over its nodes unless ?node=local.
+      Fleet* fleet = QueryParam(req.query, "node").value_or("") == "local" ? nullptr : ctx.fleet;
+      return gw->CollectStats(0, [respond, tenant, cache, fleet](gateway::Stats st) {
+        const size_t nodes = fleet != nullptr ? fleet->AddPeerStats(st) : 0;
+        respond(
+            Json(200, RenderStatsJson(st, SystemClock::Get()->NowMillis(), tenant, cache, nodes)));
       });
     }
     if (req.path.rfind("/v1/tenants", 0) == 0 || req.path.rfind("/v1/tokens", 0) == 0 ||
@@ -289,6 +314,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     }
     if (req.path == kCaches) {
       if (req.method != "GET") return respond(Error(405, "use GET to list caches"));
+      // This node's counters (items: what it holds); /v1/stats has the fleet's sums.
       return gw->CollectStats(0, [respond, tenant_name](gateway::Stats st) {
         std::string body = "{\"caches\":[";
         bool first = true;

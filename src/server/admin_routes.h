@@ -14,6 +14,7 @@
 namespace cellar::server {
 
 class UsageSampler;
+class Fleet;
 
 struct AdminContext {
   gateway::Gateway* gateway;
@@ -21,6 +22,9 @@ struct AdminContext {
   auth::SigningKeyStore* keys = nullptr;  // tokens and signing keys; null: not offered
   MetricsOptions metrics;                 // /metrics label cardinality caps
   UsageSampler* usage = nullptr;          // GET /v1/usage; null: not offered
+  // On a fleet: the other nodes' counters and usage, added to /v1/stats and /v1/usage unless
+  // ?node=local (server/fleet.h); /v1/caches stays this node's. Null on a single node.
+  Fleet* fleet = nullptr;
   // --momento-local: GET /block (true) and /unblock (false); null: not offered.
   std::function<void(bool)> block;
   std::string endpoint;  // what minted keys name: --public-endpoint, or bind:api-port

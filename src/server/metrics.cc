@@ -48,8 +48,10 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
 
 std::string RenderStatsJson(const gateway::Stats& st, int64_t now_ms,
                             const std::optional<std::string>& tenant,
-                            const std::optional<std::string>& cache) {
-  std::string body = "{\"time_ms\":" + std::to_string(now_ms) + ",\"latency_bounds_us\":[";
+                            const std::optional<std::string>& cache, size_t nodes) {
+  std::string body = "{\"time_ms\":" + std::to_string(now_ms);
+  if (nodes > 0) body += ",\"nodes\":" + std::to_string(nodes);
+  body += ",\"latency_bounds_us\":[";
   for (size_t i = 0; i + 1 < gateway::kCacheLatencyBoundsUs.size(); ++i) {
     if (i > 0) body += ",";
     body += std::to_string(gateway::kCacheLatencyBoundsUs[i]);

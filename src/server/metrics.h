@@ -29,9 +29,10 @@ std::string RenderMetrics(const gateway::Stats& st, uint32_t threads,
 
 // GET /v1/stats: {"time_ms":N,"latency_bounds_us":[...],"caches":[{...}]} with every cache of
 // `tenant` (all tenants if nullopt), or only `cache` of it; a cache's fields are the rows of
-// gateway::CacheCounterRows() plus "throttled" by reason and its latency buckets.
+// gateway::CacheCounterRows() plus "throttled" by reason and its latency buckets. nodes > 0
+// (a fleet): "nodes":N, how many nodes' counters the sums cover.
 std::string RenderStatsJson(const gateway::Stats& st, int64_t now_ms,
                             const std::optional<std::string>& tenant,
-                            const std::optional<std::string>& cache);
+                            const std::optional<std::string>& cache, size_t nodes = 0);
 
 }  // namespace cellar::server

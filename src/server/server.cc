@@ -54,6 +54,7 @@
 #include "server/admin_http.h"
 #include "server/admin_routes.h"
 #include "server/config.h"
+#include "server/fleet.h"
 #include "server/usage.h"
 #include "storage/engine/engine.h"
 #include "topics/topics.h"
@@ -276,6 +277,7 @@ struct Process::State {
   uint16_t resp_port = 0, api_port = 0;
   std::unique_ptr<UsageLog> usage_log;
   std::unique_ptr<UsageSampler> usage;
+  std::unique_ptr<Fleet> fleet;  // on a fleet: limits shared out, stats summed (server/fleet.h)
   AdminContext admin_ctx;
   std::unique_ptr<AdminHttpServer> admin_http;
   std::unique_ptr<asio::signal_set> signals, hangup;
@@ -303,6 +305,7 @@ Process::~Process() {
   // registry's watch reaches the tenancy and the gateway, which go before it.
   if (s_->registry != nullptr) s_->registry->set_on_change(nullptr);
   if (s_->membership != nullptr) s_->membership->set_on_change(nullptr);
+  s_->fleet.reset();       // its thread uses the membership and the tenancy
   s_->slots.reset();       // its watches end first (its hooks reach the migrator)
   s_->membership.reset();  // leaves: revokes the lease
 }
@@ -375,13 +378,13 @@ int Process::State::Prepare() {
         *etcd, *membership, cluster::SlotOptions{.bootstrap_expect = cfg.bootstrap_expect});
     // After a lost lease the node serves again only with the slot map as of then.
     membership->set_before_serving(slots->RefreshHook());
-    LOG_WARN("msg=\"cluster mode, in progress (issue 18): metadata, members, the control leader "
-             "and the slot map live in etcd, keyed calls go to their slot's owner, slots move "
-             "with their items on join and drain, topics are relayed from their owner; not yet: "
-             "limits across nodes, "
-             "cache-wide commands (SCAN, KEYS, DBSIZE, FLUSH) beyond this node, replication\" "
-             "cluster={} node={} zone={}",
-             cfg.cluster_name, m.self.node_id, cfg.zone);
+    LOG_WARN(
+        "msg=\"cluster mode, in progress (issue 18): metadata, members, the control leader "
+        "and the slot map live in etcd, keyed calls go to their slot's owner, slots move "
+        "with their items on join and drain, topics are relayed from their owner, per-second "
+        "limits hold fleet-wide; not yet: cache-wide commands (SCAN, KEYS, DBSIZE, FLUSH) "
+        "beyond this node, replication\" cluster={} node={} zone={}",
+        cfg.cluster_name, m.self.node_id, cfg.zone);
   } else {
     // The embedded single-node default: the metadata file in the data directory (the lists
     // of older versions are moved into it once).
@@ -610,6 +613,25 @@ void Process::State::Listen() {
   }
   if (etcd != nullptr) {
     admin_ctx.extra_metrics = {etcd->Metrics(), membership->Metrics(), forwarder->Metrics()};
+    // Per-second limits hold for the fleet, and the admin API sums the nodes' counters: each
+    // node's record in quota/<id>, gathered here on loop 0 once a second.
+    FleetOptions fo;
+    fo.self = membership->State().self;
+    fo.gather = [this](std::function<void(FleetLocal)> done) {
+      asio::post(loops[0]->io, [this, done = std::move(done)] {
+        if (stopping) return;
+        usage->SampleNow();
+        const int64_t now_s = SystemClock::Get()->NowMillis() / 1000;
+        const int64_t m = usage->log().minute_seconds();
+        auto rows =
+            usage->log().Query(std::nullopt, std::nullopt, now_s - now_s % m - m, INT64_MAX);
+        gateway->CollectStats(0, [done, rows = std::move(rows)](gateway::Stats st) mutable {
+          done(FleetLocal{std::move(st), std::move(rows)});
+        });
+      });
+    };
+    fleet = std::make_unique<Fleet>(*metadata, *membership, *tenancy, std::move(fo));
+    admin_ctx.fleet = fleet.get();
   }
   admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
   admin_http->set_tls(admin_tls.get());
@@ -660,6 +682,10 @@ void Process::State::Listen() {
         },
         std::move(hooks));
     membership->set_on_change(slots->MembershipHook());
+    if (Status st = fleet->Start(); !st.ok()) {
+      throw std::runtime_error("cannot watch the fleet's quota records: " +
+                               std::string(st.message()));
+    }
   }
   WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http->port());
 }
@@ -835,6 +861,7 @@ void Process::State::StartDrain() {
   hangup->cancel(ignored);
   signals->cancel(ignored);
   admin_http->Stop();
+  if (fleet) fleet->Stop();  // joined when the process is destroyed
   usage->Stop();  // writes the minute in progress to usage.tsv
   topics->Stop();  // subscriptions end (UNAVAILABLE), so their connections can drain
   for (auto& loop : loops) {
