@@ -28,10 +28,39 @@ struct Routes {
 
   int64_t epoch = 0;
   std::vector<std::string> peers;  // node ids of the other owners
+  // Cache-wide calls (SCAN, KEYS, DBSIZE, FLUSHDB, RANDOMKEY, INFO; the admin flush) visit
+  // every shard of the fleet: this node's first (0..local-1), then each peer's in `peers`
+  // order; peer p's shards start at local + peer_base[p] and number peer_shards[p] (its loops,
+  // from its member record; 0 when unknown: not visited).
+  std::vector<uint16_t> peer_shards;
+  std::vector<uint32_t> peer_base;
   // routing::kSlots entries: kLocal, else an index into peers. Empty: no map yet.
   std::vector<int16_t> owner;
 
   int Owner(uint32_t slot) const { return owner.empty() ? kNoMap : owner[slot]; }
+  uint32_t FleetShards(uint32_t local) const {
+    return peer_base.empty() ? local : local + peer_base.back() + peer_shards.back();
+  }
+  // The peer holding fleet shard `s` (>= local), and its own number there; -1 if none.
+  int PeerOfShard(uint32_t s, uint32_t local, uint32_t* remote) const {
+    for (size_t p = 0; p < peer_base.size(); ++p) {
+      const uint32_t first = local + peer_base[p];
+      if (s >= first && s < first + peer_shards[p]) {
+        *remote = s - first;
+        return static_cast<int>(p);
+      }
+    }
+    return -1;
+  }
+  // Fills peer_base from peer_shards.
+  void IndexShards() {
+    peer_base.resize(peer_shards.size());
+    uint32_t base = 0;
+    for (size_t p = 0; p < peer_shards.size(); ++p) {
+      peer_base[p] = base;
+      base += peer_shards[p];
+    }
+  }
 };
 
 class Forwarder {

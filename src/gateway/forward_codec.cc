@@ -140,12 +140,13 @@ static_assert(std::variant_size_v<api::Params> == 14, "a new Params type needs a
 }  // namespace
 
 void EncodeCalls(const Batch& batch, std::span<const uint32_t> indices, int64_t now_ms,
-                 std::string& out) {
+                 std::string& out, int32_t shard_base) {
   Put<uint32_t>(out, static_cast<uint32_t>(indices.size()));
   for (uint32_t i : indices) {
     const Call& c = batch.calls[i];
     const api::Request& r = c.req;
     Put<uint8_t>(out, static_cast<uint8_t>(r.op));
+    Put<int16_t>(out, r.shard >= 0 ? static_cast<int16_t>(r.shard - shard_base) : int16_t{-1});
     Put<uint32_t>(out, r.flags);
     Put<uint32_t>(out, r.cache_id);
     Put<int64_t>(out, r.expire_at);
@@ -169,14 +170,15 @@ std::unique_ptr<DecodedCalls> DecodeCalls(std::string frame, int64_t now_ms) {
   d->frame = std::move(frame);
   Reader r(d->frame);
   uint32_t n = 0;
-  if (!r.Count(&n, 48)) return nullptr;
+  if (!r.Count(&n, 50)) return nullptr;
   d->batch.calls.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
     Call& c = d->batch.calls[i];
     api::Request& q = c.req;
     uint8_t op = 0;
     int64_t left = 0;
-    if (!r.Get(&op) || op > kMaxOp || !r.Get(&q.flags) || !r.Get(&q.cache_id) ||
+    if (!r.Get(&op) || op > kMaxOp || !r.Get(&q.shard) || q.shard < -1 || !r.Get(&q.flags) ||
+        !r.Get(&q.cache_id) ||
         !r.Get(&q.expire_at) || !r.Get(&left) || !r.Str(&q.key) || !r.Str(&q.value) ||
         !r.Str(&q.pattern) || !r.Str(&q.check) || !GetParams(r, q)) {
       return nullptr;

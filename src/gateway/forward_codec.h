@@ -3,7 +3,8 @@
 // prefixed strings; both ends run the same build of Cellar (checked at the connection's
 // hello), so it carries no versioned schema.
 //
-//   calls:   u32 count, then per call: u8 op, u32 flags, u32 cache id, i64 expire_at (Unix ms),
+//   calls:   u32 count, then per call: u8 op, i16 shard (-1: the key's; a cache-wide call's
+//            shard on the receiving node), u32 flags, u32 cache id, i64 expire_at (Unix ms),
 //            i64 ms left before its deadline (-1: none), str key, value, pattern, check,
 //            params (u8 variant index, then its fields), u32 n + str args, u32 n + f64 scores,
 //            u32 n + i64 numbers
@@ -32,9 +33,10 @@
 namespace cellar::gateway {
 
 // Appends the calls batch.calls[indices] to out. now_ms: steady ms (deadlines travel as what
-// is left, since steady clocks differ between machines).
+// is left, since steady clocks differ between machines). shard_base: subtracted from the
+// fleet shard of cache-wide calls (Routes::FleetShards), giving the receiver's own shard.
 void EncodeCalls(const Batch& batch, std::span<const uint32_t> indices, int64_t now_ms,
-                 std::string& out);
+                 std::string& out, int32_t shard_base = 0);
 
 // Calls decoded from a frame. The requests' string_views point into `frame` (which this owns)
 // and into its own argument arrays; keep it alive until the replies are encoded.

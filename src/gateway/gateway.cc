@@ -56,7 +56,20 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
     if (batch->calls[i].hold) continue;
     const api::Request& req = batch->calls[i].req;
     if (req.shard >= 0) {
-      batch->by_shard_[static_cast<uint32_t>(req.shard) % n].push_back(i);
+      // A cache-wide call for one shard of the fleet: this node's, or a peer's (forward.h).
+      const uint32_t s = static_cast<uint32_t>(req.shard);
+      if (s >= n && routes != nullptr) {
+        uint32_t remote = 0;
+        const int peer = routes->PeerOfShard(s, n, &remote);
+        if (peer >= 0) {
+          batch->by_peer_[static_cast<size_t>(peer)].push_back(i);
+        } else {
+          batch->calls[i].reply.status =
+              Status(Code::kUnavailable, "the cluster changed during the call; retry");
+        }
+        continue;
+      }
+      batch->by_shard_[s % n].push_back(i);
       continue;
     }
     const uint64_t hash = KeyHash(req.cache_id, req.key);
@@ -543,6 +556,11 @@ void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
       [done = std::move(done)] { done(Status::Ok()); });
 }
 
+uint32_t Gateway::CacheWideShards(uint32_t origin) {
+  const Routes* r = forwarder_ != nullptr ? forwarder_->RoutesFor(origin) : nullptr;
+  return r == nullptr ? num_shards() : r->FleetShards(num_shards());
+}
+
 void Gateway::FlushCache(uint32_t origin, uint32_t tenant, std::string name,
                          std::function<void(StatusOr<uint64_t>)> done) {
   auto info = registry_->Find(tenant, name);
@@ -550,19 +568,24 @@ void Gateway::FlushCache(uint32_t origin, uint32_t tenant, std::string name,
     done(Status(Code::kNotFound, "cache not found"));
     return;
   }
-  const uint32_t id = info->id;
-  // Each shard writes its own slot; the origin loop sums them.
-  auto per_shard = std::make_shared<std::vector<uint64_t>>(num_shards(), 0);
-  ForEachShard(
-      origin,
-      [id, per_shard](uint32_t s, storage::Engine& e) {
-        (*per_shard)[s] = e.FlushCache(id, /*forget=*/false);
-      },
-      [per_shard, done = std::move(done)] {
-        uint64_t sum = 0;
-        for (uint64_t v : *per_shard) sum += v;
-        done(sum);
-      });
+  // One kFlushCache call per shard of the fleet (on one node: its shards), as FLUSHDB; the
+  // counts add up on the origin loop.
+  auto batch = std::make_shared<Batch>();
+  const uint32_t shards = CacheWideShards(origin);
+  for (uint32_t s = 0; s < shards; ++s) {
+    api::Request& r = batch->calls.emplace_back().req;
+    r.op = api::Op::kFlushCache;
+    r.cache_id = info->id;
+    r.shard = static_cast<int16_t>(s);
+  }
+  Submit(origin, batch.get(), [batch, done = std::move(done)] {
+    uint64_t sum = 0;
+    for (const Call& c : batch->calls) {
+      if (!c.reply.status.ok()) return done(c.reply.status);
+      sum += static_cast<uint64_t>(c.reply.integer);
+    }
+    done(sum);
+  });
 }
 
 void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {

@@ -178,6 +178,11 @@ class Gateway {
   ~Gateway();
 
   uint32_t num_shards() const { return static_cast<uint32_t>(loops_.size()); }
+  // The shards a cache-wide call (SCAN, KEYS, DBSIZE, FLUSHDB, RANDOMKEY, INFO) fans out to
+  // from loop `origin`: this node's, and on a fleet every slot owner's (forward.h,
+  // Routes::FleetShards); a call with req.shard past num_shards() goes to its node. Called on
+  // that loop's thread.
+  uint32_t CacheWideShards(uint32_t origin);
   boost::asio::io_context& loop(uint32_t i) { return *loops_[i]; }
   const Options& options() const { return options_; }
   // Pub/sub: kPublish calls run on the topic's owner loop through it; deleting a cache ends
@@ -225,6 +230,7 @@ class Gateway {
                    std::function<void(Status)> done);
   void DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
                    std::function<void(Status)> done);
+  // Flushes the cache on every shard of the fleet (as FLUSHDB: kFlushCache per fleet shard).
   void FlushCache(uint32_t origin, uint32_t tenant, std::string name,
                   std::function<void(StatusOr<uint64_t>)> done);
   void CollectStats(uint32_t origin, std::function<void(Stats)> done);

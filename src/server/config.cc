@@ -217,6 +217,11 @@ void AddClusterFlags(CLI::App& app, Config& c) {
   app.add_option("--cluster-advertise", c.advertise,
                  "host other nodes reach this one at (default: --bind, or the host name when "
                  "--bind is 0.0.0.0 or ::)");
+  app.add_option("--cluster-tls-ca", c.cluster_tls_ca,
+                 "PEM file of the CA that signed the other nodes' certificates: with TLS, peers "
+                 "are verified against it (default: not verified; the cluster's secret, proved "
+                 "over the TLS session, authenticates them)")
+      ->check(CLI::ExistingFile);
   app.add_option("--cluster-bootstrap-expect", c.bootstrap_expect,
                  "the control leader spreads the slots once this many nodes are members")
       ->check(CLI::Range(1u, 1000u))

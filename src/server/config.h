@@ -76,6 +76,10 @@ struct Config {
   uint16_t internal_port = 0;
   std::string advertise;
   uint32_t bootstrap_expect = 1;
+  // With TLS (--tls-cert or --tls-self-signed) nodes talk to each other in TLS; peers'
+  // certificates are verified against this CA file when given (else not: the hello proves
+  // the cluster's secret, bound to the TLS session).
+  std::string cluster_tls_ca;
 };
 
 // "100", "8mb", "2GiB", "512k" -> bytes. Decimal and binary suffixes both mean powers of 1024,

@@ -211,8 +211,10 @@ void PublishRoutes(internal::PeerForwarder& forwarder, const std::string& self,
                    const cluster::ClusterState& members) {
   auto routes = std::make_shared<gateway::Routes>();
   std::map<std::string, std::string> addresses;
+  std::map<std::string, uint16_t> loops;  // a member's `cores` is its number of loops
   for (const auto& m : members.members) {
     if (m.node_id != self && !m.internal_addr.empty()) addresses[m.node_id] = m.internal_addr;
+    loops[m.node_id] = static_cast<uint16_t>(std::min<uint32_t>(m.cores, 1024));
   }
   if (map != nullptr) {
     routes->epoch = map->epoch;
@@ -225,9 +227,14 @@ void PublishRoutes(internal::PeerForwarder& forwarder, const std::string& self,
         continue;
       }
       auto [it, added] = index.try_emplace(node, static_cast<int16_t>(routes->peers.size()));
-      if (added) routes->peers.push_back(node);
+      if (added) {
+        routes->peers.push_back(node);
+        auto l = loops.find(node);
+        routes->peer_shards.push_back(l == loops.end() ? 0 : l->second);
+      }
       routes->owner[s] = it->second;
     }
+    routes->IndexShards();
   }
   forwarder.SetRoutes(std::move(routes), std::move(addresses));
 }
@@ -262,6 +269,7 @@ struct Process::State {
   std::unique_ptr<cluster::Membership> membership;  // on a fleet: lease, members, leader
   std::unique_ptr<cluster::SlotController> slots;   // on a fleet: the slot map
   internal::PeerOptions peer_options;
+  std::unique_ptr<net::TlsConfig> internal_tls;  // the internal port's, with TLS (reloaded too)
   std::unique_ptr<internal::PeerForwarder> forwarder;  // on a fleet: calls to other nodes
   std::unique_ptr<internal::Migrator> migrator;        // on a fleet: slots moving in or out
   std::unique_ptr<control::CacheRegistry> registry;
@@ -382,8 +390,8 @@ int Process::State::Prepare() {
         "msg=\"cluster mode, in progress (issue 18): metadata, members, the control leader "
         "and the slot map live in etcd, keyed calls go to their slot's owner, slots move "
         "with their items on join and drain, topics are relayed from their owner, per-second "
-        "limits hold fleet-wide; not yet: cache-wide commands (SCAN, KEYS, DBSIZE, FLUSH) "
-        "beyond this node, replication\" cluster={} node={} zone={}",
+        "limits hold fleet-wide, cache-wide commands cover every node; not yet: replication, "
+        "TLS to etcd\" cluster={} node={} zone={}",
         cfg.cluster_name, m.self.node_id, cfg.zone);
   } else {
     // The embedded single-node default: the metadata file in the data directory (the lists
@@ -539,6 +547,13 @@ void Process::State::Listen() {
     tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required);
     admin_tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, tls_required,
                                                  /*alpn_h2=*/false);
+  }
+  if (tls != nullptr && membership) {
+    // A TLS node takes TLS only on its internal port, and dials its peers in TLS.
+    internal_tls = std::make_unique<net::TlsConfig>(cfg.tls_cert, cfg.tls_key, /*required=*/true,
+                                                    /*alpn_h2=*/false);
+    peer_options.tls = internal_tls.get();
+    peer_options.client_tls = net::MakeClientTlsContext(cfg.cluster_tls_ca);
   }
   net::ConnectionGate::Configure(cfg.connections);
   resp_port = cfg.resp_port;
@@ -827,8 +842,9 @@ int Process::Start() {
       if (ec) return;
       if (s.tls == nullptr) {
         LOG_INFO("msg=\"SIGHUP: no TLS configured, nothing to reload\"");
-      } else if (std::string err = s.tls->Reload(); err.empty() &&
-                                                  (err = s.admin_tls->Reload()).empty()) {
+      } else if (std::string err = s.tls->Reload();
+                 err.empty() && (err = s.admin_tls->Reload()).empty() &&
+                 (s.internal_tls == nullptr || (err = s.internal_tls->Reload()).empty())) {
         LOG_INFO("msg=\"SIGHUP: TLS certificate reloaded\" cert={}", s.cfg.tls_cert);
       } else {
         LOG_ERROR("msg=\"SIGHUP: TLS reload failed; keeping the old certificate\" error=\"{}\"",

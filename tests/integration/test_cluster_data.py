@@ -154,6 +154,36 @@ class AnyNode(unittest.TestCase):
             self.assertEqual(w.hget(f"md:{i}", "f"), f"v{i}".encode())
 
 
+class CacheWide(unittest.TestCase):
+    def test_dbsize_keys_scan_randomkey_and_flush_cover_every_node(self):
+        n1, n2, n3 = nodes
+        n1.create_cache("wide", exist_ok=True)
+        writer = n3.client("wide", create=False)
+        keys = {f"w:{i}" for i in range(300)}
+        for k in keys:
+            writer.set(k, "v")
+        self.assertTrue(all(n > 0 for n in items_per_node("wide")),
+                        "the keys are spread over the three nodes")
+        for i, n in enumerate(nodes, 1):
+            c = n.client("wide", create=False)
+            self.assertEqual(c.dbsize(), 300, f"DBSIZE through n{i}")
+            self.assertEqual({k.decode() for k in c.keys("w:*")}, keys, f"KEYS through n{i}")
+            seen = [k.decode() for k in c.scan_iter(match="w:*", count=40)]
+            self.assertEqual(len(seen), 300, f"SCAN through n{i}: each key once")
+            self.assertEqual(set(seen), keys)
+            self.assertIn(c.randomkey().decode(), keys, f"RANDOMKEY through n{i}")
+        # FLUSHDB through one node empties the cache on every node.
+        n2.client("wide", create=False).flushdb()
+        self.assertEqual(items_per_node("wide"), [0, 0, 0])
+        self.assertEqual(writer.dbsize(), 0)
+        # So does the admin API's flush (and Momento's FlushCache: the same gateway call).
+        for k in list(keys)[:30]:
+            writer.set(k, "v")
+        status, body = n1.admin("POST", "/v1/caches/wide/flush")
+        self.assertEqual((status, body["flushed"]), (200, 30))
+        self.assertEqual(items_per_node("wide"), [0, 0, 0])
+
+
 class Internal(unittest.TestCase):
     def test_an_internal_connection_without_the_secret_is_closed(self):
         port = int(cluster(nodes[0])["members"][0]["internal"].rsplit(":", 1)[1])

@@ -8,12 +8,15 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/logging.h"
 #include "control/admin_key.h"
 #include "frontend/net/listen.h"
+#include "frontend/net/stream.h"
 #include "frontend/internal/topic_codec.h"
 #include "gateway/forward_codec.h"
 
@@ -78,10 +81,10 @@ class Writer {
   bool busy() const { return writing_; }
   bool empty() const { return out_.empty(); }
   template <typename Self>
-  void Pump(tcp::socket& sock, std::shared_ptr<Self> self) {
+  void Pump(net::Stream& sock, std::shared_ptr<Self> self) {
     if (writing_ || out_.empty()) return;
     writing_ = true;
-    asio::async_write(sock, asio::buffer(out_.front()),
+    sock.AsyncWrite(asio::buffer(out_.front()),
                       [this, self, &sock, epoch = epoch_](error_code ec, size_t) {
                         writing_ = false;
                         if (epoch != epoch_) {  // cleared (closed) while this write was out
@@ -114,6 +117,26 @@ class Writer {
   uint64_t epoch_ = 0;
   bool writing_ = false;
 };
+
+// Over TLS, a hello carries HMAC-SHA256(secret, keying material exported from this TLS
+// session) in hex: it proves the sender knows the cluster's secret without sending it, and
+// cannot be replayed on another connection (each session exports its own material). Empty
+// if the material cannot be had (the hello is then refused).
+std::string HelloProof(const std::string& secret, net::Stream& stream) {
+  const std::string ekm = stream.ExportKeyingMaterial("EXPORTER-cellar-internal-hello");
+  if (ekm.empty()) return {};
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(ekm.data()), ekm.size(), mac, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[mac[i] >> 4];
+    out += kHex[mac[i] & 15];
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -175,7 +198,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
   };
 
   PeerServer* server;
-  tcp::socket socket;
+  net::Stream socket;  // TLS when the node runs TLS (see peers.h)
   asio::steady_timer hello_timer;  // a connection that does not say hello in time is closed
   char header[kHeader];
   std::string payload;
@@ -186,7 +209,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
 
   void ReadHeader() {
     auto self = shared_from_this();
-    asio::async_read(socket, asio::buffer(header, kHeader), [self](error_code ec, size_t) {
+    self->socket.AsyncRead(asio::buffer(header, kHeader), [self](error_code ec, size_t) {
       if (ec) return self->Close();
       const Header h = ParseHeader(self->header);
       // Before the hello only a hello fits: nobody unknown makes us hold a large buffer.
@@ -197,8 +220,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
         return self->Close();
       }
       self->payload.resize(h.len);
-      asio::async_read(self->socket, asio::buffer(self->payload),
-                       [self, h](error_code ec, size_t) {
+      self->socket.AsyncRead(asio::buffer(self->payload), [self, h](error_code ec, size_t) {
                          if (ec) return self->Close();
                          self->Handle(h);
                        });
@@ -207,7 +229,12 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
 
   void Handle(const Header& h) {
     if (!hello) {
-      if (h.kind != kHello || !control::SecretEquals(payload, server->options_.secret)) {
+      // Over TLS the hello proves the secret without showing it (HelloProof); in plaintext it
+      // is the secret itself.
+      const std::string expected = socket.is_tls()
+                                       ? HelloProof(server->options_.secret, socket)
+                                       : server->options_.secret;
+      if (h.kind != kHello || expected.empty() || !control::SecretEquals(payload, expected)) {
         LOG_WARN("msg=\"internal connection without the cluster's secret; closing\" peer={}",
                  Peer());
         return Close();
@@ -239,10 +266,13 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     const gateway::Routes* routes =
         h.kind == kImport ? nullptr : server->routes_.RoutesFor(server->loop_);
     for (gateway::Call& c : d->batch.calls) {
-      // Only keyed calls travel between nodes (data and publishes; cache-wide ones never do).
-      if (api::IsCacheWide(c.req.op)) {
-        c.hold = true;
-        c.reply.status = Status(Code::kInvalidArgument, "not a call nodes forward");
+      // Keyed calls (data and publishes), and cache-wide ones for one shard of this node.
+      if (c.req.shard >= 0 || api::IsCacheWide(c.req.op)) {
+        if (!api::IsCacheWide(c.req.op) || c.req.shard < 0 ||
+            static_cast<uint32_t>(c.req.shard) >= server->gateway_.num_shards()) {
+          c.hold = true;
+          c.reply.status = Status(Code::kInvalidArgument, "not a call nodes forward");
+        }
         continue;
       }
       // Not ours (or no map here yet: the sender's is newer): the sender routes it again.
@@ -338,7 +368,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
 
   std::string Peer() {
     error_code ec;
-    auto ep = socket.remote_endpoint(ec);
+    auto ep = socket.socket().remote_endpoint(ec);
     return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
@@ -350,7 +380,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     relays.by_relay.clear();
     error_code ignored;
     hello_timer.cancel();
-    socket.close(ignored);
+    socket.Close();
     writer.Clear();
     server->live_.erase(shared_from_this());
   }
@@ -379,7 +409,17 @@ void PeerServer::Accept() {
         auto c = weak.lock();
         if (!ec && c && !c->hello) c->Close();
       });
-      c->ReadHeader();
+      // With TLS configured the connection must be TLS (a fleet's nodes all run it or none).
+      c->socket.Start(options_.tls, [c](bool ok) {
+        if (c->closed) return;
+        if (!ok) {
+          LOG_WARN("msg=\"internal connection without TLS (or a failed handshake); closing\" "
+                   "peer={}",
+                   c->Peer());
+          return c->Close();
+        }
+        c->ReadHeader();
+      });
     }
     Accept();
   });
@@ -401,7 +441,7 @@ void PeerServer::CloseAll() {
 
 struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   Conn(asio::io_context& io, std::string node, std::string addr, const PeerOptions& o)
-      : io(io), socket(io), resolver(io), timer(io), node(std::move(node)),
+      : io(io), socket(tcp::socket(io)), resolver(io), timer(io), node(std::move(node)),
         addr(std::move(addr)), options(o) {}
 
   struct Pending {
@@ -413,7 +453,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   };
 
   asio::io_context& io;
-  tcp::socket socket;
+  net::Stream socket;
   tcp::resolver resolver;
   asio::steady_timer timer;
   const std::string node, addr;
@@ -530,19 +570,32 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
         [self](error_code ec, tcp::resolver::results_type eps) {
           if (self->state == kClosed) return;
           if (ec) return self->Fail("resolve: " + ec.message());
-          asio::async_connect(self->socket, eps, [self](error_code ec, const tcp::endpoint&) {
+          asio::async_connect(self->socket.socket(), eps, [self](error_code ec, const tcp::endpoint&) {
             if (self->state == kClosed) return;
             if (ec) return self->Fail("connect: " + ec.message());
-            self->socket.set_option(tcp::no_delay(true), ec);
-            self->writer.Push(Frame(kHello, 0, self->options.secret));
-            self->writer.Pump(self->socket, self);
-            self->ReadHeader();
+            self->socket.socket().set_option(tcp::no_delay(true), ec);
+            if (self->options.client_tls == nullptr) return self->Hello();
+            const size_t colon = self->addr.rfind(':');
+            self->socket.StartClient(self->options.client_tls, self->addr.substr(0, colon),
+                                     [self](bool ok) {
+                                       if (self->state == kClosed) return;
+                                       if (!ok) return self->Fail("TLS handshake failed");
+                                       self->Hello();
+                                     });
           });
         });
   }
 
+  // The first frame: the secret, or over TLS a proof of it bound to this session.
+  void Hello() {
+    writer.Push(Frame(kHello, 0,
+                      socket.is_tls() ? HelloProof(options.secret, socket) : options.secret));
+    writer.Pump(socket, shared_from_this());
+    ReadHeader();
+  }
+
   void Send(gateway::Batch& batch, std::span<const uint32_t> indices,
-            std::function<void()> done, Kind kind = kCalls) {
+            std::function<void()> done, Kind kind = kCalls, int32_t shard_base = 0) {
     const int64_t now = SteadyMillis();
     Pending p{&batch, std::vector<uint32_t>(indices.begin(), indices.end()), std::move(done),
               now + options.default_timeout_ms, false};
@@ -554,7 +607,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
       }
     }
     std::string body;
-    gateway::EncodeCalls(batch, indices, now, body);
+    gateway::EncodeCalls(batch, indices, now, body, shard_base);
     const uint64_t id = next_id++;
     std::string frame = Frame(kind, id, body);
     pending.emplace(id, std::move(p));
@@ -565,14 +618,13 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
 
   void ReadHeader() {
     auto self = shared_from_this();
-    asio::async_read(socket, asio::buffer(header, kHeader), [self](error_code ec, size_t) {
+    socket.AsyncRead(asio::buffer(header, kHeader), [self](error_code ec, size_t) {
       if (self->state == kClosed) return;
       if (ec) return self->Fail("read: " + ec.message());
       const Header h = ParseHeader(self->header);
       if (h.len > self->options.max_frame_bytes) return self->Fail("reply frame too large");
       self->payload.resize(h.len);
-      asio::async_read(self->socket, asio::buffer(self->payload),
-                       [self, h](error_code ec, size_t) {
+      self->socket.AsyncRead(asio::buffer(self->payload), [self, h](error_code ec, size_t) {
                          if (self->state == kClosed) return;
                          if (ec) return self->Fail("read: " + ec.message());
                          self->Handle(h);
@@ -684,7 +736,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
     error_code ignored;
     timer.cancel();
     resolver.cancel();
-    socket.close(ignored);
+    socket.Close();
     writer.Clear();
     waiting.clear();
     auto all = std::move(pending);
@@ -765,7 +817,11 @@ void PeerForwarder::Forward(uint32_t origin, const gateway::Routes& routes, int 
     }
     return done();
   }
-  c->Send(batch, indices, std::move(done));
+  // Cache-wide calls name a fleet shard: the peer's own is what is left past its base.
+  const int32_t base = routes.peer_base.empty()
+                           ? 0
+                           : static_cast<int32_t>(loops_.size() + routes.peer_base[peer]);
+  c->Send(batch, indices, std::move(done), kCalls, base);
 }
 
 // This loop's connection to `node` (made if there is none, or it closed); null if its address

@@ -1,7 +1,7 @@
 // The fleet's internal connections (gateway/forward.h): a node forwards the calls whose slot
 // another node owns to that node's internal port, and serves the calls other nodes forward to
-// it. Our own framing over TCP (plaintext: keep the internal port on a private network; TLS
-// between nodes is still to come):
+// it. Our own framing over TCP, in TLS when the node runs TLS (PeerOptions::tls; plaintext
+// otherwise: keep the internal port on a private network then):
 //
 //   frame:  u32 payload length, u8 kind, u64 id, payload
 //   kinds:  1 hello (payload: the cluster's internal secret), 2 hello ok, 3 calls
@@ -40,10 +40,16 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <boost/asio/ssl/context.hpp>
+
 #include "common/metrics.h"
 #include "gateway/forward.h"
 #include "gateway/gateway.h"
 #include "topics/topics.h"
+
+namespace cellar::net {
+class TlsConfig;
+}
 
 namespace cellar::internal {
 
@@ -64,6 +70,12 @@ struct PeerOptions {
   size_t max_frame_bytes = 64u << 20;        // either direction
   int64_t default_timeout_ms = 10'000;       // for calls without a deadline of their own
   size_t max_relay_queue_bytes = 32u << 20;  // a relay's connection behind by this: ended
+  // TLS (the node runs TLS): the internal port takes TLS only, with the node's certificate,
+  // and this node dials its peers with client_tls (verifying them only if it was given a CA:
+  // --cluster-tls-ca). Over TLS the hello proves the secret instead of sending it. Null: both
+  // plaintext (keep the internal port on a private network).
+  net::TlsConfig* tls = nullptr;
+  std::shared_ptr<boost::asio::ssl::context> client_tls;
 };
 
 class PeerServer {

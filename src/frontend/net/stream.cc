@@ -1,5 +1,7 @@
 #include "frontend/net/stream.h"
 
+#include <boost/asio/ssl/host_name_verification.hpp>
+
 #include "common/logging.h"
 
 namespace cellar::net {
@@ -29,6 +31,38 @@ void Stream::Start(TlsConfig* tls, std::function<void(bool)> done) {
                                                done(!ec);
                                              });
                      });
+}
+
+void Stream::StartClient(std::shared_ptr<asio::ssl::context> ctx, const std::string& host,
+                         std::function<void(bool)> done) {
+  ctx_ = std::move(ctx);
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *ctx_);
+  error_code ec;
+  if (asio::ip::make_address(host, ec), ec) {  // a name, not an address: SNI
+    SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str());
+  }
+  // The peer's name is checked when the context verifies peers (a CA was given).
+  if ((SSL_CTX_get_verify_mode(ctx_->native_handle()) & SSL_VERIFY_PEER) != 0) {
+    tls_->set_verify_callback(asio::ssl::host_name_verification(host));
+  }
+  tls_->async_handshake(asio::ssl::stream_base::client,
+                        [done = std::move(done), host](error_code ec) {
+                          if (ec) {
+                            LOG_WARN("msg=\"tls handshake with a peer failed\" peer={} error=\"{}\"",
+                                     host, ec.message());
+                          }
+                          done(!ec);
+                        });
+}
+
+std::string Stream::ExportKeyingMaterial(std::string_view label) {
+  if (!tls_) return {};
+  std::string out(32, '\0');
+  if (SSL_export_keying_material(tls_->native_handle(), reinterpret_cast<unsigned char*>(out.data()),
+                                 out.size(), label.data(), label.size(), nullptr, 0, 0) != 1) {
+    return {};
+  }
+  return out;
 }
 
 void Stream::Close() {

@@ -8,7 +8,11 @@
 #include <memory>
 #include <utility>
 
+#include <string>
+#include <string_view>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
@@ -26,6 +30,22 @@ class Stream {
   // done(true) once the connection may be read (plaintext, or TLS after its handshake);
   // done(false) if it should be closed. Without tls, done(true) at once.
   void Start(TlsConfig* tls, std::function<void(bool)> done);
+  // The client side (a connection this process made): a TLS handshake with `ctx`, naming
+  // `host` (SNI, and the name checked when ctx verifies peers); done(false) on failure.
+  void StartClient(std::shared_ptr<boost::asio::ssl::context> ctx, const std::string& host,
+                   std::function<void(bool)> done);
+  // 32 bytes of TLS keying material under `label` (RFC 5705), the same on both ends of this
+  // TLS session only: binds a proof to it. Empty without TLS.
+  std::string ExportKeyingMaterial(std::string_view label);
+
+  template <typename Buffer, typename Handler>
+  void AsyncRead(const Buffer& buffer, Handler&& handler) {  // exactly the buffer's size
+    if (tls_) {
+      boost::asio::async_read(*tls_, buffer, std::forward<Handler>(handler));
+    } else {
+      boost::asio::async_read(socket_, buffer, std::forward<Handler>(handler));
+    }
+  }
 
   template <typename Buffer, typename Handler>
   void AsyncReadSome(const Buffer& buffer, Handler&& handler) {

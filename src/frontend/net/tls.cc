@@ -59,6 +59,21 @@ std::unique_ptr<ssl::context> MakeServerTlsContext(const std::string& cert_file,
   return ctx;
 }
 
+std::shared_ptr<ssl::context> MakeClientTlsContext(const std::string& ca_file) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  if (ca_file.empty()) {
+    ctx->set_verify_mode(ssl::verify_none);
+    return ctx;
+  }
+  boost::system::error_code ec;
+  ctx->load_verify_file(ca_file, ec);
+  if (ec) throw std::runtime_error("--cluster-tls-ca " + ca_file + ": " + ec.message());
+  ctx->set_verify_mode(ssl::verify_peer);
+  return ctx;
+}
+
 TlsConfig::TlsConfig(std::string cert_file, std::string key_file, bool required, bool alpn_h2)
     : cert_file_(std::move(cert_file)),
       key_file_(std::move(key_file)),

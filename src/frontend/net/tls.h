@@ -20,6 +20,12 @@ std::unique_ptr<boost::asio::ssl::context> MakeServerTlsContext(const std::strin
                                                                 const std::string& key_file,
                                                                 bool alpn_h2 = true);
 
+// A client context for connections this process makes (a fleet's internal connections):
+// TLS 1.2+; with ca_file, peers must present a certificate it signed for the name dialled;
+// without, peers are not verified (the caller authenticates them otherwise). Throws
+// std::runtime_error naming the file on a bad CA file.
+std::shared_ptr<boost::asio::ssl::context> MakeClientTlsContext(const std::string& ca_file);
+
 // The first byte of a TLS ClientHello record (content type "handshake").
 inline constexpr unsigned char kTlsHandshakeByte = 0x16;
 

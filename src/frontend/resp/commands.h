@@ -155,7 +155,8 @@ class CommandContext {
   }
   // Adds one keyless call per shard (SCAN, DBSIZE, FLUSHDB, INFO).
   void AddPerShard(api::Op op) {
-    for (uint32_t s = 0; s < server.gateway->num_shards(); ++s) Add(op).shard = static_cast<int16_t>(s);
+    const uint32_t shards = server.gateway->CacheWideShards(thread);  // on a fleet: every node's
+    for (uint32_t s = 0; s < shards; ++s) Add(op).shard = static_cast<int16_t>(s);
   }
   // For replies written during Prepare.
   ReplyWriter& local;

@@ -25,8 +25,9 @@ bool CheckPattern(CommandContext& ctx, std::string_view pattern) {
 
 namespace {
 
-// Shards encoded in the low byte of a SCAN cursor; the rest is the shard's bucket cursor.
-constexpr uint64_t kShardBits = 8;
+// The shard (of the fleet: Gateway::CacheWideShards) in the low bits of a SCAN cursor; the
+// rest is that shard's bucket cursor.
+constexpr uint64_t kShardBits = 12;  // up to 4096 shards over the fleet
 
 void PrepareEachKey(CommandContext& ctx, api::Op op) {
   for (size_t i = 1; i < ctx.args.size(); ++i) ctx.Add(op, ctx.args[i]);
@@ -127,7 +128,7 @@ void PrepareScan(CommandContext& ctx) {
       return WriteError(ctx.local, RespError::kSyntax);
     }
   }
-  const uint32_t shards = ctx.server.gateway->num_shards();
+  const uint32_t shards = ctx.server.gateway->CacheWideShards(ctx.thread);
   const uint32_t shard = static_cast<uint32_t>(cursor & ((1u << kShardBits) - 1));
   if (shard >= shards || !type_matches) {
     // A cursor from a server with more shards, or a type no key has: the scan is over.
@@ -145,7 +146,7 @@ void PrepareScan(CommandContext& ctx) {
 void FinishScan(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
   const Call& c = calls[0];
   if (!c.reply.status.ok()) return WriteStatus(w, c.reply.status);
-  const uint32_t shards = ctx.server.gateway->num_shards();
+  const uint32_t shards = ctx.server.gateway->CacheWideShards(ctx.thread);
   uint64_t next = 0;
   uint64_t bucket = static_cast<uint64_t>(c.reply.integer);
   uint32_t shard = static_cast<uint32_t>(c.req.shard);
@@ -173,8 +174,8 @@ class KeysJob : public std::enable_shared_from_this<KeysJob> {
         cache_id_(cache_id),
         pattern_(std::move(pattern)),
         reply_(std::move(reply)),
-        cursors_(gw->num_shards(), 0),
-        done_(gw->num_shards(), false) {}
+        cursors_(gw->CacheWideShards(thread), 0),
+        done_(gw->CacheWideShards(thread), false) {}
 
   void Next() {
     batch_.calls.clear();
