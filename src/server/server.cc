@@ -592,7 +592,6 @@ void Process::State::Listen() {
     };
   }
   admin_ctx.endpoint = grpc_ctx.endpoint;
-  admin_ctx.cluster = ClusterStatusFn();
   if (slots != nullptr) {
     admin_ctx.slot_owner = [sc = slots.get()](uint32_t slot) -> std::string {
       auto map = sc->Current();
@@ -633,6 +632,7 @@ void Process::State::Listen() {
     fleet = std::make_unique<Fleet>(*metadata, *membership, *tenancy, std::move(fo));
     admin_ctx.fleet = fleet.get();
   }
+  admin_ctx.cluster = ClusterStatusFn();  // after the fleet, whose loads it shows
   admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
   admin_http->set_tls(admin_tls.get());
   admin_http->Listen(cfg.bind, cfg.admin_port);
@@ -696,9 +696,11 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
       return "{\"mode\":\"single-node\",\"metadata\":\"" + JsonEscape(desc) + "\"}";
     };
   }
-  return [m = membership.get(), slots = slots.get(), name = cfg.cluster_name,
-          desc = metadata->Describe()] {
+  return [m = membership.get(), slots = slots.get(), fleet = fleet.get(),
+          name = cfg.cluster_name, desc = metadata->Describe()] {
     const cluster::ClusterState s = m->State();
+    const std::map<std::string, FleetLoad> loads =
+        fleet != nullptr ? fleet->Loads() : std::map<std::string, FleetLoad>{};
     const std::shared_ptr<const cluster::SlotMap> map = slots->Current();
     const std::optional<cluster::Move> move = slots->CurrentMove();
     const std::set<std::string> draining = slots->Draining();
@@ -722,7 +724,13 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
               ",\"memory\":" + std::to_string(n.memory_bytes) + ",\"boot\":" + q(n.boot_id) +
               ",\"internal\":" + q(n.internal_addr) +
               ",\"slots\":" + std::to_string(counts.count(n.node_id) ? counts[n.node_id] : 0) +
-              ",\"state\":" + (draining.count(n.node_id) ? "\"draining\"" : "\"active\"") + "}";
+              ",\"state\":" + (draining.count(n.node_id) ? "\"draining\"" : "\"active\"");
+      if (auto l = loads.find(n.node_id); l != loads.end()) {
+        body += ",\"load\":{\"rps\":" + std::to_string(l->second.rps) +
+                ",\"memory_used\":" + std::to_string(l->second.memory_used) +
+                ",\"items\":" + std::to_string(l->second.items) + "}";
+      }
+      body += "}";
     }
     body += "],\"zones\":{";
     bool first = true;
