@@ -39,13 +39,12 @@ int Status(const Target& t, bool json) {
       // Its load as of its last report (once a second, when it changed); "-" before the first.
       const Json* load = m.Find("load");
       const bool known = load != nullptr && load->type == Json::Type::kObject;
-      rows.push_back({Text(m.Find("node")), Text(m.Find("zone")), Text(m.Find("state")),
-                      Text(m.Find("slots")),
-                      known ? Text(load->Find("rps")) : "-",
-                      known ? FormatBytes(static_cast<double>(Uint(load->Find("memory_used"))))
-                            : "-",
-                      known ? Text(load->Find("items")) : "-", Text(m.Find("resp")),
-                      Text(m.Find("api")), Text(m.Find("roles"))});
+      rows.push_back(
+          {Text(m.Find("node")), Text(m.Find("zone")), Text(m.Find("state")), Text(m.Find("slots")),
+           known ? Text(load->Find("rps")) : "-",
+           known ? FormatBytes(static_cast<double>(Uint(load->Find("memory_used")))) : "-",
+           known ? Text(load->Find("items")) : "-", Text(m.Find("resp")), Text(m.Find("api")),
+           Text(m.Find("roles"))});
     }
   }
   PrintTable({"NODE", "ZONE", "STATE", "SLOTS", "RPS", "MEMORY", "ITEMS", "RESP", "API", "ROLES"},
@@ -105,7 +104,8 @@ class Commands final : public CommandGroup {
  public:
   void Register(CLI::App& app) override {
     cluster_ = app.add_subcommand("cluster", "the fleet: nodes, zones, slots, moves");
-    status_ = cluster_->add_subcommand("status", "nodes, zones, slots and load per node, the last move");
+    status_ =
+        cluster_->add_subcommand("status", "nodes, zones, slots and load per node, the last move");
     status_->add_flag("--json", json_, "print the admin API's JSON");
     cluster_->require_subcommand(1);
     node_ = app.add_subcommand("node", "one node of the fleet");

@@ -278,14 +278,14 @@ std::map<uint32_t, uint64_t> Fleet::Report(Clock::time_point now) {
       uint64_t admitted = 0;
       for (const gateway::CacheStats& c : local.stats.caches) admitted += Admitted(c);
       const int64_t since_ms = std::max<int64_t>(
-          1, std::chrono::duration_cast<std::chrono::milliseconds>(now - last_admitted_at_)
-                 .count());
+          1,
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - last_admitted_at_).count());
       const uint64_t grew = admitted >= last_admitted_ ? admitted - last_admitted_ : 0;
       last_admitted_ = admitted;
       last_admitted_at_ = now;
-      last_local_.load = FleetLoad{(grew * 1000 + static_cast<uint64_t>(since_ms) / 2) /
-                                       static_cast<uint64_t>(since_ms),
-                                   local.stats.used_bytes, local.stats.items};
+      last_local_.load = FleetLoad{
+          (grew * 1000 + static_cast<uint64_t>(since_ms) / 2) / static_cast<uint64_t>(since_ms),
+          local.stats.used_bytes, local.stats.items};
       {
         std::lock_guard lock(view_->mutex());
         own_load_ = last_local_.load;

@@ -696,8 +696,8 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
       return "{\"mode\":\"single-node\",\"metadata\":\"" + JsonEscape(desc) + "\"}";
     };
   }
-  return [m = membership.get(), slots = slots.get(), fleet = fleet.get(),
-          name = cfg.cluster_name, desc = metadata->Describe()] {
+  return [m = membership.get(), slots = slots.get(), fleet = fleet.get(), name = cfg.cluster_name,
+          desc = metadata->Describe()] {
     const cluster::ClusterState s = m->State();
     const std::map<std::string, FleetLoad> loads =
         fleet != nullptr ? fleet->Loads() : std::map<std::string, FleetLoad>{};
@@ -717,8 +717,8 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
       const cluster::MemberInfo& n = s.members[i];
       zones[n.zone].push_back(n.node_id);
       if (i) body += ",";
-      body += "{\"node\":" + q(n.node_id) + ",\"zone\":" +
-              q(n.zone) + ",\"resp\":" + q(n.resp_addr) + ",\"api\":" + q(n.api_addr) +
+      body += "{\"node\":" + q(n.node_id) + ",\"zone\":" + q(n.zone) +
+              ",\"resp\":" + q(n.resp_addr) + ",\"api\":" + q(n.api_addr) +
               ",\"admin\":" + q(n.admin_addr) + ",\"roles\":" + q(n.roles) +
               ",\"cores\":" + std::to_string(n.cores) +
               ",\"memory\":" + std::to_string(n.memory_bytes) + ",\"boot\":" + q(n.boot_id) +
