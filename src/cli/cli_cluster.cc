@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli/cli_common.h"
+#include "cli/observe.h"
 
 namespace cellar::cli {
 namespace {
@@ -35,13 +36,19 @@ int Status(const Target& t, bool json) {
   std::vector<std::vector<std::string>> rows;
   if (const Json* members = doc.Find("members"); members && members->type == Json::Type::kArray) {
     for (const Json& m : members->items) {
-      rows.push_back({Text(m.Find("node")), Text(m.Find("zone")), Text(m.Find("state")),
-                      Text(m.Find("slots")), Text(m.Find("resp")), Text(m.Find("api")),
-                      Text(m.Find("roles"))});
+      // Its load as of its last report (once a second, when it changed); "-" before the first.
+      const Json* load = m.Find("load");
+      const bool known = load != nullptr && load->type == Json::Type::kObject;
+      rows.push_back(
+          {Text(m.Find("node")), Text(m.Find("zone")), Text(m.Find("state")), Text(m.Find("slots")),
+           known ? Text(load->Find("rps")) : "-",
+           known ? FormatBytes(static_cast<double>(Uint(load->Find("memory_used")))) : "-",
+           known ? Text(load->Find("items")) : "-", Text(m.Find("resp")), Text(m.Find("api")),
+           Text(m.Find("roles"))});
     }
   }
-  PrintTable({"NODE", "ZONE", "STATE", "SLOTS", "RESP", "API", "ROLES"}, rows,
-             {false, false, false, true, false, false, false});
+  PrintTable({"NODE", "ZONE", "STATE", "SLOTS", "RPS", "MEMORY", "ITEMS", "RESP", "API", "ROLES"},
+             rows, {false, false, false, true, true, true, true, false, false, false});
   const Json* mv = doc.Find("migration");
   if (mv && mv->type == Json::Type::kObject) {
     fmt::print("last move: #{} slots {}-{} {} -> {}: {}{}{}\n", Text(mv->Find("id")),
@@ -97,7 +104,8 @@ class Commands final : public CommandGroup {
  public:
   void Register(CLI::App& app) override {
     cluster_ = app.add_subcommand("cluster", "the fleet: nodes, zones, slots, moves");
-    status_ = cluster_->add_subcommand("status", "nodes, zones, slots per node, the last move");
+    status_ =
+        cluster_->add_subcommand("status", "nodes, zones, slots and load per node, the last move");
     status_->add_flag("--json", json_, "print the admin API's JSON");
     cluster_->require_subcommand(1);
     node_ = app.add_subcommand("node", "one node of the fleet");

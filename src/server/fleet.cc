@@ -53,6 +53,20 @@ void Counters(std::string& out, const gateway::CacheStats& c) {
   out += "]";
 }
 
+// Requests the front-ends admitted: Tenancy::Admit counts every request, and a refusal by one of
+// the rate limits it checks (the other refusals are counted without a request).
+uint64_t Admitted(const gateway::CacheStats& c) {
+  uint64_t refused = 0;
+  for (gateway::Refusal r :
+       {gateway::Refusal::kRequestRate, gateway::Refusal::kReadRate, gateway::Refusal::kWriteRate,
+        gateway::Refusal::kTenantRequestRate, gateway::Refusal::kTenantReadRate,
+        gateway::Refusal::kTenantWriteRate}) {
+    const auto i = static_cast<size_t>(r);
+    if (i < c.refusals.size()) refused += c.refusals[i];
+  }
+  return c.requests >= refused ? c.requests - refused : 0;
+}
+
 bool AllZero(const gateway::CacheStats& c) {
   gateway::CacheStats zero;
   zero.refusals.assign(c.refusals.size(), 0);
@@ -87,7 +101,13 @@ std::string FleetRecord::ToJson() const {
            std::to_string(r.usage.bytes_in) + "," + std::to_string(r.usage.bytes_out) + "," +
            std::to_string(r.usage.throttled) + "]";
   }
-  return out + "]}";
+  out += "]";
+  if (load) {
+    out += ",\"l\":{\"rps\":" + std::to_string(load->rps) +
+           ",\"mem\":" + std::to_string(load->memory_used) +
+           ",\"items\":" + std::to_string(load->items) + "}";
+  }
+  return out + "}";
 }
 
 std::optional<FleetRecord> FleetRecord::FromJson(std::string_view json) {
@@ -127,6 +147,9 @@ std::optional<FleetRecord> FleetRecord::FromJson(std::string_view json) {
       rec.usage = {U(&x[3]), U(&x[4]), U(&x[5]), U(&x[6])};
       r.usage.push_back(std::move(rec));
     }
+  }
+  if (const Json* l = j->Find("l"); l != nullptr && l->type == Json::Type::kObject) {
+    r.load = FleetLoad{U(l->Find("rps")), U(l->Find("mem")), U(l->Find("items"))};
   }
   return r;
 }
@@ -182,6 +205,7 @@ Status Fleet::Start() {
       nullptr);
   if (!st.ok()) return st;
   last_tick_ = Clock::now();
+  last_admitted_at_ = last_tick_;  // the counters began with this process
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
 }
@@ -250,6 +274,22 @@ std::map<uint32_t, uint64_t> Fleet::Report(Clock::time_point now) {
     });
     if (future.wait_for(kWait) == std::future_status::ready) {
       FleetLocal local = future.get();
+      // The load: admitted requests per second since the last gather that answered.
+      uint64_t admitted = 0;
+      for (const gateway::CacheStats& c : local.stats.caches) admitted += Admitted(c);
+      const int64_t since_ms = std::max<int64_t>(
+          1,
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - last_admitted_at_).count());
+      const uint64_t grew = admitted >= last_admitted_ ? admitted - last_admitted_ : 0;
+      last_admitted_ = admitted;
+      last_admitted_at_ = now;
+      last_local_.load = FleetLoad{
+          (grew * 1000 + static_cast<uint64_t>(since_ms) / 2) / static_cast<uint64_t>(since_ms),
+          local.stats.used_bytes, local.stats.items};
+      {
+        std::lock_guard lock(view_->mutex());
+        own_load_ = last_local_.load;
+      }
       last_local_.stats.clear();
       for (gateway::CacheStats& c : local.stats.caches) {
         if (AllZero(c)) continue;
@@ -265,6 +305,7 @@ std::map<uint32_t, uint64_t> Fleet::Report(Clock::time_point now) {
   rec.demand = own;
   rec.stats = last_local_.stats;
   rec.usage = last_local_.usage;
+  rec.load = last_local_.load;
   std::string json = rec.ToJson();
   if (json.size() > kMaxRecordBytes) {
     rec.stats.clear();
@@ -323,6 +364,16 @@ size_t Fleet::AddPeerStats(gateway::Stats& st) const {
     }
   }
   return 1 + peers_.size();
+}
+
+std::map<std::string, FleetLoad> Fleet::Loads() const {
+  std::map<std::string, FleetLoad> out;
+  std::lock_guard lock(view_->mutex());
+  for (const auto& [node, rec] : peers_) {
+    if (rec.load) out[node] = *rec.load;
+  }
+  if (own_load_) out[options_.self] = *own_load_;
+  return out;
 }
 
 std::vector<UsageRecord> Fleet::PeerUsage(const std::optional<std::string>& tenant,

@@ -7,7 +7,8 @@
 //   - its demand: for each cache with a per-second limit (its own or its tenant's) and traffic,
 //     the requests it was asked for (admitted and refused) over the last second;
 //   - its cumulative per-cache counters (what GET /v1/stats shows for this node alone);
-//   - its usage rows (server/usage.h) of the minute in progress and the one before.
+//   - its usage rows (server/usage.h) of the minute in progress and the one before;
+//   - its load (FleetLoad), which `cellar cluster status` and GET /v1/cluster show per member.
 // It writes only when the record changed (an idle node writes nothing) or when it holds a new
 // lease. Every node reports at the same instants (whole seconds of the wall clock), watches the
 // prefix (a metadata::View) and, 300 ms after each report, gives each cache and tenant the
@@ -34,6 +35,7 @@
 #include <string_view>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -59,11 +61,26 @@ inline constexpr std::string_view kFleetPrefix = "quota/";
 //   {"d":{"<cache id>":requests per second,...},
 //    "s":[[cache id, ops, items, bytes, hits, misses, evictions, expirations, requests,
 //          bytes_in, bytes_out, latency_sum_us, latency_count, [refusals...], [latency...]],...],
-//    "u":[[minute, "tenant", "cache", requests, bytes_in, bytes_out, throttled],...]}
+//    "u":[[minute, "tenant", "cache", requests, bytes_in, bytes_out, throttled],...],
+//    "l":{"rps":admitted requests per second,"mem":bytes used,"items":items}}
+// ("l" is absent in a record of a node that has not gathered its counters yet.)
+
+// A node's load as of its last report.
+struct FleetLoad {
+  // Requests its front-ends admitted over the last period (every cache; refused ones and calls
+  // forwarded here by other nodes not counted), per second.
+  uint64_t rps = 0;
+  uint64_t memory_used = 0;  // bytes of items and key index in its store (StoreTotals)
+  uint64_t items = 0;        // items in its store
+
+  bool operator==(const FleetLoad&) const = default;
+};
+
 struct FleetRecord {
   std::map<uint32_t, uint64_t> demand;     // cache id -> requests per second
   std::vector<gateway::CacheStats> stats;  // counters by id (names empty); non-zero ones only
   std::vector<UsageRecord> usage;          // this node's own rows
+  std::optional<FleetLoad> load;           // kept even when the stats and usage are dropped
 
   std::string ToJson() const;
   static std::optional<FleetRecord> FromJson(std::string_view json);
@@ -105,6 +122,9 @@ class Fleet {
   std::vector<UsageRecord> PeerUsage(const std::optional<std::string>& tenant,
                                      const std::optional<std::string>& cache, int64_t from,
                                      int64_t to, int64_t now_ms, int64_t minute_seconds) const;
+  // Every node's last known load, by node id: this node's as of its last gather, the others'
+  // as of their last record (a node whose record has none, or is gone, is left out).
+  std::map<std::string, FleetLoad> Loads() const;
 
  private:
   // A record of quota/ changed (value null: deleted); under view_->mutex().
@@ -125,6 +145,7 @@ class Fleet {
   // (minute, node, tenant, cache) -> the node's row, as it last reported it.
   std::map<std::tuple<int64_t, std::string, std::string, std::string>, UsageCounters> usage_;
   int64_t newest_minute_ = 0;
+  std::optional<FleetLoad> own_load_;  // under view_->mutex(); set by the thread
 
   std::thread thread_;
   std::mutex mu_;
@@ -133,6 +154,9 @@ class Fleet {
 
   // ---- the thread's own ----
   std::map<uint32_t, uint64_t> last_requests_;
+  // Admitted requests (all caches) at the last gather that answered, and when.
+  uint64_t last_admitted_ = 0;
+  std::chrono::steady_clock::time_point last_admitted_at_{};
   std::chrono::steady_clock::time_point last_tick_{};
   std::string last_json_;
   int64_t last_lease_ = 0;

@@ -55,6 +55,33 @@ TEST(FleetRecord, RoundTripsDemandCountersAndUsage) {
   EXPECT_EQ(sum.refusals[static_cast<size_t>(gateway::Refusal::kRequestRate)], 26u);
 }
 
+TEST(FleetRecord, RoundTripsLoad) {
+  FleetRecord r;
+  r.demand = {{3, 250}};
+  r.load = FleetLoad{1234, 5ull << 30, 987654};
+  const std::string json = r.ToJson();
+  // Small: the load is three numbers under "l".
+  EXPECT_NE(json.find(R"("l":{"rps":1234,"mem":5368709120,"items":987654})"), std::string::npos)
+      << json;
+  auto back = FleetRecord::FromJson(json);
+  ASSERT_TRUE(back.has_value()) << json;
+  ASSERT_TRUE(back->load.has_value());
+  EXPECT_EQ(*back->load, *r.load);
+  EXPECT_EQ(back->demand, r.demand);
+  // A record without "l" (a node before its first gather) has no load, not a zero one.
+  auto none = FleetRecord::FromJson(FleetRecord{}.ToJson());
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->load.has_value());
+  EXPECT_EQ(FleetRecord{}.ToJson().find("\"l\""), std::string::npos);
+  // Missing fields read as zero; a malformed "l" is ignored.
+  auto partial = FleetRecord::FromJson(R"({"l":{"rps":7}})");
+  ASSERT_TRUE(partial.has_value() && partial->load.has_value());
+  EXPECT_EQ(*partial->load, (FleetLoad{7, 0, 0}));
+  auto odd = FleetRecord::FromJson(R"({"l":[1,2,3]})");
+  ASSERT_TRUE(odd.has_value());
+  EXPECT_FALSE(odd->load.has_value());
+}
+
 TEST(FleetRecord, EmptyAndMalformed) {
   auto empty = FleetRecord::FromJson(FleetRecord{}.ToJson());
   ASSERT_TRUE(empty.has_value());

@@ -607,7 +607,6 @@ void Process::State::Listen() {
     };
   }
   admin_ctx.endpoint = grpc_ctx.endpoint;
-  admin_ctx.cluster = ClusterStatusFn();
   if (slots != nullptr) {
     admin_ctx.slot_owner = [sc = slots.get()](uint32_t slot) -> std::string {
       auto map = sc->Current();
@@ -648,6 +647,7 @@ void Process::State::Listen() {
     fleet = std::make_unique<Fleet>(*metadata, *membership, *tenancy, std::move(fo));
     admin_ctx.fleet = fleet.get();
   }
+  admin_ctx.cluster = ClusterStatusFn();  // after the fleet, whose loads it shows
   admin_http = std::make_unique<AdminHttpServer>(loops[0]->io, MakeAdminHandler(admin_ctx));
   admin_http->set_tls(admin_tls.get());
   admin_http->Listen(cfg.bind, cfg.admin_port);
@@ -711,9 +711,11 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
       return "{\"mode\":\"single-node\",\"metadata\":\"" + JsonEscape(desc) + "\"}";
     };
   }
-  return [m = membership.get(), slots = slots.get(), name = cfg.cluster_name,
+  return [m = membership.get(), slots = slots.get(), fleet = fleet.get(), name = cfg.cluster_name,
           desc = metadata->Describe()] {
     const cluster::ClusterState s = m->State();
+    const std::map<std::string, FleetLoad> loads =
+        fleet != nullptr ? fleet->Loads() : std::map<std::string, FleetLoad>{};
     const std::shared_ptr<const cluster::SlotMap> map = slots->Current();
     const std::optional<cluster::Move> move = slots->CurrentMove();
     const std::set<std::string> draining = slots->Draining();
@@ -730,14 +732,20 @@ std::function<std::string()> Process::State::ClusterStatusFn() const {
       const cluster::MemberInfo& n = s.members[i];
       zones[n.zone].push_back(n.node_id);
       if (i) body += ",";
-      body += "{\"node\":" + q(n.node_id) + ",\"zone\":" +
-              q(n.zone) + ",\"resp\":" + q(n.resp_addr) + ",\"api\":" + q(n.api_addr) +
+      body += "{\"node\":" + q(n.node_id) + ",\"zone\":" + q(n.zone) +
+              ",\"resp\":" + q(n.resp_addr) + ",\"api\":" + q(n.api_addr) +
               ",\"admin\":" + q(n.admin_addr) + ",\"roles\":" + q(n.roles) +
               ",\"cores\":" + std::to_string(n.cores) +
               ",\"memory\":" + std::to_string(n.memory_bytes) + ",\"boot\":" + q(n.boot_id) +
               ",\"internal\":" + q(n.internal_addr) +
               ",\"slots\":" + std::to_string(counts.count(n.node_id) ? counts[n.node_id] : 0) +
-              ",\"state\":" + (draining.count(n.node_id) ? "\"draining\"" : "\"active\"") + "}";
+              ",\"state\":" + (draining.count(n.node_id) ? "\"draining\"" : "\"active\"");
+      if (auto l = loads.find(n.node_id); l != loads.end()) {
+        body += ",\"load\":{\"rps\":" + std::to_string(l->second.rps) +
+                ",\"memory_used\":" + std::to_string(l->second.memory_used) +
+                ",\"items\":" + std::to_string(l->second.items) + "}";
+      }
+      body += "}";
     }
     body += "],\"zones\":{";
     bool first = true;

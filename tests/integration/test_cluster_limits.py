@@ -6,6 +6,8 @@ rebalanced every second from the demand the nodes report in etcd (quota/<node>, 
 leases). And /v1/stats and /v1/usage on any node sum the nodes' counters. Also: a tenant-wide
 limit over two caches; one node driven alone (most of the limit goes there); etcd paused under
 traffic (the last shares hold); a node that leaves (its record goes, the two left share).
+Each record also carries the node's load (admitted requests per second, memory used, items),
+which every node's /v1/cluster and `cellar cluster status` show per member.
 
 The drivers are redis-py clients, one per node, paced so that together they offer about 3N per
 second; what is checked is counts (admitted, refused), never the machine's speed, beyond the
@@ -251,6 +253,55 @@ class FleetWideLimit(unittest.TestCase):
         print(f"  admitted per second: {timeline}", file=sys.stderr)
         self.assertGreaterEqual(offered, 2 * N, "the driver could not offer 2N")
         self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s on one node")
+        client.close()
+
+    def test_a_nodes_load_shows_in_another_nodes_cluster_status(self):
+        # Traffic through n1 only (a cache without limits): n2 sees n1's load in n1's record.
+        cache = "loaded"
+        nodes[0].create_cache(cache)
+        client = nodes[0].client(cache, create=False)
+        stop = threading.Event()
+        sent = [0]
+
+        def write():  # bounded: at most 20 s, ~200/s
+            for i in range(4000):
+                if stop.is_set():
+                    return
+                client.set(f"load:{i % 300}", "x" * 100)
+                sent[0] += 1
+                time.sleep(0.005)
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        try:
+            def loaded():
+                loads = {m["node"]: m.get("load") for m in cluster_view(nodes[1])["members"]}
+                l1 = loads.get("n1")
+                return loads if l1 and l1["rps"] > 0 and l1["items"] > 0 else None
+            loads, _ = poll(loaded, "n1's load (rps > 0, items > 0) in n2's /v1/cluster", BOUND,
+                            interval=0.2)
+            n0 = nodes[0]
+            p = n0.run_cli("--host", n0.host, "--admin-port", str(n0.admin_port), "--key",
+                           n0.admin_key, "cluster", "status")
+        finally:
+            stop.set()
+            t.join(10)
+        print(f"\n  loads as n2 sees them after {sent[0]} SETs through n1: {loads}\n{p.stdout}",
+              file=sys.stderr)
+        # Every node reports its load, idle or not; the items are spread over the slot owners.
+        self.assertEqual(set(loads), {"n1", "n2", "n3"})
+        for node, l in loads.items():
+            self.assertEqual(set(l), {"rps", "memory_used", "items"}, node)
+            if l["items"] > 0:
+                self.assertGreater(l["memory_used"], 0, node)
+        self.assertLessEqual(loads["n1"]["rps"], 1000)  # ~200/s offered
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        header = next(line for line in lines if line.startswith("NODE"))
+        self.assertEqual(header.split()[:7],
+                         ["NODE", "ZONE", "STATE", "SLOTS", "RPS", "MEMORY", "ITEMS"])
+        # n1 z1 active SLOTS RPS MEMORY(number unit) ITEMS ...
+        row = next(line for line in lines if line.startswith("n1 ")).split()
+        self.assertTrue(row[4].isdigit() and row[7].isdigit() and int(row[7]) > 0, row)
         client.close()
 
     def test_etcd_paused_the_nodes_keep_splitting_by_the_last_demand_they_saw(self):
