@@ -243,6 +243,15 @@ void Gateway::EndMigration() {
       migration_->ended = true;
       parked = std::move(migration_->parked);
       migration_->parked.clear();
+      if (migration_->paused_at_ns != 0) {
+        const uint64_t us =
+            (MonotonicNanos() - static_cast<uint64_t>(migration_->paused_at_ns)) / 1000;
+        size_t b = 0;
+        while (us > kMovePauseBoundsUs[b]) ++b;  // the last bound is UINT64_MAX
+        move_pauses_[b].fetch_add(1, std::memory_order_relaxed);
+        move_pause_sum_us_.fetch_add(us, std::memory_order_relaxed);
+      }
+      move_parked_.fetch_add(parked.size(), std::memory_order_relaxed);
     }
     past_migrations_.push_back(std::move(migration_));
     migration_.reset();
@@ -666,6 +675,20 @@ void Gateway::CollectStats(uint32_t origin, std::function<void(Stats)> done) {
         }
         done(std::move(st));
       });
+}
+
+metrics::Source Gateway::MoveMetrics() const {
+  static constexpr const metrics::Def* kDefs[] = {&kMovePause, &kMoveParkedWrites};
+  return {kDefs, [this](metrics::Sink& sink) {
+            std::array<uint64_t, std::size(kMovePauseBoundsUs)> counts;
+            for (size_t i = 0; i < counts.size(); ++i) {
+              counts[i] = move_pauses_[i].load(std::memory_order_relaxed);
+            }
+            sink.Add(kMovePause, "",
+                     metrics::HistogramValue{kMovePauseBoundsUs, counts,
+                                             move_pause_sum_us_.load(std::memory_order_relaxed)});
+            sink.Add(kMoveParkedWrites, "", move_parked_.load(std::memory_order_relaxed));
+          }};
 }
 
 metrics::Source Gateway::AuthMetrics() const {

@@ -164,6 +164,13 @@ inline bool CallAllowed(const auth::Permissions& perms, std::string_view cache,
 
 // Credentials refused by Authenticate or StillValid, by reason.
 enum class AuthRefusal : uint8_t { kMissing, kInvalid, kExpired, kRevoked, kCount };
+inline constexpr metrics::Def kMovePause{
+    "cellar_move_pause_seconds", metrics::Type::kHistogram,
+    "How long writes to slots moving away from this node were paused (parked) per move: from "
+    "the pause to the commit or abort.", ""};
+inline constexpr metrics::Def kMoveParkedWrites{
+    "cellar_move_parked_writes_total", metrics::Type::kCounter,
+    "Writes that waited for a move of their slot to end (then ran at the new owner).", ""};
 inline constexpr metrics::Def kAuthRefusals{
     "cellar_auth_refusals_total", metrics::Type::kCounter,
     "Credentials refused, by reason: missing (no token), invalid (not a token of this server's "
@@ -216,6 +223,8 @@ class Gateway {
   }
   // kAuthRefusals, read from this gateway's counts.
   metrics::Source AuthMetrics() const;
+  // kMovePause and kMoveParkedWrites (moves of slots away from this node).
+  metrics::Source MoveMetrics() const;
   // A cache of a tenant (control::kDefaultTenant = 1 is `default`).
   StatusOr<uint32_t> ResolveCache(uint32_t tenant, std::string_view cache_name) const;
   // See CacheRegistry::generation.
@@ -294,6 +303,12 @@ class Gateway {
   std::atomic<MigrationState*> migrating_{nullptr};
   std::shared_ptr<MigrationState> migration_;  // keeps migrating_ alive; guarded by sync_mu_
   std::vector<std::shared_ptr<MigrationState>> past_migrations_;  // never freed while serving
+  // Move pauses: a histogram by kMovePauseBoundsUs (written under sync_mu_, read relaxed).
+  static constexpr uint64_t kMovePauseBoundsUs[] = {1'000,   2'000,   5'000,     10'000,
+                                                    20'000,  50'000,  100'000,   200'000,
+                                                    500'000, 1'000'000, 2'000'000, UINT64_MAX};
+  std::array<std::atomic<uint64_t>, std::size(kMovePauseBoundsUs)> move_pauses_{};
+  std::atomic<uint64_t> move_pause_sum_us_{0}, move_parked_{0};
   std::mutex sync_mu_;
   std::map<uint32_t, uint32_t> synced_ ABSL_GUARDED_BY(sync_mu_);  // id -> tenant, on the shards
   topics::Topics* topics_ = nullptr;

@@ -626,7 +626,8 @@ void Process::State::Listen() {
     };
   }
   if (etcd != nullptr) {
-    admin_ctx.extra_metrics = {etcd->Metrics(), membership->Metrics(), forwarder->Metrics()};
+    admin_ctx.extra_metrics = {etcd->Metrics(), membership->Metrics(), forwarder->Metrics(),
+                               gateway->MoveMetrics()};
     // Per-second limits hold for the fleet, and the admin API sums the nodes' counters: each
     // node's record in quota/<id>, gathered here on loop 0 once a second.
     FleetOptions fo;

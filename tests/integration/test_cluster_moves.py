@@ -59,6 +59,40 @@ def eventually(fn, what, bound=BOUND):
     return poll(fn, what, bound, interval=0.1, on_timeout=explain)[0]
 
 
+def move_pauses():
+    """cellar_move_pause_seconds summed over the nodes: [(upper bound in s, count)] per bucket
+    (not cumulative), and cellar_move_parked_writes_total summed."""
+    import re
+    import urllib.request
+    buckets, parked = {}, 0
+    for n in nodes.values():
+        if n.proc is None:
+            continue
+        with urllib.request.urlopen(f"http://{n.host}:{n.admin_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for le, v in re.findall(r'^cellar_move_pause_seconds_bucket\{le="([^"]+)"\} (\d+)$',
+                                text, re.M):
+            buckets[le] = buckets.get(le, 0) + int(v)
+        parked += n.metric("cellar_move_parked_writes_total") or 0
+    bound = lambda le: float("inf") if le == "+Inf" else float(le)  # noqa: E731
+    cumulative = sorted(buckets.items(), key=lambda kv: bound(kv[0]))
+    out, prev = [], 0
+    for le, c in cumulative:
+        out.append((bound(le), c - prev))
+        prev = c
+    return out, parked
+
+
+def pause_pct(pauses, q):
+    total = sum(c for _, c in pauses)
+    seen = 0
+    for b, c in pauses:
+        seen += c
+        if total and seen >= q * total:
+            return "inf" if b == float("inf") else f"{b * 1000:g} ms"
+    return "n/a"
+
+
 def dump_logs():
     """What the nodes said about maps, moves and leases (on a failure)."""
     for name, n in nodes.items():
@@ -186,6 +220,15 @@ class JoinAndDrain(unittest.TestCase):
               f"  {len(lat)} acknowledged writes through {len(writers)} nodes; latency "
               f"p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, p99.9 {pct(0.999):.2f} ms, "
               f"max {lat[-1] * 1000:.1f} ms", file=sys.stderr)
+        # The pauses themselves, as the sources measured them (pause to commit, per move).
+        pauses, parked = move_pauses()
+        self.assertGreaterEqual(sum(c for _, c in pauses),
+                                (moves_drain - moves_before) // 2,
+                                "most moves paused their writes once (the rest aborted early)")
+        print(f"  write pauses over {sum(c for _, c in pauses)} moves: "
+              f"p50 <= {pause_pct(pauses, 0.5)}, p99 <= {pause_pct(pauses, 0.99)}, "
+              f"max <= {pause_pct(pauses, 1.0)}; {parked} writes waited in one",
+              file=sys.stderr)
         errors = [(w.tag, e) for w in writers for e in w.errors]
         if errors:
             dump_logs()
