@@ -201,7 +201,13 @@ void FakeFleet::BreakAll() {
   for (uint64_t h : handles) {
     auto it = relays_.find(h);
     Sink* sink = it->second.sink;
+    std::shared_ptr<Bridge> b(std::move(it->second.bridge));
     relays_.erase(it);
+    // What the other node served for it goes too (as its connection closing would end it).
+    Node* other = other_;
+    asio::post(other->io[b->loop], [other, b] {
+      if (b->sub != 0) other->topics->Unsubscribe(b->loop, b->sub);
+    });
     sink->OnEnd(h, Status(Code::kUnavailable, "node gone"));
   }
 }
@@ -375,6 +381,80 @@ TEST_F(FleetTest, ARelayForATopicTheNodeDoesNotOwnEndsAndTheMirrorRetries) {
   Settle();
   EXPECT_EQ(direct.Count(Got::kEnd), 1);
   EXPECT_EQ(direct.got.back().code, Code::kUnavailable);
+}
+
+TEST_F(FleetTest, ARefusedRelayJoinDoesNotCountDownTheSubscribersThere) {
+  owner = "B";
+  Recorder ra;
+  ASSERT_TRUE(a.topics->Subscribe(0, &ra, 1, "t", 0, 0, false).ok());  // A mirrors B
+  Settle();
+  // Relays from nodes with an older map reach A, which does not own the topic: each is
+  // refused, and A's own subscriber stays counted.
+  Recorder stray[3];
+  for (Recorder& r : stray) ASSERT_TRUE(a.topics->SubscribeRelay(0, &r, 1, "t", 0, 0, nullptr).ok());
+  Settle();
+  for (Recorder& r : stray) EXPECT_EQ(r.Count(Got::kEnd), 1);
+  b.Publish(1, "t", "m1");
+  Settle();
+  EXPECT_EQ(ra.Values(), Range(1, 1));
+  EXPECT_EQ(a.fleet.open(), 1);  // A's relay to B is still there
+}
+
+TEST_F(FleetTest, AMirrorFallenBehindTheHandedOverRingHearsOfTheGap) {
+  // A ring of 4 messages on A.
+  a.topics = std::make_unique<Topics>(std::vector{&a.io[0], &a.io[1]},
+                                      Options{.replay_messages = 4});
+  a.topics->set_fleet(&a.fleet);
+  Recorder rb;
+  ASSERT_TRUE(b.topics->Subscribe(0, &rb, 1, "t", 0, 0, false).ok());
+  Settle();
+  for (int i = 1; i <= 3; ++i) a.Publish(1, "t", "m" + std::to_string(i));
+  Settle();
+  // B's relay breaks and cannot come back (no map), while A numbers 4..10; its ring keeps 7..10.
+  owner = "";
+  b.fleet.BreakAll();
+  for (int i = 4; i <= 10; ++i) a.Publish(1, "t", "m" + std::to_string(i));
+  std::vector<TopicState> states;
+  a.topics->ExportRange(0, 0, routing::kSlots - 1, [&](std::vector<TopicState> s) { states = std::move(s); });
+  Settle();
+  ASSERT_EQ(states.size(), 1u);
+  b.topics->ImportStates(0, std::move(states), [] {});
+  Settle();
+  MoveTo("B");
+  Settle();
+  // 1..3, then the gap 4..6 said, then 7..10 from the handed-over ring, on one page.
+  EXPECT_EQ(rb.Values(), (std::vector<std::string>{"m1", "m2", "m3", "m7", "m8", "m9", "m10"}));
+  ASSERT_EQ(rb.Count(Got::kDisc), 1);
+  for (const Got& g : rb.got) {
+    if (g.kind == Got::kDisc) EXPECT_EQ(g.next, 6u);
+  }
+}
+
+TEST_F(FleetTest, AHandOverOfAnAbortedMoveIsVoid) {
+  Recorder rb;
+  ASSERT_TRUE(b.topics->Subscribe(0, &rb, 1, "t", 0, 0, false).ok());
+  Settle();
+  for (int i = 1; i <= 3; ++i) a.Publish(1, "t", "m" + std::to_string(i));
+  std::vector<TopicState> states;
+  a.topics->ExportRange(0, 0, routing::kSlots - 1, [&](std::vector<TopicState> s) { states = std::move(s); });
+  Settle();
+  b.topics->ImportStates(0, std::move(states), [] {});
+  Settle();
+  // The move aborts: B drops what it was handed. Later A dies and B takes the topic over
+  // without a hand-over: a new page, and the gap said.
+  b.topics->DropHandOvers(0, routing::kSlots - 1);
+  Settle();
+  owner = "B";
+  b.fleet.BreakAll();
+  b.topics->RoutesChanged();
+  Settle();
+  b.Publish(1, "t", "after");
+  Settle();
+  ASSERT_EQ(rb.Count(Got::kDisc), 1);
+  EXPECT_EQ(rb.got.back().value, "after");
+  EXPECT_EQ(rb.got.back().seq, 1u);
+  EXPECT_NE(rb.got.back().page, rb.got[1].page);
+  EXPECT_EQ(b.topics->FleetSnapshot().handed_over, 0u);
 }
 
 }  // namespace

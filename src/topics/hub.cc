@@ -12,6 +12,7 @@
 #include <random>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -111,6 +112,10 @@ class Topics::Hub {
     std::vector<uint32_t> subs_by_loop;
     uint32_t subs_total = 0;
     uint32_t relay_subs = 0;  // of subs_total: other nodes' relays, served here
+    // Who is counted, by MemberKey(loop, id): a Leave counts down only a subscription that
+    // joined this very state (a refused join, or one counted by a state since dropped, does
+    // not).
+    absl::flat_hash_set<uint64_t> members;
     int64_t last_active_ms = 0;
     std::unique_ptr<Link> link;  // a mirror's relay
   };
@@ -162,6 +167,8 @@ class Topics::Hub {
     asio::steady_timer timer_;
   };
 
+  static uint64_t MemberKey(uint32_t loop, SubId id) { return (uint64_t{loop} << 52) ^ id; }
+
   Fleet::Owner OwnerOf(uint32_t cache, std::string_view name) {
     Fleet* f = topics_->fleet_;
     return f == nullptr ? Fleet::Owner::kHere : f->OwnerOf(loop_, cache, name);
@@ -193,8 +200,8 @@ class Topics::Hub {
   // For a join: numbered here if the slot is here, else a mirror (made, and its relay opened,
   // if there is none yet).
   Owned& ForJoin(uint32_t cache, std::string_view name) {
-    auto it = owned_.find(KeyView{cache, name});
     const Fleet::Owner o = OwnerOf(cache, name);
+    auto it = owned_.find(KeyView{cache, name});
     if (o == Fleet::Owner::kHere) return Numbered(cache, name);
     if (it != owned_.end()) return it->second;  // a mirror, or numbered here until the map says
     Owned& t = NewState(cache, name);
@@ -227,6 +234,10 @@ class Topics::Hub {
       Count(handed_over_);
       const bool same = s.page == t.page;
       if (had_items && same) {
+        // What the relay had not brought yet: from the ring; if the ring no longer reaches
+        // back that far (the relay fell far behind), the rest is a gap, and said so.
+        const uint64_t oldest = s.ring.empty() ? s.next_seq : s.ring.front()->seq;
+        if (t.next_seq < oldest) Discontinuity(cache, name, t, oldest - 1, s.page);
         for (const MessagePtr& m : s.ring) {
           if (m->seq >= t.next_seq) FanOut(t, m);
         }
@@ -332,6 +343,7 @@ class Topics::Hub {
       return;
     }
     Owned& t = ForJoin(cache, name);
+    if (!t.members.insert(MemberKey(from, id)).second) return;  // joined already
     t.subs_by_loop[from]++;
     t.subs_total++;
     if (relay) t.relay_subs++;
@@ -372,14 +384,19 @@ class Topics::Hub {
                      }});
   }
 
-  void Leave(uint32_t from, uint32_t cache, const std::string& name, bool relay) {
+  void Leave(uint32_t from, SubId id, uint32_t cache, const std::string& name, bool relay) {
     auto it = owned_.find(KeyView{cache, name});
     if (it == owned_.end()) return;
     Owned& t = it->second;
-    if (t.subs_by_loop[from] > 0) {
-      t.subs_by_loop[from]--;
-      t.subs_total--;
-      if (relay && t.relay_subs > 0) t.relay_subs--;
+    if (t.members.erase(MemberKey(from, id)) == 0) return;  // not counted by this state
+    t.subs_by_loop[from]--;
+    t.subs_total--;
+    if (relay) t.relay_subs--;
+    if (t.link != nullptr) {  // a join still waiting for the mirror's first sync: forgotten
+      auto& p = t.link->pending;
+      p.erase(std::remove_if(p.begin(), p.end(),
+                             [from, id](const PendingJoin& j) { return j.from == from && j.id == id; }),
+              p.end());
     }
     if (t.subs_total != 0) return;
     if (t.link != nullptr) {  // nobody here listens: the relay goes, and the copy with it
@@ -511,6 +528,25 @@ class Topics::Hub {
     }
     for (const Key& k : gone) owned_.erase(KeyView{k.cache, k.name});
     DropStaleStaged();
+    // Handed-over topics whose slot is here now continue their numbering at once (not only
+    // at their next publish or join, which might come after the hand-over expired).
+    std::vector<Key> adopt;
+    for (const auto& [key, st] : staged_) {
+      if (OwnerOf(key.cache, key.name) == Fleet::Owner::kHere) adopt.push_back(key);
+    }
+    for (const Key& k : adopt) Numbered(k.cache, k.name);
+  }
+
+  // A move of [first, last] here was aborted (or is about to start): hand-overs for it are void.
+  void DropStaged(uint32_t first, uint32_t last) {
+    for (auto it = staged_.begin(); it != staged_.end();) {
+      const uint32_t slot = routing::SlotOf(KeyHash(it->first.cache, it->first.name));
+      if (slot >= first && slot <= last) {
+        staged_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
   }
 
   // Topic states handed over for slots moving here.
@@ -666,8 +702,8 @@ class Topics::Hub {
       }
     } else {
       const uint32_t owner = routing::ShardOf(s.cache, s.name, topics_->num_loops());
-      Send(owner, Event{nullptr, [me, c = s.cache, n = s.name, r = s.relay](Hub& o) {
-                          o.Leave(me, c, n, r);
+      Send(owner, Event{nullptr, [me, id = s.id, c = s.cache, n = s.name, r = s.relay](Hub& o) {
+                          o.Leave(me, id, c, n, r);
                         }});
     }
   }
@@ -931,7 +967,14 @@ class Topics::Hub {
   void Stop() {
     stopped_ = true;
     timer_.cancel();
-    for (auto& [key, t] : owned_) CloseLink(t);
+    for (auto it = owned_.begin(); it != owned_.end();) {  // mirrors go (nothing relays now)
+      if (it->second.link != nullptr) {
+        CloseLink(it->second);
+        owned_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
     EndWhere([](const Sub&) { return true; },
              Status(Code::kUnavailable, "the server is shutting down"));
   }
@@ -1056,6 +1099,14 @@ StatusOr<SubId> Topics::SubscribeRelay(uint32_t loop, Sink* sink, uint32_t cache
                                        void* tag) {
   return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, false, false, tag, 0,
                                 /*relay=*/true);
+}
+
+void Topics::DropHandOvers(uint32_t first_slot, uint32_t last_slot) {
+  for (auto& h : hubs_) {
+    asio::post(*h->io(), [hub = h.get(), first_slot, last_slot] {
+      hub->DropStaged(first_slot, last_slot);
+    });
+  }
 }
 
 void Topics::RoutesChanged() {

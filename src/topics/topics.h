@@ -286,6 +286,9 @@ class Topics {
   // Keeps handed-over states until this node owns their topics (then they continue the
   // numbering); dropped after a minute if it never does (an aborted move). done on `origin`.
   void ImportStates(uint32_t origin, std::vector<TopicState> states, std::function<void()> done);
+  // Drops the hand-overs kept for slots [first, last] (a move of them here was aborted: their
+  // old owner goes on numbering, so they are void). Any thread.
+  void DropHandOvers(uint32_t first_slot, uint32_t last_slot);
   struct FleetCounters {
     uint64_t relays_opened = 0;    // relays this node opened to owners
     uint64_t relayed_items = 0;    // items that came in by relay

@@ -21,6 +21,7 @@ constexpr size_t kChunk = 64;         // keys copied per round trip
 constexpr int64_t kScanCount = 512;   // keys asked of a shard per SCAN call
 constexpr size_t kPauseAt = 64;       // written keys left over: pause and copy the rest
 constexpr int kMaxRounds = 8;         // passes over written keys before pausing anyway
+constexpr size_t kStatesFrameBytes = 16u << 20;  // topic states per hand-over frame, about
 
 using Key = std::pair<uint32_t, std::string>;  // (cache id, key)
 
@@ -243,6 +244,8 @@ std::vector<uint32_t> CacheIds(gateway::Gateway& gw) {
 }  // namespace
 
 void Migrator::Purge(uint32_t first, uint32_t last, std::function<void(Status)> done) {
+  // Topics handed over for these slots go too (a move here that aborted: void).
+  if (topics_ != nullptr) topics_->DropHandOvers(first, last);
   asio::post(loop0_, [this, first, last, done = std::move(done)]() mutable {
     auto run = std::make_shared<Run>();
     run->m = this;
@@ -341,16 +344,38 @@ void Migrator::HandOverTopics(std::shared_ptr<Run> run) {
   if (topics_ == nullptr) return run->End(Status::Ok());
   topics_->ExportRange(0, run->first, run->last, [this, run](std::vector<topics::TopicState> states) {
     run->stats.topics = states.size();
-    if (states.empty()) return run->End(Status::Ok());
-    std::string payload;
-    EncodeStates(states, payload);
-    forwarder_.SendTopicStates(0, run->dst, std::move(payload), [run](Status st) {
-      if (!st.ok()) {
-        return run->End(Status(st.code(), "handing over topics: " + std::string(st.message())));
+    // In frames of about kStatesFrameBytes (a topic's ring is bounded by the replay limits),
+    // one after another, each acknowledged.
+    auto frames = std::make_shared<std::vector<std::string>>();
+    std::vector<topics::TopicState> part;
+    size_t bytes = 0;
+    for (topics::TopicState& s : states) {
+      size_t b = 64 + s.topic.size();
+      for (const topics::MessagePtr& m : s.ring) b += 32 + m->publisher_id.size() + m->value.size();
+      if (!part.empty() && bytes + b > kStatesFrameBytes) {
+        EncodeStates(part, frames->emplace_back());
+        part.clear();
+        bytes = 0;
       }
-      run->End(Status::Ok());
-    });
+      bytes += b;
+      part.push_back(std::move(s));
+    }
+    if (!part.empty()) EncodeStates(part, frames->emplace_back());
+    SendStates(run, frames, 0);
   });
+}
+
+void Migrator::SendStates(std::shared_ptr<Run> run, std::shared_ptr<std::vector<std::string>> frames,
+                          size_t next) {
+  if (next == frames->size()) return run->End(Status::Ok());
+  forwarder_.SendTopicStates(0, run->dst, std::move((*frames)[next]),
+                             [this, run, frames, next](Status st) {
+                               if (!st.ok()) {
+                                 return run->End(Status(st.code(), "handing over topics: " +
+                                                                       std::string(st.message())));
+                               }
+                               SendStates(run, frames, next + 1);
+                             });
 }
 
 void Migrator::Finish(bool committed, uint32_t first, uint32_t last) {

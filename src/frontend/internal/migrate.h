@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -54,6 +55,8 @@ class Migrator {
 
  private:
   void HandOverTopics(std::shared_ptr<Run> run);
+  void SendStates(std::shared_ptr<Run> run, std::shared_ptr<std::vector<std::string>> frames,
+                  size_t next);
 
   boost::asio::io_context& loop0_;
   gateway::Gateway& gateway_;

@@ -118,12 +118,15 @@ class Writer {
   bool writing_ = false;
 };
 
-// Over TLS, a hello carries HMAC-SHA256(secret, keying material exported from this TLS
-// session) in hex: it proves the sender knows the cluster's secret without sending it, and
-// cannot be replayed on another connection (each session exports its own material). Empty
+// Over TLS, a hello (and its answer) carries HMAC-SHA256(secret, keying material exported from
+// this TLS session) in hex: it proves the sender knows the cluster's secret without sending it,
+// and cannot be replayed on another connection (each session exports its own material). Empty
 // if the material cannot be had (the hello is then refused).
-std::string HelloProof(const std::string& secret, net::Stream& stream) {
-  const std::string ekm = stream.ExportKeyingMaterial("EXPORTER-cellar-internal-hello");
+// Each side proves it under its own label, so one side's proof is no use to the other.
+constexpr std::string_view kClientProof = "EXPORTER-cellar-internal-hello";
+constexpr std::string_view kServerProof = "EXPORTER-cellar-internal-hello-ok";
+std::string HelloProof(const std::string& secret, net::Stream& stream, std::string_view label) {
+  const std::string ekm = stream.ExportKeyingMaterial(label);
   if (ekm.empty()) return {};
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -210,7 +213,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
   void ReadHeader() {
     auto self = shared_from_this();
     self->socket.AsyncRead(asio::buffer(header, kHeader), [self](error_code ec, size_t) {
-      if (ec) return self->Close();
+      if (ec || self->closed) return self->Close();
       const Header h = ParseHeader(self->header);
       // Before the hello only a hello fits: nobody unknown makes us hold a large buffer.
       const size_t limit = self->hello ? self->server->options_.max_frame_bytes : 4096;
@@ -221,7 +224,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       }
       self->payload.resize(h.len);
       self->socket.AsyncRead(asio::buffer(self->payload), [self, h](error_code ec, size_t) {
-                         if (ec) return self->Close();
+                         if (ec || self->closed) return self->Close();
                          self->Handle(h);
                        });
     });
@@ -232,7 +235,7 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       // Over TLS the hello proves the secret without showing it (HelloProof); in plaintext it
       // is the secret itself.
       const std::string expected = socket.is_tls()
-                                       ? HelloProof(server->options_.secret, socket)
+                                       ? HelloProof(server->options_.secret, socket, kClientProof)
                                        : server->options_.secret;
       if (h.kind != kHello || expected.empty() || !control::SecretEquals(payload, expected)) {
         LOG_WARN("msg=\"internal connection without the cluster's secret; closing\" peer={}",
@@ -241,7 +244,10 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       }
       hello = true;
       hello_timer.cancel();
-      Send(Frame(kHelloOk, h.id, {}));
+      // Over TLS the answer proves the secret too (the client may not verify our certificate).
+      Send(Frame(kHelloOk, h.id,
+                 socket.is_tls() ? HelloProof(server->options_.secret, socket, kServerProof)
+                                 : std::string()));
       return ReadHeader();
     }
     if (h.kind == kSubscribe || h.kind == kUnsubscribe || h.kind == kStates) {
@@ -589,7 +595,8 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   // The first frame: the secret, or over TLS a proof of it bound to this session.
   void Hello() {
     writer.Push(Frame(kHello, 0,
-                      socket.is_tls() ? HelloProof(options.secret, socket) : options.secret));
+                      socket.is_tls() ? HelloProof(options.secret, socket, kClientProof)
+                                      : options.secret));
     writer.Pump(socket, shared_from_this());
     ReadHeader();
   }
@@ -634,6 +641,13 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
 
   void Handle(const Header& h) {
     if (h.kind == kHelloOk && state == kConnecting) {
+      // Over TLS the peer proves it knows the cluster's secret before anything is sent to it.
+      if (socket.is_tls()) {
+        const std::string expected = HelloProof(options.secret, socket, kServerProof);
+        if (expected.empty() || !control::SecretEquals(payload, expected)) {
+          return Fail("the peer did not prove the cluster's secret");
+        }
+      }
       state = kReady;
       while (!waiting.empty()) {
         writer.Push(std::move(waiting.front()));
@@ -791,7 +805,15 @@ const gateway::Routes* PeerForwarder::RoutesFor(uint32_t loop) {
         ++it;
       }
     }
-    for (auto& [node, c] : gone) c->Close(Status(Code::kUnavailable, "node " + node + " left; retry"));
+    // Posted: closing runs callers' code (failed calls, ended relays), which must not run
+    // inside RoutesFor (its caller may be in the middle of something).
+    if (!gone.empty()) {
+      asio::post(*loops_[loop], [gone = std::move(gone)] {
+        for (auto& [node, c] : gone) {
+          c->Close(Status(Code::kUnavailable, "node " + node + " left; retry"));
+        }
+      });
+    }
   }
   return s.routes.get();
 }
