@@ -58,7 +58,7 @@ std::optional<MemberInfo> MemberInfo::FromJson(std::string_view node_id, std::st
 
 struct Membership::Impl : std::enable_shared_from_this<Impl> {
   Impl(EtcdStore& s, MembershipOptions o)
-      : store(s), options(std::move(o)), timer(s.io()), retry(s.io()) {
+      : store(s), options(std::move(o)), timer(s.io()), retry(s.io()), reconnect(s.io()) {
     margin = std::min<Clock::duration>(std::chrono::seconds(1), options.lease_ttl / 4);
   }
 
@@ -87,6 +87,9 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
   asio::steady_timer timer;  // the serving deadline
   asio::steady_timer retry;  // rejoin after a loss
   std::chrono::milliseconds backoff{500};
+  asio::steady_timer reconnect;  // the keepalive stream again, after its connection broke
+  std::chrono::milliseconds reconnect_backoff{100};
+  bool interrupted = false;  // the keepalive's connection is broken (logged once)
   bool stopping = false;
   bool campaigning = false;
   bool held_back = false;  // registered again, waiting for before_serving
@@ -195,10 +198,8 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // Registered: keep the lease alive, serve, and (first time) watch members and leader.
-  void Registered() {
-    auto self = shared_from_this();
-    backoff = std::chrono::milliseconds(500);
-    std::weak_ptr<Impl> weak = self;
+  void StartKeepAlive() {
+    std::weak_ptr<Impl> weak = shared_from_this();
     keepalive = store.client()->KeepAlive(
         KeepAliveOptions{lease_id, granted_ttl},
         [weak](int64_t, Clock::time_point until) {
@@ -207,6 +208,13 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
         [weak](Status st) {
           if (auto s = weak.lock()) s->OnLost(std::move(st));
         });
+  }
+
+  void Registered() {
+    auto self = shared_from_this();
+    backoff = std::chrono::milliseconds(500);
+    std::weak_ptr<Impl> weak = self;
+    StartKeepAlive();
     if (watching && before_serving) {
       // A rejoin: serve once before_serving says the node's view is current again.
       held_back = true;
@@ -258,6 +266,11 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
 
   void OnAck(Clock::time_point until) {
     if (stopping || lease_id == 0) return;
+    if (interrupted) {
+      interrupted = false;
+      reconnect_backoff = std::chrono::milliseconds(100);
+      LOG_INFO("msg=\"etcd keepalive answered again\" node={}", options.self.node_id);
+    }
     alive_until = std::max(alive_until, until);
     if (held_back) return;
     if (Clock::now() < alive_until - margin) SetServing(true);
@@ -276,6 +289,32 @@ struct Membership::Impl : std::enable_shared_from_this<Impl> {
 
   void OnLost(Status why) {
     if (stopping) return;
+    if (why.code() == Code::kUnavailable && lease_id != 0) {
+      // The connection to etcd broke, not the lease: etcd keeps it to its deadline (and renews
+      // every lease when it comes back), so nobody can take this node's slots before then.
+      // Writes go on until the deadline (its timer stops them); the keepalive is tried again.
+      if (!interrupted) {
+        interrupted = true;
+        LOG_WARN("msg=\"etcd keepalive interrupted: serving writes until the lease deadline, "
+                 "retrying\" node={} why=\"{}\" deadline_in_ms={}",
+                 options.self.node_id, why.message(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(alive_until - margin -
+                                                                       Clock::now())
+                     .count());
+      }
+      keepalive.reset();
+      reconnect.expires_after(reconnect_backoff);
+      reconnect_backoff = std::min<std::chrono::milliseconds>(reconnect_backoff * 2,
+                                                              std::chrono::seconds(1));
+      std::weak_ptr<Impl> weak = shared_from_this();
+      reconnect.async_wait([weak](const boost::system::error_code& ec) {
+        auto s = weak.lock();
+        if (ec || !s || s->stopping || s->lease_id == 0 || s->keepalive) return;
+        s->StartKeepAlive();
+      });
+      return;
+    }
+    interrupted = false;
     held_back = false;
     LOG_WARN("msg=\"cluster lease lost\" node={} why=\"{}\"", options.self.node_id,
              why.message());
@@ -493,6 +532,7 @@ void Membership::Leave() {
     impl->keepalive.reset();
     impl->timer.cancel();
     impl->retry.cancel();
+    impl->reconnect.cancel();
     impl->serving.store(false, std::memory_order_release);
     impl->serving_until.store(0, std::memory_order_release);
     {

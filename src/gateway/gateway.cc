@@ -109,7 +109,9 @@ void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) 
     }
     if (!writable && !api::IsReadOnly(req.op)) {
       batch->calls[i].reply.status =
-          Status(Code::kUnavailable, "this node's cluster lease is not known alive; retry");
+          Status(Code::kUnavailable,
+                 "Not serving writes: the cluster lease of the node owning this key is not "
+                 "known alive (etcd unreachable or the node was paused); retry");
       continue;
     }
     batch->by_shard_[routing::ShardOf(hash, n)].push_back(i);

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Benchmark: what forwarding costs on a fleet (issue 18). kvbench (RESP, 50 connections,
-# pipeline 16, 100-byte values, 100k keys) against node 1 of:
-#   single   one node, no etcd: every key local
-#   fleet2   two nodes sharing the slots through a real etcd: about half the keys are owned
-#            by node 2, so node 1 forwards those calls over the internal port
-# Both setups run their nodes with --threads 1 pinned to CPU 0 (so the fleet's two processes
-# share the single node's core: the table shows the work forwarding adds), kvbench on CPU 1.
-# Runs alternate setup by setup, BENCH_REPS times; the table shows medians and fleet/single.
+# pipeline 16, 100-byte values, 100k keys) against:
+#   owner      n1 of a two-node fleet on a real etcd, n1 owning every slot: every call local
+#   forwarder  n2 of the same fleet, owning none (drained as it joins): every call forwarded
+#              to n1 over the internal port
+#   single     one node without etcd, for reference
+# Every node runs --threads 1 pinned to CPU 0 (so the fleet's two processes share one core:
+# the ratio shows the work forwarding adds), kvbench on CPU 1. Owner and forwarder alternate
+# op by op within each of BENCH_REPS runs; the table shows medians, forwarder/owner, and the
+# CPU both fleet nodes spent per op (from /proc), the figure a scaling estimate starts from.
 #   tests/bench/cluster.sh [--smoke]     (needs build/release/src/bin/cellar, /usr/bin/etcd,
 #                                         redis-cli, cc, taskset)
 # Env: CELLAR_BIN, BENCH_REPS (default 3), BENCH_SECS (default 5), KVBENCH_SRC.
-# --smoke: 1 s, 1 rep: checks every run answered without errors and that node 1 forwarded
-# calls (cellar_forwarded_calls_total), so the script cannot rot.
+# --smoke: 1 s, 1 rep: checks every run answered without errors, that n2 ended up with no
+# slots and forwarded calls (cellar_forwarded_calls_total), so the script cannot rot.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -87,6 +89,20 @@ run_kv() {  # run_kv SETUP HOST PORT OP (kvbench dials 127.0.0.1: HOST is for th
   SAMPLES_P99["$1 $4"]+="$p99 "
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+declare -A SAMPLES_CPU
+# run_measured SETUP PORT OP: run_kv, plus the CPU the fleet's nodes spent per op (us)
+run_measured() {
+  local a0 b0 a1 b1 ops
+  a0=$(cpu_ticks "$n1_pid"); b0=$(cpu_ticks "$n2_pid")
+  run_kv "$1" 127.0.0.1 "$2" "$3"
+  a1=$(cpu_ticks "$n1_pid"); b1=$(cpu_ticks "$n2_pid")
+  ops=$(awk '{print $NF}' <<<"${SAMPLES_OPS["$1 $3"]}")
+  SAMPLES_CPU["$1 $3"]+="$(awk -v t=$(( (a1 - a0 + b1 - b0) * TICK_US )) -v o="$ops" -v s="$SECS" \
+    'BEGIN {printf "%.2f", t / (o * s)}') "
+}
+
 start_etcd
 for rep in $(seq 1 "$REPS"); do
   echo "== rep $rep"
@@ -95,33 +111,57 @@ for rep in $(seq 1 "$REPS"); do
   no_refusals single "$admin"
   stop_all_but_etcd() { local keep=${all_pids[0]}; local p; for p in "${all_pids[@]:1}"; do stop_pid "$p"; done; all_pids=("$keep"); }
   stop_all_but_etcd
-  start_node n2 127.0.0.1 --cluster-etcd "http://127.0.0.1:$etcd_port" --cluster-name "r$rep" \
-    --node-id n2 --cluster-bootstrap-expect 2
+  # A fleet of two where n1 owns every slot and n2 none (drained as it joins): a client on n1
+  # is served locally, one on n2 has every call forwarded to n1.
   start_node n1 127.0.0.1 --cluster-etcd "http://127.0.0.1:$etcd_port" --cluster-name "r$rep" \
-    --node-id n1 --cluster-bootstrap-expect 2
-  n1_port=$port; n1_admin=$admin
-  for _ in $(seq 1 100); do  # both nodes hold the map
-    [[ "$(redis-cli -h 127.0.0.1 -p "$n1_port" SET warm 1 2>/dev/null)" == OK ]] && break
+    --node-id n1 --cluster-bootstrap-expect 1
+  n1_port=$port; n1_admin=$admin; n1_pid=${all_pids[-1]}
+  start_node n2 127.0.0.1 --cluster-etcd "http://127.0.0.1:$etcd_port" --cluster-name "r$rep" \
+    --node-id n2
+  n2_port=$port; n2_admin=$admin; n2_pid=${all_pids[-1]}
+  drained=0
+  for _ in $(seq 1 300); do
+    curl -s -X POST "http://127.0.0.1:$n1_admin/v1/nodes/n2/drain" >/dev/null 2>&1 || true
+    if /usr/bin/python3 -c '
+import json, sys, urllib.request
+v = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v1/cluster", timeout=5))
+nodes = {m["node"]: m for m in v["members"]}
+ok = v["slot_map"] and nodes.get("n2", {}).get("slots", 1) == 0 and nodes["n1"]["slots"] == 16384 \
+    and not (v["migration"] or {}).get("phase") in ("prepare", "copy", "ready")
+sys.exit(0 if ok else 1)' "$n1_admin" 2>/dev/null; then drained=1; break; fi
     sleep 0.1
   done
-  before=$(metric 127.0.0.1 "$n1_admin" cellar_forwarded_calls_total)
-  for op in set get; do run_kv fleet2 127.0.0.1 "$n1_port" "$op"; done
-  after=$(metric 127.0.0.1 "$n1_admin" cellar_forwarded_calls_total)
+  (( drained )) || { echo "FAIL: n2 did not end up with no slots" >&2; cat "$tmp/n1.log" >&2; exit 1; }
+  for _ in $(seq 1 100); do  # n2 has the map and reaches n1
+    [[ "$(redis-cli -h 127.0.0.1 -p "$n2_port" SET warm 1 2>/dev/null)" == OK ]] && break
+    sleep 0.1
+  done
+  before=$(metric 127.0.0.1 "$n2_admin" cellar_forwarded_calls_total)
+  for op in set get; do
+    run_measured owner "$n1_port" "$op"
+    run_measured forwarder "$n2_port" "$op"
+  done
+  after=$(metric 127.0.0.1 "$n2_admin" cellar_forwarded_calls_total)
   forwarded=$(( ${after:-0} - ${before:-0} ))
-  no_refusals fleet2 "$n1_admin"
-  echo "  node 1 forwarded $forwarded calls"
-  (( forwarded > 0 )) || { echo "FAIL: node 1 forwarded nothing" >&2; exit 1; }
+  no_refusals owner "$n1_admin"
+  no_refusals forwarder "$n2_admin"
+  echo "  n2 forwarded $forwarded calls"
+  (( forwarded > 0 )) || { echo "FAIL: n2 forwarded nothing" >&2; exit 1; }
   stop_all_but_etcd
 done
 
 echo
-printf "%-8s %-4s %12s %10s %12s\n" setup op "ops/s" "p99 us" "vs single"
+printf "%-10s %-4s %12s %10s %10s %14s\n" setup op "ops/s" "p99 us" "vs owner" "fleet cpu us/op"
 for op in set get; do
-  s=$(median <<<"${SAMPLES_OPS["single $op"]}")
-  for setup in single fleet2; do
+  s=$(median <<<"${SAMPLES_OPS["owner $op"]}")
+  for setup in single owner forwarder; do
     o=$(median <<<"${SAMPLES_OPS["$setup $op"]}")
     p=$(median <<<"${SAMPLES_P99["$setup $op"]}")
-    printf "%-8s %-4s %12s %10s %12s\n" "$setup" "$op" "$o" "$p" "$(ratio "$o" "$s")"
+    c=-
+    [[ -n "${SAMPLES_CPU["$setup $op"]:-}" ]] && c=$(median <<<"${SAMPLES_CPU["$setup $op"]}")
+    printf "%-10s %-4s %12s %10s %10s %14s\n" "$setup" "$op" "$o" "$p" "$(ratio "$o" "$s")" "$c"
   done
 done
-echo "(medians of $REPS runs; both setups on one server core; fleet2: the client on node 1, about half the keys on node 2)"
+echo "(medians of $REPS runs; every server process on one core; owner: the client on the node"
+echo " owning every key; forwarder: the client on a node owning none, each call forwarded;"
+echo " fleet cpu: both nodes' CPU time per op; single: one node without etcd, for reference)"
