@@ -457,5 +457,30 @@ TEST_F(FleetTest, AHandOverOfAnAbortedMoveIsVoid) {
   EXPECT_EQ(b.topics->FleetSnapshot().handed_over, 0u);
 }
 
+TEST_F(FleetTest, AHandedOverRingIsHeldToTheReceiversReplayLimit) {
+  b.topics = std::make_unique<Topics>(std::vector{&b.io[0], &b.io[1]},
+                                      Options{.replay_messages = 4});
+  b.topics->set_fleet(&b.fleet);
+  for (int i = 1; i <= 10; ++i) a.Publish(1, "t", "m" + std::to_string(i));
+  std::vector<TopicState> states;
+  a.topics->ExportRange(0, 0, routing::kSlots - 1, [&](std::vector<TopicState> s) { states = std::move(s); });
+  Settle();
+  ASSERT_EQ(states.size(), 1u);
+  const uint64_t page = states[0].page;
+  ASSERT_EQ(states[0].ring.size(), 10u);
+  b.topics->ImportStates(0, std::move(states), [] {});
+  Settle();
+  MoveTo("B");
+  Settle();
+  // B kept its own 4: a resume from 1 on the old page hears of the gap, then gets 7..10.
+  Recorder r;
+  ASSERT_TRUE(b.topics->Subscribe(0, &r, 1, "t", 1, page, false).ok());
+  Settle();
+  EXPECT_EQ(r.Values(), Range(7, 10));
+  ASSERT_EQ(r.Count(Got::kDisc), 1);
+  EXPECT_EQ(r.got[1].next, 6u);
+  EXPECT_EQ(r.got.back().page, page);  // the numbering went on
+}
+
 }  // namespace
 }  // namespace cellar::topics

@@ -554,9 +554,33 @@ class Topics::Hub {
     TopicState state;
     int64_t at_ms;
   };
+  // A handed-over state is held to this node's own bounds: a name within max_name_bytes, a
+  // ring within its replay limits (the oldest go: a resume before them hears of the gap), and
+  // at most kMaxStaged states waiting (more are not kept: those topics continue on a new page,
+  // with a discontinuity, as if their owner had died).
+  static constexpr size_t kMaxStaged = 100'000;
   void Stage(TopicState s) {
+    if (!topics_->CheckName(s.topic, false).ok()) return;
+    const Options& o = topics_->options_;
+    size_t bytes = 0;
+    size_t keep = s.ring.size();
+    while (keep > 0) {
+      const size_t b = s.ring[keep - 1]->footprint();
+      if (s.ring.size() - keep + 1 > o.replay_messages || bytes + b > o.replay_bytes) break;
+      bytes += b;
+      --keep;
+    }
+    s.ring.erase(s.ring.begin(), s.ring.begin() + static_cast<std::ptrdiff_t>(keep));
     const uint32_t cache = s.cache_id;
     std::string name = s.topic;
+    if (staged_.size() >= kMaxStaged && !staged_.contains(KeyView{cache, name})) {
+      static std::atomic<bool> logged{false};
+      if (!logged.exchange(true)) {
+        LOG_WARN("msg=\"too many topic hand-overs waiting; later ones are not kept\" limit={}",
+                 kMaxStaged);
+      }
+      return;
+    }
     staged_.insert_or_assign(Key{cache, std::move(name)}, Staged{std::move(s), SteadyMillis()});
   }
   void DropStaleStaged() {

@@ -46,6 +46,8 @@ enum Kind : uint8_t {
   kStatesOk = 14,
 };
 constexpr size_t kHeader = 13;  // u32 length, u8 kind, u64 id
+// A node relays each topic once per loop: more relays than this on one connection is a bug.
+constexpr size_t kMaxRelaysPerConnection = 100'000;
 
 std::string Frame(Kind kind, uint64_t id, std::string_view payload) {
   std::string f(kHeader, '\0');
@@ -312,9 +314,12 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       if (!DecodeSubscribe(payload, &sub) || h.id == 0 || relays.by_relay.contains(h.id)) {
         return false;
       }
-      if (topics == nullptr) {
+      if (topics == nullptr || relays.by_relay.size() >= kMaxRelaysPerConnection) {
         std::string p;
-        EncodeEnd(Status(Code::kUnimplemented, "topics are not served here"), p);
+        EncodeEnd(topics == nullptr
+                      ? Status(Code::kUnimplemented, "topics are not served here")
+                      : Status(Code::kResourceExhausted, "too many relays on one connection"),
+                  p);
         Send(Frame(kEnd, h.id, p));
         return true;
       }
