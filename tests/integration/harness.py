@@ -730,14 +730,21 @@ def start_fleet(start, count=3):
 
 def stop_fleet(nodes, etcd):
     """A cluster module's tearDownModule: stops every node (checking each exits cleanly), then
-    etcd. Either may be partly started (a set-up that failed early)."""
+    etcd. Either may be partly started (a set-up that failed early). A node that does not exit
+    cleanly does not stop the others from being stopped: everything started goes, then the
+    first failure is raised."""
+    failure = None
     for n in nodes:
         try:
             n.stop()
+        except Exception as e:  # noqa: BLE001 - reported after the rest is stopped
+            failure = failure or e
         finally:
             n.cleanup()
     if etcd is not None:
         etcd.cleanup()
+    if failure is not None:
+        raise failure
 
 
 def cluster_view(node):
