@@ -30,36 +30,31 @@ struct Routes {
   std::vector<std::string> peers;  // node ids of the other owners
   // Cache-wide calls (SCAN, KEYS, DBSIZE, FLUSHDB, RANDOMKEY, INFO; the admin flush) visit
   // every shard of the fleet: this node's first (0..local-1), then each peer's in `peers`
-  // order; peer p's shards start at local + peer_base[p] and number peer_shards[p] (its loops,
-  // from its member record; 0 when unknown: not visited).
+  // order; peer p has peer_shards[p] of them (its loops, from its member record; 0 when
+  // unknown: not visited), starting at local + ShardBase(p).
   std::vector<uint16_t> peer_shards;
-  std::vector<uint32_t> peer_base;
   // routing::kSlots entries: kLocal, else an index into peers. Empty: no map yet.
   std::vector<int16_t> owner;
 
   int Owner(uint32_t slot) const { return owner.empty() ? kNoMap : owner[slot]; }
-  uint32_t FleetShards(uint32_t local) const {
-    return peer_base.empty() ? local : local + peer_base.back() + peer_shards.back();
+  // Peer p's first shard, counted past this node's.
+  uint32_t ShardBase(size_t p) const {
+    uint32_t base = 0;
+    for (size_t q = 0; q < p && q < peer_shards.size(); ++q) base += peer_shards[q];
+    return base;
   }
+  uint32_t FleetShards(uint32_t local) const { return local + ShardBase(peer_shards.size()); }
   // The peer holding fleet shard `s` (>= local), and its own number there; -1 if none.
   int PeerOfShard(uint32_t s, uint32_t local, uint32_t* remote) const {
-    for (size_t p = 0; p < peer_base.size(); ++p) {
-      const uint32_t first = local + peer_base[p];
+    uint32_t first = local;
+    for (size_t p = 0; p < peer_shards.size(); ++p) {
       if (s >= first && s < first + peer_shards[p]) {
         *remote = s - first;
         return static_cast<int>(p);
       }
+      first += peer_shards[p];
     }
     return -1;
-  }
-  // Fills peer_base from peer_shards.
-  void IndexShards() {
-    peer_base.resize(peer_shards.size());
-    uint32_t base = 0;
-    for (size_t p = 0; p < peer_shards.size(); ++p) {
-      peer_base[p] = base;
-      base += peer_shards[p];
-    }
   }
 };
 

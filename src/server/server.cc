@@ -234,7 +234,6 @@ void PublishRoutes(internal::PeerForwarder& forwarder, const std::string& self,
       }
       routes->owner[s] = it->second;
     }
-    routes->IndexShards();
   }
   forwarder.SetRoutes(std::move(routes), std::move(addresses));
 }

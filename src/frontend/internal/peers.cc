@@ -452,7 +452,7 @@ void PeerServer::CloseAll() {
 
 struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   Conn(asio::io_context& io, std::string node, std::string addr, const PeerOptions& o)
-      : io(io), socket(tcp::socket(io)), resolver(io), timer(io), node(std::move(node)),
+      : io(io), socket(io), resolver(io), timer(io), node(std::move(node)),
         addr(std::move(addr)), options(o) {}
 
   struct Pending {
@@ -845,9 +845,7 @@ void PeerForwarder::Forward(uint32_t origin, const gateway::Routes& routes, int 
     return done();
   }
   // Cache-wide calls name a fleet shard: the peer's own is what is left past its base.
-  const int32_t base = routes.peer_base.empty()
-                           ? 0
-                           : static_cast<int32_t>(loops_.size() + routes.peer_base[peer]);
+  const int32_t base = static_cast<int32_t>(loops_.size() + routes.ShardBase(static_cast<size_t>(peer)));
   c->Send(batch, indices, std::move(done), kCalls, base);
 }
 

@@ -23,6 +23,8 @@ namespace cellar::net {
 class Stream {
  public:
   explicit Stream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+  // Not yet connected (a connection this process makes).
+  explicit Stream(boost::asio::io_context& io) : socket_(io) {}
 
   boost::asio::ip::tcp::socket& socket() { return socket_; }
   bool is_tls() const { return tls_ != nullptr; }
