@@ -321,7 +321,7 @@ class Topics::Hub {
     m->publisher_id.assign(req.check);
     m->value.assign(req.value);
     // Each front-end's wire form, once per message (not once per subscriber).
-    for (size_t i = 0; i < topics_->encoders_.size(); ++i) topics_->encoders_[i](*m, m->encoded[i]);
+    topics_->Encode(*m);
     t.last_active_ms = SteadyMillis();
     MessagePtr shared = std::move(m);
     Count(published_);
@@ -554,23 +554,13 @@ class Topics::Hub {
     TopicState state;
     int64_t at_ms;
   };
-  // A handed-over state is held to this node's own bounds: a name within max_name_bytes, a
-  // ring within its replay limits (the oldest go: a resume before them hears of the gap), and
-  // at most kMaxStaged states waiting (more are not kept: those topics continue on a new page,
-  // with a discontinuity, as if their owner had died).
+  // A handed-over state is held to this node's own bounds: a name within max_name_bytes, at
+  // most kMaxStaged states waiting (more are not kept: those topics continue on a new page,
+  // with a discontinuity, as if their owner had died), and once adopted a ring within its
+  // replay limits (Assume keeps it through Keep: a resume before what is left hears of the gap).
   static constexpr size_t kMaxStaged = 100'000;
   void Stage(TopicState s) {
     if (!topics_->CheckName(s.topic, false).ok()) return;
-    const Options& o = topics_->options_;
-    size_t bytes = 0;
-    size_t keep = s.ring.size();
-    while (keep > 0) {
-      const size_t b = s.ring[keep - 1]->footprint();
-      if (s.ring.size() - keep + 1 > o.replay_messages || bytes + b > o.replay_bytes) break;
-      bytes += b;
-      --keep;
-    }
-    s.ring.erase(s.ring.begin(), s.ring.begin() + static_cast<std::ptrdiff_t>(keep));
     const uint32_t cache = s.cache_id;
     std::string name = s.topic;
     if (staged_.size() >= kMaxStaged && !staged_.contains(KeyView{cache, name})) {
