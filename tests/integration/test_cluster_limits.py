@@ -97,6 +97,16 @@ def drive(client, per_second, seconds, out, max_requests):
                 out.append((t, False))
 
 
+def admitted(results, start=0.0, end=float("inf")):
+    """Requests admitted (over every driver's results) with start <= t < end."""
+    return sum(1 for r in results for t, ok in r if ok and start <= t < end)
+
+
+def timeline_of(results, seconds):
+    """Admitted requests in each whole second of the run, for the printed timeline."""
+    return [admitted(results, s, s + 1) for s in range(int(seconds))]
+
+
 def run_drivers(clients, per_second, seconds):
     results = [[] for _ in clients]
     threads = [threading.Thread(target=drive,
@@ -159,8 +169,7 @@ class FleetWideLimit(unittest.TestCase):
               f"{admitted} in all, {early} in the first {CONVERGE_SECONDS:.0f} s, then "
               f"{late_rate:.0f}/s ({', '.join(f'{x:.0f}' for x in per_node)} per node)",
               file=sys.stderr)
-        timeline = [sum(1 for r in results for t, ok in r if ok and s <= t < s + 1)
-                    for s in range(int(duration))]
+        timeline = timeline_of(results, duration)
         print(f"  admitted per second: {timeline}", file=sys.stderr)
         self.assertLessEqual(abs(late_rate - N), 0.2 * N,
                              f"admitted {late_rate:.0f}/s over the fleet, limit {N}/s")
@@ -222,10 +231,8 @@ class FleetWideLimit(unittest.TestCase):
                    client(nodes[2], "orders"), client(nodes[2], "carts")]
         results = run_drivers(clients, PER_NODE_OFFER, DRIVE_SECONDS)
         duration = max(t for r in results for t, _ in r)
-        rate = sum(1 for r in results for t, ok in r if ok and t >= CONVERGE_SECONDS) / (
-            duration - CONVERGE_SECONDS)
-        timeline = [sum(1 for r in results for t, ok in r if ok and s <= t < s + 1)
-                    for s in range(int(duration))]
+        rate = admitted(results, CONVERGE_SECONDS) / (duration - CONVERGE_SECONDS)
+        timeline = timeline_of(results, duration)
         print(f"\n  tenant limit {N}/s, two caches through three nodes at "
               f"{len(clients) * PER_NODE_OFFER}/s: admitted {rate:.0f}/s after "
               f"{CONVERGE_SECONDS:.0f} s; per second {timeline}", file=sys.stderr)
@@ -248,8 +255,7 @@ class FleetWideLimit(unittest.TestCase):
         print(f"\n  one node driven at {offered:.0f}/s: admitted {rate:.0f}/s after "
               f"{CONVERGE_SECONDS:.0f} s (limit {N}; each idle node keeps a floor of "
               f"{N // 30})", file=sys.stderr)
-        timeline = [sum(1 for t, ok in results[0] if ok and s <= t < s + 1)
-                    for s in range(int(duration))]
+        timeline = timeline_of(results[:1], duration)
         print(f"  admitted per second: {timeline}", file=sys.stderr)
         self.assertGreaterEqual(offered, 2 * N, "the driver could not offer 2N")
         self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s on one node")
@@ -328,10 +334,9 @@ class FleetWideLimit(unittest.TestCase):
         finally:
             pauser.join()
             etcd.proc.send_signal(signal.SIGCONT)
-        during = sum(1 for r in results for t, ok in r if ok and pause_at + 0.5 <= t < resume_at)
+        during = admitted(results, pause_at + 0.5, resume_at)
         rate = during / (resume_at - pause_at - 0.5)
-        timeline = [sum(1 for r in results for t, ok in r if ok and s <= t < s + 1)
-                    for s in range(8)]
+        timeline = timeline_of(results, 8)
         print(f"\n  etcd paused from {pause_at} s to {resume_at} s: admitted {rate:.0f}/s "
               f"meanwhile; per second {timeline}", file=sys.stderr)
         self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s with etcd paused")
@@ -362,10 +367,8 @@ class FleetWideLimit(unittest.TestCase):
             c.ping()
         results = run_drivers(clients, 2 * N, DRIVE_SECONDS)
         duration = max(t for r in results for t, _ in r)
-        rate = sum(1 for r in results for t, ok in r if ok and t >= CONVERGE_SECONDS) / (
-            duration - CONVERGE_SECONDS)
-        timeline = [sum(1 for r in results for t, ok in r if ok and s <= t < s + 1)
-                    for s in range(int(duration))]
+        rate = admitted(results, CONVERGE_SECONDS) / (duration - CONVERGE_SECONDS)
+        timeline = timeline_of(results, duration)
         print(f"\n  two nodes left, each offered {2 * N}/s: admitted {rate:.0f}/s after "
               f"{CONVERGE_SECONDS:.0f} s; per second {timeline}", file=sys.stderr)
         self.assertLessEqual(abs(rate - N), 0.2 * N, f"admitted {rate:.0f}/s on two nodes")
