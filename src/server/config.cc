@@ -128,6 +128,10 @@ void AddMemoryFlags(CLI::App& app, Config& c, FlagText& f) {
 
 // Who may connect unauthenticated or in plaintext, and what is logged.
 void AddSecurityFlags(CLI::App& app, Config& c) {
+  app.add_option("--cors-origins", c.cors_origins,
+                 "Origins whose web pages may call the API port (HTTP API, grpc-web, WebSocket, "
+                 "SSE), comma-separated, e.g. https://app.example.com; '*' for any (tokens are "
+                 "the only credential). Default: same-origin pages only");
   app.add_flag("--momento-local", c.momento_local,
                "Be Momento's local test server (momento-local) for SDK tests: no auth, "
                "loopback only, gRPC on --api-port (8080) honouring its fault-injection "

@@ -30,6 +30,9 @@ struct Config {
   // port free unless given, and gRPC calls honour momento-local's fault-injection metadata;
   // the admin port serves GET /block and /unblock.
   bool momento_local = false;
+  // Origins whose pages may call the API port from a browser (CORS), comma-separated; "*":
+  // any. Empty: same-origin pages only (docs/web.md).
+  std::string cors_origins;
   bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
   topics::Options topics;       // --topic-* flags

@@ -43,6 +43,7 @@
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/momento_local.h"
 #include "frontend/grpc/topic_frames.h"
+#include "frontend/grpc/web.h"
 #include "frontend/net/tls.h"
 #include "gateway/reply_memory.h"
 #include "frontend/resp/metrics.h"
@@ -568,6 +569,9 @@ void Process::State::Listen() {
   grpc_ctx.gateway = gateway.get();
   grpc_ctx.topics = topics.get();
   grpc_ctx.topic_encoding = topics->RegisterEncoding(grpc::EncodeTopicItem);
+  // The web front-end's JSON (long poll, SSE, WebSocket), on the same port (docs/web.md).
+  grpc_ctx.topic_json_encoding = topics->RegisterEncoding(grpc::EncodeTopicJson);
+  grpc_ctx.cors = grpc::CorsPolicy::Parse(cfg.cors_origins);
   grpc_ctx.keys = signing_keys.get();
   grpc_ctx.max_item_bytes = cfg.max_item_size;
   grpc_ctx.momento_local = cfg.momento_local;

@@ -217,6 +217,7 @@ void Connection::Close() {
   if (closed_) return;
   closed_ = true;
   if (!round_in_flight_) SyncReplyHold();  // else Answer gives it back
+  if (long_poll_timer_ != nullptr) long_poll_timer_->cancel();
   UnsubscribeAll();
   stream_.Close();
   owner_->conns_.erase(this);
@@ -225,6 +226,7 @@ void Connection::Close() {
 
 void Connection::Read() {
   if (reading_ || closed_) return;
+  if (http1_ && h1_in_.size() >= kMaxHttp1In) return;  // a request's end reads again
   reading_ = true;
   if (in_.size() < kReadBytes) in_.resize(kReadBytes);
   auto on_read = [self = shared_from_this()](error_code ec, size_t n) {
@@ -257,13 +259,14 @@ void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
 void Connection::OnRead(size_t n) {
   if (closed_) return;
   read_epoch_ = owner_->sweep_epoch_;
+  if (http1_) return ReadHttp1(n);
   if (!saw_preface_) {
-    // Tell an HTTP/1.x client (or anything else) from HTTP/2 by the client preface, before
-    // our SETTINGS go out, so it gets a readable answer.
+    // Tell HTTP/1.x (browsers, curl: the web front-end) from HTTP/2 by the client preface,
+    // before our SETTINGS go out.
     const size_t k = std::min(n, kPreface.size());
     if (std::string_view(in_.data(), k) != kPreface.substr(0, k)) {
-      Bump(GrpcMetricsOf(owner_->thread()).protocol_errors);
-      return RejectHttp1();
+      http1_ = true;
+      return ReadHttp1(n);
     }
     saw_preface_ = true;
   }
@@ -310,19 +313,6 @@ void Connection::AfterTurn() {
   Flush();
   // Calls left over (the round was cut to the quantum) wait for the next turn.
   if (!round_in_flight_ && !ready_.empty() && !pipeline_.queued()) Continue();
-}
-
-void Connection::RejectHttp1() {
-  static constexpr std::string_view kBody =
-      "This port serves gRPC over HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS).\n";
-  out_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-         "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + std::string(kBody);
-  writing_ = true;
-  auto on_written = [self = shared_from_this()](error_code, size_t) {
-    self->writing_ = false;
-    self->Close();
-  };
-  stream_.AsyncWrite(asio::buffer(out_), std::move(on_written));
 }
 
 std::shared_ptr<Stream> Connection::NewStream() {
@@ -461,12 +451,15 @@ void Connection::OnRequestHeaders(int32_t id) {
   // Authenticated on its headers, before any of the body is read: a stranger's stream is
   // answered at once and its body ignored (never buffered). Token-service calls carry their
   // token in the body; they are checked when it is complete (and bounded meanwhile).
-  Stream* s = StreamOf(session_, id);
-  if (s == nullptr || s->ignore_body || s->answered) return;
-  const Method* m = FindMethod(s->path);
+  if (Stream* s = StreamOf(session_, id)) CheckAuthOnHeaders(*s);
+}
+
+void Connection::CheckAuthOnHeaders(Stream& s) {
+  if (s.ignore_body || s.answered) return;
+  const Method* m = FindMethod(s.path);
   if (m == nullptr || m->kind == MethodKind::kAuth) return;
-  auto principal = Authenticate(s->authorization, SystemClock::Get()->NowMillis() / 1000);
-  if (!principal.ok()) Reject(*s, ToWire(principal.status()));
+  auto principal = Authenticate(s.authorization, SystemClock::Get()->NowMillis() / 1000);
+  if (!principal.ok()) Reject(s, ToWire(principal.status()));
 }
 
 int Connection::OnFrameRecv(int32_t id, bool, bool) {
@@ -551,6 +544,7 @@ void Connection::Respond(Stream& s) {
   }
   DropBody(s);
   if (s.status.code != GrpcCode::kOk) s.out.clear();
+  if (s.web != WebKind::kNone) return RespondWeb(s);
   if (s.out.empty()) {
     // Trailers-only: the status travels in the one HEADERS frame, which ends the stream.
     std::vector<nghttp2_nv> nva = {Static(":status", "200"),
@@ -809,6 +803,7 @@ void Connection::Answer() {
 }
 
 void Connection::Flush() {
+  if (http1_) return FlushHttp1();
   if (writing_ || closed_) return;
   out_.clear();
   while (out_.size() < kWriteChunk) {
@@ -887,6 +882,7 @@ void Connection::OnReady(topics::SubId id) {
   s->replaying = true;
   Bump(GrpcMetricsOf(owner_->thread()).calls[std::min(
       static_cast<size_t>(s->method - AllMethods().data()), kMaxMethodIds - 1)]);
+  if (s->web != WebKind::kNone) return WebSubscribed(*s);
   const nghttp2_nv nva[] = {Static(":status", "200"), Static("content-type", "application/grpc")};
   nghttp2_data_provider provider;
   provider.source.ptr = s;
@@ -899,12 +895,13 @@ void Connection::OnReady(topics::SubId id) {
 void Connection::OnDiscontinuity(topics::SubId id, uint64_t last_seq, uint64_t new_seq,
                                  uint64_t new_page) {
   if (Stream* s = SubscriptionStream(id)) {
+    if (s->web != WebKind::kNone) return Push(*s, WebDiscontinuity(*s, last_seq, new_seq, new_page));
     Push(*s, Stream::Chunk{nullptr, DiscontinuityFrame(last_seq, new_seq, new_page), {}});
   }
 }
 
 void Connection::OnItem(topics::SubId id, const topics::MessagePtr& message) {
-  if (Stream* s = SubscriptionStream(id)) Push(*s, Stream::Chunk{message, {}, message->wire(owner_->context().topic_encoding)});
+  if (Stream* s = SubscriptionStream(id)) OnItemTagged(id, s, message);
 }
 
 void Connection::OnReplayed(topics::SubId id) {
@@ -920,12 +917,17 @@ void Connection::OnItemTagged(topics::SubId id, void* tag, const topics::Message
   // The tag is the stream: subscriptions_ holds it until the subscription is removed.
   auto* s = static_cast<Stream*>(tag);
   if (s->sub_id != id || s->closed || closed_) return;
-  Push(*s, Stream::Chunk{message, {}, message->wire(owner_->context().topic_encoding)});
+  const ServiceContext& ctx = owner_->context();
+  Push(*s, Stream::Chunk{message, {},
+                         message->wire(UsesJson(s->web) ? ctx.topic_json_encoding
+                                                        : ctx.topic_encoding)});
 }
 
 void Connection::OnHeartbeat(topics::SubId id) {
   if (Stream* s = SubscriptionStream(id); s != nullptr && s->queue.empty()) {
-    Push(*s, Stream::Chunk{nullptr, std::string(HeartbeatFrame()), {}});
+    if (s->web == WebKind::kLongPoll) return;  // answered by an item or its timer
+    Push(*s, s->web != WebKind::kNone ? WebHeartbeat(*s)
+                                      : Stream::Chunk{nullptr, std::string(HeartbeatFrame()), {}});
   }
 }
 
@@ -990,6 +992,7 @@ void Connection::EndSubscription(Stream& s, WireStatus status) {
 }
 
 void Connection::Wake(Stream& s) {
+  if (http1_) return ScheduleFlush();
   if (s.deferred) {
     s.deferred = false;
     nghttp2_session_resume_data(session_, s.id);

@@ -21,10 +21,12 @@
 
 #include <absl/container/flat_hash_map.h>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/services.h"
 #include "frontend/net/conn_gate.h"
+#include "frontend/net/http1.h"
 #include "frontend/net/stream.h"
 #include "gateway/gateway.h"
 #include "gateway/reply_memory.h"
@@ -97,7 +99,48 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void StartCalls(size_t limit = SIZE_MAX);
   // The round's replies are in: finish each stream's answer.
   void Answer();
-  void RejectHttp1();
+
+  // ---- HTTP/1.1: the web front-end (web.h; web_connection.cc) -------------------------------
+  // A connection whose first bytes are not the HTTP/2 preface speaks HTTP/1.1: one request
+  // at a time (parsed only once the one before is answered), each turned into a Stream that
+  // runs like a gRPC call, answered in its web form (RespondWeb, DrainWeb). A WebSocket
+  // upgrade turns the rest of the connection into frames (OnWebSocketData).
+  static constexpr size_t kMaxHttp1In = 1 << 20;  // unparsed bytes held before reads pause
+  void ReadHttp1(size_t n);
+  void ParseHttp1();
+  void PostParseHttp1();
+  // The request's head is in (its body may not be): refuses a stranger's large body unread.
+  bool OnHttp1Head();
+  void OnHttp1Request();
+  void RouteCache(net::Http1Request& req, std::string_view cache, const std::string& token,
+                  const std::vector<std::pair<std::string, std::string>>& query);
+  void RouteTopic(net::Http1Request& req, std::string_view cache, std::string_view topic,
+                  std::string_view tail, const std::string& token,
+                  const std::vector<std::pair<std::string, std::string>>& query);
+  void RouteGrpcWeb(net::Http1Request& req, WebKind kind);
+  // A web request as a call: runs like a gRPC stream of `path` with this framed body.
+  std::shared_ptr<Stream> StartWebCall(WebKind kind, std::string_view path, std::string cache,
+                                       std::string token, std::string framed,
+                                       int64_t deadline_ms = 0);
+  void RespondWeb(Stream& s);
+  void WebSubscribed(Stream& s);
+  Stream::Chunk WebHeartbeat(const Stream& s) const;
+  Stream::Chunk WebDiscontinuity(const Stream& s, uint64_t last, uint64_t next,
+                                 uint64_t page) const;
+  void FlushHttp1();
+  void DrainWeb(Stream& s);
+  // The stream's answer is all queued: forget it and go on with the next request.
+  void EndWeb(Stream& s);
+  // A whole response (Content-Length), with the CORS headers of the request being answered.
+  void WebReply(int status, std::string_view content_type, std::string_view body,
+                std::string_view extra_headers = {});
+  void WebRefuse(WebError e, std::string_view detail = {}, std::string_view extra = {});
+  void WebStatusReply(const WireStatus& st);
+  void AppendChunk(std::string_view piece);
+  void OnWebSocketData();
+  void WebSocketMessage(std::string_view payload, bool binary);
+  void CloseWebSocket(uint16_t code, std::string_view reason);
+  void CheckAuthOnHeaders(Stream& s);
 
   // nghttp2 callbacks (see connection.cc).
   int OnBeginHeaders(int32_t stream_id);
@@ -179,6 +222,26 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool round_in_flight_ = false;
   absl::flat_hash_map<topics::SubId, std::shared_ptr<Stream>> subscriptions_;
   bool flush_posted_ = false;
+
+  // HTTP/1.1 (web_connection.cc).
+  bool http1_ = false;
+  net::Http1Parser h1_parser_;
+  bool h1_head_checked_ = false;
+  std::string h1_in_;                   // read, not yet parsed
+  std::string h1_out_;                  // response bytes not yet handed to the socket
+  std::shared_ptr<Stream> h1_active_;   // the request being answered
+  int32_t h1_next_id_ = 1;
+  bool h1_keep_alive_ = true;           // the request being answered allows another after it
+  bool h1_close_ = false;               // close once h1_out_ is written
+  bool h1_parse_posted_ = false;
+  std::string h1_cors_;                 // CORS response headers of the request being answered
+  std::unique_ptr<boost::asio::steady_timer> long_poll_timer_;
+  // WebSocket: after the 101 the connection carries frames; its subscription is h1_active_.
+  bool ws_ = false;
+  std::string ws_accept_, ws_protocol_;  // the 101's headers, sent once subscribed
+  std::string ws_cache_, ws_topic_, ws_token_;
+  std::string ws_message_;               // a fragmented message so far
+  uint8_t ws_opcode_ = 0;                // its opcode (0: none in progress)
 };
 
 }  // namespace cellar::grpc

@@ -52,6 +52,7 @@ void Stream::Reset() {
   owned.clear();
   if (owned.capacity() > 1024) std::vector<std::string>().swap(owned);
   phase = 0;
+  web = WebKind::kNone;
   clear(out);
   out_off = 0;
   status = WireStatus();

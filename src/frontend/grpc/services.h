@@ -21,6 +21,7 @@
 #include "frontend/grpc/errors.h"
 #include "frontend/grpc/framing.h"
 #include "frontend/grpc/momento_local.h"
+#include "frontend/grpc/web.h"
 #include "gateway/gateway.h"
 #include "gateway/pipeline.h"
 #include "topics/topics.h"
@@ -41,6 +42,10 @@ struct ServiceContext {
   topics::EncodingId topic_encoding = 0;
   // --momento-local: calls honour momento-local's fault-injection metadata (momento_local.h).
   bool momento_local = false;
+  // Topic messages as JSON (web.h EncodeTopicJson): the long poll's, SSE's and WebSocket's.
+  topics::EncodingId topic_json_encoding = 0;
+  // Cross-origin browsers allowed (--cors-origins); none beyond same-origin by default.
+  CorsPolicy cors;
 };
 
 struct Method;
@@ -74,6 +79,9 @@ struct Stream {
   ScratchArena scratch;
   std::vector<std::string> owned;  // bytes kept from the first round (two-round methods)
   uint8_t phase = 0;               // 0: first round; 1: second round of a two-round method
+
+  // The web front-end's wire form of this call (web.h); kNone: gRPC over HTTP/2.
+  WebKind web = WebKind::kNone;
 
   std::string out;   // framed response messages
   size_t out_off = 0;
