@@ -111,7 +111,7 @@ void Connection::ParseHttp1() {
     if (r == net::Http1Parser::Result::kError) {
       Bump(GrpcMetricsOf(owner_->thread()).protocol_errors);
       h1_keep_alive_ = false;
-      WebReply(h1_parser_.status(), "text/plain; charset=utf-8", h1_parser_.reason() + "\n");
+      WebReply(h1_parser_.status(), "text/plain; charset=utf-8", h1_parser_.reason());
       return;
     }
     if (h1_parser_.head_done() && !h1_head_checked_) {
@@ -427,11 +427,11 @@ void Connection::WebReply(int status, std::string_view content_type, std::string
 
 void Connection::WebRefuse(WebError e, std::string_view detail, std::string_view extra) {
   const WebErrorText t = WebErrorOf(e, detail);
-  WebReply(t.http_status, "text/plain; charset=utf-8", t.text + "\n", extra);
+  WebReply(t.http_status, "text/plain; charset=utf-8", t.text, extra);
 }
 
 void Connection::WebStatusReply(const WireStatus& st) {
-  WebReply(HttpStatusOf(st), "text/plain; charset=utf-8", HttpBodyOf(st) + "\n",
+  WebReply(HttpStatusOf(st), "text/plain; charset=utf-8", HttpBodyOf(st),
            st.err.empty() ? std::string() : "err: " + std::string(st.err) + "\r\n");
 }
 

@@ -1,0 +1,486 @@
+// The API port's web front-end through plain HTTP clients: Node's fetch (undici), raw sockets
+// for what fetch hides (WebSocket frames, a client that never reads), and curl. Momento's HTTP
+// API (/cache, /topics), the long poll, SSE, WebSocket, CORS and bad input.
+// Run from the repo root: node --test tests/integration/web_api.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Server, withTimeout } from './grpc_wire_helpers.mjs';
+
+const ORIGIN = 'http://127.0.0.2:4000';
+let server;
+let base;
+let adminBase;
+let key;   // the admin key: super-user
+let anyFailure = false;
+
+function webTest(name, fn) {
+  test(name, { timeout: 30000 }, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      anyFailure = true;
+      try { e.message = `${e.message}\n--- server log (tail) ---\n${server.logTail(3000)}`; } catch { /* */ }
+      throw e;
+    }
+  });
+}
+
+async function admin(method, path, body) {
+  const r = await fetch(adminBase + path, {
+    method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  assert.ok(r.status < 300, `admin ${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+async function mint(query) {
+  return (await admin('POST', `/v1/tokens?${query}`)).token;
+}
+
+const auth = (token) => ({ authorization: token });
+
+before(async () => {
+  server = new Server();
+  await server.start(['--cors-origins', ORIGIN, '--max-item-size', '65536',
+    '--topic-subscriber-queue', '262144']);
+  base = `http://127.0.0.1:${server.ports.api}`;
+  adminBase = `http://127.0.0.1:${server.ports.admin}`;
+  key = server.key;
+  for (const c of ['web', 'limited', 'other']) await admin('PUT', `/v1/caches/${c}`);
+});
+
+after(async () => {
+  if (server) await server.stop({ keepDir: anyFailure });
+});
+
+webTest('cache: PUT 204, GET 200 with the bytes, a miss 404 "Key Not Found", DELETE 204 (also of a missing key)', async () => {
+  let r = await fetch(`${base}/cache/web?key=greeting&ttl_seconds=60`, { method: 'PUT', headers: auth(key), body: 'hello' });
+  assert.equal(r.status, 204);
+  r = await fetch(`${base}/cache/web?key=greeting`, { headers: auth(key) });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'application/octet-stream');
+  assert.equal(await r.text(), 'hello');
+  r = await fetch(`${base}/cache/web?key=nobody`, { headers: auth(key) });
+  assert.equal(r.status, 404);
+  assert.equal(r.statusText, 'Not Found');
+  assert.equal(await r.text(), 'Key Not Found');
+  r = await fetch(`${base}/cache/web?key=greeting`, { method: 'DELETE', headers: auth(key) });
+  assert.equal(r.status, 204);
+  r = await fetch(`${base}/cache/web?key=greeting`, { method: 'DELETE', headers: auth(key) });
+  assert.equal(r.status, 204);
+  r = await fetch(`${base}/cache/web?key=greeting`, { headers: auth(key) });
+  assert.equal(r.status, 404);
+  // Unknown parameters are ignored (Momento's own test sends a junk value=).
+  r = await fetch(`${base}/cache/web?key=j&ttl_seconds=5&value=junk`, {
+    method: 'PUT', headers: { ...auth(key), 'content-type': 'application/json' }, body: '{"a":1}' });
+  assert.equal(r.status, 204);
+});
+
+webTest('cache: binary keys through key_base64 (URL-safe unpadded or standard), the same item as gRPC/RESP sees', async () => {
+  const k = Buffer.from([0xff, 0x00, 0xfe, 0x2f]);
+  const url = k.toString('base64url');
+  const std = encodeURIComponent(k.toString('base64'));
+  const value = randomBytes(300);
+  let r = await fetch(`${base}/cache/web?key_base64=${url}&ttl_seconds=60`, { method: 'PUT', headers: auth(key), body: value });
+  assert.equal(r.status, 204);
+  r = await fetch(`${base}/cache/web?key_base64=${std}`, { headers: auth(key) });
+  assert.equal(r.status, 200);
+  assert.deepEqual(Buffer.from(await r.arrayBuffer()), value);
+  // A text key and its base64 name the same item.
+  await fetch(`${base}/cache/web?key=${encodeURIComponent('a b/ü')}&ttl_seconds=60`, { method: 'PUT', headers: auth(key), body: 'x' });
+  r = await fetch(`${base}/cache/web?key_base64=${Buffer.from('a b/ü').toString('base64url')}`, { headers: auth(key) });
+  assert.equal(await r.text(), 'x');
+});
+
+webTest('the token: ?token= works, both given is 400, none or a bad one 401, a wrong cache 404 "Cache Not Found"', async () => {
+  let r = await fetch(`${base}/cache/web?key=t1&ttl_seconds=60&token=${key}`, { method: 'PUT', body: 'v' });
+  assert.equal(r.status, 204);
+  r = await fetch(`${base}/cache/web?key=t1&token=${key}`, { headers: auth(key) });
+  assert.equal(r.status, 400);
+  assert.match(await r.text(), /only one value must be set/);
+  r = await fetch(`${base}/cache/web?key=t1`);
+  assert.equal(r.status, 401);
+  r = await fetch(`${base}/cache/web?key=t1`, { headers: auth('not-a-token') });
+  assert.equal(r.status, 401);
+  assert.ok((await r.text()).length > 0, 'a 401 says why');
+  r = await fetch(`${base}/cache/nonesuch?key=t1`, { headers: auth(key) });
+  assert.equal(r.status, 404);
+  assert.equal(await r.text(), 'Cache Not Found');
+});
+
+webTest('bad requests are 400 with a reason: no key, both keys, bad base64, no or bad ttl, bad escapes; unknown paths 404, wrong methods 405', async () => {
+  const cases = [
+    [`/cache/web`, 'GET', /key/],
+    [`/cache/web?key=a&key_base64=YQ`, 'GET', /either key or key_base64/],
+    [`/cache/web?key_base64=%25%25`, 'GET', /not valid base64/],
+    [`/cache/web?key_base64=a`, 'GET', /not valid base64/],
+    [`/cache/web?key=a`, 'PUT', /ttl_seconds/],
+    [`/cache/web?key=a&ttl_seconds=-3`, 'PUT', /ttl_seconds/],
+    [`/cache/web?key=a&ttl_seconds=0`, 'PUT', /ttl_seconds/],
+    [`/topics/web/t?sequence_number=x`, 'GET', /sequence_number/],
+  ];
+  for (const [path, method, re] of cases) {
+    const r = await fetch(base + path, { method, headers: auth(key), body: method === 'PUT' ? 'v' : undefined });
+    assert.equal(r.status, 400, `${method} ${path}`);
+    assert.match(await r.text(), re, `${method} ${path}`);
+  }
+  let r = await fetch(`${base}/nowhere`, { headers: auth(key) });
+  assert.equal(r.status, 404);
+  assert.match(await r.text(), /No such path/);
+  r = await fetch(`${base}/cache/web?key=a`, { method: 'POST', headers: auth(key), body: 'v' });
+  assert.equal(r.status, 405);
+  assert.equal(r.headers.get('allow'), 'GET, PUT, DELETE');
+});
+
+webTest('permissions as on gRPC: a disposable token for one key is refused (403) on another key, and on topics', async () => {
+  const one = await mint('tenant=default&role=rw&cache=limited&key=mine&expires_in=300');
+  let r = await fetch(`${base}/cache/limited?key=mine&ttl_seconds=60`, { method: 'PUT', headers: auth(one), body: 'ok' });
+  assert.equal(r.status, 204);
+  r = await fetch(`${base}/cache/limited?key=mine`, { headers: auth(one) });
+  assert.equal(await r.text(), 'ok');
+  r = await fetch(`${base}/cache/limited?key=yours`, { headers: auth(one) });
+  assert.equal(r.status, 403);
+  assert.ok((await r.text()).length > 0);
+  r = await fetch(`${base}/cache/other?key=mine`, { headers: auth(one) });
+  assert.equal(r.status, 403);
+  r = await fetch(`${base}/topics/limited/chat`, { method: 'POST', headers: auth(one), body: 'hi' });
+  assert.equal(r.status, 403);
+  r = await fetch(`${base}/topics/limited/chat?sequence_number=0`, { headers: auth(one) });
+  assert.equal(r.status, 403);
+  const ro = await mint('tenant=default&role=ro&cache=limited&expires_in=300');
+  r = await fetch(`${base}/cache/limited?key=mine&ttl_seconds=60`, { method: 'PUT', headers: auth(ro), body: 'no' });
+  assert.equal(r.status, 403);
+});
+
+webTest('limits as on gRPC: a value over the item limit is 413, a cache over its request rate 429', async () => {
+  let r = await fetch(`${base}/cache/web?key=big&ttl_seconds=60`, { method: 'PUT', headers: auth(key), body: Buffer.alloc(70000, 1) });
+  assert.equal(r.status, 413);
+  assert.ok((await r.text()).length > 0);
+  await admin('PATCH', '/v1/caches/other/limits', { requests_per_second: 2 });
+  const statuses = [];
+  for (let i = 0; i < 20; i++) {
+    r = await fetch(`${base}/cache/other?key=k${i}`, { headers: auth(key) });
+    statuses.push(r.status);
+    await r.arrayBuffer();
+  }
+  assert.ok(statuses.includes(429), `some refused with 429: ${statuses}`);
+  assert.ok(statuses.every((s) => s === 404 || s === 429), `only misses and refusals: ${statuses}`);
+  await admin('PATCH', '/v1/caches/other/limits', { requests_per_second: 'none' });
+});
+
+webTest('topics: the long poll waits, returns on publish, and resumes from sequence_number + sequence_page', async () => {
+  const topic = `t-${Date.now()}`;
+  let settled = false;
+  const poll = fetch(`${base}/topics/web/${topic}?sequence_number=0`, { headers: auth(key) })
+    .then(async (r) => { settled = true; return { status: r.status, body: await r.json() }; });
+  await sleep(400);
+  assert.equal(settled, false, 'the long poll waits for a message');
+  let r = await fetch(`${base}/topics/web/${topic}`, { method: 'POST', headers: { ...auth(key), 'content-type': 'text/plain' }, body: 'first' });
+  assert.equal(r.status, 204);
+  const got = await withTimeout(poll, 5000, 'the long poll');
+  assert.equal(got.status, 200);
+  assert.equal(got.body.items.length, 1);
+  const item = got.body.items[0].item;
+  assert.equal(item.value.text, 'first');
+  assert.equal(item.topic_sequence_number, 1);
+  assert.ok(item.sequence_page > 0);
+  // Two more while nobody polls; the next poll gets both, binary as base64.
+  await fetch(`${base}/topics/web/${topic}`, { method: 'POST', headers: { ...auth(key), 'content-type': 'text/plain; charset=utf-8' }, body: 'second' });
+  await fetch(`${base}/topics/web/${topic}`, { method: 'POST', headers: { ...auth(key), 'content-type': 'application/octet-stream' }, body: Buffer.from([0, 1, 255]) });
+  r = await fetch(`${base}/topics/web/${topic}?sequence_number=${item.topic_sequence_number + 1}&sequence_page=${item.sequence_page}`, { headers: auth(key) });
+  const next = await r.json();
+  assert.deepEqual(next.items.map((i) => i.item.topic_sequence_number), [2, 3]);
+  assert.equal(next.items[0].item.value.text, 'second');
+  assert.deepEqual(Buffer.from(next.items[1].item.value.binary, 'base64'), Buffer.from([0, 1, 255]));
+  // A page that is not the topic's: a discontinuity naming the real one.
+  r = await fetch(`${base}/topics/web/${topic}?sequence_number=2&sequence_page=12345`, { headers: auth(key) });
+  const gap = await r.json();
+  assert.ok(gap.items[0].discontinuity, JSON.stringify(gap));
+  assert.equal(gap.items[0].discontinuity.new_sequence_page, item.sequence_page);
+  // A missing cache and a text body that is not UTF-8.
+  r = await fetch(`${base}/topics/nonesuch/${topic}`, { method: 'POST', headers: auth(key), body: 'x' });
+  assert.equal(r.status, 404);
+  r = await fetch(`${base}/topics/web/${topic}`, { method: 'POST', headers: { ...auth(key), 'content-type': 'text/plain' }, body: Buffer.from([0xff]) });
+  assert.equal(r.status, 400);
+});
+
+webTest('SSE: ids are page:seq, Last-Event-ID resumes, heartbeats are comments', async () => {
+  const topic = `sse-${Date.now()}`;
+  const ctl = new AbortController();
+  const r = await fetch(`${base}/topics/web/${topic}/sse?token=${key}`, { signal: ctl.signal });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'text/event-stream');
+  const reader = r.body.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  const readUntil = async (re) => withTimeout((async () => {
+    while (!re.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`stream ended: ${text}`);
+      text += dec.decode(value, { stream: true });
+    }
+  })(), 5000, `SSE ${re}`);
+  await readUntil(/: heartbeat\n\n/);
+  for (const m of ['a', 'b']) {
+    await fetch(`${base}/topics/web/${topic}`, { method: 'POST', headers: { ...auth(key), 'content-type': 'text/plain' }, body: m });
+  }
+  await readUntil(/"text":"b"/);
+  const ids = [...text.matchAll(/^id: (\d+):(\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
+  assert.deepEqual(ids.map((i) => i[1]), [1, 2]);
+  ctl.abort();
+  // Reconnect as EventSource does, after id 1: message 2 is replayed.
+  const again = await fetch(`${base}/topics/web/${topic}/sse?token=${key}`, { headers: { 'last-event-id': `${ids[0][0]}:1` } });
+  const rd = again.body.getReader();
+  let t2 = '';
+  await withTimeout((async () => {
+    while (!/"text":"b"/.test(t2)) {
+      const { value, done } = await rd.read();
+      if (done) break;
+      t2 += dec.decode(value, { stream: true });
+    }
+  })(), 5000, 'SSE resume');
+  assert.match(t2, new RegExp(`^id: ${ids[0][0]}:2$`, 'm'));
+  assert.doesNotMatch(t2, /"text":"a"/);
+  await rd.cancel();
+});
+
+// ---- WebSocket over a raw socket -------------------------------------------------------------
+
+function wsFrame(opcode, payload, { mask = true, fin = true } = {}) {
+  const p = Buffer.from(payload);
+  const head = [(fin ? 0x80 : 0) | opcode];
+  if (p.length < 126) head.push((mask ? 0x80 : 0) | p.length);
+  else { head.push((mask ? 0x80 : 0) | 126, p.length >> 8, p.length & 0xff); }
+  const key = randomBytes(4);
+  const body = mask ? Buffer.from(p.map((b, i) => b ^ key[i % 4])) : p;
+  return Buffer.concat([Buffer.from(head), mask ? key : Buffer.alloc(0), body]);
+}
+
+// Opens a WebSocket by hand; resolves to { sock, frames(): parsed server frames so far, closed }.
+function openWs(path, { protocols } = {}) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const sock = net.connect(server.ports.api, '127.0.0.1');
+    const wsKey = randomBytes(16).toString('base64');
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    const state = { sock, frames: [], closed: false, head: '' };
+    sock.on('connect', () => sock.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${wsKey}\r\n` +
+      (protocols ? `Sec-WebSocket-Protocol: ${protocols}\r\n` : '') + '\r\n'));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        state.head = buf.subarray(0, end).toString('latin1');
+        buf = buf.subarray(end + 4);
+        upgraded = true;
+        if (!state.head.startsWith('HTTP/1.1 101')) return resolve(state);
+        const accept = createHash('sha1').update(wsKey + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+        if (!state.head.includes(`Sec-WebSocket-Accept: ${accept}`)) return reject(new Error(`bad accept: ${state.head}`));
+        resolve(state);
+      }
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1] & 0x7f, off = 2;
+        if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+        else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+        if (buf.length < off + len) return;
+        state.frames.push({ opcode: buf[0] & 0x0f, payload: buf.subarray(off, off + len) });
+        buf = buf.subarray(off + len);
+      }
+    });
+    sock.on('close', () => { state.closed = true; if (!upgraded) resolve(state); });
+    sock.on('error', () => { state.closed = true; });
+  }), 5000, `WebSocket ${path}`);
+}
+
+async function waitFor(pred, what, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const texts = (ws) => ws.frames.filter((f) => f.opcode === 1).map((f) => JSON.parse(f.payload.toString()));
+const closeOf = (ws) => {
+  const f = ws.frames.find((x) => x.opcode === 8);
+  return f ? f.payload.readUInt16BE(0) : null;
+};
+
+webTest('WebSocket: token as a subprotocol, heartbeat first, items as JSON, publishing on the socket, ping answered', async () => {
+  const topic = `ws-${Date.now()}`;
+  const ws = await openWs(`/topics/web/${topic}/ws`, { protocols: `token.${key}` });
+  assert.match(ws.head, /^HTTP\/1\.1 101/);
+  assert.match(ws.head, new RegExp(`Sec-WebSocket-Protocol: token\\.${key}`));
+  await waitFor(() => texts(ws).length >= 1, 'the first heartbeat');
+  assert.deepEqual(texts(ws)[0], { heartbeat: {} });
+  ws.sock.write(wsFrame(1, 'over the socket'));
+  ws.sock.write(wsFrame(2, Buffer.from([9, 8, 7])));
+  ws.sock.write(wsFrame(9, 'are you there'));
+  await waitFor(() => texts(ws).filter((m) => m.item).length >= 2, 'two items back');
+  const items = texts(ws).filter((m) => m.item).map((m) => m.item);
+  assert.equal(items[0].value.text, 'over the socket');
+  assert.deepEqual(Buffer.from(items[1].value.binary, 'base64'), Buffer.from([9, 8, 7]));
+  assert.deepEqual(items.map((i) => i.topic_sequence_number), [1, 2]);
+  const pong = ws.frames.find((f) => f.opcode === 10);
+  assert.equal(pong?.payload.toString(), 'are you there');
+  ws.sock.write(wsFrame(8, Buffer.from([0x03, 0xe8])));
+  await waitFor(() => ws.closed, 'the close');
+  assert.equal(closeOf(ws), 1000);
+});
+
+webTest('WebSocket: bad frames close with the RFC code, a refused token gets an HTTP status and no upgrade', async () => {
+  let ws = await openWs(`/topics/web/x/ws?token=${key}`);
+  await waitFor(() => texts(ws).length >= 1, 'subscribed');
+  ws.sock.write(wsFrame(1, 'unmasked', { mask: false }));
+  await waitFor(() => ws.closed, 'closed after an unmasked frame');
+  assert.equal(closeOf(ws), 1002);
+
+  ws = await openWs(`/topics/web/x/ws?token=${key}`);
+  await waitFor(() => texts(ws).length >= 1, 'subscribed');
+  ws.sock.write(wsFrame(1, Buffer.from([0xc3, 0x28])));
+  await waitFor(() => ws.closed, 'closed after text that is not UTF-8');
+  assert.equal(closeOf(ws), 1007);
+
+  ws = await openWs(`/topics/web/x/ws?token=${key}`);
+  await waitFor(() => texts(ws).length >= 1, 'subscribed');
+  ws.sock.write(wsFrame(0, 'continuation of nothing'));
+  await waitFor(() => ws.closed, 'closed after a stray continuation');
+  assert.equal(closeOf(ws), 1002);
+
+  ws = await openWs('/topics/web/x/ws?token=bogus');
+  assert.match(ws.head, /^HTTP\/1\.1 401/);
+  ws.sock.destroy();
+  const one = await mint('tenant=default&role=rw&cache=limited&key=mine&expires_in=300');
+  ws = await openWs(`/topics/limited/x/ws?token=${one}`);
+  assert.match(ws.head, /^HTTP\/1\.1 403/);
+  ws.sock.destroy();
+});
+
+webTest('a WebSocket client that never reads is cut off (1013 queued, counted), the publisher never waits', async () => {
+  const topic = `slow-${Date.now()}`;
+  const metric = async () => {
+    const t = await (await fetch(`${adminBase}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+    const m = t.match(/^cellar_topic_slow_subscribers_total(?:\{[^}]*\})? (\d+)/m);
+    return m ? Number(m[1]) : 0;
+  };
+  const before = await metric();
+  const ws = await openWs(`/topics/web/${topic}/ws?token=${key}`);
+  await waitFor(() => texts(ws).length >= 1, 'subscribed');
+  ws.sock.pause();  // never reads again
+  const payload = 'x'.repeat(32 * 1024);
+  const t0 = Date.now();
+  for (let i = 0; i < 200; i++) {
+    const r = await fetch(`${base}/topics/web/${topic}`, { method: 'POST', headers: { ...auth(key), 'content-type': 'text/plain' }, body: payload });
+    assert.equal(r.status, 204);
+  }
+  assert.ok(Date.now() - t0 < 20000, 'publishing went on');
+  const deadline = Date.now() + 10000;
+  let after = await metric();
+  while (after <= before && Date.now() < deadline) { await sleep(100); after = await metric(); }
+  assert.ok(after > before, `the slow reader was counted: ${before} -> ${after}`);
+  ws.sock.destroy();
+});
+
+webTest('CORS: preflight for an allowed origin echoes its headers; a disallowed origin is refused 403; responses expose grpc-status', async () => {
+  let r = await fetch(`${base}/cache/web?key=a`, { method: 'OPTIONS', headers: {
+    origin: ORIGIN, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization, content-type' } });
+  assert.equal(r.status, 204);
+  assert.equal(r.headers.get('access-control-allow-origin'), ORIGIN);
+  assert.match(r.headers.get('access-control-allow-methods'), /PUT/);
+  assert.equal(r.headers.get('access-control-allow-headers'), 'authorization, content-type');
+  r = await fetch(`${base}/cache/web?key=a`, { headers: { origin: ORIGIN, ...auth(key) } });
+  assert.equal(r.headers.get('access-control-allow-origin'), ORIGIN);
+  assert.match(r.headers.get('access-control-expose-headers'), /grpc-status/);
+  r = await fetch(`${base}/cache/web?key=a`, { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'GET' } });
+  assert.equal(r.status, 403);
+  assert.equal(r.headers.get('access-control-allow-origin'), null);
+  r = await fetch(`${base}/cache/web?key=a`, { headers: { origin: 'http://evil.example', ...auth(key) } });
+  assert.equal(r.status, 403);
+  // Same-origin pages need no grant.
+  r = await fetch(`${base}/cache/web?key=a`, { headers: { origin: base, ...auth(key) } });
+  assert.equal(r.status, 404);
+});
+
+webTest('grpc-web (text and binary) answers a Get with its frames and trailers; errors are trailers-only in the headers', async () => {
+  const req = Buffer.concat([Buffer.from([0, 0, 0, 0, 7, 0x0a, 5]), Buffer.from('hello')]);
+  await fetch(`${base}/cache/web?key=hello&ttl_seconds=60`, { method: 'PUT', headers: auth(key), body: 'world' });
+  let r = await fetch(`${base}/cache_client.Scs/Get`, { method: 'POST', headers: {
+    'content-type': 'application/grpc-web-text', 'x-grpc-web': '1', authorization: key, cache: 'web' }, body: req.toString('base64') });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'application/grpc-web-text');
+  // Each frame is its own padded base64 piece (as grpc-web clients decode it, piece by piece).
+  const body = Buffer.concat((await r.text()).split(/(?<==)(?=[^=])/).map((p) => Buffer.from(p, 'base64')));
+  assert.equal(body[0], 0);
+  const len = body.readUInt32BE(1);
+  assert.ok(body.subarray(5, 5 + len).includes(Buffer.from('world')));
+  assert.equal(body[5 + len], 0x80);
+  assert.match(body.subarray(10 + len).toString(), /^grpc-status:0\r\n/);
+  r = await fetch(`${base}/cache_client.Scs/Get`, { method: 'POST', headers: {
+    'content-type': 'application/grpc-web+proto', authorization: key, cache: 'web' }, body: req });
+  const bin = Buffer.from(await r.arrayBuffer());
+  assert.equal(bin[0], 0);
+  r = await fetch(`${base}/cache_client.Scs/Get`, { method: 'POST', headers: {
+    'content-type': 'application/grpc-web-text', authorization: key, cache: 'nonesuch' }, body: req.toString('base64') });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('grpc-status'), '5');
+  assert.match(decodeURIComponent(r.headers.get('grpc-message')), /cache not found/);
+  r = await fetch(`${base}/cache_client.Scs/Get`, { method: 'POST', headers: {
+    'content-type': 'application/grpc-web-text', authorization: key, cache: 'web' }, body: '!!!' });
+  assert.equal(r.status, 400);
+});
+
+webTest('bad input on the wire: oversized bodies, oversized heads, smuggling framing, a stranger\'s large body refused unread', async () => {
+  const raw = (bytes) => withTimeout(new Promise((resolve) => {
+    const sock = net.connect(server.ports.api, '127.0.0.1');
+    const chunks = [];
+    sock.on('connect', () => sock.write(bytes));
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', () => {});
+    sock.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    setTimeout(() => sock.end(), 1500);
+  }), 8000, 'raw request');
+  let t = await raw('GET /cache/web?key=a HTTP/1.1\r\nHost: x\r\nX-Big: ' + 'a'.repeat(20000) + '\r\n\r\n');
+  assert.match(t, /^HTTP\/1\.1 431 /);
+  t = await raw('PUT /cache/web?key=a&ttl_seconds=5 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc');
+  assert.match(t, /^HTTP\/1\.1 400 /);
+  t = await raw(`PUT /cache/web?key=a&ttl_seconds=5 HTTP/1.1\r\nHost: x\r\nAuthorization: ${key}\r\nContent-Length: 99999999999\r\n\r\n`);
+  assert.match(t, /^HTTP\/1\.1 413 /);
+  // No token and a 1 MB body: 401 at once, the body is not read.
+  t = await raw('PUT /cache/web?key=a&ttl_seconds=5 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n');
+  assert.match(t, /^HTTP\/1\.1 401 /);
+  assert.match(t, /Connection: close/);
+  // A chunked body is de-chunked.
+  t = await raw(`PUT /cache/web?key=chunky&ttl_seconds=50 HTTP/1.1\r\nHost: x\r\nAuthorization: ${key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n`);
+  assert.match(t, /^HTTP\/1\.1 204 /);
+  const r = await fetch(`${base}/cache/web?key=chunky`, { headers: auth(key) });
+  assert.equal(await r.text(), 'abcde');
+  // Pipelined requests are answered in order.
+  t = await raw(`GET /cache/web?key=chunky HTTP/1.1\r\nHost: x\r\nAuthorization: ${key}\r\n\r\nGET /cache/web?key=nope HTTP/1.1\r\nHost: x\r\nAuthorization: ${key}\r\nConnection: close\r\n\r\n`);
+  assert.match(t, /^HTTP\/1\.1 200 OK[\s\S]*abcde[\s\S]*HTTP\/1\.1 404 /);
+  // The server is still fine.
+  assert.equal((await fetch(`${base}/cache/web?key=chunky`, { headers: auth(key) })).status, 200);
+});
+
+webTest('curl speaks to it too', async () => {
+  let out;
+  try {
+    out = execFileSync('curl', ['-s', '-w', '%{http_code}', '-X', 'PUT', '--data-binary', 'from curl',
+      '-H', `Authorization: ${key}`, `${base}/cache/web?key=curl&ttl_seconds=30`], { encoding: 'utf8' });
+  } catch (e) {
+    if (e.code === 'ENOENT') return;  // no curl here: fetch covered the same
+    throw e;
+  }
+  assert.equal(out, '204');
+  out = execFileSync('curl', ['-s', '-H', `Authorization: ${key}`, `${base}/cache/web?key=curl`], { encoding: 'utf8' });
+  assert.equal(out, 'from curl');
+});
