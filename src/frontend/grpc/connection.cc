@@ -228,13 +228,23 @@ void Connection::Read() {
   if (reading_ || closed_) return;
   if (http1_ && h1_in_.size() >= kMaxHttp1In) return;  // a request's end reads again
   reading_ = true;
-  if (in_.size() < kReadBytes) in_.resize(kReadBytes);
+  size_t want = kReadBytes;
+  if (http1_) {
+    // Between requests (and on a WebSocket) an HTTP/1.1 connection reads little: an idle
+    // browser subscriber holds a small buffer, not 64 KiB. A request's body reads in full.
+    want = h1_parser_.head_done() || !h1_in_.empty() ? kReadBytes : kHttp1IdleRead;
+    if (in_.size() > want) {
+      in_.resize(want);
+      in_.shrink_to_fit();
+    }
+  }
+  if (in_.size() < want) in_.resize(want);
   auto on_read = [self = shared_from_this()](error_code ec, size_t n) {
     self->reading_ = false;
     if (ec) return self->Close();
     self->OnRead(n);
   };
-  stream_.AsyncReadSome(asio::buffer(in_.data(), kReadBytes), std::move(on_read));
+  stream_.AsyncReadSome(asio::buffer(in_.data(), want), std::move(on_read));
 }
 
 void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {

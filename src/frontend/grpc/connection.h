@@ -106,6 +106,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // runs like a gRPC call, answered in its web form (RespondWeb, DrainWeb). A WebSocket
   // upgrade turns the rest of the connection into frames (OnWebSocketData).
   static constexpr size_t kMaxHttp1In = 1 << 20;  // unparsed bytes held before reads pause
+  static constexpr size_t kHttp1IdleRead = 2048;   // read size between requests
   void ReadHttp1(size_t n);
   void ParseHttp1();
   void PostParseHttp1();

@@ -1,6 +1,8 @@
 // The API port's HTTP/1.1 side (web.h): grpc-web, Momento's HTTP API, the long poll,
 // Server-Sent Events and WebSocket, each a Stream that runs through the same services and
 // pipeline as a gRPC call (connection.cc), answered here in its web form.
+#include <nghttp2/nghttp2.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
@@ -82,6 +84,11 @@ uint16_t CloseCodeOf(const WireStatus& st) {
 // ---- Reading and parsing ---------------------------------------------------------------------
 
 void Connection::ReadHttp1(size_t n) {
+  if (session_ != nullptr) {
+    // HTTP/1.1 for the rest of the connection: nghttp2's session is never used.
+    nghttp2_session_del(session_);
+    session_ = nullptr;
+  }
   h1_in_.append(in_.data(), n);
   if (ws_) {
     OnWebSocketData();
@@ -729,6 +736,8 @@ void Connection::FlushHttp1() {
     self->writing_ = false;
     if (ec) return self->Close();
     self->write_epoch_ = self->owner_->sweep_epoch_;
+    // A burst's write buffer is not kept by a connection that goes quiet (a subscriber).
+    if (self->h1_out_.empty() && self->out_.capacity() > (64 << 10)) std::string().swap(self->out_);
     self->SyncReplyHold();
     if (!self->ready_.empty() && !self->round_in_flight_) self->Continue();
     self->Flush();
