@@ -97,6 +97,11 @@ void AddListenerFlags(CLI::App& app, Config& c) {
                  "gRPC API port (Momento's services over HTTP/2: h2c, or TLS with --tls-cert); "
                  "0 picks a free one")
       ->capture_default_str();
+  app.add_option("--web-port", c.web_port,
+                 "A port for browsers alone (grpc-web, Momento's HTTP API, SSE, WebSocket over "
+                 "HTTP/1.1; TLS with --tls-cert, ALPN http/1.1); 0 picks a free one. The API "
+                 "port serves the same to clients that speak HTTP/1.1 there (docs/web.md)")
+      ->check(CLI::Range(-1, 65535));
   app.add_option("--tls-cert", c.tls_cert,
                  "PEM certificate chain: the API port then also accepts TLS (ALPN h2)");
   app.add_option("--tls-key", c.tls_key, "PEM private key for --tls-cert");
@@ -132,6 +137,11 @@ void AddSecurityFlags(CLI::App& app, Config& c) {
                  "Origins whose web pages may call the API port (HTTP API, grpc-web, WebSocket, "
                  "SSE), comma-separated, e.g. https://app.example.com; '*' for any (tokens are "
                  "the only credential). Default: same-origin pages only");
+  app.add_flag("--demo", c.demo,
+               "Serve a demo page at /demo on the API (and web) port: a chat room and a shared "
+               "counter, with a token-vending endpoint POST /demo/token that gives anyone a "
+               "10-minute disposable token for cache 'demo' (a pattern to copy, not for "
+               "production; docs/web.md)");
   app.add_flag("--momento-local", c.momento_local,
                "Be Momento's local test server (momento-local) for SDK tests: no auth, "
                "loopback only, gRPC on --api-port (8080) honouring its fault-injection "

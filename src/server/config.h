@@ -17,6 +17,10 @@ struct Config {
   std::string bind = "127.0.0.1";
   uint16_t resp_port = 6379;
   uint16_t api_port = 8080;
+  // The web front-end (HTTP/1.1: grpc-web, the HTTP API, SSE, WebSocket) on a port of its
+  // own, TLS with ALPN http/1.1 when the server has a certificate; -1: none (the API port
+  // serves it anyway, to clients that speak HTTP/1.1 there). 0 picks a free one.
+  int32_t web_port = -1;
   uint16_t admin_port = 9090;
   uint64_t memory_limit = 0;        // bytes; 0 = half of physical memory
   uint64_t max_item_size = 4883 * 1024;
@@ -33,6 +37,8 @@ struct Config {
   // Origins whose pages may call the API port from a browser (CORS), comma-separated; "*":
   // any. Empty: same-origin pages only (docs/web.md).
   std::string cors_origins;
+  // A demo page at /demo (chat and a shared counter) and its token-vending endpoint.
+  bool demo = false;
   bool tls_self_signed = false;  // generate DATA_DIR/tls/{cert,key}.pem for development
   std::string public_endpoint;  // the endpoint minted keys name; empty: bind:api-port
   topics::Options topics;       // --topic-* flags

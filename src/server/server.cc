@@ -43,6 +43,7 @@
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/momento_local.h"
 #include "frontend/grpc/topic_frames.h"
+#include "frontend/grpc/demo.h"
 #include "frontend/grpc/web.h"
 #include "frontend/net/tls.h"
 #include "gateway/reply_memory.h"
@@ -80,6 +81,7 @@ struct Loop {
   std::unique_ptr<gateway::LoopScheduler> scheduler;
   std::unique_ptr<resp::RespServer> resp;
   std::unique_ptr<grpc::GrpcServer> grpc;
+  std::unique_ptr<grpc::GrpcServer> web;  // --web-port: the same services, HTTP/1.1 first
   std::unique_ptr<internal::PeerServer> peers;  // on a fleet: calls other nodes forward here
   std::unique_ptr<asio::steady_timer> expire_timer;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
@@ -118,9 +120,10 @@ bool IsLoopback(const std::string& bind) {
 // runtime_error whose what() names the path and errno's text), which ServeMain turns into exit
 // status 1 instead of a server that reports ready without a usable ports.json.
 void WritePortsFile(const std::string& dir, const std::string& bind, uint16_t resp,
-                    uint16_t api, uint16_t admin) {
+                    uint16_t api, uint16_t admin, int32_t web) {
   const std::string json = "{\"bind\":\"" + bind + "\",\"resp\":" + std::to_string(resp) +
                            ",\"api\":" + std::to_string(api) +
+                           (web >= 0 ? ",\"web\":" + std::to_string(web) : std::string()) +
                            ",\"admin\":" + std::to_string(admin) +
                            ",\"pid\":" + std::to_string(getpid()) + "}\n";
   const std::string tmp = dir + "/ports.json.tmp";
@@ -283,6 +286,7 @@ struct Process::State {
   std::unique_ptr<net::TlsConfig> tls, admin_tls;  // ALPN h2 / http/1.1
   grpc::ServiceContext grpc_ctx;
   uint16_t resp_port = 0, api_port = 0;
+  int32_t web_port = -1;  // --web-port's, once listening
   std::unique_ptr<UsageLog> usage_log;
   std::unique_ptr<UsageSampler> usage;
   std::unique_ptr<Fleet> fleet;  // on a fleet: limits shared out, stats summed (server/fleet.h)
@@ -414,6 +418,13 @@ int Process::State::Prepare() {
              "'default' and the admin API needs no key\"");
     if (!registry->Find(control::kDefaultTenant, "default")) {
       (void)registry->Create(control::kDefaultTenant, "default");
+    }
+  }
+  if (cfg.demo) {
+    LOG_WARN("msg=\"DEMO MODE: --demo serves /demo and hands a disposable token for cache "
+             "'demo' to anyone who asks at POST /demo/token\"");
+    if (!registry->Find(control::kDefaultTenant, std::string(grpc::kDemoCache))) {
+      (void)registry->Create(control::kDefaultTenant, std::string(grpc::kDemoCache));
     }
   }
 
@@ -572,6 +583,7 @@ void Process::State::Listen() {
   // The web front-end's JSON (long poll, SSE, WebSocket), on the same port (docs/web.md).
   grpc_ctx.topic_json_encoding = topics->RegisterEncoding(grpc::EncodeTopicJson);
   grpc_ctx.cors = grpc::CorsPolicy::Parse(cfg.cors_origins);
+  grpc_ctx.demo = cfg.demo;
   grpc_ctx.keys = signing_keys.get();
   grpc_ctx.max_item_bytes = cfg.max_item_size;
   grpc_ctx.momento_local = cfg.momento_local;
@@ -585,6 +597,16 @@ void Process::State::Listen() {
     loops[i]->grpc = std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx, tls.get());
     loops[i]->grpc->Listen(cfg.bind, api_port);
     api_port = loops[i]->grpc->port();
+  }
+  if (cfg.web_port >= 0) {
+    uint16_t port = static_cast<uint16_t>(cfg.web_port);
+    for (uint32_t i = 0; i < threads; ++i) {
+      loops[i]->web =
+          std::make_unique<grpc::GrpcServer>(loops[i]->io, i, &grpc_ctx, admin_tls.get());
+      loops[i]->web->Listen(cfg.bind, port);
+      port = loops[i]->web->port();
+    }
+    web_port = port;
   }
   grpc_ctx.endpoint = cfg.public_endpoint.empty() ? cfg.bind + ":" + std::to_string(api_port)
                                                   : cfg.public_endpoint;
@@ -605,7 +627,10 @@ void Process::State::Listen() {
       LOG_WARN("msg=\"momento-local: API port {}\"", on ? "blocked" : "unblocked");
       if (!on) return;
       for (auto& loop : loops) {
-        asio::post(loop->io, [server = loop->grpc.get()] { server->CloseAll(); });
+        asio::post(loop->io, [server = loop->grpc.get(), web = loop->web.get()] {
+          server->CloseAll();
+          if (web != nullptr) web->CloseAll();
+        });
       }
     };
   }
@@ -706,7 +731,7 @@ void Process::State::Listen() {
                                std::string(st.message()));
     }
   }
-  WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http->port());
+  WritePortsFile(cfg.data_dir, cfg.bind, resp_port, api_port, admin_http->port(), web_port);
 }
 
 std::function<std::string()> Process::State::ClusterStatusFn() const {
@@ -786,7 +811,8 @@ void Process::State::Announce() const {
       cfg.bind, resp_port, cfg.bind, api_port, cfg.bind, admin_http->port(), threads, limit,
       cfg.max_item_size);
   std::cout << "cellar ready resp=" << cfg.bind << ":" << resp_port << " api=" << cfg.bind
-            << ":" << api_port << " admin=" << cfg.bind << ":" << admin_http->port() << "\n"
+            << ":" << api_port << " admin=" << cfg.bind << ":" << admin_http->port()
+            << (web_port >= 0 ? " web=" + cfg.bind + ":" + std::to_string(web_port) : "") << "\n"
             << "  momento sdk: "
             << (cfg.dev_no_auth
                     ? "CredentialProvider.forMomentoLocal({hostname: '" + cfg.bind +
@@ -841,6 +867,7 @@ int Process::Start() {
         l->resp->CloseAll();
         if (l->peers) l->peers->CloseAll();
         l->grpc->CloseAll();
+        if (l->web) l->web->CloseAll();
         l->stopping = true;
         l->expire_timer->cancel();
         l->guard.reset();
@@ -898,6 +925,7 @@ void Process::State::StartDrain() {
       l->resp->Stop();
       if (l->peers) l->peers->Stop();
       l->grpc->Stop();
+      if (l->web) l->web->Stop();
     });
   }
   drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;

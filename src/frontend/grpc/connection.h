@@ -119,6 +119,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
                   std::string_view tail, const std::string& token,
                   const std::vector<std::pair<std::string, std::string>>& query);
   void RouteGrpcWeb(net::Http1Request& req, WebKind kind);
+  void RouteDemo(net::Http1Request& req, const std::vector<std::pair<std::string, std::string>>& query);
   // A web request as a call: runs like a gRPC stream of `path` with this framed body.
   std::shared_ptr<Stream> StartWebCall(WebKind kind, std::string_view path, std::string cache,
                                        std::string token, std::string framed,

@@ -46,6 +46,8 @@ struct ServiceContext {
   topics::EncodingId topic_json_encoding = 0;
   // Cross-origin browsers allowed (--cors-origins); none beyond same-origin by default.
   CorsPolicy cors;
+  // --demo: GET /demo and POST /demo/token (demo.h).
+  bool demo = false;
 };
 
 struct Method;

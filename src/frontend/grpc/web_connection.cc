@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "frontend/grpc/connection.h"
+#include "frontend/grpc/demo.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/grpc/metrics.h"
 #include "frontend/grpc/topic_frames.h"
@@ -210,6 +211,9 @@ void Connection::OnHttp1Request() {
     token = UnwrapToken(*param);
   }
 
+  if (ctx.demo && (path == "/demo" || path == "/demo/" || path == "/demo/token")) {
+    return RouteDemo(req, *query);
+  }
   std::vector<std::string> seg;
   const bool cache_path = path.starts_with("/cache/");
   const bool topic_path = path.starts_with("/topics/");
@@ -364,6 +368,19 @@ void Connection::RouteGrpcWeb(net::Http1Request& req, WebKind kind) {
   }
   StartWebCall(kind, req.path, std::move(cache), std::move(authorization), std::move(body),
                deadline_ms);
+}
+
+void Connection::RouteDemo(net::Http1Request& req,
+                           const std::vector<std::pair<std::string, std::string>>& query) {
+  if (req.path != "/demo/token") {
+    if (req.method != "GET") return WebRefuse(WebError::kMethodNotAllowed, "GET", "Allow: GET\r\n");
+    return WebReply(200, "text/html; charset=utf-8", DemoPageHtml());
+  }
+  if (req.method != "POST") return WebRefuse(WebError::kMethodNotAllowed, "POST", "Allow: POST\r\n");
+  const std::string* name = Param(query, "name");
+  auto token = MintDemoToken(owner_->context(), name != nullptr ? *name : "");
+  if (!token.ok()) return WebStatusReply(ToWire(token.status()));
+  WebReply(200, "application/json", token->json);
 }
 
 std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view path,

@@ -109,7 +109,7 @@ std::vector<std::string> EndpointHostNames(std::string_view public_endpoint) {
   boost::asio::ip::make_address(std::string(host), ec);
   if (host.empty() || !ec) return {};  // an IP address: clients cannot prefix it
   std::vector<std::string> names;
-  for (const char* prefix : {"cache.", "control.", "token.", "api.cache."}) {
+  for (const char* prefix : {"cache.", "control.", "token.", "api.cache.", "web.cache."}) {
     names.push_back(prefix + std::string(host));
   }
   return names;

@@ -51,8 +51,9 @@ class TlsConfig {
 };
 
 // The DNS names Momento clients reach for a public endpoint "DOMAIN[:PORT]": cache.DOMAIN,
-// control.DOMAIN, token.DOMAIN (what the SDKs derive from a v2 key's endpoint) and
-// api.cache.DOMAIN (Momento's HTTP API). None for an empty endpoint or an IP address.
+// control.DOMAIN, token.DOMAIN (what the SDKs derive from a v2 key's endpoint),
+// api.cache.DOMAIN (Momento's HTTP API) and web.cache.DOMAIN (@gomomento/sdk-web's
+// grpc-web). None for an empty endpoint or an IP address.
 std::vector<std::string> EndpointHostNames(std::string_view public_endpoint);
 
 // Writes a self-signed development certificate (EC P-256, valid 1 year, SAN localhost,

@@ -15,7 +15,7 @@ using Names = std::vector<std::string>;
 
 TEST(EndpointHostNames, ThePrefixesMomentoClientsDerive) {
   const Names want = {"cache.cellar.example", "control.cellar.example", "token.cellar.example",
-                      "api.cache.cellar.example"};
+                      "api.cache.cellar.example", "web.cache.cellar.example"};
   EXPECT_EQ(EndpointHostNames("cellar.example"), want);
   EXPECT_EQ(EndpointHostNames("cellar.example:8443"), want);  // the port is not a name
   EXPECT_EQ(EndpointHostNames(""), Names{});
