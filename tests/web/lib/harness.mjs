@@ -292,7 +292,11 @@ export class Browser {
       if (m.type() === 'error' || m.type() === 'warning') note(`console.${m.type()}: ${m.text()}`);
     });
     page.on('pageerror', (e) => note(`pageerror: ${e.stack || e.message}`));
-    page.on('requestfailed', (r) => note(`requestfailed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+    page.on('requestfailed', (r) => {
+      // ERR_ABORTED: the page's own abort (a raw SSE read stops once it has what it wants).
+      const why = r.failure()?.errorText;
+      if (why !== 'net::ERR_ABORTED') note(`requestfailed: ${r.method()} ${r.url()}: ${why}`);
+    });
     page.on('response', (r) => {
       if (r.status() >= 400) note(`response ${r.status()}: ${r.request().method()} ${r.url()}`);
     });
