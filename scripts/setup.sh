@@ -11,6 +11,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
   redis-server redis-tools python3 python3-redis
   etcd-server etcd-client
+  # The browser test (tests/web, ctest web.browser) drives Debian's Chromium through npm
+  # playwright-core; no browser is ever downloaded.
+  chromium
 )
 
 missing=()

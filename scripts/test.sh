@@ -10,7 +10,7 @@ cd "$root"
 # ccache: paths relative to the checkout, so another clone of the same commit hits the cache.
 export CCACHE_BASEDIR="$root"
 "$root/scripts/setup.sh"
-for d in tests/clients tests/conformance/momento tests/deploy; do
+for d in tests/clients tests/conformance/momento tests/deploy tests/web; do
   (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
 done
 
