@@ -250,8 +250,8 @@ export function artifactDir() {
 /**
  * Debian's Chromium, headless, one context. A test's pages (newPage() between beginTest() and
  * endTest()) record their console errors and warnings, page errors, failed requests and HTTP
- * errors in `log`; endTest() saves each as <artifact dir>/web-<label>-<page>.png if the test
- * failed, and closes them.
+ * errors in `log`; endTest() saves each as <artifact dir>/web-<label>-<page>.png (every test,
+ * passed or failed: the artefacts to look at) and closes them.
  */
 export class Browser {
   static async launch() {
@@ -272,9 +272,10 @@ export class Browser {
     this.log = [];
   }
 
-  /** Screenshots (if `failed`) and closes the test's pages; returns the screenshots' paths. */
-  async endTest(label, failed) {
-    const saved = failed ? await this.#screenshots(label) : [];
+  /** Screenshots every page (a test's artefacts, failed or not) and closes them; returns the
+   * screenshots' paths. */
+  async endTest(label) {
+    const saved = await this.#screenshots(label);
     for (const page of this.pages.values()) {
       try { await page.close(); } catch { /* */ }
     }
@@ -282,8 +283,9 @@ export class Browser {
     return saved;
   }
 
-  /** A page named `name` at `url`, once its bundle has run (window.cellarReady). */
-  async newPage(name, url) {
+  /** A page named `name` at `url`, once `ready` holds in it (default: its bundle has run,
+   * window.cellarReady). */
+  async newPage(name, url, ready = () => window.cellarReady === true) {
     const page = await this.context.newPage();
     page.setDefaultTimeout(WAIT_MS);
     this.pages.set(name, page);
@@ -301,7 +303,7 @@ export class Browser {
       if (r.status() >= 400) note(`response ${r.status()}: ${r.request().method()} ${r.url()}`);
     });
     await page.goto(url, { timeout: WAIT_MS });
-    await page.waitForFunction(() => window.cellarReady === true, null, { timeout: WAIT_MS });
+    await page.waitForFunction(ready, null, { timeout: WAIT_MS });
     return page;
   }
 
@@ -378,12 +380,12 @@ export function withContext(getCtx, label, fn) {
       }
       if (browser) {
         extra.push(`browser log:\n${browser.log.length ? browser.log.join('\n') : '(nothing)'}`);
-        extra.push(`screenshots: ${(await browser.endTest(label, true)).join(', ') || '(no page)'}`);
+        extra.push(`screenshots: ${(await browser.endTest(label)).join(', ') || '(no page)'}`);
       }
       err.message = `${err.message}\n\n${extra.join('\n\n')}`;
       throw err;
     } finally {
-      if (!failed) await getCtx().browser?.endTest(label, false);
+      if (!failed) await getCtx().browser?.endTest(label);
     }
   };
 }

@@ -51,7 +51,7 @@ describe('web access from Chromium', () => {
     allowed = await startStaticServer('127.0.0.2', bundle);
     foreign = await startStaticServer('127.0.0.3', bundle);
     ctx.server = await CellarServer.start({
-      extraArgs: ['--cors-origins', allowed.origin, '--topic-heartbeat-ms', String(HEARTBEAT_MS)],
+      extraArgs: ['--cors-origins', allowed.origin, '--topic-heartbeat-ms', String(HEARTBEAT_MS), '--demo'],
     });
     const admin = nodeCredentials(ctx.server, ctx.server.adminKey);
     nodeCache = await nodeCacheClient(admin);
@@ -210,5 +210,31 @@ describe('web access from Chromium', () => {
     const bad = await ctx.browser.newPage('cors-foreign', `${foreign.origin}/`);
     const fromForeign = await pageFetch(bad, url, init);
     assert.equal(fromForeign.error, 'TypeError', `from ${foreign.origin} (not allowed): ${JSON.stringify(fromForeign)}`);
+  });
+
+  it('demo: two pages chat over the demo topic and share the counter (--demo, its token vending)', async () => {
+    const ready = () => window.demo && window.demo.ready === true;
+    const alice = await ctx.browser.newPage('demo-alice', api('/demo?name=alice'), ready);
+    const bob = await ctx.browser.newPage('demo-bob', api('/demo?name=bob'), ready);
+    const line = `hello from alice ${uid('m')}`;
+    await alice.fill('#text', line);
+    await alice.click('button:has-text("Send")');
+    for (const [name, page] of [['bob', bob], ['alice', alice]]) {
+      await page.waitForFunction((t) => window.demo.messages.some((m) => m.text === t && m.from === 'alice'),
+        line, { timeout: 20000 }).catch((e) => { throw new Error(`${name} never saw alice's line: ${e.message}`); });
+    }
+    await bob.fill('#text', 'hi alice');
+    await bob.click('button:has-text("Send")');
+    await alice.waitForFunction(() => window.demo.messages.some((m) => m.text === 'hi alice' && m.from === 'bob'),
+      null, { timeout: 20000 });
+    // The counter: bob increments (grpc-web Increment), alice reads it (HTTP API GET).
+    await bob.waitForFunction(() => window.demo.count !== null, null, { timeout: 20000 });
+    const start = await bob.evaluate(() => window.demo.count);
+    await bob.click('#inc');
+    await bob.waitForFunction((n) => window.demo.count === n + 1, start, { timeout: 20000 });
+    await alice.click('#refresh');
+    await alice.waitForFunction((n) => window.demo.count === n + 1, start, { timeout: 20000 });
+    assert.deepEqual(await alice.evaluate(() => window.demo.errors), []);
+    assert.deepEqual(await bob.evaluate(() => window.demo.errors), []);
   });
 });
