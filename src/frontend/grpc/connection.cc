@@ -100,7 +100,11 @@ struct Callbacks {
     std::memcpy(buf, s->out.data() + s->out_off, n);
     s->out_off += n;
     C(ud)->pending_output_ -= n;
-    if (s->out_off == s->out.size()) {
+    if (s->out_off == s->out.size() && s->web != WebKind::kNone) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;  // a web answer (web_connection.cc): no trailers
+      s->out.clear();
+      s->out_off = 0;
+    } else if (s->out_off == s->out.size()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
       s->out.clear();  // Stream::Reset frees a large buffer
       s->out_off = 0;
@@ -132,7 +136,9 @@ struct Callbacks {
       }
     }
     if (s->queue.empty()) {
-      if (s->ending) {
+      if (s->ending && s->web != WebKind::kNone) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;  // its last piece carried the status (H2Piece)
+      } else if (s->ending) {
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         StatusFields fields(s->status);
         std::vector<nghttp2_nv> nva;
@@ -148,6 +154,13 @@ struct Callbacks {
     return static_cast<ssize_t>(n);
   }
 };
+
+void SubmitBodyResponse(nghttp2_session* session, Stream& s, const nghttp2_nv* nva, size_t n) {
+  nghttp2_data_provider provider;
+  provider.source.ptr = &s;
+  provider.read_callback = Callbacks::ReadData;
+  nghttp2_submit_response(session, s.id, nva, n, &provider);
+}
 
 Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t id,
                        net::ConnectionGate::Slot slot)
@@ -217,7 +230,6 @@ void Connection::Close() {
   if (closed_) return;
   closed_ = true;
   if (!round_in_flight_) SyncReplyHold();  // else Answer gives it back
-  if (long_poll_timer_ != nullptr) long_poll_timer_->cancel();
   UnsubscribeAll();
   stream_.Close();
   owner_->conns_.erase(this);
@@ -288,6 +300,11 @@ void Connection::OnRead(size_t n) {
     Flush();  // nghttp2 queued a GOAWAY saying why
     shutting_down_ = true;
     return;
+  }
+  if (!h2_web_.empty()) {
+    std::vector<std::shared_ptr<Stream>> web;
+    web.swap(h2_web_);
+    for (auto& sp : web) RouteH2Web(sp);
   }
   Continue();
   Flush();
@@ -395,10 +412,27 @@ int Connection::OnHeader(int32_t id, std::string_view name, std::string_view val
   }
   if (name == ":method") {
     s->post = value == "POST";
+    if (!s->post) {  // gRPC is POST only: a browser's GET, PUT, DELETE or OPTIONS
+      s->web_h2 = true;
+      s->web_headers.emplace_back(":method", value);
+    }
   } else if (name == ":path") {
     s->path.assign(value);
+    if (value.starts_with("/cache/") || value.starts_with("/topics/") ||
+        value.starts_with("/demo")) {
+      s->web_h2 = true;
+    }
+  } else if (name == ":authority" || name == "host") {
+    s->authority.assign(value);
   } else if (name == "content-type") {
     s->grpc_content_type = value.starts_with("application/grpc");
+    if (!s->grpc_content_type || value.starts_with("application/grpc-web")) {
+      s->web_h2 = s->web_h2 || s->grpc_content_type;  // grpc-web; other types by their path
+      s->web_headers.emplace_back(name, value);
+    }
+  } else if (name == "origin" || name == "access-control-request-headers" ||
+             name == "last-event-id" || name == "upgrade") {
+    s->web_headers.emplace_back(name, value);
   } else if (name == "cache") {
     s->cache.assign(value);
   } else if (name == "authorization") {
@@ -419,8 +453,9 @@ int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
   if (s == nullptr || s->ignore_body) return 0;
   const ServiceContext& ctx = owner_->context();
   const size_t before = s->body.size();
-  // Refuse an oversized message as soon as its prefix shows it, before buffering it.
-  if (before < kPrefixBytes) {
+  // Refuse an oversized message as soon as its prefix shows it, before buffering it (a web
+  // request's body is not gRPC-framed).
+  if (before < kPrefixBytes && !s->web_h2) {
     std::string head = s->body;
     head.append(View(data, std::min(len, kPrefixBytes - before)));
     if (auto declared = DeclaredLength(head); declared && *declared > ctx.max_request_bytes) {
@@ -461,7 +496,8 @@ void Connection::OnRequestHeaders(int32_t id) {
   // Authenticated on its headers, before any of the body is read: a stranger's stream is
   // answered at once and its body ignored (never buffered). Token-service calls carry their
   // token in the body; they are checked when it is complete (and bounded meanwhile).
-  if (Stream* s = StreamOf(session_, id)) CheckAuthOnHeaders(*s);
+  // A web request (a browser's preflight, grpc-web) is checked once routed (RouteH2Web).
+  if (Stream* s = StreamOf(session_, id); s != nullptr && !s->web_h2) CheckAuthOnHeaders(*s);
 }
 
 void Connection::CheckAuthOnHeaders(Stream& s) {
@@ -475,6 +511,10 @@ void Connection::CheckAuthOnHeaders(Stream& s) {
 int Connection::OnFrameRecv(int32_t id, bool, bool) {
   auto it = streams_.find(id);
   if (it == streams_.end() || it->second->ignore_body) return 0;
+  if (it->second->web_h2) {  // routed once nghttp2's read is done (OnRead)
+    h2_web_.push_back(it->second);
+    return 0;
+  }
   if (it->second->faults != nullptr && InjectFault(it->second)) return 0;
   ready_.push_back(it->second);
   return 0;
@@ -518,6 +558,7 @@ int Connection::OnStreamClose(int32_t id) {
   streams_.erase(it);  // a stream in a round stays alive through in_round_
   Stream& s = *sp;
   s.closed = true;
+  s.web_timer.reset();  // a long poll's: cancelled
   if (s.sub_id != 0) {
     owner_->context().topics->Unsubscribe(owner_->thread(), s.sub_id);
     subscriptions_.erase(s.sub_id);
@@ -953,6 +994,9 @@ void Connection::OnEnd(topics::SubId id, const Status& why) {
 
 void Connection::Push(Stream& s, Stream::Chunk chunk) {
   if (s.ending) return;
+  if (!http1_ && s.web != WebKind::kNone && s.web != WebKind::kLongPoll) {
+    chunk = H2Piece(s, std::move(chunk));
+  }
   const size_t n = chunk.bytes().size();
   const uint64_t limit = owner_->context().topics->options().subscriber_queue_bytes;
   const size_t counted = s.queue_bytes - std::min(s.replay_credit, s.queue_bytes);
@@ -997,12 +1041,31 @@ void Connection::EndSubscription(Stream& s, WireStatus status) {
     return;
   }
   s.status = std::move(status);
+  if (!http1_ && s.web != WebKind::kNone && s.web != WebKind::kLongPoll) {
+    // HTTP/2 web answers end in their body (grpc-web's trailer frame, SSE's error event).
+    Stream::Chunk last = H2Piece(s, Stream::Chunk{nullptr, {}, {}});
+    if (!last.own.empty()) {
+      s.queue_bytes += last.own.size();
+      s.queue.push_back(std::move(last));
+    }
+  }
   s.ending = true;
   Wake(s);
 }
 
 void Connection::Wake(Stream& s) {
   if (http1_) return ScheduleFlush();
+  if (s.web == WebKind::kLongPoll) {
+    // Answered whole, after this delivery's items are all in (a replay comes in a burst).
+    auto it = streams_.find(s.id);
+    if (it == streams_.end()) return;
+    asio::post(stream_.socket().get_executor(), [self = shared_from_this(), sp = it->second] {
+      if (sp->closed || self->closed_) return;
+      self->FinishLongPoll(*sp);
+      self->Flush();
+    });
+    return;
+  }
   if (s.deferred) {
     s.deferred = false;
     nghttp2_session_resume_data(session_, s.id);

@@ -113,6 +113,18 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // The request's head is in (its body may not be): refuses a stranger's large body unread.
   bool OnHttp1Head();
   void OnHttp1Request();
+  // Either transport's request, once complete: CORS, then the route (web_target_: the HTTP/2
+  // stream it came on; null on HTTP/1.1).
+  void RouteWeb(net::Http1Request& req);
+  // HTTP/2: a complete web request's stream (OnFrameRecv), routed after nghttp2's read.
+  void RouteH2Web(const std::shared_ptr<Stream>& sp);
+  // HTTP/2 answers of web streams: a whole response, or a streaming one's headers.
+  void H2Reply(Stream& s, int status, std::string_view content_type, std::string_view body,
+               std::string_view extra_headers);
+  void H2StreamHeaders(Stream& s, std::string_view content_type);
+  // A web stream's queued piece as it goes on HTTP/2 (base64, SSE framing) and its last one.
+  Stream::Chunk H2Piece(const Stream& s, Stream::Chunk chunk) const;
+  void FinishLongPoll(Stream& s);
   void RouteCache(net::Http1Request& req, std::string_view cache, const std::string& token,
                   const std::vector<std::pair<std::string, std::string>>& query);
   void RouteTopic(net::Http1Request& req, std::string_view cache, std::string_view topic,
@@ -236,8 +248,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool h1_keep_alive_ = true;           // the request being answered allows another after it
   bool h1_close_ = false;               // close once h1_out_ is written
   bool h1_parse_posted_ = false;
-  std::string h1_cors_;                 // CORS response headers of the request being answered
-  std::unique_ptr<boost::asio::steady_timer> long_poll_timer_;
+  std::string web_cors_;                // CORS response headers of the request being routed
+  Stream* web_target_ = nullptr;        // HTTP/2: the stream a web answer goes on
+  std::vector<std::shared_ptr<Stream>> h2_web_;  // HTTP/2 web requests complete in this read
   // WebSocket: after the 101 the connection carries frames; its subscription is h1_active_.
   bool ws_ = false;
   std::string ws_accept_, ws_protocol_;  // the 101's headers, sent once subscribed

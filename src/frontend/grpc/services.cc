@@ -53,6 +53,11 @@ void Stream::Reset() {
   if (owned.capacity() > 1024) std::vector<std::string>().swap(owned);
   phase = 0;
   web = WebKind::kNone;
+  web_h2 = false;
+  authority.clear();
+  web_headers.clear();
+  web_cors.clear();
+  web_timer.reset();
   clear(out);
   out_off = 0;
   status = WireStatus();

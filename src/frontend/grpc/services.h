@@ -84,6 +84,14 @@ struct Stream {
 
   // The web front-end's wire form of this call (web.h); kNone: gRPC over HTTP/2.
   WebKind web = WebKind::kNone;
+  // An HTTP/2 request for the web front-end (a browser on the API port over TLS: grpc-web,
+  // the HTTP API, SSE, the long poll), told by OnHeader and routed as HTTP/1.1 requests are
+  // once complete, with these of its headers.
+  bool web_h2 = false;
+  std::string authority;  // :authority, for the same-origin check
+  std::vector<std::pair<std::string, std::string>> web_headers;  // :method, origin, ...
+  std::string web_cors;            // the CORS response headers its answer carries
+  std::shared_ptr<void> web_timer;  // a long poll's timer (destroying it cancels it)
 
   std::string out;   // framed response messages
   size_t out_off = 0;

@@ -23,6 +23,10 @@ namespace cellar::grpc {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
+// connection.cc: a response whose body nghttp2 pulls from the stream (its `out`, or its queue
+// once streaming).
+void SubmitBodyResponse(nghttp2_session* session, Stream& s, const nghttp2_nv* nva, size_t n);
+
 namespace {
 
 constexpr std::string_view kGetPath = "/cache_client.Scs/Get";
@@ -164,9 +168,40 @@ bool Connection::OnHttp1Head() {
 
 void Connection::OnHttp1Request() {
   net::Http1Request& req = h1_parser_.request();
-  const ServiceContext& ctx = owner_->context();
   h1_keep_alive_ = req.keep_alive;
-  h1_cors_.clear();
+  RouteWeb(req);
+}
+
+void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
+  Stream& s = *sp;
+  if (s.closed || s.answered) return;
+  // The request as the HTTP/1.1 router takes it.
+  net::Http1Request req;
+  req.method = "POST";
+  const size_t q = s.path.find('?');
+  req.path = s.path.substr(0, q);
+  if (q != std::string::npos) req.query = s.path.substr(q + 1);
+  for (auto& [name, value] : s.web_headers) {
+    if (name == ":method") {
+      req.method = value;
+    } else {
+      req.headers.emplace_back(name, value);
+    }
+  }
+  req.headers.emplace_back("host", s.authority);
+  if (!s.authorization.empty()) req.headers.emplace_back("authorization", s.authorization);
+  if (!s.cache.empty()) req.headers.emplace_back("cache", s.cache);
+  req.body = s.body;
+  DropBody(s);
+  s.web_headers.clear();
+  web_target_ = &s;
+  RouteWeb(req);
+  web_target_ = nullptr;
+}
+
+void Connection::RouteWeb(net::Http1Request& req) {
+  const ServiceContext& ctx = owner_->context();
+  web_cors_.clear();
   // Cross-origin pages: only the configured origins (the browser enforces the rest).
   const std::string* origin = req.Header("origin");
   const std::string* host = req.Header("host");
@@ -174,9 +209,10 @@ void Connection::OnHttp1Request() {
                      !SameOrigin(*origin, host != nullptr ? *host : "", stream_.is_tls());
   if (cross) {
     if (!ctx.cors.Allows(*origin)) return WebRefuse(WebError::kOriginNotAllowed, *origin);
-    h1_cors_ = "Access-Control-Allow-Origin: " + *origin + "\r\nVary: Origin\r\n";
-    h1_cors_ += kExposeHeaders;
+    web_cors_ = "Access-Control-Allow-Origin: " + *origin + "\r\nVary: Origin\r\n";
+    web_cors_ += kExposeHeaders;
   }
+  if (web_target_ != nullptr) web_target_->web_cors = web_cors_;
   if (req.method == "OPTIONS") {
     std::string extra =
         "Access-Control-Allow-Methods: GET, PUT, POST, DELETE, OPTIONS\r\n"
@@ -306,7 +342,9 @@ void Connection::RouteTopic(net::Http1Request& req, std::string_view cache, std:
     return;
   }
   if (tail == "ws") {
-    if (!req.HeaderHas("upgrade", "websocket") || !req.HeaderHas("connection", "upgrade")) {
+    // Over HTTP/2 a browser opens its WebSocket on an HTTP/1.1 connection of its own (no
+    // extended CONNECT is offered), so one that asks here is refused like a missing upgrade.
+    if (web_target_ != nullptr || !req.HeaderHas("upgrade", "websocket") || !req.HeaderHas("connection", "upgrade")) {
       return WebRefuse(WebError::kNotWebSocket, {}, "Upgrade: websocket\r\n");
     }
     const std::string* version = req.Header("sec-websocket-version");
@@ -362,7 +400,7 @@ void Connection::RouteGrpcWeb(net::Http1Request& req, WebKind kind) {
   std::string cache, authorization;
   if (const std::string* c = req.Header("cache")) cache = *c;
   if (const std::string* a = req.Header("authorization")) authorization = *a;
-  int64_t deadline_ms = 0;
+  int64_t deadline_ms = web_target_ != nullptr ? web_target_->deadline_ms : 0;
   if (const std::string* t = req.Header("grpc-timeout")) {
     if (auto ms = ParseTimeoutMillis(*t)) deadline_ms = SteadyMillis() + std::max<int64_t>(*ms, 1);
   }
@@ -394,12 +432,23 @@ std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view 
     WebStatusReply(WireError(GrpcError::kServerBodiesFull));
     return nullptr;
   }
-  std::shared_ptr<Stream> sp = NewStream();
+  std::shared_ptr<Stream> sp;
+  if (web_target_ != nullptr) {  // HTTP/2: the request's own stream runs the call
+    auto it = streams_.find(web_target_->id);
+    if (it == streams_.end()) {
+      all.fetch_sub(len, std::memory_order_relaxed);
+      return nullptr;
+    }
+    sp = it->second;
+  } else {
+    sp = NewStream();
+    sp->id = h1_next_id_;
+    h1_next_id_ += 2;
+    if (h1_next_id_ <= 0) h1_next_id_ = 1;
+  }
   Stream& s = *sp;
-  s.id = h1_next_id_;
-  h1_next_id_ += 2;
-  if (h1_next_id_ <= 0) h1_next_id_ = 1;
   s.web = kind;
+  s.web_cors = web_cors_;
   s.path.assign(path);
   s.post = true;
   s.grpc_content_type = true;
@@ -408,8 +457,10 @@ std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view 
   s.body = std::move(framed);
   s.deadline_ms = deadline_ms;
   buffered_bodies_ += len;
-  streams_[s.id] = sp;
-  if (kind != WebKind::kWsPublish) h1_active_ = sp;
+  if (web_target_ == nullptr) {
+    streams_[s.id] = sp;
+    if (kind != WebKind::kWsPublish) h1_active_ = sp;
+  }
   CheckAuthOnHeaders(s);
   if (!s.answered) ready_.push_back(sp);
   Continue();
@@ -420,6 +471,9 @@ std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view 
 
 void Connection::WebReply(int status, std::string_view content_type, std::string_view body,
                           std::string_view extra_headers) {
+  if (web_target_ != nullptr) {
+    return H2Reply(*web_target_, status, content_type, body, extra_headers);
+  }
   std::string& o = h1_out_;
   const size_t before = o.size();
   o += "HTTP/1.1 ";
@@ -438,7 +492,7 @@ void Connection::WebReply(int status, std::string_view content_type, std::string
     o += "\r\n";
   }
   o += "Cache-Control: no-store\r\n";
-  o += h1_cors_;
+  o += web_cors_;
   o += extra_headers;
   if (!h1_keep_alive_) {
     o += "Connection: close\r\n";
@@ -461,6 +515,14 @@ void Connection::WebStatusReply(const WireStatus& st) {
 
 void Connection::RespondWeb(Stream& s) {
   // Called by Respond (answered, body dropped; out cleared on an error).
+  if (!http1_ && web_target_ != &s) {
+    Stream* outer = web_target_;
+    web_target_ = &s;
+    RespondWeb(s);
+    web_target_ = outer;
+    return;
+  }
+  web_cors_ = s.web_cors;
   const WireStatus& st = s.status;
   const bool ok = st.code == GrpcCode::kOk;
   switch (s.web) {
@@ -533,15 +595,27 @@ void Connection::RespondWeb(Stream& s) {
     case WebKind::kNone:
       break;
   }
-  s.out.clear();
-  s.out_off = 0;
+  if (http1_) {
+    s.out.clear();
+    s.out_off = 0;
+  }
   EndWeb(s);
 }
 
 void Connection::EndWeb(Stream& s) {
+  s.web_timer.reset();
+  s.streaming = false;  // answered: a second FinishLongPoll or drain does nothing
+  if (!http1_) {
+    // HTTP/2: nghttp2 closes the stream once its answer is sent (OnStreamClose).
+    if (s.sub_id != 0) {
+      owner_->context().topics->Unsubscribe(owner_->thread(), s.sub_id);
+      subscriptions_.erase(s.sub_id);
+      s.sub_id = 0;
+    }
+    return;
+  }
   const bool active = h1_active_.get() == &s;
   std::shared_ptr<Stream> keep = active ? std::move(h1_active_) : nullptr;
-  if (long_poll_timer_ != nullptr && s.web == WebKind::kLongPoll) long_poll_timer_->cancel();
   OnStreamClose(s.id);
   if (active) PostParseHttp1();
   ScheduleFlush();
@@ -549,6 +623,38 @@ void Connection::EndWeb(Stream& s) {
 
 void Connection::WebSubscribed(Stream& s) {
   // OnReady: answered, the subscription is live.
+  web_cors_ = s.web_cors;
+  if (s.web == WebKind::kLongPoll) {
+    // Answered by the first items (FinishLongPoll), or empty after kLongPollMs.
+    s.streaming = true;
+    auto timer = std::make_shared<asio::steady_timer>(stream_.socket().get_executor());
+    timer->expires_after(std::chrono::milliseconds(kLongPollMs));
+    std::weak_ptr<Stream> weak = http1_ ? h1_active_ : streams_.contains(s.id) ? streams_[s.id]
+                                                                               : nullptr;
+    timer->async_wait([self = shared_from_this(), weak](error_code ec) {
+      auto sp = weak.lock();
+      if (ec || sp == nullptr || self->closed_ || sp->closed || !sp->streaming) return;
+      sp->ending = true;  // nothing came: an empty answer
+      self->FinishLongPoll(*sp);
+      self->Flush();
+    });
+    s.web_timer = std::move(timer);
+    return;
+  }
+  if (!http1_) {
+    switch (s.web) {
+      case WebKind::kGrpcWebText: H2StreamHeaders(s, "application/grpc-web-text"); break;
+      case WebKind::kGrpcWebBinary: H2StreamHeaders(s, "application/grpc-web+proto"); break;
+      case WebKind::kSse:
+        H2StreamHeaders(s, "text/event-stream");
+        Push(s, Stream::Chunk{nullptr, "retry: 1000\n\n", {}});
+        break;
+      default: break;
+    }
+    s.streaming = true;
+    Push(s, WebHeartbeat(s));
+    return;
+  }
   std::string& o = h1_out_;
   const size_t before = o.size();
   switch (s.web) {
@@ -558,13 +664,13 @@ void Connection::WebSubscribed(Stream& s) {
       o += s.web == WebKind::kGrpcWebText ? "application/grpc-web-text"
                                           : "application/grpc-web+proto";
       o += "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-store\r\n";
-      o += h1_cors_;
+      o += web_cors_;
       o += "\r\n";
       break;
     case WebKind::kSse:
       o += "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
            "Transfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n";
-      o += h1_cors_;
+      o += web_cors_;
       o += "\r\n";
       // EventSource reconnects a second after the stream ends, resuming from the last id.
       AppendChunk("retry: 1000\n\n");
@@ -578,21 +684,6 @@ void Connection::WebSubscribed(Stream& s) {
       o += "\r\n";
       ws_ = true;
       break;
-    case WebKind::kLongPoll: {
-      // Answered by the first items (DrainWeb), or empty after kLongPollMs.
-      s.streaming = true;
-      if (long_poll_timer_ == nullptr) {
-        long_poll_timer_ = std::make_unique<asio::steady_timer>(stream_.socket().get_executor());
-      }
-      long_poll_timer_->expires_after(std::chrono::milliseconds(kLongPollMs));
-      long_poll_timer_->async_wait([self = shared_from_this(), sp = h1_active_](error_code ec) {
-        if (ec || self->closed_ || self->h1_active_ != sp || sp->closed) return;
-        self->WebReply(200, "application/json", R"({"items":[]})");
-        self->EndWeb(*sp);
-        self->Flush();
-      });
-      return;
-    }
     default:
       break;
   }
@@ -600,6 +691,147 @@ void Connection::WebSubscribed(Stream& s) {
   s.streaming = true;
   // The first message says "subscribed" (the SDKs' subscribe() resolves on it).
   Push(s, WebHeartbeat(s));
+}
+
+void Connection::FinishLongPoll(Stream& s) {
+  if (!s.streaming || s.web != WebKind::kLongPoll) return;  // answered already
+  if (s.queue.empty() && !s.ending) return;
+  Stream* outer = web_target_;
+  if (!http1_) web_target_ = &s;
+  web_cors_ = s.web_cors;
+  if (s.queue.empty()) {
+    // Ended with nothing to give: empty when its time ran out, else its status.
+    if (s.status.code == GrpcCode::kOk) {
+      WebReply(200, "application/json", R"({"items":[]})");
+    } else {
+      WebStatusReply(s.status);
+    }
+  } else {
+    std::string body = R"({"items":[)";
+    bool first = true;
+    while (!s.queue.empty()) {
+      if (!first) body.push_back(',');
+      first = false;
+      body += s.queue.front().bytes();
+      s.queue.pop_front();
+    }
+    s.queue_bytes = 0;
+    s.replay_credit = 0;
+    body += "]}";
+    WebReply(200, "application/json", body);
+  }
+  web_target_ = outer;
+  EndWeb(s);
+}
+
+void Connection::H2Reply(Stream& s, int status, std::string_view content_type,
+                         std::string_view body, std::string_view extra_headers) {
+  if (closed_ || s.closed) return;
+  s.answered = true;
+  s.ignore_body = true;
+  // Header lines ("Name: value\r\n") as HTTP/2 fields, names lower-cased.
+  std::vector<std::pair<std::string, std::string>> fields;
+  fields.emplace_back(":status", std::to_string(status));
+  if (!content_type.empty()) fields.emplace_back("content-type", std::string(content_type));
+  fields.emplace_back("cache-control", "no-store");
+  for (std::string_view lines : {std::string_view(s.web_cors), extra_headers}) {
+    while (!lines.empty()) {
+      const size_t end = lines.find("\r\n");
+      const std::string_view line = lines.substr(0, end);
+      lines = end == std::string_view::npos ? std::string_view() : lines.substr(end + 2);
+      const size_t colon = line.find(':');
+      if (colon == std::string_view::npos) continue;
+      std::string name(line.substr(0, colon));
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string_view value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      fields.emplace_back(std::move(name), std::string(value));
+    }
+  }
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size());
+  for (auto& [k, v] : fields) {
+    nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(k.data()),
+                             reinterpret_cast<uint8_t*>(v.data()), k.size(), v.size(),
+                             NGHTTP2_NV_FLAG_NONE});
+  }
+  if (status == 204 || body.empty()) {
+    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
+    return;
+  }
+  s.out.assign(body);
+  s.out_off = 0;
+  pending_output_ += s.out.size();
+  SubmitBodyResponse(session_, s, nva.data(), nva.size());
+}
+
+void Connection::H2StreamHeaders(Stream& s, std::string_view content_type) {
+  // As H2Reply, but the body is the stream's queue, pulled by nghttp2 as it flows.
+  const std::string cors = s.web_cors;
+  std::vector<std::string> storage;
+  std::vector<nghttp2_nv> nva;
+  storage.reserve(16);
+  auto add = [&](std::string k, std::string v) {
+    storage.push_back(std::move(k));
+    storage.push_back(std::move(v));
+  };
+  add(":status", "200");
+  add("content-type", std::string(content_type));
+  add("cache-control", "no-store");
+  std::string_view lines = cors;
+  while (!lines.empty()) {
+    const size_t end = lines.find("\r\n");
+    const std::string_view line = lines.substr(0, end);
+    lines = end == std::string_view::npos ? std::string_view() : lines.substr(end + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string name(line.substr(0, colon));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    add(std::move(name), std::string(value));
+  }
+  for (size_t i = 0; i + 1 < storage.size(); i += 2) {
+    nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(storage[i].data()),
+                             reinterpret_cast<uint8_t*>(storage[i + 1].data()), storage[i].size(),
+                             storage[i + 1].size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  SubmitBodyResponse(session_, s, nva.data(), nva.size());
+}
+
+Stream::Chunk Connection::H2Piece(const Stream& s, Stream::Chunk chunk) const {
+  const bool last = chunk.message == nullptr && chunk.own.empty();  // EndSubscription's
+  switch (s.web) {
+    case WebKind::kGrpcWebText:
+    case WebKind::kGrpcWebBinary: {
+      const std::string trailers = last ? GrpcWebTrailers(s.status) : std::string();
+      const std::string_view bytes = last ? std::string_view(trailers) : chunk.bytes();
+      if (s.web == WebKind::kGrpcWebBinary) {
+        return last ? Stream::Chunk{nullptr, trailers, {}} : std::move(chunk);
+      }
+      std::string text;
+      AppendBase64(text, bytes);
+      return Stream::Chunk{nullptr, std::move(text), {}};
+    }
+    case WebKind::kSse:
+      if (last) {
+        return Stream::Chunk{nullptr,
+                             s.status.code == GrpcCode::kOk
+                                 ? std::string()
+                                 : "event: error\ndata: " + ErrorJson(s.status) + "\n\n",
+                             {}};
+      }
+      if (chunk.message != nullptr) {
+        return Stream::Chunk{nullptr,
+                             "id: " + std::to_string(chunk.message->page) + ":" +
+                                 std::to_string(chunk.message->seq) + "\ndata: " +
+                                 std::string(chunk.bytes()) + "\n\n",
+                             {}};
+      }
+      return chunk;
+    default:
+      return chunk;
+  }
 }
 
 Stream::Chunk Connection::WebHeartbeat(const Stream& s) const {
@@ -642,33 +874,7 @@ void Connection::DrainWeb(Stream& s) {
     s.replay_credit -= std::min(s.replay_credit, n);
     s.queue.pop_front();
   };
-  if (s.web == WebKind::kLongPoll) {
-    if (s.queue.empty() && !s.ending) return;
-    if (s.queue.empty()) {  // ended with nothing to give: its status
-      if (s.status.code == GrpcCode::kOk) {
-        WebReply(200, "application/json", R"({"items":[]})");
-      } else {
-        WebStatusReply(s.status);
-      }
-      return EndWeb(s);
-    }
-    std::string body = R"({"items":[)";
-    bool first = true;
-    while (!s.queue.empty()) {
-      if (!first) body.push_back(',');
-      first = false;
-      body += s.queue.front().bytes();
-      pop();
-    }
-    body += "]}";
-    if (s.sub_id != 0) {
-      owner_->context().topics->Unsubscribe(owner_->thread(), s.sub_id);
-      subscriptions_.erase(s.sub_id);
-      s.sub_id = 0;
-    }
-    WebReply(200, "application/json", body);
-    return EndWeb(s);
-  }
+  if (s.web == WebKind::kLongPoll) return FinishLongPoll(s);
   std::string piece;
   while (!s.queue.empty() && h1_out_.size() < kWriteChunk) {
     const Stream::Chunk& c = s.queue.front();

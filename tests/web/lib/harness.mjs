@@ -93,6 +93,8 @@ export class CellarServer {
   get apiEndpoint() { return `127.0.0.1:${this.ports.api}`; }
   /** The origin the page talks to: plaintext HTTP/1.1 on the API port. */
   get apiBase() { return `http://${this.apiEndpoint}`; }
+  /** The same port over TLS (with --tls-self-signed): a browser speaks HTTP/2 to it (ALPN). */
+  get apiBaseTls() { return `https://${this.apiEndpoint}`; }
 
   logTail(lines = 40) {
     try {
@@ -262,7 +264,8 @@ export class Browser {
       args: ['--disable-dev-shm-usage', '--disable-gpu'],
       timeout: WAIT_MS,
     });
-    b.context = await b.browser.newContext();
+    // The server's development certificate (--tls-self-signed) is not in Chromium's store.
+    b.context = await b.browser.newContext({ ignoreHTTPSErrors: true });
     b.beginTest();
     return b;
   }

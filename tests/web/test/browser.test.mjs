@@ -51,7 +51,8 @@ describe('web access from Chromium', () => {
     allowed = await startStaticServer('127.0.0.2', bundle);
     foreign = await startStaticServer('127.0.0.3', bundle);
     ctx.server = await CellarServer.start({
-      extraArgs: ['--cors-origins', allowed.origin, '--topic-heartbeat-ms', String(HEARTBEAT_MS), '--demo'],
+      extraArgs: ['--cors-origins', allowed.origin, '--topic-heartbeat-ms', String(HEARTBEAT_MS), '--demo',
+        '--tls-self-signed'],
     });
     const admin = nodeCredentials(ctx.server, ctx.server.adminKey);
     nodeCache = await nodeCacheClient(admin);
@@ -210,6 +211,46 @@ describe('web access from Chromium', () => {
     const bad = await ctx.browser.newPage('cors-foreign', `${foreign.origin}/`);
     const fromForeign = await pageFetch(bad, url, init);
     assert.equal(fromForeign.error, 'TypeError', `from ${foreign.origin} (not allowed): ${JSON.stringify(fromForeign)}`);
+  });
+
+  it('https: sdk-web, fetch and EventSource on the API port over TLS, answered over HTTP/2', async () => {
+    const tls = ctx.server.apiBaseTls;
+    const page = await ctx.browser.newPage('https', `${allowed.origin}/`);
+    // What Chromium negotiated, per response from the API port (DevTools protocol).
+    const cdp = await page.context().newCDPSession(page);
+    const protocols = [];
+    cdp.on('Network.responseReceived', (e) => {
+      if (e.response.url.startsWith(tls)) protocols.push(`${e.response.protocol} ${e.response.url}`);
+    });
+    await cdp.send('Network.enable');
+    await start(page, 'cellarSdkSetGet', {
+      apiBase: tls, apiKey: v1ApiKey(pageToken), cache, key: 'tls-key', value: 'over HTTP/2',
+    });
+    const r = await waitInPage(page, 'sdk-web set + get over TLS', (c) => c.sdk.setGet);
+    assert.equal(r.exception, undefined, r.exception);
+    assert.match(r.get, /Hit/, `get: ${r.get}`);
+    assert.equal(r.value, 'over HTTP/2');
+    const topic = uid('tls-topic');
+    await start(page, 'cellarSdkSubscribe', { apiBase: tls, apiKey: v1ApiKey(pageToken), cache, topic });
+    const sub = await waitInPage(page, 'sdk-web subscribe() over TLS', (c) => c.sdk.subscribe);
+    assert.ok(sub.ok, `sdk-web subscribe: ${JSON.stringify(sub)}`);
+    await start(page, 'cellarSse', {
+      url: `${tls}/topics/${encodeURIComponent(cache)}/${encodeURIComponent(topic)}/sse?token=${encodeURIComponent(pageToken)}` });
+    await waitInPage(page, 'EventSource open over TLS', (c) => c.sse.open);
+    await sleep(2 * HEARTBEAT_MS);
+    const pub = await publisher.publish(cache, topic, 'to the TLS subscribers');
+    assert.ok(pub instanceof TopicPublish.Success, `node publish: ${pub}`);
+    const items = await waitInPage(page, 'sdk-web item over TLS', (c) => c.sdk.items.length >= 1 && c.sdk.items);
+    assert.deepEqual(items[0].value, { text: 'to the TLS subscribers' });
+    const sseItems = await waitInPage(page, 'SSE item over TLS', (c) => c.sse.items.length >= 1 && c.sse.items);
+    assert.equal(sseItems[0].seq, items[0].seq);
+    const got = await pageFetch(page, `${tls}/cache/${encodeURIComponent(cache)}?key=tls-key`,
+      { headers: { Authorization: pageToken } });
+    assert.deepEqual([got.status, got.body], [200, 'over HTTP/2'], JSON.stringify(got));
+    assert.ok(protocols.length >= 3, `responses seen: ${protocols}`);
+    for (const p of protocols) assert.match(p, /^h2 /, `every answer over HTTP/2: ${protocols.join(', ')}`);
+    await page.evaluate(() => window.cellarEventSource.close());
+    await page.evaluate(() => window.cellarSdkSubscription?.unsubscribe());
   });
 
   it('demo: two pages chat over the demo topic and share the counter (--demo, its token vending)', async () => {
