@@ -1,14 +1,20 @@
 // grpcsub: a lean, bounded topics fan-out load generator (127.0.0.1 only) for Cellar's gRPC
 // Pubsub service (cache_client.pubsub.Pubsub over h2c) and for any Redis-protocol pub/sub.
 //
-//   grpcsub -p PORT [-m grpc|resp] [-q grpc|resp] [-P PUBPORT] [-s SUBS] [-k STREAMS]
+//   grpcsub -p PORT [-m grpc|resp|ws] [-q grpc|resp] [-P PUBPORT] [-s SUBS] [-k STREAMS]
 //           [-c TOPICS] [-d INFLIGHT] [-r RATE] [-t SECS] [-w WARMUP] [-v PAYLOAD]
 //           [-n CACHE] [-a TOKEN] [-i IDLE_SECS] [-S SETUP_SECS] [-D DRAIN_SECS] [-C PID]
 //
 //   -m  subscribers' protocol: grpc (default): ceil(SUBS / STREAMS) h2c connections, each
 //       carrying STREAMS Subscribe streams (default 100, as the Momento SDK caps a channel);
 //       resp: SUBS connections, one SUBSCRIBE each.
-//   -q  publisher's protocol (default: as -m), on PUBPORT (default PORT): one connection,
+//       ws: SUBS connections, each a WebSocket on the API port's web front-end
+//       (GET /topics/CACHE/TOPIC/ws, ?token=TOKEN with -a): a subscription is confirmed by
+//       its first text frame, {"heartbeat":{}}; items are JSON text frames
+//       {"item":{"topic_sequence_number":N,..,"value":{"text":".."}}} ({"binary":"<base64>"}
+//       too); sequence numbers are checked as gRPC's. Publishes go over RESP by default
+//       (-q resp -P RESP_PORT): PUBLISH's answer counts WebSocket subscribers too.
+//   -q  publisher's protocol (default: as -m; resp for -m ws), on PUBPORT (default PORT): one connection,
 //       unary Publish calls (gRPC) or pipelined PUBLISH commands (RESP).
 //   Subscriber i listens to topic "ch:<i % TOPICS>"; publishes go round-robin over the
 //   topics; a payload is PAYLOAD bytes whose first 20 are the send time (CLOCK_MONOTONIC
@@ -22,8 +28,9 @@
 //       IDLE_SECS (answering heartbeats and pings, publishing nothing) and exit.
 //   -S  every subscription must be confirmed within SETUP_SECS (default 60): gRPC by the
 //       stream's first message (the server sends a heartbeat at once), RESP by the
-//       subscribe reply. Otherwise, or if any is refused, exit 1 naming the first error.
-//   -a  the gRPC authorization header (none by default: Cellar --dev-no-auth accepts that).
+//       subscribe reply, WebSocket by the 101 answer and the first (heartbeat) frame. Otherwise, or if any is refused, exit 1 naming the first error.
+//   -a  the gRPC authorization header, the WebSocket's ?token= (none by default: Cellar
+//       --dev-no-auth accepts that).
 //   -C  the server's pid: its CPU use over the measured window is reported (srv_cpu_pct).
 //
 // Runs WARMUP s unmeasured, then SECS measured, then drains: no more publishes, and up to
@@ -147,7 +154,7 @@ static void NoteFirst(char *slot, size_t cap, const char *fmt, ...) {
 }
 
 // ---- Options and counters -------------------------------------------------------------
-enum { kGrpc, kResp };
+enum { kGrpc, kResp, kWs };
 static int sub_proto = kGrpc, pub_proto = -1, port, pub_port, subs = 10, streams_per_conn = 100,
            topics = 1, inflight_max = 8, secs = 10, idle_secs = 0, setup_secs = 60, server_pid = 0;
 static double warmup = 1, rate = 0;
@@ -168,7 +175,7 @@ static int64_t pub_reply_min = -1, pub_reply_max = -1;
 static char first_pub_error[256], first_sub_error[256];
 
 // ---- Connections ----------------------------------------------------------------------
-typedef enum { kSubH2, kSubResp, kPubH2, kPubResp } ConnKind;
+typedef enum { kSubH2, kSubResp, kSubWs, kPubH2, kPubResp } ConnKind;
 
 typedef struct SubStream SubStream;
 typedef struct PubCall PubCall;
@@ -182,7 +189,9 @@ typedef struct {
   int want_out;
   char *in;  // RESP: unparsed bytes
   size_t in_len, in_cap;
-  int resp_ready;  // RESP subscriber: the subscribe reply came
+  int resp_ready;  // RESP subscriber: the subscribe reply came; WebSocket: the first frame
+  int ws_open;  // WebSocket subscriber: the 101 answer came
+  uint64_t last_seq;  // WebSocket subscriber: the last topic_sequence_number
   struct SubStream *streams;  // gRPC subscriber: its streams
   int nstreams;
 } Conn;
@@ -624,6 +633,165 @@ static void OnRespReply(Conn *c, const Reply *r, uint64_t now) {
   }
 }
 
+// ---- WebSocket (the web front-end) ------------------------------------------------------
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  // RFC 6455's example: the accept of WS_KEY
+
+static const char *Find(const char *p, size_t n, const char *needle) {
+  return memmem(p, n, needle, strlen(needle));
+}
+static int B64Val(char ch) {
+  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+  if (ch == '+' || ch == '-') return 62;
+  if (ch == '/' || ch == '_') return 63;
+  return -1;
+}
+static void WsFail(Conn *c, const char *what, const char *p, size_t n) {
+  sub_errors++;
+  if (!c->resp_ready) sub_failed++;
+  NoteFirst(first_sub_error, sizeof first_sub_error, "a WebSocket subscriber: %s%.*s", what,
+            (int)(n < 160 ? n : 160), p);
+}
+static void CloseSub(Conn *c) {
+  epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
+  c->fd = -1;
+}
+
+// One text frame: a heartbeat, an item, a discontinuity or an error (all JSON).
+static void OnWsText(Conn *c, const char *p, size_t n, uint64_t now) {
+  if (!c->resp_ready) {
+    if (n >= 13 && !memcmp(p, "{\"heartbeat\":", 13)) {
+      c->resp_ready = 1, sub_ready++;
+    } else {
+      WsFail(c, "first frame not a heartbeat: ", p, n);
+      return;
+    }
+  }
+  if (n >= 13 && !memcmp(p, "{\"heartbeat\":", 13)) {
+    heartbeats++;
+    return;
+  }
+  if (n >= 8 && !memcmp(p, "{\"item\":", 8)) {
+    const char *q = Find(p, n, "\"topic_sequence_number\":");
+    uint64_t seq = 0;
+    if (q) {
+      q += 24;
+      while (q < p + n && *q >= '0' && *q <= '9') seq = seq * 10 + (uint64_t)(*q++ - '0');
+    }
+    if (!q || seq == 0) {
+      WsFail(c, "an item without topic_sequence_number: ", p, n);
+      return;
+    }
+    if (c->last_seq != 0 && measuring) {
+      if (seq <= c->last_seq) dups++;
+      else lost += seq - c->last_seq - 1;
+    }
+    if (seq > c->last_seq) c->last_seq = seq;
+    const char *v = Find(p, n, "\"value\":{\"text\":\"");
+    if (v) {
+      v += 17;
+      const char *e = memchr(v, '"', (size_t)(p + n - v));
+      if (!e) return WsFail(c, "an unterminated text: ", p, n);
+      Deliver((const uint8_t *)v, (size_t)(e - v), now);
+      return;
+    }
+    v = Find(p, n, "\"value\":{\"binary\":\"");
+    if (!v) return WsFail(c, "an item without a value: ", p, n);
+    v += 19;
+    // The stamp is in the first 20 bytes: decode 28 base64 characters (21 bytes) at most.
+    uint8_t bin[21];
+    size_t bl = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (const char *x = v; x < p + n && bl < sizeof bin; x++) {
+      int d = B64Val(*x);
+      if (d < 0) break;
+      acc = acc << 6 | (unsigned)d, bits += 6;
+      if (bits >= 8) bits -= 8, bin[bl++] = (uint8_t)(acc >> bits);
+    }
+    Deliver(bin, bl, now);
+    return;
+  }
+  if (Find(p, n, "\"discontinuity\"")) {
+    discontinuities++;
+    return;
+  }
+  WsFail(c, "", p, n);  // {"error":...} or anything else
+}
+
+// Parses what c->in holds: the 101 answer, then server frames (never masked). Returns the
+// bytes consumed; closes the connection (fd -1) on a close frame or a protocol error.
+static size_t OnWsData(Conn *c, uint64_t now) {
+  const char *b = c->in;
+  size_t len = c->in_len, off = 0;
+  if (!c->ws_open) {
+    const char *e = Find(b, len, "\r\n\r\n");
+    if (!e) return 0;
+    const size_t head = (size_t)(e - b) + 4;
+    if (len < 12 || memcmp(b, "HTTP/1.1 101", 12) != 0 || !Find(b, head, WS_ACCEPT)) {
+      WsFail(c, "no upgrade: ", b, head);
+      CloseSub(c);
+      return 0;
+    }
+    c->ws_open = 1;
+    off = head;
+  }
+  while (len - off >= 2) {
+    const uint8_t b0 = (uint8_t)b[off], b1 = (uint8_t)b[off + 1];
+    const int op = b0 & 0x0f, fin = b0 & 0x80;
+    uint64_t pl = b1 & 0x7f;
+    size_t h = 2;
+    if (b1 & 0x80) {
+      WsFail(c, "a masked server frame", "", 0);
+      CloseSub(c);
+      return 0;
+    }
+    if (pl == 126) {
+      if (len - off < 4) break;
+      pl = (uint64_t)(uint8_t)b[off + 2] << 8 | (uint8_t)b[off + 3], h = 4;
+    } else if (pl == 127) {
+      if (len - off < 10) break;
+      pl = 0;
+      for (int i = 0; i < 8; i++) pl = pl << 8 | (uint8_t)b[off + 2 + i];
+      h = 10;
+    }
+    if (pl > (1u << 24)) {
+      WsFail(c, "a frame over 16 MiB", "", 0);
+      CloseSub(c);
+      return 0;
+    }
+    if (len - off - h < pl) break;
+    const char *p = b + off + h;
+    if (!fin || op == 0) {
+      WsFail(c, "a fragmented frame (not expected from this server)", "", 0);
+    } else if (op == 1) {
+      OnWsText(c, p, (size_t)pl, now);
+    } else if (op == 9) {  // ping: a masked pong with the same payload (mask 0: XOR no-op)
+      char pong[6 + 125];
+      if (pl <= 125) {
+        pong[0] = (char)0x8a, pong[1] = (char)(0x80 | pl);
+        memset(pong + 2, 0, 4);
+        memcpy(pong + 6, p, (size_t)pl);
+        Write(c, pong, 6 + (size_t)pl);
+      }
+    } else if (op == 8) {
+      const unsigned code = pl >= 2 ? (unsigned)(uint8_t)p[0] << 8 | (uint8_t)p[1] : 0;
+      char what[64];
+      snprintf(what, sizeof what, "closed by the server, code %u: ", code);
+      WsFail(c, what, pl > 2 ? p + 2 : "", pl > 2 ? (size_t)pl - 2 : 0);
+      CloseSub(c);
+      return 0;
+    } else if (op != 10) {
+      WsFail(c, "an unexpected frame (binary?)", "", 0);
+    }
+    off += h + (size_t)pl;
+  }
+  return off;
+}
+
 // ---- Reading --------------------------------------------------------------------------
 static void OnReadable(Conn *c) {
   static uint8_t buf[READ_CHUNK];
@@ -646,7 +814,7 @@ static void OnReadable(Conn *c) {
       if (c == pub_conn) Die("the publisher's connection closed: %s", r == 0 ? "EOF" : strerror(errno));
       // A subscriber cut off (for falling behind, say): counted, and the run goes on.
       sub_errors++;
-      if (c->kind == kSubResp && !c->resp_ready) sub_failed++;
+      if ((c->kind == kSubResp || c->kind == kSubWs) && !c->resp_ready) sub_failed++;
       for (int i = 0; i < c->nstreams; i++) {
         if (!c->streams[i].ready && !c->streams[i].ended) sub_failed++;
       }
@@ -666,10 +834,15 @@ static void OnReadable(Conn *c) {
       c->in_len += got;
       size_t off = 0, n;
       Reply rep;
-      while ((n = ParseReply(c->in + off, c->in + c->in_len, &rep)) > 0) {
-        OnRespReply(c, &rep, cb_now);
-        off += n;
+      if (c->kind == kSubWs) {
+        off = OnWsData(c, cb_now);
+      } else {
+        while ((n = ParseReply(c->in + off, c->in + c->in_len, &rep)) > 0) {
+          OnRespReply(c, &rep, cb_now);
+          off += n;
+        }
       }
+      if (c->fd < 0) return;  // a WebSocket closed by its server
       memmove(c->in, c->in + off, c->in_len - off);
       c->in_len -= off;
     }
@@ -759,7 +932,7 @@ static void SubmitPublishes(void) {
 // ---- Main -----------------------------------------------------------------------------
 static void Usage(void) {
   fprintf(stderr,
-          "usage: grpcsub -p PORT [-m grpc|resp] [-q grpc|resp] [-P PUBPORT] [-s SUBS] "
+          "usage: grpcsub -p PORT [-m grpc|resp|ws] [-q grpc|resp] [-P PUBPORT] [-s SUBS] "
           "[-k STREAMS_PER_CONN] [-c TOPICS] [-d INFLIGHT] [-r RATE] [-t SECS] [-w WARMUP] "
           "[-v PAYLOAD] [-n CACHE] [-a TOKEN] [-i IDLE_SECS] [-S SETUP_SECS] [-D DRAIN_SECS] [-C SERVER_PID]\n");
   exit(2);
@@ -767,6 +940,7 @@ static void Usage(void) {
 static int ParseProto(const char *s) {
   if (!strcmp(s, "grpc")) return kGrpc;
   if (!strcmp(s, "resp")) return kResp;
+  if (!strcmp(s, "ws")) return kWs;
   Usage();
   return 0;
 }
@@ -856,7 +1030,8 @@ int main(int argc, char **argv) {
       setup_secs < 1 || drain_secs < 0 || drain_secs > 600 || payload > (1u << 20) || rate < 0) {
     Usage();
   }
-  if (pub_proto < 0) pub_proto = sub_proto;
+  if (pub_proto < 0) pub_proto = sub_proto == kWs ? kResp : sub_proto;
+  if (pub_proto == kWs) Usage();  // WebSocket publishing is not a publisher mode here
   if (pub_port <= 0) pub_port = port;
   if (payload < STAMP_DIGITS) payload = STAMP_DIGITS;
   signal(SIGPIPE, SIG_IGN);
@@ -864,7 +1039,7 @@ int main(int argc, char **argv) {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
-  if (sub_proto == kResp && (rlim_t)subs + 32 > rl.rlim_cur) {
+  if (sub_proto != kGrpc && (rlim_t)subs + 32 > rl.rlim_cur) {
     Die("%d subscribers need %d descriptors; the limit is %llu", subs, subs + 32,
         (unsigned long long)rl.rlim_cur);
   }
@@ -903,6 +1078,21 @@ int main(int argc, char **argv) {
       }
       H2Flush(c);
       conns++;
+    }
+  } else if (sub_proto == kWs) {
+    char tok[600] = "";
+    if (token[0]) snprintf(tok, sizeof tok, "?token=%s", token);
+    for (int i = 0; i < subs; i++) {
+      Conn *c = NewConn(port, kSubWs);
+      char req[1024];
+      int n = snprintf(req, sizeof req,
+                       "GET /topics/%s/ch:%d/ws%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                       "Sec-WebSocket-Key: " WS_KEY "\r\n\r\n",
+                       cache_name, i % topics, tok, port);
+      Write(c, req, (size_t)n);
+      conns++;
+      if (i % 256 == 255) PollOnce(0);
     }
   } else {
     for (int i = 0; i < subs; i++) {
@@ -977,7 +1167,7 @@ int main(int argc, char **argv) {
 
   uint64_t total = 0;
   for (unsigned b = 0; b < HIST_BUCKETS; b++) total += hist[b];
-  const char *names[] = {"grpc", "resp"};
+  const char *names[] = {"grpc", "resp", "ws"};
   printf("sub=%s pub=%s subs=%d conns=%d topics=%d pub_inflight=%d rate=%.0f payload=%zu "
          "secs=%.2f publishes_per_s=%.0f deliveries_per_s=%.0f fanout=%.1f p50_us=%llu "
          "p90_us=%llu p99_us=%llu p999_us=%llu max_us=%llu lost=%llu dups=%llu heartbeats=%llu "
