@@ -5,6 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import http2 from 'node:http2';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -483,4 +487,78 @@ webTest('curl speaks to it too', async () => {
   assert.equal(out, '204');
   out = execFileSync('curl', ['-s', '-H', `Authorization: ${key}`, `${base}/cache/web?key=curl`], { encoding: 'utf8' });
   assert.equal(out, 'from curl');
+});
+
+// ---- TLS: HTTP/2 on the API port (what browsers negotiate), HTTP/1.1 on --web-port ---------
+
+webTest('over TLS the API port answers web requests over HTTP/2 (ALPN h2), and --web-port over HTTP/1.1', async () => {
+  const tls = new Server();
+  await tls.start(['--tls-self-signed', '--web-port', '0', '--cors-origins', ORIGIN]);
+  try {
+    const ca = readFileSync(join(tls.dir, 'tls', 'cert.pem'));
+    const tkey = tls.key;
+    const adm = await fetch(`http://127.0.0.1:${tls.ports.admin}/v1/caches/tls`, { method: 'PUT', headers: { authorization: `Bearer ${tkey}` } });
+    assert.equal(adm.status, 201);
+    // HTTP/2 to the API port.
+    const session = http2.connect(`https://127.0.0.1:${tls.ports.api}`, { ca, servername: 'localhost' });
+    try {
+      const h2 = (headers, body) => withTimeout(new Promise((resolve, reject) => {
+        const req = session.request(headers);
+        const chunks = [];
+        let head;
+        req.on('response', (h) => { head = h; });
+        req.on('data', (d) => chunks.push(d));
+        req.on('end', () => resolve({ headers: head, body: Buffer.concat(chunks).toString() }));
+        req.on('error', reject);
+        req.end(body);
+      }), 5000, `h2 ${headers[':method']} ${headers[':path']}`);
+      let r = await h2({ ':method': 'PUT', ':path': '/cache/tls?key=k&ttl_seconds=60', authorization: tkey, 'content-type': 'text/plain' }, 'over h2');
+      assert.equal(session.alpnProtocol, 'h2');
+      assert.equal(r.headers[':status'], 204);
+      r = await h2({ ':method': 'GET', ':path': '/cache/tls?key=k', authorization: tkey, origin: ORIGIN });
+      assert.equal(r.headers[':status'], 200);
+      assert.equal(r.body, 'over h2');
+      assert.equal(r.headers['access-control-allow-origin'], ORIGIN);
+      r = await h2({ ':method': 'OPTIONS', ':path': '/cache_client.Scs/Get', origin: ORIGIN,
+        'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,cache' });
+      assert.equal(r.headers[':status'], 204);
+      assert.equal(r.headers['access-control-allow-headers'], 'authorization,cache');
+      r = await h2({ ':method': 'GET', ':path': '/cache/tls?key=k', authorization: 'bogus' });
+      assert.equal(r.headers[':status'], 401);
+      r = await h2({ ':method': 'GET', ':path': '/cache/tls?key=k', authorization: tkey, origin: 'http://evil.example' });
+      assert.equal(r.headers[':status'], 403);
+      // A long poll and a publish on one HTTP/2 connection, at once.
+      const poll = h2({ ':method': 'GET', ':path': '/topics/tls/t?sequence_number=0', authorization: tkey });
+      await sleep(300);
+      r = await h2({ ':method': 'POST', ':path': '/topics/tls/t', authorization: tkey, 'content-type': 'text/plain' }, 'multiplexed');
+      assert.equal(r.headers[':status'], 204);
+      const got = await poll;
+      assert.equal(JSON.parse(got.body).items[0].item.value.text, 'multiplexed');
+      // grpc-web over HTTP/2: a Get of the item set above.
+      const req = Buffer.concat([Buffer.from([0, 0, 0, 0, 3, 0x0a, 1]), Buffer.from('k')]);
+      r = await h2({ ':method': 'POST', ':path': '/cache_client.Scs/Get', 'content-type': 'application/grpc-web-text', authorization: tkey, cache: 'tls' }, req.toString('base64'));
+      assert.equal(r.headers['content-type'], 'application/grpc-web-text');
+      assert.ok(Buffer.from(r.body.split('=')[0], 'base64').includes(Buffer.from('over h2')), r.body);
+      // gRPC itself is unchanged on the same connection's port: a plain gRPC call without a token.
+      r = await h2({ ':method': 'POST', ':path': '/cache_client.Scs/Get', 'content-type': 'application/grpc', cache: 'tls' }, Buffer.concat([Buffer.from([0, 0, 0, 0, 3, 0x0a, 1]), Buffer.from('k')]));
+      assert.equal(r.headers['grpc-status'], '16');
+    } finally {
+      session.close();
+    }
+    // HTTP/1.1 over TLS on the web port (ALPN http/1.1).
+    const web = await withTimeout(new Promise((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: tls.ports.web, path: '/cache/tls?key=k', ca, servername: 'localhost',
+        headers: { authorization: tkey }, ALPNProtocols: ['h2', 'http/1.1'] }, (res) => {
+        let body = '';
+        const alpn = res.socket.alpnProtocol;
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode, body, alpn, version: res.httpVersion }));
+      });
+      req.on('error', reject);
+      req.end();
+    }), 5000, 'https on the web port');
+    assert.deepEqual([web.status, web.body, web.alpn, web.version], [200, 'over h2', 'http/1.1', '1.1']);
+  } finally {
+    await tls.stop({ keepDir: anyFailure });
+  }
 });

@@ -219,6 +219,10 @@ void Connection::Start() {
 void Connection::Shutdown() {
   if (closed_ || shutting_down_) return;
   shutting_down_ = true;
+  if (ws_) {  // a WebSocket is told why (1001 Going Away), then closed
+    CloseWebSocket(net::kWsGoingAway, "server shutting down");
+    return Flush();
+  }
   if (!saw_preface_) return Close();
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,

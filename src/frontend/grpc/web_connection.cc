@@ -93,6 +93,11 @@ void Connection::ReadHttp1(size_t n) {
     // HTTP/1.1 for the rest of the connection: nghttp2's session is never used.
     nghttp2_session_del(session_);
     session_ = nullptr;
+    // Answers are tried on the socket first (FlushHttp1), which must never block the loop.
+    if (!stream_.is_tls()) {
+      error_code ec;
+      stream_.socket().non_blocking(true, ec);
+    }
   }
   h1_in_.append(in_.data(), n);
   if (ws_) {
@@ -756,6 +761,8 @@ void Connection::H2Reply(Stream& s, int status, std::string_view content_type,
                              NGHTTP2_NV_FLAG_NONE});
   }
   if (status == 204 || body.empty()) {
+    s.out.clear();  // the call's response message, already read (OnStreamClose counts `out`)
+    s.out_off = 0;
     nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
     return;
   }
@@ -946,14 +953,31 @@ void Connection::DrainWeb(Stream& s) {
 
 void Connection::FlushHttp1() {
   if (writing_ || closed_) return;
-  if (h1_active_ != nullptr && h1_active_->streaming && !h1_active_->closed) DrainWeb(*h1_active_);
-  if (h1_out_.empty()) {
-    if (h1_close_) Close();
-    return;
+  for (;;) {
+    if (h1_active_ != nullptr && h1_active_->streaming && !h1_active_->closed) {
+      DrainWeb(*h1_active_);
+    }
+    if (h1_out_.empty()) {
+      if (out_.capacity() > (64 << 10)) std::string().swap(out_);  // a burst's, not kept
+      if (h1_close_) Close();
+      return;
+    }
+    out_.swap(h1_out_);
+    h1_out_.clear();
+    pending_output_ -= std::min(pending_output_, out_.size());
+    if (stream_.is_tls()) break;
+    // Plaintext: written at once while the socket takes it all (a fan-out's many small
+    // writes need no asynchronous operation each); what it does not take waits for it.
+    error_code ec;
+    const size_t n = stream_.socket().write_some(asio::buffer(out_), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+    if (ec || n < out_.size()) {
+      if (!ec) out_.erase(0, n);
+      break;
+    }
+    out_.clear();
+    write_epoch_ = owner_->sweep_epoch_;
   }
-  out_.swap(h1_out_);
-  h1_out_.clear();
-  pending_output_ -= std::min(pending_output_, out_.size());
   writing_ = true;
   auto on_written = [self = shared_from_this()](error_code ec, size_t) {
     self->writing_ = false;
