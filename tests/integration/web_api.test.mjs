@@ -60,7 +60,11 @@ before(async () => {
 });
 
 after(async () => {
-  if (server) await server.stop({ keepDir: anyFailure });
+  if (!server) return;
+  const r = await server.stop({ keepDir: anyFailure });
+  // A clean exit: no crash, and (under ASan) no leak report.
+  assert.equal(r.signal, null, `cellar died by ${r.signal}:\n${server.logTail()}`);
+  assert.equal(r.code, 0, `cellar exit code ${r.code}:\n${server.logTail()}`);
 });
 
 webTest('cache: PUT 204, GET 200 with the bytes, a miss 404 "Key Not Found", DELETE 204 (also of a missing key)', async () => {
@@ -559,6 +563,7 @@ webTest('over TLS the API port answers web requests over HTTP/2 (ALPN h2), and -
     }), 5000, 'https on the web port');
     assert.deepEqual([web.status, web.body, web.alpn, web.version], [200, 'over h2', 'http/1.1', '1.1']);
   } finally {
-    await tls.stop({ keepDir: anyFailure });
+    const r = await tls.stop({ keepDir: anyFailure });
+    assert.equal(r.code, 0, `the TLS server's exit code ${r.code} (${r.signal}):\n${tls.logTail()}`);
   }
 });

@@ -77,7 +77,11 @@ describe('web access from Chromium', () => {
     await foreign?.close();
     if (ctx.server) {
       await ctx.server.stop();
+      const exit = ctx.server.exit;
+      if (exit?.code !== 0) ctx.server.failed = true;
       ctx.server.cleanup();
+      // A clean exit: no crash, and (under ASan) no leak report.
+      assert.deepEqual(exit, { code: 0, signal: null }, `cellar's exit:\n${ctx.server.logTail()}`);
     }
   });
 
