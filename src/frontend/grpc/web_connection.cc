@@ -122,6 +122,8 @@ void Connection::PostParseHttp1() {
 
 void Connection::ParseHttp1() {
   while (!closed_ && !ws_ && h1_active_ == nullptr && !h1_close_ && !h1_in_.empty()) {
+    // A new request: none of the last one's CORS grant (RouteWeb makes this one's).
+    if (!h1_parser_.head_done()) web_cors_.clear();
     size_t used = 0;
     const net::Http1Parser::Result r = h1_parser_.Feed(h1_in_, &used);
     h1_in_.erase(0, used);
