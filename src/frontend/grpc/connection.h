@@ -118,10 +118,12 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void RouteWeb(net::Http1Request& req);
   // HTTP/2: a complete web request's stream (OnFrameRecv), routed after nghttp2's read.
   void RouteH2Web(const std::shared_ptr<Stream>& sp);
-  // HTTP/2 answers of web streams: a whole response, or a streaming one's headers.
+  // HTTP/2 answers of web streams: a whole response.
   void H2Reply(Stream& s, int status, std::string_view content_type, std::string_view body,
                std::string_view extra_headers);
-  void H2StreamHeaders(Stream& s, std::string_view content_type);
+  // The answer's HEADERS; `body`: nghttp2 pulls a body (`out`, or the queue once streaming).
+  void H2Headers(Stream& s, int status, std::string_view content_type,
+                 std::string_view extra_headers, bool body);
   // A web stream's queued piece as it goes on HTTP/2 (base64, SSE framing) and its last one.
   Stream::Chunk H2Piece(const Stream& s, Stream::Chunk chunk) const;
   void FinishLongPoll(Stream& s);

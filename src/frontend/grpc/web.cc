@@ -238,22 +238,6 @@ std::optional<std::string> DecodeBase64Lenient(std::string_view text) {
   return out;
 }
 
-void AppendBase64(std::string& out, std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  out.reserve(out.size() + (n + 2) / 3 * 4);
-  for (size_t i = 0; i < n; i += 3) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (i + 1 < n ? uint32_t{p[i + 1]} << 8 : 0) |
-                       (i + 2 < n ? uint32_t{p[i + 2]} : 0);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(i + 1 < n ? kAlphabet[(v >> 6) & 63] : '=');
-    out.push_back(i + 2 < n ? kAlphabet[v & 63] : '=');
-  }
-}
-
 void EncodeTopicJson(const topics::TopicMessage& m, std::string& out) {
   out.reserve(out.size() + m.value.size() + 128);
   out.append(R"({"item":{"topic_sequence_number":)");

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "frontend/grpc/errors.h"
+#include "frontend/net/http1.h"
 #include "topics/topics.h"
 
 namespace cellar::grpc {
@@ -118,7 +119,7 @@ std::optional<GetAnswer> ParseGetResponse(std::string_view framed);
 // Standard or URL-safe alphabet, padded or not, and (grpc-web-text) several padded pieces
 // one after another. nullopt on anything else.
 std::optional<std::string> DecodeBase64Lenient(std::string_view text);
-void AppendBase64(std::string& out, std::string_view bytes);
+using net::AppendBase64;  // standard, padded (frontend/net/http1.h)
 
 // ---- Topics as JSON (the long poll's items, SSE's data, WebSocket's text frames) -----------
 // {"item":{"topic_sequence_number":N,"sequence_page":P,"value":{"text":"..."}}}; a binary

@@ -650,10 +650,10 @@ void Connection::WebSubscribed(Stream& s) {
   }
   if (!http1_) {
     switch (s.web) {
-      case WebKind::kGrpcWebText: H2StreamHeaders(s, "application/grpc-web-text"); break;
-      case WebKind::kGrpcWebBinary: H2StreamHeaders(s, "application/grpc-web+proto"); break;
+      case WebKind::kGrpcWebText: H2Headers(s, 200, "application/grpc-web-text", {}, true); break;
+      case WebKind::kGrpcWebBinary: H2Headers(s, 200, "application/grpc-web+proto", {}, true); break;
       case WebKind::kSse:
-        H2StreamHeaders(s, "text/event-stream");
+        H2Headers(s, 200, "text/event-stream", {}, true);
         Push(s, Stream::Chunk{nullptr, "retry: 1000\n\n", {}});
         break;
       default: break;
@@ -736,7 +736,18 @@ void Connection::H2Reply(Stream& s, int status, std::string_view content_type,
   if (closed_ || s.closed) return;
   s.answered = true;
   s.ignore_body = true;
-  // Header lines ("Name: value\r\n") as HTTP/2 fields, names lower-cased.
+  const bool has_body = status != 204 && !body.empty();
+  // `out` held the call's response message, already read (OnStreamClose counts `out`).
+  s.out.assign(has_body ? body : std::string_view());
+  s.out_off = 0;
+  pending_output_ += s.out.size();
+  H2Headers(s, status, content_type, extra_headers, has_body);
+}
+
+void Connection::H2Headers(Stream& s, int status, std::string_view content_type,
+                           std::string_view extra_headers, bool body) {
+  // Header lines ("Name: value\r\n": the CORS grant, extras) as HTTP/2 fields, names
+  // lower-cased.
   std::vector<std::pair<std::string, std::string>> fields;
   fields.emplace_back(":status", std::to_string(status));
   if (!content_type.empty()) fields.emplace_back("content-type", std::string(content_type));
@@ -762,50 +773,11 @@ void Connection::H2Reply(Stream& s, int status, std::string_view content_type,
                              reinterpret_cast<uint8_t*>(v.data()), k.size(), v.size(),
                              NGHTTP2_NV_FLAG_NONE});
   }
-  if (status == 204 || body.empty()) {
-    s.out.clear();  // the call's response message, already read (OnStreamClose counts `out`)
-    s.out_off = 0;
+  if (body) {  // pulled by nghttp2 from `out`, or from the queue once streaming
+    SubmitBodyResponse(session_, s, nva.data(), nva.size());
+  } else {
     nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
-    return;
   }
-  s.out.assign(body);
-  s.out_off = 0;
-  pending_output_ += s.out.size();
-  SubmitBodyResponse(session_, s, nva.data(), nva.size());
-}
-
-void Connection::H2StreamHeaders(Stream& s, std::string_view content_type) {
-  // As H2Reply, but the body is the stream's queue, pulled by nghttp2 as it flows.
-  const std::string cors = s.web_cors;
-  std::vector<std::string> storage;
-  std::vector<nghttp2_nv> nva;
-  storage.reserve(16);
-  auto add = [&](std::string k, std::string v) {
-    storage.push_back(std::move(k));
-    storage.push_back(std::move(v));
-  };
-  add(":status", "200");
-  add("content-type", std::string(content_type));
-  add("cache-control", "no-store");
-  std::string_view lines = cors;
-  while (!lines.empty()) {
-    const size_t end = lines.find("\r\n");
-    const std::string_view line = lines.substr(0, end);
-    lines = end == std::string_view::npos ? std::string_view() : lines.substr(end + 2);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string name(line.substr(0, colon));
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    add(std::move(name), std::string(value));
-  }
-  for (size_t i = 0; i + 1 < storage.size(); i += 2) {
-    nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(storage[i].data()),
-                             reinterpret_cast<uint8_t*>(storage[i + 1].data()), storage[i].size(),
-                             storage[i + 1].size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  SubmitBodyResponse(session_, s, nva.data(), nva.size());
 }
 
 Stream::Chunk Connection::H2Piece(const Stream& s, Stream::Chunk chunk) const {

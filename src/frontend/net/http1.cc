@@ -41,21 +41,6 @@ int HexValue(char c) {
   return -1;
 }
 
-std::string Base64(const unsigned char* p, size_t n) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < n; i += 3) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (i + 1 < n ? uint32_t{p[i + 1]} << 8 : 0) |
-                       (i + 2 < n ? uint32_t{p[i + 2]} : 0);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(i + 1 < n ? kAlphabet[(v >> 6) & 63] : '=');
-    out.push_back(i + 2 < n ? kAlphabet[v & 63] : '=');
-  }
-  return out;
-}
-
 }  // namespace
 
 const std::string* Http1Request::Header(std::string_view name) const {
@@ -337,6 +322,22 @@ Http1Parser::Result Http1Parser::Feed(std::string_view bytes, size_t* consumed) 
   return done(Result::kDone);
 }
 
+void AppendBase64(std::string& out, std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  out.reserve(out.size() + (n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t v = (uint32_t{p[i]} << 16) | (i + 1 < n ? uint32_t{p[i + 1]} << 8 : 0) |
+                       (i + 2 < n ? uint32_t{p[i + 2]} : 0);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(i + 1 < n ? kAlphabet[(v >> 6) & 63] : '=');
+    out.push_back(i + 2 < n ? kAlphabet[v & 63] : '=');
+  }
+}
+
 bool PercentDecode(std::string_view in, std::string* out, bool plus_space) {
   out->clear();
   out->reserve(in.size());
@@ -407,7 +408,9 @@ std::string WebSocketAccept(std::string_view key) {
   s.append(kWebSocketGuid);
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), digest);
-  return Base64(digest, sizeof(digest));
+  std::string out;
+  AppendBase64(out, std::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+  return out;
 }
 
 WsParse ParseWsFrame(char* data, size_t size, size_t max_payload, WsFrame* frame,

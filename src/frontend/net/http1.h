@@ -79,6 +79,9 @@ bool PercentDecode(std::string_view in, std::string* out, bool plus_space = fals
 // The query's parameters, decoded, in order. nullopt on a malformed escape.
 std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view q);
 
+// Appends standard base64 with padding (RFC 4648 §4).
+void AppendBase64(std::string& out, std::string_view bytes);
+
 // The standard reason phrase of a status code ("Not Found").
 std::string_view ReasonPhrase(int status);
 
