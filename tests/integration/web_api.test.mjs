@@ -567,3 +567,51 @@ webTest('over TLS the API port answers web requests over HTTP/2 (ALPN h2), and -
     assert.equal(r.code, 0, `the TLS server's exit code ${r.code} (${r.signal}):\n${tls.logTail()}`);
   }
 });
+
+webTest('a new connection whose first answer waits for its reader is not taken for a stalled one', async () => {
+  // The write timeout counts from the last write that ended, or the last sweep that found
+  // none pending. A connection whose very first answer blocked before any sweep saw it used
+  // to count as stalled since the server started: past --write-timeout of uptime, it was
+  // closed at the next sweep (within a second), mid-answer. The answer here (a grpc-web
+  // GetBatch of three 9 MiB items) is more than loopback's socket buffers take at once, so
+  // its first write blocks.
+  const s2 = new Server();
+  await s2.start(['--write-timeout', '3', '--max-item-size', '16mb']);
+  try {
+    const k2 = s2.key;
+    const api2 = `http://127.0.0.1:${s2.ports.api}`;
+    let r = await fetch(`http://127.0.0.1:${s2.ports.admin}/v1/caches/w`, { method: 'PUT', headers: { authorization: `Bearer ${k2}` } });
+    assert.equal(r.status, 201);
+    const value = Buffer.alloc(9 << 20, 0x61);
+    r = await fetch(`${api2}/cache/w?key=big&ttl_seconds=600`, { method: 'PUT', headers: { authorization: k2 }, body: value });
+    assert.equal(r.status, 204);
+    await sleep(5000);  // uptime past the write timeout
+    const item = Buffer.from([0x0a, 5, 0x0a, 3, ...Buffer.from('big')]);  // items { cache_key: "big" }
+    const msg = Buffer.concat([item, item, item]);
+    const body = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
+    const sock = net.connect(s2.ports.api, '127.0.0.1');
+    await new Promise((res) => sock.on('connect', res));
+    sock.pause();
+    sock.write(`POST /cache_client.Scs/GetBatch HTTP/1.1\r\nHost: x\r\nAuthorization: ${k2}\r\n` +
+      `Cache: w\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: ${body.length}\r\n\r\n`);
+    sock.write(body);
+    await sleep(1800);  // over a sweep, under the 3 s timeout
+    let total = 0;
+    let closed = false;
+    sock.on('data', (d) => { total += d.length; });
+    sock.on('close', () => { closed = true; });
+    sock.resume();
+    const want = 3 * value.length;
+    const deadline = Date.now() + 10000;
+    while (total <= want && !closed && Date.now() < deadline) await sleep(20);
+    assert.ok(total > want, `the whole answer (${want} bytes of values and framing): got ${total}${closed ? ', then closed' : ''}`);
+    sock.destroy();
+    // And a PUT over the request limit is 413 (the gRPC wire limit, checked before the call).
+    r = await fetch(`${api2}/cache/w?key=huge&ttl_seconds=600`, { method: 'PUT', headers: { authorization: k2 }, body: Buffer.alloc(12 << 20, 1) });
+    assert.equal(r.status, 413);
+    assert.match(await r.text(), /Request too large/);
+  } finally {
+    const r = await s2.stop({ keepDir: anyFailure });
+    assert.equal(r.code, 0, `exit code ${r.code} (${r.signal})`);
+  }
+});

@@ -168,6 +168,9 @@ Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t
       slot_(std::move(slot)),
       created_ms_(SystemClock::Get()->NowMillis()),
       read_epoch_(owner->sweep_epoch_),
+      // Not 0: a first write that blocks before any sweep saw this connection would otherwise
+      // count as stalled since the server started (closed at once past --write-timeout of uptime).
+      write_epoch_(owner->sweep_epoch_),
       pipeline_(*owner->context().gateway, owner->thread(), *this,
                 gateway::Pipeline::Pacing::kEveryRound),
       stream_(std::move(socket)),

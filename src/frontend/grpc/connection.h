@@ -107,6 +107,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // upgrade turns the rest of the connection into frames (OnWebSocketData).
   static constexpr size_t kMaxHttp1In = 1 << 20;  // unparsed bytes held before reads pause
   static constexpr size_t kHttp1IdleRead = 2048;   // read size between requests
+  static constexpr size_t kMaxHttp1Out = 1 << 20;  // answers unwritten before parsing pauses
+  static constexpr uint32_t kMaxWsPublishing = 64;  // a WebSocket's publishes in flight
   void ReadHttp1(size_t n);
   void ParseHttp1();
   void PostParseHttp1();
@@ -259,6 +261,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::string ws_cache_, ws_topic_, ws_token_;
   std::string ws_message_;               // a fragmented message so far
   uint8_t ws_opcode_ = 0;                // its opcode (0: none in progress)
+  uint32_t ws_publishing_ = 0;           // the client's messages being published
 };
 
 }  // namespace cellar::grpc

@@ -42,6 +42,8 @@ WebErrorText WebErrorOf(WebError e, std::string_view detail) {
     case WebError::kBadWebSocketKey: return {400, "Missing or malformed Sec-WebSocket-Key"};
     case WebError::kUpgradeElsewhere:
       return {400, "Upgrade is served only on /topics/{cache}/{topic}/ws"};
+    case WebError::kBodyTooLarge:
+      return {413, "Request too large: " + d + " bytes (the server's request limit)"};
     case WebError::kCount: break;
   }
   return {500, "internal error"};

@@ -67,6 +67,7 @@ enum class WebError {
   kBadWebSocketVersion,
   kBadWebSocketKey,
   kUpgradeElsewhere,    // an Upgrade on a path that takes none
+  kBodyTooLarge,        // detail: the request's bytes and the limit, "N over M"
   kCount,
 };
 

@@ -121,7 +121,10 @@ void Connection::PostParseHttp1() {
 }
 
 void Connection::ParseHttp1() {
-  while (!closed_ && !ws_ && h1_active_ == nullptr && !h1_close_ && !h1_in_.empty()) {
+  // One request at a time, and none while the answers before it wait for a client that does
+  // not read them (FlushHttp1's write resumes parsing).
+  while (!closed_ && !ws_ && h1_active_ == nullptr && !h1_close_ && !h1_in_.empty() &&
+         pending_output_ + (writing_ ? out_.size() : 0) < kMaxHttp1Out) {
     // A new request: none of the last one's CORS grant (RouteWeb makes this one's).
     if (!h1_parser_.head_done()) web_cors_.clear();
     size_t used = 0;
@@ -432,11 +435,25 @@ std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view 
                                                  std::string cache, std::string token,
                                                  std::string framed, int64_t deadline_ms) {
   const ServiceContext& ctx = owner_->context();
-  std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
   const size_t len = framed.size();
+  // Refused before it is a call: an HTTP answer, or on a WebSocket an error message.
+  auto refuse = [&](const WireStatus& st) {
+    if (kind != WebKind::kWsPublish) return WebStatusReply(st);
+    if (h1_active_ != nullptr) Push(*h1_active_, Stream::Chunk{nullptr, ErrorJson(st), {}});
+  };
+  if (len > kPrefixBytes + ctx.max_request_bytes) {  // what gRPC refuses at its prefix
+    if (kind != WebKind::kWsPublish) {
+      WebRefuse(WebError::kBodyTooLarge, std::to_string(len - kPrefixBytes) + " over " +
+                                             std::to_string(ctx.max_request_bytes));
+    } else {
+      refuse(WireError(GrpcError::kRequestOverLimit, len - kPrefixBytes, ctx.max_request_bytes));
+    }
+    return nullptr;
+  }
+  std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
   if (all.fetch_add(len, std::memory_order_relaxed) + len > ctx.max_buffered_request_bytes) {
     all.fetch_sub(len, std::memory_order_relaxed);
-    WebStatusReply(WireError(GrpcError::kServerBodiesFull));
+    refuse(WireError(GrpcError::kServerBodiesFull));
     return nullptr;
   }
   std::shared_ptr<Stream> sp;
@@ -592,6 +609,14 @@ void Connection::RespondWeb(Stream& s) {
       s.out.clear();
       s.out_off = 0;
       OnStreamClose(s.id);
+      // Frames left unread while too many publishes were in flight go on now.
+      if (ws_publishing_-- == kMaxWsPublishing && !closed_) {
+        asio::post(stream_.socket().get_executor(), [self = shared_from_this()] {
+          self->OnWebSocketData();
+          self->Flush();
+          self->Read();
+        });
+      }
       return;
     case WebKind::kLongPoll:
     case WebKind::kSse:
@@ -933,7 +958,9 @@ void Connection::FlushHttp1() {
     }
     if (h1_out_.empty()) {
       if (out_.capacity() > (64 << 10)) std::string().swap(out_);  // a burst's, not kept
-      if (h1_close_) Close();
+      if (h1_close_) return Close();
+      // Requests that waited while answers were unwritten (ParseHttp1's bound).
+      if (h1_active_ == nullptr && !ws_ && !h1_in_.empty()) PostParseHttp1();
       return;
     }
     out_.swap(h1_out_);
@@ -959,6 +986,7 @@ void Connection::FlushHttp1() {
     self->write_epoch_ = self->owner_->sweep_epoch_;
     // A burst's write buffer is not kept by a connection that goes quiet (a subscriber).
     if (self->h1_out_.empty() && self->out_.capacity() > (64 << 10)) std::string().swap(self->out_);
+    if (self->h1_active_ == nullptr && !self->ws_) self->ParseHttp1();  // paused on output
     self->SyncReplyHold();
     if (!self->ready_.empty() && !self->round_in_flight_) self->Continue();
     self->Flush();
@@ -973,7 +1001,9 @@ void Connection::OnWebSocketData() {
   const ServiceContext& ctx = owner_->context();
   const size_t max_message = ctx.max_request_bytes;
   size_t off = 0;
-  while (!closed_ && !h1_close_) {
+  // A client's messages are publishes: at most kMaxWsPublishing in flight; the rest wait in
+  // h1_in_ (and past kMaxHttp1In of them, reads pause).
+  while (!closed_ && !h1_close_ && ws_publishing_ < kMaxWsPublishing) {
     net::WsFrame f;
     size_t used = 0;
     uint16_t code = 0;
@@ -1036,8 +1066,11 @@ void Connection::OnWebSocketData() {
 
 void Connection::WebSocketMessage(std::string_view payload, bool binary) {
   // A client's message is a publish to the socket's topic, with the socket's token.
-  StartWebCall(WebKind::kWsPublish, kPublishPath, "", ws_token_,
-               FramedPublish(ws_cache_, ws_topic_, payload, binary));
+  ++ws_publishing_;
+  if (StartWebCall(WebKind::kWsPublish, kPublishPath, "", ws_token_,
+                   FramedPublish(ws_cache_, ws_topic_, payload, binary)) == nullptr) {
+    --ws_publishing_;  // refused at once (the server's request buffers are full)
+  }
 }
 
 void Connection::CloseWebSocket(uint16_t code, std::string_view reason) {

@@ -52,6 +52,9 @@ Connection::Connection(RespServer* owner, asio::ip::tcp::socket socket, uint64_t
       parser_(kPreAuthLimits) {
   state_.id = id;
   read_epoch_ = owner_->sweep_epoch_;
+  // Not 0: a first write that blocks before any sweep saw this connection would otherwise
+  // count as stalled since the server started (closed at once past --write-timeout of uptime).
+  write_epoch_ = owner_->sweep_epoch_;
   read_chunk_ = kMinReadChunk;
   state_.created_ms = SystemClock::Get()->NowMillis();
   error_code ec;
