@@ -615,3 +615,41 @@ webTest('a new connection whose first answer waits for its reader is not taken f
     assert.equal(r.code, 0, `exit code ${r.code} (${r.signal})`);
   }
 });
+
+webTest('a client that pipelines requests and does not read: parsing waits for it, then every answer comes, in order', async () => {
+  const value = Buffer.alloc(60000, 0x62);
+  let r = await fetch(`${base}/cache/web?key=pipe&ttl_seconds=600`, { method: 'PUT', headers: auth(key), body: value });
+  assert.equal(r.status, 204);
+  const gets = async () => {
+    const t = await (await fetch(`${adminBase}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+    const m = t.match(/^cellar_grpc_calls_total\{method="\/cache_client\.Scs\/Get"\} (\d+)/m);
+    return m ? Number(m[1]) : 0;
+  };
+  const N = 1000;  // 60 MB of answers
+  const before = await gets();
+  const sock = net.connect(server.ports.api, '127.0.0.1');
+  await new Promise((res) => sock.on('connect', res));
+  sock.pause();
+  let reqs = '';
+  for (let i = 0; i < N; i++) reqs += `GET /cache/web?key=${i === N - 1 ? 'nokey' : 'pipe'} HTTP/1.1\r\nHost: x\r\nAuthorization: ${key}\r\n\r\n`;
+  sock.write(reqs);
+  await sleep(1500);
+  const whilePaused = (await gets()) - before;
+  // What the socket buffers hold, plus at most 1 MiB of answers queued: far from all of them.
+  assert.ok(whilePaused < N / 2, `${whilePaused} of ${N} answered while the client read nothing`);
+  const chunks = [];
+  let tail = '';
+  sock.on('data', (d) => {
+    chunks.push(d);
+    tail = (tail + d.toString('latin1', Math.max(0, d.length - 64))).slice(-64);
+  });
+  sock.resume();
+  const deadline = Date.now() + 20000;
+  while (!tail.endsWith('Key Not Found') && Date.now() < deadline) await sleep(50);
+  const text = Buffer.concat(chunks).toString('latin1');
+  const statuses = {};
+  for (const m of text.matchAll(/HTTP\/1\.1 (\d+)[^\r]*\r\n/g)) statuses[m[1]] = (statuses[m[1]] || 0) + 1;
+  assert.equal((text.match(/HTTP\/1\.1 200 OK/g) || []).length, N - 1, JSON.stringify(statuses));
+  assert.ok(text.endsWith('Key Not Found'), 'the last request answered last');
+  sock.destroy();
+});

@@ -170,3 +170,36 @@ TEST(Utf8, TellsWellFormedFromNot) {
 
 }  // namespace
 }  // namespace cellar::net
+
+namespace cellar::net {
+namespace {
+
+TEST(Http1Parser, ManyPipelinedRequestsReadInPiecesAllParse) {
+  std::string all;
+  for (int i = 0; i < 1000; ++i) {
+    all += "GET /cache/q?key=k" + std::to_string(i) +
+           " HTTP/1.1\r\nHost: x\r\nAuthorization: 0123456789abcdef\r\n\r\n";
+  }
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{2048}, size_t{65536}}) {
+    Http1Parser p;
+    std::string in;
+    int done = 0;
+    for (size_t off = 0; off < all.size(); off += piece) {
+      in.append(all, off, piece);
+      for (;;) {
+        size_t used = 0;
+        const auto r = p.Feed(in, &used);
+        in.erase(0, used);
+        ASSERT_NE(r, Http1Parser::Result::kError) << p.reason();
+        if (r == Http1Parser::Result::kNeedMore) break;
+        EXPECT_EQ(p.request().query, "key=k" + std::to_string(done)) << "piece " << piece;
+        ++done;
+        p.Reset();
+      }
+    }
+    EXPECT_EQ(done, 1000) << "piece " << piece;
+  }
+}
+
+}  // namespace
+}  // namespace cellar::net
