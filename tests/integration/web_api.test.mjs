@@ -549,6 +549,40 @@ webTest('over TLS the API port answers web requests over HTTP/2 (ALPN h2), and -
     } finally {
       session.close();
     }
+    // A connection that never authenticated may not send a large body: refused as HTTP (not
+    // as a gRPC status), before the body is held.
+    const stranger = http2.connect(`https://127.0.0.1:${tls.ports.api}`, { ca, servername: 'localhost' });
+    try {
+      const refused = await withTimeout(new Promise((resolve, reject) => {
+        const req = stranger.request({ ':method': 'PUT', ':path': '/cache/tls?key=big&ttl_seconds=60', 'content-type': 'application/octet-stream' });
+        let head;
+        const chunks = [];
+        req.on('response', (h) => { head = h; });
+        req.on('data', (d) => chunks.push(d));
+        req.on('end', () => resolve({ headers: head, body: Buffer.concat(chunks).toString() }));
+        req.on('error', reject);
+        req.end(Buffer.alloc(200 * 1024, 1));
+      }), 5000, 'a stranger\'s large h2 body');
+      assert.ok(refused.headers[':status'] >= 400, `status ${refused.headers[':status']}`);
+      assert.match(String(refused.headers['content-type']), /^text\/plain/);
+      assert.ok(refused.body.length > 0);
+    } finally {
+      stranger.close();
+    }
+    // With a valid token the same body goes through on a fresh connection (its headers
+    // authenticate before the body arrives).
+    const known = http2.connect(`https://127.0.0.1:${tls.ports.api}`, { ca, servername: 'localhost' });
+    try {
+      const put = await withTimeout(new Promise((resolve, reject) => {
+        const req = known.request({ ':method': 'PUT', ':path': `/cache/tls?key=big&ttl_seconds=60&token=${tkey}` });
+        req.on('response', (h) => resolve(h[':status']));
+        req.on('error', reject);
+        req.end(Buffer.alloc(200 * 1024, 1));
+      }), 5000, 'a large h2 body with a token');
+      assert.equal(put, 204);
+    } finally {
+      known.close();
+    }
     // HTTP/1.1 over TLS on the web port (ALPN http/1.1).
     const web = await withTimeout(new Promise((resolve, reject) => {
       const req = https.request({ host: '127.0.0.1', port: tls.ports.web, path: '/cache/tls?key=k', ca, servername: 'localhost',

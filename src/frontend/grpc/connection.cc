@@ -503,8 +503,12 @@ void Connection::OnRequestHeaders(int32_t id) {
   // Authenticated on its headers, before any of the body is read: a stranger's stream is
   // answered at once and its body ignored (never buffered). Token-service calls carry their
   // token in the body; they are checked when it is complete (and bounded meanwhile).
-  // A web request (a browser's preflight, grpc-web) is checked once routed (RouteH2Web).
-  if (Stream* s = StreamOf(session_, id); s != nullptr && !s->web_h2) CheckAuthOnHeaders(*s);
+  // A web request (a browser's preflight, grpc-web) is answered once routed (RouteH2Web); a
+  // valid token it carries still lets its body past the unauthenticated bound.
+  Stream* s = StreamOf(session_, id);
+  if (s == nullptr) return;
+  if (!s->web_h2) return CheckAuthOnHeaders(*s);
+  if (!ever_authed_) (void)Authenticate(WebTokenOf(*s), SystemClock::Get()->NowMillis() / 1000);
 }
 
 void Connection::CheckAuthOnHeaders(Stream& s) {
@@ -602,7 +606,8 @@ void Connection::Respond(Stream& s) {
   }
   DropBody(s);
   if (s.status.code != GrpcCode::kOk) s.out.clear();
-  if (s.web != WebKind::kNone) return RespondWeb(s);
+  // A web answer; also an HTTP/2 web request refused before it was routed (its body's bounds).
+  if (s.web != WebKind::kNone || s.web_h2) return RespondWeb(s);
   if (s.out.empty()) {
     // Trailers-only: the status travels in the one HEADERS frame, which ends the stream.
     std::vector<nghttp2_nv> nva = {Static(":status", "200"),

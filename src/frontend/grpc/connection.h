@@ -120,6 +120,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void RouteWeb(net::Http1Request& req);
   // HTTP/2: a complete web request's stream (OnFrameRecv), routed after nghttp2's read.
   void RouteH2Web(const std::shared_ptr<Stream>& sp);
+  // An HTTP/2 web request's token, as its route will read it (header, or ?token=).
+  static std::string WebTokenOf(const Stream& s);
   // HTTP/2 answers of web streams: a whole response.
   void H2Reply(Stream& s, int status, std::string_view content_type, std::string_view body,
                std::string_view extra_headers);

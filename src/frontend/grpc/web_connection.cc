@@ -182,6 +182,17 @@ void Connection::OnHttp1Request() {
   RouteWeb(req);
 }
 
+std::string Connection::WebTokenOf(const Stream& s) {
+  std::string_view h = s.authorization;
+  if (h.starts_with("Bearer ")) h.remove_prefix(7);
+  if (!h.empty()) return UnwrapToken(h);
+  const size_t q = s.path.find('?');
+  if (q == std::string::npos) return {};
+  auto query = net::ParseQuery(std::string_view(s.path).substr(q + 1));
+  const std::string* t = query ? Param(*query, "token") : nullptr;
+  return t != nullptr ? UnwrapToken(*t) : std::string();
+}
+
 void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
   Stream& s = *sp;
   if (s.closed || s.answered) return;
@@ -624,7 +635,8 @@ void Connection::RespondWeb(Stream& s) {
       // Refused before it was subscribed (no upgrade for a WebSocket).
       WebStatusReply(st);
       break;
-    case WebKind::kNone:
+    case WebKind::kNone:  // an HTTP/2 web request refused before routing (OnDataChunk)
+      WebStatusReply(st);
       break;
   }
   if (http1_) {
