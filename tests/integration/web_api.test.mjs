@@ -687,3 +687,36 @@ webTest('a client that pipelines requests and does not read: parsing waits for i
   assert.ok(text.endsWith('Key Not Found'), 'the last request answered last');
   sock.destroy();
 });
+
+webTest('a long poll whose client goes away leaves nothing behind: its place under --max-connections is free at once', async () => {
+  // Its timer (55 s) used to hold the connection, and so its place under the cap, and the
+  // server's shutdown, until it fired.
+  const s3 = new Server();
+  await s3.start(['--max-connections', '5']);
+  try {
+    const k3 = s3.key;
+    const r = await fetch(`http://127.0.0.1:${s3.ports.admin}/v1/caches/lp`, { method: 'PUT', headers: { authorization: `Bearer ${k3}` } });
+    assert.equal(r.status, 201);
+    const socks = [];
+    for (let i = 0; i < 5; i++) {
+      const sock = net.connect(s3.ports.api, '127.0.0.1');
+      await new Promise((res) => sock.on('connect', res));
+      sock.on('error', () => {});
+      sock.write(`GET /topics/lp/gone-${i}?sequence_number=0 HTTP/1.1\r\nHost: x\r\nAuthorization: ${k3}\r\n\r\n`);
+      socks.push(sock);
+    }
+    await sleep(300);  // five long polls waiting: the cap is reached
+    for (const s of socks) s.destroy();
+    await sleep(300);
+    // A new client gets in (refused at once, were the five still held).
+    const got = await withTimeout(fetch(`http://127.0.0.1:${s3.ports.api}/cache/lp?key=k`, { headers: { authorization: k3 } })
+      .then((x) => x.status, (e) => `refused: ${e.cause?.code ?? e.message}`), 5000, 'a sixth client');
+    assert.equal(got, 404);
+  } finally {
+    const t0 = Date.now();
+    const r = await s3.stop({ keepDir: anyFailure });
+    assert.equal(r.signal, null, 'a clean stop, not a kill');
+    assert.equal(r.code, 0);
+    assert.ok(Date.now() - t0 < 10000, `stopped in ${Date.now() - t0} ms`);
+  }
+});

@@ -238,6 +238,9 @@ void Connection::Close() {
   closed_ = true;
   if (!round_in_flight_) SyncReplyHold();  // else Answer gives it back
   UnsubscribeAll();
+  // A long poll's timer holds the connection (and its place under --max-connections) until
+  // it fires: cancelled now, so a closed connection goes at once.
+  for (auto& entry : streams_) entry.second->web_timer.reset();
   stream_.Close();
   owner_->conns_.erase(this);
   Bump(GrpcMetricsOf(owner_->thread()).connections_closed);
