@@ -206,10 +206,14 @@ describe('v2 API keys over TLS (fromApiKeyV2, fromEnvVarV2)', () => {
       expectError(await forged.set(cache, 'k', 'x'), CacheSet.Error, MomentoErrorCode.AUTHENTICATION_ERROR,
         'tampered v2 key');
 
-      const short = await mint({ super_user: 1, expires_in: 1 });
+      // Long enough for the client's TLS set-up and first call on a loaded 2-core machine (a
+      // 1 s token once expired before its first call there), then waited out from its own
+      // expires_at.
+      const short = await mint({ super_user: 1, expires_in: 5 });
+      assert.ok(Number.isInteger(short.expires_at), `expires_at: ${JSON.stringify(short)}`);
       const expiring = await cacheClient(v2(short.token));
       expectType(await expiring.set(cache, 'k', 'before'), CacheSet.Success, 'before expiry');
-      await new Promise((r) => setTimeout(r, 2100));
+      await new Promise((r) => setTimeout(r, Math.max(0, short.expires_at * 1000 + 1100 - Date.now())));
       expectError(await expiring.get(cache, 'k'), CacheGet.Error, MomentoErrorCode.AUTHENTICATION_ERROR,
         'expired v2 key');
 
