@@ -526,6 +526,15 @@ void Gateway::SyncCaches() {
   }
 }
 
+bool Gateway::KnowsCache(uint32_t id) {
+  std::lock_guard lock(sync_mu_);
+  return synced_.contains(id);
+}
+
+void Gateway::CatchUpCaches(std::function<void()> done) {
+  registry_->RefreshAsync(std::move(done));
+}
+
 void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
                           std::function<void(Status)> done) {
   auto created = registry_->Create(tenant, name);

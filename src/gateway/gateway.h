@@ -269,6 +269,14 @@ class Gateway {
   // was made (on a fleet, on another node): creates on every shard the caches they lack and
   // drops (items, subscriptions) those removed. Posted to the loops; call from any thread.
   void SyncCaches();
+  // Whether the shards hold cache `id` (or have been sent it, ahead of any call submitted
+  // after this returns): a call for an unknown one is answered NOT_FOUND by its shard. Takes a
+  // lock: for the rare NOT_FOUND reply, never per call.
+  bool KnowsCache(uint32_t id);
+  // done() (on the registry's thread) once the catalog was re-read from the metadata store
+  // and the shards sent what changed (CacheRegistry::RefreshAsync): a cache committed on any
+  // node before this call is then known here.
+  void CatchUpCaches(std::function<void()> done);
 
  private:
   // Runs fn(shard index, engine) on every shard's loop, then done() on loop `origin`.

@@ -96,6 +96,20 @@ void View::WaitFor(int64_t revision) {
   }
 }
 
+Status View::Refresh() {
+  auto snap = store_.Read(prefix_);
+  if (!snap.ok()) return snap.status();
+  const int64_t revision = snap->revision;
+  Update reset;
+  reset.reset = true;
+  reset.snapshot = std::move(*snap);
+  OnUpdate(reset);
+  // The watch may have applied that revision (or a later one) first, its `changed` still
+  // running on the store's thread: wait for it, so what follows sees the change's effects.
+  WaitFor(revision);
+  return Status::Ok();
+}
+
 StatusOr<int64_t> View::Mutate(const std::function<StatusOr<Txn>()>& plan) {
   Status last;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -120,12 +134,7 @@ StatusOr<int64_t> View::Mutate(const std::function<StatusOr<Txn>()>& plan) {
       std::this_thread::sleep_for(std::chrono::milliseconds(Jitter(cap_ms)));
     }
     // Someone wrote first: catch up from the store itself (the watch may lag), then re-plan.
-    auto snap = store_.Read(prefix_);
-    if (!snap.ok()) return snap.status();
-    Update reset;
-    reset.reset = true;
-    reset.snapshot = std::move(*snap);
-    OnUpdate(reset);
+    if (Status st = Refresh(); !st.ok()) return st;
   }
   return Status(Code::kUnavailable, "metadata kept changing concurrently; try again (" +
                                         std::string(last.message()) + ")");

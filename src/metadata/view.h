@@ -58,6 +58,12 @@ class View {
   // is returned as is (nothing written).
   StatusOr<int64_t> Mutate(const std::function<StatusOr<Txn>()>& plan);
 
+  // Reads the prefix from the store itself (on etcd a linearizable read) and applies it if it
+  // is newer than what the watch brought; returns once `changed` has run for it. Whatever was
+  // committed anywhere before the call began is then in this view. Blocking: one round trip;
+  // never from the store's thread.
+  Status Refresh();
+
   Store& store() const { return store_; }
 
  private:

@@ -315,7 +315,10 @@ Process::~Process() {
   // The fleet's parts call each other (and the forwarder) from etcd's thread: detach and stop
   // them in order, before the default order would free one another still calls. The
   // registry's watch reaches the tenancy and the gateway, which go before it.
-  if (s_->registry != nullptr) s_->registry->set_on_change(nullptr);
+  if (s_->registry != nullptr) {
+    s_->registry->set_on_change(nullptr);
+    s_->registry->StopRefreshing();  // its callbacks post to the loops, which go before it
+  }
   if (s_->membership != nullptr) s_->membership->set_on_change(nullptr);
   s_->fleet.reset();       // its thread uses the membership and the tenancy
   s_->slots.reset();       // its watches end first (its hooks reach the migrator)

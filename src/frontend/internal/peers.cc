@@ -299,11 +299,50 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     auto self = shared_from_this();
     const uint64_t id = h.id;
     server->gateway_.Submit(server->loop_, &d->batch, [self, d, id] {
-      std::string out;
-      gateway::EncodeReplies(d->batch.calls, out);
-      self->Send(Frame(kReplies, id, out));
+      if (!self->RunAgainOnceCaught(d, id)) self->Reply(*d, id);
     });
     ReadHeader();  // the next frame may run meanwhile: replies go back by id
+  }
+
+  void Reply(const gateway::DecodedCalls& d, uint64_t id) {
+    std::string out;
+    gateway::EncodeReplies(d.batch.calls, out);
+    Send(Frame(kReplies, id, out));
+  }
+
+  // Calls answered NOT_FOUND: their shard did not hold the cache (the only NOT_FOUND a shard
+  // gives). The sender knew the cache, so it was committed, and this node's watch had not
+  // brought it yet. They run again (the others held) once this node knows it, after
+  // re-reading the catalog from the store if the watch has still not brought it; the reply
+  // goes then. Once only: a cache still unknown after the read (deleted meanwhile, or the
+  // store unreachable) is answered NOT_FOUND. False: nothing to run again.
+  bool RunAgainOnceCaught(const std::shared_ptr<gateway::DecodedCalls>& d, uint64_t id) {
+    gateway::Gateway& gw = server->gateway_;
+    size_t again = 0;
+    bool unknown = false;
+    for (gateway::Call& c : d->batch.calls) {
+      if (!c.hold && c.reply.status.code() == Code::kNotFound) {
+        ++again;
+        if (!unknown && !gw.KnowsCache(c.req.cache_id)) unknown = true;
+        c.reply = api::Reply{};
+        c.not_run = false;
+      } else {
+        c.hold = true;  // ran (or was refused): its reply stands
+      }
+    }
+    if (again == 0) return false;
+    PeerForwarder::counters().unknown_cache.fetch_add(again, std::memory_order_relaxed);
+    auto run = [self = shared_from_this(), d, id] {
+      self->server->gateway_.Submit(self->server->loop_, &d->batch,
+                                    [self, d, id] { self->Reply(*d, id); });
+    };
+    if (!unknown) {
+      asio::post(server->io_, std::move(run));  // the watch came meanwhile
+    } else {
+      gw.CatchUpCaches(
+          [run = std::move(run), &io = server->io_]() mutable { asio::post(io, std::move(run)); });
+    }
+    return true;
   }
 
   // A relay opens or ends, or a move hands topic states over. False: undecodable.
@@ -954,7 +993,8 @@ void PeerForwarder::CloseAll() {
 
 metrics::Source PeerForwarder::Metrics() const {
   static constexpr const metrics::Def* kDefs[] = {&kForwardedCalls, &kForwardErrors,
-                                                  &kServedForwardedCalls};
+                                                  &kServedForwardedCalls,
+                                                  &kForwardedUnknownCache};
   return {kDefs, [](metrics::Sink& sink) {
             const Counters& c = counters();
             constexpr auto r = std::memory_order_relaxed;
@@ -963,6 +1003,7 @@ metrics::Source PeerForwarder::Metrics() const {
             sink.Add(kForwardErrors, "reason=\"timeout\"", c.timeout.load(r));
             sink.Add(kForwardErrors, "reason=\"moved\"", c.moved.load(r));
             sink.Add(kServedForwardedCalls, "", c.served.load(r));
+            sink.Add(kForwardedUnknownCache, "", c.unknown_cache.load(r));
           }};
 }
 

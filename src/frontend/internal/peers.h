@@ -15,7 +15,10 @@
 // A connection must say hello with the right secret first (constant-time compare), or it is
 // closed. A frame past max_frame_bytes, or one that does not decode, closes the connection.
 // Calls for a slot the receiving node does not own (the sender's map is older) are answered
-// `moved`, without running, and the sender routes them again (Gateway::Resubmit).
+// `moved`, without running, and the sender routes them again (Gateway::Resubmit). Calls for a
+// cache this node does not know yet (another node created it a moment ago: the sender knew
+// it, so it is committed) run again once this node has re-read the catalog from the store
+// (CacheRegistry::RefreshAsync); still unknown then (deleted), they are answered NOT_FOUND.
 //
 // PeerServer: one per loop, all on one port (SO_REUSEPORT), calls run through that loop's
 // Gateway::Submit like a front-end's, without the pipeline's checks (the forwarding node made
@@ -64,6 +67,12 @@ inline constexpr metrics::Def kForwardErrors{
 inline constexpr metrics::Def kServedForwardedCalls{
     "cellar_forwarded_calls_served_total", metrics::Type::kCounter,
     "Calls other nodes forwarded to this node, run here.", ""};
+inline constexpr metrics::Def kForwardedUnknownCache{
+    "cellar_forwarded_calls_unknown_cache_total", metrics::Type::kCounter,
+    "Calls other nodes forwarded to this node for a cache it did not know (created elsewhere "
+    "a moment before, its watch not there yet): run again once this node re-read the catalog "
+    "from the metadata store.",
+    ""};
 
 struct PeerOptions {
   std::string secret;                        // the cluster's internal secret (both sides)
@@ -146,7 +155,8 @@ class PeerForwarder final : public gateway::Forwarder, public topics::Fleet {
 
   struct Conn;
   struct Counters {
-    std::atomic<uint64_t> forwarded{0}, unreachable{0}, timeout{0}, moved{0}, served{0};
+    std::atomic<uint64_t> forwarded{0}, unreachable{0}, timeout{0}, moved{0}, served{0},
+        unknown_cache{0};
   };
   static Counters& counters();
 
