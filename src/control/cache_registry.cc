@@ -300,7 +300,8 @@ std::vector<TenantInfo> CacheRegistry::ListTenants() const {
   return out;
 }
 
-StatusOr<CacheInfo> CacheRegistry::Create(uint32_t tenant, std::string_view name) {
+StatusOr<CacheInfo> CacheRegistry::Create(uint32_t tenant, std::string_view name,
+                                          int64_t* revision) {
   if (Status st = ValidateCacheName(name); !st.ok()) return st;
   CacheInfo info;
   auto rev = view_.Mutate([&]() -> StatusOr<metadata::Txn> {
@@ -317,10 +318,12 @@ StatusOr<CacheInfo> CacheRegistry::Create(uint32_t tenant, std::string_view name
     return txn;
   });
   if (!rev.ok()) return rev.status();
+  if (revision != nullptr) *revision = *rev;
   return info;
 }
 
-StatusOr<CacheInfo> CacheRegistry::Remove(uint32_t tenant, std::string_view name) {
+StatusOr<CacheInfo> CacheRegistry::Remove(uint32_t tenant, std::string_view name,
+                                          int64_t* revision) {
   CacheInfo info;
   auto rev = view_.Mutate([&]() -> StatusOr<metadata::Txn> {
     auto it = by_key_.find(Key(tenant, name));
@@ -333,6 +336,7 @@ StatusOr<CacheInfo> CacheRegistry::Remove(uint32_t tenant, std::string_view name
     return txn;
   });
   if (!rev.ok()) return rev.status();
+  if (revision != nullptr) *revision = *rev;
   return info;
 }
 

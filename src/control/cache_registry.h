@@ -74,8 +74,9 @@ class CacheRegistry {
   std::vector<TenantInfo> ListTenants() const;
 
   // NOT_FOUND if the tenant does not exist.
-  StatusOr<CacheInfo> Create(uint32_t tenant, std::string_view name);
-  StatusOr<CacheInfo> Remove(uint32_t tenant, std::string_view name);
+  // revision (if given): the commit's, for WhenSeen on the other nodes.
+  StatusOr<CacheInfo> Create(uint32_t tenant, std::string_view name, int64_t* revision = nullptr);
+  StatusOr<CacheInfo> Remove(uint32_t tenant, std::string_view name, int64_t* revision = nullptr);
   std::optional<CacheInfo> Find(uint32_t tenant, std::string_view name) const;
   // One tenant's caches, sorted by name.
   std::vector<CacheInfo> List(uint32_t tenant) const;
@@ -117,6 +118,12 @@ class CacheRegistry {
   // the next one). One store read at a time, and reads start at least kRefreshSpacing apart,
   // so lookups that keep missing (a name that does not exist) cost the store little.
   static constexpr int kRefreshSpacingMs = 100;
+  // done() once this node has applied the catalog as of `revision` (another node's commit, as
+  // Create gave it there) and on_change has run for it: at once on this thread if it has,
+  // else on the watch's (or a refresh's) thread.
+  void WhenSeen(int64_t revision, std::function<void()> done) {
+    view_.WhenVisible(revision, std::move(done));
+  }
   void RefreshAsync(std::function<void()> done);
   // Ends the refresh thread (waiting for a read under way); callbacks still waiting, and later
   // RefreshAsync calls, are dropped without running. Before the loops they post to go.

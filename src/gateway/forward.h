@@ -69,6 +69,16 @@ class Forwarder {
   // peer cannot be reached or does not answer before the calls' deadline).
   virtual void Forward(uint32_t origin, const Routes& routes, int peer, Batch& batch,
                        std::span<const uint32_t> indices, std::function<void()> done) = 0;
+  // Called by loop `origin` once this node committed a catalog change at `revision` (a cache
+  // created or deleted): done() on that loop once every other node has applied it, so that a
+  // client of any node finds the cache when the call that made it returns; or once a bound
+  // passed for those that do not say so (unreachable, paused: their watch brings it later,
+  // and calls forwarded to them meanwhile wait for it).
+  virtual void SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done) {
+    (void)origin;
+    (void)revision;
+    done();
+  }
 };
 
 }  // namespace cellar::gateway

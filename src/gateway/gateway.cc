@@ -535,14 +535,24 @@ void Gateway::CatchUpCaches(std::function<void()> done) {
   registry_->RefreshAsync(std::move(done));
 }
 
+void Gateway::WhenCatalogSeen(int64_t revision, std::function<void()> done) {
+  registry_->WhenSeen(revision, std::move(done));
+}
+
 void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
                           std::function<void(Status)> done) {
-  auto created = registry_->Create(tenant, name);
+  int64_t revision = 0;
+  auto created = registry_->Create(tenant, name, &revision);
   if (!created.ok()) {
     done(created.status());
     return;
   }
   const uint32_t id = created->id;
+  // On a fleet, the call returns once the other nodes know the cache too.
+  done = [this, origin, revision, done = std::move(done)](Status st) mutable {
+    if (forwarder_ == nullptr) return done(st);
+    forwarder_->SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
+  };
   ForEachShard(
       origin,
       [this, id, tenant](uint32_t, storage::Engine& e) {
@@ -559,12 +569,18 @@ void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
 void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
                           std::function<void(Status)> done) {
   // Removed from the registry first: no new connection can bind to it while shards drop it.
-  auto removed = registry_->Remove(tenant, name);
+  int64_t revision = 0;
+  auto removed = registry_->Remove(tenant, name, &revision);
   if (!removed.ok()) {
     done(removed.status());
     return;
   }
   const uint32_t id = removed->id;
+  // On a fleet, the call returns once no node serves the cache any more.
+  done = [this, origin, revision, done = std::move(done)](Status st) mutable {
+    if (forwarder_ == nullptr) return done(st);
+    forwarder_->SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
+  };
   ForEachShard(
       origin,
       [this, id](uint32_t s, storage::Engine& e) {

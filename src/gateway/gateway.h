@@ -277,6 +277,8 @@ class Gateway {
   // and the shards sent what changed (CacheRegistry::RefreshAsync): a cache committed on any
   // node before this call is then known here.
   void CatchUpCaches(std::function<void()> done);
+  // done() once this node applied the catalog as of `revision` (CacheRegistry::WhenSeen).
+  void WhenCatalogSeen(int64_t revision, std::function<void()> done);
 
  private:
   // Runs fn(shard index, engine) on every shard's loop, then done() on loop `origin`.

@@ -153,6 +153,37 @@ TEST(ViewTest, MutateReadsItsOwnWriteAndSeesOthersThroughTheWatch) {
   EXPECT_EQ(changed, 4);
 }
 
+TEST(ViewTest, WhenVisibleRunsOnceTheRevisionIsAppliedAndItsChangeSeen) {
+  LocalStore store("");
+  View view(store, "c/");
+  int changed = 0;
+  ASSERT_TRUE(view.Start([](const Update&) {}, [&] { ++changed; }).ok());
+  int ran_now = 0;
+  view.WhenVisible(view.revision(), [&] { ++ran_now; });  // already there: at once
+  EXPECT_EQ(ran_now, 1);
+  // A revision not committed yet: waits for the watch, and runs after `changed`.
+  const int64_t next = view.revision() + 1;
+  int changed_when_run = -1;
+  view.WhenVisible(next + 1, [&] { changed_when_run = changed; });
+  view.WhenVisible(next, [&] { ++ran_now; });
+  EXPECT_EQ(ran_now, 1);
+  auto first = store.Commit({}, Put("c/a", "1"));
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(*first, next);
+  EXPECT_EQ(ran_now, 2);
+  EXPECT_EQ(changed_when_run, -1);  // next + 1 is not there yet
+  ASSERT_TRUE(store.Commit({}, Put("c/b", "2")).ok());
+  EXPECT_EQ(changed_when_run, changed);  // `changed` ran first
+  // A change outside the prefix does not reach this view: a refresh gets it past it.
+  auto other = store.Commit({}, Put("d/x", "1"));
+  ASSERT_TRUE(other.ok());
+  bool past = false;
+  view.WhenVisible(*other, [&] { past = true; });
+  EXPECT_FALSE(past);
+  ASSERT_TRUE(view.Refresh().ok());
+  EXPECT_TRUE(past);
+}
+
 TEST(ViewTest, ConcurrentWritersThroughTwoViewsLoseNoIncrement) {
   LocalStore store("");
   View a(store, "c/"), b(store, "c/");

@@ -80,11 +80,27 @@ void View::OnUpdate(const Update& u) {
     applied = revision_;
   }
   if (changed_) changed_();
+  std::vector<std::function<void()>> ready;
   {
     std::lock_guard lock(mu_);
     visible_ = std::max(visible_, applied);
+    auto end = when_visible_.upper_bound(visible_);
+    for (auto it = when_visible_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    when_visible_.erase(when_visible_.begin(), end);
   }
   cv_.notify_all();
+  for (auto& fn : ready) fn();
+}
+
+void View::WhenVisible(int64_t revision, std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (visible_ < revision) {
+      when_visible_.emplace(revision, std::move(fn));
+      return;
+    }
+  }
+  fn();
 }
 
 void View::WaitFor(int64_t revision) {

@@ -64,6 +64,11 @@ class View {
   // never from the store's thread.
   Status Refresh();
 
+  // fn() once the view has applied `revision` (and `changed` has run for it): at once, on
+  // this thread, if it has; else on the thread that applies it. Never called if the view goes
+  // first. For a node told of a change another node committed, waiting without blocking.
+  void WhenVisible(int64_t revision, std::function<void()> fn);
+
   Store& store() const { return store_; }
 
  private:
@@ -81,6 +86,7 @@ class View {
   Entries entries_;
   int64_t revision_ = -1;  // applied to entries_ (-1: nothing yet)
   int64_t visible_ = -1;   // applied and `changed` has run: what WaitFor waits for
+  std::multimap<int64_t, std::function<void()>> when_visible_;  // by revision; under mu_
 };
 
 }  // namespace cellar::metadata

@@ -44,7 +44,14 @@ enum Kind : uint8_t {
   kEnd = 12,
   kStates = 13,
   kStatesOk = 14,
+  // The catalog changed at a revision (payload: i64): answered once the receiver applied it.
+  kCatalog = 15,
+  kCatalogOk = 16,
 };
+// How long a node that changed the catalog waits for the others to apply it, and how long a
+// receiver waits for its watch before it re-reads the catalog itself.
+constexpr int64_t kCatalogSyncMs = 2'000;
+constexpr int64_t kCatalogWatchWaitMs = 500;
 constexpr size_t kHeader = 13;  // u32 length, u8 kind, u64 id
 // A node relays each topic once per loop: more relays than this on one connection is a bug.
 constexpr size_t kMaxRelaysPerConnection = 100'000;
@@ -260,6 +267,17 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       }
       return ReadHeader();
     }
+    if (h.kind == kCatalog) {
+      if (payload.size() != 8) {
+        LOG_WARN("msg=\"undecodable internal catalog frame; closing\" peer={}", Peer());
+        return Close();
+      }
+      int64_t revision = 0;
+      std::memcpy(&revision, payload.data(), 8);
+      payload.clear();
+      CatchUpWith(revision, h.id);
+      return ReadHeader();
+    }
     if (h.kind != kCalls && h.kind != kImport) return Close();
     std::shared_ptr<gateway::DecodedCalls> d =
         gateway::DecodeCalls(std::move(payload), SteadyMillis());
@@ -302,6 +320,32 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       if (!self->RunAgainOnceCaught(d, id)) self->Reply(*d, id);
     });
     ReadHeader();  // the next frame may run meanwhile: replies go back by id
+  }
+
+  // Another node committed a catalog change at `revision`: answered once this node applied it
+  // (its watch brings it within milliseconds; if not within kCatalogWatchWaitMs, or never: a
+  // revision the watch skips, this node re-reads the catalog from the store).
+  void CatchUpWith(int64_t revision, uint64_t id) {
+    struct Once {
+      std::atomic<bool> done{false};
+      asio::steady_timer timer;
+      explicit Once(asio::io_context& io) : timer(io) {}
+    };
+    auto once = std::make_shared<Once>(server->io_);
+    auto self = shared_from_this();
+    auto answer = [self, once, id] {
+      if (once->done.exchange(true)) return;
+      once->timer.cancel();
+      self->Send(Frame(kCatalogOk, id, {}));
+    };
+    once->timer.expires_after(std::chrono::milliseconds(kCatalogWatchWaitMs));
+    once->timer.async_wait([self, once, answer](error_code ec) {
+      if (ec || once->done.load()) return;
+      self->server->gateway_.CatchUpCaches(
+          [answer, &io = self->server->io_] { asio::post(io, answer); });
+    });
+    server->gateway_.WhenCatalogSeen(
+        revision, [answer, &io = server->io_] { asio::post(io, answer); });
   }
 
   void Reply(const gateway::DecodedCalls& d, uint64_t id) {
@@ -523,7 +567,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
     std::string topic;
   };
   std::map<uint64_t, Relay> relays;
-  struct Op {  // a topic-state hand-over waiting for its ok
+  struct Op {  // a topic-state hand-over or a catalog change waiting for its ok
     std::function<void(Status)> done;
     int64_t deadline_ms;
   };
@@ -556,9 +600,14 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   }
 
   void SendStates(std::string payload, std::function<void(Status)> done) {
+    SendOp(kStates, std::move(payload), options.default_timeout_ms, std::move(done));
+  }
+  // A frame answered by an ok of the same id (kStatesOk, kCatalogOk), or failed by Sweep.
+  void SendOp(Kind kind, std::string payload, int64_t timeout_ms,
+              std::function<void(Status)> done) {
     const uint64_t id = next_id++;
-    ops[id] = Op{std::move(done), SteadyMillis() + options.default_timeout_ms};
-    SendFrame(Frame(kStates, id, payload));
+    ops[id] = Op{std::move(done), SteadyMillis() + timeout_ms};
+    SendFrame(Frame(kind, id, payload));
     Sweep();
   }
 
@@ -706,7 +755,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
       if (state != kClosed) ReadHeader();
       return;
     }
-    if (h.kind == kStatesOk) {
+    if (h.kind == kStatesOk || h.kind == kCatalogOk) {
       auto op = ops.find(h.id);
       if (op != ops.end()) {
         auto done = std::move(op->second.done);
@@ -957,6 +1006,34 @@ void PeerForwarder::SendTopicStates(uint32_t origin, const std::string& node,
   c->SendStates(std::move(payload), std::move(done));
 }
 
+void PeerForwarder::SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done) {
+  if (closed_.load(std::memory_order_acquire)) return done();
+  RoutesFor(origin);  // the members as of now
+  std::vector<std::shared_ptr<Conn>> conns;
+  for (const auto& [node, addr] : per_loop_[origin].addresses) {
+    if (auto c = ConnTo(origin, node)) conns.push_back(std::move(c));
+  }
+  if (conns.empty()) return done();
+  std::string payload(8, '\0');
+  std::memcpy(payload.data(), &revision, 8);
+  auto left = std::make_shared<size_t>(conns.size());
+  auto all = std::make_shared<std::function<void()>>(std::move(done));
+  for (auto& c : conns) {
+    // Each answer (or failure) comes on this loop, the connection's.
+    c->SendOp(kCatalog, payload, kCatalogSyncMs, [left, all, node = c->node](Status st) {
+      if (st.ok()) {
+        counters().catalog_confirmed.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        counters().catalog_unconfirmed.fetch_add(1, std::memory_order_relaxed);
+        LOG_WARN("msg=\"a node did not confirm a catalog change; it catches up by its watch\" "
+                 "node={} error=\"{}\"",
+                 node, st.message());
+      }
+      if (--*left == 0) (*all)();
+    });
+  }
+}
+
 void PeerForwarder::Import(uint32_t origin, const std::string& node, gateway::Batch& batch,
                            std::span<const uint32_t> indices, std::function<void()> done) {
   if (closed_.load(std::memory_order_acquire)) {
@@ -994,7 +1071,7 @@ void PeerForwarder::CloseAll() {
 metrics::Source PeerForwarder::Metrics() const {
   static constexpr const metrics::Def* kDefs[] = {&kForwardedCalls, &kForwardErrors,
                                                   &kServedForwardedCalls,
-                                                  &kForwardedUnknownCache};
+                                                  &kForwardedUnknownCache, &kCatalogSyncs};
   return {kDefs, [](metrics::Sink& sink) {
             const Counters& c = counters();
             constexpr auto r = std::memory_order_relaxed;
@@ -1004,6 +1081,8 @@ metrics::Source PeerForwarder::Metrics() const {
             sink.Add(kForwardErrors, "reason=\"moved\"", c.moved.load(r));
             sink.Add(kServedForwardedCalls, "", c.served.load(r));
             sink.Add(kForwardedUnknownCache, "", c.unknown_cache.load(r));
+            sink.Add(kCatalogSyncs, "result=\"confirmed\"", c.catalog_confirmed.load(r));
+            sink.Add(kCatalogSyncs, "result=\"unconfirmed\"", c.catalog_unconfirmed.load(r));
           }};
 }
 
