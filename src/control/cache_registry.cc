@@ -256,7 +256,7 @@ void CacheRegistry::Apply(const metadata::Update& u) {
   if (limits) limits_generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 
-StatusOr<TenantInfo> CacheRegistry::CreateTenant(std::string_view name) {
+StatusOr<TenantInfo> CacheRegistry::CreateTenant(std::string_view name, int64_t* revision) {
   if (Status st = ValidateCacheName(name); !st.ok()) {
     return Status(Code::kInvalidArgument, "tenant name must be 1 to 255 bytes of printable ASCII "
                                           "without spaces");
@@ -275,6 +275,7 @@ StatusOr<TenantInfo> CacheRegistry::CreateTenant(std::string_view name) {
     return txn;
   });
   if (!rev.ok()) return rev.status();
+  if (revision != nullptr) *revision = *rev;
   return t;
 }
 

@@ -68,7 +68,8 @@ class CacheRegistry {
   CacheRegistry(const CacheRegistry&) = delete;
   CacheRegistry& operator=(const CacheRegistry&) = delete;
 
-  StatusOr<TenantInfo> CreateTenant(std::string_view name);
+  // revision (if given): the commit's, for WhenSeen on the other nodes.
+  StatusOr<TenantInfo> CreateTenant(std::string_view name, int64_t* revision = nullptr);
   std::optional<TenantInfo> FindTenant(std::string_view name) const;
   std::optional<TenantInfo> FindTenant(uint32_t id) const;
   std::vector<TenantInfo> ListTenants() const;

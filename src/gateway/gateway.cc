@@ -535,6 +535,11 @@ void Gateway::CatchUpCaches(std::function<void()> done) {
   registry_->RefreshAsync(std::move(done));
 }
 
+void Gateway::SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done) {
+  if (forwarder_ == nullptr) return done();
+  forwarder_->SyncCatalog(origin, revision, std::move(done));
+}
+
 void Gateway::WhenCatalogSeen(int64_t revision, std::function<void()> done) {
   registry_->WhenSeen(revision, std::move(done));
 }
@@ -550,8 +555,7 @@ void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
   const uint32_t id = created->id;
   // On a fleet, the call returns once the other nodes know the cache too.
   done = [this, origin, revision, done = std::move(done)](Status st) mutable {
-    if (forwarder_ == nullptr) return done(st);
-    forwarder_->SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
+    SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
   };
   ForEachShard(
       origin,
@@ -578,8 +582,7 @@ void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
   const uint32_t id = removed->id;
   // On a fleet, the call returns once no node serves the cache any more.
   done = [this, origin, revision, done = std::move(done)](Status st) mutable {
-    if (forwarder_ == nullptr) return done(st);
-    forwarder_->SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
+    SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
   };
   ForEachShard(
       origin,

@@ -277,6 +277,10 @@ class Gateway {
   // and the shards sent what changed (CacheRegistry::RefreshAsync): a cache committed on any
   // node before this call is then known here.
   void CatchUpCaches(std::function<void()> done);
+  // On a fleet: done() on loop `origin` once the other nodes applied the catalog change this
+  // node committed at `revision` (Forwarder::SyncCatalog); at once on a single node. Called
+  // on loop `origin`. CreateCache and DeleteCache do it themselves.
+  void SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done);
   // done() once this node applied the catalog as of `revision` (CacheRegistry::WhenSeen).
   void WhenCatalogSeen(int64_t revision, std::function<void()> done);
 

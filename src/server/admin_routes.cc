@@ -57,10 +57,8 @@ HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
     return Json(200, body + "]}");
   }
   if (req.path.rfind("/v1/tenants/", 0) == 0) {
-    if (req.method != "POST") return Error(405, "use POST /v1/tenants/NAME to create a tenant");
-    auto t = reg.CreateTenant(req.path.substr(std::string_view("/v1/tenants/").size()));
-    if (!t.ok()) return Error(HttpStatusOf(t.status()), t.status().message());
-    return Json(201, "{\"name\":\"" + JsonEscape(t->name) + "\",\"id\":" + std::to_string(t->id) + "}");
+    // POST (create) is answered by the admin handler, once the fleet knows the tenant.
+    return Error(405, "use POST /v1/tenants/NAME to create a tenant");
   }
   if (ctx.keys == nullptr) return Error(404, "tokens are not configured");
   if (req.path == "/v1/tokens") {
@@ -298,6 +296,17 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
         const size_t nodes = fleet != nullptr ? fleet->AddPeerStats(st) : 0;
         respond(
             Json(200, RenderStatsJson(st, SystemClock::Get()->NowMillis(), tenant, cache, nodes)));
+      });
+    }
+    if (req.method == "POST" && req.path.rfind("/v1/tenants/", 0) == 0) {
+      // Answered once every node knows the tenant (on a fleet), so its tokens work on any.
+      int64_t revision = 0;
+      auto t = reg.CreateTenant(req.path.substr(std::string_view("/v1/tenants/").size()),
+                                &revision);
+      if (!t.ok()) return respond(Error(HttpStatusOf(t.status()), t.status().message()));
+      return gw->SyncCatalog(0, revision, [respond, t = *t] {
+        respond(Json(201, "{\"name\":\"" + JsonEscape(t.name) + "\",\"id\":" +
+                              std::to_string(t.id) + "}"));
       });
     }
     if (req.path.rfind("/v1/tenants", 0) == 0 || req.path.rfind("/v1/tokens", 0) == 0 ||

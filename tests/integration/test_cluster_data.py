@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 import redis
 
@@ -177,8 +178,19 @@ class AnyNode(unittest.TestCase):
                     c.get("k")
                 self.assertIn("cache not found", str(e.exception))
                 c.close()
+        # A tenant too: its token works at once on the other nodes (the cache is unknown,
+        # not the token's tenant).
+        status, body = nodes[0].admin("POST", "/v1/tenants/acme-fleet")
+        self.assertEqual(status, 201, body)
+        query = urllib.parse.urlencode(dict(tenant="acme-fleet", super_user=1))
+        status, body = nodes[0].admin("POST", "/v1/tokens?" + query)
+        self.assertEqual(status, 201, body)
+        for n in nodes[1:]:
+            with self.assertRaises(redis.exceptions.ResponseError) as e:
+                n.authed("none-yet", body["token"]).get("k")
+            self.assertIn("cache not found", str(e.exception))
         # Every create and delete was confirmed by both other nodes before it returned.
-        self.assertEqual(synced("confirmed") - confirmed, 6 * 2 * 2)
+        self.assertEqual(synced("confirmed") - confirmed, (6 * 2 + 1) * 2)
         self.assertEqual(synced("unconfirmed") - unconfirmed, 0)
 
     def test_the_momento_sdk_on_node_1_and_redis_on_node_3_read_each_others_writes(self):
