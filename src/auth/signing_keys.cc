@@ -158,7 +158,7 @@ std::shared_ptr<const SigningKey> SigningKeyStore::Find(std::string_view id) con
   return nullptr;
 }
 
-StatusOr<std::string> SigningKeyStore::Rotate() {
+StatusOr<std::string> SigningKeyStore::Rotate(int64_t* revision) {
   std::shared_ptr<const SigningKey> key;
   auto rev = view_.Mutate([&]() -> StatusOr<metadata::Txn> {
     key = NewKey();
@@ -168,10 +168,11 @@ StatusOr<std::string> SigningKeyStore::Rotate() {
     return txn;
   });
   if (!rev.ok()) return rev.status();
+  if (revision != nullptr) *revision = *rev;
   return key->id;
 }
 
-Status SigningKeyStore::Revoke(std::string_view id) {
+Status SigningKeyStore::Revoke(std::string_view id, int64_t* revision) {
   auto rev = view_.Mutate([&]() -> StatusOr<metadata::Txn> {
     metadata::Txn txn;
     for (const auto& k : keys_) {
@@ -185,6 +186,7 @@ Status SigningKeyStore::Revoke(std::string_view id) {
     }
     return Status(Code::kNotFound, "no signing key with id " + std::string(id));
   });
+  if (rev.ok() && revision != nullptr) *revision = *rev;
   return rev.status();
 }
 

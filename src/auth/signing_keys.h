@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,15 +45,26 @@ class SigningKeyStore {
   std::shared_ptr<const SigningKey> Current() const;
   // Any key by id, revoked ones included (the caller refuses those); null if unknown.
   std::shared_ptr<const SigningKey> Find(std::string_view id) const;
-  // Adds a new key, which becomes current; returns its id.
-  StatusOr<std::string> Rotate();
+  // Adds a new key, which becomes current; returns its id. revision (if given): the
+  // commit's, for WhenSeen on the other nodes.
+  StatusOr<std::string> Rotate(int64_t* revision = nullptr);
   // NOT_FOUND for an unknown id.
-  Status Revoke(std::string_view id);
+  Status Revoke(std::string_view id, int64_t* revision = nullptr);
   // Every key, newest last, secrets blanked.
   std::vector<SigningKey> List() const;
   // Changes on every rotation and revocation: a verification made under an unchanged
   // generation still holds (connections cache verified tokens with it).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+  // On a fleet (CacheRegistry has the same): done() once this node applied the keys as of
+  // `revision` (another node's Rotate or Revoke); a read of the keys from the store, on the
+  // view's thread; stopping that thread before the loops its callers post to go.
+  void WhenSeen(int64_t revision, std::function<void()> done) {
+    view_.WhenVisible(revision, std::move(done));
+  }
+  void RefreshAsync(std::function<void()> done) { view_.RefreshAsync(std::move(done)); }
+  void StopRefreshing() { view_.StopRefreshing(); }
+  ~SigningKeyStore() { view_.StopRefreshing(); }  // its refreshes apply to the members below
 
  private:
   void Init();

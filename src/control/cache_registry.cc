@@ -98,58 +98,6 @@ CacheRegistry::CacheRegistry(metadata::Store& store) : view_(store, "catalog/") 
   if (!st.ok()) throw std::runtime_error(std::string(st.message()));
 }
 
-CacheRegistry::~CacheRegistry() { StopRefreshing(); }
-
-void CacheRegistry::StopRefreshing() {
-  std::vector<std::function<void()>> dropped;
-  {
-    std::lock_guard lock(refresh_mu_);
-    refresh_stop_ = true;
-    dropped.swap(refresh_waiting_);
-  }
-  refresh_cv_.notify_all();
-  if (refresh_thread_.joinable()) refresh_thread_.join();
-}
-
-Status CacheRegistry::Refresh() {
-  Status st = view_.Refresh();
-  refreshes_.fetch_add(1, std::memory_order_relaxed);
-  return st;
-}
-
-void CacheRegistry::RefreshAsync(std::function<void()> done) {
-  {
-    std::lock_guard lock(refresh_mu_);
-    if (refresh_stop_) return;
-    refresh_waiting_.push_back(std::move(done));
-    if (!refresh_thread_.joinable()) refresh_thread_ = std::thread([this] { RefreshLoop(); });
-  }
-  refresh_cv_.notify_one();
-}
-
-void CacheRegistry::RefreshLoop() {
-  std::unique_lock lock(refresh_mu_);
-  auto next_start = std::chrono::steady_clock::now();
-  for (;;) {
-    refresh_cv_.wait(lock, [&] { return refresh_stop_ || !refresh_waiting_.empty(); });
-    if (refresh_stop_) return;
-    // Spaced: a burst of misses shares one read, and misses that never stop (a name that
-    // does not exist) cost at most one read per spacing.
-    if (refresh_cv_.wait_until(lock, next_start, [&] { return refresh_stop_; })) return;
-    std::vector<std::function<void()>> waiting;
-    waiting.swap(refresh_waiting_);
-    lock.unlock();
-    next_start = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRefreshSpacingMs);
-    if (Status st = Refresh(); !st.ok()) {
-      LOG_WARN("msg=\"catalog refresh from the metadata store failed\" error=\"{}\"",
-               st.message());
-    }
-    for (auto& fn : waiting) fn();
-    waiting.clear();  // their captures go here, before the lock is taken again
-    lock.lock();
-  }
-}
-
 void CacheRegistry::set_on_change(std::function<void()> fn) {
   std::lock_guard lock(hook_mu_);
   on_change_ = std::move(fn);

@@ -19,7 +19,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <cstdint>
 #include <map>
@@ -27,7 +26,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <absl/base/thread_annotations.h>
@@ -64,7 +62,7 @@ class CacheRegistry {
   // Reads the catalog from the store and follows its changes. Throws std::runtime_error if
   // the store does not answer (start-up only).
   explicit CacheRegistry(metadata::Store& store);
-  ~CacheRegistry();
+  ~CacheRegistry() { view_.StopRefreshing(); }  // its refreshes apply to the members below
   CacheRegistry(const CacheRegistry&) = delete;
   CacheRegistry& operator=(const CacheRegistry&) = delete;
 
@@ -113,31 +111,24 @@ class CacheRegistry {
   // client that connected here). Refresh reads the catalog from the store itself (on etcd a
   // linearizable read): whatever was committed anywhere before the call began is known here,
   // and on_change has run for it, when it returns. Blocking: one store round trip.
-  Status Refresh();
-  // Refresh on the registry's own thread, for event loops that must not block: `done` runs on
-  // that thread once a refresh that began after this call has ended (callers meanwhile share
-  // the next one). One store read at a time, and reads start at least kRefreshSpacing apart,
-  // so lookups that keep missing (a name that does not exist) cost the store little.
-  static constexpr int kRefreshSpacingMs = 100;
+  Status Refresh() { return view_.Refresh(); }
+  // Refresh on the view's own thread, for event loops (metadata::View::RefreshAsync).
+  void RefreshAsync(std::function<void()> done) { view_.RefreshAsync(std::move(done)); }
   // done() once this node has applied the catalog as of `revision` (another node's commit, as
   // Create gave it there) and on_change has run for it: at once on this thread if it has,
   // else on the watch's (or a refresh's) thread.
   void WhenSeen(int64_t revision, std::function<void()> done) {
     view_.WhenVisible(revision, std::move(done));
   }
-  void RefreshAsync(std::function<void()> done);
-  // Ends the refresh thread (waiting for a read under way); callbacks still waiting, and later
-  // RefreshAsync calls, are dropped without running. Before the loops they post to go.
-  void StopRefreshing();
-  // Refreshes done (tests and /metrics).
-  uint64_t refreshes() const { return refreshes_.load(std::memory_order_relaxed); }
+  // Before the loops that RefreshAsync's callers post to go.
+  void StopRefreshing() { view_.StopRefreshing(); }
+  uint64_t refreshes() const { return view_.refreshes(); }
 
  private:
   void Apply(const metadata::Update& u);
   void ApplyEntry(std::string_view key, const std::string* value, bool* caches, bool* limits);
   void Changed();
   bool TenantKnownLocked(uint32_t id) const;
-  void RefreshLoop();
 
   metadata::View view_;
   // Derived from view_.entries(), guarded by view_.mutex().
@@ -153,13 +144,6 @@ class CacheRegistry {
   std::atomic<uint64_t> limits_generation_{0};
   std::mutex hook_mu_;
   std::function<void()> on_change_ ABSL_GUARDED_BY(hook_mu_);
-
-  std::atomic<uint64_t> refreshes_{0};
-  std::mutex refresh_mu_;
-  std::condition_variable refresh_cv_;
-  std::vector<std::function<void()>> refresh_waiting_ ABSL_GUARDED_BY(refresh_mu_);
-  bool refresh_stop_ ABSL_GUARDED_BY(refresh_mu_) = false;
-  std::thread refresh_thread_;  // started by the first RefreshAsync
 };
 
 // Moves a cache list from before the metadata store (DIR/caches.tsv; one from before tenants

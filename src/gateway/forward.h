@@ -58,6 +58,9 @@ struct Routes {
   }
 };
 
+// The parts of the metadata whose changes a node tells the others of (each has its own view).
+enum class MetadataPart : uint8_t { kCatalog = 0, kSigningKeys = 1 };
+
 class Forwarder {
  public:
   virtual ~Forwarder() = default;
@@ -69,13 +72,16 @@ class Forwarder {
   // peer cannot be reached or does not answer before the calls' deadline).
   virtual void Forward(uint32_t origin, const Routes& routes, int peer, Batch& batch,
                        std::span<const uint32_t> indices, std::function<void()> done) = 0;
-  // Called by loop `origin` once this node committed a catalog change at `revision` (a cache
-  // created or deleted): done() on that loop once every other node has applied it, so that a
-  // client of any node finds the cache when the call that made it returns; or once a bound
-  // passed for those that do not say so (unreachable, paused: their watch brings it later,
-  // and calls forwarded to them meanwhile wait for it).
-  virtual void SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done) {
+  // Called by loop `origin` once this node committed a metadata change at `revision` (a cache
+  // or tenant created, a cache deleted: the catalog; a signing key rotated or revoked): done()
+  // on that loop once every other node has applied it, so that a client of any node finds the
+  // cache, or has its token judged by the new keys, when the call that made it returns; or
+  // once a bound passed for those that do not say so (unreachable, paused: their watch brings
+  // it later, and calls forwarded to them meanwhile wait for the catalog).
+  virtual void SyncMetadata(uint32_t origin, MetadataPart part, int64_t revision,
+                            std::function<void()> done) {
     (void)origin;
+    (void)part;
     (void)revision;
     done();
   }

@@ -531,17 +531,22 @@ bool Gateway::KnowsCache(uint32_t id) {
   return synced_.contains(id);
 }
 
-void Gateway::CatchUpCaches(std::function<void()> done) {
-  registry_->RefreshAsync(std::move(done));
-}
-
-void Gateway::SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done) {
+void Gateway::SyncMetadata(uint32_t origin, MetadataPart part, int64_t revision,
+                           std::function<void()> done) {
   if (forwarder_ == nullptr) return done();
-  forwarder_->SyncCatalog(origin, revision, std::move(done));
+  forwarder_->SyncMetadata(origin, part, revision, std::move(done));
 }
 
-void Gateway::WhenCatalogSeen(int64_t revision, std::function<void()> done) {
-  registry_->WhenSeen(revision, std::move(done));
+void Gateway::WhenMetadataSeen(MetadataPart part, int64_t revision, std::function<void()> done) {
+  if (part == MetadataPart::kCatalog) return registry_->WhenSeen(revision, std::move(done));
+  if (options_.keys == nullptr) return done();
+  options_.keys->WhenSeen(revision, std::move(done));
+}
+
+void Gateway::CatchUpMetadata(MetadataPart part, std::function<void()> done) {
+  if (part == MetadataPart::kCatalog) return registry_->RefreshAsync(std::move(done));
+  if (options_.keys == nullptr) return done();
+  options_.keys->RefreshAsync(std::move(done));
 }
 
 void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
@@ -555,7 +560,8 @@ void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
   const uint32_t id = created->id;
   // On a fleet, the call returns once the other nodes know the cache too.
   done = [this, origin, revision, done = std::move(done)](Status st) mutable {
-    SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
+    SyncMetadata(origin, MetadataPart::kCatalog, revision,
+                 [done = std::move(done), st] { done(st); });
   };
   ForEachShard(
       origin,
@@ -582,7 +588,8 @@ void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
   const uint32_t id = removed->id;
   // On a fleet, the call returns once no node serves the cache any more.
   done = [this, origin, revision, done = std::move(done)](Status st) mutable {
-    SyncCatalog(origin, revision, [done = std::move(done), st] { done(st); });
+    SyncMetadata(origin, MetadataPart::kCatalog, revision,
+                 [done = std::move(done), st] { done(st); });
   };
   ForEachShard(
       origin,

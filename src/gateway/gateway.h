@@ -47,6 +47,7 @@ namespace cellar::gateway {
 class Tenancy;
 class LoopScheduler;
 class Forwarder;
+enum class MetadataPart : uint8_t;  // forward.h
 class Batch;
 
 struct Call {
@@ -276,13 +277,16 @@ class Gateway {
   // done() (on the registry's thread) once the catalog was re-read from the metadata store
   // and the shards sent what changed (CacheRegistry::RefreshAsync): a cache committed on any
   // node before this call is then known here.
-  void CatchUpCaches(std::function<void()> done);
-  // On a fleet: done() on loop `origin` once the other nodes applied the catalog change this
-  // node committed at `revision` (Forwarder::SyncCatalog); at once on a single node. Called
+
+  // On a fleet: done() on loop `origin` once the other nodes applied the metadata change this
+  // node committed at `revision` (Forwarder::SyncMetadata); at once on a single node. Called
   // on loop `origin`. CreateCache and DeleteCache do it themselves.
-  void SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done);
-  // done() once this node applied the catalog as of `revision` (CacheRegistry::WhenSeen).
-  void WhenCatalogSeen(int64_t revision, std::function<void()> done);
+  void SyncMetadata(uint32_t origin, MetadataPart part, int64_t revision,
+                    std::function<void()> done);
+  // done() once this node applied `part` as of `revision` (its view's WhenVisible), on
+  // whichever thread that happens; and a read of `part` from the store (RefreshAsync).
+  void WhenMetadataSeen(MetadataPart part, int64_t revision, std::function<void()> done);
+  void CatchUpMetadata(MetadataPart part, std::function<void()> done);
 
  private:
   // Runs fn(shard index, engine) on every shard's loop, then done() on loop `origin`.

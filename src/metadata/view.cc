@@ -29,7 +29,52 @@ void Txn::Fence(const std::map<std::string, Entry, std::less<>>& entries, std::s
 View::View(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
 
 View::~View() {
+  StopRefreshing();
   if (watching_) store_.Unwatch(watch_id_);
+}
+
+void View::StopRefreshing() {
+  std::vector<std::function<void()>> dropped;
+  {
+    std::lock_guard lock(refresh_mu_);
+    refresh_stop_ = true;
+    dropped.swap(refresh_waiting_);
+  }
+  refresh_cv_.notify_all();
+  if (refresh_thread_.joinable()) refresh_thread_.join();
+}
+
+void View::RefreshAsync(std::function<void()> done) {
+  {
+    std::lock_guard lock(refresh_mu_);
+    if (refresh_stop_) return;
+    refresh_waiting_.push_back(std::move(done));
+    if (!refresh_thread_.joinable()) refresh_thread_ = std::thread([this] { RefreshLoop(); });
+  }
+  refresh_cv_.notify_one();
+}
+
+void View::RefreshLoop() {
+  std::unique_lock lock(refresh_mu_);
+  auto next_start = std::chrono::steady_clock::now();
+  for (;;) {
+    refresh_cv_.wait(lock, [&] { return refresh_stop_ || !refresh_waiting_.empty(); });
+    if (refresh_stop_) return;
+    // Spaced: a burst of misses shares one read, and misses that never stop (a name that
+    // does not exist) cost at most one read per spacing.
+    if (refresh_cv_.wait_until(lock, next_start, [&] { return refresh_stop_; })) return;
+    std::vector<std::function<void()>> waiting;
+    waiting.swap(refresh_waiting_);
+    lock.unlock();
+    next_start = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRefreshSpacingMs);
+    if (Status st = Refresh(); !st.ok()) {
+      LOG_WARN("msg=\"refresh from the metadata store failed\" prefix=\"{}\" error=\"{}\"",
+               prefix_, st.message());
+    }
+    for (auto& fn : waiting) fn();
+    waiting.clear();  // their captures go here, before the lock is taken again
+    lock.lock();
+  }
 }
 
 Status View::Start(ApplyFn apply, std::function<void()> changed) {
@@ -113,6 +158,7 @@ void View::WaitFor(int64_t revision) {
 }
 
 Status View::Refresh() {
+  refreshes_.fetch_add(1, std::memory_order_relaxed);
   auto snap = store_.Read(prefix_);
   if (!snap.ok()) return snap.status();
   const int64_t revision = snap->revision;

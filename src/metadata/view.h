@@ -8,6 +8,7 @@
 // writer reads its own writes: Mutate returns once the view has applied the commit.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "metadata/store.h"
@@ -69,11 +71,24 @@ class View {
   // first. For a node told of a change another node committed, waiting without blocking.
   void WhenVisible(int64_t revision, std::function<void()> fn);
 
+  // Refresh on the view's own thread, for event loops that must not block: `done` runs on that
+  // thread once a refresh that began after this call has ended (callers meanwhile share the
+  // next one). One store read at a time, and reads start at least kRefreshSpacingMs apart, so
+  // lookups that keep missing (a name that does not exist) cost the store little.
+  static constexpr int kRefreshSpacingMs = 100;
+  void RefreshAsync(std::function<void()> done);
+  // Ends the refresh thread (waiting for a read under way); callbacks still waiting, and later
+  // RefreshAsync calls, are dropped without running. Before the loops they post to go.
+  void StopRefreshing();
+  // Refreshes done (Refresh and RefreshAsync).
+  uint64_t refreshes() const { return refreshes_.load(std::memory_order_relaxed); }
+
   Store& store() const { return store_; }
 
  private:
   void OnUpdate(const Update& u);
   void WaitFor(int64_t revision);
+  void RefreshLoop();
 
   Store& store_;
   const std::string prefix_;
@@ -87,6 +102,13 @@ class View {
   int64_t revision_ = -1;  // applied to entries_ (-1: nothing yet)
   int64_t visible_ = -1;   // applied and `changed` has run: what WaitFor waits for
   std::multimap<int64_t, std::function<void()>> when_visible_;  // by revision; under mu_
+
+  std::atomic<uint64_t> refreshes_{0};
+  std::mutex refresh_mu_;
+  std::condition_variable refresh_cv_;
+  std::vector<std::function<void()>> refresh_waiting_;  // under refresh_mu_
+  bool refresh_stop_ = false;                            // under refresh_mu_
+  std::thread refresh_thread_;  // started by the first RefreshAsync
 };
 
 }  // namespace cellar::metadata

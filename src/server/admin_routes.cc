@@ -12,6 +12,7 @@
 #include "common/numbers.h"
 #include "control/admin_key.h"
 #include "control/cache_registry.h"
+#include "gateway/forward.h"
 #include "routing/router.h"
 #include "server/admin_limits.h"
 #include "server/admin_util.h"
@@ -127,18 +128,8 @@ HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
     }
     return Json(200, body + "]}");
   }
-  if (req.path == "/v1/signing-keys/rotate" && req.method == "POST") {
-    auto id = ctx.keys->Rotate();
-    if (!id.ok()) return Error(HttpStatusOf(id.status()), id.status().message());
-    return Json(200, "{\"id\":\"" + *id + "\"}");
-  }
-  const std::string_view kKeys = "/v1/signing-keys/";
-  if (req.method == "POST" && req.path.rfind(kKeys, 0) == 0 && req.path.size() > kKeys.size() + 7 &&
-      req.path.substr(req.path.size() - 7) == "/revoke") {
-    const std::string id = req.path.substr(kKeys.size(), req.path.size() - kKeys.size() - 7);
-    if (Status st = ctx.keys->Revoke(id); !st.ok()) return Error(HttpStatusOf(st), st.message());
-    return Json(200, "{\"id\":\"" + JsonEscape(id) + "\"}");
-  }
+  // POST .../rotate and .../ID/revoke are answered by the admin handler, once the fleet has
+  // applied them.
   return Error(404, "no such endpoint");
 }
 
@@ -304,10 +295,33 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
       auto t = reg.CreateTenant(req.path.substr(std::string_view("/v1/tenants/").size()),
                                 &revision);
       if (!t.ok()) return respond(Error(HttpStatusOf(t.status()), t.status().message()));
-      return gw->SyncCatalog(0, revision, [respond, t = *t] {
+      return gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, revision, [respond, t = *t] {
         respond(Json(201, "{\"name\":\"" + JsonEscape(t.name) + "\",\"id\":" +
                               std::to_string(t.id) + "}"));
       });
+    }
+    // Signing keys: answered once every node applied the rotation (its tokens verify on any
+    // node) or the revocation (that key's tokens fail on every node).
+    const std::string_view kKeys = "/v1/signing-keys/";
+    if (ctx.keys != nullptr && req.method == "POST" && req.path.rfind(kKeys, 0) == 0) {
+      const std::string_view rest = std::string_view(req.path).substr(kKeys.size());
+      int64_t revision = 0;
+      std::string body;
+      if (rest == "rotate") {
+        auto id = ctx.keys->Rotate(&revision);
+        if (!id.ok()) return respond(Error(HttpStatusOf(id.status()), id.status().message()));
+        body = "{\"id\":\"" + *id + "\"}";
+      } else if (rest.size() > 7 && rest.substr(rest.size() - 7) == "/revoke") {
+        const std::string id(rest.substr(0, rest.size() - 7));
+        if (Status st = ctx.keys->Revoke(id, &revision); !st.ok()) {
+          return respond(Error(HttpStatusOf(st), st.message()));
+        }
+        body = "{\"id\":\"" + JsonEscape(id) + "\"}";
+      } else {
+        return respond(Error(404, "no such endpoint"));
+      }
+      return gw->SyncMetadata(0, gateway::MetadataPart::kSigningKeys, revision,
+                              [respond, body = std::move(body)] { respond(Json(200, body)); });
     }
     if (req.path.rfind("/v1/tenants", 0) == 0 || req.path.rfind("/v1/tokens", 0) == 0 ||
         req.path.rfind("/v1/signing-keys", 0) == 0) {

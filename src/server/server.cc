@@ -319,6 +319,7 @@ Process::~Process() {
     s_->registry->set_on_change(nullptr);
     s_->registry->StopRefreshing();  // its callbacks post to the loops, which go before it
   }
+  if (s_->signing_keys != nullptr) s_->signing_keys->StopRefreshing();
   if (s_->membership != nullptr) s_->membership->set_on_change(nullptr);
   s_->fleet.reset();       // its thread uses the membership and the tenancy
   s_->slots.reset();       // its watches end first (its hooks reach the migrator)

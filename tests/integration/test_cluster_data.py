@@ -157,9 +157,9 @@ class AnyNode(unittest.TestCase):
         print(f"forwarded calls that outran the owner's catalog: {caught - before}",
               file=sys.stderr)
 
-    def test_a_cache_created_or_deleted_on_one_node_is_so_on_every_node_when_the_call_returns(self):
+    def test_caches_tenants_and_keys_changed_on_one_node_are_so_on_every_node_when_the_call_returns(self):
         def synced(result):
-            return sum(n.metric("cellar_catalog_syncs_total", f'result="{result}"') for n in nodes)
+            return sum(n.metric("cellar_metadata_syncs_total", f'result="{result}"') for n in nodes)
         confirmed, unconfirmed = synced("confirmed"), synced("unconfirmed")
         for round_ in range(6):
             node = nodes[round_ % 3]
@@ -189,8 +189,26 @@ class AnyNode(unittest.TestCase):
             with self.assertRaises(redis.exceptions.ResponseError) as e:
                 n.authed("none-yet", body["token"]).get("k")
             self.assertIn("cache not found", str(e.exception))
-        # Every create and delete was confirmed by both other nodes before it returned.
-        self.assertEqual(synced("confirmed") - confirmed, (6 * 2 + 1) * 2)
+        # A signing key rotated on n1: a token it signs works at once on n2 and n3; revoked on
+        # n1, that token fails at once on them.
+        status, body = nodes[0].admin("POST", "/v1/signing-keys/rotate")
+        self.assertEqual(status, 200, body)
+        key_id = body["id"]
+        status, body = nodes[0].admin("POST", "/v1/tokens?" + query)
+        self.assertEqual(status, 201, body)
+        token = body["token"]
+        for n in nodes[1:]:
+            with self.assertRaises(redis.exceptions.ResponseError) as e:
+                n.authed("none-yet", token)
+            self.assertIn("cache not found", str(e.exception))
+        status, body = nodes[0].admin("POST", f"/v1/signing-keys/{key_id}/revoke")
+        self.assertEqual(status, 200, body)
+        for n in nodes[1:]:
+            with self.assertRaises(redis.exceptions.ResponseError) as e:
+                n.authed("none-yet", token)
+            self.assertIn("revoked", str(e.exception).lower())
+        # Every change was confirmed by both other nodes before it returned.
+        self.assertEqual(synced("confirmed") - confirmed, (6 * 2 + 1 + 2) * 2)
         self.assertEqual(synced("unconfirmed") - unconfirmed, 0)
 
     def test_the_momento_sdk_on_node_1_and_redis_on_node_3_read_each_others_writes(self):

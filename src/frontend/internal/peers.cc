@@ -44,14 +44,15 @@ enum Kind : uint8_t {
   kEnd = 12,
   kStates = 13,
   kStatesOk = 14,
-  // The catalog changed at a revision (payload: i64): answered once the receiver applied it.
-  kCatalog = 15,
-  kCatalogOk = 16,
+  // Metadata changed at a revision (payload: u8 part, i64 revision): answered once the
+  // receiver applied it.
+  kMetadata = 15,
+  kMetadataOk = 16,
 };
-// How long a node that changed the catalog waits for the others to apply it, and how long a
-// receiver waits for its watch before it re-reads the catalog itself.
-constexpr int64_t kCatalogSyncMs = 2'000;
-constexpr int64_t kCatalogWatchWaitMs = 500;
+// How long a node that changed the metadata waits for the others to apply it, and how long a
+// receiver waits for its watch before it re-reads that part itself.
+constexpr int64_t kMetadataSyncMs = 2'000;
+constexpr int64_t kMetadataWatchWaitMs = 500;
 constexpr size_t kHeader = 13;  // u32 length, u8 kind, u64 id
 // A node relays each topic once per loop: more relays than this on one connection is a bug.
 constexpr size_t kMaxRelaysPerConnection = 100'000;
@@ -267,15 +268,16 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
       }
       return ReadHeader();
     }
-    if (h.kind == kCatalog) {
-      if (payload.size() != 8) {
-        LOG_WARN("msg=\"undecodable internal catalog frame; closing\" peer={}", Peer());
+    if (h.kind == kMetadata) {
+      if (payload.size() != 9 || static_cast<uint8_t>(payload[0]) > 1) {
+        LOG_WARN("msg=\"undecodable internal metadata frame; closing\" peer={}", Peer());
         return Close();
       }
+      const auto part = static_cast<gateway::MetadataPart>(payload[0]);
       int64_t revision = 0;
-      std::memcpy(&revision, payload.data(), 8);
+      std::memcpy(&revision, payload.data() + 1, 8);
       payload.clear();
-      CatchUpWith(revision, h.id);
+      CatchUpWith(part, revision, h.id);
       return ReadHeader();
     }
     if (h.kind != kCalls && h.kind != kImport) return Close();
@@ -322,10 +324,10 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     ReadHeader();  // the next frame may run meanwhile: replies go back by id
   }
 
-  // Another node committed a catalog change at `revision`: answered once this node applied it
-  // (its watch brings it within milliseconds; if not within kCatalogWatchWaitMs, or never: a
-  // revision the watch skips, this node re-reads the catalog from the store).
-  void CatchUpWith(int64_t revision, uint64_t id) {
+  // Another node committed a metadata change at `revision`: answered once this node applied
+  // it (its watch brings it within milliseconds; if not within kMetadataWatchWaitMs, or never:
+  // a revision the watch skips, this node re-reads that part from the store).
+  void CatchUpWith(gateway::MetadataPart part, int64_t revision, uint64_t id) {
     struct Once {
       std::atomic<bool> done{false};
       asio::steady_timer timer;
@@ -336,16 +338,16 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     auto answer = [self, once, id] {
       if (once->done.exchange(true)) return;
       once->timer.cancel();
-      self->Send(Frame(kCatalogOk, id, {}));
+      self->Send(Frame(kMetadataOk, id, {}));
     };
-    once->timer.expires_after(std::chrono::milliseconds(kCatalogWatchWaitMs));
-    once->timer.async_wait([self, once, answer](error_code ec) {
+    once->timer.expires_after(std::chrono::milliseconds(kMetadataWatchWaitMs));
+    once->timer.async_wait([self, once, answer, part](error_code ec) {
       if (ec || once->done.load()) return;
-      self->server->gateway_.CatchUpCaches(
-          [answer, &io = self->server->io_] { asio::post(io, answer); });
+      self->server->gateway_.CatchUpMetadata(
+          part, [answer, &io = self->server->io_] { asio::post(io, answer); });
     });
-    server->gateway_.WhenCatalogSeen(
-        revision, [answer, &io = server->io_] { asio::post(io, answer); });
+    server->gateway_.WhenMetadataSeen(
+        part, revision, [answer, &io = server->io_] { asio::post(io, answer); });
   }
 
   void Reply(const gateway::DecodedCalls& d, uint64_t id) {
@@ -383,8 +385,10 @@ struct PeerServer::Conn : std::enable_shared_from_this<PeerServer::Conn> {
     if (!unknown) {
       asio::post(server->io_, std::move(run));  // the watch came meanwhile
     } else {
-      gw.CatchUpCaches(
-          [run = std::move(run), &io = server->io_]() mutable { asio::post(io, std::move(run)); });
+      gw.CatchUpMetadata(gateway::MetadataPart::kCatalog,
+                         [run = std::move(run), &io = server->io_]() mutable {
+                           asio::post(io, std::move(run));
+                         });
     }
     return true;
   }
@@ -602,7 +606,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
   void SendStates(std::string payload, std::function<void(Status)> done) {
     SendOp(kStates, std::move(payload), options.default_timeout_ms, std::move(done));
   }
-  // A frame answered by an ok of the same id (kStatesOk, kCatalogOk), or failed by Sweep.
+  // A frame answered by an ok of the same id (kStatesOk, kMetadataOk), or failed by Sweep.
   void SendOp(Kind kind, std::string payload, int64_t timeout_ms,
               std::function<void(Status)> done) {
     const uint64_t id = next_id++;
@@ -755,7 +759,7 @@ struct PeerForwarder::Conn : std::enable_shared_from_this<PeerForwarder::Conn> {
       if (state != kClosed) ReadHeader();
       return;
     }
-    if (h.kind == kStatesOk || h.kind == kCatalogOk) {
+    if (h.kind == kStatesOk || h.kind == kMetadataOk) {
       auto op = ops.find(h.id);
       if (op != ops.end()) {
         auto done = std::move(op->second.done);
@@ -1006,7 +1010,8 @@ void PeerForwarder::SendTopicStates(uint32_t origin, const std::string& node,
   c->SendStates(std::move(payload), std::move(done));
 }
 
-void PeerForwarder::SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done) {
+void PeerForwarder::SyncMetadata(uint32_t origin, gateway::MetadataPart part, int64_t revision,
+                                 std::function<void()> done) {
   if (closed_.load(std::memory_order_acquire)) return done();
   RoutesFor(origin);  // the members as of now
   std::vector<std::shared_ptr<Conn>> conns;
@@ -1014,18 +1019,19 @@ void PeerForwarder::SyncCatalog(uint32_t origin, int64_t revision, std::function
     if (auto c = ConnTo(origin, node)) conns.push_back(std::move(c));
   }
   if (conns.empty()) return done();
-  std::string payload(8, '\0');
-  std::memcpy(payload.data(), &revision, 8);
+  std::string payload(9, '\0');
+  payload[0] = static_cast<char>(part);
+  std::memcpy(payload.data() + 1, &revision, 8);
   auto left = std::make_shared<size_t>(conns.size());
   auto all = std::make_shared<std::function<void()>>(std::move(done));
   for (auto& c : conns) {
     // Each answer (or failure) comes on this loop, the connection's.
-    c->SendOp(kCatalog, payload, kCatalogSyncMs, [left, all, node = c->node](Status st) {
+    c->SendOp(kMetadata, payload, kMetadataSyncMs, [left, all, node = c->node](Status st) {
       if (st.ok()) {
-        counters().catalog_confirmed.fetch_add(1, std::memory_order_relaxed);
+        counters().metadata_confirmed.fetch_add(1, std::memory_order_relaxed);
       } else {
-        counters().catalog_unconfirmed.fetch_add(1, std::memory_order_relaxed);
-        LOG_WARN("msg=\"a node did not confirm a catalog change; it catches up by its watch\" "
+        counters().metadata_unconfirmed.fetch_add(1, std::memory_order_relaxed);
+        LOG_WARN("msg=\"a node did not confirm a metadata change; it catches up by its watch\" "
                  "node={} error=\"{}\"",
                  node, st.message());
       }
@@ -1071,7 +1077,7 @@ void PeerForwarder::CloseAll() {
 metrics::Source PeerForwarder::Metrics() const {
   static constexpr const metrics::Def* kDefs[] = {&kForwardedCalls, &kForwardErrors,
                                                   &kServedForwardedCalls,
-                                                  &kForwardedUnknownCache, &kCatalogSyncs};
+                                                  &kForwardedUnknownCache, &kMetadataSyncs};
   return {kDefs, [](metrics::Sink& sink) {
             const Counters& c = counters();
             constexpr auto r = std::memory_order_relaxed;
@@ -1081,8 +1087,8 @@ metrics::Source PeerForwarder::Metrics() const {
             sink.Add(kForwardErrors, "reason=\"moved\"", c.moved.load(r));
             sink.Add(kServedForwardedCalls, "", c.served.load(r));
             sink.Add(kForwardedUnknownCache, "", c.unknown_cache.load(r));
-            sink.Add(kCatalogSyncs, "result=\"confirmed\"", c.catalog_confirmed.load(r));
-            sink.Add(kCatalogSyncs, "result=\"unconfirmed\"", c.catalog_unconfirmed.load(r));
+            sink.Add(kMetadataSyncs, "result=\"confirmed\"", c.metadata_confirmed.load(r));
+            sink.Add(kMetadataSyncs, "result=\"unconfirmed\"", c.metadata_unconfirmed.load(r));
           }};
 }
 

@@ -10,8 +10,9 @@
 //           topics (payloads: topic_codec.h; the id is the relay's): 6 subscribe and
 //           7 unsubscribe (a relay to the topic's owner), 8 joined, 9 gap, 10 item,
 //           11 replayed, 12 end (the owner's answers on a relay), 13 topic states (a move's
-//           hand-over) and 14 states ok; 15 catalog (payload: i64 revision: a cache created
-//           or deleted on the sender) and 16 catalog ok (the receiver applied it)
+//           hand-over) and 14 states ok; 15 metadata (payload: u8 part, i64 revision: a cache
+//           or tenant created, a cache deleted, a key rotated or revoked on the sender) and
+//           16 metadata ok (the receiver applied it)
 //
 // A connection must say hello with the right secret first (constant-time compare), or it is
 // closed. A frame past max_frame_bytes, or one that does not decode, closes the connection.
@@ -68,10 +69,11 @@ inline constexpr metrics::Def kForwardErrors{
 inline constexpr metrics::Def kServedForwardedCalls{
     "cellar_forwarded_calls_served_total", metrics::Type::kCounter,
     "Calls other nodes forwarded to this node, run here.", ""};
-inline constexpr metrics::Def kCatalogSyncs{
-    "cellar_catalog_syncs_total", metrics::Type::kCounter,
-    "Other nodes told of a cache created or deleted here: confirmed (applied before the call "
-    "returned), or unconfirmed within 2 s (unreachable or paused: its watch brings it later).",
+inline constexpr metrics::Def kMetadataSyncs{
+    "cellar_metadata_syncs_total", metrics::Type::kCounter,
+    "Other nodes told of a metadata change made here (a cache created or deleted, a tenant "
+    "created, a signing key rotated or revoked): confirmed (applied before the call returned), "
+    "or unconfirmed within 2 s (unreachable or paused: its watch brings it later).",
     "result"};
 inline constexpr metrics::Def kForwardedUnknownCache{
     "cellar_forwarded_calls_unknown_cache_total", metrics::Type::kCounter,
@@ -152,9 +154,10 @@ class PeerForwarder final : public gateway::Forwarder, public topics::Fleet {
   // once it kept them (or could not be reached: not OK).
   void SendTopicStates(uint32_t origin, const std::string& node, std::string payload,
                        std::function<void(Status)> done);
-  // gateway::Forwarder: a kCatalog frame to every other member; done once each answered or
-  // failed (kCatalogSyncMs).
-  void SyncCatalog(uint32_t origin, int64_t revision, std::function<void()> done) override;
+  // gateway::Forwarder: a metadata frame to every other member; done once each answered or
+  // failed (kMetadataSyncMs).
+  void SyncMetadata(uint32_t origin, gateway::MetadataPart part, int64_t revision,
+                    std::function<void()> done) override;
   // Messages that arrive by relay get their wire forms from it (set before serving).
   void set_topics(topics::Topics* topics) { topics_ = topics; }
 
@@ -165,7 +168,7 @@ class PeerForwarder final : public gateway::Forwarder, public topics::Fleet {
   struct Conn;
   struct Counters {
     std::atomic<uint64_t> forwarded{0}, unreachable{0}, timeout{0}, moved{0}, served{0},
-        unknown_cache{0}, catalog_confirmed{0}, catalog_unconfirmed{0};
+        unknown_cache{0}, metadata_confirmed{0}, metadata_unconfirmed{0};
   };
   static Counters& counters();
 
