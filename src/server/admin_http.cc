@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "frontend/net/http1.h"
 #include "frontend/net/tls.h"
 #include <unordered_set>
 #include <utility>
@@ -34,13 +35,6 @@ constexpr std::size_t kDrainLimit = 8 * 1024 * 1024;
 constexpr std::chrono::seconds kDrainTimeout{5};
 // Accept can fail transiently (out of file descriptors); retrying at once would spin.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 
 std::string ErrorJson(std::string_view message) {
@@ -198,21 +192,7 @@ class Session;
 }  // namespace
 
 bool PercentDecode(std::string_view in, std::string* out) {
-  out->clear();
-  out->reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    int hi = HexValue(in[i + 1]);
-    int lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
+  return net::PercentDecode(in, out, /*plus_space=*/false);
 }
 
 Status CheckRequestFraming(const http::request_header<>& header) {

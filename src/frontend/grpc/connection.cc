@@ -502,6 +502,14 @@ void Connection::DropBody(Stream& s) {
   s.body.clear();
 }
 
+std::string Connection::TakeBody(Stream& s) {
+  buffered_bodies_ -= s.body.size();
+  GrpcServer::BufferedRequestBytes().fetch_sub(s.body.size(), std::memory_order_relaxed);
+  std::string body = std::move(s.body);
+  s.body.clear();  // moved-from: a valid empty string again
+  return body;
+}
+
 void Connection::OnRequestHeaders(int32_t id) {
   // Authenticated on its headers, before any of the body is read: a stranger's stream is
   // answered at once and its body ignored (never buffered). Token-service calls carry their

@@ -175,6 +175,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void OnRequestHeaders(int32_t stream_id);
   // Forgets a stream's buffered body (this connection's and the process's counts).
   void DropBody(Stream& s);
+  // The body, moved out (no longer counted as buffered).
+  std::string TakeBody(Stream& s);
 
   std::shared_ptr<Stream> NewStream();
   // Keeps a stream nghttp2 closed and nothing else holds, for reuse (bounded pool).

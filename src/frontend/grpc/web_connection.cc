@@ -202,18 +202,17 @@ void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
   const size_t q = s.path.find('?');
   req.path = s.path.substr(0, q);
   if (q != std::string::npos) req.query = s.path.substr(q + 1);
-  for (auto& [name, value] : s.web_headers) {
+  for (auto& [name, value] : s.web_headers) {  // moved: cleared below
     if (name == ":method") {
-      req.method = value;
+      req.method = std::move(value);
     } else {
-      req.headers.emplace_back(name, value);
+      req.headers.emplace_back(std::move(name), std::move(value));
     }
   }
   req.headers.emplace_back("host", s.authority);
   if (!s.authorization.empty()) req.headers.emplace_back("authorization", s.authorization);
   if (!s.cache.empty()) req.headers.emplace_back("cache", s.cache);
-  req.body = s.body;
-  DropBody(s);
+  req.body = TakeBody(s);
   s.web_headers.clear();
   web_target_ = &s;
   RouteWeb(req);
