@@ -237,6 +237,7 @@ void Connection::Close() {
   if (closed_) return;
   closed_ = true;
   if (!round_in_flight_) SyncReplyHold();  // else Answer gives it back
+  UncountHttp1Body();  // a request body in the middle of arriving
   UnsubscribeAll();
   // A long poll's timer holds the connection (and its place under --max-connections) until
   // it fires: cancelled now, so a closed connection goes at once.

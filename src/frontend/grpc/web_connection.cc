@@ -131,6 +131,7 @@ void Connection::ParseHttp1() {
     const net::Http1Parser::Result r = h1_parser_.Feed(h1_in_, &used);
     h1_in_.erase(0, used);
     if (r == net::Http1Parser::Result::kError) {
+      UncountHttp1Body();
       Bump(GrpcMetricsOf(owner_->thread()).protocol_errors);
       h1_keep_alive_ = false;
       WebReply(h1_parser_.status(), "text/plain; charset=utf-8", h1_parser_.reason());
@@ -140,7 +141,13 @@ void Connection::ParseHttp1() {
       h1_head_checked_ = true;
       if (!OnHttp1Head()) return;
     }
+    if (!CountHttp1Body()) {
+      h1_keep_alive_ = false;  // the rest of the body is not read
+      WebStatusReply(WireError(GrpcError::kServerBodiesFull));
+      return;
+    }
     if (r == net::Http1Parser::Result::kNeedMore) return;
+    UncountHttp1Body();  // the call counts its own copy (StartWebCall)
     OnHttp1Request();
     h1_parser_.Reset();
     h1_head_checked_ = false;
@@ -174,6 +181,27 @@ bool Connection::OnHttp1Head() {
     pending_output_ += 25;
   }
   return true;
+}
+
+bool Connection::CountHttp1Body() {
+  const size_t now = h1_parser_.body_bytes();
+  if (now <= h1_body_counted_) return true;
+  const size_t more = now - h1_body_counted_;
+  std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
+  if (all.fetch_add(more, std::memory_order_relaxed) + more >
+      owner_->context().max_buffered_request_bytes) {
+    all.fetch_sub(more, std::memory_order_relaxed);
+    UncountHttp1Body();
+    return false;
+  }
+  h1_body_counted_ = now;
+  return true;
+}
+
+void Connection::UncountHttp1Body() {
+  if (h1_body_counted_ == 0) return;
+  GrpcServer::BufferedRequestBytes().fetch_sub(h1_body_counted_, std::memory_order_relaxed);
+  h1_body_counted_ = 0;
 }
 
 void Connection::OnHttp1Request() {

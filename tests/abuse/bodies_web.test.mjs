@@ -1,0 +1,96 @@
+// Abuse suite, request bodies on the web front-end (HTTP/1.1 on the API port): a body counts
+// toward the process's bound on request bytes being received while it arrives, not only once
+// complete, as a gRPC stream's does. Without that, clients holding a valid token could park
+// a 16 MiB partial body on each of many connections, and the server would buffer all of them.
+// Run from tests/abuse: node --test bodies_web.test.mjs (node:net only).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Server, withTimeout } from '../integration/grpc_wire_helpers.mjs';
+
+const MB = 1 << 20;
+const DECLARED = 15 * MB;  // under the parser's 16 MiB per connection, over the item limit
+const SENT = 12 * MB;      // sent at once; the rest only later
+let server;
+
+before(async () => {
+  // --memory-limit 256mb: request bodies being received are bounded at 64 MiB together.
+  server = await new Server().start(['--memory-limit', '256mb']);
+  const r = await fetch(`http://127.0.0.1:${server.ports.admin}/v1/caches/c`, {
+    method: 'PUT', headers: { authorization: `Bearer ${server.key}` },
+  });
+  assert.equal(r.status, 201, 'creating cache c');
+});
+after(async () => { if (server) await server.stop(); });
+
+// A raw connection that sends a PUT's head and the first `sent` bytes of its body; `answer`
+// resolves with whatever the server wrote once it closes or `settle` is called.
+function partialPut(i, sent) {
+  const sock = net.connect(server.ports.api, '127.0.0.1');
+  const chunks = [];
+  let closed = false;
+  sock.on('data', (d) => chunks.push(d));
+  sock.on('error', () => {});  // the server may close while we still write: expected
+  const gone = new Promise((resolve) => sock.on('close', () => { closed = true; resolve(); }));
+  sock.write(`PUT /cache/c?key=k${i}&ttl_seconds=60 HTTP/1.1\r\nHost: cellar\r\nAuthorization: ${server.key}\r\n` +
+             `Content-Length: ${DECLARED}\r\n\r\n`);
+  sock.write(Buffer.alloc(sent, 'b'));
+  return {
+    sock, gone,
+    text: () => Buffer.concat(chunks).toString('latin1'),
+    isClosed: () => closed,
+    finish: () => sock.write(Buffer.alloc(DECLARED - sent, 'b')),
+  };
+}
+
+async function answered(c) {
+  await withTimeout((async () => {
+    while (!/\r\n\r\n/.test(c.text()) && !c.isClosed()) await sleep(20);
+  })(), 20000, 'an answer to a complete body');
+  return c.text();
+}
+
+test('partial bodies on many connections are bounded together; the bound is given back', async () => {
+  // Six connections park 12 MiB each: 72 MiB, over the 64 MiB bound. The one whose bytes
+  // cross it is answered (and closed) without the rest of its body being read; the other five
+  // (60 MiB at most) never reach the bound.
+  const conns = [];
+  for (let i = 0; i < 6; i++) conns.push(partialPut(i, SENT));
+  const refused = () => conns.filter((c) => /too much request data right now/.test(c.text()));
+  await withTimeout((async () => {
+    while (refused().length === 0) await sleep(20);
+  })(), 20000, 'a refusal once the partial bodies passed 64 MiB');
+  const [first] = refused();
+  assert.match(first.text(), /^HTTP\/1\.1 413 /, first.text().slice(0, 200));
+  await withTimeout(first.gone, 5000, 'the refused connection closed');
+  // The others are being read: each sent whole in turn (at most 63 MiB at once) gets the
+  // item-size refusal (15 MiB is over the request limit), which only a complete body gets.
+  const kept = conns.filter((c) => c !== first);
+  for (const c of kept) {
+    assert.equal(c.text(), '', 'no answer before the body is complete');
+    c.finish();
+    const text = await answered(c);
+    assert.match(text, /^HTTP\/1\.1 413 /, text.slice(0, 300));
+    assert.doesNotMatch(text, /right now/, 'refused for its size, not for the bound');
+    c.sock.destroy();
+  }
+  assert.equal(refused().length, 1);
+  // Everything was given back: four new connections park 48 MiB and each is read to its end.
+  await sleep(200);  // the closed connections' counts go when the server sees them close
+  const again = [];
+  for (let i = 10; i < 14; i++) again.push(partialPut(i, SENT));
+  for (const c of again) {
+    c.finish();
+    const text = await answered(c);
+    assert.match(text, /^HTTP\/1\.1 413 /, text.slice(0, 300));
+    assert.doesNotMatch(text, /right now/, 'the bound was given back');
+    c.sock.destroy();
+  }
+  // A small request still works.
+  const r = await fetch(`http://127.0.0.1:${server.ports.api}/cache/c?key=small&ttl_seconds=60`, {
+    method: 'PUT', headers: { authorization: server.key }, body: 'v',
+  });
+  assert.equal(r.status, 204, await r.text());
+});
