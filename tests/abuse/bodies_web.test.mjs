@@ -1,6 +1,6 @@
-// Abuse suite, request bodies on the web front-end (HTTP/1.1 on the API port): a body counts
-// toward the process's bound on request bytes being received while it arrives, not only once
-// complete, as a gRPC stream's does. Without that, clients holding a valid token could park
+// Abuse suite, request bodies on the web front-end (HTTP/1.1 on the API port): a body, or a
+// WebSocket's partial frames, count toward the process's bound on request bytes being received
+// while they arrive, not only once complete, as a gRPC stream's body does. Without that, clients holding a valid token could park
 // a 16 MiB partial body on each of many connections, and the server would buffer all of them.
 // Run from tests/abuse: node --test bodies_web.test.mjs (node:net only).
 import { test, before, after } from 'node:test';
@@ -90,6 +90,62 @@ test('partial bodies on many connections are bounded together; the bound is give
   }
   // A small request still works.
   const r = await fetch(`http://127.0.0.1:${server.ports.api}/cache/c?key=small&ttl_seconds=60`, {
+    method: 'PUT', headers: { authorization: server.key }, body: 'v',
+  });
+  assert.equal(r.status, 204, await r.text());
+});
+
+// A WebSocket parking most of a large frame: the first `sent` bytes of a `declared`-byte one.
+function partialWsFrame(sent, declared) {
+  return new Promise((resolve) => {
+    const sock = net.connect(server.ports.api, '127.0.0.1');
+    const chunks = [];
+    let closed = false;
+    sock.on('error', () => {});
+    const gone = new Promise((r) => sock.on('close', () => { closed = true; r(); }));
+    const state = {
+      sock, gone,
+      text: () => Buffer.concat(chunks).toString('latin1'),
+      isClosed: () => closed,
+    };
+    sock.on('data', (d) => {
+      chunks.push(d);
+      if (chunks.length === 1) {
+        // Upgraded (the 101 and the first heartbeat): a binary frame's header, mask, and most
+        // of its payload.
+        const head = Buffer.from([0x82, 0xff, 0, 0, 0, 0,
+          (declared >>> 24) & 0xff, (declared >>> 16) & 0xff, (declared >>> 8) & 0xff,
+          declared & 0xff, 1, 2, 3, 4]);
+        sock.write(head);
+        sock.write(Buffer.alloc(sent, 'w'));
+        resolve(state);
+      }
+    });
+    sock.write(`GET /topics/c/t/ws?token=${server.key} HTTP/1.1\r\nHost: cellar\r\n` +
+               'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+               'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+  });
+}
+
+test('WebSockets parking large partial frames are bounded together, with close 1013', async () => {
+  // 4 MiB frames (under the 5 MiB request limit), 3.5 MiB of each sent: 18 of them hold
+  // 63 MiB, the 19th passes the 64 MiB bound and is closed (1013, try again later).
+  const socks = [];
+  for (let i = 0; i < 19; i++) {
+    socks.push(await withTimeout(partialWsFrame(3.5 * MB, 4 * MB), 5000, 'a WebSocket'));
+  }
+  const closedWith1013 = () => socks.filter((s) => s.text().includes('\x88') &&
+                                          /\x88.\x03\xf5/s.test(s.text()));
+  await withTimeout((async () => {
+    while (closedWith1013().length === 0) await sleep(20);
+  })(), 20000, 'a WebSocket closed once the partial frames passed 64 MiB');
+  const cut = closedWith1013();
+  assert.equal(cut.length, 1);
+  assert.match(cut[0].text(), /receiving too much data right now/);
+  for (const s of socks) s.sock.destroy();
+  // Given back: a small PUT is read and answered.
+  await sleep(200);
+  const r = await fetch(`http://127.0.0.1:${server.ports.api}/cache/c?key=after&ttl_seconds=60`, {
     method: 'PUT', headers: { authorization: server.key }, body: 'v',
   });
   assert.equal(r.status, 204, await r.text());

@@ -81,6 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           break;
         }
         FUZZ_CHECK(used <= buf.size() - off && used >= f.payload.size() + 6);
+        FUZZ_CHECK(net::WsFrameBytes(buf.data() + off, buf.size() - off) == used);
         FUZZ_CHECK(f.payload.data() >= buf.data() + off &&
                    f.payload.data() + f.payload.size() == buf.data() + off + used);
         FUZZ_CHECK(f.payload.size() <= 1000);

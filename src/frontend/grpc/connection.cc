@@ -249,7 +249,8 @@ void Connection::Close() {
 
 void Connection::Read() {
   if (reading_ || closed_) return;
-  if (http1_ && h1_in_.size() >= kMaxHttp1In) return;  // a request's end reads again
+  // A request's end reads again; on a WebSocket, a frame larger than that is read whole.
+  if (http1_ && h1_in_.size() >= std::max(kMaxHttp1In, ws_ ? ws_frame_need_ : 0)) return;
   reading_ = true;
   size_t want = kReadBytes;
   if (http1_) {

@@ -114,12 +114,13 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void PostParseHttp1();
   // The request's head is in (its body may not be): refuses a stranger's large body unread.
   bool OnHttp1Head();
-  // The body of the request being parsed counts toward the process's request bytes being
-  // received (ServiceContext::max_buffered_request_bytes) as it arrives, as a gRPC stream's
-  // does: one connection's is bounded by the parser, many connections' together here. False:
-  // over the bound (nothing more counted).
-  bool CountHttp1Body();
-  void UncountHttp1Body();
+  // What this HTTP/1.1 connection holds of requests still arriving (the body being parsed; on
+  // a WebSocket, unparsed frames and a fragmented message) counts toward the process's request
+  // bytes being received (ServiceContext::max_buffered_request_bytes), as a gRPC stream's body
+  // does: one connection's is bounded by its parser, many connections' together here. Sets the
+  // count to `now`; false when that is over the bound (nothing counted then).
+  bool CountHttp1Partial(size_t now);
+  void UncountHttp1Body() { (void)CountHttp1Partial(0); }
   void OnHttp1Request();
   // Either transport's request, once complete: CORS, then the route (web_target_: the HTTP/2
   // stream it came on; null on HTTP/1.1).
@@ -255,7 +256,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool http1_ = false;
   net::Http1Parser h1_parser_;
   bool h1_head_checked_ = false;
-  size_t h1_body_counted_ = 0;  // of the request being parsed, in BufferedRequestBytes()
+  size_t h1_body_counted_ = 0;  // CountHttp1Partial's, in BufferedRequestBytes()
+  size_t ws_frame_need_ = 0;    // the whole size of the first unparsed WebSocket frame, once known
   std::string h1_in_;                   // read, not yet parsed
   std::string h1_out_;                  // response bytes not yet handed to the socket
   std::shared_ptr<Stream> h1_active_;   // the request being answered

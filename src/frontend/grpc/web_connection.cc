@@ -141,7 +141,7 @@ void Connection::ParseHttp1() {
       h1_head_checked_ = true;
       if (!OnHttp1Head()) return;
     }
-    if (!CountHttp1Body()) {
+    if (!CountHttp1Partial(h1_parser_.body_bytes())) {
       h1_keep_alive_ = false;  // the rest of the body is not read
       WebStatusReply(WireError(GrpcError::kServerBodiesFull));
       return;
@@ -183,11 +183,14 @@ bool Connection::OnHttp1Head() {
   return true;
 }
 
-bool Connection::CountHttp1Body() {
-  const size_t now = h1_parser_.body_bytes();
-  if (now <= h1_body_counted_) return true;
-  const size_t more = now - h1_body_counted_;
+bool Connection::CountHttp1Partial(size_t now) {
   std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
+  if (now <= h1_body_counted_) {
+    all.fetch_sub(h1_body_counted_ - now, std::memory_order_relaxed);
+    h1_body_counted_ = now;
+    return true;
+  }
+  const size_t more = now - h1_body_counted_;
   if (all.fetch_add(more, std::memory_order_relaxed) + more >
       owner_->context().max_buffered_request_bytes) {
     all.fetch_sub(more, std::memory_order_relaxed);
@@ -196,12 +199,6 @@ bool Connection::CountHttp1Body() {
   }
   h1_body_counted_ = now;
   return true;
-}
-
-void Connection::UncountHttp1Body() {
-  if (h1_body_counted_ == 0) return;
-  GrpcServer::BufferedRequestBytes().fetch_sub(h1_body_counted_, std::memory_order_relaxed);
-  h1_body_counted_ = 0;
 }
 
 void Connection::OnHttp1Request() {
@@ -1101,6 +1098,15 @@ void Connection::OnWebSocketData() {
   }
   h1_in_.erase(0, std::min(off, h1_in_.size()));
   if (h1_close_) h1_in_.clear();
+  // A frame larger than the unparsed input held between reads is read whole (it is bounded by
+  // the message limit); what is held counts toward the process's bound.
+  ws_frame_need_ = net::WsFrameBytes(h1_in_.data(), h1_in_.size());
+  if (!closed_ && !h1_close_ && !CountHttp1Partial(h1_in_.size() + ws_message_.size())) {
+    CloseWebSocket(net::kWsTryAgainLater, "the server is receiving too much data right now");
+    h1_in_.clear();
+    ws_message_.clear();
+    ws_frame_need_ = 0;
+  }
 }
 
 void Connection::WebSocketMessage(std::string_view payload, bool binary) {

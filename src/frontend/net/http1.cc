@@ -413,6 +413,26 @@ std::string WebSocketAccept(std::string_view key) {
   return out;
 }
 
+size_t WsFrameBytes(const char* data, size_t size) {
+  if (size < 2) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  const size_t mask = (p[1] & 0x80) != 0 ? 4 : 0;
+  uint64_t len = p[1] & 0x7f;
+  if (len == 126) {
+    if (size < 4) return 0;
+    return 4 + mask + ((size_t{p[2]} << 8) | p[3]);
+  }
+  if (len == 127) {
+    if (size < 10) return 0;
+    len = 0;
+    for (int i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
+    // Past what a frame may be (ParseWsFrame refuses it): as if the header were not in.
+    if (len > (uint64_t{1} << 40)) return 0;
+    return 10 + mask + static_cast<size_t>(len);
+  }
+  return 2 + mask + static_cast<size_t>(len);
+}
+
 WsParse ParseWsFrame(char* data, size_t size, size_t max_payload, WsFrame* frame,
                      size_t* consumed, uint16_t* close_code) {
   auto fail = [&](uint16_t code) {

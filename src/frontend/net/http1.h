@@ -117,6 +117,9 @@ inline constexpr uint16_t kWsTryAgainLater = 1013;
 // reserved bits, a bad opcode, a control frame over 125 bytes or fragmented, a payload over
 // max_payload).
 enum class WsParse : uint8_t { kNeedMore, kFrame, kError };
+// The whole size of the client frame that starts at `data` (header, mask and payload) once
+// its header is in; 0 before. For a reader deciding how much to hold for one frame.
+size_t WsFrameBytes(const char* data, size_t size);
 WsParse ParseWsFrame(char* data, size_t size, size_t max_payload, WsFrame* frame,
                      size_t* consumed, uint16_t* close_code);
 

@@ -143,6 +143,29 @@ TEST(WebSocket, ParsesMaskedFramesAndRefusesBadOnes) {
   EXPECT_EQ(ParseWsFrame(reserved.data(), reserved.size(), 100, &f, &used, &code), WsParse::kError);
 }
 
+TEST(WebSocket, FrameBytesOnceItsHeaderIsIn) {
+  const std::string small = Masked(0x81, "Hello");           // 2 + 4 + 5
+  std::string mid = Masked(0x82, std::string(300, 'x'));  // 4 + 4 + 300
+  EXPECT_EQ(WsFrameBytes(small.data(), 1), 0u);
+  EXPECT_EQ(WsFrameBytes(small.data(), 2), 11u);
+  EXPECT_EQ(WsFrameBytes(mid.data(), 3), 0u);
+  EXPECT_EQ(WsFrameBytes(mid.data(), 4), 308u);
+  // A 64-bit length: known from its 10th byte; absurd ones count as unknown.
+  std::string big = "\x82\xff";
+  big += std::string("\0\0\0\0\0\x30\0\0", 8);  // 3 MiB
+  EXPECT_EQ(WsFrameBytes(big.data(), 9), 0u);
+  EXPECT_EQ(WsFrameBytes(big.data(), 10), 10u + 4u + (3u << 20));
+  big[2] = '\x7f';
+  EXPECT_EQ(WsFrameBytes(big.data(), 10), 0u);
+  // Whatever ParseWsFrame takes as one frame, WsFrameBytes said first.
+  WsFrame f;
+  size_t used = 0;
+  uint16_t code = 0;
+  ASSERT_EQ(ParseWsFrame(mid.data(), mid.size(), 1000, &f, &used, &code),
+            WsParse::kFrame);
+  EXPECT_EQ(used, 308u);
+}
+
 TEST(WebSocket, ServerFramesAndCloses) {
   std::string out;
   AppendWsFrame(out, WsOpcode::kText, "hi");
