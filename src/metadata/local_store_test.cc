@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "metadata/local_store.h"
 #include "metadata/view.h"
 
@@ -182,6 +184,17 @@ TEST(ViewTest, WhenVisibleRunsOnceTheRevisionIsAppliedAndItsChangeSeen) {
   EXPECT_FALSE(past);
   ASSERT_TRUE(view.Refresh().ok());
   EXPECT_TRUE(past);
+  // Stopped (the process is going): waiting callbacks are dropped, never run, and so are new
+  // ones.
+  bool late = false;
+  auto pending = std::make_shared<int>(0);
+  view.WhenVisible(view.revision() + 10, [&late, pending] { late = true; });
+  EXPECT_EQ(pending.use_count(), 2);
+  view.StopRefreshing();
+  EXPECT_EQ(pending.use_count(), 1);  // dropped
+  view.WhenVisible(0, [&late] { late = true; });
+  ASSERT_TRUE(store.Commit({}, Put("c/z", "1")).ok());
+  EXPECT_FALSE(late);
 }
 
 TEST(ViewTest, ConcurrentWritersThroughTwoViewsLoseNoIncrement) {

@@ -35,10 +35,16 @@ View::~View() {
 
 void View::StopRefreshing() {
   std::vector<std::function<void()>> dropped;
+  std::multimap<int64_t, std::function<void()>> unseen;
   {
     std::lock_guard lock(refresh_mu_);
     refresh_stop_ = true;
     dropped.swap(refresh_waiting_);
+  }
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    unseen.swap(when_visible_);
   }
   refresh_cv_.notify_all();
   if (refresh_thread_.joinable()) refresh_thread_.join();
@@ -140,6 +146,7 @@ void View::OnUpdate(const Update& u) {
 void View::WhenVisible(int64_t revision, std::function<void()> fn) {
   {
     std::lock_guard lock(mu_);
+    if (stopped_) return;  // dropped: what it would post to is going
     if (visible_ < revision) {
       when_visible_.emplace(revision, std::move(fn));
       return;

@@ -77,8 +77,9 @@ class View {
   // lookups that keep missing (a name that does not exist) cost the store little.
   static constexpr int kRefreshSpacingMs = 100;
   void RefreshAsync(std::function<void()> done);
-  // Ends the refresh thread (waiting for a read under way); callbacks still waiting, and later
-  // RefreshAsync calls, are dropped without running. Before the loops they post to go.
+  // Ends the refresh thread (waiting for a read under way); callbacks still waiting (those of
+  // RefreshAsync and WhenVisible), and later ones, are dropped without running. Before the
+  // loops they post to go.
   void StopRefreshing();
   // Refreshes done (Refresh and RefreshAsync).
   uint64_t refreshes() const { return refreshes_.load(std::memory_order_relaxed); }
@@ -102,6 +103,7 @@ class View {
   int64_t revision_ = -1;  // applied to entries_ (-1: nothing yet)
   int64_t visible_ = -1;   // applied and `changed` has run: what WaitFor waits for
   std::multimap<int64_t, std::function<void()>> when_visible_;  // by revision; under mu_
+  bool stopped_ = false;  // StopRefreshing: WhenVisible drops its callbacks; under mu_
 
   std::atomic<uint64_t> refreshes_{0};
   std::mutex refresh_mu_;
