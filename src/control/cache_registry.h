@@ -123,6 +123,9 @@ class CacheRegistry {
   // Before the loops that RefreshAsync's callers post to go.
   void StopRefreshing() { view_.StopRefreshing(); }
   uint64_t refreshes() const { return view_.refreshes(); }
+  // The catalog's revision as this node has applied it (at least that of every change made
+  // here that has returned): what the other nodes are asked to reach after one.
+  int64_t revision() const { return view_.revision(); }
 
  private:
   void Apply(const metadata::Update& u);

@@ -267,8 +267,16 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
                       "{\"node\":\"" + JsonEscape(node) + "\",\"state\":\"" +
                           (drain ? "draining" : "active") + "\"}"});
     }
+    // A change of limits is answered once every node enforces it (on a fleet).
+    auto limits_changed = [&](HttpResponse r) {
+      if (r.status != 200 || (req.method != "PUT" && req.method != "PATCH")) {
+        return respond(std::move(r));
+      }
+      gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, reg.revision(),
+                       [respond, r = std::move(r)] { respond(r); });
+    };
     if (auto t = PathSegment(req, "/v1/tenants/", "/limits")) {
-      return respond(HandleTenantLimits(reg, req, *t));
+      return limits_changed(HandleTenantLimits(reg, req, *t));
     }
     if (req.path == "/v1/usage") return respond(HandleUsage(ctx, req));
     if (req.path == "/v1/stats") {
@@ -333,7 +341,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     if (!tenant) return respond(Error(404, "tenant not found"));
     const uint32_t tenant_id = tenant->id;
     if (auto c = PathSegment(req, "/v1/caches/", "/limits")) {
-      return respond(HandleCacheLimits(reg, req, tenant_name, *c));
+      return limits_changed(HandleCacheLimits(reg, req, tenant_name, *c));
     }
     if (req.path == kCaches) {
       if (req.method != "GET") return respond(Error(405, "use GET to list caches"));

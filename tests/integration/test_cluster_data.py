@@ -207,8 +207,19 @@ class AnyNode(unittest.TestCase):
             with self.assertRaises(redis.exceptions.ResponseError) as e:
                 n.authed("none-yet", token)
             self.assertIn("revoked", str(e.exception).lower())
+        # A cache's limit set on n1 is enforced at once on n2 and n3.
+        nodes[0].create_cache("limited-fleet")
+        status, body = nodes[0].admin("PATCH", "/v1/caches/limited-fleet/limits",
+                                      body={"max_item_bytes": 1024})
+        self.assertEqual(status, 200, body)
+        for n in nodes[1:]:
+            c = n.client("limited-fleet", create=False)
+            with self.assertRaises(redis.exceptions.ResponseError):
+                c.set("big", "x" * 4096)
+            self.assertTrue(c.set("small", "x" * 100))
+            c.close()
         # Every change was confirmed by both other nodes before it returned.
-        self.assertEqual(synced("confirmed") - confirmed, (6 * 2 + 1 + 2) * 2)
+        self.assertEqual(synced("confirmed") - confirmed, (6 * 2 + 1 + 2 + 2) * 2)
         self.assertEqual(synced("unconfirmed") - unconfirmed, 0)
 
     def test_the_momento_sdk_on_node_1_and_redis_on_node_3_read_each_others_writes(self):
