@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -237,7 +238,7 @@ void Connection::Close() {
   if (closed_) return;
   closed_ = true;
   if (!round_in_flight_) SyncReplyHold();  // else Answer gives it back
-  UncountHttp1Body();  // a request body in the middle of arriving
+  UncountHttp1Partial();  // a request body in the middle of arriving
   UnsubscribeAll();
   // A long poll's timer holds the connection (and its place under --max-connections) until
   // it fires: cancelled now, so a closed connection goes at once.
@@ -499,17 +500,18 @@ int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
 }
 
 void Connection::DropBody(Stream& s) {
-  buffered_bodies_ -= s.body.size();
-  GrpcServer::BufferedRequestBytes().fetch_sub(s.body.size(), std::memory_order_relaxed);
-  s.body.clear();
+  UncountBody(s);
+  s.body.clear();  // its capacity stays with the stream, which the pool may reuse
 }
 
 std::string Connection::TakeBody(Stream& s) {
+  UncountBody(s);
+  return std::exchange(s.body, std::string());
+}
+
+void Connection::UncountBody(const Stream& s) {
   buffered_bodies_ -= s.body.size();
   GrpcServer::BufferedRequestBytes().fetch_sub(s.body.size(), std::memory_order_relaxed);
-  std::string body = std::move(s.body);
-  s.body.clear();  // moved-from: a valid empty string again
-  return body;
 }
 
 void Connection::OnRequestHeaders(int32_t id) {

@@ -120,7 +120,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // does: one connection's is bounded by its parser, many connections' together here. Sets the
   // count to `now`; false when that is over the bound (nothing counted then).
   bool CountHttp1Partial(size_t now);
-  void UncountHttp1Body() { (void)CountHttp1Partial(0); }
+  void UncountHttp1Partial() { (void)CountHttp1Partial(0); }
   void OnHttp1Request();
   // Either transport's request, once complete: CORS, then the route (web_target_: the HTTP/2
   // stream it came on; null on HTTP/1.1).
@@ -184,6 +184,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void DropBody(Stream& s);
   // The body, moved out (no longer counted as buffered).
   std::string TakeBody(Stream& s);
+  void UncountBody(const Stream& s);  // DropBody's and TakeBody's counts
 
   std::shared_ptr<Stream> NewStream();
   // Keeps a stream nghttp2 closed and nothing else holds, for reuse (bounded pool).

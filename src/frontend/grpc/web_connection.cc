@@ -131,7 +131,7 @@ void Connection::ParseHttp1() {
     const net::Http1Parser::Result r = h1_parser_.Feed(h1_in_, &used);
     h1_in_.erase(0, used);
     if (r == net::Http1Parser::Result::kError) {
-      UncountHttp1Body();
+      UncountHttp1Partial();
       Bump(GrpcMetricsOf(owner_->thread()).protocol_errors);
       h1_keep_alive_ = false;
       WebReply(h1_parser_.status(), "text/plain; charset=utf-8", h1_parser_.reason());
@@ -147,7 +147,7 @@ void Connection::ParseHttp1() {
       return;
     }
     if (r == net::Http1Parser::Result::kNeedMore) return;
-    UncountHttp1Body();  // the call counts its own copy (StartWebCall)
+    UncountHttp1Partial();  // the call counts its own copy (StartWebCall)
     OnHttp1Request();
     h1_parser_.Reset();
     h1_head_checked_ = false;
@@ -194,7 +194,7 @@ bool Connection::CountHttp1Partial(size_t now) {
   if (all.fetch_add(more, std::memory_order_relaxed) + more >
       owner_->context().max_buffered_request_bytes) {
     all.fetch_sub(more, std::memory_order_relaxed);
-    UncountHttp1Body();
+    UncountHttp1Partial();
     return false;
   }
   h1_body_counted_ = now;
