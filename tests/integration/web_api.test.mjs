@@ -497,6 +497,10 @@ webTest('bad input on the wire: oversized bodies, oversized heads, smuggling fra
   t = await raw('PUT /cache/web?key=a&ttl_seconds=5 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n');
   assert.match(t, /^HTTP\/1\.1 401 /);
   assert.match(t, /Connection: close/);
+  // The same with a token, written "Bearer <token>" as the API tolerates: the body is read,
+  // and judged by the cache's item limit (64 KiB), not refused as a stranger's (401).
+  t = await raw(`PUT /cache/web?key=bearer&ttl_seconds=5 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n${'b'.repeat(100000)}`);
+  assert.match(t, /^HTTP\/1\.1 413 [\s\S]*err: item_size_limit_exceeded/);
   // A chunked body is de-chunked.
   t = await raw(`PUT /cache/web?key=chunky&ttl_seconds=50 HTTP/1.1\r\nHost: x\r\nAuthorization: ${key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n`);
   assert.match(t, /^HTTP\/1\.1 204 /);

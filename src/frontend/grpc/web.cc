@@ -128,6 +128,15 @@ std::string UnwrapToken(std::string_view token) {
   return key->text;
 }
 
+std::string WebRequestToken(const std::string* authorization, const std::string* query_token) {
+  if (authorization != nullptr && !authorization->empty()) {
+    std::string_view h = *authorization;
+    if (h.starts_with("Bearer ")) h.remove_prefix(7);
+    return UnwrapToken(h);
+  }
+  return query_token != nullptr ? UnwrapToken(*query_token) : std::string();
+}
+
 namespace {
 
 std::string Framed(const google::protobuf::MessageLite& m) {

@@ -100,6 +100,10 @@ bool SameOrigin(std::string_view origin, std::string_view host, bool tls);
 // The credential the gRPC calls verify: a v1 API key (base64 of {"api_key": ..., "endpoint":
 // ...}, what the SDKs take) is unwrapped to its api_key; anything else is used as it is.
 std::string UnwrapToken(std::string_view token);
+// The token a web request carries, unwrapped: its Authorization header (raw, as Momento's HTTP
+// API takes it; "Bearer " tolerated) when present and not empty, else its ?token= parameter;
+// empty when neither. Null: absent. (RouteWeb refuses a request that gives both first.)
+std::string WebRequestToken(const std::string* authorization, const std::string* query_token);
 
 // ---- Request messages the HTTP API builds, framed (5-byte prefix) -------------------------
 std::string FramedGet(std::string_view key);

@@ -162,14 +162,10 @@ bool Connection::OnHttp1Head() {
   const bool large = req.Header("transfer-encoding") != nullptr ||
                      (length != nullptr && ParseU64(*length).value_or(0) > kMaxUnauthenticatedBodies);
   if (large && !ever_authed_) {
-    std::string token;
-    if (const std::string* a = req.Header("authorization")) token = *a;
-    if (token.empty()) {
-      if (auto q = net::ParseQuery(req.query)) {
-        if (const std::string* t = Param(*q, "token")) token = *t;
-      }
-    }
-    auto principal = Authenticate(UnwrapToken(token), SystemClock::Get()->NowMillis() / 1000);
+    const auto query = net::ParseQuery(req.query);
+    const std::string token =
+        WebRequestToken(req.Header("authorization"), query ? Param(*query, "token") : nullptr);
+    auto principal = Authenticate(token, SystemClock::Get()->NowMillis() / 1000);
     if (!principal.ok()) {
       h1_keep_alive_ = false;  // the body is not read
       WebStatusReply(ToWire(principal.status()));
@@ -208,14 +204,11 @@ void Connection::OnHttp1Request() {
 }
 
 std::string Connection::WebTokenOf(const Stream& s) {
-  std::string_view h = s.authorization;
-  if (h.starts_with("Bearer ")) h.remove_prefix(7);
-  if (!h.empty()) return UnwrapToken(h);
   const size_t q = s.path.find('?');
-  if (q == std::string::npos) return {};
-  auto query = net::ParseQuery(std::string_view(s.path).substr(q + 1));
-  const std::string* t = query ? Param(*query, "token") : nullptr;
-  return t != nullptr ? UnwrapToken(*t) : std::string();
+  const auto query = q == std::string::npos
+                         ? std::nullopt
+                         : net::ParseQuery(std::string_view(s.path).substr(q + 1));
+  return WebRequestToken(&s.authorization, query ? Param(*query, "token") : nullptr);
 }
 
 void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
@@ -280,17 +273,10 @@ void Connection::RouteWeb(net::Http1Request& req) {
 
   // The token: the Authorization header (raw, as Momento's HTTP API takes it; "Bearer "
   // tolerated) or ?token=, not both.
-  std::string token;
   const std::string* header = req.Header("authorization");
   const std::string* param = Param(*query, "token");
   if (header != nullptr && param != nullptr) return WebRefuse(WebError::kBothTokens);
-  if (header != nullptr) {
-    std::string_view h = *header;
-    if (h.starts_with("Bearer ")) h.remove_prefix(7);
-    token = UnwrapToken(h);
-  } else if (param != nullptr) {
-    token = UnwrapToken(*param);
-  }
+  const std::string token = WebRequestToken(header, param);
 
   if (ctx.demo && (path == "/demo" || path == "/demo/" || path == "/demo/token")) {
     return RouteDemo(req, *query);

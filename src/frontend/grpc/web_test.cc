@@ -85,6 +85,16 @@ TEST(Web, V1KeysAreUnwrappedAndOthersKept) {
   EXPECT_EQ(UnwrapToken("admin-key"), "admin-key");
 }
 
+TEST(Web, ARequestsTokenFromItsHeaderElseItsQuery) {
+  const std::string v1 = auth::Base64Encode(R"({"api_key":"a.b.c","endpoint":"x"})");
+  const std::string bearer = "Bearer " + v1, raw = "raw-key", empty, query = "from-query";
+  EXPECT_EQ(WebRequestToken(&bearer, nullptr), "a.b.c");  // "Bearer " tolerated, unwrapped
+  EXPECT_EQ(WebRequestToken(&raw, &query), "raw-key");      // the header first
+  EXPECT_EQ(WebRequestToken(&empty, &query), "from-query"); // an empty header is none
+  EXPECT_EQ(WebRequestToken(nullptr, &v1), "a.b.c");
+  EXPECT_EQ(WebRequestToken(nullptr, nullptr), "");
+}
+
 TEST(Web, GrpcWebTrailerFrame) {
   const std::string t = GrpcWebTrailers({GrpcCode::kNotFound, "no 100%", "item_not_found"});
   ASSERT_GE(t.size(), 5u);
