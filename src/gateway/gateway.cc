@@ -549,6 +549,14 @@ void Gateway::CatchUpMetadata(MetadataPart part, std::function<void()> done) {
   options_.keys->RefreshAsync(std::move(done));
 }
 
+std::function<void(Status)> Gateway::OnceCatalogSynced(uint32_t origin, int64_t revision,
+                                                      std::function<void(Status)> done) {
+  return [this, origin, revision, done = std::move(done)](Status st) mutable {
+    SyncMetadata(origin, MetadataPart::kCatalog, revision,
+                 [done = std::move(done), st] { done(st); });
+  };
+}
+
 void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
                           std::function<void(Status)> done) {
   int64_t revision = 0;
@@ -559,10 +567,7 @@ void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
   }
   const uint32_t id = created->id;
   // On a fleet, the call returns once the other nodes know the cache too.
-  done = [this, origin, revision, done = std::move(done)](Status st) mutable {
-    SyncMetadata(origin, MetadataPart::kCatalog, revision,
-                 [done = std::move(done), st] { done(st); });
-  };
+  done = OnceCatalogSynced(origin, revision, std::move(done));
   ForEachShard(
       origin,
       [this, id, tenant](uint32_t, storage::Engine& e) {
@@ -587,10 +592,7 @@ void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
   }
   const uint32_t id = removed->id;
   // On a fleet, the call returns once no node serves the cache any more.
-  done = [this, origin, revision, done = std::move(done)](Status st) mutable {
-    SyncMetadata(origin, MetadataPart::kCatalog, revision,
-                 [done = std::move(done), st] { done(st); });
-  };
+  done = OnceCatalogSynced(origin, revision, std::move(done));
   ForEachShard(
       origin,
       [this, id](uint32_t s, storage::Engine& e) {

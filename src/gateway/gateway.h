@@ -289,6 +289,10 @@ class Gateway {
   void CatchUpMetadata(MetadataPart part, std::function<void()> done);
 
  private:
+  // `done`, called once the other nodes applied the catalog change committed at `revision`
+  // (SyncMetadata), with the status it was given.
+  std::function<void(Status)> OnceCatalogSynced(uint32_t origin, int64_t revision,
+                                                std::function<void(Status)> done);
   // Runs fn(shard index, engine) on every shard's loop, then done() on loop `origin`.
   void ForEachShard(uint32_t origin, std::function<void(uint32_t, storage::Engine&)> fn,
                     std::function<void()> done);
