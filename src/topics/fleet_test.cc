@@ -426,7 +426,9 @@ TEST_F(FleetTest, AMirrorFallenBehindTheHandedOverRingHearsOfTheGap) {
   EXPECT_EQ(rb.Values(), (std::vector<std::string>{"m1", "m2", "m3", "m7", "m8", "m9", "m10"}));
   ASSERT_EQ(rb.Count(Got::kDisc), 1);
   for (const Got& g : rb.got) {
-    if (g.kind == Got::kDisc) EXPECT_EQ(g.next, 6u);
+    if (g.kind == Got::kDisc) {
+      EXPECT_EQ(g.next, 6u);
+    }
   }
 }
 
