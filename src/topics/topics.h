@@ -145,6 +145,11 @@ class Sink {
     (void)tag;
     OnItem(id, message);
   }
+  // A delivery to this subscription is a few subscribers away: start loading what it will
+  // touch beyond what the hub already asked for (the first 128 bytes of this sink's Sink
+  // subobject and of `tag`'s object, a few subscribers earlier: a sink that keeps its
+  // delivery state there may read it here). A hint: no effect on what is delivered.
+  virtual void Prefetch(void* tag) const { (void)tag; }
   // After OnReady's discontinuity and replayed items (if any): what follows is live. A sink
   // may exempt the replay from its slow-reader bound (it is bounded by the ring already).
   virtual void OnReplayed(SubId id) { (void)id; }

@@ -404,13 +404,15 @@ webTest('WebSocket: bad frames close with the RFC code, a refused token gets an 
   ws.sock.destroy();
 });
 
+async function slowSubscribers() {
+  const t = await (await fetch(`${adminBase}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+  const m = t.match(/^cellar_topic_slow_subscribers_total(?:\{[^}]*\})? (\d+)/m);
+  return m ? Number(m[1]) : 0;
+}
+
 webTest('a WebSocket client that never reads is cut off (1013 queued, counted), the publisher never waits', async () => {
   const topic = `slow-${Date.now()}`;
-  const metric = async () => {
-    const t = await (await fetch(`${adminBase}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
-    const m = t.match(/^cellar_topic_slow_subscribers_total(?:\{[^}]*\})? (\d+)/m);
-    return m ? Number(m[1]) : 0;
-  };
+  const metric = slowSubscribers;
   const before = await metric();
   const ws = await openWs(`/topics/web/${topic}/ws?token=${key}`);
   await waitFor(() => texts(ws).length >= 1, 'subscribed');
@@ -427,6 +429,34 @@ webTest('a WebSocket client that never reads is cut off (1013 queued, counted), 
   while (after <= before && Date.now() < deadline) { await sleep(100); after = await metric(); }
   assert.ok(after > before, `the slow reader was counted: ${before} -> ${after}`);
   ws.sock.destroy();
+});
+
+webTest('an SSE client that never reads is cut off and counted, the publisher never waits', async () => {
+  const topic = `slow-sse-${Date.now()}`;
+  const before = await slowSubscribers();
+  const sock = net.connect(server.ports.api, '127.0.0.1');
+  let got = '';
+  sock.on('data', (d) => { if (got.length < 65536) got += d.toString('latin1'); });
+  sock.on('error', () => {});
+  sock.write(`GET /topics/web/${topic}/sse?token=${key} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+    'Accept: text/event-stream\r\n\r\n');
+  await waitFor(() => got.startsWith('HTTP/1.1 200'), 'the event stream');
+  const publish = async (body) => {
+    const r = await fetch(`${base}/topics/web/${topic}`, { method: 'POST', headers: { ...auth(key), 'content-type': 'text/plain' }, body });
+    assert.equal(r.status, 204);
+  };
+  for (let i = 0; i < 50 && !got.includes('data: '); i++) { await publish('first'); await sleep(50); }
+  assert.match(got, /\nid: \d+:1\ndata: /, 'an event arrived');
+  sock.pause();  // never reads again
+  const payload = 'x'.repeat(32 * 1024);
+  const t0 = Date.now();
+  for (let i = 0; i < 200; i++) await publish(payload);
+  assert.ok(Date.now() - t0 < 20000, 'publishing went on');
+  const deadline = Date.now() + 10000;
+  let after = await slowSubscribers();
+  while (after <= before && Date.now() < deadline) { await sleep(100); after = await slowSubscribers(); }
+  assert.ok(after > before, `the slow reader was counted: ${before} -> ${after}`);
+  sock.destroy();
 });
 
 webTest('CORS: preflight for an allowed origin echoes its headers; a disallowed origin is refused 403; responses expose grpc-status', async () => {

@@ -67,6 +67,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
                        uint64_t new_page) override;
   void OnItem(topics::SubId id, const topics::MessagePtr& message) override;
   void OnItemTagged(topics::SubId id, void* tag, const topics::MessagePtr& message) override;
+  void Prefetch(void* tag) const override;
   void OnReplayed(topics::SubId id) override;
   void OnHeartbeat(topics::SubId id) override;
   void OnEnd(topics::SubId id, const Status& why) override;
@@ -156,6 +157,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
                                  uint64_t page) const;
   void FlushHttp1();
   void DrainWeb(Stream& s);
+  // One item (a message's encoding `b`, or a frame of its own) in `s`'s wire form, appended to
+  // h1_out_ (DrainWeb's step, and Push's when WebItemNow).
+  void AppendWebItem(const Stream& s, const topics::TopicMessage* message, std::string_view b);
+  bool WebItemNow(const Stream& s) const;
   // The stream's answer is all queued: forget it and go on with the next request.
   void EndWeb(Stream& s);
   // A whole response (Content-Length), with the CORS headers of the request being answered.
@@ -207,6 +212,20 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void ScheduleFlush();
   void UnsubscribeAll();
 
+  // What a topic delivery to this connection reads and writes: first, beside the vtable
+  // pointer, so the line the hub prefetches (Prefetch) holds it.
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool shutting_down_ = false;
+  bool saw_preface_ = false;
+  bool flush_posted_ = false;
+  bool http1_ = false;          // HTTP/1.1 (web_connection.cc)
+  size_t buffered_bodies_ = 0;  // request bytes held by streams
+  size_t pending_output_ = 0;   // reply bytes queued on streams, not yet given to nghttp2
+  std::string h1_out_;                  // HTTP/1.1 response bytes not yet handed to the socket
+  std::shared_ptr<Stream> h1_active_;   // the HTTP/1.1 request being answered
+
   GrpcServer* owner_;
   net::ConnectionGate::Slot slot_;  // this connection's place under the port's cap
   int64_t created_ms_ = 0;          // wall clock
@@ -226,13 +245,6 @@ class Connection : public std::enable_shared_from_this<Connection>,
   nghttp2_session* session_ = nullptr;
   std::string in_;
   std::string out_;
-  bool reading_ = false;
-  bool writing_ = false;
-  bool closed_ = false;
-  bool shutting_down_ = false;
-  bool saw_preface_ = false;
-  size_t buffered_bodies_ = 0;  // request bytes held by streams
-  size_t pending_output_ = 0;   // reply bytes queued on streams, not yet given to nghttp2
 
   absl::flat_hash_map<int32_t, std::shared_ptr<Stream>> streams_;  // open streams
   std::vector<std::shared_ptr<Stream>> ready_;     // requests complete, not yet run
@@ -251,17 +263,13 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint64_t cached_generation_ = ~uint64_t{0};
   bool round_in_flight_ = false;
   absl::flat_hash_map<topics::SubId, std::shared_ptr<Stream>> subscriptions_;
-  bool flush_posted_ = false;
 
-  // HTTP/1.1 (web_connection.cc).
-  bool http1_ = false;
+  // HTTP/1.1 (web_connection.cc), beside http1_, h1_out_ and h1_active_ above.
   net::Http1Parser h1_parser_;
   bool h1_head_checked_ = false;
   size_t h1_body_counted_ = 0;  // CountHttp1Partial's, in BufferedRequestBytes()
   size_t ws_frame_need_ = 0;    // the whole size of the first unparsed WebSocket frame, once known
   std::string h1_in_;                   // read, not yet parsed
-  std::string h1_out_;                  // response bytes not yet handed to the socket
-  std::shared_ptr<Stream> h1_active_;   // the request being answered
   int32_t h1_next_id_ = 1;
   bool h1_keep_alive_ = true;           // the request being answered allows another after it
   bool h1_close_ = false;               // close once h1_out_ is written

@@ -54,49 +54,6 @@ struct Method;
 
 // One gRPC call (an HTTP/2 stream): its request headers and body, then its reply.
 struct Stream {
-  int32_t id = 0;
-  std::string path, cache, authorization;
-  bool post = false, grpc_content_type = false, compressed_encoding = false;
-  bool oversized_header = false;
-  int64_t deadline_ms = 0;  // steady-clock ms; 0: none
-  std::string body;         // the request's DATA, framed
-  bool ignore_body = false;  // already answered; further DATA is dropped
-  bool closed = false;       // nghttp2 closed the stream (done or reset by the peer)
-  bool answered = false;     // a reply was given to nghttp2
-
-  const Method* method = nullptr;
-  uint32_t tenant = 1;  // the caller's tenant (control::kDefaultTenant until tokens)
-  std::string publisher_id;  // the caller's token id (Pubsub/Publish items carry it)
-  // The caller's permissions, during prepare (a prepare that charges a limit checks them
-  // first, so a refused call spends nothing); null for the super-user.
-  const auth::Permissions* perms = nullptr;
-  uint32_t cache_id = 0;
-  // The cache's limits, admission buckets and usage (null until the cache is resolved).
-  std::shared_ptr<gateway::CacheState> cache_state;
-  std::unique_ptr<google::protobuf::MessageLite> request;
-  uint32_t first_call = 0, num_calls = 0;  // into the round's batch
-
-  // Arrays the calls borrow beyond the decoded request (api::Request::args, scores, numbers),
-  // and, for two-round methods, what the first round's replies left for the second.
-  ScratchArena scratch;
-  std::vector<std::string> owned;  // bytes kept from the first round (two-round methods)
-  uint8_t phase = 0;               // 0: first round; 1: second round of a two-round method
-
-  // The web front-end's wire form of this call (web.h); kNone: gRPC over HTTP/2.
-  WebKind web = WebKind::kNone;
-  // An HTTP/2 request for the web front-end (a browser on the API port over TLS: grpc-web,
-  // the HTTP API, SSE, the long poll), told by OnHeader and routed as HTTP/1.1 requests are
-  // once complete, with these of its headers.
-  bool web_h2 = false;
-  std::string authority;  // :authority, for the same-origin check
-  std::vector<std::pair<std::string, std::string>> web_headers;  // :method, origin, ...
-  std::string web_cors;            // the CORS response headers its answer carries
-  std::shared_ptr<void> web_timer;  // a long poll's timer (destroying it cancels it)
-
-  std::string out;   // framed response messages
-  size_t out_off = 0;
-  WireStatus status;  // sent as trailers (trailers-only if there is no message)
-
   // A server-streaming call (Pubsub/Subscribe) that stays open: frames queued for nghttp2,
   // each a shared message's gRPC encoding or a small frame of its own (heartbeat,
   // discontinuity). Bounded by topics::Options::subscriber_queue_bytes.
@@ -143,21 +100,67 @@ struct Stream {
     std::vector<Chunk> v_;
     size_t head_ = 0;
   };
-  topics::SubId sub_id = 0;    // the subscription this stream carries (0: none)
-  bool streaming = false;      // response headers sent; frames flow from `queue`
-  bool deferred = false;       // nghttp2 is waiting for a frame (resume it on the next)
-  bool ending = false;         // once `queue` drains, send the trailers with `status`
+
+  // What a topic delivery reads and writes, first and together (a fan-out touches every
+  // subscriber's stream per message: fewer cache lines, fewer misses).
+  int32_t id = 0;
+  WebKind web = WebKind::kNone;  // its web wire form (web.h); kNone: gRPC over HTTP/2
+  bool closed = false;           // nghttp2 closed the stream (done or reset by the peer)
+  bool streaming = false;        // response headers sent; frames flow from `queue`
+  bool deferred = false;         // nghttp2 is waiting for a frame (resume it on the next)
+  bool ending = false;           // once `queue` drains, send the trailers with `status`
+  bool replaying = false;        // between OnReady and OnReplayed
+  topics::SubId sub_id = 0;      // the subscription this stream carries (0: none)
   ChunkQueue queue;
   size_t queue_bytes = 0;
-  size_t head_off = 0;         // bytes of queue.front() already given to nghttp2
-  bool replaying = false;      // between OnReady and OnReplayed
-  size_t replay_credit = 0;    // queued replay bytes not yet sent: exempt from the bound
+  size_t head_off = 0;           // bytes of queue.front() already given to nghttp2
+  size_t replay_credit = 0;      // queued replay bytes not yet sent: exempt from the bound
+  uint64_t fault_messages_left = 0;  // --momento-local: see fault_stream_error below
+
+  std::string path, cache, authorization;
+  bool post = false, grpc_content_type = false, compressed_encoding = false;
+  bool oversized_header = false;
+  int64_t deadline_ms = 0;  // steady-clock ms; 0: none
+  std::string body;         // the request's DATA, framed
+  bool ignore_body = false;  // already answered; further DATA is dropped
+  bool answered = false;     // a reply was given to nghttp2
+
+  const Method* method = nullptr;
+  uint32_t tenant = 1;  // the caller's tenant (control::kDefaultTenant until tokens)
+  std::string publisher_id;  // the caller's token id (Pubsub/Publish items carry it)
+  // The caller's permissions, during prepare (a prepare that charges a limit checks them
+  // first, so a refused call spends nothing); null for the super-user.
+  const auth::Permissions* perms = nullptr;
+  uint32_t cache_id = 0;
+  // The cache's limits, admission buckets and usage (null until the cache is resolved).
+  std::shared_ptr<gateway::CacheState> cache_state;
+  std::unique_ptr<google::protobuf::MessageLite> request;
+  uint32_t first_call = 0, num_calls = 0;  // into the round's batch
+
+  // Arrays the calls borrow beyond the decoded request (api::Request::args, scores, numbers),
+  // and, for two-round methods, what the first round's replies left for the second.
+  ScratchArena scratch;
+  std::vector<std::string> owned;  // bytes kept from the first round (two-round methods)
+  uint8_t phase = 0;               // 0: first round; 1: second round of a two-round method
+
+  // An HTTP/2 request for the web front-end (a browser on the API port over TLS: grpc-web,
+  // the HTTP API, SSE, the long poll), told by OnHeader and routed as HTTP/1.1 requests are
+  // once complete, with these of its headers.
+  bool web_h2 = false;
+  std::string authority;  // :authority, for the same-origin check
+  std::vector<std::pair<std::string, std::string>> web_headers;  // :method, origin, ...
+  std::string web_cors;            // the CORS response headers its answer carries
+  std::shared_ptr<void> web_timer;  // a long poll's timer (destroying it cancels it)
+
+  std::string out;   // framed response messages
+  size_t out_off = 0;
+  WireStatus status;  // sent as trailers (trailers-only if there is no message)
+
 
   // --momento-local only: the call's fault-injection metadata (null: none), and a
-  // subscription's injected end (after fault_messages_left more messages).
+  // subscription's injected end (after fault_messages_left more messages, above).
   std::unique_ptr<local::FaultHeaders> faults;
   std::optional<WireStatus> fault_stream_error;
-  uint64_t fault_messages_left = 0;
 
   // Ready for another call, keeping small buffers and the decoded request object (its
   // strings' capacity is reused when the next call is of the same method).

@@ -895,45 +895,57 @@ void Connection::AppendChunk(std::string_view piece) {
   pending_output_ += h1_out_.size() - before;
 }
 
+void Connection::AppendWebItem(const Stream& s, const topics::TopicMessage* message,
+                               std::string_view b) {
+  switch (s.web) {
+    case WebKind::kGrpcWebText: {
+      std::string piece;
+      AppendBase64(piece, b);
+      AppendChunk(piece);
+      break;
+    }
+    case WebKind::kGrpcWebBinary: AppendChunk(b); break;
+    case WebKind::kSse:
+      if (message != nullptr) {
+        std::string piece = "id: " + std::to_string(message->page) + ":" +
+                            std::to_string(message->seq) + "\ndata: ";
+        piece += b;
+        piece += "\n\n";
+        AppendChunk(piece);
+      } else {
+        AppendChunk(b);
+      }
+      break;
+    case WebKind::kWebSocket: {
+      const size_t before = h1_out_.size();
+      net::AppendWsFrame(h1_out_, net::WsOpcode::kText, b);
+      pending_output_ += h1_out_.size() - before;
+      break;
+    }
+    default: break;
+  }
+}
+
+bool Connection::WebItemNow(const Stream& s) const {
+  // What DrainWeb would do at once: nothing is waiting before it and the write being gathered
+  // has room. Then the item goes straight into it, without a queue entry (and its reference
+  // to the shared message) to make and drain: one touch of the subscriber per delivery.
+  // A write in flight means the socket is full: then items queue (shared, and counted
+  // against the slow-reader bound). A --momento-local injected end counts queued items.
+  return http1_ && !writing_ && h1_active_.get() == &s && s.streaming && !s.closed &&
+         s.queue.empty() && s.web != WebKind::kLongPoll && s.fault_messages_left == 0 &&
+         h1_out_.size() < kWriteChunk;
+}
+
 void Connection::DrainWeb(Stream& s) {
-  auto pop = [&s] {
-    const size_t n = s.queue.front().bytes().size();
+  if (s.web == WebKind::kLongPoll) return FinishLongPoll(s);
+  while (!s.queue.empty() && h1_out_.size() < kWriteChunk) {
+    const Stream::Chunk& c = s.queue.front();
+    const size_t n = c.bytes().size();
+    AppendWebItem(s, c.message.get(), c.bytes());
     s.queue_bytes -= n;
     s.replay_credit -= std::min(s.replay_credit, n);
     s.queue.pop_front();
-  };
-  if (s.web == WebKind::kLongPoll) return FinishLongPoll(s);
-  std::string piece;
-  while (!s.queue.empty() && h1_out_.size() < kWriteChunk) {
-    const Stream::Chunk& c = s.queue.front();
-    const std::string_view b = c.bytes();
-    piece.clear();
-    switch (s.web) {
-      case WebKind::kGrpcWebText:
-        AppendBase64(piece, b);
-        AppendChunk(piece);
-        break;
-      case WebKind::kGrpcWebBinary: AppendChunk(b); break;
-      case WebKind::kSse:
-        if (c.message != nullptr) {
-          piece = "id: " + std::to_string(c.message->page) + ":" + std::to_string(c.message->seq) +
-                  "\ndata: ";
-          piece += b;
-          piece += "\n\n";
-          AppendChunk(piece);
-        } else {
-          AppendChunk(b);
-        }
-        break;
-      case WebKind::kWebSocket: {
-        const size_t before = h1_out_.size();
-        net::AppendWsFrame(h1_out_, net::WsOpcode::kText, b);
-        pending_output_ += h1_out_.size() - before;
-        break;
-      }
-      default: break;
-    }
-    pop();
   }
   if (!s.queue.empty() || !s.ending) return;
   // The end: after everything queued, the status in the kind's own words.
@@ -979,27 +991,32 @@ void Connection::FlushHttp1() {
       DrainWeb(*h1_active_);
     }
     if (h1_out_.empty()) {
-      if (out_.capacity() > (64 << 10)) std::string().swap(out_);  // a burst's, not kept
+      // A burst's buffers are not kept.
+      if (out_.capacity() > (64 << 10)) std::string().swap(out_);
+      if (h1_out_.capacity() > (64 << 10)) std::string().swap(h1_out_);
       if (h1_close_) return Close();
       // Requests that waited while answers were unwritten (ParseHttp1's bound).
       if (h1_active_ == nullptr && !ws_ && !h1_in_.empty()) PostParseHttp1();
       return;
     }
+    pending_output_ -= std::min(pending_output_, h1_out_.size());
+    if (!stream_.is_tls()) {
+      // Plaintext: written at once, from h1_out_ itself, while the socket takes it all (a
+      // fan-out's many small writes need no asynchronous operation each, and one buffer per
+      // subscriber stays warmer than two); what it does not take waits for it in out_.
+      error_code ec;
+      const size_t n = stream_.socket().write_some(asio::buffer(h1_out_), ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+      if (!ec && n == h1_out_.size()) {
+        h1_out_.clear();
+        write_epoch_ = owner_->sweep_epoch_;
+        continue;
+      }
+      if (!ec) h1_out_.erase(0, n);
+    }
     out_.swap(h1_out_);
     h1_out_.clear();
-    pending_output_ -= std::min(pending_output_, out_.size());
-    if (stream_.is_tls()) break;
-    // Plaintext: written at once while the socket takes it all (a fan-out's many small
-    // writes need no asynchronous operation each); what it does not take waits for it.
-    error_code ec;
-    const size_t n = stream_.socket().write_some(asio::buffer(out_), ec);
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
-    if (ec || n < out_.size()) {
-      if (!ec) out_.erase(0, n);
-      break;
-    }
-    out_.clear();
-    write_epoch_ = owner_->sweep_epoch_;
+    break;
   }
   writing_ = true;
   auto on_written = [self = shared_from_this()](error_code ec, size_t) {

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 
 namespace cellar::net {
 
@@ -474,18 +473,21 @@ WsParse ParseWsFrame(char* data, size_t size, size_t max_payload, WsFrame* frame
 }
 
 void AppendWsFrame(std::string& out, WsOpcode opcode, std::string_view payload) {
-  out.push_back(static_cast<char>(0x80 | static_cast<uint8_t>(opcode)));
+  char head[10];
+  size_t h = 0;
+  head[h++] = static_cast<char>(0x80 | static_cast<uint8_t>(opcode));
   const uint64_t n = payload.size();
   if (n < 126) {
-    out.push_back(static_cast<char>(n));
+    head[h++] = static_cast<char>(n);
   } else if (n <= 0xffff) {
-    out.push_back(static_cast<char>(126));
-    out.push_back(static_cast<char>(n >> 8));
-    out.push_back(static_cast<char>(n & 0xff));
+    head[h++] = static_cast<char>(126);
+    head[h++] = static_cast<char>(n >> 8);
+    head[h++] = static_cast<char>(n & 0xff);
   } else {
-    out.push_back(static_cast<char>(127));
-    for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+    head[h++] = static_cast<char>(127);
+    for (int i = 7; i >= 0; --i) head[h++] = static_cast<char>((n >> (8 * i)) & 0xff);
   }
+  out.append(head, h);
   out.append(payload);
 }
 
