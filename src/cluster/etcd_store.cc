@@ -196,6 +196,13 @@ StatusOr<int64_t> EtcdStore::Commit(std::span<const metadata::Compare> compares,
   auto r = Await<etcdserverpb::TxnResponse>([this, txn = std::move(txn)](auto done) mutable {
     client_->Txn(std::move(txn), options_.timeout, std::move(done));
   });
+  if (!r.ok() && r.status().code() == Code::kDeadlineExceeded) {
+    // The request may be in etcd's hands: it can still apply it (when it comes back).
+    return Status(Code::kDeadlineExceeded,
+                  fmt::format("the metadata store did not answer in time ({}); the change may "
+                              "still be applied: check before retrying",
+                              r.status().message()));
+  }
   if (!r.ok()) return r.status();
   if (r->succeeded()) {
     // Only deletes of absent keys: nothing changed, and the header's revision may belong to

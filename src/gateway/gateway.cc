@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 
+#include <chrono>
 #include <map>
 
 #include <absl/container/flat_hash_map.h>
@@ -32,7 +33,24 @@ Gateway::Gateway(std::vector<asio::io_context*> loops, std::vector<storage::Engi
   for (auto& o : outboxes_) o.to.resize(loops_.size());
 }
 
-Gateway::~Gateway() = default;
+Gateway::~Gateway() { StopControl(); }
+
+void Gateway::RunControl(uint32_t origin, std::function<void()> work, std::function<void()> then) {
+  control_.Post([this, origin, work = std::move(work), then = std::move(then)]() mutable {
+    const auto t0 = std::chrono::steady_clock::now();
+    work();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
+    if (ms >= 1000) {
+      LOG_WARN("msg=\"a metadata change waited on the store\" ms={} queued_behind={}", ms,
+               control_.queued());
+    }
+    asio::post(*loops_[origin], std::move(then));
+  });
+}
+
+void Gateway::StopControl() { control_.Stop(); }
 
 void Gateway::Submit(uint32_t origin, Batch* batch, std::function<void()> done) {
   const uint32_t n = num_shards();
@@ -557,15 +575,29 @@ std::function<void(Status)> Gateway::OnceCatalogSynced(uint32_t origin, int64_t 
   };
 }
 
+namespace {
+// A registry change made on the control thread, read on the origin loop.
+struct Committed {
+  StatusOr<control::CacheInfo> info = Status(Code::kUnavailable, "not run");
+  int64_t revision = 0;
+};
+}  // namespace
+
 void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
                           std::function<void(Status)> done) {
-  int64_t revision = 0;
-  auto created = registry_->Create(tenant, name, &revision);
-  if (!created.ok()) {
-    done(created.status());
-    return;
-  }
-  const uint32_t id = created->id;
+  auto c = std::make_shared<Committed>();
+  RunControl(
+      origin, [this, c, tenant, name = std::move(name)] {
+        c->info = registry_->Create(tenant, name, &c->revision);
+      },
+      [this, c, origin, tenant, done = std::move(done)]() mutable {
+        if (!c->info.ok()) return done(c->info.status());
+        CreatedCache(origin, tenant, c->info->id, c->revision, std::move(done));
+      });
+}
+
+void Gateway::CreatedCache(uint32_t origin, uint32_t tenant, uint32_t id, int64_t revision,
+                           std::function<void(Status)> done) {
   // On a fleet, the call returns once the other nodes know the cache too.
   done = OnceCatalogSynced(origin, revision, std::move(done));
   ForEachShard(
@@ -584,13 +616,19 @@ void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
 void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
                           std::function<void(Status)> done) {
   // Removed from the registry first: no new connection can bind to it while shards drop it.
-  int64_t revision = 0;
-  auto removed = registry_->Remove(tenant, name, &revision);
-  if (!removed.ok()) {
-    done(removed.status());
-    return;
-  }
-  const uint32_t id = removed->id;
+  auto c = std::make_shared<Committed>();
+  RunControl(
+      origin, [this, c, tenant, name = std::move(name)] {
+        c->info = registry_->Remove(tenant, name, &c->revision);
+      },
+      [this, c, origin, done = std::move(done)]() mutable {
+        if (!c->info.ok()) return done(c->info.status());
+        DeletedCache(origin, c->info->id, c->revision, std::move(done));
+      });
+}
+
+void Gateway::DeletedCache(uint32_t origin, uint32_t id, int64_t revision,
+                           std::function<void(Status)> done) {
   // On a fleet, the call returns once no node serves the cache any more.
   done = OnceCatalogSynced(origin, revision, std::move(done));
   ForEachShard(

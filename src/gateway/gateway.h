@@ -26,6 +26,7 @@
 #include "api/request.h"
 #include "auth/permissions.h"
 #include "auth/token.h"
+#include "common/serial_worker.h"
 #include "common/status.h"
 #include "gateway/stats.h"
 
@@ -234,8 +235,16 @@ class Gateway {
   std::vector<std::string> CacheNames(uint32_t tenant) const;
   control::CacheRegistry& registry() { return *registry_; }
 
+  // Metadata commits wait on the store (on a fleet an etcd round trip, or its deadline while
+  // etcd is slow or gone), which an event loop must not: `work` runs on the gateway's control
+  // thread (one task at a time, in the order posted), then `then` on loop `origin`. At exit
+  // (Stop Control) a task not started is dropped: neither runs. Called from any thread.
+  void RunControl(uint32_t origin, std::function<void()> work, std::function<void()> then);
+  // Waits for the control task running, drops the queued ones (their loops are gone).
+  void StopControl();
+
   // Control plane operations on a tenant's cache; each answers on loop `origin` once every
-  // shard has applied it.
+  // shard has applied it. The registry commit runs on the control thread (RunControl).
   void CreateCache(uint32_t origin, uint32_t tenant, std::string name,
                    std::function<void(Status)> done);
   void DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
@@ -293,6 +302,11 @@ class Gateway {
   // (SyncMetadata), with the status it was given.
   std::function<void(Status)> OnceCatalogSynced(uint32_t origin, int64_t revision,
                                                 std::function<void(Status)> done);
+  // CreateCache's and DeleteCache's second half, on loop `origin` once the registry committed.
+  void CreatedCache(uint32_t origin, uint32_t tenant, uint32_t id, int64_t revision,
+                    std::function<void(Status)> done);
+  void DeletedCache(uint32_t origin, uint32_t id, int64_t revision,
+                    std::function<void(Status)> done);
   // Runs fn(shard index, engine) on every shard's loop, then done() on loop `origin`.
   void ForEachShard(uint32_t origin, std::function<void(uint32_t, storage::Engine&)> fn,
                     std::function<void()> done);
@@ -318,6 +332,7 @@ class Gateway {
   std::vector<boost::asio::io_context*> loops_;
   std::vector<storage::Engine*> engines_;
   control::CacheRegistry* registry_;
+  SerialWorker control_{"cellar-control"};
   Options options_;
   void NoteWrite(const api::Request& req);
 

@@ -245,6 +245,16 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
       }
     }
     control::CacheRegistry& reg = gw->registry();
+    control::CacheRegistry* regp = &reg;  // for what runs later
+    // A change that commits to the metadata store: `work` runs on the gateway's control
+    // thread (it may wait on etcd; loop 0, which serves this port, serves data too), and
+    // `then` here with its response.
+    auto commit = [gw](std::function<HttpResponse()> work,
+                       std::function<void(HttpResponse)> then) {
+      auto out = std::make_shared<HttpResponse>();
+      gw->RunControl(0, [out, work = std::move(work)] { *out = work(); },
+                     [out, then = std::move(then)] { then(std::move(*out)); });
+    };
     if (req.path == "/v1/limits") return respond(HandleLimitsTable(reg, req));
     if (req.path == "/v1/cluster" && ctx.cluster) {
       if (req.method != "GET") return respond(Error(405, "use GET"));
@@ -261,22 +271,28 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
       if (req.method != "POST") return respond(Error(405, "use POST"));
       const std::string_view rest = std::string_view(req.path).substr(10);
       const std::string node(rest.substr(0, rest.rfind('/')));
-      Status st = ctx.set_draining(node, drain);
-      if (!st.ok()) return respond(Error(HttpStatusOf(st), st.message()));
-      return respond({200, "application/json",
-                      "{\"node\":\"" + JsonEscape(node) + "\",\"state\":\"" +
-                          (drain ? "draining" : "active") + "\"}"});
+      return commit(
+          [set = ctx.set_draining, node, drain]() -> HttpResponse {
+            Status st = set(node, drain);
+            if (!st.ok()) return Error(HttpStatusOf(st), st.message());
+            return {200, "application/json",
+                    "{\"node\":\"" + JsonEscape(node) + "\",\"state\":\"" +
+                        (drain ? "draining" : "active") + "\"}"};
+          },
+          respond);
     }
-    // A change of limits is answered once every node enforces it (on a fleet).
-    auto limits_changed = [&](HttpResponse r) {
-      if (r.status != 200 || (req.method != "PUT" && req.method != "PATCH")) {
-        return respond(std::move(r));
-      }
-      gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, reg.revision(),
+    // A change of limits is committed on the control thread and answered once every node
+    // enforces it (on a fleet); a read is answered at once.
+    const bool changes = req.method == "PUT" || req.method == "PATCH";
+    auto limits_changed = [gw, regp, respond](HttpResponse r) {
+      if (r.status != 200) return respond(std::move(r));
+      gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, regp->revision(),
                        [respond, r = std::move(r)] { respond(r); });
     };
     if (auto t = PathSegment(req, "/v1/tenants/", "/limits")) {
-      return limits_changed(HandleTenantLimits(reg, req, *t));
+      if (!changes) return respond(HandleTenantLimits(reg, req, *t));
+      return commit([regp, req, t = *t] { return HandleTenantLimits(*regp, req, t); },
+                    limits_changed);
     }
     if (req.path == "/v1/usage") return respond(HandleUsage(ctx, req));
     if (req.path == "/v1/stats") {
@@ -299,37 +315,47 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     }
     if (req.method == "POST" && req.path.rfind("/v1/tenants/", 0) == 0) {
       // Answered once every node knows the tenant (on a fleet), so its tokens work on any.
-      int64_t revision = 0;
-      auto t = reg.CreateTenant(req.path.substr(std::string_view("/v1/tenants/").size()),
-                                &revision);
-      if (!t.ok()) return respond(Error(HttpStatusOf(t.status()), t.status().message()));
-      return gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, revision, [respond, t = *t] {
-        respond(Json(201, "{\"name\":\"" + JsonEscape(t.name) + "\",\"id\":" +
-                              std::to_string(t.id) + "}"));
-      });
+      auto revision = std::make_shared<int64_t>(0);
+      return commit(
+          [regp, revision, name = req.path.substr(std::string_view("/v1/tenants/").size())] {
+            auto t = regp->CreateTenant(name, revision.get());
+            if (!t.ok()) return Error(HttpStatusOf(t.status()), t.status().message());
+            return Json(201, "{\"name\":\"" + JsonEscape(t->name) + "\",\"id\":" +
+                                 std::to_string(t->id) + "}");
+          },
+          [gw, respond, revision](HttpResponse r) {
+            if (r.status != 201) return respond(std::move(r));
+            gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, *revision,
+                             [respond, r = std::move(r)] { respond(r); });
+          });
     }
     // Signing keys: answered once every node applied the rotation (its tokens verify on any
     // node) or the revocation (that key's tokens fail on every node).
     const std::string_view kKeys = "/v1/signing-keys/";
     if (ctx.keys != nullptr && req.method == "POST" && req.path.rfind(kKeys, 0) == 0) {
-      const std::string_view rest = std::string_view(req.path).substr(kKeys.size());
-      int64_t revision = 0;
-      std::string body;
-      if (rest == "rotate") {
-        auto id = ctx.keys->Rotate(&revision);
-        if (!id.ok()) return respond(Error(HttpStatusOf(id.status()), id.status().message()));
-        body = "{\"id\":\"" + *id + "\"}";
-      } else if (rest.size() > 7 && rest.substr(rest.size() - 7) == "/revoke") {
-        const std::string id(rest.substr(0, rest.size() - 7));
-        if (Status st = ctx.keys->Revoke(id, &revision); !st.ok()) {
-          return respond(Error(HttpStatusOf(st), st.message()));
-        }
-        body = "{\"id\":\"" + JsonEscape(id) + "\"}";
-      } else {
-        return respond(Error(404, "no such endpoint"));
-      }
-      return gw->SyncMetadata(0, gateway::MetadataPart::kSigningKeys, revision,
-                              [respond, body = std::move(body)] { respond(Json(200, body)); });
+      const std::string rest(std::string_view(req.path).substr(kKeys.size()));
+      const bool rotate = rest == "rotate";
+      const bool revoke = rest.size() > 7 && rest.substr(rest.size() - 7) == "/revoke";
+      if (!rotate && !revoke) return respond(Error(404, "no such endpoint"));
+      auto revision = std::make_shared<int64_t>(0);
+      return commit(
+          [keys = ctx.keys, revision, rotate, rest]() -> HttpResponse {
+            if (rotate) {
+              auto id = keys->Rotate(revision.get());
+              if (!id.ok()) return Error(HttpStatusOf(id.status()), id.status().message());
+              return Json(200, "{\"id\":\"" + *id + "\"}");
+            }
+            const std::string id = rest.substr(0, rest.size() - 7);
+            if (Status st = keys->Revoke(id, revision.get()); !st.ok()) {
+              return Error(HttpStatusOf(st), st.message());
+            }
+            return Json(200, "{\"id\":\"" + JsonEscape(id) + "\"}");
+          },
+          [gw, respond, revision](HttpResponse r) {
+            if (r.status != 200) return respond(std::move(r));
+            gw->SyncMetadata(0, gateway::MetadataPart::kSigningKeys, *revision,
+                             [respond, r = std::move(r)] { respond(r); });
+          });
     }
     if (req.path.rfind("/v1/tenants", 0) == 0 || req.path.rfind("/v1/tokens", 0) == 0 ||
         req.path.rfind("/v1/signing-keys", 0) == 0) {
@@ -341,7 +367,10 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     if (!tenant) return respond(Error(404, "tenant not found"));
     const uint32_t tenant_id = tenant->id;
     if (auto c = PathSegment(req, "/v1/caches/", "/limits")) {
-      return limits_changed(HandleCacheLimits(reg, req, tenant_name, *c));
+      if (!changes) return respond(HandleCacheLimits(reg, req, tenant_name, *c));
+      return commit(
+          [regp, req, tenant_name, c = *c] { return HandleCacheLimits(*regp, req, tenant_name, c); },
+          limits_changed);
     }
     if (req.path == kCaches) {
       if (req.method != "GET") return respond(Error(405, "use GET to list caches"));

@@ -34,6 +34,8 @@ int HttpStatusOf(const Status& st) {
       return 429;
     case Code::kUnavailable:
       return 503;
+    case Code::kDeadlineExceeded:  // the metadata store did not answer in time
+      return 504;
     default:
       return 500;
   }

@@ -297,6 +297,7 @@ struct Process::State {
   std::chrono::steady_clock::time_point drain_deadline;
   std::function<void()> wait_drained, wait_hangup;
   bool stopping = false;
+  bool ran = false;  // Run was called (and has returned, when the Process goes)
 
   // The checks and set-up before anything listens; an exit code for a refused configuration.
   int Prepare();
@@ -307,10 +308,28 @@ struct Process::State {
   std::function<std::string()> ClusterStatusFn() const;
   void Announce() const;
   void StartDrain();
+  // A loop may have received a message after it ran dry (another loop's last reply, a
+  // metadata change's answer): run what is left, single-threaded once the loops stopped, so
+  // no handler is destroyed after the objects it uses.
+  void RunLeftovers() {
+    for (size_t ran = 1; ran > 0;) {  // until a whole pass over the loops runs nothing
+      ran = 0;
+      for (auto& loop : loops) {
+        loop->io.restart();
+        ran += loop->io.poll();
+      }
+    }
+  }
 };
 
 Process::Process(Config cfg) : s_(std::make_unique<State>()) { s_->cfg = std::move(cfg); }
 Process::~Process() {
+  // A metadata change still waiting on the store ends first (it may reach the membership,
+  // the keys, the registry); those queued behind it are dropped, their loops are gone.
+  if (s_->gateway != nullptr) {
+    s_->gateway->StopControl();
+    if (s_->ran) s_->RunLeftovers();  // the answer of the one running, if it ended after Run
+  }
   if (s_->topics != nullptr) s_->topics->set_admission(nullptr);  // the tenancy goes first
   // The fleet's parts call each other (and the forwarder) from etcd's thread: detach and stop
   // them in order, before the default order would free one another still calls. The
@@ -938,21 +957,14 @@ void Process::State::StartDrain() {
 
 void Process::Run() {
   State& s = *s_;
+  s.ran = true;
   std::vector<std::thread> workers;
   for (uint32_t i = 1; i < s.threads; ++i) {
     workers.emplace_back([l = s.loops[i].get()] { l->io.run(); });
   }
   s.loops[0]->io.run();
   for (auto& t : workers) t.join();
-  // A loop may have received a message after it ran dry (another loop's last reply): run
-  // what is left, single-threaded now, so no handler is destroyed after the objects it uses.
-  for (size_t ran = 1; ran > 0;) {  // until a whole pass over the loops runs nothing
-    ran = 0;
-    for (auto& loop : s.loops) {
-      loop->io.restart();
-      ran += loop->io.poll();
-    }
-  }
+  s.RunLeftovers();
   LOG_INFO("msg=stopped");
 }
 

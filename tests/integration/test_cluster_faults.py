@@ -10,6 +10,8 @@ One real etcd; two small fleets of three nodes on 127.0.0.x, each started by its
 """
 
 import os
+import signal
+import socket
 import sys
 import threading
 import time
@@ -113,6 +115,56 @@ class EtcdOutage(FleetCase):
              "every node serving with etcd back", BOUND)
         self.assertTrue(clients[0].set("after", "1"))
         print(f"\n  etcd down 10 s: {len(during)} writes and reads, none refused", file=sys.stderr)
+
+
+class EtcdHung(FleetCase):
+    NAME, TTL, FIRST_IP = "hung", 20, 41
+
+    def test_a_change_waiting_on_a_hung_etcd_holds_up_no_data_call(self):
+        # etcd stops answering (SIGSTOP, so connections stay open and calls wait for their
+        # deadline). An admin change on n41 waits for it; the data calls on n41's connections
+        # (both loops, loop 0 serving the admin port too) and its admin health check are
+        # answered meanwhile. Before, the commit ran on loop 0 and held up all of it.
+        n1 = self.nodes[0]
+        n1.create_cache("hung")
+        poll(lambda: all("hung" in [c["name"] for c in n.list_caches()] for n in self.nodes),
+             "the cache on every node", BOUND)
+        clients = [n1.client("hung", create=False, socket_timeout=5) for _ in range(8)]
+        for c in clients:
+            c.ping()
+        outcome = {}
+
+        def change(what, method, path, body=None):
+            outcome[what] = n1.admin(method, path, body)
+        changes = [threading.Thread(target=change, args=a) for a in (
+            ("cache", "PUT", "/v1/caches/hung-late"),
+            ("limits", "PATCH", "/v1/caches/hung/limits", {"max_item_bytes": 8192}))]
+        etcd.proc.send_signal(signal.SIGSTOP)
+        try:
+            for t in changes:
+                t.start()
+            time.sleep(0.3)  # the changes reach their commits (one waits behind the other)
+            for i, c in enumerate(clients):
+                self.assertTrue(c.set(f"h:{i}", "v"))
+                self.assertEqual(c.get(f"h:{i}"), b"v")
+            with socket.create_connection((n1.host, n1.admin_port), timeout=5) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                self.assertTrue(s.recv(64).startswith(b"HTTP/1.1 200"))
+            self.assertTrue(all(t.is_alive() for t in changes),
+                            f"the changes still waited on etcd meanwhile: {outcome}")
+        finally:
+            etcd.proc.send_signal(signal.SIGCONT)
+        for t in changes:
+            t.join(30)
+        # Once etcd answers, both are made (or, past their deadline, refused saying why).
+        status, body = outcome["cache"]
+        self.assertIn(status, (201, 503, 504), body)
+        if status == 201:
+            poll(lambda: "hung-late" in [c["name"] for c in self.nodes[2].list_caches()],
+                 "the late cache on n43", BOUND)
+        self.assertIn(outcome["limits"][0], (200, 503, 504), outcome["limits"])
+        print(f"\n  etcd hung: 8 connections answered while two changes waited; then "
+              f"{status} and {outcome['limits'][0]}", file=sys.stderr)
 
 
 class KillNine(FleetCase):
