@@ -44,6 +44,8 @@ WebErrorText WebErrorOf(WebError e, std::string_view detail) {
       return {400, "Upgrade is served only on /topics/{cache}/{topic}/ws"};
     case WebError::kBodyTooLarge:
       return {413, "Request too large: " + d + " bytes (the server's request limit)"};
+    case WebError::kServerBusy:
+      return {503, "The server is receiving too much request data right now; retry shortly"};
     case WebError::kCount: break;
   }
   return {500, "internal error"};

@@ -68,6 +68,7 @@ enum class WebError {
   kBadWebSocketKey,
   kUpgradeElsewhere,    // an Upgrade on a path that takes none
   kBodyTooLarge,        // detail: the request's bytes and the limit, "N over M"
+  kServerBusy,          // request bodies being received, all connections, at their bound
   kCount,
 };
 

@@ -37,8 +37,10 @@ constexpr std::string_view kSubscribePath = "/cache_client.pubsub.Pubsub/Subscri
 // A long poll with nothing to return answers {"items":[]} after this, under the idle
 // timeouts of common proxies and load balancers (60 s).
 constexpr int64_t kLongPollMs = 55'000;
+// The server is busy receiving request bodies: how soon a client may try again.
+constexpr std::string_view kRetryAfter = "Retry-After: 1\r\n";
 constexpr std::string_view kExposeHeaders =
-    "Access-Control-Expose-Headers: grpc-status, grpc-message, err\r\n";
+    "Access-Control-Expose-Headers: grpc-status, grpc-message, err, retry-after\r\n";
 
 std::optional<uint64_t> ParseU64(std::string_view v) {
   uint64_t n = 0;
@@ -143,7 +145,7 @@ void Connection::ParseHttp1() {
     }
     if (!CountHttp1Partial(h1_parser_.body_bytes())) {
       h1_keep_alive_ = false;  // the rest of the body is not read
-      WebStatusReply(WireError(GrpcError::kServerBodiesFull));
+      WebRefuse(WebError::kServerBusy, {}, kRetryAfter);
       return;
     }
     if (r == net::Http1Parser::Result::kNeedMore) return;
@@ -474,7 +476,11 @@ std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view 
   std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
   if (all.fetch_add(len, std::memory_order_relaxed) + len > ctx.max_buffered_request_bytes) {
     all.fetch_sub(len, std::memory_order_relaxed);
-    refuse(WireError(GrpcError::kServerBodiesFull));
+    if (kind != WebKind::kWsPublish) {
+      WebRefuse(WebError::kServerBusy, {}, kRetryAfter);
+    } else {
+      refuse(WireError(GrpcError::kServerBodiesFull));
+    }
     return nullptr;
   }
   std::shared_ptr<Stream> sp;
