@@ -214,6 +214,9 @@ Connection::~Connection() {
 void Connection::Start() {
   error_code ignored;
   stream_.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  // Plaintext reads and HTTP/1.1 writes are tried on the socket at once (ReadReady,
+  // FlushHttp1): they must never block the loop. Asynchronous operations are unaffected.
+  stream_.socket().non_blocking(true, ignored);
   stream_.Start(owner_->tls(), [self = shared_from_this()](bool ok) {
     if (!ok || self->closed_) return self->Close();
     self->Read();
@@ -253,6 +256,19 @@ void Connection::Read() {
   // A request's end reads again; on a WebSocket, a frame larger than that is read whole.
   if (http1_ && h1_in_.size() >= std::max(kMaxHttp1In, ws_ ? ws_frame_need_ : 0)) return;
   reading_ = true;
+  if (!stream_.is_tls()) {
+    // Plaintext: wait until the socket is readable, then read into the loop's buffer. nghttp2
+    // and the HTTP/1.1 parser keep what they need of it, so an idle connection (a subscriber)
+    // holds no read buffer of its own.
+    if (in_.capacity() != 0) std::string().swap(in_);
+    stream_.socket().async_wait(asio::ip::tcp::socket::wait_read,
+                                [self = shared_from_this()](error_code ec) {
+                                  self->reading_ = false;
+                                  if (ec) return self->Close();
+                                  self->ReadReady();
+                                });
+    return;
+  }
   size_t want = kReadBytes;
   if (http1_) {
     // Between requests (and on a WebSocket) an HTTP/1.1 connection reads little: an idle
@@ -267,9 +283,19 @@ void Connection::Read() {
   auto on_read = [self = shared_from_this()](error_code ec, size_t n) {
     self->reading_ = false;
     if (ec) return self->Close();
-    self->OnRead(n);
+    self->OnRead(self->in_.data(), n);
   };
   stream_.AsyncReadSome(asio::buffer(in_.data(), want), std::move(on_read));
+}
+
+void Connection::ReadReady() {
+  if (closed_) return;
+  char* buf = owner_->ReadBuffer();
+  error_code ec;
+  const size_t n = stream_.socket().read_some(asio::buffer(buf, kReadBytes), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return Read();
+  if (ec) return Close();  // the peer closed (eof) or the socket failed
+  OnRead(buf, n);
 }
 
 void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
@@ -291,22 +317,22 @@ void Connection::CloseIfTimedOut(uint64_t epoch, int64_t now_ms) {
   Close();
 }
 
-void Connection::OnRead(size_t n) {
+void Connection::OnRead(const char* data, size_t n) {
   if (closed_) return;
   read_epoch_ = owner_->sweep_epoch_;
-  if (http1_) return ReadHttp1(n);
+  if (http1_) return ReadHttp1(data, n);
   if (!saw_preface_) {
     // Tell HTTP/1.x (browsers, curl: the web front-end) from HTTP/2 by the client preface,
     // before our SETTINGS go out.
     const size_t k = std::min(n, kPreface.size());
-    if (std::string_view(in_.data(), k) != kPreface.substr(0, k)) {
+    if (std::string_view(data, k) != kPreface.substr(0, k)) {
       http1_ = true;
-      return ReadHttp1(n);
+      return ReadHttp1(data, n);
     }
     saw_preface_ = true;
   }
   const ssize_t rv =
-      nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in_.data()), n);
+      nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), n);
   if (rv < 0) {
     LOG_DEBUG("msg=\"http2 protocol error\" conn={} error=\"{}\"", id_, nghttp2_strerror(rv));
     Bump(GrpcMetricsOf(owner_->thread()).protocol_errors);

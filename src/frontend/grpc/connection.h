@@ -43,6 +43,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
                    public topics::Sink,
                    private gateway::RoundSource {
  public:
+  static constexpr size_t kReadBytes = 64 * 1024;  // the most one read takes
+
   Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id,
              net::ConnectionGate::Slot slot = {});
   ~Connection();
@@ -74,7 +76,6 @@ class Connection : public std::enable_shared_from_this<Connection>,
 
  private:
   friend struct Callbacks;
-  static constexpr size_t kReadBytes = 64 * 1024;
   static constexpr size_t kWriteChunk = 256 * 1024;          // bytes gathered per write
   static constexpr size_t kPausedOutput = 8 * 1024 * 1024;   // run no new calls above this
   static constexpr size_t kMaxBufferedBodies = 64 * 1024 * 1024;
@@ -82,7 +83,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   static constexpr size_t kMaxUnauthenticatedBodies = 64 * 1024;
 
   void Read();
-  void OnRead(size_t n);
+  // `data`: what was read (in_ over TLS, the loop's buffer in plaintext), used before return.
+  void OnRead(const char* data, size_t n);
+  // Plaintext: the socket is readable; read it into the loop's buffer.
+  void ReadReady();
   void Flush();
   void Close();
   void MaybeFinish();
@@ -110,7 +114,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   static constexpr size_t kHttp1IdleRead = 2048;   // read size between requests
   static constexpr size_t kMaxHttp1Out = 1 << 20;  // answers unwritten before parsing pauses
   static constexpr uint32_t kMaxWsPublishing = 64;  // a WebSocket's publishes in flight
-  void ReadHttp1(size_t n);
+  void ReadHttp1(const char* data, size_t n);
   void ParseHttp1();
   void PostParseHttp1();
   // The request's head is in (its body may not be): refuses a stranger's large body unread.

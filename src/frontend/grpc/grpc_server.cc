@@ -34,6 +34,11 @@ GrpcServer::GrpcServer(asio::io_context& io, uint32_t thread, const ServiceConte
 
 GrpcServer::~GrpcServer() = default;
 
+char* GrpcServer::ReadBuffer() {
+  if (!read_buffer_) read_buffer_ = std::make_unique<char[]>(Connection::kReadBytes);
+  return read_buffer_.get();
+}
+
 void GrpcServer::Listen(const std::string& address, uint16_t port) {
   // A refused connection is closed without a word: HTTP/2 has no refusal before the preface,
   // and gRPC clients read a closed connection as UNAVAILABLE, which they retry.

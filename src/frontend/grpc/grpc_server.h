@@ -2,6 +2,7 @@
 // gRPC service over HTTP/2 on that loop's thread.
 #pragma once
 
+#include <memory>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -65,6 +66,10 @@ class GrpcServer {
   boost::asio::steady_timer sweep_timer_;
   uint64_t sweep_epoch_ = 0;
   bool stopped_ = false;
+  // Plaintext connections read into this loop's buffer, one at a time, and keep none of
+  // their own (Connection::ReadReady).
+  std::unique_ptr<char[]> read_buffer_;
+  char* ReadBuffer();
 };
 
 }  // namespace cellar::grpc

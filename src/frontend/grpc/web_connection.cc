@@ -90,18 +90,13 @@ uint16_t CloseCodeOf(const WireStatus& st) {
 
 // ---- Reading and parsing ---------------------------------------------------------------------
 
-void Connection::ReadHttp1(size_t n) {
+void Connection::ReadHttp1(const char* data, size_t n) {
   if (session_ != nullptr) {
     // HTTP/1.1 for the rest of the connection: nghttp2's session is never used.
     nghttp2_session_del(session_);
     session_ = nullptr;
-    // Answers are tried on the socket first (FlushHttp1), which must never block the loop.
-    if (!stream_.is_tls()) {
-      error_code ec;
-      stream_.socket().non_blocking(true, ec);
-    }
   }
-  h1_in_.append(in_.data(), n);
+  h1_in_.append(data, n);
   if (ws_) {
     OnWebSocketData();
   } else {
