@@ -908,11 +908,28 @@ void Connection::AppendWebItem(const Stream& s, const topics::TopicMessage* mess
     case WebKind::kGrpcWebBinary: AppendChunk(b); break;
     case WebKind::kSse:
       if (message != nullptr) {
-        std::string piece = "id: " + std::to_string(message->page) + ":" +
-                            std::to_string(message->seq) + "\ndata: ";
-        piece += b;
-        piece += "\n\n";
-        AppendChunk(piece);
+        // "id: PAGE:SEQ\ndata: JSON\n\n" as one chunk, written in place (no string per item).
+        char page[24], seq[24];
+        const size_t np = static_cast<size_t>(
+            std::to_chars(page, page + sizeof(page), message->page).ptr - page);
+        const size_t ns = static_cast<size_t>(
+            std::to_chars(seq, seq + sizeof(seq), message->seq).ptr - seq);
+        constexpr std::string_view kId = "id: ", kData = "\ndata: ", kEnd = "\n\n";
+        const size_t size = kId.size() + np + 1 + ns + kData.size() + b.size() + kEnd.size();
+        char hex[20];
+        const auto [hex_end, ec] = std::to_chars(hex, hex + sizeof(hex), size, 16);
+        const size_t before = h1_out_.size();
+        h1_out_.append(hex, hex_end);
+        h1_out_ += "\r\n";
+        h1_out_ += kId;
+        h1_out_.append(page, np);
+        h1_out_ += ':';
+        h1_out_.append(seq, ns);
+        h1_out_ += kData;
+        h1_out_ += b;
+        h1_out_ += kEnd;
+        h1_out_ += "\r\n";
+        pending_output_ += h1_out_.size() - before;
       } else {
         AppendChunk(b);
       }
