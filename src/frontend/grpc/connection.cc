@@ -269,11 +269,13 @@ void Connection::Read() {
                                 });
     return;
   }
-  size_t want = kReadBytes;
+  // TLS: the connection's own buffer, which the asynchronous read holds. One TLS read returns
+  // one record's plaintext, at most 16 KiB: a larger buffer would never fill.
+  size_t want = kTlsReadBytes;
   if (http1_) {
     // Between requests (and on a WebSocket) an HTTP/1.1 connection reads little: an idle
-    // browser subscriber holds a small buffer, not 64 KiB. A request's body reads in full.
-    want = h1_parser_.head_done() || !h1_in_.empty() ? kReadBytes : kHttp1IdleRead;
+    // browser subscriber holds a small buffer. A request's body reads in full.
+    want = h1_parser_.head_done() || !h1_in_.empty() ? kTlsReadBytes : kHttp1IdleRead;
     if (in_.size() > want) {
       in_.resize(want);
       in_.shrink_to_fit();

@@ -43,7 +43,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
                    public topics::Sink,
                    private gateway::RoundSource {
  public:
-  static constexpr size_t kReadBytes = 64 * 1024;  // the most one read takes
+  static constexpr size_t kReadBytes = 64 * 1024;     // the most one plaintext read takes
+  static constexpr size_t kTlsReadBytes = 16 * 1024;  // a TLS record's plaintext
 
   Connection(GrpcServer* owner, boost::asio::ip::tcp::socket socket, uint64_t id,
              net::ConnectionGate::Slot slot = {});
