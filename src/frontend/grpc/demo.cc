@@ -3,14 +3,44 @@
 // not a production endpoint: anyone who can reach the port gets a token (docs/web.md).
 #include "frontend/grpc/demo.h"
 
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+
 #include "auth/token.h"
 #include "common/clock.h"
 #include "common/json.h"
 
 namespace cellar::grpc {
 
+namespace {
+
+// Tokens handed out, the whole server together: a burst of kBurst, then kPerSecond a second.
+// Anyone can ask; without a bound a loop of requests would mint (sign) as fast as it can.
+constexpr double kBurst = 20, kPerSecond = 5;
+
+bool TakeDemoToken() {
+  static std::mutex mu;
+  static double tokens = kBurst;
+  static auto last = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu);
+  const auto now = std::chrono::steady_clock::now();
+  tokens = std::min(kBurst, tokens + std::chrono::duration<double>(now - last).count() * kPerSecond);
+  last = now;
+  if (tokens < 1) return false;
+  tokens -= 1;
+  return true;
+}
+
+}  // namespace
+
 StatusOr<DemoToken> MintDemoToken(const ServiceContext& ctx, std::string_view name) {
   if (ctx.keys == nullptr) return Error(GrpcError::kTokensDisabled);
+  if (!TakeDemoToken()) {
+    return Status(Code::kResourceExhausted,
+                  "too many demo tokens asked for right now (the server hands out 5 a second "
+                  "after a burst of 20); retry shortly");
+  }
   // The name is shown to the room (it is the token id, which items carry as publisher_id).
   std::string id;
   for (char c : name) {

@@ -281,5 +281,15 @@ describe('web access from Chromium', () => {
     await alice.waitForFunction((n) => window.demo.count === n + 1, start, { timeout: 20000 });
     assert.deepEqual(await alice.evaluate(() => window.demo.errors), []);
     assert.deepEqual(await bob.evaluate(() => window.demo.errors), []);
+    // The token vending is throttled for the whole server: a burst of 20, then 5 a second.
+    // 40 requests at once: the first ones get tokens, then 429 saying why (not the bound:
+    // the pages above took some and it refills meanwhile).
+    const answers = await Promise.all(Array.from({ length: 40 }, () =>
+      fetch(api('/demo/token?name=flood'), { method: 'POST' }).then(async (r) => [r.status, await r.text()])));
+    const ok = answers.filter(([s]) => s === 200).length;
+    const refused = answers.filter(([s, t]) => s === 429 && /demo tokens/.test(t)).length;
+    assert.ok(ok >= 1 && ok <= 30, `tokens handed out: ${ok}`);
+    assert.equal(ok + refused, 40, JSON.stringify(answers.filter(([s]) => s !== 200 && s !== 429)));
+    assert.ok(refused >= 10, `refused: ${refused}`);
   });
 });
