@@ -788,6 +788,21 @@ void Connection::OnItem(topics::SubId id, const topics::MessagePtr& message) {
           bytes);
 }
 
+void Connection::OnItemTagged(topics::SubId id, void* tag, const topics::MessagePtr& message) {
+  (void)id;
+  (void)tag;
+  // The bound's count (as OnItem's, near enough): a "message" push's header is as long in
+  // RESP2 as in RESP3, so the protocol (in state_, another cache line) is not read here.
+  const size_t bytes =
+      MessageHeader(2).size() + message->wire(owner_->server_->topic_encoding).size();
+  Enqueue(Push{message, nullptr, static_cast<uint32_t>(bytes)}, bytes);
+}
+
+void Connection::Prefetch(void* tag) const {
+  (void)tag;
+  if (pushes_.size() < pushes_.capacity()) __builtin_prefetch(pushes_.data() + pushes_.size(), 1);
+}
+
 void Connection::OnEnd(topics::SubId id, const Status& why) {
   if (subs_ == nullptr) return;
   auto it = subs_->by_id.find(id);

@@ -162,6 +162,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void OnReady(topics::SubId id) override;
   void OnDiscontinuity(topics::SubId, uint64_t, uint64_t, uint64_t) override {}
   void OnItem(topics::SubId id, const topics::MessagePtr& message) override;
+  // A channel subscription's item (patterns' come through OnItem): the hub delivers only to
+  // live subscriptions, so no lookup of its record.
+  void OnItemTagged(topics::SubId id, void* tag, const topics::MessagePtr& message) override;
+  void Prefetch(void* tag) const override;
   void OnEnd(topics::SubId id, const Status& why) override;
 
   // Forgets a subscription's bookkeeping (the hub side is already gone or removed by the caller).
@@ -179,6 +183,16 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void Unready(Sub& s);
 
   RespServer* owner_;
+  // What a topic delivery reads and writes, first among the members: the hub prefetches the
+  // start of the Sink subobject (just before them), then Prefetch the push slot.
+  bool busy_ = false;
+  bool writing_ = false;  // a write (a round's or pushes') is in flight
+  bool closed_ = false;
+  bool flush_posted_ = false;
+  bool fell_behind_ = false;
+  uint64_t queued_bytes_ = 0;  // pushes accepted and not yet written to the socket
+  std::vector<Push> pushes_;   // accepted, not yet in out_; [pushes_head_, end) are live
+  size_t pushes_head_ = 0;
   net::ConnectionGate::Slot slot_;  // this connection's place under the port's cap
   bool ever_authed_ = false;        // authenticated at some point: the pre-auth timeout is over
   uint64_t write_epoch_ = 0;        // sweep epoch when no write was pending, or one ended
@@ -220,22 +234,14 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool parking_ = false;        // it was cancelled to wait for readability instead
   bool preparing_ = false;
   bool reading_ = false;
-  bool busy_ = false;
-  bool writing_ = false;       // a write (a round's or pushes') is in flight
   bool closing_ = false;
-  bool closed_ = false;
   bool protocol_error_ = false;
 
   // Pub/sub (subs_ exists from the first subscription on).
   std::unique_ptr<SubState> subs_;
   uint32_t awaiting_ready_ = 0;  // subscriptions the round waits for
   bool round_waits_ready_ = false;
-  std::vector<Push> pushes_;     // accepted, not yet in out_; [pushes_head_, end) are live
-  size_t pushes_head_ = 0;
-  uint64_t queued_bytes_ = 0;    // pushes accepted and not yet written to the socket
   uint64_t writing_push_bytes_ = 0;  // of those, the ones in out_ now
-  bool flush_posted_ = false;
-  bool fell_behind_ = false;
   std::unique_ptr<boost::asio::steady_timer> grace_;  // closes a cut-off reader that never reads
   // Held while the round waits for subscriptions to be ready (nothing else refers to the
   // connection then: the hub holds it as a raw Sink pointer).
