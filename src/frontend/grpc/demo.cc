@@ -37,9 +37,8 @@ bool TakeDemoToken() {
 StatusOr<DemoToken> MintDemoToken(const ServiceContext& ctx, std::string_view name) {
   if (ctx.keys == nullptr) return Error(GrpcError::kTokensDisabled);
   if (!TakeDemoToken()) {
-    return Status(Code::kResourceExhausted,
-                  "too many demo tokens asked for right now (the server hands out 5 a second "
-                  "after a burst of 20); retry shortly");
+    return Error(GrpcError::kDemoTokensThrottled, static_cast<uint64_t>(kPerSecond),
+                 static_cast<uint64_t>(kBurst));
   }
   // The name is shown to the room (it is the token id, which items carry as publisher_id).
   std::string id;

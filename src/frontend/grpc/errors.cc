@@ -193,6 +193,10 @@ Entry Lookup(GrpcError e, std::string_view d, uint64_t a, uint64_t b) {
     case GrpcError::kInjectedFault:
       return {Code::kUnavailable, "momento-local fault injection: " + detail +
                                       " (asked for by this call's metadata)"};
+    case GrpcError::kDemoTokensThrottled:
+      return {Code::kResourceExhausted,
+              "too many demo tokens asked for right now (the server hands out " + n(a) +
+                  " a second after a burst of " + n(b) + "); retry shortly"};
     case GrpcError::kBadFaultMetadata:
       return {kInvalid, "momento-local fault injection: not understood: " + detail};
     case GrpcError::kCount: break;

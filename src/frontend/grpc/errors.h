@@ -129,6 +129,8 @@ enum class GrpcError {
   // ---- momento-local fault injection (momento_local.cc; only with --momento-local) ---------
   kInjectedFault,           // detail: the status name asked for (the wire code is that status)
   kBadFaultMetadata,        // detail: "header: value" as sent
+  // ---- --demo (demo.cc) ----------------------------------------------------------------------
+  kDemoTokensThrottled,     // (a, b): tokens a second, the burst
 
   kCount,  // not an error: the number of entries (tests walk them all)
 };

@@ -42,7 +42,7 @@ const std::vector<CodeGroup>& ExpectedCodes() {
       {GrpcCode::kResourceExhausted,
        {E::kMessageOverWireLimit, E::kRequestOverLimit, E::kConnectionBodiesFull,
         E::kServerBodiesFull, E::kValueOverCacheLimit, E::kValueOverItemLimit,
-        E::kSubscriberFellBehind}},
+        E::kSubscriberFellBehind, E::kDemoTokensThrottled}},
       {GrpcCode::kDeadlineExceeded, {E::kDeadlineExceeded}},
       {GrpcCode::kUnauthenticated,
        {E::kUnauthenticatedBodies, E::kNoSuchTenant, E::kRefreshMismatch, E::kMinterExpired}},
