@@ -35,9 +35,27 @@ Gateway::Gateway(std::vector<asio::io_context*> loops, std::vector<storage::Engi
 
 Gateway::~Gateway() { StopControl(); }
 
-void Gateway::RunControl(uint32_t origin, std::function<void()> work, std::function<void()> then) {
-  control_.Post([this, origin, work = std::move(work), then = std::move(then)]() mutable {
+void Gateway::RunControl(uint32_t origin, std::function<void()> work,
+                         std::function<void(Status)> then) {
+  if (control_.queued() >= kMaxControlQueued) {
+    asio::post(*loops_[origin], [then = std::move(then)] {
+      then(Status(Code::kUnavailable,
+                  "too many metadata changes are waiting for the metadata store; retry"));
+    });
+    return;
+  }
+  const auto posted = std::chrono::steady_clock::now();
+  control_.Post([this, origin, posted, work = std::move(work), then = std::move(then)]() mutable {
     const auto t0 = std::chrono::steady_clock::now();
+    if (t0 - posted > std::chrono::milliseconds(kControlWaitMs)) {
+      asio::post(*loops_[origin], [then = std::move(then)] {
+        then(Status(Code::kUnavailable,
+                    fmt::format("this change waited over {} s behind others for the metadata "
+                                "store and was not made; retry",
+                                kControlWaitMs / 1000)));
+      });
+      return;
+    }
     work();
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - t0)
@@ -46,7 +64,7 @@ void Gateway::RunControl(uint32_t origin, std::function<void()> work, std::funct
       LOG_WARN("msg=\"a metadata change waited on the store\" ms={} queued_behind={}", ms,
                control_.queued());
     }
-    asio::post(*loops_[origin], std::move(then));
+    asio::post(*loops_[origin], [then = std::move(then)] { then(Status::Ok()); });
   });
 }
 
@@ -590,7 +608,8 @@ void Gateway::CreateCache(uint32_t origin, uint32_t tenant, std::string name,
       origin, [this, c, tenant, name = std::move(name)] {
         c->info = registry_->Create(tenant, name, &c->revision);
       },
-      [this, c, origin, tenant, done = std::move(done)]() mutable {
+      [this, c, origin, tenant, done = std::move(done)](Status st) mutable {
+        if (!st.ok()) return done(st);
         if (!c->info.ok()) return done(c->info.status());
         CreatedCache(origin, tenant, c->info->id, c->revision, std::move(done));
       });
@@ -621,7 +640,8 @@ void Gateway::DeleteCache(uint32_t origin, uint32_t tenant, std::string name,
       origin, [this, c, tenant, name = std::move(name)] {
         c->info = registry_->Remove(tenant, name, &c->revision);
       },
-      [this, c, origin, done = std::move(done)]() mutable {
+      [this, c, origin, done = std::move(done)](Status st) mutable {
+        if (!st.ok()) return done(st);
         if (!c->info.ok()) return done(c->info.status());
         DeletedCache(origin, c->info->id, c->revision, std::move(done));
       });

@@ -237,9 +237,14 @@ class Gateway {
 
   // Metadata commits wait on the store (on a fleet an etcd round trip, or its deadline while
   // etcd is slow or gone), which an event loop must not: `work` runs on the gateway's control
-  // thread (one task at a time, in the order posted), then `then` on loop `origin`. At exit
-  // (Stop Control) a task not started is dropped: neither runs. Called from any thread.
-  void RunControl(uint32_t origin, std::function<void()> work, std::function<void()> then);
+  // thread (one task at a time, in the order posted), then then(OK) on loop `origin`. A change
+  // is not attempted, and then(UNAVAILABLE saying why) runs instead, when kMaxControlQueued
+  // wait already or when it waited kControlWaitMs behind others (the store is not answering:
+  // better refused than made long after its caller gave up). At exit (StopControl) a task not
+  // started is dropped: neither runs. Called from any thread.
+  static constexpr size_t kMaxControlQueued = 1000;
+  static constexpr int64_t kControlWaitMs = 10'000;
+  void RunControl(uint32_t origin, std::function<void()> work, std::function<void(Status)> then);
   // Waits for the control task running, drops the queued ones (their loops are gone).
   void StopControl();
 

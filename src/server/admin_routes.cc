@@ -253,7 +253,10 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
                        std::function<void(HttpResponse)> then) {
       auto out = std::make_shared<HttpResponse>();
       gw->RunControl(0, [out, work = std::move(work)] { *out = work(); },
-                     [out, then = std::move(then)] { then(std::move(*out)); });
+                     [out, then = std::move(then)](Status st) {
+                       if (!st.ok()) return then(Error(HttpStatusOf(st), st.message()));
+                       then(std::move(*out));
+                     });
     };
     if (req.path == "/v1/limits") return respond(HandleLimitsTable(reg, req));
     if (req.path == "/v1/cluster" && ctx.cluster) {

@@ -312,11 +312,11 @@ struct Process::State {
   // metadata change's answer): run what is left, single-threaded once the loops stopped, so
   // no handler is destroyed after the objects it uses.
   void RunLeftovers() {
-    for (size_t ran = 1; ran > 0;) {  // until a whole pass over the loops runs nothing
-      ran = 0;
+    for (size_t handled = 1; handled > 0;) {  // until a whole pass over the loops runs nothing
+      handled = 0;
       for (auto& loop : loops) {
         loop->io.restart();
-        ran += loop->io.poll();
+        handled += loop->io.poll();
       }
     }
   }

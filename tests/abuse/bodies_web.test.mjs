@@ -13,11 +13,13 @@ import { Server, withTimeout } from '../integration/grpc_wire_helpers.mjs';
 const MB = 1 << 20;
 const DECLARED = 15 * MB;  // under the parser's 16 MiB per connection, over the item limit
 const SENT = 12 * MB;      // sent at once; the rest only later
+const ORIGIN = 'http://app.example';
 let server;
 
 before(async () => {
   // --memory-limit 256mb: request bodies being received are bounded at 64 MiB together.
-  server = await new Server().start(['--memory-limit', '256mb']);
+  // A page of ORIGIN (allowed) sends the bodies: the refusal must be readable by it (CORS).
+  server = await new Server().start(['--memory-limit', '256mb', '--cors-origins', ORIGIN]);
   const r = await fetch(`http://127.0.0.1:${server.ports.admin}/v1/caches/c`, {
     method: 'PUT', headers: { authorization: `Bearer ${server.key}` },
   });
@@ -35,7 +37,7 @@ function partialPut(i, sent) {
   sock.on('error', () => {});  // the server may close while we still write: expected
   const gone = new Promise((resolve) => sock.on('close', () => { closed = true; resolve(); }));
   sock.write(`PUT /cache/c?key=k${i}&ttl_seconds=60 HTTP/1.1\r\nHost: cellar\r\nAuthorization: ${server.key}\r\n` +
-             `Content-Length: ${DECLARED}\r\n\r\n`);
+             `Origin: ${ORIGIN}\r\nContent-Length: ${DECLARED}\r\n\r\n`);
   sock.write(Buffer.alloc(sent, 'b'));
   return {
     sock, gone,
@@ -66,6 +68,10 @@ test('partial bodies on many connections are bounded together; the bound is give
   // The server is busy, not the request wrong: 503, and when to try again.
   assert.match(first.text(), /^HTTP\/1\.1 503 /, first.text().slice(0, 200));
   assert.match(first.text(), /\r\nRetry-After: 1\r\n/, first.text().slice(0, 300));
+  assert.match(first.text(), new RegExp(`\r\nAccess-Control-Allow-Origin: ${ORIGIN}\r\n`),
+               first.text().slice(0, 400));
+  assert.match(first.text(), /\r\nAccess-Control-Expose-Headers: [^\r]*retry-after/,
+               first.text().slice(0, 400));
   await withTimeout(first.gone, 5000, 'the refused connection closed');
   // The others are being read: each sent whole in turn (at most 63 MiB at once) gets the
   // item-size refusal (15 MiB is over the request limit), which only a complete body gets.

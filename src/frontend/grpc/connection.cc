@@ -227,7 +227,7 @@ void Connection::Shutdown() {
   if (closed_ || shutting_down_) return;
   shutting_down_ = true;
   if (ws_) {  // a WebSocket is told why (1001 Going Away), then closed
-    CloseWebSocket(net::kWsGoingAway, "server shutting down");
+    if (!h1_close_) CloseWebSocket(net::kWsGoingAway, "server shutting down");  // one close
     return Flush();
   }
   if (!saw_preface_) return Close();

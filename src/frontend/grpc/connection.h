@@ -173,6 +173,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
                 std::string_view extra_headers = {});
   void WebRefuse(WebError e, std::string_view detail = {}, std::string_view extra = {});
   void WebStatusReply(const WireStatus& st);
+  // The CORS headers an answer to `req` carries: none for same-origin or an origin not
+  // allowed (RouteWeb refuses those; a refusal before routing answers without them).
+  std::string CorsGrantFor(const net::Http1Request& req) const;
   void AppendChunk(std::string_view piece);
   void OnWebSocketData();
   void WebSocketMessage(std::string_view payload, bool binary);

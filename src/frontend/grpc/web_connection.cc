@@ -140,6 +140,7 @@ void Connection::ParseHttp1() {
     }
     if (!CountHttp1Partial(h1_parser_.body_bytes())) {
       h1_keep_alive_ = false;  // the rest of the body is not read
+      web_cors_ = CorsGrantFor(h1_parser_.request());  // a page may read why, and Retry-After
       WebRefuse(WebError::kServerBusy, {}, kRetryAfter);
       return;
     }
@@ -165,6 +166,7 @@ bool Connection::OnHttp1Head() {
     auto principal = Authenticate(token, SystemClock::Get()->NowMillis() / 1000);
     if (!principal.ok()) {
       h1_keep_alive_ = false;  // the body is not read
+      web_cors_ = CorsGrantFor(req);
       WebStatusReply(ToWire(principal.status()));
       return false;
     }
@@ -234,19 +236,28 @@ void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
   web_target_ = nullptr;
 }
 
-void Connection::RouteWeb(net::Http1Request& req) {
-  const ServiceContext& ctx = owner_->context();
-  web_cors_.clear();
-  // Cross-origin pages: only the configured origins (the browser enforces the rest).
+std::string Connection::CorsGrantFor(const net::Http1Request& req) const {
   const std::string* origin = req.Header("origin");
   const std::string* host = req.Header("host");
-  const bool cross = origin != nullptr &&
-                     !SameOrigin(*origin, host != nullptr ? *host : "", stream_.is_tls());
-  if (cross) {
-    if (!ctx.cors.Allows(*origin)) return WebRefuse(WebError::kOriginNotAllowed, *origin);
-    web_cors_ = "Access-Control-Allow-Origin: " + *origin + "\r\nVary: Origin\r\n";
-    web_cors_ += kExposeHeaders;
+  if (origin == nullptr || SameOrigin(*origin, host != nullptr ? *host : "", stream_.is_tls()) ||
+      !owner_->context().cors.Allows(*origin)) {
+    return {};
   }
+  return "Access-Control-Allow-Origin: " + *origin + "\r\nVary: Origin\r\n" +
+         std::string(kExposeHeaders);
+}
+
+void Connection::RouteWeb(net::Http1Request& req) {
+  const ServiceContext& ctx = owner_->context();
+  // Cross-origin pages: only the configured origins (the browser enforces the rest).
+  if (const std::string* origin = req.Header("origin");
+      origin != nullptr && !ctx.cors.Allows(*origin) &&
+      !SameOrigin(*origin, req.Header("host") != nullptr ? *req.Header("host") : "",
+                  stream_.is_tls())) {
+    web_cors_.clear();
+    return WebRefuse(WebError::kOriginNotAllowed, *origin);
+  }
+  web_cors_ = CorsGrantFor(req);
   if (web_target_ != nullptr) web_target_->web_cors = web_cors_;
   if (req.method == "OPTIONS") {
     std::string extra =
@@ -471,11 +482,7 @@ std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view 
   std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
   if (all.fetch_add(len, std::memory_order_relaxed) + len > ctx.max_buffered_request_bytes) {
     all.fetch_sub(len, std::memory_order_relaxed);
-    if (kind != WebKind::kWsPublish) {
-      WebRefuse(WebError::kServerBusy, {}, kRetryAfter);
-    } else {
-      refuse(WireError(GrpcError::kServerBodiesFull));
-    }
+    refuse(WireError(GrpcError::kServerBodiesFull));  // the web's 503 (WebStatusReply)
     return nullptr;
   }
   std::shared_ptr<Stream> sp;
@@ -555,6 +562,12 @@ void Connection::WebRefuse(WebError e, std::string_view detail, std::string_view
 }
 
 void Connection::WebStatusReply(const WireStatus& st) {
+  // The server busy receiving request bodies (gRPC's RESOURCE_EXHAUSTED in Momento's words):
+  // to a web client, 503 and when to try again, whichever path refused it (HTTP/2 included).
+  static const std::string busy = WireError(GrpcError::kServerBodiesFull).message;
+  if (st.code == GrpcCode::kResourceExhausted && st.message == busy) {
+    return WebRefuse(WebError::kServerBusy, {}, kRetryAfter);
+  }
   WebReply(HttpStatusOf(st), "text/plain; charset=utf-8", HttpBodyOf(st),
            st.err.empty() ? std::string() : "err: " + std::string(st.err) + "\r\n");
 }
