@@ -258,6 +258,14 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
                        then(std::move(*out));
                      });
     };
+    // Its answer once every node applied `part` as of *revision (on a fleet), if it was made.
+    auto once_synced = [gw, respond](gateway::MetadataPart part,
+                                     std::shared_ptr<int64_t> revision) {
+      return [gw, respond, part, revision](HttpResponse r) {
+        if (r.status >= 300) return respond(std::move(r));
+        gw->SyncMetadata(0, part, *revision, [respond, r = std::move(r)] { respond(r); });
+      };
+    };
     if (req.path == "/v1/limits") return respond(HandleLimitsTable(reg, req));
     if (req.path == "/v1/cluster" && ctx.cluster) {
       if (req.method != "GET") return respond(Error(405, "use GET"));
@@ -287,15 +295,16 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     // A change of limits is committed on the control thread and answered once every node
     // enforces it (on a fleet); a read is answered at once.
     const bool changes = req.method == "PUT" || req.method == "PATCH";
-    auto limits_changed = [gw, regp, respond](HttpResponse r) {
-      if (r.status != 200) return respond(std::move(r));
-      gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, regp->revision(),
-                       [respond, r = std::move(r)] { respond(r); });
-    };
     if (auto t = PathSegment(req, "/v1/tenants/", "/limits")) {
       if (!changes) return respond(HandleTenantLimits(reg, req, *t));
-      return commit([regp, req, t = *t] { return HandleTenantLimits(*regp, req, t); },
-                    limits_changed);
+      auto revision = std::make_shared<int64_t>(0);
+      return commit(
+          [regp, req, t = *t, revision] {
+            HttpResponse r = HandleTenantLimits(*regp, req, t);
+            *revision = regp->revision();
+            return r;
+          },
+          once_synced(gateway::MetadataPart::kCatalog, revision));
     }
     if (req.path == "/v1/usage") return respond(HandleUsage(ctx, req));
     if (req.path == "/v1/stats") {
@@ -326,11 +335,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
             return Json(201, "{\"name\":\"" + JsonEscape(t->name) + "\",\"id\":" +
                                  std::to_string(t->id) + "}");
           },
-          [gw, respond, revision](HttpResponse r) {
-            if (r.status != 201) return respond(std::move(r));
-            gw->SyncMetadata(0, gateway::MetadataPart::kCatalog, *revision,
-                             [respond, r = std::move(r)] { respond(r); });
-          });
+          once_synced(gateway::MetadataPart::kCatalog, revision));
     }
     // Signing keys: answered once every node applied the rotation (its tokens verify on any
     // node) or the revocation (that key's tokens fail on every node).
@@ -354,11 +359,7 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
             }
             return Json(200, "{\"id\":\"" + JsonEscape(id) + "\"}");
           },
-          [gw, respond, revision](HttpResponse r) {
-            if (r.status != 200) return respond(std::move(r));
-            gw->SyncMetadata(0, gateway::MetadataPart::kSigningKeys, *revision,
-                             [respond, r = std::move(r)] { respond(r); });
-          });
+          once_synced(gateway::MetadataPart::kSigningKeys, revision));
     }
     if (req.path.rfind("/v1/tenants", 0) == 0 || req.path.rfind("/v1/tokens", 0) == 0 ||
         req.path.rfind("/v1/signing-keys", 0) == 0) {
@@ -371,9 +372,14 @@ HttpHandler MakeAdminHandler(AdminContext ctx) {
     const uint32_t tenant_id = tenant->id;
     if (auto c = PathSegment(req, "/v1/caches/", "/limits")) {
       if (!changes) return respond(HandleCacheLimits(reg, req, tenant_name, *c));
+      auto revision = std::make_shared<int64_t>(0);
       return commit(
-          [regp, req, tenant_name, c = *c] { return HandleCacheLimits(*regp, req, tenant_name, c); },
-          limits_changed);
+          [regp, req, tenant_name, c = *c, revision] {
+            HttpResponse r = HandleCacheLimits(*regp, req, tenant_name, c);
+            *revision = regp->revision();
+            return r;
+          },
+          once_synced(gateway::MetadataPart::kCatalog, revision));
     }
     if (req.path == kCaches) {
       if (req.method != "GET") return respond(Error(405, "use GET to list caches"));

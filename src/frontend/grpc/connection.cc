@@ -259,8 +259,7 @@ void Connection::Read() {
   if (!stream_.is_tls()) {
     // Plaintext: wait until the socket is readable, then read into the loop's buffer. nghttp2
     // and the HTTP/1.1 parser keep what they need of it, so an idle connection (a subscriber)
-    // holds no read buffer of its own.
-    if (in_.capacity() != 0) std::string().swap(in_);
+    // holds no read buffer of its own (in_ serves TLS only).
     stream_.socket().async_wait(asio::ip::tcp::socket::wait_read,
                                 [self = shared_from_this()](error_code ec) {
                                   self->reading_ = false;
@@ -1033,7 +1032,7 @@ void Connection::OnItemTagged(topics::SubId id, void* tag, const topics::Message
   const ServiceContext& ctx = owner_->context();
   const std::string_view wire =
       message->wire(UsesJson(s->web) ? ctx.topic_json_encoding : ctx.topic_encoding);
-  if (!s->ending && WebItemNow(*s)) {  // an HTTP/1.1 web subscriber keeping up
+  if (WebItemNow(*s)) {  // an HTTP/1.1 web subscriber keeping up
     AppendWebItem(*s, message.get(), wire);
     return ScheduleFlush();
   }

@@ -236,13 +236,18 @@ void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
   web_target_ = nullptr;
 }
 
-std::string Connection::CorsGrantFor(const net::Http1Request& req) const {
+const std::string* Connection::CrossOrigin(const net::Http1Request& req) const {
   const std::string* origin = req.Header("origin");
   const std::string* host = req.Header("host");
-  if (origin == nullptr || SameOrigin(*origin, host != nullptr ? *host : "", stream_.is_tls()) ||
-      !owner_->context().cors.Allows(*origin)) {
-    return {};
+  if (origin == nullptr || SameOrigin(*origin, host != nullptr ? *host : "", stream_.is_tls())) {
+    return nullptr;
   }
+  return origin;
+}
+
+std::string Connection::CorsGrantFor(const net::Http1Request& req) const {
+  const std::string* origin = CrossOrigin(req);
+  if (origin == nullptr || !owner_->context().cors.Allows(*origin)) return {};
   return "Access-Control-Allow-Origin: " + *origin + "\r\nVary: Origin\r\n" +
          std::string(kExposeHeaders);
 }
@@ -250,10 +255,8 @@ std::string Connection::CorsGrantFor(const net::Http1Request& req) const {
 void Connection::RouteWeb(net::Http1Request& req) {
   const ServiceContext& ctx = owner_->context();
   // Cross-origin pages: only the configured origins (the browser enforces the rest).
-  if (const std::string* origin = req.Header("origin");
-      origin != nullptr && !ctx.cors.Allows(*origin) &&
-      !SameOrigin(*origin, req.Header("host") != nullptr ? *req.Header("host") : "",
-                  stream_.is_tls())) {
+  if (const std::string* origin = CrossOrigin(req);
+      origin != nullptr && !ctx.cors.Allows(*origin)) {
     web_cors_.clear();
     return WebRefuse(WebError::kOriginNotAllowed, *origin);
   }
@@ -964,7 +967,7 @@ bool Connection::WebItemNow(const Stream& s) const {
   // A write in flight means the socket is full: then items queue (shared, and counted
   // against the slow-reader bound). A --momento-local injected end counts queued items.
   return http1_ && !writing_ && h1_active_.get() == &s && s.streaming && !s.closed &&
-         s.queue.empty() && s.web != WebKind::kLongPoll && s.fault_messages_left == 0 &&
+         !s.ending && s.queue.empty() && s.web != WebKind::kLongPoll && s.fault_messages_left == 0 &&
          h1_out_.size() < kWriteChunk;
 }
 
