@@ -117,6 +117,19 @@ class EtcdOutage(FleetCase):
         print(f"\n  etcd down 10 s: {len(during)} writes and reads, none refused", file=sys.stderr)
 
 
+def all_threads_stopped(pid):
+    """True once every thread of `pid` is in the stopped state (after SIGSTOP)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue  # the thread ended
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
 class EtcdHung(FleetCase):
     NAME, TTL, FIRST_IP = "hung", 20, 41
 
@@ -141,6 +154,9 @@ class EtcdHung(FleetCase):
             ("limits", "PATCH", "/v1/caches/hung/limits", {"max_item_bytes": 8192}))]
         etcd.proc.send_signal(signal.SIGSTOP)
         try:
+            # kill() only marks the signal: on a busy machine one of etcd's threads could
+            # still answer a request until every thread has actually stopped.
+            poll(lambda: all_threads_stopped(etcd.proc.pid), "etcd stopped", BOUND)
             for t in changes:
                 t.start()
             time.sleep(0.3)  # the changes reach their commits (one waits behind the other)
