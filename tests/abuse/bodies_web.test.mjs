@@ -16,6 +16,15 @@ const SENT = 12 * MB;      // sent at once; the rest only later
 const ORIGIN = 'http://app.example';
 let server;
 
+// Resolves once `done()` holds, checked every 20 ms; rejects after `ms` (and stops checking).
+async function until(done, ms, what) {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await sleep(20);
+  }
+}
+
 before(async () => {
   // --memory-limit 256mb: request bodies being received are bounded at 64 MiB together.
   // A page of ORIGIN (allowed) sends the bodies: the refusal must be readable by it (CORS).
@@ -48,9 +57,7 @@ function partialPut(i, sent) {
 }
 
 async function answered(c) {
-  await withTimeout((async () => {
-    while (!/\r\n\r\n/.test(c.text()) && !c.isClosed()) await sleep(20);
-  })(), 20000, 'an answer to a complete body');
+  await until(() => /\r\n\r\n/.test(c.text()) || c.isClosed(), 20000, 'an answer to a complete body');
   return c.text();
 }
 
@@ -61,9 +68,7 @@ test('partial bodies on many connections are bounded together; the bound is give
   const conns = [];
   for (let i = 0; i < 6; i++) conns.push(partialPut(i, SENT));
   const refused = () => conns.filter((c) => /too much request data right now/.test(c.text()));
-  await withTimeout((async () => {
-    while (refused().length === 0) await sleep(20);
-  })(), 20000, 'a refusal once the partial bodies passed 64 MiB');
+  await until(() => refused().length > 0, 20000, 'a refusal once the partial bodies passed 64 MiB');
   const [first] = refused();
   // The server is busy, not the request wrong: 503, and when to try again.
   assert.match(first.text(), /^HTTP\/1\.1 503 /, first.text().slice(0, 200));
@@ -144,9 +149,10 @@ test('WebSockets parking large partial frames are bounded together, with close 1
   }
   const closedWith1013 = () => socks.filter((s) => s.text().includes('\x88') &&
                                           /\x88.\x03\xf5/s.test(s.text()));
-  await withTimeout((async () => {
-    while (closedWith1013().length === 0) await sleep(20);
-  })(), 20000, 'a WebSocket closed once the partial frames passed 64 MiB');
+  const seen = () => socks.map((s) => `${s.isClosed() ? 'closed' : 'open'} ` +
+                                JSON.stringify(s.text().slice(-60))).join('\n');
+  await until(() => closedWith1013().length > 0, 20000, 'a WebSocket closed once the partial frames passed 64 MiB')
+    .catch((e) => { for (const s of socks) s.sock.destroy(); throw new Error(`${e.message}\n${seen()}`); });
   const cut = closedWith1013();
   assert.equal(cut.length, 1);
   assert.match(cut[0].text(), /receiving too much data right now/);
@@ -154,6 +160,50 @@ test('WebSockets parking large partial frames are bounded together, with close 1
   // Given back: a small PUT is read and answered.
   await sleep(200);
   const r = await fetch(`http://127.0.0.1:${server.ports.api}/cache/c?key=after&ttl_seconds=60`, {
+    method: 'PUT', headers: { authorization: server.key }, body: 'v',
+  });
+  assert.equal(r.status, 204, await r.text());
+});
+
+test('over HTTP/2 too, the stream whose bytes cross the bound is answered 503 with Retry-After', async () => {
+  // The HTTP API over h2c (prior knowledge) on the API port: eight sessions each send 8.5 MiB
+  // of a 9 MiB PUT, 68 MiB together, over the 64 MiB bound.
+  const http2 = await import('node:http2');
+  const declared = 9 * MB;
+  const sent = 8.5 * MB;
+  const puts = [];
+  for (let i = 0; i < 8; i++) {
+    const session = http2.connect(`http://127.0.0.1:${server.ports.api}`);
+    session.on('error', () => {});
+    const req = session.request({
+      ':method': 'PUT', ':path': `/cache/c?key=h${i}&ttl_seconds=60`, authorization: server.key,
+      origin: ORIGIN, 'content-length': String(declared),
+    });
+    req.on('error', () => {});
+    const put = { session, req, headers: null, body: '' };
+    req.on('response', (h) => { put.headers = h; });
+    req.setEncoding('latin1');
+    req.on('data', (d) => { put.body += d; });
+    req.write(Buffer.alloc(sent, 'h'));
+    puts.push(put);
+  }
+  try {
+    const answered = () => puts.filter((p) => p.headers !== null);
+    await until(() => answered().length > 0, 20000, 'an HTTP/2 answer once the partial bodies passed 64 MiB');
+    await sleep(300);  // any other answer would have come by now
+    const [first] = answered();
+    assert.equal(answered().length, 1, 'one stream crossed the bound');
+    assert.equal(first.headers[':status'], 503, JSON.stringify(first.headers));
+    assert.equal(first.headers['retry-after'], '1');
+    assert.equal(first.headers['access-control-allow-origin'], ORIGIN);
+    assert.match(first.headers['access-control-expose-headers'] ?? '', /retry-after/);
+    await until(() => /too much request data right now/.test(first.body), 5000, 'the 503 says why');
+  } finally {
+    for (const p of puts) p.session.destroy();
+  }
+  // Given back: a small PUT over HTTP/1.1 is read and answered.
+  await sleep(200);
+  const r = await fetch(`http://127.0.0.1:${server.ports.api}/cache/c?key=h2after&ttl_seconds=60`, {
     method: 'PUT', headers: { authorization: server.key }, body: 'v',
   });
   assert.equal(r.status, 204, await r.text());

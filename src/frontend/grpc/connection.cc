@@ -237,7 +237,7 @@ void Connection::Shutdown() {
   Flush();
 }
 
-void Connection::Close() {
+void Connection::Close(bool after_answer) {
   if (closed_) return;
   closed_ = true;
   if (!round_in_flight_) SyncReplyHold();  // else Answer gives it back
@@ -246,7 +246,11 @@ void Connection::Close() {
   // A long poll's timer holds the connection (and its place under --max-connections) until
   // it fires: cancelled now, so a closed connection goes at once.
   for (auto& entry : streams_) entry.second->web_timer.reset();
-  stream_.Close();
+  if (after_answer) {
+    stream_.CloseAfterAnswer(shared_from_this());
+  } else {
+    stream_.Close();
+  }
   owner_->conns_.erase(this);
   Bump(GrpcMetricsOf(owner_->thread()).connections_closed);
 }
@@ -515,9 +519,7 @@ int Connection::OnDataChunk(int32_t id, const uint8_t* data, size_t len) {
     return 0;
   }
   // And the process as a whole: request bodies being received, every connection together.
-  std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
-  if (all.fetch_add(len, std::memory_order_relaxed) + len > ctx.max_buffered_request_bytes) {
-    all.fetch_sub(len, std::memory_order_relaxed);
+  if (!GrpcServer::ReserveRequestBytes(len, ctx.max_buffered_request_bytes)) {
     Reject(*s, WireError(GrpcError::kServerBodiesFull));
     return 0;
   }
@@ -967,7 +969,7 @@ void Connection::MaybeFinish() {
   const bool idle_after_goaway = shutting_down_ && streams_.empty();
   if (!nghttp2_session_want_write(session_) &&
       (idle_after_goaway || !nghttp2_session_want_read(session_))) {
-    Close();
+    Close(/*after_answer=*/true);
   }
 }
 

@@ -89,7 +89,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Plaintext: the socket is readable; read it into the loop's buffer.
   void ReadReady();
   void Flush();
-  void Close();
+  // after_answer: the last answer is written; the peer gets it before the close (net/stream.h).
+  void Close(bool after_answer = false);
   void MaybeFinish();
   // Calls are ready, or a round ended: the next round runs when the pipeline's scheduler turn
   // says (gateway/pipeline.h).

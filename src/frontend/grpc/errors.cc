@@ -228,7 +228,9 @@ Status Error(GrpcError e, std::string_view detail, uint64_t a) {
 }
 
 WireStatus WireError(GrpcError e, std::string_view detail) {
-  return OnWire(Lookup(e, detail, 0, 0));
+  WireStatus w = OnWire(Lookup(e, detail, 0, 0));
+  w.server_busy = e == GrpcError::kServerBodiesFull;
+  return w;
 }
 
 WireStatus WireError(GrpcError e, uint64_t a, uint64_t b) { return OnWire(Lookup(e, {}, a, b)); }

@@ -28,6 +28,7 @@ struct WireStatus {
   GrpcCode code = GrpcCode::kOk;
   std::string message;
   std::string_view err;  // Momento's `err` trailer; empty: none
+  bool server_busy = false;  // a refusal for load, not for the request: the web says 503 (retry)
 };
 
 // Every refusal the gRPC front-end writes. Entries take no detail unless their comment says

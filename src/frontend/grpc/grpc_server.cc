@@ -22,6 +22,15 @@ std::atomic<uint64_t>& GrpcServer::BufferedRequestBytes() {
   return bytes;
 }
 
+bool GrpcServer::ReserveRequestBytes(uint64_t n, uint64_t bound) {
+  std::atomic<uint64_t>& all = BufferedRequestBytes();
+  uint64_t cur = all.load(std::memory_order_relaxed);
+  do {
+    if (n > bound || cur > bound - n) return false;
+  } while (!all.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+  return true;
+}
+
 GrpcServer::GrpcServer(asio::io_context& io, uint32_t thread, const ServiceContext* context,
                        net::TlsConfig* tls)
     : io_(io),

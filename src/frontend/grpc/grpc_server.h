@@ -47,6 +47,9 @@ class GrpcServer {
   // Request bytes held by streams still receiving their bodies, every connection together
   // (bounded by ServiceContext::max_buffered_request_bytes).
   static std::atomic<uint64_t>& BufferedRequestBytes();
+  // Adds n to BufferedRequestBytes if the total stays within `bound`; false (nothing added)
+  // if not. Exact across loops: of two arriving at once, only the one past the bound is refused.
+  static bool ReserveRequestBytes(uint64_t n, uint64_t bound);
 
  private:
   friend class Connection;

@@ -185,10 +185,8 @@ bool Connection::CountHttp1Partial(size_t now) {
     h1_body_counted_ = now;
     return true;
   }
-  const size_t more = now - h1_body_counted_;
-  if (all.fetch_add(more, std::memory_order_relaxed) + more >
-      owner_->context().max_buffered_request_bytes) {
-    all.fetch_sub(more, std::memory_order_relaxed);
+  if (!GrpcServer::ReserveRequestBytes(now - h1_body_counted_,
+                                       owner_->context().max_buffered_request_bytes)) {
     UncountHttp1Partial();
     return false;
   }
@@ -483,8 +481,7 @@ std::shared_ptr<Stream> Connection::StartWebCall(WebKind kind, std::string_view 
     return nullptr;
   }
   std::atomic<uint64_t>& all = GrpcServer::BufferedRequestBytes();
-  if (all.fetch_add(len, std::memory_order_relaxed) + len > ctx.max_buffered_request_bytes) {
-    all.fetch_sub(len, std::memory_order_relaxed);
+  if (!GrpcServer::ReserveRequestBytes(len, ctx.max_buffered_request_bytes)) {
     refuse(WireError(GrpcError::kServerBodiesFull));  // the web's 503 (WebStatusReply)
     return nullptr;
   }
@@ -567,12 +564,13 @@ void Connection::WebRefuse(WebError e, std::string_view detail, std::string_view
 void Connection::WebStatusReply(const WireStatus& st) {
   // The server busy receiving request bodies (gRPC's RESOURCE_EXHAUSTED in Momento's words):
   // to a web client, 503 and when to try again, whichever path refused it (HTTP/2 included).
-  static const std::string busy = WireError(GrpcError::kServerBodiesFull).message;
-  if (st.code == GrpcCode::kResourceExhausted && st.message == busy) {
+  if (st.server_busy) {
     return WebRefuse(WebError::kServerBusy, {}, kRetryAfter);
   }
-  WebReply(HttpStatusOf(st), "text/plain; charset=utf-8", HttpBodyOf(st),
-           st.err.empty() ? std::string() : "err: " + std::string(st.err) + "\r\n");
+  const int status = HttpStatusOf(st);
+  std::string extra = st.err.empty() ? std::string() : "err: " + std::string(st.err) + "\r\n";
+  if (status == 429) extra += kRetryAfter;  // a rate: a second from now is worth a try
+  WebReply(status, "text/plain; charset=utf-8", HttpBodyOf(st), extra);
 }
 
 void Connection::RespondWeb(Stream& s) {
@@ -583,6 +581,16 @@ void Connection::RespondWeb(Stream& s) {
     RespondWeb(s);
     web_target_ = outer;
     return;
+  }
+  if (s.web == WebKind::kNone && s.web_cors.empty()) {
+    // An HTTP/2 request refused before it was routed (its body's bounds): the grant its
+    // origin would have had, so that the page can read why (and Retry-After).
+    net::Http1Request req;
+    for (const auto& [name, value] : s.web_headers) {
+      if (name == "origin") req.headers.emplace_back(name, value);
+    }
+    req.headers.emplace_back("host", s.authority);
+    s.web_cors = CorsGrantFor(req);
   }
   web_cors_ = s.web_cors;
   const WireStatus& st = s.status;
@@ -1028,7 +1036,7 @@ void Connection::FlushHttp1() {
       // A burst's buffers are not kept.
       if (out_.capacity() > (64 << 10)) std::string().swap(out_);
       if (h1_out_.capacity() > (64 << 10)) std::string().swap(h1_out_);
-      if (h1_close_) return Close();
+      if (h1_close_) return Close(/*after_answer=*/true);
       // Requests that waited while answers were unwritten (ParseHttp1's bound).
       if (h1_active_ == nullptr && !ws_ && !h1_in_.empty()) PostParseHttp1();
       return;

@@ -1,6 +1,7 @@
 #include "frontend/net/stream.h"
 
 #include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "common/logging.h"
 
@@ -69,6 +70,44 @@ void Stream::Close() {
   error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
+}
+
+namespace {
+
+// Reads and drops what the peer sends until it closes, or the timer closes the socket.
+void DrainUntilClosed(asio::ip::tcp::socket& socket, std::shared_ptr<asio::steady_timer> timer,
+                      std::shared_ptr<void> owner) {
+  socket.async_wait(asio::ip::tcp::socket::wait_read,
+                    [&socket, timer = std::move(timer), owner = std::move(owner)](error_code ec) {
+                      if (!ec) {
+                        char sink[16384];
+                        size_t n = 0;
+                        do {
+                          n = socket.read_some(asio::buffer(sink), ec);
+                        } while (!ec && n > 0);
+                        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                          return DrainUntilClosed(socket, timer, owner);
+                        }
+                      }
+                      timer->cancel();  // the peer closed, or the socket failed or was closed
+                      socket.close(ec);
+                    });
+}
+
+}  // namespace
+
+void Stream::CloseAfterAnswer(std::shared_ptr<void> owner) {
+  error_code ec;
+  socket_.cancel(ec);  // reads in flight end (their handlers find the connection closed)
+  socket_.non_blocking(true, ec);
+  if (!ec) socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec) return Close();
+  auto timer = std::make_shared<asio::steady_timer>(socket_.get_executor(),
+                                                    std::chrono::milliseconds(kLingerMs));
+  timer->async_wait([this, owner](error_code ec) {
+    if (!ec) Close();  // the peer never closed: the rest goes unread
+  });
+  DrainUntilClosed(socket_, std::move(timer), std::move(owner));
 }
 
 }  // namespace cellar::net

@@ -69,6 +69,13 @@ class Stream {
 
   // Closes the socket (no TLS close_notify); pending operations end with an error.
   void Close();
+  // Closes after a last answer (a refusal, a GOAWAY, a WebSocket close): the peer gets a FIN
+  // after what was written, and what it still sends (the rest of a refused body) is read and
+  // dropped until it closes too, for kLingerMs at most. Closing at once, with its bytes unread,
+  // would reset the connection, and a reset makes the peer's kernel drop the answer before its
+  // application reads it. `owner` (the connection) is held until the socket is closed.
+  void CloseAfterAnswer(std::shared_ptr<void> owner);
+  static constexpr int kLingerMs = 2000;
 
  private:
   boost::asio::ip::tcp::socket socket_;

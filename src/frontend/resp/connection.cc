@@ -110,7 +110,7 @@ void Connection::Shutdown() {
   FlushPushes();
 }
 
-void Connection::Close() {
+void Connection::Close(bool after_answer) {
   if (closed_) return;
   closed_ = true;
   pipeline_.reply_grant().ReleaseAll();
@@ -118,7 +118,11 @@ void Connection::Close() {
   pushes_.clear();
   pushes_head_ = 0;
   if (grace_) grace_->cancel();
-  stream_.Close();
+  if (after_answer) {
+    stream_.CloseAfterAnswer(shared_from_this());
+  } else {
+    stream_.Close();
+  }
 }
 
 void Connection::ResizeIn(size_t n) {
@@ -174,7 +178,7 @@ void Connection::Read() {
           net::SendLineNow(stream_.socket(), ErrorLine(RespError::kServerBodiesFull));
         }
         Bump(MetricsOf(owner_->thread_).protocol_errors);
-        return Close();
+        return Close(/*after_answer=*/true);
       }
       ResizeIn(in_len_ + want);
     }
@@ -590,7 +594,7 @@ void Connection::AfterWrite() {
     pipeline_.reply_grant().Release(written);  // what the resumed commands' calls that ran hold stays
   }
   busy_ = false;
-  if (protocol_error_ || state_.close_after_reply) return Close();
+  if (protocol_error_ || state_.close_after_reply) return Close(/*after_answer=*/true);
   if (closing_) return FlushPushes();  // closes once the queued pushes are out
   if (resume_from_ != SIZE_MAX) return ResumeRound();
   // The round's borrowed bytes are free now: drop them and go on with what is buffered.

@@ -123,7 +123,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void FinishFrom(size_t index);
   void Write();
   void AfterWrite();
-  void Close();
+  // after_answer: the last answer is written; the peer gets it before the close (net/stream.h).
+  void Close(bool after_answer = false);
   CommandContext MakeContext(ReplyWriter& local, std::vector<gateway::Call>& calls, const Pending& p);
   void ReleaseIdleBuffers();
 
