@@ -47,12 +47,12 @@ void Gateway::RunControl(uint32_t origin, std::function<void()> work,
   const auto posted = std::chrono::steady_clock::now();
   control_.Post([this, origin, posted, work = std::move(work), then = std::move(then)]() mutable {
     const auto t0 = std::chrono::steady_clock::now();
-    if (t0 - posted > std::chrono::milliseconds(kControlWaitMs)) {
-      asio::post(*loops_[origin], [then = std::move(then)] {
+    if (t0 - posted > std::chrono::milliseconds(options_.control_wait_ms)) {
+      asio::post(*loops_[origin], [this, then = std::move(then)] {
         then(Status(Code::kUnavailable,
-                    fmt::format("this change waited over {} s behind others for the metadata "
+                    fmt::format("this change waited over {:g} s behind others for the metadata "
                                 "store and was not made; retry",
-                                kControlWaitMs / 1000)));
+                                static_cast<double>(options_.control_wait_ms) / 1000)));
       });
       return;
     }

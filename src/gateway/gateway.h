@@ -140,6 +140,9 @@ struct Options {
   // On a fleet: until when (MonotonicNanos) this node's cluster lease is known alive; writes
   // in rounds that start later are refused (Refusal::kNotServing). Null: a single node.
   const std::atomic<uint64_t>* serving_until_ns = nullptr;
+  // Gateway::RunControl: a metadata change that waited longer than this behind others is not
+  // attempted (its caller has likely given up).
+  int64_t control_wait_ms = 10'000;
 };
 
 // Who a credential is: the bootstrap admin key is the super-user of tenant `default`; a token
@@ -239,11 +242,10 @@ class Gateway {
   // etcd is slow or gone), which an event loop must not: `work` runs on the gateway's control
   // thread (one task at a time, in the order posted), then then(OK) on loop `origin`. A change
   // is not attempted, and then(UNAVAILABLE saying why) runs instead, when kMaxControlQueued
-  // wait already or when it waited kControlWaitMs behind others (the store is not answering:
-  // better refused than made long after its caller gave up). At exit (StopControl) a task not
-  // started is dropped: neither runs. Called from any thread.
+  // wait already or when it waited Options::control_wait_ms behind others (the store is not
+  // answering: better refused than made long after its caller gave up). At exit (StopControl)
+  // a task not started is dropped: neither runs. Called from any thread.
   static constexpr size_t kMaxControlQueued = 1000;
-  static constexpr int64_t kControlWaitMs = 10'000;
   void RunControl(uint32_t origin, std::function<void()> work, std::function<void(Status)> then);
   // Waits for the control task running, drops the queued ones (their loops are gone).
   void StopControl();
