@@ -105,6 +105,7 @@ topic <code>chat</code>, for 10 minutes. A real application mints such tokens in
 const params = new URLSearchParams(location.search);
 const me = params.get('name') || ('guest-' + Math.floor(Math.random() * 1000));
 let token = null;
+let expiresAt = 0;  // Unix seconds
 window.demo = { messages: [], count: null, ready: false, errors: [] };
 const $ = (id) => document.getElementById(id);
 function line(html, cls) {
@@ -125,6 +126,7 @@ function unb64(text) {
   return new Uint8Array(out);
 }
 async function increment() {
+  await ensureToken();
   const key = new TextEncoder().encode('counter');
   const msg = [0x0a, ...varint(key.length), ...key, 0x10, ...varint(1), 0x18, ...varint(86400000)];
   const r = await fetch('/cache_client.Scs/Increment', { method: 'POST', body: b64(frame(msg)),
@@ -139,6 +141,7 @@ async function increment() {
   return Number(v);
 }
 async function readCount() {
+  await ensureToken();
   const r = await fetch('/cache/demo?key=counter', { headers: { authorization: token } });
   if (r.status === 404) return 0;
   if (!r.ok) throw new Error(r.status + ' ' + await r.text());
@@ -159,14 +162,39 @@ function connect() {
     if (m.discontinuity) line('(some messages were missed)', 'sys');
     if (m.error) line('error: ' + esc(m.error.message), 'sys');
   };
-  ws.onclose = (e) => { window.demo.ready = false; line('disconnected (' + e.code + '); reconnecting…', 'sys'); setTimeout(connect, 1000); };
+  ws.onclose = (e) => {
+    window.demo.ready = false;
+    line('disconnected (' + e.code + '); reconnecting…', 'sys');
+    setTimeout(async () => {
+      try { await ensureToken(); } catch (err) { window.demo.errors.push(String(err)); line('error: ' + esc(err.message), 'sys'); }
+      connect();
+    }, 1000);
+  };
   window.demo.ws = ws;
+}
+// A token, asked for again a minute before it expires. A busy server (429, 503) says when to
+// ask again (Retry-After); anything else is an error to show.
+async function ensureToken() {
+  if (token && Date.now() / 1000 < expiresAt - 60) return;
+  for (let attempt = 1; ; attempt++) {
+    const r = await fetch('/demo/token?name=' + encodeURIComponent(me), { method: 'POST' });
+    if (r.ok) {
+      const j = await r.json();
+      token = j.token;
+      expiresAt = j.expires_at;
+      return;
+    }
+    if ((r.status !== 429 && r.status !== 503) || attempt === 10) {
+      throw new Error('token: ' + r.status + ' ' + await r.text());
+    }
+    const wait = Math.max(1, Number(r.headers.get('retry-after')) || 1);
+    $('status').textContent = 'The server is busy; asking for a token again in ' + wait + ' s…';
+    await new Promise((done) => setTimeout(done, wait * 1000));
+  }
 }
 async function start() {
   try {
-    const r = await fetch('/demo/token?name=' + encodeURIComponent(me), { method: 'POST' });
-    if (!r.ok) throw new Error('token: ' + r.status + ' ' + await r.text());
-    token = (await r.json()).token;
+    await ensureToken();
     $('status').textContent = 'Token for ' + me + ' received; connecting…';
     connect();
     show(await readCount());

@@ -291,5 +291,26 @@ describe('web access from Chromium', () => {
     assert.ok(ok >= 1 && ok <= 30, `tokens handed out: ${ok}`);
     assert.equal(ok + refused, 40, JSON.stringify(answers.filter(([s]) => s !== 200 && s !== 429)));
     assert.ok(refused >= 10, `refused: ${refused}`);
+    // A page that meets the throttle waits as the 429 says (Retry-After) and asks again. Its
+    // first token request is answered with the server's own 429: asked for (and tokens
+    // minted) until the bucket the flood above emptied says so.
+    const context = ctx.browser.context;
+    let busy = null;
+    const meetThrottle = async (route) => {
+      for (let i = 0; i < 100 && busy === null; i++) {
+        const r = await route.fetch();
+        if (r.status() === 429) busy = r;
+      }
+      return busy !== null ? route.fulfill({ response: busy }) : route.continue();
+    };
+    await context.route('**/demo/token*', meetThrottle, { times: 1 });
+    try {
+      const carol = await ctx.browser.newPage('demo-carol', api('/demo?name=carol'), ready);
+      assert.ok(busy !== null, 'the page met the throttle');
+      assert.equal(busy.headers()['retry-after'], '1');
+      assert.deepEqual(await carol.evaluate(() => window.demo.errors), []);
+    } finally {
+      await context.unroute('**/demo/token*', meetThrottle);
+    }
   });
 });
