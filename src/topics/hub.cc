@@ -1127,6 +1127,9 @@ void Topics::Publish(uint32_t loop, const api::Request& req, api::Reply& reply) 
 StatusOr<SubId> Topics::Subscribe(uint32_t loop, Sink* sink, uint32_t cache_id,
                                   std::string_view topic, uint64_t resume_at, uint64_t page,
                                   bool heartbeat, void* tag, int64_t expires_at_s) {
+  // kWholeRing is the relays' marker, never a page a client may name: like any page that is
+  // not the topic's (pages are below 2^53), it gets a discontinuity, not the whole ring.
+  if (page == kWholeRing) page = kWholeRing - 1;
   return hubs_[loop]->Subscribe(sink, cache_id, topic, resume_at, page, heartbeat, false, tag,
                                 expires_at_s);
 }

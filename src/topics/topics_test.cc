@@ -172,9 +172,18 @@ TEST_F(TopicsTest, ResumeReplaysFromTheRingOrReportsTheGap) {
   EXPECT_EQ(other.events[1].a, 2u);
   EXPECT_EQ(other.events[1].b, 6u);
   EXPECT_TRUE(other.Seqs(*id4).empty());
+  // The relays' whole-ring marker as a client's page is just another wrong page.
+  Recorder marker;
+  auto id5 = topics->Subscribe(0, &marker, 1, t, 3, kWholeRing, false);
+  Settle();
+  ASSERT_GE(marker.events.size(), 2u);
+  EXPECT_EQ(marker.events[1].kind, Event::kDisc);
+  EXPECT_EQ(marker.events[1].b, 6u);
+  EXPECT_TRUE(marker.Seqs(*id5).empty());
   Publish(1, t, "m7");
   Settle();
   EXPECT_EQ(other.Seqs(*id4), (std::vector<uint64_t>{7}));
+  EXPECT_EQ(marker.Seqs(*id5), (std::vector<uint64_t>{7}));
   EXPECT_EQ(resumed.Seqs(*id2), (std::vector<uint64_t>{4, 5, 6, 7}));
 }
 

@@ -29,6 +29,10 @@ namespace {
 
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr size_t kMaxHeaderValue = 16 * 1024;
+// The header list a stream may send (SETTINGS_MAX_HEADER_LIST_SIZE, which nghttp2 only
+// advertises): past it, nothing more of the list is kept and the stream is refused. HPACK lets
+// a client repeat a 4 KiB table entry with one byte: bounded by what decodes, not what arrives.
+constexpr size_t kMaxHeaderList = 64 * 1024;
 
 std::string_view View(const uint8_t* p, size_t n) {
   return {reinterpret_cast<const char*>(p), n};
@@ -195,7 +199,7 @@ Connection::Connection(GrpcServer* owner, asio::ip::tcp::socket socket, uint64_t
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, GrpcServer::kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxHeaderList},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   // A connection-wide receive window large enough for a whole maximal message in flight.
@@ -449,9 +453,12 @@ int Connection::OnBeginHeaders(int32_t id) {
 
 int Connection::OnHeader(int32_t id, std::string_view name, std::string_view value) {
   Stream* s = StreamOf(session_, id);
-  if (s == nullptr) return 0;
-  if (value.size() > kMaxHeaderValue) {
+  if (s == nullptr || s->oversized_header) return 0;
+  s->header_bytes += static_cast<uint32_t>(std::min(name.size() + value.size() + 32, kMaxHeaderList + 1));
+  if (value.size() > kMaxHeaderValue || s->header_bytes > kMaxHeaderList) {
     s->oversized_header = true;
+    s->web_headers.clear();
+    s->web_headers.shrink_to_fit();
     return 0;
   }
   if (name == ":method") {

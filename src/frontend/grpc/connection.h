@@ -296,6 +296,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::string ws_message_;               // a fragmented message so far
   uint8_t ws_opcode_ = 0;                // its opcode (0: none in progress)
   uint32_t ws_publishing_ = 0;           // the client's messages being published
+  bool ws_out_paused_ = false;           // frames wait: kMaxHttp1Out unwritten (OnWebSocketData)
 };
 
 }  // namespace cellar::grpc

@@ -41,7 +41,7 @@ Entry Lookup(GrpcError e, std::string_view d, uint64_t a, uint64_t b) {
     case GrpcError::kExtraMessage:
       return {kInvalid, "more than one request message on a unary call"};
     case GrpcError::kHeaderTooLong:
-      return {kInvalid, "a request header value is longer than 16 KiB"};
+      return {kInvalid, "request headers too large: a value over 16 KiB, or over 64 KiB together"};
     case GrpcError::kNotPost: return {Code::kUnimplemented, "gRPC calls use POST"};
     case GrpcError::kNotGrpcContentType:
       return {kInvalid, "content-type must be application/grpc"};

@@ -42,7 +42,7 @@ enum class GrpcError {
   kMessageOverWireLimit,    // declared length above kMaxWireMessage (the SDK's largest)
   kShortMessage,            // fewer bytes than the prefix declares
   kExtraMessage,            // more than one message on a unary call
-  kHeaderTooLong,           // a header value over 16 KiB
+  kHeaderTooLong,           // a header value over 16 KiB, or the list over 64 KiB
   kNotPost,                 // :method is not POST
   kNotGrpcContentType,      // content-type is not application/grpc*
   kUnknownMethod,           // detail: the :path as sent

@@ -33,6 +33,7 @@ void Stream::Reset() {
   cache.clear();
   clear(authorization);
   post = grpc_content_type = compressed_encoding = oversized_header = false;
+  header_bytes = 0;
   deadline_ms = 0;
   clear(body);
   ignore_body = closed = answered = false;

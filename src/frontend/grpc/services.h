@@ -119,7 +119,8 @@ struct Stream {
 
   std::string path, cache, authorization;
   bool post = false, grpc_content_type = false, compressed_encoding = false;
-  bool oversized_header = false;
+  bool oversized_header = false;  // a value over 16 KiB, or the list over 64 KiB
+  uint32_t header_bytes = 0;       // the header list's size as HTTP/2 counts it (RFC 9113 6.5.2)
   int64_t deadline_ms = 0;  // steady-clock ms; 0: none
   std::string body;         // the request's DATA, framed
   bool ignore_body = false;  // already answered; further DATA is dropped

@@ -46,6 +46,8 @@ WebErrorText WebErrorOf(WebError e, std::string_view detail) {
       return {413, "Request too large: " + d + " bytes (the server's request limit)"};
     case WebError::kServerBusy:
       return {503, "The server is receiving too much request data right now; retry shortly"};
+    case WebError::kHeadersTooLarge:
+      return {431, "Request headers too large: a value over 16 KiB, or over 64 KiB together"};
     case WebError::kCount: break;
   }
   return {500, "internal error"};

@@ -69,6 +69,7 @@ enum class WebError {
   kUpgradeElsewhere,    // an Upgrade on a path that takes none
   kBodyTooLarge,        // detail: the request's bytes and the limit, "N over M"
   kServerBusy,          // request bodies being received, all connections, at their bound
+  kHeadersTooLarge,     // HTTP/2: a header value over 16 KiB, or the list over 64 KiB
   kCount,
 };
 

@@ -111,7 +111,11 @@ void Connection::PostParseHttp1() {
   h1_parse_posted_ = true;
   asio::post(stream_.socket().get_executor(), [self = shared_from_this()] {
     self->h1_parse_posted_ = false;
-    self->ParseHttp1();
+    if (self->ws_) {
+      self->OnWebSocketData();
+    } else {
+      self->ParseHttp1();
+    }
     self->Flush();
     self->Read();
   });
@@ -211,6 +215,13 @@ std::string Connection::WebTokenOf(const Stream& s) {
 void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
   Stream& s = *sp;
   if (s.closed || s.answered) return;
+  if (s.oversized_header) {
+    DropBody(s);
+    web_target_ = &s;
+    WebRefuse(WebError::kHeadersTooLarge);
+    web_target_ = nullptr;
+    return;
+  }
   // The request as the HTTP/1.1 router takes it.
   net::Http1Request req;
   req.method = "POST";
@@ -1037,8 +1048,9 @@ void Connection::FlushHttp1() {
       if (out_.capacity() > (64 << 10)) std::string().swap(out_);
       if (h1_out_.capacity() > (64 << 10)) std::string().swap(h1_out_);
       if (h1_close_) return Close(/*after_answer=*/true);
-      // Requests that waited while answers were unwritten (ParseHttp1's bound).
-      if (h1_active_ == nullptr && !ws_ && !h1_in_.empty()) PostParseHttp1();
+      // Requests (or WebSocket frames) that waited while answers were unwritten (the bound
+      // of ParseHttp1 and OnWebSocketData).
+      if ((ws_ ? ws_out_paused_ : h1_active_ == nullptr) && !h1_in_.empty()) PostParseHttp1();
       return;
     }
     pending_output_ -= std::min(pending_output_, h1_out_.size());
@@ -1083,8 +1095,12 @@ void Connection::OnWebSocketData() {
   const size_t max_message = ctx.max_request_bytes;
   size_t off = 0;
   // A client's messages are publishes: at most kMaxWsPublishing in flight; the rest wait in
-  // h1_in_ (and past kMaxHttp1In of them, reads pause).
-  while (!closed_ && !h1_close_ && ws_publishing_ < kMaxWsPublishing) {
+  // h1_in_ (and past kMaxHttp1In of them, reads pause). So do its frames while kMaxHttp1Out
+  // is unwritten (a client that pings and never reads its pongs; FlushHttp1's write resumes).
+  const auto out_full = [this] {
+    return pending_output_ + (writing_ ? out_.size() : 0) >= kMaxHttp1Out;
+  };
+  while (!closed_ && !h1_close_ && ws_publishing_ < kMaxWsPublishing && !out_full()) {
     net::WsFrame f;
     size_t used = 0;
     uint16_t code = 0;
@@ -1105,12 +1121,7 @@ void Connection::OnWebSocketData() {
     }
     if (op == net::WsOpcode::kPong) continue;
     if (op == net::WsOpcode::kClose) {
-      uint16_t echo = net::kWsNormal;
-      if (f.payload.size() >= 2) {
-        echo = static_cast<uint16_t>((static_cast<uint8_t>(f.payload[0]) << 8) |
-                                     static_cast<uint8_t>(f.payload[1]));
-      }
-      CloseWebSocket(echo, "");
+      CloseWebSocket(net::WsCloseReply(f.payload), "");
       break;
     }
     if (op == net::WsOpcode::kContinuation) {
@@ -1143,6 +1154,7 @@ void Connection::OnWebSocketData() {
   }
   h1_in_.erase(0, std::min(off, h1_in_.size()));
   if (h1_close_) h1_in_.clear();
+  ws_out_paused_ = !h1_in_.empty() && out_full();
   // A frame larger than the unparsed input held between reads is read whole (it is bounded by
   // the message limit); what is held counts toward the process's bound.
   ws_frame_need_ = net::WsFrameBytes(h1_in_.data(), h1_in_.size());

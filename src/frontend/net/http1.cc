@@ -176,12 +176,25 @@ Http1Parser::Result Http1Parser::ParseHead() {
   if (te != nullptr) {
     if (length) return Fail(400, "both Transfer-Encoding and Content-Length");
     if (req_.minor == 0) return Fail(400, "Transfer-Encoding in an HTTP/1.0 request");
-    std::string_view codings = *te;
-    const size_t last = codings.rfind(',');
-    if (!IEquals(Trim(last == codings.npos ? codings : codings.substr(last + 1)), "chunked") ||
-        req_.HeaderHas("transfer-encoding", "gzip") ||
-        req_.HeaderHas("transfer-encoding", "deflate") ||
-        req_.HeaderHas("transfer-encoding", "compress")) {
+    // Every Transfer-Encoding field together (a list split over lines is one list, RFC 9110
+    // 5.3): exactly one coding, chunked. Anything else is refused, however it is spread.
+    size_t codings = 0;
+    bool chunked_only = true;
+    for (const auto& [k, v] : req_.headers) {
+      if (k != "transfer-encoding") continue;
+      std::string_view rest = v;
+      for (;;) {
+        const size_t comma = rest.find(',');
+        const std::string_view coding = Trim(rest.substr(0, comma));
+        if (!coding.empty()) {
+          ++codings;
+          chunked_only = chunked_only && IEquals(coding, "chunked");
+        }
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    }
+    if (codings != 1 || !chunked_only) {
       return Fail(501, "only the chunked transfer coding is accepted");
     }
   }
@@ -214,6 +227,11 @@ Http1Parser::Result Http1Parser::Feed(std::string_view bytes, size_t* consumed) 
   while (state_ != State::kDone) {
     switch (state_) {
       case State::kHead: {
+        // Leading empty lines before a request line are tolerated (RFC 9112 2.2), skipped
+        // where they are: never copied.
+        if (head_.empty()) {
+          while (bytes.starts_with("\r\n")) bytes.remove_prefix(2);
+        }
         if (bytes.empty()) return done(Result::kNeedMore);
         // Only what can end the head is taken: a blank line found across feeds.
         const size_t before = head_.size();
@@ -221,6 +239,15 @@ Http1Parser::Result Http1Parser::Feed(std::string_view bytes, size_t* consumed) 
         const size_t take = std::min(bytes.size(), limits_.max_head_bytes + 4 - before);
         head_.append(bytes.substr(0, take));
         const size_t end = head_.find("\r\n\r\n", look);
+        // Lines end in CRLF: a bare LF in the head is refused, not waited on (a head of such
+        // lines would otherwise never end).
+        const size_t head_end = end == std::string::npos ? head_.size() : end + 4;
+        for (size_t i = head_.find('\n', before); i < head_end; i = head_.find('\n', i + 1)) {
+          if (i == 0 || head_[i - 1] != '\r') {
+            bytes.remove_prefix(take);
+            return done(Fail(400, "a line of the request head ends in a bare LF (lines end in CRLF)"));
+          }
+        }
         if (end == std::string::npos) {
           bytes.remove_prefix(take);
           if (head_.size() >= limits_.max_head_bytes + 4) {
@@ -500,6 +527,18 @@ void AppendWsClose(std::string& out, uint16_t code, std::string_view reason) {
   while (!reason.empty() && !IsUtf8(reason)) reason.remove_suffix(1);
   payload.append(reason);
   AppendWsFrame(out, WsOpcode::kClose, payload);
+}
+
+uint16_t WsCloseReply(std::string_view payload) {
+  if (payload.empty()) return kWsNormal;
+  if (payload.size() == 1) return kWsProtocolError;
+  const uint16_t code = static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8) |
+                                              static_cast<uint8_t>(payload[1]));
+  const bool sendable = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                        (code >= 3000 && code <= 4999);
+  if (!sendable) return kWsProtocolError;
+  if (!IsUtf8(payload.substr(2))) return kWsBadData;
+  return code;
 }
 
 bool IsUtf8(std::string_view s) {

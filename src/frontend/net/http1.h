@@ -131,4 +131,10 @@ void AppendWsClose(std::string& out, uint16_t code, std::string_view reason);
 // Whether `s` is well-formed UTF-8 (text frames and JSON text values must be).
 bool IsUtf8(std::string_view s);
 
+// The close code to answer a client's close frame with (RFC 6455 5.5.1, 7.4): its own code
+// when well-formed; 1000 when it gave none; 1002 for a 1-byte payload or a code a peer may
+// not send (under 1000, 1004-1006, 1015, 1016-2999 unassigned, 5000 and up); 1007 when its
+// reason is not UTF-8.
+uint16_t WsCloseReply(std::string_view close_payload);
+
 }  // namespace cellar::net

@@ -59,6 +59,16 @@ TEST(Http1Parser, RefusesWhatSmugglesOrOverflows) {
       {"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
       {"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
       {"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX", 400},
+      // One list, however it is split over fields: chunked alone, once.
+      {"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x-custom\r\n\r\n", 501},
+      {"PUT / HTTP/1.1\r\nTransfer-Encoding: x-custom\r\nTransfer-Encoding: chunked\r\n\r\n", 501},
+      {"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 501},
+      {"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 501},
+      {"PUT / HTTP/1.1\r\nTransfer-Encoding: ,\r\n\r\n", 501},
+      // Lines end in CRLF.
+      {"GET / HTTP/1.1\nHost: x\n\n", 400},
+      {"GET / HTTP/1.1\r\nHost: x\n\r\n", 400},
+      {"\nGET / HTTP/1.1\r\n\r\n", 400},
   };
   for (const Case& c : cases) {
     Http1Parser p(Http1Limits{.max_head_bytes = 1024, .max_headers = 10, .max_body_bytes = 1000});
@@ -71,6 +81,19 @@ TEST(Http1Parser, RefusesWhatSmugglesOrOverflows) {
   size_t used = 0;
   EXPECT_EQ(p.Feed("GET / HTTP/1.1\r\nX: " + std::string(100, 'a'), &used), R::kError);
   EXPECT_EQ(p.status(), 431);
+}
+
+TEST(Http1Parser, EmptyLinesBeforeARequestAreSkippedAndABodyMayHoldBareLfs) {
+  Http1Parser p;
+  // Many empty lines, fed in pieces, then a request: skipped where they arrive.
+  std::string crlfs;
+  for (int i = 0; i < 100000; ++i) crlfs += "\r\n";
+  size_t used = 0;
+  ASSERT_EQ(p.Feed(crlfs, &used), R::kNeedMore);
+  EXPECT_EQ(used, crlfs.size());
+  const std::string req = "PUT / HTTP/1.1\r\nContent-Length: 4\r\n\r\na\nb\n";
+  ASSERT_EQ(p.Feed(req, &used), R::kDone);
+  EXPECT_EQ(p.request().body, "a\nb\n");  // LFs in the body are the body's business
 }
 
 TEST(Http1Parser, Http10ClosesUnlessAskedAndResetParsesTheNext) {
@@ -179,6 +202,24 @@ TEST(WebSocket, ServerFramesAndCloses) {
   EXPECT_EQ(static_cast<uint8_t>(out[1]), 125);  // control frames carry at most 125 bytes
   EXPECT_EQ(static_cast<uint8_t>(out[2]), 1013 >> 8);
   EXPECT_EQ(static_cast<uint8_t>(out[3]), 1013 & 0xff);
+}
+
+TEST(WebSocket, AClientsCloseIsAnsweredWithAValidCode) {
+  const auto close = [](uint16_t code, std::string_view reason = "") {
+    std::string p{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+    return p + std::string(reason);
+  };
+  EXPECT_EQ(WsCloseReply(""), kWsNormal);            // no code given
+  EXPECT_EQ(WsCloseReply("\x03"), kWsProtocolError);  // one byte: not a code
+  EXPECT_EQ(WsCloseReply(close(1000, "bye")), 1000);
+  EXPECT_EQ(WsCloseReply(close(1001)), 1001);
+  EXPECT_EQ(WsCloseReply(close(1011)), 1011);
+  EXPECT_EQ(WsCloseReply(close(3000)), 3000);
+  EXPECT_EQ(WsCloseReply(close(4999)), 4999);
+  for (uint16_t bad : {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535}) {
+    EXPECT_EQ(WsCloseReply(close(bad)), kWsProtocolError) << bad;  // never sent by a peer
+  }
+  EXPECT_EQ(WsCloseReply(close(1000, "\xff")), kWsBadData);  // a reason that is not UTF-8
 }
 
 TEST(Utf8, TellsWellFormedFromNot) {
