@@ -119,10 +119,12 @@ class Topics::Hub {
     int64_t last_active_ms = 0;
     std::unique_ptr<Link> link;  // a mirror's relay
   };
+  // A cache's pattern, registered on every loop's hub by the loops that hold subscriptions
+  // to it: how many on each, and in all. Keyed by the pattern, so registering is a lookup and
+  // a publish matches each distinct pattern once (not once per loop holding it).
   struct PatternReg {
-    std::string pattern;
-    uint32_t loop;
-    uint32_t count;
+    std::vector<uint32_t> by_loop;
+    uint32_t total = 0;
   };
   struct PendingJoin {
     uint32_t from;
@@ -284,10 +286,10 @@ class Topics::Hub {
     dest.assign(n, 0);
     for (uint32_t l = 0; l < n; ++l) dest[l] = t.subs_by_loop[l] > 0;
     if (auto pit = patterns_.find(m->cache_id); pit != patterns_.end()) {
-      for (const PatternReg& p : pit->second) {
-        if (GlobMatch(p.pattern, m->topic)) {
-          receivers += p.count;
-          dest[p.loop] = 1;
+      for (const auto& [pattern, reg] : pit->second) {
+        if (GlobMatch(pattern, m->topic)) {
+          receivers += reg.total;
+          for (uint32_t l = 0; l < n; ++l) dest[l] |= reg.by_loop[l] > 0;
         }
       }
     }
@@ -599,30 +601,20 @@ class Topics::Hub {
   }
 
   void AddPattern(uint32_t from, uint32_t cache, const std::string& pattern) {
-    auto& regs = patterns_[cache];
-    for (PatternReg& r : regs) {
-      if (r.loop == from && r.pattern == pattern) {
-        r.count++;
-        return;
-      }
-    }
-    regs.push_back(PatternReg{pattern, from, 1});
+    PatternReg& r = patterns_[cache][pattern];
+    if (r.by_loop.empty()) r.by_loop.assign(topics_->num_loops(), 0);
+    r.by_loop[from]++;
+    r.total++;
   }
 
   void RemovePattern(uint32_t from, uint32_t cache, const std::string& pattern) {
     auto it = patterns_.find(cache);
     if (it == patterns_.end()) return;
-    auto& regs = it->second;
-    for (size_t i = 0; i < regs.size(); ++i) {
-      if (regs[i].loop == from && regs[i].pattern == pattern) {
-        if (--regs[i].count == 0) {
-          regs[i] = std::move(regs.back());
-          regs.pop_back();
-        }
-        break;
-      }
-    }
-    if (regs.empty()) patterns_.erase(it);
+    auto rit = it->second.find(pattern);
+    if (rit == it->second.end() || rit->second.by_loop[from] == 0) return;
+    rit->second.by_loop[from]--;
+    if (--rit->second.total == 0) it->second.erase(rit);
+    if (it->second.empty()) patterns_.erase(it);
   }
 
   // --- Local side --------------------------------------------------------------------------
@@ -1050,7 +1042,7 @@ class Topics::Hub {
   std::vector<uint8_t> dest_scratch_;
 
   absl::flat_hash_map<Key, Owned, KeyHasher, KeyEq> owned_;
-  absl::flat_hash_map<uint32_t, std::vector<PatternReg>> patterns_;
+  absl::flat_hash_map<uint32_t, absl::flat_hash_map<std::string, PatternReg>> patterns_;
   absl::flat_hash_map<Key, Staged, KeyHasher, KeyEq> staged_;
   uint64_t link_gen_ = 0;
 

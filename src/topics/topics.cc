@@ -16,6 +16,12 @@ Topics::Limit Topics::LimitOf(const Status& st) {
 }
 
 Status Topics::CheckName(std::string_view name, bool pattern) const {
+  if (pattern && name.size() > kMaxPatternBytes) {
+    return Status(Code::kInvalidArgument,
+                  "the pattern is " + std::to_string(name.size()) + " bytes, over the limit of " +
+                      std::to_string(kMaxPatternBytes) +
+                      " (a pattern is matched against every publish to the cache)");
+  }
   if (options_.max_name_bytes == 0 || name.size() <= options_.max_name_bytes) return Status::Ok();
   return Status(Code::kInvalidArgument,
                 std::string(pattern ? "the pattern" : "the topic name") + " is " +

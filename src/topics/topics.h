@@ -164,6 +164,11 @@ class Sink {
 // a relay's first join, which makes its copy of the ring.
 inline constexpr uint64_t kWholeRing = ~uint64_t{0};
 
+// A pattern subscription's longest pattern. Every publish to a cache is matched against each
+// of its distinct patterns, at O(topic x pattern / 64) each (common/glob.h): 4 KiB patterns
+// made one publish cost a second of a loop shared with other tenants at 5,000 patterns.
+inline constexpr size_t kMaxPatternBytes = 256;
+
 // Topics on a fleet (frontend/internal implements it). A topic's owner is the node that owns
 // its slot (routing::SlotOf(KeyHash(cache id, topic)), as a key's): it numbers the messages
 // and keeps the ring. Every other node with subscribers keeps a mirror: one relay (an

@@ -252,6 +252,17 @@ class RedisPy(Base):
             self.assertEqual(got, sorted(want), ch)
         self.assertIsNone(p.get_message(timeout=0.1))
 
+    def test_a_pattern_is_at_most_256_bytes(self):
+        # Every publish to the cache is matched against each pattern: their length is bounded.
+        p = self.pubsub()
+        longest = "L" * 255 + "*"
+        p.psubscribe(longest)
+        self.assertEqual(get_message(p)["type"], "psubscribe")
+        with self.assertRaisesRegex(redis.ResponseError, "257 bytes, over the limit of 256"):
+            self.r.execute_command("PSUBSCRIBE", "L" * 256 + "*")
+        self.assertEqual(self.r.publish("L" * 255 + "tail", "v"), 1)
+        self.assertEqual(get_message(p)["pattern"], longest.encode())
+
     def test_unsubscribe_all_and_counts(self):
         p = self.pubsub()
         p.subscribe("u1", "u2", "u3")

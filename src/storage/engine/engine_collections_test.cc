@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,28 @@ TEST(EngineCollections, TypesAndWrongType) {
   env.ExpectAccounting();
   EXPECT_EQ(env.Run(api::Op::kDelete, "l").integer, 1);
   EXPECT_EQ(env.Type("l"), "none");
+}
+
+TEST(EngineCollections, SRandMemberRepeatsAreBoundedAndDrawnFromTheSet) {
+  Env env;
+  std::vector<std::string> members;
+  for (int i = 0; i < 100; ++i) members.push_back("m" + std::to_string(i));
+  env.Run(api::Op::kSAdd, "s", members);
+  const std::set<std::string> all(members.begin(), members.end());
+  for (int64_t count : {int64_t{-3}, int64_t{-5000}, -(int64_t{1} << 20)}) {  // picks from the set; from a copy
+    api::Reply r = env.Run(api::Op::kSRandMember, "s", {}, 0, count);
+    ASSERT_TRUE(r.status.ok()) << r.status.message();
+    ASSERT_EQ(r.items.size(), static_cast<size_t>(-count));
+    std::set<std::string> seen;
+    for (size_t i = 0; i < r.items.size(); ++i) seen.emplace(r.items[i]);
+    for (const std::string& m : seen) EXPECT_TRUE(all.contains(m)) << m;
+    if (count <= -5000) {
+      EXPECT_GT(seen.size(), 90u);  // drawn across the set
+    }
+  }
+  api::Reply over = env.Run(api::Op::kSRandMember, "s", {}, 0, -(int64_t{1} << 20) - 1);
+  EXPECT_EQ(over.status.code(), Code::kInvalidArgument);
+  EXPECT_NE(over.status.message().find("out of range"), std::string::npos);
 }
 
 TEST(EngineCollections, EmptiedCollectionsDisappear) {
