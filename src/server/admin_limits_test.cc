@@ -24,9 +24,15 @@ TEST(FlatJsonTest, ReadsMembers) {
   EXPECT_EQ((*m)[3].second, "x\"y");
   EXPECT_TRUE(ParseFlatJsonObject("{}").ok());
   for (const char* bad : {"", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":{}}", "{\"a\":[1]}",
-                          "{\"a\":1,}", "{\"a\":1} x", "{a:1}", "{\"a\":\"\\q\"}"}) {
+                          "{\"a\":1,}", "{\"a\":1} x", "{a:1}", "{\"a\":\"\\q\"}",
+                          // JSON is UTF-8: raw bytes that are not (echoed in errors otherwise)
+                          "{\"\xff\xfe\": 1}", "{\"a\": \"\xc3\"}", "{\"\xc0\xaf\": 1}",
+                          "{\"\xed\xa0\x80\": 1}", "{\"\xf4\x90\x80\x80\": 1}"}) {
     EXPECT_FALSE(ParseFlatJsonObject(bad).ok()) << bad;
   }
+  auto utf8 = ParseFlatJsonObject("{\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\": 1}");
+  ASSERT_TRUE(utf8.ok()) << utf8.status().message();
+  EXPECT_EQ((*utf8)[0].first, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
 }
 
 TEST(LimitsBodyTest, JsonAndTextForms) {

@@ -106,7 +106,11 @@ HttpResponse HandleAuthRoute(const AdminContext& ctx, const HttpRequest& req) {
     }
     if (auto e = QueryParam(req.query, "expires_in")) {
       auto secs = ParseInt64(*e);
-      if (!secs || *secs <= 0) return Error(400, "expires_in must be a positive number of seconds");
+      // At most what gRPC's valid_for_seconds (uint32) can ask: about 136 years, and no overflow.
+      constexpr int64_t kMaxExpiresIn = 4'294'967'295;
+      if (!secs || *secs <= 0 || *secs > kMaxExpiresIn) {
+        return Error(400, "expires_in must be a positive number of seconds, at most 4294967295");
+      }
       c.expires_at = c.issued_at + *secs;
     }
     c.token_id = QueryParam(req.query, "token_id").value_or("");

@@ -79,7 +79,9 @@ std::optional<std::string> PathSegment(const HttpRequest& req, std::string_view 
 StatusOr<std::vector<std::pair<std::string, std::string>>> ParseFlatJsonObject(
     std::string_view text) {
   std::optional<Json> doc = ParseJson(text);
-  if (!doc) return Status(Code::kInvalidArgument, "bad JSON body: not one valid JSON value");
+  if (!doc) {
+    return Status(Code::kInvalidArgument, "bad JSON body: not one valid JSON value in UTF-8");
+  }
   if (doc->type != Json::Type::kObject) {
     return Status(Code::kInvalidArgument, "bad JSON body: expected a JSON object");
   }

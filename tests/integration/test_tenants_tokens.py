@@ -219,6 +219,30 @@ class Roles(unittest.TestCase):
             c.get("x")
 
 
+class InfoScope(unittest.TestCase):
+    def test_a_tenant_sees_its_cache_in_info_and_the_operator_the_process(self):
+        ensure_tenant("t_info")
+        ensure_cache("t_info", "mine")
+        ensure_cache("default", "busy")
+        op = connect("busy", SERVER.admin_key)
+        for i in range(300):
+            op.set(f"k{i}", "x" * 1000)
+            op.get(f"k{i}")
+        tenant = connect("mine", mint("t_info", super_user=1))
+        tenant.set("only", "v")
+        mine = tenant.info("all")
+        self.assertEqual(mine["cache_used_memory"], mine["used_memory"])
+        self.assertLess(mine["used_memory"], 300 * 1000)  # not the other tenant's 300 KB
+        self.assertEqual(mine["db0"]["keys"], 1)
+        for hidden in ("process_id", "total_commands_processed", "keyspace_hits",
+                       "connected_clients", "used_memory_rss", "maxmemory"):
+            self.assertNotIn(hidden, mine)
+        whole = op.info("all")
+        self.assertGreaterEqual(whole["keyspace_hits"], 300)
+        self.assertGreaterEqual(whole["used_memory"], 300 * 1000)
+        self.assertIn("process_id", whole)
+
+
 class Lifetimes(unittest.TestCase):
     def test_expired_token_refused_at_auth_and_on_a_live_connection(self):
         ensure_tenant("t_life")
@@ -234,6 +258,21 @@ class Lifetimes(unittest.TestCase):
             c.get("k")  # unbound now
         with self.assertRaisesRegex(redis.ResponseError, "WRONGPASS token expired"):
             connect("c", tok)
+
+    def test_a_lifetime_past_what_a_token_can_hold_is_refused_not_wrapped(self):
+        ensure_tenant("t_life")
+        ensure_cache("t_life", "c")
+        for secs in ("9223372036854775807", "4294967296", "0", "-1", "x"):
+            status, body = SERVER.admin(
+                "POST", "/v1/tokens?" + urllib.parse.urlencode(
+                    dict(tenant="t_life", role="rw", cache="c", expires_in=secs)))
+            self.assertEqual(status, 400, (secs, body))
+            self.assertIn("expires_in must be", str(body))
+        status, body = SERVER.admin("POST", "/v1/tokens?" + urllib.parse.urlencode(
+            dict(tenant="t_life", role="rw", cache="c", expires_in="4294967295")))
+        self.assertEqual(status, 201, body)
+        self.assertGreater(body["expires_at"], time.time() + 4294967295 - 60)
+        connect("c", body["token"]).set("k", "v")  # a working token
 
     def test_revoked_signing_key_stops_its_tokens_at_once(self):
         ensure_tenant("t_rev")

@@ -80,6 +80,9 @@ void FinishInfo(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
     }
     return false;
   };
+  // The process's figures (other tenants' memory, commands, hits, connections) are the
+  // operator's (the admin key); a tenant's token sees its cache's own.
+  const bool whole_process = ctx.conn.principal.key_id.empty();
   std::string s;
   auto line = [&](std::string_view k, const std::string& v) {
     s.append(k);
@@ -93,30 +96,36 @@ void FinishInfo(CommandContext& ctx, std::span<Call> calls, ReplyWriter& w) {
     line("cellar_version", CELLAR_VERSION);
     line("redis_mode", "standalone");
     line("os", "Linux");
-    line("process_id", std::to_string(getpid()));
+    if (whole_process) line("process_id", std::to_string(getpid()));
     line("tcp_port", std::to_string(ctx.server.resp_port));
     line("uptime_in_seconds", std::to_string((ctx.now_ms - ctx.server.start_ms) / 1000));
     line("event_loops", std::to_string(ctx.server.threads));
     s += "\r\n";
   }
-  if (want("clients")) {
+  if (want("clients") && whole_process) {
     s += "# Clients\r\n";
     line("connected_clients", std::to_string(snap.Value(net::kConnections, kResp)));
     s += "\r\n";
   }
   if (want("memory")) {
     s += "# Memory\r\n";
-    line("used_memory", std::to_string(snap.Value(gateway::kMemoryUsed)));
-    line("used_memory_human", Human(snap.Value(gateway::kMemoryUsed)));
-    line("used_memory_rss", std::to_string(RssBytes()));
-    line("used_memory_index", std::to_string(snap.Value(gateway::kMemoryIndex)));
-    line("maxmemory", std::to_string(snap.Value(gateway::kMemoryLimit)));
-    line("maxmemory_human", Human(snap.Value(gateway::kMemoryLimit)));
+    const uint64_t cache_bytes = at(api::kStatCacheBytes);
+    if (whole_process) {
+      line("used_memory", std::to_string(snap.Value(gateway::kMemoryUsed)));
+      line("used_memory_human", Human(snap.Value(gateway::kMemoryUsed)));
+      line("used_memory_rss", std::to_string(RssBytes()));
+      line("used_memory_index", std::to_string(snap.Value(gateway::kMemoryIndex)));
+      line("maxmemory", std::to_string(snap.Value(gateway::kMemoryLimit)));
+      line("maxmemory_human", Human(snap.Value(gateway::kMemoryLimit)));
+    } else {
+      line("used_memory", std::to_string(cache_bytes));
+      line("used_memory_human", Human(cache_bytes));
+    }
     line("maxmemory_policy", "allkeys-lru");
-    line("cache_used_memory", std::to_string(sum[api::kStatCacheBytes]));
+    line("cache_used_memory", std::to_string(cache_bytes));
     s += "\r\n";
   }
-  if (want("stats")) {
+  if (want("stats") && whole_process) {
     s += "# Stats\r\n";
     line("total_connections_received", std::to_string(snap.Value(net::kConnectionsTotal, kResp)));
     line("total_commands_processed", std::to_string(snap.Total(kCommands)));
