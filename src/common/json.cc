@@ -239,44 +239,46 @@ std::optional<uint64_t> Json::AsUint() const {
   return v;
 }
 
-namespace {
-
-// Whether `s` is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or code points past
-// U+10FFFF). JSON text is UTF-8 (RFC 8259 8.1), and what is parsed is echoed in errors.
-bool WellFormedUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (b < 0x80) {
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  while (i < s.size()) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
       ++i;
       continue;
     }
-    size_t n = 0;
-    uint32_t cp = 0, min = 0;
-    if ((b & 0xe0) == 0xc0) {
-      n = 1, cp = b & 0x1f, min = 0x80;
-    } else if ((b & 0xf0) == 0xe0) {
-      n = 2, cp = b & 0x0f, min = 0x800;
-    } else if ((b & 0xf8) == 0xf0) {
-      n = 3, cp = b & 0x07, min = 0x10000;
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
     } else {
       return false;
     }
-    if (i + n >= s.size()) return false;  // bytes i+1 .. i+n must be there
+    if (i + n >= s.size()) return false;
     for (size_t k = 1; k <= n; ++k) {
-      const auto c = static_cast<unsigned char>(s[i + k]);
-      if ((c & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (c & 0x3f);
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    // Overlong forms, surrogates, beyond U+10FFFF.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+      return false;
+    }
     i += n + 1;
   }
   return true;
 }
 
-}  // namespace
-
 std::optional<Json> ParseJson(std::string_view text) {
-  if (!WellFormedUtf8(text)) return std::nullopt;
+  if (!IsUtf8(text)) return std::nullopt;
   Json doc;
   Parser parser(text);
   if (!parser.ParseDocument(&doc)) return std::nullopt;

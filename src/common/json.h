@@ -30,7 +30,12 @@ struct Json {
 // The inside of a JSON string literal (quotes, backslashes and control bytes escaped).
 std::string JsonEscape(std::string_view s);
 
-// The parsed document, or nullopt when text is not exactly one valid JSON value.
+// The parsed document, or nullopt when text is not exactly one valid JSON value (JSON text is
+// UTF-8, RFC 8259 8.1: bytes that are not are refused, as they would be echoed in errors).
 std::optional<Json> ParseJson(std::string_view text);
+
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or code points past
+// U+10FFFF): JSON text, WebSocket text frames, JSON text values.
+bool IsUtf8(std::string_view s);
 
 }  // namespace cellar

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/json.h"
+
 namespace cellar::net {
 
 struct Http1Request {
@@ -128,8 +130,8 @@ void AppendWsFrame(std::string& out, WsOpcode opcode, std::string_view payload);
 // Appends a close frame with a code and a reason (cut to fit 125 bytes).
 void AppendWsClose(std::string& out, uint16_t code, std::string_view reason);
 
-// Whether `s` is well-formed UTF-8 (text frames and JSON text values must be).
-bool IsUtf8(std::string_view s);
+// Whether `s` is well-formed UTF-8 (text frames and JSON text values must be): common/json.h's.
+using ::cellar::IsUtf8;
 
 // The close code to answer a client's close frame with (RFC 6455 5.5.1, 7.4): its own code
 // when well-formed; 1000 when it gave none; 1002 for a 1-byte payload or a code a peer may
