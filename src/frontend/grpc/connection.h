@@ -177,9 +177,12 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // The CORS headers an answer to `req` carries: none for same-origin or an origin not
   // allowed (RouteWeb refuses those; a refusal before routing answers without them).
   std::string CorsGrantFor(const net::Http1Request& req) const;
+  // The same from a request's Origin (null: none) and Host.
+  std::string CorsGrantFor(const std::string* origin, std::string_view host) const;
   // The request's Origin when it names another origin than this server's (null: none, or
   // the same one).
   const std::string* CrossOrigin(const net::Http1Request& req) const;
+  const std::string* CrossOrigin(const std::string* origin, std::string_view host) const;
   void AppendChunk(std::string_view piece);
   void OnWebSocketData();
   void WebSocketMessage(std::string_view payload, bool binary);

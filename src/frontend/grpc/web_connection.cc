@@ -245,17 +245,30 @@ void Connection::RouteH2Web(const std::shared_ptr<Stream>& sp) {
   web_target_ = nullptr;
 }
 
-const std::string* Connection::CrossOrigin(const net::Http1Request& req) const {
-  const std::string* origin = req.Header("origin");
+namespace {
+std::string_view HostOf(const net::Http1Request& req) {
   const std::string* host = req.Header("host");
-  if (origin == nullptr || SameOrigin(*origin, host != nullptr ? *host : "", stream_.is_tls())) {
-    return nullptr;
-  }
+  return host != nullptr ? std::string_view(*host) : std::string_view();
+}
+}  // namespace
+
+const std::string* Connection::CrossOrigin(const net::Http1Request& req) const {
+  return CrossOrigin(req.Header("origin"), HostOf(req));
+}
+
+const std::string* Connection::CrossOrigin(const std::string* origin,
+                                           std::string_view host) const {
+  if (origin == nullptr || SameOrigin(*origin, host, stream_.is_tls())) return nullptr;
   return origin;
 }
 
 std::string Connection::CorsGrantFor(const net::Http1Request& req) const {
-  const std::string* origin = CrossOrigin(req);
+  return CorsGrantFor(req.Header("origin"), HostOf(req));
+}
+
+std::string Connection::CorsGrantFor(const std::string* request_origin,
+                                     std::string_view host) const {
+  const std::string* origin = CrossOrigin(request_origin, host);
   if (origin == nullptr || !owner_->context().cors.Allows(*origin)) return {};
   return "Access-Control-Allow-Origin: " + *origin + "\r\nVary: Origin\r\n" +
          std::string(kExposeHeaders);
@@ -596,12 +609,14 @@ void Connection::RespondWeb(Stream& s) {
   if (s.web == WebKind::kNone && s.web_cors.empty()) {
     // An HTTP/2 request refused before it was routed (its body's bounds): the grant its
     // origin would have had, so that the page can read why (and Retry-After).
-    net::Http1Request req;
+    const std::string* origin = nullptr;
     for (const auto& [name, value] : s.web_headers) {
-      if (name == "origin") req.headers.emplace_back(name, value);
+      if (name == "origin") {
+        origin = &value;
+        break;
+      }
     }
-    req.headers.emplace_back("host", s.authority);
-    s.web_cors = CorsGrantFor(req);
+    s.web_cors = CorsGrantFor(origin, s.authority);
   }
   web_cors_ = s.web_cors;
   const WireStatus& st = s.status;

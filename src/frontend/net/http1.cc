@@ -50,12 +50,18 @@ const std::string* Http1Request::Header(std::string_view name) const {
 }
 
 bool Http1Request::HeaderHas(std::string_view name, std::string_view token) const {
+  return AnyListItem(name, [token](std::string_view item) { return IEquals(item, token); });
+}
+
+bool Http1Request::AnyListItem(std::string_view name,
+                               const std::function<bool(std::string_view)>& fn) const {
   for (const auto& [k, v] : headers) {
     if (k != name) continue;
     std::string_view rest = v;
-    while (!rest.empty()) {
+    for (;;) {
       const size_t comma = rest.find(',');
-      if (IEquals(Trim(rest.substr(0, comma)), token)) return true;
+      const std::string_view item = Trim(rest.substr(0, comma));
+      if (!item.empty() && fn(item)) return true;
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
     }
@@ -179,22 +185,11 @@ Http1Parser::Result Http1Parser::ParseHead() {
     // Every Transfer-Encoding field together (a list split over lines is one list, RFC 9110
     // 5.3): exactly one coding, chunked. Anything else is refused, however it is spread.
     size_t codings = 0;
-    bool chunked_only = true;
-    for (const auto& [k, v] : req_.headers) {
-      if (k != "transfer-encoding") continue;
-      std::string_view rest = v;
-      for (;;) {
-        const size_t comma = rest.find(',');
-        const std::string_view coding = Trim(rest.substr(0, comma));
-        if (!coding.empty()) {
-          ++codings;
-          chunked_only = chunked_only && IEquals(coding, "chunked");
-        }
-        if (comma == std::string_view::npos) break;
-        rest.remove_prefix(comma + 1);
-      }
-    }
-    if (codings != 1 || !chunked_only) {
+    const bool other = req_.AnyListItem("transfer-encoding", [&codings](std::string_view c) {
+      ++codings;
+      return !IEquals(c, "chunked");
+    });
+    if (codings != 1 || other) {
       return Fail(501, "only the chunked transfer coding is accepted");
     }
   }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,10 @@ struct Http1Request {
   const std::string* Header(std::string_view name) const;
   // Whether a comma-separated header (Connection, Upgrade) lists `token` (case-insensitive).
   bool HeaderHas(std::string_view name, std::string_view token) const;
+  // Calls fn on each item of the comma-separated lists of every `name` field, in order and
+  // trimmed (empty items skipped; fields of one name are one list, RFC 9110 5.3). Stops and
+  // returns true once fn does.
+  bool AnyListItem(std::string_view name, const std::function<bool(std::string_view)>& fn) const;
 };
 
 struct Http1Limits {
